@@ -1,0 +1,33 @@
+# vidcolor: `make demo` runs the whole flow on generated data; `make test` runs the test suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test test-fast demo bench clean
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changes. torch 2.13.0 comes first, from the local CPU wheel,
+# so that the project's `torch<2.14` requirement is already satisfied and nothing pulls CUDA builds.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: setup
+	$(BIN)/vidcolor demo
+
+bench: setup
+	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/train_step.py
+
+clean:
+	rm -rf demo_run .pytest_cache

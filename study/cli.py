@@ -1,0 +1,179 @@
+"""The `vidcolor` command line: one parser, subcommands imported lazily.
+
+Each subcommand maps to a handler `module:function(args) -> int`. The handler module is imported
+only when its subcommand runs, so `vidcolor shard` never imports Ray and `vidcolor dashboard`
+never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from models.errors import VidcolorError
+
+
+def _add_demo_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo-data", help="generate small deterministic color videos (+1 black-and-white)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--videos", type=int, default=8, help="number of color videos (default 8)")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of each video (default 4)")
+    p.add_argument("--size", type=int, default=96, help="frame height in px; width is 4:3 (default 96)")
+    p.add_argument("--fps", type=int, default=12, help="frame rate (default 12)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler="data_shards.demo:main")
+
+
+def _add_shard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("shard", help="videos or frame folders -> WebDataset shards + manifest")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="video files, frame folders, or directories of them")
+    p.add_argument("--out", required=True, help="output folder for the shard set")
+    p.add_argument("--size", type=int, default=256, help="square frame size: short side then center crop (default 256)")
+    p.add_argument("--clip-len", type=int, default=16, help="frames per stored clip (default 16)")
+    p.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep the source's)")
+    p.add_argument("--split", default="80,10,10", help="train,val,test percentages by video (default 80,10,10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split")
+    p.add_argument("--shard-size", type=float, default=256.0, help="max shard size in MB (default 256)")
+    p.add_argument("--lossless", action="store_true", help="store PNG instead of quality-95 JPEG")
+    p.add_argument("--jobs", type=int, default=1, help="videos decoded in parallel (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing shard set in --out")
+    p.set_defaults(handler="data_shards.writer:main")
+
+
+def _add_import_eccv16(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-eccv16", help="official ECCV16 weights (.pth, local file) -> a checkpoint")
+    p.add_argument("weights", help="colorization_release_v2-9b330a0b.pth")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.set_defaults(handler="models.eccv16:main")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one configuration with Ray Train")
+    p.add_argument("--shards", required=True, help="shard set (folder or URL)")
+    p.add_argument("--preset", default="exp2", help="exp1 ... exp5 (default exp2)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting (repeatable)")
+    p.add_argument("--out", required=True, help="run folder; the best checkpoint lands in OUT/best/")
+    p.add_argument("--workers", type=int, default=1, help="Ray Train workers (default 1)")
+    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.set_defaults(handler="study.train:main")
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="per-video metrics of a checkpoint on a split")
+    p.add_argument("checkpoint")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.set_defaults(handler="study.evaluate:main")
+
+
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="run a hyperparameter study (Ray Tune + Optuna + ASHA)")
+    p.add_argument("spec", metavar="STUDY.toml")
+    p.add_argument("--shards", default=None, help="shard set (default: the spec's)")
+    p.add_argument("--db", default=None, help="results database URL (default sqlite:///vidcolor.db)")
+    p.add_argument("--storage", default=None, help="Ray storage path or s3:// URL (default ./ray_results)")
+    p.add_argument("--address", default=None, help="Ray head address (default: start a local Ray)")
+    p.add_argument("--trials", type=int, default=None, help="override the spec's number of trials")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    p.set_defaults(handler="study.tune:main")
+
+
+def _add_experiments(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiments", help="the seed paper's experiments 1-5 with one budget, and their table")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--pretrained", default=None, help="checkpoint for exp4/exp5 (default: the exp2 model)")
+    p.add_argument("--only", default=None, help="comma list, e.g. exp1,exp2,exp3")
+    p.add_argument("--json", default=None, metavar="FILE")
+    p.set_defaults(handler="study.experiments:main")
+
+
+def _add_colorize(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("colorize", help="colorize a black-and-white video with a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("input", metavar="IN", help="video file, frame folder, or a directory of them")
+    p.add_argument("output", metavar="OUT", nargs="?", default=None, help="mp4 file or folder (default: IN_color.mp4)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
+    p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (default: the checkpoint's)")
+    p.set_defaults(handler="study.colorize:main")
+
+
+def _add_ctt(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ctt", help="Color Turing Test items and results")
+    ctt = p.add_subparsers(dest="ctt_command", required=True)
+    b = ctt.add_parser("build", help="make CTT items from trials and clips")
+    b.add_argument("--db", default=None)
+    b.add_argument("--study", default=None, help="study name (default: the latest)")
+    b.add_argument("--trials", default=None, help="comma list of trial ids (default: best per experiment)")
+    b.add_argument("--top", type=int, default=None, help="the top k trials instead")
+    b.add_argument("--shards", default=None, help="shard set for the clips (default: the study's)")
+    b.add_argument("--split", default="test", help="test or legacy")
+    b.add_argument("--clips", type=int, default=8, help="clips per trial")
+    b.add_argument("--attention-rate", type=float, default=0.1)
+    b.add_argument("--out", default=None, help="media folder (default: beside the database)")
+    b.set_defaults(handler="study.ctt:main_build")
+    e = ctt.add_parser("export", help="write CTT results (per trial and experiment)")
+    e.add_argument("--db", default=None)
+    e.add_argument("--study", default=None)
+    e.add_argument("--exclude-failed", action="store_true", help="drop raters who failed attention checks")
+    e.add_argument("--out", default=None, help="CSV file (default: print a table)")
+    e.set_defaults(handler="study.ctt:main_export")
+
+
+def _add_dashboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="start the Streamlit dashboard")
+    p.add_argument("--db", default=None)
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default localhost only)")
+    p.set_defaults(handler="study.serve:main")
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the whole flow on generated data")
+    p.add_argument("--workdir", default="demo_run", help="where data, shards, results go (default ./demo_run)")
+    p.add_argument("--trials", type=int, default=None)
+    p.add_argument("--no-dashboard", action="store_true", help="do not offer to start the dashboard")
+    p.set_defaults(handler="study.demo:main")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidcolor", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_demo_data, _add_shard, _add_import_eccv16, _add_train, _add_evaluate, _add_tune,
+                _add_experiments, _add_colorize, _add_ctt, _add_dashboard, _add_demo):
+        add(sub)
+    return parser
+
+
+def _resolve(spec: str):
+    module_name, func_name = spec.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(_resolve(args.handler)(args) or 0)
+    except VidcolorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
