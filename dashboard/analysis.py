@@ -1,0 +1,191 @@
+"""Study analysis behind the dashboard's charts: Pareto front, edge-of-range warnings, importance.
+
+UI code lives in dashboard/views/; this module holds the logic so it can be tested without
+Streamlit. It follows the tuning playbook (google-research/tuning_playbook): plot every
+hyperparameter against the objective and warn when the best value sits on the edge of the
+searched range (the optimum may lie outside it). Parameter importance uses Optuna's PED-ANOVA on the
+study's own Optuna trials when they are in the database, otherwise on a study rebuilt from the
+trials table. Optuna is imported lazily (start-up imports stay light).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+#: Metric name fragments -> (label, direction) for the trade-off chart; first match wins.
+TRADEOFF_AXES = {
+    "rmse": ("RMSE", "min"),
+    "colorful": ("colorfulness", "max"),
+    "temporal": ("temporal instability", "min"),
+    "stability": ("temporal instability", "min"),
+}
+
+
+def pareto_front(df: pd.DataFrame, objectives: dict[str, str]) -> pd.Series:
+    """Boolean mask of the non-dominated rows for `objectives` ({column: "min"|"max"}).
+
+    A row is dominated when another row is at least as good on every objective and strictly better
+    on one. Rows with a missing objective are never on the front.
+    """
+    cols = list(objectives)
+    values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    sign = np.array([1.0 if objectives[c] == "min" else -1.0 for c in cols])
+    costs = values * sign  # (N, K) lower is better
+    valid = ~np.isnan(costs).any(axis=1)
+    on_front = np.zeros(len(df), dtype=bool)
+    idx = np.flatnonzero(valid)
+    for i in idx:
+        others = costs[idx]
+        dominated = np.any(np.all(others <= costs[i], axis=1) & np.any(others < costs[i], axis=1))
+        on_front[i] = not dominated
+    return pd.Series(on_front, index=df.index, name="pareto")
+
+
+@dataclass(frozen=True)
+class EdgeWarning:
+    param: str
+    best: float
+    low: float
+    high: float
+    side: str  # "low" or "high"
+
+    def message(self) -> str:
+        return (f"best {self.param} = {self.best:g} sits on the {self.side} edge of the searched range "
+                f"[{self.low:g}, {self.high:g}]: the optimum may lie outside it; widen the range")
+
+
+def edge_of_range(trials: pd.DataFrame, params: list[str], objective: str, direction: str = "min",
+                  ranges: dict[str, tuple[float, float]] | None = None, tol: float = 0.05,
+                  log_params: set[str] | None = None, skip: set[str] | None = None) -> list[EdgeWarning]:
+    """Warnings for numeric hyperparameters whose best trial's value lies within `tol` of an edge.
+
+    `ranges` gives the searched [low, high] per parameter (from the study spec); without it the
+    range of values tried is used. `log_params` are measured in log space (learning rates).
+    Categorical or constant parameters, and those in `skip` (choices), are skipped.
+    """
+    df = trials.copy()
+    df[objective] = pd.to_numeric(df[objective], errors="coerce")
+    df = df.dropna(subset=[objective])
+    if df.empty:
+        return []
+    best = df.loc[df[objective].idxmin() if direction == "min" else df[objective].idxmax()]
+    out = []
+    for p in params:
+        if p not in df.columns or p in (skip or set()):
+            continue
+        vals = pd.to_numeric(df[p], errors="coerce")
+        if vals.isna().all() or not np.issubdtype(vals.dtype, np.number):
+            continue
+        lo, hi = (ranges or {}).get(p, (float(vals.min()), float(vals.max())))
+        b = pd.to_numeric(pd.Series([best[p]]), errors="coerce").iloc[0]
+        if pd.isna(b) or not hi > lo:
+            continue
+        use_log = p in (log_params or set()) and lo > 0
+        f = (math.log(b) - math.log(lo)) / (math.log(hi) - math.log(lo)) if use_log else (b - lo) / (hi - lo)
+        if f <= tol:
+            out.append(EdgeWarning(p, float(b), float(lo), float(hi), "low"))
+        elif f >= 1 - tol:
+            out.append(EdgeWarning(p, float(b), float(lo), float(hi), "high"))
+    return out
+
+
+def rebuild_optuna_study(trials: pd.DataFrame, params: list[str], objective: str, direction: str = "min"):
+    """An in-memory Optuna study made from a trials table (for importance when no Optuna study is stored)."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    df = trials.copy()
+    df[objective] = pd.to_numeric(df[objective], errors="coerce")
+    df = df.dropna(subset=[objective])
+    dists = {}
+    for p in params:
+        vals = df[p].dropna()
+        if vals.empty:
+            continue
+        num = pd.to_numeric(vals, errors="coerce")
+        if num.notna().all():
+            lo, hi = float(num.min()), float(num.max())
+            if hi > lo:
+                dists[p] = FloatDistribution(lo, hi)
+        else:
+            choices = tuple(sorted({str(v) for v in vals}))
+            if len(choices) > 1:
+                dists[p] = CategoricalDistribution(choices)
+    study = optuna.create_study(direction="minimize" if direction == "min" else "maximize")
+    for _, row in df.iterrows():
+        trial_params = {}
+        for p, d in dists.items():
+            v = row[p]
+            if pd.isna(v):
+                break
+            trial_params[p] = str(v) if isinstance(d, CategoricalDistribution) else float(v)
+        else:
+            study.add_trial(optuna.trial.create_trial(
+                params=trial_params, distributions=dists, value=float(row[objective])))
+    return study
+
+
+def param_importance(trials: pd.DataFrame, params: list[str], objective: str,
+                     direction: str = "min") -> pd.Series:
+    """PED-ANOVA importances (Optuna's default evaluator; no scikit-learn needed) of `params` for
+    `objective`; empty when too few trials."""
+    import optuna
+
+    study = rebuild_optuna_study(trials, params, objective, direction)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 2 or not complete[0].distributions:
+        return pd.Series(dtype=float)
+    imp = optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    return pd.Series(imp, dtype=float).sort_values(ascending=False)
+
+
+def tradeoff_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
+    """Pick the metric columns for RMSE / colorfulness / temporal instability: {column: (label, dir)}."""
+    found: dict[str, tuple[str, str]] = {}
+    labels = set()
+    for frag, (label, direction) in TRADEOFF_AXES.items():
+        if label in labels:
+            continue
+        cands = [c for c in columns if frag in c.lower()]
+        # Prefer the RGB RMSE over the ab one, a prediction's colorfulness over its gap to the truth
+        cands.sort(key=lambda c: (("ab" in c.lower()) or ("gt" in c.lower()) or ("gap" in c.lower())
+                                  or ("delta" in c.lower()) or ("diff" in c.lower()), len(c)))
+        if cands:
+            found[cands[0]] = (label, direction)
+            labels.add(label)
+    return found
+
+
+def stored_optuna_importance(store, study_name: str) -> pd.Series | None:
+    """PED-ANOVA importances from the Optuna study kept in the same database, or None when there is
+    no such study (or too few complete trials). Parameter names lose Tune's `train_loop_config/`."""
+    from sqlalchemy import inspect
+
+    if not inspect(store.engine).has_table("studies"):
+        return None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=store.optuna_storage_url)
+    except KeyError:
+        return None
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 2 or len(study.directions) != 1:
+        return None
+    try:
+        imp = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    except (ValueError, RuntimeError) as exc:
+        log.info("optuna importance of %s failed: %s", study_name, exc)
+        return None
+    return pd.Series({f"param_{k.split('/')[-1]}": v for k, v in imp.items()}, dtype=float)

@@ -1,0 +1,62 @@
+"""The vidcolor dashboard (Streamlit): compare a study's trials and run the Color Turing Test.
+
+Start it with `vidcolor dashboard [--db URL]` (study/serve.py), which passes the database URL in
+$VIDCOLOR_DB. Multipage through `st.navigation`; the pages live in dashboard/views/ and read the
+results store through dashboard/data.py. Start-up imports neither torch nor Ray.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the project root.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from dashboard import data  # noqa: E402
+
+VIEWS = Path(__file__).resolve().parent / "views"
+
+st.set_page_config(page_title="vidcolor", page_icon="🎨", layout="wide")
+
+PAGES = {
+    "Study": [
+        st.Page(VIEWS / "overview.py", title="Overview", icon="📊", default=True, url_path="overview"),
+        st.Page(VIEWS / "trials.py", title="Trials", icon="📋", url_path="trials"),
+        st.Page(VIEWS / "explore.py", title="Hyperparameters", icon="🧭", url_path="hyperparameters"),
+        st.Page(VIEWS / "curves.py", title="Learning curves", icon="📈", url_path="curves"),
+        st.Page(VIEWS / "trial.py", title="Trial", icon="🔎", url_path="trial"),
+        st.Page(VIEWS / "compare.py", title="Compare", icon="🆚", url_path="compare"),
+    ],
+    "Color Turing Test": [
+        st.Page(VIEWS / "ctt_rate.py", title="Rate clips", icon="👁️", url_path="ctt"),
+        st.Page(VIEWS / "ctt_results.py", title="CTT results", icon="🏁", url_path="ctt-results"),
+    ],
+}
+
+# Raters get a link with ?mode=rater: only the rating page, no way to the trials' media.
+RATER_MODE = st.query_params.get("mode") == "rater"
+if RATER_MODE:
+    page = st.navigation([PAGES["Color Turing Test"][0]], position="hidden")
+else:
+    page = st.navigation(PAGES)
+
+studies = data.studies(data.db_url())
+with st.sidebar:
+    if studies.empty:
+        st.session_state["study"] = None
+        st.caption(f"No study in {data.store().display_url}")
+    else:
+        names = list(studies["name"])[::-1]  # newest first
+        wanted = st.query_params.get("study")
+        if wanted in names and "study_select" not in st.session_state:
+            st.session_state["study_select"] = wanted
+        st.selectbox("Study", names, key="study_select")
+        st.session_state["study"] = st.session_state["study_select"]
+        st.caption(f"Database: {data.store().display_url}")
+
+page.run()

@@ -1,0 +1,112 @@
+"""The dashboard's access to the results store: one cached Store per URL, short-lived table caches.
+
+Pages read only through here (and study.ctt_stats). Tables are cached for a few seconds so live
+studies refresh without hammering the database; CTT votes are never cached (counts must be fresh).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from study.store import Store
+
+REFRESH_S = 5
+
+
+def db_url() -> str | None:
+    return os.environ.get("VIDCOLOR_DB") or None
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str | None) -> Store:
+    return Store(url)
+
+
+def store() -> Store:
+    return _store(db_url())
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def studies(url: str | None) -> pd.DataFrame:
+    return _store(url).studies()
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def study_info(url: str | None, name: str) -> dict | None:
+    return _store(url).get_study(name)
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def trials(url: str | None, study: str) -> pd.DataFrame:
+    df = _store(url).trials(study)
+    df["config"] = df["config"].map(lambda c: c if isinstance(c, dict) else {})
+    return df
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def epochs(url: str | None, study: str, trial_ids: tuple[str, ...] | None = None) -> pd.DataFrame:
+    return _store(url).epochs(study, trial_ids)
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def media(url: str | None, study: str, trial_id: str | None = None) -> pd.DataFrame:
+    return _store(url).media(study, trial_id)
+
+
+def votes(study: str) -> pd.DataFrame:
+    return store().votes(study)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def video_frames(path: str, mtime: float) -> list[np.ndarray]:
+    """Decoded RGB frames of a (small) sample mp4; `mtime` keys the cache on the file's version."""
+    import av
+
+    with av.open(path) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+
+
+def frames_of(path: str) -> list[np.ndarray]:
+    p = Path(path)
+    if not p.is_file():
+        return []
+    return video_frames(str(p), p.stat().st_mtime)
+
+
+def file_bytes(path: str) -> bytes | None:
+    p = Path(path)
+    return p.read_bytes() if p.is_file() else None
+
+
+def selected_study() -> str | None:
+    return st.session_state.get("study")
+
+
+def params_of(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("param_")]
+
+
+def metrics_of(df: pd.DataFrame, prefix: str = "best_") -> list[str]:
+    return [c for c in df.columns if c.startswith(prefix)]
+
+
+def search_ranges(info: dict | None) -> tuple[dict[str, tuple[float, float]], set[str], set[str]]:
+    """From the study spec: searched [low, high] per `param_<name>`, the log-scaled ones, and the
+    choice (unordered) ones."""
+    ranges, logs, choices = {}, set(), set()
+    for name, space in ((info or {}).get("spec") or {}).get("search", {}).items():
+        if isinstance(space, dict) and ("values" in space or space.get("type") == "choice"):
+            choices.add(f"param_{name}")
+        elif isinstance(space, dict) and "low" in space and "high" in space:
+            try:
+                ranges[f"param_{name}"] = (float(space["low"]), float(space["high"]))
+            except (TypeError, ValueError):
+                continue
+            if space.get("log"):
+                logs.add(f"param_{name}")
+    return ranges, logs, choices

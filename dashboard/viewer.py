@@ -1,0 +1,53 @@
+"""Frame viewer helpers shared by the trial and compare pages: which clips a trial has media for,
+and the gray / prediction / ground-truth frames of one clip (decoded from its mp4s, or its PNGs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dashboard import data
+
+KINDS = ("gray", "pred", "gt")
+LABELS = {"gray": "Gray input", "pred": "Prediction", "gt": "Ground truth"}
+
+
+def clips_of(media: pd.DataFrame) -> list[tuple[str, int | None]]:
+    """(video_id, clip) pairs that have any media, in a stable order."""
+    if media.empty:
+        return []
+    keys = media[["video_id", "clip"]].drop_duplicates()
+    return sorted(((str(v), None if pd.isna(c) else int(c)) for v, c in keys.itertuples(index=False)),
+                  key=lambda k: (k[0], -1 if k[1] is None else k[1]))
+
+
+def clip_label(key: tuple[str, int | None]) -> str:
+    return key[0] if key[1] is None else f"{key[0]} · clip {key[1]}"
+
+
+def _rows(media: pd.DataFrame, key: tuple[str, int | None]) -> pd.DataFrame:
+    vid, clip = key
+    m = media[media["video_id"].astype(str) == vid]
+    return m[m["clip"].isna()] if clip is None else m[m["clip"] == clip]
+
+
+def clip_videos(media: pd.DataFrame, key) -> dict[str, str]:
+    """kind -> mp4 path for one clip."""
+    rows = _rows(media, key)
+    return {k: rows.loc[rows["kind"] == f"{k}_mp4", "path"].iloc[0]
+            for k in KINDS if (rows["kind"] == f"{k}_mp4").any()}
+
+
+def clip_frames(media: pd.DataFrame, key) -> dict[str, list[np.ndarray]]:
+    """kind -> list of RGB frames for one clip: decoded mp4 frames, else its PNG frames in order."""
+    rows = _rows(media, key)
+    out: dict[str, list[np.ndarray]] = {}
+    for kind in KINDS:
+        mp4 = rows[rows["kind"] == f"{kind}_mp4"]
+        frames = data.frames_of(mp4["path"].iloc[0]) if len(mp4) else []
+        if not frames:
+            pngs = rows[rows["kind"] == f"{kind}_png"].sort_values("frame")
+            frames = [p for p in pngs["path"] if data.file_bytes(p) is not None]  # st.image takes paths
+        if frames:
+            out[kind] = frames
+    return out

@@ -1,0 +1,57 @@
+"""Overview: every study in the database and the live progress of the selected one."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from dashboard import data
+
+st.title("Studies")
+url = data.db_url()
+
+
+@st.fragment(run_every=data.REFRESH_S)
+def live() -> None:
+    studies = data.studies(url)
+    if studies.empty:
+        st.info("No study yet. Run `vidcolor tune STUDY.toml` (or `vidcolor demo`) to fill the database.")
+        return
+    st.dataframe(studies, hide_index=True, width="stretch",
+                 column_config={"best": st.column_config.NumberColumn("best", format="%.4f")})
+    name = data.selected_study()
+    if not name:
+        return
+    info = data.study_info(url, name) or {}
+    trials = data.trials(url, name)
+    st.subheader(f"Study {name}")
+    planned = int(((info.get("spec") or {}).get("num_trials")) or len(trials) or 1)
+    done = int(trials["status"].isin(["TERMINATED", "STOPPED", "ERROR"]).sum())
+    c = st.columns(5)
+    c[0].metric("Status", info.get("status", "?"))
+    c[1].metric("Trials", f"{len(trials)} / {planned}")
+    c[2].metric("Running", int((trials["status"] == "RUNNING").sum()))
+    c[3].metric("Failed", int((trials["status"] == "ERROR").sum()))
+    objective, mode = info.get("objective", "objective"), info.get("mode", "min")
+    scored = trials.dropna(subset=["objective"])
+    best = (scored["objective"].min() if mode == "min" else scored["objective"].max()) if len(scored) else None
+    c[4].metric(f"Best {objective} ({mode})", "–" if best is None else f"{best:.4g}")
+    st.progress(min(1.0, done / planned), text=f"{done} of {planned} trials finished")
+    if len(scored):
+        scored = scored.sort_values("started")
+        running_best = scored["objective"].cummin() if mode == "min" else scored["objective"].cummax()
+        fig = px.scatter(scored, x="started", y="objective", color="experiment", symbol="status",
+                         hover_data=["trial_id"], title=f"{objective} of each trial (line: best so far)")
+        fig.add_scatter(x=scored["started"], y=running_best, mode="lines", name="best so far",
+                        line=dict(color="black", dash="dot", shape="hv"))
+        fig.update_layout(height=360, yaxis_title=objective)
+        st.plotly_chart(fig, width="stretch")
+    counts = trials.groupby(["experiment", "status"], dropna=False).size().rename("trials").reset_index()
+    st.caption("Trials per experiment and status")
+    st.dataframe(counts.pivot_table(index="experiment", columns="status", values="trials", fill_value=0),
+                 width="content")
+    st.caption(f"Refreshes every {data.REFRESH_S} s. Last update {pd.Timestamp.now():%H:%M:%S}.")
+
+
+live()

@@ -1,0 +1,73 @@
+"""Trial: one trial's configuration, metrics, a frame viewer (gray / prediction / ground truth with a
+frame slider) and its playable sample videos."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, viewer
+
+st.title("Trial")
+url, name = data.db_url(), data.selected_study()
+if not name:
+    st.info("No study selected.")
+    st.stop()
+trials = data.trials(url, name)
+if trials.empty:
+    st.info(f"Study {name} has no trials yet.")
+    st.stop()
+ids = list(trials["trial_id"])
+wanted = st.query_params.get("trial") or st.session_state.get("trial")
+if "trial_select" not in st.session_state or st.session_state["trial_select"] not in ids:
+    st.session_state["trial_select"] = wanted if wanted in ids else ids[0]
+tid = st.selectbox("Trial", ids, key="trial_select")
+st.session_state["trial"] = tid
+row = trials.set_index("trial_id").loc[tid]
+
+c = st.columns(4)
+c[0].metric("Experiment", row["experiment"] or "–")
+c[1].metric("Status", row["status"])
+c[2].metric("Epochs", int(row["epochs"]))
+c[3].metric("Objective (best)", "–" if pd.isna(row["objective"]) else f"{row['objective']:.4g}")
+if row["status"] == "ERROR" and isinstance(row["error"], str):
+    st.error(f"Trial failed: {row['error']}")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Configuration")
+    st.json(row["config"], expanded=False)
+with right:
+    st.subheader("Metrics")
+    metrics = sorted({c.split("_", 1)[1] for c in trials.columns if c.startswith(("best_", "last_"))})
+    table = pd.DataFrame({"best": [row.get(f"best_{m}") for m in metrics],
+                          "last": [row.get(f"last_{m}") for m in metrics]}, index=metrics)
+    st.dataframe(table.dropna(how="all"), width="stretch")
+    if row["checkpoint"]:
+        st.caption(f"Checkpoint: `{row['checkpoint']}` (best epoch {row['best_epoch']:.0f})")
+
+st.subheader("Frame viewer")
+media = data.media(url, name, tid)
+clips = viewer.clips_of(media)
+if not clips:
+    st.info("This trial has no rendered sample media.")
+    st.stop()
+key = st.selectbox("Clip", clips, format_func=viewer.clip_label, key="trial_clip")
+frames = viewer.clip_frames(media, key)
+n = min((len(v) for v in frames.values()), default=0)
+if n:
+    idx = st.slider("Frame", 0, n - 1, 0, key="trial_frame") if n > 1 else 0
+    cols = st.columns(len(frames))
+    for col, (kind, fr) in zip(cols, frames.items()):
+        col.image(fr[idx], caption=f"{viewer.LABELS[kind]} · frame {idx}", width="stretch")
+videos = viewer.clip_videos(media, key)
+if videos:
+    st.subheader("Videos")
+    cols = st.columns(len(videos))
+    for col, (kind, path) in zip(cols, videos.items()):
+        col.caption(viewer.LABELS[kind])
+        blob = data.file_bytes(path)
+        if blob is None:
+            col.warning(f"missing file {path}")
+        else:
+            col.video(blob, format="video/mp4", loop=True, muted=True)

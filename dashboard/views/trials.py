@@ -1,0 +1,57 @@
+"""Trials: the study's trials as a sortable, filterable table with CSV export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data
+
+st.title("Trials")
+url, name = data.db_url(), data.selected_study()
+if not name:
+    st.info("No study selected.")
+    st.stop()
+trials = data.trials(url, name)
+if trials.empty:
+    st.info(f"Study {name} has no trials yet.")
+    st.stop()
+
+with st.expander("Filter", expanded=True):
+    c = st.columns(3)
+    statuses = sorted(trials["status"].dropna().unique())
+    sel_status = c[0].multiselect("Status", statuses, default=statuses)
+    exps = sorted(trials["experiment"].dropna().unique())
+    sel_exp = c[1].multiselect("Experiment", exps, default=exps)
+    text = c[2].text_input("Trial id contains", "")
+    ranges = {}
+    numeric_params = [p for p in data.params_of(trials) if trials[p].dropna().map(lambda v: isinstance(v, (int, float))).all()
+                      and trials[p].notna().any()]
+    if numeric_params:
+        cols = st.columns(len(numeric_params))
+        for col, p in zip(cols, numeric_params):
+            lo, hi = float(trials[p].min()), float(trials[p].max())
+            if hi > lo:
+                ranges[p] = col.slider(p.removeprefix("param_"), lo, hi, (lo, hi), format="%.4g")
+
+view = trials[trials["status"].isin(sel_status)
+              & (trials["experiment"].isin(sel_exp) | (trials["experiment"].isna() & (len(exps) == len(sel_exp))))]
+if text:
+    view = view[view["trial_id"].str.contains(text, case=False, regex=False)]
+for p, (lo, hi) in ranges.items():
+    view = view[view[p].isna() | view[p].between(lo, hi)]
+
+info = data.study_info(url, name) or {}
+st.caption(f"{len(view)} of {len(trials)} trials · objective: best {info.get('objective')} ({info.get('mode')}) "
+           "· click a column header to sort, select rows to use them on the other pages")
+shown = view.drop(columns=["config"])
+event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+                     key="trials_table",
+                     column_config={"objective": st.column_config.NumberColumn(format="%.4f"),
+                                    "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f")})
+picked = list(shown.iloc[event.selection.rows]["trial_id"]) if event and event.selection.rows else []
+if picked:
+    st.session_state["chosen_trials"] = picked
+    st.session_state["trial"] = picked[0]
+    st.success(f"Selected: {', '.join(picked)} (open Trial, Learning curves or Compare)")
+st.download_button("Download CSV", shown.to_csv(index=False).encode(), file_name=f"{name}_trials.csv",
+                   mime="text/csv")

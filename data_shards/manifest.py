@@ -1,0 +1,102 @@
+"""The shard set's `manifest.json`: what is in it, where it came from, and what was skipped.
+
+Readers use it instead of scanning tars (sample counts per split, shard and video), so
+equal-length epochs across ranks can be planned up front. Layout (CONTRACT.md "Shards")::
+
+    format: "vidcolor-shards/1", size, clip_len, fps (target or null), lossless,
+    videos: [{id, source, split, frames, clips, fps, width, height, grayscale, shards, has_audio}],
+    splits: {name: {shards, clips, frames, videos}}, shard_stats: {file: {clips, frames}},
+    skipped: [{source, reason}], command, versions, created
+
+A video's ``frames`` are its distinct stored frames (all decoded frames after fps picking); it is
+cut into ``clips = ceil(frames / clip_len)`` clips, the last one aligned to the video's end (so it
+may overlap the one before). ``shard_stats`` frames count stored frames, overlap included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from models.errors import VidcolorError
+
+FORMAT = "vidcolor-shards/1"
+MANIFEST_FILE = "manifest.json"
+SPLITS = ("train", "val", "test")
+LEGACY = "legacy"
+_REQUIRED = {"format": str, "size": int, "clip_len": int, "lossless": bool, "videos": list,
+             "splits": dict, "shard_stats": dict, "skipped": list}
+_VIDEO_REQUIRED = ("id", "source", "split", "frames", "clips", "fps")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide what the shards hold."""
+    import av
+    import numpy
+    import PIL
+    import webdataset
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        vidcolor = version("vidcolor")
+    except PackageNotFoundError:  # running from a checkout without install
+        vidcolor = "unknown"
+    return {"vidcolor": vidcolor, "python": platform.python_version(), "av": av.__version__,
+            "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+            "webdataset": webdataset.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__}
+
+
+def clip_starts(frames: int, clip_len: int) -> list[int]:
+    """First stored-frame position of each clip: consecutive, the last aligned to the end."""
+    if frames < clip_len:
+        return []
+    starts = list(range(0, frames - clip_len + 1, clip_len))
+    if starts[-1] + clip_len < frames:
+        starts.append(frames - clip_len)
+    return starts
+
+
+def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
+    """Parse and check a manifest; errors name ``where`` and the field."""
+    try:
+        manifest = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VidcolorError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise VidcolorError(f"{where}: expected a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise VidcolorError(f"{where}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
+    for field, kind in _REQUIRED.items():
+        if not isinstance(manifest.get(field), kind):
+            raise VidcolorError(f"{where}: field {field!r} missing or not a {kind.__name__}")
+    for i, video in enumerate(manifest["videos"]):
+        for field in _VIDEO_REQUIRED:
+            if field not in video:
+                raise VidcolorError(f"{where}: videos[{i}] has no field {field!r}")
+    for name, split in manifest["splits"].items():
+        for field in ("shards", "clips", "frames", "videos"):
+            if field not in split:
+                raise VidcolorError(f"{where}: splits.{name} has no field {field!r}")
+    return manifest
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise VidcolorError(f"{path}: no manifest here; is this a shard set made by `vidcolor shard`?") from None
+    except OSError as exc:
+        raise VidcolorError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_manifest(text, str(path))
+
+
+def write_manifest(path: str | Path, manifest: dict[str, Any]) -> None:
+    """Write atomically (temporary name, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,415 @@
+"""Read shard sets for training and evaluation: equal batch counts on every rank.
+
+- `ShardSet(location)`: a local folder or a URL prefix (``http(s)://...``; ``s3://...`` is read
+  through ``pipe:aws s3 cp URL -``), its manifest and ab histogram.
+- `train_loader(...)`: an endless, resampled stream of random windows of ``window`` consecutive
+  frames, cut from the stored clips at load time (so the sequence length never needs
+  re-sharding). Shards are split by Ray Train rank and DataLoader worker (rank and world size are
+  passed in; torch.distributed need not be initialised); with fewer shards than rank x worker
+  slots the split falls back to clips, so slots stay disjoint. Shuffling uses a bounded buffer of
+  *undecoded* clips. The `WebLoader` gets ``with_epoch(steps_per_epoch)``: every rank yields
+  exactly that many batches per epoch, which DDP and `ray.train.report` need.
+- `eval_loader(...)`: one ordered pass; whole videos are dealt to ranks (balanced by windows),
+  each video's frames come in order as non-overlapping windows, and every rank yields the same
+  number of batches, padded with items whose ``valid`` is False. A video's last
+  ``frames % window`` frames are not evaluated.
+
+``start`` in a batch is the window's first stored-frame position within its video. Corrupt
+samples (unreadable tars, bad images, bad json, missing members) are counted, logged and skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import random
+import shlex
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import webdataset as wds
+from PIL import Image
+from torch.utils.data import IterableDataset, get_worker_info
+
+from data_shards import manifest as mf
+from data_shards import stats
+from models.errors import VidcolorError
+
+log = logging.getLogger(__name__)
+
+
+class CorruptCounter:
+    """Corrupt samples seen by this process (each DataLoader worker counts its own and logs them)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, exn: BaseException) -> bool:  # a WebDataset handler: True = skip and go on
+        self.count += 1
+        log.warning("skipped corrupt shard data (%d so far): %s", self.count, exn)
+        return True
+
+
+CORRUPT = CorruptCounter()
+
+
+# ----------------------------------------------------------------------------- shard sets
+
+class ShardSet:
+    """A shard set made by `vidcolor shard`: a local folder or a URL prefix."""
+
+    def __init__(self, location: str | Path):
+        self.location = str(location).rstrip("/") or "/"
+        if self.location.startswith(("http://", "https://")):
+            self.kind = "http"
+        elif self.location.startswith("s3://"):
+            self.kind = "s3"
+        else:
+            self.kind = "local"
+            if self.location.startswith("file://"):
+                self.location = self.location[len("file://"):]
+            if not Path(self.location).is_dir():
+                raise VidcolorError(f"{self.location}: no such shard set folder")
+        self.manifest = mf.parse_manifest(self._read(mf.MANIFEST_FILE), self._where(mf.MANIFEST_FILE))
+
+    def __repr__(self) -> str:
+        return f"ShardSet({self.location!r})"
+
+    def _where(self, name: str) -> str:
+        return str(Path(self.location) / name) if self.kind == "local" else f"{self.location}/{name}"
+
+    def _read(self, name: str) -> bytes:
+        where = self._where(name)
+        try:
+            if self.kind == "local":
+                return Path(where).read_bytes()
+            if self.kind == "http":
+                with urllib.request.urlopen(where, timeout=60) as resp:
+                    return resp.read()
+            proc = subprocess.run(["aws", "s3", "cp", where, "-"], capture_output=True, timeout=300)
+            if proc.returncode:
+                raise OSError(proc.stderr.decode(errors="replace").strip() or f"aws exited {proc.returncode}")
+            return proc.stdout
+        except FileNotFoundError:
+            raise VidcolorError(f"{where}: not found; is this a shard set made by `vidcolor shard`?") from None
+        except (OSError, urllib.error.URLError, subprocess.TimeoutExpired) as exc:
+            raise VidcolorError(f"{where}: cannot read ({exc})") from None
+
+    def url(self, name: str) -> str:
+        """What WebDataset opens for one shard file."""
+        where = self._where(name)
+        return f"pipe:aws s3 cp {shlex.quote(where)} -" if self.kind == "s3" else where
+
+    @property
+    def size(self) -> int:
+        return int(self.manifest["size"])
+
+    @property
+    def clip_len(self) -> int:
+        return int(self.manifest["clip_len"])
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.manifest["splits"])
+
+    def _split(self, split: str) -> dict[str, Any]:
+        try:
+            return self.manifest["splits"][split]
+        except KeyError:
+            raise VidcolorError(f"{self._where(mf.MANIFEST_FILE)}: no split {split!r} "
+                                f"(has: {', '.join(self.splits) or 'none'})") from None
+
+    def urls(self, split: str) -> list[str]:
+        return [self.url(name) for name in self._split(split)["shards"]]
+
+    def videos(self, split: str) -> list[dict[str, Any]]:
+        self._split(split)
+        return [v for v in self.manifest["videos"] if v["split"] == split]
+
+    def num_videos(self, split: str) -> int:
+        return int(self._split(split)["videos"])
+
+    def num_clips(self, split: str) -> int:
+        return int(self._split(split)["clips"])
+
+    def num_frames(self, split: str) -> int:
+        return int(self._split(split)["frames"])
+
+    def ab_histogram(self) -> np.ndarray:
+        """The training split's ab histogram, np.int64 (256, 256); never unpickles."""
+        return stats.load_histogram(self._read(stats.AB_HIST_FILE))
+
+
+def _as_shardset(shards: ShardSet | str | Path) -> ShardSet:
+    return shards if isinstance(shards, ShardSet) else ShardSet(shards)
+
+
+# ----------------------------------------------------------------------------- samples
+
+def _frame_members(sample: dict[str, Any], clip_len: int) -> list[str]:
+    ext = "png" if "000.png" in sample else "jpg"
+    names = [f"{j:03d}.{ext}" for j in range(clip_len)]
+    missing = [n for n in names if n not in sample]
+    if missing or "json" not in sample:
+        raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')}: missing "
+                         f"{', '.join(missing[:3] or ['json'])}")
+    return names
+
+
+def _meta(sample: dict[str, Any]) -> dict[str, Any]:
+    try:
+        meta = json.loads(sample["json"])
+        int(meta["start"]), str(meta["video_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')}: bad json ({exc})") from None
+    return meta
+
+
+def _decode(sample: dict[str, Any], name: str, size: int) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(sample[name])) as im:
+            frame = np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"sample {sample.get('__key__')} member {name} in {sample.get('__url__')}: "
+                         f"not a readable image ({exc})") from None
+    if frame.shape != (size, size, 3):
+        raise ValueError(f"sample {sample.get('__key__')} member {name}: {frame.shape[1]}x{frame.shape[0]}, "
+                         f"expected {size}x{size}")
+    return frame
+
+
+def _check_window(window: int, clip_len: int) -> None:
+    if not 1 <= window <= clip_len:
+        raise VidcolorError(f"window {window}: must be between 1 and the shard set's clip_len {clip_len}")
+
+
+def _collate(items: list[tuple[np.ndarray, str, int]]) -> dict[str, Any]:
+    return {"frames": torch.from_numpy(np.stack([f for f, _, _ in items])),  # (B, S, H, W, 3) uint8
+            "video_id": [v for _, v, _ in items],
+            "start": torch.tensor([s for _, _, s in items], dtype=torch.int64)}
+
+
+# ----------------------------------------------------------------------------- training
+
+class _TrainStream(IterableDataset):
+    """The per-(rank, worker) endless stream of batches; ``epoch`` is set by `TrainLoader`."""
+
+    def __init__(self, urls: list[str], ordinals: dict[str, int], *, window: int, clip_len: int, size: int,
+                 batch_size: int, rank: int, world_size: int, seed: int, shuffle_buffer: int):
+        super().__init__()
+        self.urls, self.ordinals = urls, ordinals
+        self.window, self.clip_len, self.size = window, clip_len, size
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.seed, self.shuffle_buffer = seed, shuffle_buffer
+        self.epoch = 0
+
+    def assignment(self, worker: int, num_workers: int) -> tuple[list[str], set[str] | None]:
+        """(shards this slot resamples from, clip keys it keeps or None for all)."""
+        slots, slot = self.world_size * num_workers, self.rank * num_workers + worker
+        if len(self.urls) >= slots:
+            return self.urls[slot::slots], None
+        if len(self.ordinals) >= slots:  # few shards: split by clip instead, every slot reads every shard
+            return self.urls, {k for k, i in self.ordinals.items() if i % slots == slot}
+        log.warning("%d clips for %d rank x worker slots: slots share clips", len(self.ordinals), slots)
+        return self.urls, None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        urls, keep = self.assignment(worker, num_workers)
+        rng = random.Random(f"{self.seed}/{self.epoch}/{self.rank}/{worker}")
+        good = [0]
+
+        def shard_stream() -> Iterator[dict[str, str]]:
+            opened_since_good = 0
+            while True:  # resampled: shards drawn with replacement, forever
+                if opened_since_good > 2 * len(urls) + 8:
+                    raise VidcolorError(f"no readable samples in {len(urls)} shard(s), e.g. {urls[0]}")
+                before = good[0]
+                yield {"url": rng.choice(urls)}
+                opened_since_good = 0 if good[0] > before else opened_since_good + 1
+
+        samples = wds.tarfile_to_samples(handler=CORRUPT)(shard_stream())
+        if keep is not None:
+            samples = (s for s in samples if s.get("__key__") in keep)
+        # shuffle *before* decoding: the buffer holds compressed clips, not decoded frames
+        samples = wds.filters._shuffle(samples, bufsize=max(1, self.shuffle_buffer),
+                                       initial=max(1, self.shuffle_buffer // 2), rng=rng)
+        batch: list[tuple[np.ndarray, str, int]] = []
+        for sample in samples:
+            try:
+                names = _frame_members(sample, self.clip_len)
+                meta = _meta(sample)
+                offset = rng.randint(0, self.clip_len - self.window)
+                frames = np.stack([_decode(sample, n, self.size) for n in names[offset:offset + self.window]])
+            except ValueError as exc:
+                CORRUPT(exc)
+                continue
+            good[0] += 1
+            batch.append((frames, meta["video_id"], int(meta["start"]) + offset))
+            if len(batch) == self.batch_size:
+                yield _collate(batch)
+                batch = []
+
+
+class TrainLoader:
+    """Iterable over epochs of exactly ``steps_per_epoch`` batches; each new iteration is a new epoch
+    (fresh, deterministic randomness from ``seed`` and the epoch number)."""
+
+    def __init__(self, stream: _TrainStream, steps_per_epoch: int, num_workers: int):
+        self.stream, self.steps_per_epoch = stream, steps_per_epoch
+        # with_epoch on the *loader*: on the dataset it would be multiplied by the worker count
+        self.loader = wds.WebLoader(stream, batch_size=None, num_workers=num_workers,
+                                    persistent_workers=False).with_epoch(steps_per_epoch)
+        self.epoch = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        """The next iteration runs this epoch (e.g. after resuming from a checkpoint)."""
+        self.epoch = epoch - 1
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.epoch += 1
+        self.stream.epoch = self.epoch  # copied into the workers when the DataLoader starts them
+        return iter(self.loader)
+
+
+def _clip_ordinals(shards: ShardSet, split: str) -> dict[str, int]:
+    ordinals, i = {}, 0
+    for video in shards.videos(split):
+        for c in range(int(video["clips"])):
+            ordinals[f"{video['id']}_clip{c:05d}"] = i
+            i += 1
+    return ordinals
+
+
+def train_loader(shards: ShardSet | str | Path, split: str = "train", window: int = 1, batch_size: int = 8,
+                 steps_per_epoch: int = 100, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                 seed: int = 0, shuffle_buffer: int = 64) -> TrainLoader:
+    """Batches ``{"frames": uint8 (B, window, H, W, 3), "video_id": [str], "start": int64 (B,)}``,
+    exactly ``steps_per_epoch`` per epoch on every rank."""
+    shards = _as_shardset(shards)
+    _check_window(window, shards.clip_len)
+    if batch_size < 1 or steps_per_epoch < 1:
+        raise VidcolorError(f"batch_size {batch_size} and steps_per_epoch {steps_per_epoch} must be at least 1")
+    if not 0 <= rank < world_size:
+        raise VidcolorError(f"rank {rank} outside world_size {world_size}")
+    urls = shards.urls(split)
+    if not urls:
+        raise VidcolorError(f"{shards.location}: split {split!r} has no shards")
+    stream = _TrainStream(urls, _clip_ordinals(shards, split), window=window, clip_len=shards.clip_len,
+                          size=shards.size, batch_size=batch_size, rank=rank, world_size=world_size,
+                          seed=seed, shuffle_buffer=shuffle_buffer)
+    return TrainLoader(stream, steps_per_epoch, num_workers)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def deal_videos(windows: dict[str, int], world_size: int) -> list[list[str]]:
+    """Whole videos to ranks, largest first to the least-loaded rank (deterministic)."""
+    load = [0] * world_size
+    ranks: list[list[str]] = [[] for _ in range(world_size)]
+    for vid in sorted(windows, key=lambda v: (-windows[v], v)):
+        r = min(range(world_size), key=lambda i: (load[i], i))
+        ranks[r].append(vid)
+        load[r] += windows[vid]
+    return ranks
+
+
+class EvalLoader:
+    """One ordered pass over a split; ``len()`` batches on every rank (see `eval_loader`)."""
+
+    def __init__(self, shards: ShardSet, split: str, window: int, batch_size: int, rank: int, world_size: int):
+        _check_window(window, shards.clip_len)
+        if batch_size < 1:
+            raise VidcolorError(f"batch_size {batch_size} must be at least 1")
+        if not 0 <= rank < world_size:
+            raise VidcolorError(f"rank {rank} outside world_size {world_size}")
+        self.shards, self.window, self.batch_size = shards, window, batch_size
+        videos = shards.videos(split)
+        windows = {v["id"]: int(v["frames"]) // window for v in videos}
+        dealt = deal_videos(windows, world_size)
+        self.num_batches = max((math.ceil(sum(windows[v] for v in ids) / batch_size) for ids in dealt), default=0)
+        mine = set(dealt[rank])
+        self.video_ids = [v["id"] for v in videos if v["id"] in mine]  # manifest (= shard) order
+        names = shards.manifest["splits"][split]["shards"]
+        if any("shards" not in v for v in videos if v["id"] in mine):
+            needed = set(names)  # an older manifest without per-video shards: read them all
+        else:
+            needed = {name for v in videos if v["id"] in mine for name in v["shards"]}
+        self.urls = [shards.url(n) for n in names if n in needed]
+        self.expected_windows = sum(windows[v] for v in mine)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def _windows(self) -> Iterator[tuple[np.ndarray, str, int]]:
+        mine = set(self.video_ids)
+        size, window, clip_len = self.shards.size, self.window, self.shards.clip_len
+        current, next_pos = None, 0
+        buf: list[np.ndarray] = []
+        buf_start = 0
+        for sample in wds.tarfile_to_samples(handler=CORRUPT)(iter([{"url": u} for u in self.urls])):
+            try:
+                meta = _meta(sample)
+                if meta["video_id"] not in mine:
+                    continue
+                names = _frame_members(sample, clip_len)
+                start = int(meta["start"])
+                if meta["video_id"] != current:
+                    current, next_pos, buf = meta["video_id"], 0, []
+                first = max(next_pos, start)  # the last clip of a video overlaps the one before
+                new = [_decode(sample, names[p - start], size) for p in range(first, start + clip_len)]
+            except ValueError as exc:
+                CORRUPT(exc)
+                continue
+            if first != next_pos:  # a clip went missing: restart windows after the gap
+                buf = []
+            if not buf:
+                buf_start = first
+            buf.extend(new)
+            next_pos = start + clip_len
+            while len(buf) >= window:
+                yield np.stack(buf[:window]), current, buf_start
+                buf, buf_start = buf[window:], buf_start + window
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        size, b = self.shards.size, self.batch_size
+        pad = (np.zeros((self.window, size, size, 3), np.uint8), "", -1)
+        items: list[tuple[np.ndarray, str, int]] = []
+        emitted = 0
+
+        def batch(items: list, n_valid: int) -> dict[str, Any]:
+            out = _collate(items + [pad] * (b - len(items)))
+            out["valid"] = torch.arange(b) < n_valid
+            return out
+
+        for item in self._windows():
+            if emitted == self.num_batches:
+                log.warning("more windows than the manifest promises; extra windows dropped")
+                break
+            items.append(item)
+            if len(items) == b:
+                yield batch(items, b)
+                emitted, items = emitted + 1, []
+        if items and emitted < self.num_batches:
+            yield batch(items, len(items))
+            emitted += 1
+        while emitted < self.num_batches:  # padding keeps every rank in step
+            yield batch([], 0)
+            emitted += 1
+
+
+def eval_loader(shards: ShardSet | str | Path, split: str = "val", window: int = 1, batch_size: int = 8,
+                rank: int = 0, world_size: int = 1) -> EvalLoader:
+    """Ordered batches ``{"frames", "video_id", "start", "valid": bool (B,)}``; same count on every rank."""
+    return EvalLoader(_as_shardset(shards), split, window, batch_size, rank, world_size)

@@ -1,0 +1,77 @@
+"""Color statistics of shard sets: the 1-unit ab histogram and the black-and-white test.
+
+The training split's ab histogram (``ab_hist.npy`` beside the manifest) is all the models need
+to derive the empirical color prior for any bin grid and the class-rebalancing weights of Zhang
+et al. 2016, so the bin grid stays a tunable hyperparameter without re-sharding. The same
+histogram, per source, tells black-and-white sources (near-zero chroma) from color ones.
+Conversions go through `models.color` so shards and models agree on Lab.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.color import AB_HIST_BINS, AB_HIST_MIN, ab_histogram, rgb_to_lab
+from models.errors import VidcolorError
+
+AB_HIST_FILE = "ab_hist.npy"
+# A source is black-and-white when fewer than GRAY_MAX_SHARE of its pixels have a chroma above
+# GRAY_CHROMA. Compression noise in a gray H.264/JPEG stays well below 5 units of chroma; any real
+# color scene (even a dull one) has a few percent of pixels far above it.
+GRAY_CHROMA = 6.0
+GRAY_MAX_SHARE = 0.005
+
+
+def empty_histogram() -> np.ndarray:
+    return np.zeros((AB_HIST_BINS, AB_HIST_BINS), np.int64)
+
+
+def frames_histogram(frames: np.ndarray) -> np.ndarray:
+    """uint8 frames (N, H, W, 3) -> np.int64 (256, 256) ab histogram (models.color's layout)."""
+    rgb = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
+    lab = rgb_to_lab(rgb)
+    return ab_histogram(lab[:, 1:])
+
+
+def _bin_chroma() -> np.ndarray:
+    centers = np.arange(AB_HIST_BINS) + AB_HIST_MIN + 0.5  # cell i holds [i-128, i-127)
+    return np.hypot(centers[:, None], centers[None, :])
+
+
+def colorful_share(hist: np.ndarray, threshold: float = GRAY_CHROMA) -> float:
+    """Share of pixels whose chroma exceeds ``threshold`` (0 for an empty histogram)."""
+    total = hist.sum()
+    return float(hist[_bin_chroma() > threshold].sum() / total) if total else 0.0
+
+
+def is_grayscale(hist: np.ndarray) -> bool:
+    """True for black-and-white footage (near-zero chroma almost everywhere)."""
+    return colorful_share(hist) < GRAY_MAX_SHARE
+
+
+def save_histogram(path: str | Path, hist: np.ndarray) -> None:
+    check_histogram(hist, str(path))
+    np.save(path, hist.astype(np.int64), allow_pickle=False)
+
+
+def load_histogram(source: str | Path | bytes) -> np.ndarray:
+    """Load an ``ab_hist.npy`` (path or its bytes) without unpickling; checks shape and dtype."""
+    where = "ab_hist.npy" if isinstance(source, bytes) else str(source)
+    try:
+        hist = np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise VidcolorError(f"{where}: not a readable ab histogram ({exc})") from None
+    check_histogram(hist, where)
+    return hist.astype(np.int64)
+
+
+def check_histogram(hist: np.ndarray, where: str) -> None:
+    if not isinstance(hist, np.ndarray) or hist.shape != (AB_HIST_BINS, AB_HIST_BINS) or hist.dtype.kind not in "iu":
+        got = f"{hist.dtype} {hist.shape}" if isinstance(hist, np.ndarray) else type(hist).__name__
+        raise VidcolorError(f"{where}: expected an integer ({AB_HIST_BINS}, {AB_HIST_BINS}) ab histogram, got {got}")
+    if (hist < 0).any():
+        raise VidcolorError(f"{where}: ab histogram has negative counts")

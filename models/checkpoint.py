@@ -1,0 +1,251 @@
+"""Checkpoints: a folder with `model.safetensors` (weights) and `config.json` (everything else).
+
+config.json holds the format tag, kind (single | ensemble), the ExperimentConfig (and the members'
+for an ensemble), the bin grid with its centers and their digest, the ab prior the weights were
+trained with (values and digest, or null), library versions and the caller's `extra`. Weights are
+read with safetensors and JSON only: loading never unpickles. An ensemble stores all members in
+one safetensors file under `members.{i}.` keys.
+
+`load_pretrained_trunk` is the transfer-learning start of exp4/exp5: it copies the grid-free
+trunk of a trained colorizer into a new model and keeps the new model's head when the bins differ.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models.errors import VidcolorError
+from models.gamut import ABGamut, prior_digest
+from models.presets import ExperimentConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT = "vidcolor-checkpoint/1"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class LoadedCheckpoint(NamedTuple):
+    model: nn.Module  # VideoColorizer or Ensemble, in eval mode on the requested device
+    config: ExperimentConfig
+    gamut: ABGamut
+    meta: dict[str, Any]  # config.json as read (prior: list or None, versions, extra, ...)
+
+    @property
+    def prior(self) -> torch.Tensor | None:
+        p = self.meta.get("prior")
+        return None if p is None else torch.tensor(p, dtype=torch.float32)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DDP (`.module`) and torch.compile (`._orig_mod`) wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    try:
+        from importlib.metadata import version
+
+        out["vidcolor"] = version("vidcolor")
+        out["safetensors"] = version("safetensors")
+    except Exception:  # not installed as a distribution: versions are informative only
+        pass
+    return out
+
+
+def save_checkpoint(directory: str | os.PathLike, model: nn.Module, config: ExperimentConfig, gamut: ABGamut,
+                    prior: torch.Tensor | np.ndarray | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """Write model.safetensors and config.json into `directory` (created; files replaced atomically)."""
+    from models.ensemble import Ensemble
+    from models.model import VideoColorizer
+
+    model = unwrap(model)
+    if not isinstance(model, (VideoColorizer, Ensemble)):
+        raise VidcolorError(f"save_checkpoint: expected a VideoColorizer or Ensemble, got {type(model).__name__}")
+    if model.num_bins != gamut.num_bins:
+        raise VidcolorError(f"save_checkpoint: the model has {model.num_bins} bins, the gamut {gamut.num_bins}")
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "kind": "ensemble" if isinstance(model, Ensemble) else "single",
+        "config": config.to_dict(),
+        "num_bins": gamut.num_bins,
+        "grid": gamut.grid,
+        "gamut_centers": gamut.centers.tolist(),
+        "gamut_digest": gamut.digest(),
+        "prior": None if prior is None else [float(v) for v in torch.as_tensor(prior).flatten().tolist()],
+        "prior_digest": prior_digest(prior),
+        "versions": versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "extra": extra or {},
+    }
+    if meta["prior"] is not None and len(meta["prior"]) != gamut.num_bins:
+        raise VidcolorError(f"prior: expected {gamut.num_bins} values, got {len(meta['prior'])}")
+    if isinstance(model, Ensemble):
+        meta["members"] = [m.config.to_dict() for m in model.members]
+    try:
+        json.dumps(meta["extra"])
+    except TypeError as exc:
+        raise VidcolorError(f"save_checkpoint: extra must be JSON-serializable ({exc})") from None
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp = d / f".{WEIGHTS}.tmp"
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, d / WEIGHTS)
+    tmp = d / f".{CONFIG}.tmp"
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    os.replace(tmp, d / CONFIG)  # config.json last: a folder with it is complete
+    log.info("saved %s checkpoint %s (%s, %d bins)", meta["kind"], d, config.name, gamut.num_bins)
+    return d
+
+
+def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
+    """config.json of a checkpoint folder, checked for the format."""
+    d = Path(directory)
+    path = d / CONFIG
+    if not d.is_dir():
+        raise VidcolorError(f"{d}: checkpoint folder not found")
+    if not path.is_file():
+        raise VidcolorError(f"{d}: not a checkpoint (no {CONFIG})")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VidcolorError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise VidcolorError(f"{path}: format is {got!r}, expected {FORMAT!r}")
+    for key in ("kind", "config", "grid", "gamut_centers", "num_bins"):
+        if key not in meta:
+            raise VidcolorError(f"{path}: missing field {key!r}")
+    if meta["kind"] not in ("single", "ensemble"):
+        raise VidcolorError(f"{path}: kind must be single or ensemble, got {meta['kind']!r}")
+    return meta
+
+
+def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Rebuild the model of a checkpoint folder (eval mode, on `device`) with its config and gamut."""
+    from models.ensemble import Ensemble
+    from models.model import VideoColorizer
+
+    d = Path(directory)
+    meta = read_meta(d)
+    path = d / CONFIG
+    config = ExperimentConfig.from_dict(meta["config"], where=f"{path}: config")
+    try:
+        gamut = ABGamut(int(meta["grid"]), centers=np.asarray(meta["gamut_centers"], dtype=np.float32))
+    except (VidcolorError, ValueError, TypeError) as exc:
+        raise VidcolorError(f"{path}: gamut: {exc}") from None
+    if meta.get("gamut_digest") and meta["gamut_digest"] != gamut.digest():
+        raise VidcolorError(f"{path}: gamut_centers do not match gamut_digest (edited file?)")
+    if gamut.num_bins != meta["num_bins"]:
+        raise VidcolorError(f"{path}: num_bins is {meta['num_bins']} but gamut_centers has {gamut.num_bins}")
+    if meta["kind"] == "single":
+        model: nn.Module = VideoColorizer(config, gamut.num_bins)
+    else:
+        members = meta.get("members")
+        if not isinstance(members, list) or len(members) < 2:
+            raise VidcolorError(f"{path}: an ensemble checkpoint needs a 'members' list of two or more configs")
+        models = [VideoColorizer(ExperimentConfig.from_dict(m, where=f"{path}: members[{i}]"), gamut.num_bins)
+                  for i, m in enumerate(members)]
+        for m in models:
+            m.set_gamut(gamut)
+        model = Ensemble(models, config)
+    weights = d / WEIGHTS
+    if not weights.is_file():
+        raise VidcolorError(f"{d}: not a checkpoint (no {WEIGHTS})")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise VidcolorError(f"{weights}: unreadable ({exc})") from None
+    _check_state(model, state, weights)
+    model.load_state_dict(state, strict=True)
+    if isinstance(model, VideoColorizer):
+        model.set_gamut(gamut)
+    else:
+        model.ab_centers.copy_(gamut.centers)
+    model.to(device).eval()
+    log.info("loaded %s checkpoint %s (%s, size %s, %d bins)", meta["kind"], d, config.name, config.size,
+             gamut.num_bins)
+    return LoadedCheckpoint(model, config, gamut, meta)
+
+
+def _check_state(model: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, "
+                         f"config {expected[k]})")
+        raise VidcolorError(f"{where}: weights do not match config.json: " + "; ".join(parts))
+
+
+def load_pretrained_trunk(model: nn.Module, directory: str | os.PathLike) -> dict[str, Any]:
+    """Initialize `model` (a VideoColorizer) from a trained single-model checkpoint (exp4/exp5).
+
+    Copies the colorizer trunk and upsampling block (they must have the same size). The head is
+    copied only when the bins are identical; otherwise the model keeps its fresh head for its own
+    grid, which is logged. The ConvLSTM is copied when both models have one (its output conv only
+    with identical bins). Returns
+    {"trunk": tensors copied, "head": bool, "temporal": bool, "source": directory}.
+    """
+    from models.model import VideoColorizer
+
+    target = unwrap(model)
+    if not isinstance(target, VideoColorizer):
+        raise VidcolorError(f"pretrained: can only initialize a single colorizer, got {type(target).__name__}")
+    loaded = load_checkpoint(directory)
+    src = loaded.model
+    if not isinstance(src, VideoColorizer):
+        raise VidcolorError(f"pretrained: {directory} is an ensemble checkpoint; give a single colorizer")
+    if src.config.size != target.config.size:
+        raise VidcolorError(f"pretrained: {directory} has size {src.config.size!r}, the model {target.config.size!r}")
+    src_state = src.state_dict()
+    own = target.state_dict()
+    trunk = src.trunk_state_dict()
+    copied = dict(trunk)
+    same_bins = src.num_bins == target.num_bins and torch.equal(src.ab_centers.cpu(), target.ab_centers.cpu())
+    if same_bins:
+        copied.update({k: v for k, v in src_state.items() if k.startswith("colorizer.head.")})
+    else:
+        log.info("pretrained %s: bins differ (grid %d, %d bins -> grid %d, %d bins): keeping the trunk, "
+                 "starting a new head", directory, loaded.gamut.grid, src.num_bins, target.config.grid,
+                 target.num_bins)
+    # the ConvLSTM cell is grid-free; its output conv is copied only with the same bins
+    temporal_keys = {k: v for k, v in src_state.items() if k.startswith("temporal.")
+                     and (same_bins or not k.startswith("temporal.out."))}
+    same_temporal = bool(temporal_keys) and all(k in own and own[k].shape == v.shape for k, v in temporal_keys.items())
+    if same_temporal:
+        copied.update(temporal_keys)
+    elif target.is_temporal:
+        log.info("pretrained %s: no matching temporal module; the ConvLSTM starts fresh", directory)
+    with torch.no_grad():
+        for k, v in copied.items():
+            own[k].copy_(v.to(own[k].device))
+    log.info("pretrained %s: copied %d tensors (head: %s, temporal: %s)", directory, len(copied), same_bins,
+             same_temporal)
+    return {"trunk": len(trunk), "head": same_bins, "temporal": same_temporal, "source": str(directory)}

@@ -1,0 +1,128 @@
+"""The video colorizer: per-frame colorizer + temporal module, and the model factory.
+
+`VideoColorizer` runs the ECCV16-style colorizer (models/colorizer.py) on every frame of a
+window (frames folded into the batch), then the temporal module (models/temporal.py) over the
+frames' features. With `temporal="none"` it is the image colorizer of exp1, exp2 and exp4; with
+`"convlstm"` the sequence model of exp5, whose `seq_logits` are the final prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.colorizer import Colorizer
+from models.errors import VidcolorError
+from models.gamut import ABGamut, annealed_mean
+from models.presets import ExperimentConfig
+from models.temporal import ConvLSTM, IdentityTemporal
+
+log = logging.getLogger(__name__)
+
+
+class ColorizerOutput(NamedTuple):
+    ab_logits: torch.Tensor  # (B, T, Q, h, w): per-frame colorizer
+    seq_logits: torch.Tensor | None  # (B, T, Q, h, w): temporal module, None without one
+    state: Any  # temporal state to pass to the next call (None without a temporal module)
+
+
+def final_logits(out: ColorizerOutput) -> torch.Tensor:
+    """The prediction to decode: seq_logits when the model is temporal, else ab_logits."""
+    return out.seq_logits if out.seq_logits is not None else out.ab_logits
+
+
+def check_l_norm(l_norm: torch.Tensor) -> None:
+    if not isinstance(l_norm, torch.Tensor) or l_norm.dim() != 5 or l_norm.shape[2] != 1:
+        shape = tuple(l_norm.shape) if isinstance(l_norm, torch.Tensor) else type(l_norm).__name__
+        raise VidcolorError(f"l_norm: expected shape (B, T, 1, H, W), got {shape}")
+
+
+class Predictor:
+    """`predict_ab` for any module whose forward returns a ColorizerOutput and that has
+    an `ab_centers` buffer and a `config` (VideoColorizer, Ensemble)."""
+
+    config: ExperimentConfig
+    ab_centers: torch.Tensor
+
+    @torch.no_grad()
+    def predict_ab(self, l_norm: torch.Tensor, temperature: float | None = None,
+                   state: Any = None) -> tuple[torch.Tensor, Any]:
+        """l_norm (B, T, 1, H, W) -> (ab (B, T, 2, H, W) at full resolution, state).
+
+        Decodes the final logits with the annealed mean at `temperature` (default: the config's)
+        and upsamples bilinearly; any H, W (padded to a multiple of 8 internally). Pass the
+        returned state to the next call to stream a long video window by window.
+        """
+        check_l_norm(l_norm)
+        if not bool(self.ab_centers.abs().sum() > 0):
+            raise VidcolorError("model has no bin centers: build it with create_model(config, gamut) or load_checkpoint")
+        t = self.config.temperature if temperature is None else temperature
+        b, n, _, h, w = l_norm.shape
+        ph, pw = (-h) % 8, (-w) % 8
+        x = l_norm
+        if ph or pw:
+            x = F.pad(l_norm.flatten(0, 1), (0, pw, 0, ph), mode="replicate").unflatten(0, (b, n))
+        out = self(x, state)
+        logits = final_logits(out).flatten(0, 1)  # (B*T, Q, h/4, w/4)
+        ab = annealed_mean(logits, self.ab_centers, t)  # (B*T, 2, h/4, w/4)
+        ab = F.interpolate(ab, size=(h + ph, w + pw), mode="bilinear", align_corners=False)[..., :h, :w]
+        return ab.unflatten(0, (b, n)), out.state
+
+
+class VideoColorizer(Predictor, nn.Module):
+    """l_norm (B, T, 1, H, W) -> ColorizerOutput; see the module docstring."""
+
+    def __init__(self, config: ExperimentConfig, num_bins: int):
+        super().__init__()
+        if config.is_ensemble:
+            raise VidcolorError(f"{config.name}: an ensemble is built from trained members (models.ensemble.Ensemble)")
+        self.config = config
+        self.num_bins = int(num_bins)
+        self.colorizer = Colorizer(config.size, self.num_bins)
+        c = self.colorizer.feature_channels
+        self.temporal = ConvLSTM(c, self.num_bins) if config.is_temporal else IdentityTemporal()
+        # bin centers for predict_ab; rebuilt from the checkpoint's config, so not saved with the weights
+        self.register_buffer("ab_centers", torch.zeros(self.num_bins, 2), persistent=False)
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.config.is_temporal
+
+    def set_gamut(self, gamut: ABGamut) -> None:
+        if gamut.num_bins != self.num_bins:
+            raise VidcolorError(f"gamut has {gamut.num_bins} bins, the model {self.num_bins}")
+        self.ab_centers.copy_(gamut.centers)
+
+    def forward(self, l_norm: torch.Tensor, state: Any = None) -> ColorizerOutput:
+        check_l_norm(l_norm)
+        b, t = l_norm.shape[:2]
+        features, ab_logits = self.colorizer(l_norm.flatten(0, 1))  # (B*T, C, h, w), (B*T, Q, h, w)
+        features = features.unflatten(0, (b, t))  # (B, T, C, h, w)
+        ab_logits = ab_logits.unflatten(0, (b, t))  # (B, T, Q, h, w)
+        seq_logits, state = self.temporal(features, ab_logits, state)
+        return ColorizerOutput(ab_logits, seq_logits, state)
+
+    def final_logits(self, out: ColorizerOutput) -> torch.Tensor:
+        return final_logits(out)
+
+    def trunk_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights that do not depend on the bin grid (colorizer trunk + upsampling block)."""
+        return {k: v for k, v in self.state_dict().items()
+                if k.startswith(("colorizer.trunk.", "colorizer.up."))}
+
+
+def create_model(config: ExperimentConfig, gamut: ABGamut) -> VideoColorizer:
+    """A fresh VideoColorizer for a config, its head sized and its decoder set for the gamut."""
+    if config.grid != gamut.grid:
+        raise VidcolorError(f"grid: config has {config.grid}, the gamut {gamut.grid}")
+    model = VideoColorizer(config, gamut.num_bins)
+    model.set_gamut(gamut)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,65 @@
+"""`vidcolor dashboard`: start the Streamlit dashboard (dashboard/app.py) as a subprocess.
+
+The database URL reaches the app through the environment variable VIDCOLOR_DB. The server listens
+on localhost unless --host says otherwise. This module imports neither the dashboard, torch nor
+Ray: it only finds the app file and runs `python -m streamlit run` on it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from models.errors import VidcolorError
+
+log = logging.getLogger(__name__)
+
+
+def app_path() -> Path:
+    """The dashboard's entry script, located without importing the `dashboard` package."""
+    spec = importlib.util.find_spec("dashboard")
+    if spec is None or not spec.submodule_search_locations:
+        raise VidcolorError("the `dashboard` package is not installed (pip install -e .)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "app.py"
+    if not path.is_file():
+        raise VidcolorError(f"dashboard app not found at {path}")
+    return path
+
+
+def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The command line that serves the dashboard (headless, no usage statistics)."""
+    if not 0 < port < 65536:
+        raise VidcolorError(f"--port must be in 1..65535, got {port}")
+    return [sys.executable, "-m", "streamlit", "run", str(app_path()),
+            "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--theme.base", "light"]
+
+
+def dashboard_env(db: str | None) -> dict[str, str]:
+    """The environment of the server: VIDCOLOR_DB set from --db (or inherited)."""
+    env = dict(os.environ)
+    if db:
+        env["VIDCOLOR_DB"] = db
+    return env
+
+
+def main(args) -> int:
+    """Run the dashboard until interrupted; returns Streamlit's exit status."""
+    cmd = streamlit_command(args.port, args.host)
+    env = dashboard_env(args.db)
+    print(f"dashboard: http://{args.host}:{args.port}  (database: {env.get('VIDCOLOR_DB', 'sqlite:///vidcolor.db')})")
+    log.debug("running %s", " ".join(cmd))
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 130

@@ -1,0 +1,231 @@
+"""AppTest of every dashboard page on the fixture study (conftest.py), plus the no-torch start-up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def app(fixture_study, monkeypatch):
+    monkeypatch.setenv("VIDCOLOR_DB", fixture_study["url"])
+
+    def open_page(page: str | None = None, **query) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=60)
+        for k, v in query.items():
+            at.query_params[k] = v
+        at.run()
+        if page:
+            at.switch_page(f"views/{page}.py")
+            at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return open_page
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "title", "subheader", "info", "success", "warning")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_overview_shows_progress(app):
+    at = app()
+    assert at.title[0].value == "Studies"
+    assert "fixture" in list(at.dataframe[0].value["name"])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Trials"] == "6 / 8"
+    assert metrics["Running"] == "1" and metrics["Failed"] == "1"
+    # best objective: t_002 at epoch 2: 20 - 4·0.95 + 3/3 + 0.5·|0.98 - 0.9| = 17.24
+    assert metrics["Best val_rmse_rgb (min)"] == "17.24"
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_trials_table_filter_and_csv(app):
+    at = app("trials")
+    table = at.dataframe[0].value
+    assert len(table) == 6 and "config" not in table.columns
+    assert {"param_lam", "param_lr", "best_val_rmse_rgb"} <= set(table.columns)
+    at.multiselect[0].set_value(["TERMINATED"]).run()
+    assert sorted(at.dataframe[0].value["trial_id"]) == ["t_001", "t_002", "t_004"]
+    at.multiselect[1].set_value(["exp2"]).run()
+    assert list(at.dataframe[0].value["trial_id"]) == ["t_002"]
+    at.text_input[0].input("nothing-like-this").run()
+    assert at.dataframe[0].value.empty
+    assert at.get("download_button")[0].label == "Download CSV"
+
+
+def test_hyperparameter_page_warns_on_edge_and_marks_pareto(app):
+    at = app("explore")
+    warnings = [w.value for w in at.warning]
+    # best trial t_002 has lam = 0.98 in [0.2, 1.0]: high edge; lr 3e-3 sits mid-range in log space
+    assert len(warnings) == 1 and "lam = 0.98" in warnings[0] and "high edge" in warnings[0]
+    assert len(at.get("plotly_chart")) == 3  # parallel coordinates, importance, trade-off
+    front = at.dataframe[0].value
+    # hand-computed: t_005 (rmse 19.575, col 25, temporal 2.6) is dominated by t_004 (18.7, 28, 2.6)
+    assert sorted(front["trial_id"]) == ["t_001", "t_002", "t_003", "t_004"]
+
+
+def test_learning_curves(app):
+    at = app("curves")
+    # default: the five best trials with epochs, objective and train loss
+    assert set(at.multiselect[0].value) == {"t_001", "t_002", "t_003", "t_004", "t_005"}
+    assert at.multiselect[1].value == ["val_rmse_rgb", "train_loss"]
+    assert len(at.get("plotly_chart")) == 2
+    at.multiselect[1].set_value(["val_psnr"]).run()
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_trial_page_frame_viewer(app, fx):
+    at = app("trial", trial="t_004")
+    assert at.selectbox[0].value == "t_004"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Experiment"] == "exp5" and metrics["Epochs"] == "3"
+    table = at.dataframe[0].value
+    assert table.loc["val_colorfulness", "best"] == pytest.approx(10 + 30 * 0.6)
+    slider = at.slider(key="trial_frame")
+    assert (slider.min, slider.max) == (0, fx.FRAMES - 1)
+    slider.set_value(fx.FRAMES - 1).run()
+    assert not at.exception
+    assert len(at.get("image")) == 3  # gray, prediction, ground truth
+    assert len(at.get("video")) == 3
+    at.selectbox[0].set_value("t_006").run()  # the failed trial: no media
+    assert any("CUDA out of memory" in e.value for e in at.error)
+
+
+def test_frame_viewer_decodes_the_same_frames_as_the_pngs(fixture_study, fx):
+    from dashboard import viewer
+
+    media = fixture_study["store"].media("fixture", "t_002")
+    key = viewer.clips_of(media)[0]
+    frames = viewer.clip_frames(media, key)
+    assert set(frames) == {"gray", "pred", "gt"} and all(len(v) == fx.FRAMES for v in frames.values())
+    png = media[(media["kind"] == "gt_png") & (media["frame"] == fx.FRAMES - 1) & (media["video_id"] == key[0])]
+    ref = np.asarray(Image.open(png["path"].iloc[0]))
+    # H.264 at crf 18 (yuv420p): close to the lossless PNG, far from another frame
+    assert np.abs(frames["gt"][fx.FRAMES - 1].astype(int) - ref).mean() < 6
+    assert np.abs(frames["gt"][0].astype(int) - ref).mean() > 10
+
+
+def test_compare_page(app):
+    at = app("compare")
+    chosen = at.multiselect[0].value
+    assert len(chosen) == 3 and chosen[0] == "t_002"  # best first
+    assert len(at.get("image")) == 5  # gray + 3 predictions + ground truth
+    at.multiselect[0].set_value(["t_001", "t_004"]).run()
+    assert len(at.get("image")) == 4
+    assert list(at.dataframe[0].value.columns) == ["t_001", "t_004"]
+
+
+def test_ctt_rating_flow(tmp_path, monkeypatch, fx):
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    store = info["store"]
+    items = store.ctt_items("fixture")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/ctt_rate.py").run()
+    at.text_input[0].input("alice")
+    at.button[0].click().run()
+    seen = []
+    for i in range(5):
+        item, side = at.session_state["ctt_item"], at.session_state["ctt_real_side"]
+        seen.append((item["uid"], side))
+        page = texts(at)
+        for tid in fx.TRIALS:
+            assert tid not in page
+        assert "real_path" not in page and "fake" not in page.lower()
+        at.button(key="pick_a" if i % 2 == 0 else "pick_b").click().run()
+        assert not at.exception
+    votes = store.votes("fixture")
+    assert len(votes) == 5 and set(votes["rater"]) == {"alice"}
+    for (uid, real_side), (_, v) in zip(seen, votes.iterrows()):
+        assert v["uid"] == uid
+        assert v["picked_real"] == (v["choice"] == real_side)
+        assert v["response_ms"] > 0
+    assert len(set(votes["uid"])) == 5
+    # the least-voted rule: a second rater starts on an item alice has not seen
+    bob = store.add_rater("bob")
+    nxt = store.next_ctt_item("fixture", bob)
+    assert nxt["uid"] not in set(votes["uid"]) and len(items) == 8
+    # results page counts them
+    at.switch_page("views/ctt_results.py").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Votes"] == "5" and metrics["Raters"] == "1" and metrics["Items"] == "8"
+
+
+def test_ctt_rating_mode_and_rater_mode(tmp_path, monkeypatch, fx):
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["mode"] = "rater"
+    at.query_params["task"] = "rating"
+    at.run()
+    assert [t.value for t in at.title] == ["Color Turing Test"]
+    with pytest.raises(ValueError):
+        at.switch_page("views/trials.py")  # raters cannot reach the researcher pages
+    assert not at.radio  # task preset by the link
+    at.button[0].click().run()
+    assert len(at.get("video")) == 1
+    at.button(key="rate_4").click().run()
+    votes = info["store"].votes("fixture")
+    assert list(votes["mode"]) == ["rating"] and list(votes["rating"]) == [4]
+    assert votes["rater"].iloc[0] is None  # anonymous
+
+
+def test_ctt_results_page_with_exclusion(tmp_path, monkeypatch, fx):
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    store = info["store"]
+    items = store.ctt_items("fixture")
+    good, bad = store.add_rater("good"), store.add_rater("bad")
+    for _, it in items.iterrows():
+        if it["is_attention"]:
+            store.record_vote(good, it["uid"], choice="left", picked_real=True, mode="2afc")
+            store.record_vote(bad, it["uid"], choice="left", picked_real=False, mode="2afc")
+        else:
+            store.record_vote(good, it["uid"], choice="right", picked_real=True, mode="2afc")
+            store.record_vote(bad, it["uid"], choice="right", picked_real=False, mode="2afc")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/ctt_results.py").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Raters failing attention checks"] == "1"
+    per_trial = at.dataframe[0].value
+    # each trial item: one vote fooled (bad), one not (good) -> 50%
+    assert (per_trial["fooling_rate"] == 0.5).all()
+    at.toggle(key="ctt_exclude").set_value(True).run()
+    per_trial = at.dataframe[0].value
+    assert (per_trial["fooling_rate"] == 0.0).all() and (per_trial["excluded_raters"] == 1).all()
+    per_exp = at.dataframe[1].value
+    assert set(per_exp["experiment"]) == {"exp1", "exp2", "exp5"}
+
+
+def test_start_up_imports_neither_torch_nor_ray(fixture_study):
+    code = (
+        "import json, sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout=60)\n"
+        "at.run()\n"
+        "for p in ('trials', 'explore', 'trial', 'ctt_results'):\n"
+        "    at.switch_page(f'views/{p}.py'); at.run()\n"
+        "    assert not at.exception, at.exception\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray'))))\n"
+    )
+    env = {**__import__("os").environ, "VIDCOLOR_DB": fixture_study["url"]}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,361 @@
+"""`vidcolor colorize`: real checkpoints (tiny models saved with models' API), real PyAV videos.
+
+Tolerance used for "the output's L equals the input's": L (0-100) of the decoded output against
+L of the decoded input, mean |dL| < 1.0 and 99th percentile < 4. Two things separate them: the
+H.264 round trip of the output (crf 18, about 1 level of 8-bit RGB, i.e. < 0.5 L) and Lab -> sRGB
+clamping where the predicted ab leaves the sRGB gamut at that L (it moves L of those pixels).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models.checkpoint import save_checkpoint
+from models.color import chroma, frames_to_lab
+from models.ensemble import Ensemble
+from models.gamut import ABGamut
+from models.model import create_model
+from models.presets import get_preset
+from study.cli import main as cli
+from study.colorize import FrameColorizer, open_source, read_frames, working_size
+from study.video_out import VideoWriter, write_video
+
+H, W, FPS = 48, 64, 12
+
+
+# ---- fixtures: checkpoints and videos -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gamut():
+    return ABGamut(10)
+
+
+def _tiny(preset: str, gamut: ABGamut, seed: int):
+    """An untrained tiny model whose colors depend on its input.
+
+    With PyTorch's default conv init the signal fades through the ~25 layers and an untrained
+    model paints every frame alike, so: He init (zero biases), then BatchNorm statistics gathered
+    on a few frames of the test pattern (forward passes in train mode, no gradient steps).
+    """
+    torch.manual_seed(seed)
+    model = create_model(get_preset(preset).replace(size="tiny"), gamut)
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(mod.bias)
+    l_norm, _ = frames_to_lab(torch.from_numpy(np.stack(gray_frames(8) + gray_frames(8, color=True))))
+    l_norm = torch.nn.functional.interpolate(l_norm, size=(32, 40), mode="bilinear")  # (16, 1, 32, 40)
+    model.train()
+    with torch.no_grad():
+        for _ in range(20):
+            model(l_norm[torch.randperm(16)].view(4, 4, 1, 32, 40))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def ckpt_exp1(tmp_path_factory, gamut):
+    model = _tiny("exp1", gamut, 0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp1", model, model.config, gamut,
+                           extra={"frame_size": 32})
+
+
+@pytest.fixture(scope="module")
+def ckpt_exp5(tmp_path_factory, gamut):
+    model = _tiny("exp5", gamut, 1)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp5", model, model.config, gamut,
+                           extra={"frame_size": 32})
+
+
+@pytest.fixture(scope="module")
+def ckpt_exp3(tmp_path_factory, gamut):
+    ens = Ensemble([_tiny("exp1", gamut, 2), _tiny("exp2", gamut, 3)])
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp3", ens, ens.config, gamut,
+                           extra={"frame_size": 32})
+
+
+def gray_frames(n: int, h: int = H, w: int = W, color: bool = False) -> list[np.ndarray]:
+    """A bright disc moving over a gray gradient (or over a colored one when ``color``)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = []
+    for i in range(n):
+        g = 40 + 150 * xx / w
+        g = np.where((xx - 8 - 4 * i) ** 2 + (yy - h / 2) ** 2 < (h / 4) ** 2, 230.0, g)
+        rgb = np.stack([g, g, g], -1) if not color else np.stack([g, 0.5 * g + 60 * yy / h, 255 - g], -1)
+        frames.append(np.clip(rgb, 0, 255).astype(np.uint8))
+    return frames
+
+
+def write_tone(path: Path, seconds: float, rate: int = 44100) -> Path:
+    with av.open(str(path), "w", format="mp4") as c:
+        stream = c.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        t = np.arange(int(rate * seconds)) / rate
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for k in range(0, samples.size, 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, k:k + 1024], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            c.mux(stream.encode(frame))
+        c.mux(stream.encode(None))
+    return path
+
+
+def make_video(path: Path, frames: list[np.ndarray], fps=FPS, audio: bool = False) -> Path:
+    tone = write_tone(path.with_suffix(".tone.m4a"), len(frames) / fps + 0.5) if audio else None
+    return write_video(path, frames, fps=fps, audio_from=tone)
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], dict]:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        info = {"fps": v.average_rate, "audio": [s.codec_context.name for s in c.streams.audio]}
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return frames, info
+
+
+def lightness(frames) -> np.ndarray:
+    l_norm, _ = frames_to_lab(torch.from_numpy(np.stack(frames)))
+    return (l_norm * 100 + 50).numpy()  # (N, 1, H, W), L in [0, 100]
+
+
+def mean_chroma(frames) -> float:
+    return float(chroma(frames_to_lab(torch.from_numpy(np.stack(frames)))[1]).mean())
+
+
+def assert_same_l(a, b) -> None:
+    dl = np.abs(lightness(a) - lightness(b))
+    assert dl.mean() < 1.0, dl.mean()
+    assert np.percentile(dl, 99) < 4.0, np.percentile(dl, 99)
+
+
+# ---- the main flow ------------------------------------------------------------------------------
+
+def test_video_keeps_frames_size_fps_l_and_audio(tmp_path, ckpt_exp1, capsys):
+    src_frames = gray_frames(14)
+    src = make_video(tmp_path / "film.mp4", src_frames, audio=True)
+    rc = cli(["colorize", str(ckpt_exp1), str(src), "--batch-size", "4"])
+    assert rc == 0
+    out = tmp_path / "film_color.mp4"  # the default OUT
+    frames, info = decode(out)
+    src_decoded, src_info = decode(src)
+    assert len(frames) == len(src_decoded) == 14
+    assert frames[0].shape == (H, W, 3)
+    assert info["fps"] == src_info["fps"] == FPS
+    assert info["audio"] == ["aac"]
+    assert_same_l(frames, src_decoded)
+    assert mean_chroma(src_decoded) < 1.0 < 3.0 < mean_chroma(frames)  # gray in, colors out
+    assert not [p for p in os.listdir(tmp_path) if "partial" in p]
+    table = capsys.readouterr().out
+    assert "film_color.mp4" in table and "14" in table and "audio copied" in table
+
+
+def test_fractional_fps_and_explicit_out(tmp_path, ckpt_exp1):
+    src = make_video(tmp_path / "ntsc.mp4", gray_frames(5), fps=Fraction(30000, 1001))
+    out = tmp_path / "sub" / "x.mp4"
+    out.parent.mkdir()
+    assert cli(["colorize", str(ckpt_exp1), str(src), str(out), "--size", "48", "--temperature", "0.2"]) == 0
+    frames, info = decode(out)
+    assert len(frames) == 5 and info["fps"] == Fraction(30000, 1001) and info["audio"] == []
+
+
+def test_color_input_is_turned_gray_with_a_note(tmp_path, ckpt_exp1, capsys):
+    src_frames = gray_frames(6, color=True)
+    src = make_video(tmp_path / "color.mp4", src_frames)
+    assert cli(["colorize", str(ckpt_exp1), str(src), str(tmp_path / "out.mp4")]) == 0
+    printed = capsys.readouterr().out
+    assert "note:" in printed and "in color" in printed and "color.mp4" in printed
+    out_frames, _ = decode(tmp_path / "out.mp4")
+    assert_same_l(out_frames, decode(src)[0])
+    # the input's own colors are not reused: output chroma differs from the original's
+    assert np.abs(out_frames[3].astype(int) - decode(src)[0][3]).mean() > 5
+
+
+def test_frame_folders_in_and_out(tmp_path, ckpt_exp1):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    src_frames = gray_frames(5, h=47, w=63)  # odd size: a PNG folder keeps it exactly
+    for i, f in enumerate(src_frames):
+        Image.fromarray(f).save(folder / f"{i:05d}.png")
+    out_dir = tmp_path / "seq_out"
+    assert cli(["colorize", str(ckpt_exp1), str(folder), str(out_dir)]) == 0
+    out_frames = [np.asarray(Image.open(p)) for p in sorted(out_dir.iterdir())]
+    assert len(out_frames) == 5 and out_frames[0].shape == (47, 63, 3)
+    dl = np.abs(lightness(out_frames) - lightness(src_frames))  # lossless: only gamut clamping
+    assert dl.mean() < 0.5
+    # and into a video: yuv420p needs even sizes, so 63x47 is padded to 64x48; folders play at 24 fps
+    assert cli(["colorize", str(ckpt_exp1), str(folder)]) == 0
+    frames, info = decode(tmp_path / "seq_color.mp4")
+    assert len(frames) == 5 and frames[0].shape == (48, 64, 3) and info["fps"] == 24
+    assert_same_l([f[:47, :63] for f in frames], src_frames)
+
+
+def test_directory_of_inputs_gives_one_output_each_and_survives_a_bad_one(tmp_path, ckpt_exp1, capsys):
+    inputs = tmp_path / "films"
+    inputs.mkdir()
+    make_video(inputs / "a.mp4", gray_frames(4))
+    make_video(inputs / "b.mp4", gray_frames(3))
+    (inputs / "broken.mp4").write_text("this is not a video")
+    out = tmp_path / "colored"
+    assert cli(["colorize", str(ckpt_exp1), str(inputs), str(out)]) == 1
+    assert sorted(os.listdir(out)) == ["a.mp4", "b.mp4"]
+    assert len(decode(out / "a.mp4")[0]) == 4 and len(decode(out / "b.mp4")[0]) == 3
+    printed = capsys.readouterr().out
+    assert "FAILED" in printed and "broken.mp4" in printed and "1 of 3 inputs failed" in printed
+
+
+def test_ensemble_checkpoint(tmp_path, ckpt_exp3):
+    src = make_video(tmp_path / "e.mp4", gray_frames(4))
+    assert cli(["colorize", str(ckpt_exp3), str(src), str(tmp_path / "e_out.mp4")]) == 0
+    frames, _ = decode(tmp_path / "e_out.mp4")
+    assert len(frames) == 4
+    assert_same_l(frames, decode(src)[0])
+
+
+# ---- the temporal state ---------------------------------------------------------------------------
+
+def test_temporal_state_runs_across_the_whole_video(ckpt_exp5, ckpt_exp1):
+    frames = np.stack(gray_frames(7))
+    other_start = np.stack(gray_frames(7, color=False)[::-1][:3])  # different first frames
+    changed = frames.copy()
+    changed[:3] = other_start
+
+    temporal = FrameColorizer.from_checkpoint(ckpt_exp5, device="cpu")
+    batched = temporal.colorize(frames)
+    temporal.reset()
+    one_by_one = np.concatenate([temporal.colorize(frames[i:i + 1]) for i in range(7)])
+    temporal.reset()
+    in_threes = np.concatenate([temporal.colorize(frames[i:i + 3]) for i in range(0, 7, 3)])
+    # the state passed between calls makes batch boundaries invisible
+    assert np.abs(batched.astype(int) - one_by_one).max() <= 1
+    assert np.abs(batched.astype(int) - in_threes).max() <= 1
+    temporal.reset()
+    again = temporal.colorize(frames)
+    assert np.array_equal(again, batched)  # reset() really forgets
+
+    temporal.reset()
+    alt = temporal.colorize(changed)
+    # frames 3..6 are identical inputs; their colors still differ because earlier frames differ
+    assert np.abs(alt[6].astype(int) - batched[6]).mean() > 0.5
+    # the image model has no memory: the same frames get the same colors
+    image = FrameColorizer.from_checkpoint(ckpt_exp1, device="cpu")
+    assert np.array_equal(image.colorize(changed)[3:], image.colorize(frames)[3:])
+
+
+def test_working_size_keeps_aspect_and_stride():
+    assert working_size(1280, 720, 256) == (456, 256)
+    assert working_size(720, 1280, 256) == (256, 456)
+    assert working_size(640, 360, 256) == (456, 256)
+    assert working_size(64, 48, 32) == (40, 32)
+    assert working_size(256, 256, 256) == (256, 256)
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+
+def _mjpeg_with_bad_frame(path: Path, frames: list[np.ndarray], bad: int) -> Path:
+    """An intra-only (MJPEG) mkv whose frame ``bad`` has its JPEG data zeroed."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=FPS)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuvj420p"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode(None))
+    with av.open(str(path)) as c:
+        payload = [bytes(p) for p in c.demux(video=0) if p.size][bad]
+    data = bytearray(path.read_bytes())
+    at = data.find(payload)
+    data[at:at + len(payload)] = bytes(len(payload))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_frame_that_fails_to_decode_gets_its_neighbours_colors(tmp_path, ckpt_exp1, caplog):
+    src_frames = gray_frames(8)
+    src = _mjpeg_with_bad_frame(tmp_path / "damaged.mkv", src_frames, bad=4)
+    assert [f is None for f in read_frames(open_source(src))] == [i == 4 for i in range(8)]
+    with caplog.at_level(logging.WARNING):
+        assert cli(["colorize", str(ckpt_exp1), str(src), str(tmp_path / "fixed.mp4")]) == 0
+    assert any("damaged.mkv" in r.message and "frame 4" in r.message for r in caplog.records)
+    frames, _ = decode(tmp_path / "fixed.mp4")
+    assert len(frames) == 8  # the frame count is kept
+    diff = [np.abs(frames[i].astype(int) - frames[i - 1]).mean() for i in range(1, 8)]
+    assert diff[3] < 1.0  # frame 4 repeats frame 3 (up to H.264 noise) ...
+    assert min(diff[:3] + diff[4:]) > 2 * diff[3]  # ... while the real frames move
+
+
+def _truncated(path: Path) -> Path:
+    full = make_video(path.with_name("full.mp4"), gray_frames(12))
+    data = full.read_bytes()
+    path.write_bytes(data[:len(data) * 2 // 3])  # the index (moov) is up front: it opens, then breaks
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "not_video", "truncated", "unwritable_out", "out_parent_missing"])
+def test_bad_input_is_a_clear_error_and_leaves_no_output(tmp_path, ckpt_exp1, capsys, case):
+    src = tmp_path / "in.mp4"
+    out = tmp_path / "out.mp4"
+    named = src
+    if case == "empty":
+        src.write_bytes(b"")
+    elif case == "not_video":
+        src = tmp_path / "notes.txt"
+        src.write_text("hello, I am text")
+        named = src
+    elif case == "truncated":
+        _truncated(src)
+        out.write_bytes(b"an earlier result")  # must survive the failed run
+    elif case == "unwritable_out":
+        make_video(src, gray_frames(3))
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file where a folder should be")
+        out = blocker / "out.mp4"
+        named = out
+    elif case == "out_parent_missing":
+        make_video(src, gray_frames(3))
+        out = tmp_path / "nowhere" / "out.mp4"
+        named = out
+    rc = cli(["colorize", str(ckpt_exp1), str(src), str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: ") and str(named) in err, err
+    assert "Traceback" not in err
+    if case == "truncated":
+        assert "truncated" in err
+        assert out.read_bytes() == b"an earlier result"
+    else:
+        assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if "partial" in p]
+
+
+def test_read_only_output_folder(tmp_path, ckpt_exp1, capsys):
+    src = make_video(tmp_path / "in.mp4", gray_frames(3))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: permissions do not stop writes")
+        assert cli(["colorize", str(ckpt_exp1), str(src), str(locked / "out.mp4")]) == 2
+        assert "permission denied" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_bad_checkpoint_and_flags(tmp_path, ckpt_exp1, capsys):
+    src = make_video(tmp_path / "in.mp4", gray_frames(3))
+    assert cli(["colorize", str(tmp_path / "no_ckpt"), str(src)]) == 2
+    assert "no_ckpt" in capsys.readouterr().err
+    assert cli(["colorize", str(ckpt_exp1), str(src), "--batch-size", "0"]) == 2
+    assert "--batch-size" in capsys.readouterr().err
+    assert cli(["colorize", str(ckpt_exp1), str(src), "--size", "4"]) == 2
+    assert "--size" in capsys.readouterr().err
+    assert cli(["colorize", str(ckpt_exp1), str(src), str(tmp_path / "out.avi")]) == 2
+    assert "out.avi" in capsys.readouterr().err
+    assert not (tmp_path / "in_color.mp4").exists()

@@ -1,0 +1,171 @@
+"""evaluate_model on real tiny colorizers and a hand-computed decode; `vidcolor evaluate` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, NamedTuple
+
+import pytest
+import torch
+
+from models.color import frames_to_lab
+from models.gamut import ABGamut
+from models.model import create_model
+from models.presets import ExperimentConfig
+from study.evaluate import evaluate_model, format_table, json_ready
+
+
+def _batches(frames_by_video: dict[str, torch.Tensor], window: int, batch_size: int, pad_to: int | None = None):
+    """Batches in eval_loader's layout: each video's frames in order as non-overlapping windows."""
+    windows = []
+    for vid, frames in frames_by_video.items():  # frames uint8 (N, H, W, 3)
+        for start in range(0, frames.shape[0] - window + 1, window):
+            windows.append((vid, start, frames[start:start + window]))
+    out = []
+    for i in range(0, len(windows), batch_size):
+        chunk = windows[i:i + batch_size]
+        valid = [True] * len(chunk)
+        while len(chunk) < batch_size:  # pad the last batch like eval_loader does
+            chunk.append(chunk[0])
+            valid.append(False)
+        out.append({"frames": torch.stack([w for _, _, w in chunk]), "video_id": [v for v, _, _ in chunk],
+                    "start": torch.tensor([s for _, s, _ in chunk]), "valid": torch.tensor(valid)})
+    while pad_to is not None and len(out) < pad_to:  # an all-padding batch (another rank has more)
+        b = dict(out[-1])
+        b["valid"] = torch.zeros(batch_size, dtype=torch.bool)
+        out.append(b)
+    return out
+
+
+def _video(seed: int, n: int = 6, size: int = 32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=g)
+
+
+class _Out(NamedTuple):
+    ab_logits: torch.Tensor
+    seq_logits: Any
+    state: Any
+
+
+class OneBin(torch.nn.Module):
+    """Puts (almost) all probability on one bin at every pixel: the decode must give its center."""
+
+    def __init__(self, num_bins: int, q: int):
+        super().__init__()
+        self.num_bins, self.q = num_bins, q
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, l_norm, state=None):
+        b, t, _, h, w = l_norm.shape
+        logits = torch.zeros(b, t, self.num_bins, h // 4, w // 4)
+        logits[:, :, self.q] = 50.0 * self.scale
+        return _Out(logits, None, None)
+
+
+def test_decode_path_by_hand():
+    """Constant frames and a one-bin prediction: ab error = |center_q - true ab| on every frame."""
+    gamut = ABGamut(10)
+    q = int(gamut.num_bins // 2)
+    color = torch.tensor([200, 40, 90], dtype=torch.uint8)
+    frames = color.expand(4, 16, 16, 3).contiguous()
+    _, gt_ab = frames_to_lab(frames)
+    expected = torch.linalg.vector_norm(torch.as_tensor(gamut.centers[q]).float() - gt_ab[0, :, 0, 0]).item()
+    model = OneBin(gamut.num_bins, q).train()
+    res = evaluate_model(model, gamut, _batches({"v": frames}, 2, 2), 0.38, "cpu")
+    assert model.training  # mode restored
+    assert res["num_videos"] == 1 and res["num_frames"] == 4
+    assert res["videos"][0]["rmse_ab"] == pytest.approx(expected, rel=1e-3)
+    assert res["mean"]["temporal_error"] == pytest.approx(0.0, abs=1e-6)  # constant in, constant out
+    assert res["mean"]["colorfulness_ratio"] == pytest.approx(
+        res["videos"][0]["colorfulness_pred"] / res["videos"][0]["colorfulness_gt"])
+
+
+@pytest.mark.parametrize("temporal", ["none", "convlstm"])
+def test_real_tiny_colorizer_per_video_table(temporal):
+    torch.manual_seed(0)
+    config = ExperimentConfig(name="t", size="tiny", temporal=temporal, seq_len=2, lam=0.5)
+    gamut = ABGamut(config.grid)
+    model = create_model(config, gamut)
+    videos = {"a": _video(1), "b": _video(2, n=3)}
+    window = config.window  # 1 or 3
+    batches = _batches(videos, window, batch_size=2, pad_to=6)
+    res = evaluate_model(model, gamut, batches, config.temperature, "cpu")
+    rows = {r["video_id"]: r for r in res["videos"]}
+    assert set(rows) == {"a", "b"}
+    assert rows["a"]["frames"] == 6 and rows["b"]["frames"] == 3  # padding windows not counted
+    assert rows["a"]["pairs"] == 5  # consecutive pairs across windows and batches
+    for key in ("rmse_rgb", "rmse_ab", "psnr", "colorfulness_ratio", "temporal_error"):
+        assert math.isfinite(res["mean"][key])
+        assert res["mean"][key] == pytest.approx((rows["a"][key] + rows["b"][key]) / 2)
+    assert 0 < res["mean"]["rmse_rgb"] < 255
+
+    # the same frames with a batch size of 1 give the same numbers (order independent)
+    again = evaluate_model(model, gamut, _batches(videos, window, batch_size=1), config.temperature, "cpu")
+    assert again["mean"]["rmse_rgb"] == pytest.approx(res["mean"]["rmse_rgb"], rel=1e-5)
+
+
+def test_format_table_and_json_ready():
+    res = {"videos": [{"video_id": "v0", "frames": 3, "rmse_rgb": 1.5, "rmse_ab": 2.0, "psnr": 30.0,
+                       "colorfulness_ratio": float("nan"), "temporal_error": 0.25}],
+           "mean": {"rmse_rgb": 1.5, "rmse_ab": 2.0, "psnr": 30.0, "colorfulness_ratio": float("nan"),
+                    "temporal_error": 0.25}, "num_frames": 3, "num_videos": 1}
+    lines = format_table(res).splitlines()
+    assert lines[0].split() == ["video", "frames", "rmse_rgb", "rmse_ab", "psnr", "colorfulness_ratio",
+                                "temporal_error"]
+    assert lines[2].split() == ["v0", "3", "1.500", "2.000", "30.000", "-", "0.250"]
+    assert lines[-1].split()[0] == "mean"
+    text = json.dumps(json_ready(res), allow_nan=False)  # strict JSON: NaN became null
+    assert json.loads(text)["mean"]["colorfulness_ratio"] is None
+
+
+@pytest.fixture()
+def tiny_checkpoint(tmp_path):
+    from models.checkpoint import save_checkpoint
+    from models.presets import get_preset
+
+    torch.manual_seed(0)
+    config = get_preset("exp2").replace(size="tiny")
+    gamut = ABGamut(config.grid)
+    save_checkpoint(tmp_path / "ck", create_model(config, gamut), config, gamut)
+    return tmp_path / "ck"
+
+
+def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys):
+    """`vidcolor evaluate` on the shared demo shards; RMSE cross-checked frame by frame in numpy."""
+    from data_shards.reader import ShardSet, eval_loader
+    from models.checkpoint import load_checkpoint
+    from models.color import lab_to_frames
+    from study.cli import main
+
+    out = tmp_path / "eval.json"
+    rc = main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--split", "test",
+               "--json", str(out), "--device", "cpu", "--batch-size", "4"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    doc = json.loads(out.read_text())  # strict JSON
+    test_videos = [v["id"] for v in ShardSet(demo_shards).videos("test")]
+    assert [v["video_id"] for v in doc["videos"]] == sorted(test_videos)
+    assert doc["num_frames"] == ShardSet(demo_shards).num_frames("test")
+    assert doc["split"] == "test" and doc["config"]["name"] == "exp2" and doc["temperature"] == 0.38
+    assert all(v in printed for v in test_videos) and "mean" in printed
+
+    # independent check: per-frame RMSE of the rounded uint8 prediction, averaged per video, then over videos
+    ck = load_checkpoint(tiny_checkpoint)
+    per_video: dict[str, list[float]] = {}
+    for batch in eval_loader(demo_shards, split="test", window=1, batch_size=2):
+        l_norm, _ = frames_to_lab(batch["frames"])
+        ab, _ = ck.model.predict_ab(l_norm, temperature=0.38)
+        pred = lab_to_frames(l_norm, ab).double()  # (B, 1, H, W, 3)
+        err = ((pred - batch["frames"].double()) ** 2).mean(dim=(1, 2, 3, 4)).sqrt()
+        for vid, e, ok in zip(batch["video_id"], err.tolist(), batch["valid"].tolist()):
+            if ok:
+                per_video.setdefault(vid, []).append(e)
+    expected = sum(sum(v) / len(v) for v in per_video.values()) / len(per_video)
+    assert doc["mean"]["rmse_rgb"] == pytest.approx(expected, abs=0.3)
+
+    assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--split", "nope"]) == 2
+    assert "no 'nope' split" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing"), "--shards", str(demo_shards)]) == 2
+    assert "missing" in capsys.readouterr().err
