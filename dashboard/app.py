@@ -21,20 +21,20 @@ from dashboard import data  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="vidcolor", page_icon="🎨", layout="wide")
+st.set_page_config(page_title="vidcolor", page_icon=":material/palette:", layout="wide")
 
 PAGES = {
     "Study": [
-        st.Page(VIEWS / "overview.py", title="Overview", icon="📊", default=True, url_path="overview"),
-        st.Page(VIEWS / "trials.py", title="Trials", icon="📋", url_path="trials"),
-        st.Page(VIEWS / "explore.py", title="Hyperparameters", icon="🧭", url_path="hyperparameters"),
-        st.Page(VIEWS / "curves.py", title="Learning curves", icon="📈", url_path="curves"),
-        st.Page(VIEWS / "trial.py", title="Trial", icon="🔎", url_path="trial"),
-        st.Page(VIEWS / "compare.py", title="Compare", icon="🆚", url_path="compare"),
+        st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True, url_path="overview"),
+        st.Page(VIEWS / "trials.py", title="Trials", icon=":material/table_rows:", url_path="trials"),
+        st.Page(VIEWS / "explore.py", title="Hyperparameters", icon=":material/tune:", url_path="hyperparameters"),
+        st.Page(VIEWS / "curves.py", title="Learning curves", icon=":material/show_chart:", url_path="curves"),
+        st.Page(VIEWS / "trial.py", title="Trial", icon=":material/search:", url_path="trial"),
+        st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     ],
     "Color Turing Test": [
-        st.Page(VIEWS / "ctt_rate.py", title="Rate clips", icon="👁️", url_path="ctt"),
-        st.Page(VIEWS / "ctt_results.py", title="CTT results", icon="🏁", url_path="ctt-results"),
+        st.Page(VIEWS / "ctt_rate.py", title="Rate clips", icon=":material/visibility:", url_path="ctt"),
+        st.Page(VIEWS / "ctt_results.py", title="CTT results", icon=":material/leaderboard:", url_path="ctt-results"),
     ],
 }
 

@@ -92,7 +92,8 @@ def params_of(df: pd.DataFrame) -> list[str]:
 
 
 def metrics_of(df: pd.DataFrame, prefix: str = "best_") -> list[str]:
-    return [c for c in df.columns if c.startswith(prefix)]
+    """Metric columns (`best_<metric>` or `last_<metric>`; not the trial's best_epoch)."""
+    return [c for c in df.columns if c.startswith(prefix) and c != "best_epoch"]
 
 
 def search_ranges(info: dict | None) -> tuple[dict[str, tuple[float, float]], set[str], set[str]]:

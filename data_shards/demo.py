@@ -41,7 +41,7 @@ MATERIALS = {
     "brick": Material("brick", (150, 50, 35), "bricks"),
     "plum": Material("plum", (125, 55, 160), "stripes"),
     "teal": Material("teal", (30, 165, 160), "checker"),
-    "orange": Material("orange", (245, 150, 25), "dots"),
+    "orange": Material("orange", (250, 175, 40), "dots"),
 }
 GROUNDS = ("grass", "sand")
 OBJECTS = ("brick", "plum", "teal", "orange")

@@ -175,7 +175,7 @@ def _meta(sample: dict[str, Any]) -> dict[str, Any]:
 def _decode(sample: dict[str, Any], name: str, size: int) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(sample[name])) as im:
-            frame = np.asarray(im.convert("RGB"))
+            frame = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"sample {sample.get('__key__')} member {name} in {sample.get('__url__')}: "
                          f"not a readable image ({exc})") from None
@@ -183,6 +183,11 @@ def _decode(sample: dict[str, Any], name: str, size: int) -> np.ndarray:
         raise ValueError(f"sample {sample.get('__key__')} member {name}: {frame.shape[1]}x{frame.shape[0]}, "
                          f"expected {size}x{size}")
     return frame
+
+
+def _stack(frames: list[np.ndarray]) -> np.ndarray:
+    """(S, H, W, 3); a single frame becomes a view instead of a copy (the batch stack copies anyway)."""
+    return frames[0][None] if len(frames) == 1 else np.stack(frames)
 
 
 def _check_window(window: int, clip_len: int) -> None:
@@ -248,7 +253,7 @@ class _TrainStream(IterableDataset):
                 names = _frame_members(sample, self.clip_len)
                 meta = _meta(sample)
                 offset = rng.randint(0, self.clip_len - self.window)
-                frames = np.stack([_decode(sample, n, self.size) for n in names[offset:offset + self.window]])
+                frames = _stack([_decode(sample, n, self.size) for n in names[offset:offset + self.window]])
             except ValueError as exc:
                 CORRUPT(exc)
                 continue
@@ -379,7 +384,7 @@ class EvalLoader:
             buf.extend(new)
             next_pos = start + clip_len
             while len(buf) >= window:
-                yield np.stack(buf[:window]), current, buf_start
+                yield _stack(buf[:window]), current, buf_start
                 buf, buf_start = buf[window:], buf_start + window
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

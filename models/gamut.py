@@ -70,6 +70,7 @@ def gamut_centers(grid: int) -> np.ndarray:
         for dj in (0, 1):
             corners.update(zip((ci + di).tolist(), (cj + dj).tolist()))
     centers = np.array(sorted(corners), dtype=np.float32) * grid
+    log.debug("grid %d: %d in-gamut bins", grid, len(centers))
     return centers
 
 
@@ -142,6 +143,11 @@ class ABGamut:
     def soft_encode(self, ab: torch.Tensor, k: int = DEFAULT_SOFT_K, sigma: float = DEFAULT_SOFT_SIGMA) -> torch.Tensor:
         """ab (N, 2, h, w) -> soft targets (N, Q, h, w): the k nearest bins weighted by a Gaussian of
         width sigma (ab units), summing to 1 per pixel. k=1 gives the one-hot nearest bin."""
+        return self.encode(ab, k, sigma)[0]
+
+    def encode(self, ab: torch.Tensor, k: int = DEFAULT_SOFT_K,
+               sigma: float = DEFAULT_SOFT_SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
+        """(soft_encode(ab), nearest_bin(ab)) from one distance computation (the loss needs both)."""
         if not 1 <= int(k) <= self.num_bins:
             raise VidcolorError(f"soft_k: must be in [1, {self.num_bins}], got {k}")
         if not sigma > 0:
@@ -149,13 +155,15 @@ class ABGamut:
         n, _, h, w = ab.shape if ab.dim() == 4 else (0, 0, 0, 0)
         px = self._pixels(ab, "soft_encode")
         target = torch.zeros(px.shape[0], self.num_bins, device=ab.device)
+        nearest = torch.zeros(px.shape[0], dtype=torch.long, device=ab.device)
         for start in range(0, px.shape[0], _CHUNK):
             d2 = self._sq_dist(px[start:start + _CHUNK])
-            d2_k, idx = d2.topk(int(k), dim=1, largest=False)  # (P, k)
+            d2_k, idx = d2.topk(int(k), dim=1, largest=False, sorted=True)  # (P, k), nearest first
             # subtract the nearest distance before exp so far-out-of-gamut pixels do not underflow
             wts = torch.exp(-(d2_k - d2_k[:, :1]) / (2.0 * sigma * sigma))
             target[start:start + _CHUNK].scatter_(1, idx, wts / wts.sum(dim=1, keepdim=True))
-        return target.view(n, h, w, self.num_bins).permute(0, 3, 1, 2)
+            nearest[start:start + _CHUNK] = idx[:, 0]
+        return target.view(n, h, w, self.num_bins).permute(0, 3, 1, 2), nearest.view(n, h, w)
 
     # ---- bins -> ab -------------------------------------------------------------------------
 

@@ -82,13 +82,13 @@ def colorization_loss(out, ab_gt: torch.Tensor, gamut: ABGamut, weights: torch.T
         raise VidcolorError(f"lam: must be in [0, 1], got {lam}")
     b, t = ab_gt.shape[:2]
     ab = ab_gt.flatten(0, 1).float()  # (B*T, 2, h, w)
-    target = gamut.soft_encode(ab, k=soft_k, sigma=soft_sigma)  # (B*T, Q, h, w)
+    target, nearest = gamut.encode(ab, k=soft_k, sigma=soft_sigma)  # (B*T, Q, h, w), (B*T, h, w)
     mask = color_frame_mask(ab)  # (B*T,)
     per_pixel = soft_cross_entropy(ab_logits.flatten(0, 1), target)  # (B*T, h, w)
     if weights is not None:
         if weights.shape != (gamut.num_bins,):
             raise VidcolorError(f"weights: expected shape ({gamut.num_bins},), got {tuple(weights.shape)}")
-        per_pixel = per_pixel * weights.to(per_pixel.device)[gamut.nearest_bin(ab)]
+        per_pixel = per_pixel * weights.to(per_pixel.device)[nearest]
     l_cl = _masked_mean(per_pixel, mask)
     if out.seq_logits is None:
         return l_cl, {"l_cl": l_cl.detach(), "l_seq": torch.zeros((), device=l_cl.device)}

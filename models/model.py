@@ -121,6 +121,8 @@ def create_model(config: ExperimentConfig, gamut: ABGamut) -> VideoColorizer:
         raise VidcolorError(f"grid: config has {config.grid}, the gamut {gamut.grid}")
     model = VideoColorizer(config, gamut.num_bins)
     model.set_gamut(gamut)
+    log.debug("created %s (size %s, temporal %s, %d bins, %d parameters)", config.name, config.size,
+              config.temporal, gamut.num_bins, count_parameters(model))
     return model
 
 

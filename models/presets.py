@@ -16,7 +16,7 @@ field is checked on construction; an error names the field and the value.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from models.errors import VidcolorError

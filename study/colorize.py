@@ -30,6 +30,7 @@ the others still get done.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -49,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from data_shards.video import FOLDER_FPS, IMAGE_EXTS, find_sources, frame_files, is_frame_folder
+from data_shards.video import FOLDER_FPS, find_sources, frame_files, is_frame_folder
 from models.color import chroma, frames_to_lab, lab_to_frames
 from models.errors import VidcolorError
 from study.video_out import VideoWriter
@@ -192,16 +193,23 @@ def working_size(width: int, height: int, size: int) -> tuple[int, int]:
 
 
 def checkpoint_size(meta: dict | None) -> int | None:
-    """The frame size a checkpoint was trained at, when its metadata records it."""
-    if not isinstance(meta, dict):
+    """The frame size a checkpoint was trained at: ``extra.frame_size`` when recorded, else the
+    ``size`` in the manifest of the shard set named by ``extra.shards`` (when it is a local folder)."""
+    extra = meta.get("extra") if isinstance(meta, dict) else None
+    if not isinstance(extra, dict):
         return None
-    for scope in (meta, meta.get("extra") or {}):
-        if not isinstance(scope, dict):
-            continue
-        for key in ("frame_size", "image_size", "shard_size", "size"):
-            value = scope.get(key)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value
+    value = extra.get("frame_size")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    shards = extra.get("shards")
+    if isinstance(shards, str) and "://" not in shards:
+        manifest = Path(shards) / "manifest.json"
+        try:
+            size = json.loads(manifest.read_text()).get("size")
+        except (OSError, ValueError, AttributeError):
+            return None
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            return size
     return None
 
 

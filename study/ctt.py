@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -126,52 +127,19 @@ def write_attention_clip(real: str | Path, out_dir: Path) -> Path:
     return dst
 
 
-def render_trial_clips(checkpoint: str, shards: str, split: str, clips: int, out_dir: Path) -> list[tuple]:
-    """Colorize the first `clips` clips of `split` with a trial's checkpoint (when it has no
-    rendered media): (video_id, clip, real mp4, colorized mp4). On the legacy split the "real" clip
-    is the black-and-white original, for the naturalness-rating mode."""
-    import torch
-    import torch.nn.functional as F
+def render_trial_clips(checkpoint: str, shards: str, split: str, clips: int) -> tuple[list[tuple], Path]:
+    """Render `clips` clips of `split` at a trial's checkpoint (study.media) into a temporary folder:
+    [(video_id, clip, real mp4, colorized mp4)] and the folder. On the legacy split the "real" clip
+    is the black-and-white original (for the naturalness-rating mode). The caller copies them away
+    and removes the folder."""
+    import tempfile
 
-    from data_shards.reader import ShardSet, eval_loader
-    from models.checkpoint import load_checkpoint
-    from models.color import lab_to_rgb, normalize_l, rgb_to_lab
-    from models.model import final_logits
-    from study.video_out import VideoWriter
+    from study.media import render_samples
 
-    ck = load_checkpoint(checkpoint)
-    model = ck.model.eval()
-    shard_set = ShardSet(shards)
-    fps = shard_set.manifest.get("fps") or 12
-    out, done = [], 0
-    with torch.no_grad():
-        for batch in eval_loader(shard_set, split=split, window=shard_set.clip_len, batch_size=1):
-            if not bool(batch["valid"][0]):
-                continue
-            rgb = batch["frames"].float().div(255).permute(0, 1, 4, 2, 3)  # (1, T, 3, H, W)
-            lab = rgb_to_lab(rgb)
-            l = lab[:, :, :1]  # (1, T, 1, H, W)
-            logits = final_logits(model(normalize_l(l)))[0]  # (T, Q, h, w)
-            ab = ck.gamut.decode(logits, temperature=ck.config.temperature)  # (T, 2, h, w)
-            ab = F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
-            pred = lab_to_rgb(torch.cat([l[0], ab], dim=1))  # (T, 3, H, W)
-            real_frames = (rgb[0] if split != "legacy" else rgb[0].mean(1, keepdim=True).expand_as(rgb[0]))
-            vid, start = batch["video_id"][0], int(batch["start"][0])
-            paths = []
-            for frames in (real_frames, pred):
-                arr = (frames.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-                path = out_dir / f"{secrets.token_hex(12)}.mp4"
-                with VideoWriter(path, fps, arr.shape[2], arr.shape[1]) as writer:
-                    for f in arr:
-                        writer.write(f)
-                paths.append(path)
-            out.append((vid, start, str(paths[0]), str(paths[1])))
-            done += 1
-            if done >= clips:
-                break
-    if not out:
-        raise VidcolorError(f"shard set {shards} has no clips in split {split!r}")
-    return out
+    tmp = Path(tempfile.mkdtemp(prefix="vidcolor-ctt-"))
+    files = render_samples(checkpoint, shards, tmp, split=split, clips=clips, png=False)
+    media = pd.DataFrame([{"kind": f.kind, "path": f.path, "video_id": f.video_id, "clip": f.clip} for f in files])
+    return media_pairs(media), tmp
 
 
 # -- building items ----------------------------------------------------------------------------------
@@ -208,21 +176,30 @@ def build_items(store: Store, study: str, *, trial_ids: list[str] | None = None,
     reals: list[str] = []
     from tqdm import tqdm
 
+    shard_loc = shards or st.get("shards")
     for tid in tqdm(chosen, desc="CTT items", unit="trial", disable=None):
-        pairs = media_pairs(store.media(study, tid)) if split == "test" else []
-        if not pairs:
-            ckpt = by_id.loc[tid, "checkpoint"]
-            shard_loc = shards or st.get("shards")
-            if not ckpt or not shard_loc:
+        ckpt = by_id.loc[tid, "checkpoint"]
+        can_render = bool(ckpt) and Path(str(ckpt)).is_dir() and bool(shard_loc) and Path(str(shard_loc)).exists()
+        if can_render:
+            pairs, staged = render_trial_clips(str(ckpt), str(shard_loc), split, clips)
+        elif split == "test":
+            pairs, staged = media_pairs(store.media(study, tid)), None
+            if not pairs:
                 raise VidcolorError(
-                    f"trial {tid} has no rendered sample clips (pred_mp4 + gt_mp4) and "
-                    f"{'no checkpoint' if not ckpt else 'no shard set (--shards)'} to render {split} clips from")
-            pairs = render_trial_clips(ckpt, shard_loc, split, clips, out_dir)
+                    f"trial {tid}: no checkpoint and shard set to render test clips from "
+                    f"(checkpoint={ckpt!r}, shards={shard_loc!r}) and no rendered sample clips (pred_mp4 + gt_mp4)")
+            log.warning("trial %s: no checkpoint + shard set to render test clips; using its %d rendered "
+                        "sample clips (validation split)", tid, len(pairs))
+        else:
+            raise VidcolorError(f"trial {tid}: legacy clips are rendered from the checkpoint, and "
+                                f"checkpoint={ckpt!r}, shards={shard_loc!r} is not usable")
         for vid, clip, real, fake in pairs[:clips]:
-            items.append({"trial_id": tid, "real_path": str(opaque_copy(real, out_dir)),
-                          "fake_path": str(opaque_copy(fake, out_dir)), "video_id": vid, "clip": clip,
-                          "is_attention": False})
-            reals.append(real)
+            real_copy = str(opaque_copy(real, out_dir))
+            items.append({"trial_id": tid, "real_path": real_copy, "fake_path": str(opaque_copy(fake, out_dir)),
+                          "video_id": vid, "clip": clip, "is_attention": False})
+            reals.append(real_copy)
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
     n_att = int(round(attention_rate * len(items) / (1 - attention_rate))) if attention_rate > 0 else 0
     if attention_rate > 0 and items:
         n_att = max(1, n_att)

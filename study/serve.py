@@ -36,7 +36,8 @@ def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
         raise VidcolorError(f"--port must be in 1..65535, got {port}")
     return [sys.executable, "-m", "streamlit", "run", str(app_path()),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--theme.base", "light"]
+            "--browser.gatherUsageStats", "false", "--theme.base", "light",
+            "--client.toolbarMode", "viewer"]
 
 
 def dashboard_env(db: str | None) -> dict[str, str]:

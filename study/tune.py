@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DRIVER_CPUS = 1.0  # each trial's driver (Tune function actor) holds one CPU besides its workers
 ERROR_MARK = "vidcolor_error.txt"
+FINISHED = ("TERMINATED", "STOPPED")
 _RAY_KEYS = {"done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s",
              "pid", "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore",
              "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "checkpoint_path"}
@@ -49,6 +50,7 @@ class StudyRun:
     spec: StudySpec
     shards: str
     train_storage: str  # where the Train runs of the trials live (shared storage on a cluster)
+    store_url: str | None = None
 
     @property
     def use_gpu(self) -> bool:
@@ -65,6 +67,10 @@ def trial_driver(params: dict[str, Any], run: StudyRun) -> None:
     mark = Path(tune.get_context().get_trial_dir()) / ERROR_MARK
     if mark.is_file():  # a deterministic failure: a Tune-level retry would fail the same way
         raise TrainingError(mark.read_text())
+    if _finished_in_store(run, trial_id):
+        # Resumed from an experiment state saved just before the trial ended: it is done.
+        log.info("trial %s already finished (results store); not run again", trial_id)
+        return
     experiment, train = run.spec.trial_configs(params)
     experiment.check_ready()
     res = run.spec.resources
@@ -81,6 +87,19 @@ def trial_driver(params: dict[str, Any], run: StudyRun) -> None:
         raise
 
 
+def _finished_in_store(run: StudyRun, trial_id: str) -> bool:
+    if not run.store_url:
+        return False
+    try:
+        from study.store import Store
+
+        row = Store(run.store_url).get_trial(run.spec.name, trial_id)
+    except Exception as exc:  # noqa: BLE001 - e.g. a SQLite file on another node: just train
+        log.debug("results store not reachable from the trial driver: %s", exc)
+        return False
+    return bool(row and row["status"] in FINISHED)
+
+
 # ---------------------------------------------------------------------------------------------
 # The results store, live
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +109,10 @@ def _error_message(trial) -> str:
     """The last line of a failed trial's traceback that names our error (or the last line)."""
     text = ""
     try:
-        text = trial.get_error() or ""
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text(errors="replace")
+        else:
+            text = trial.get_error() or ""
     except Exception:  # noqa: BLE001 - the message is best effort; the status is what matters
         pass
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
@@ -113,13 +135,14 @@ class StoreCallback(tune.Callback):
         self._store = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: list[concurrent.futures.Future] = []
+        self._done_before: set[str] = set()  # finished before this run (a resumed study)
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k not in ("_store", "_pool", "_pending")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_store", "_pool", "_pending", "_done_before")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._store, self._pool, self._pending = None, None, []
+        self._store, self._pool, self._pending, self._done_before = None, None, [], set()
 
     @property
     def store(self):
@@ -130,6 +153,10 @@ class StoreCallback(tune.Callback):
         return self._store
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        row = self.store.get_trial(self.study, trial.trial_id)
+        if row is not None and row["status"] in FINISHED:
+            self._done_before.add(trial.trial_id)
+            return
         params = dict(trial.config)
         try:
             experiment, train = self.run.spec.trial_configs(params)
@@ -139,9 +166,6 @@ class StoreCallback(tune.Callback):
             config, name = {"invalid": str(exc)}, self.run.spec.preset
         self.store.upsert_trial(self.study, trial.trial_id, experiment=name, config=config, params=params,
                                 status="RUNNING")
-
-    def on_trial_restore(self, iteration, trials, trial, **info):
-        self.store.upsert_trial(self.study, trial.trial_id, status="RUNNING")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         log.warning("trial %s failed and is retried from its last checkpoint", trial.trial_id)
@@ -153,6 +177,8 @@ class StoreCallback(tune.Callback):
                              checkpoint=self._uri(result.get("checkpoint_path")))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if trial.trial_id in self._done_before:
+            return
         last = trial.last_result or {}
         epoch = int(last.get("epoch") or 0)
         status = "TERMINATED" if epoch >= self.max_t else "STOPPED"
@@ -220,12 +246,12 @@ def _local_checkpoint(path: str) -> str:
 class ProgressTable(tune.Callback):
     """Tune callback: a compact live table of the trials in the terminal (at most every few s)."""
 
-    def __init__(self, spec: StudySpec, every_s: float = 10.0, stream=None):
-        self.spec, self.every_s, self.stream = spec, every_s, stream
+    def __init__(self, spec: StudySpec, max_t: int, every_s: float = 10.0, stream=None):
+        self.spec, self.max_t, self.every_s, self.stream = spec, max_t, every_s, stream
         self._last = 0.0
 
     def __getstate__(self):
-        return {"spec": self.spec, "every_s": self.every_s, "stream": None, "_last": 0.0}
+        return {**self.__dict__, "stream": None, "_last": 0.0}
 
     def on_step_end(self, iteration, trials, **info):
         if time.monotonic() - self._last >= self.every_s:
@@ -247,11 +273,14 @@ class ProgressTable(tune.Callback):
         rows = []
         for t in trials:
             last = t.last_result or {}
-            rows.append([t.trial_id, t.status, str(last.get("epoch", "-")), _fmt(last.get(metric)),
+            status = t.status
+            if status == "TERMINATED" and int(last.get("epoch") or 0) < self.max_t:
+                status = "STOPPED"
+            rows.append([t.trial_id, status, str(last.get("epoch", "-")), _fmt(last.get(metric)),
                          *(_fmt(t.config.get(p)) for p in params)])
         counts = {}
-        for t in trials:
-            counts[t.status] = counts.get(t.status, 0) + 1
+        for r in rows:
+            counts[r[1]] = counts.get(r[1], 0) + 1
         head = ["trial", "status", "epoch", metric, *params]
         text = format_rows(head, rows)
         summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
@@ -377,6 +406,8 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
     store.create_study(spec.name, objective=spec.objective.metric, mode=spec.objective.mode,
                        spec=_spec_record(spec), storage_path=exp_path, shards=shards, exist_ok=resume)
 
+    # Save Tune's experiment state often: a killed driver then loses at most a second or two.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     started_ray = not ray.is_initialized()
     init_ray(address)
     try:
@@ -385,10 +416,11 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
         if concurrency < spec.max_concurrent:
             log.info("running %d trial(s) at a time (spec asks %d; that is what fits)", concurrency,
                      spec.max_concurrent)
-        run = StudyRun(spec=spec, shards=shards, train_storage=f"{storage.rstrip('/')}/{spec.name}-train")
+        run = StudyRun(spec=spec, shards=shards, train_storage=f"{storage.rstrip('/')}/{spec.name}-train",
+                       store_url=store.url)
         media_root = str(Path(store_media_root(store, storage), spec.name)) if media else None
         store_cb = StoreCallback(store.url, run, spec.name, media_root, max_t)
-        table = ProgressTable(spec, every_s=progress_every_s)
+        table = ProgressTable(spec, max_t, every_s=progress_every_s)
         trainable = tune.with_resources(tune.with_parameters(trial_driver, run=run), {"cpu": DRIVER_CPUS})
         if resume:
             tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True)

@@ -40,8 +40,9 @@ if not common:
 key = st.selectbox("Clip", sorted(common, key=lambda k: (k[0], k[1] or -1)), format_func=viewer.clip_label)
 
 rows = trials.set_index("trial_id").loc[sel]
-metric_cols = [c for c in rows.columns if c.startswith("best_")]
-st.dataframe(rows[["experiment", "objective", *metric_cols]].T.astype(str), width="stretch")
+metric_cols = data.metrics_of(rows)
+table = rows[["experiment", "objective", *metric_cols]].T
+st.dataframe(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)), width="stretch")
 
 frames = {t: viewer.clip_frames(per_trial[t], key) for t in sel}
 n = min((len(v) for f in frames.values() for v in f.values()), default=0)

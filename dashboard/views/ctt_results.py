@@ -45,10 +45,10 @@ def results() -> None:
                 error_y=dict(type="data", symmetric=False, array=shown["fool_hi"] - shown["fooling_rate"],
                              arrayminus=shown["fooling_rate"] - shown["fool_lo"]),
                 text=[f"{v:.0%} (n={n})" for v, n in zip(shown["fooling_rate"], shown["votes"])],
-                textposition="outside"))
+                textposition="outside", cliponaxis=False))
             fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance (50%)")
-            fig.update_layout(height=320, yaxis=dict(range=[0, 1.05], tickformat=".0%", title="fooling rate"),
-                              xaxis_title=level, margin=dict(t=30))
+            fig.update_layout(height=320, yaxis=dict(range=[0, 1.12], tickformat=".0%", title="fooling rate"),
+                              xaxis_title=level, margin=dict(t=40))
             st.plotly_chart(fig, width="stretch", key=f"fool_{level}")
         st.dataframe(agg, hide_index=True, width="stretch", key=f"table_{level}", column_config={
             "fooling_rate": st.column_config.NumberColumn("fooling rate", format="percent"),

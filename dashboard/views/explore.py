@@ -86,7 +86,7 @@ else:
     cols = list(axes)
     front = analysis.pareto_front(scored, {c: d for c, (_, d) in axes.items()})
     df = scored.assign(pareto=np.where(front, "Pareto front", "dominated"))
-    kw = dict(color=cols[2]) if len(cols) > 2 else {}
+    kw = dict(color=cols[2], color_continuous_scale="Viridis") if len(cols) > 2 else {}
     fig = px.scatter(df, x=cols[0], y=cols[1], symbol="pareto", hover_data=["trial_id", "experiment"],
                      symbol_map={"Pareto front": "star", "dominated": "circle"},
                      labels={c: f"{axes[c][0]} ({c.removeprefix('best_')}, {'lower' if axes[c][1] == 'min' else 'higher'} is better)"

@@ -36,10 +36,10 @@ if row["status"] == "ERROR" and isinstance(row["error"], str):
 left, right = st.columns(2)
 with left:
     st.subheader("Configuration")
-    st.json(row["config"], expanded=False)
+    st.json(row["config"], expanded=True)
 with right:
     st.subheader("Metrics")
-    metrics = sorted({c.split("_", 1)[1] for c in trials.columns if c.startswith(("best_", "last_"))})
+    metrics = sorted({c.split("_", 1)[1] for c in data.metrics_of(trials) + data.metrics_of(trials, "last_")})
     table = pd.DataFrame({"best": [row.get(f"best_{m}") for m in metrics],
                           "last": [row.get(f"last_{m}") for m in metrics]}, index=metrics)
     st.dataframe(table.dropna(how="all"), width="stretch")

@@ -229,3 +229,23 @@ def test_start_up_imports_neither_torch_nor_ray(fixture_study):
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_ctt_display_time_limit_hides_the_clips(tmp_path, monkeypatch, fx):
+    import time
+
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["limit"] = "1.5"
+    at.run()
+    at.switch_page("views/ctt_rate.py").run()
+    assert not at.number_input  # limit preset by the link
+    at.button[0].click().run()
+    assert len(at.get("video")) == 2 and not any("Time is up" in i.value for i in at.info)
+    time.sleep(1.6)
+    at.run()
+    assert len(at.get("video")) == 0 and any("Time is up" in i.value for i in at.info)
+    at.button(key="pick_b").click().run()  # answering after the limit still counts
+    votes = info["store"].votes("fixture")
+    assert len(votes) == 1 and votes["response_ms"].iloc[0] >= 1600

@@ -137,3 +137,35 @@ def test_serve_command_and_imports(tmp_path):
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray', 'dashboard', 'streamlit')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.slow
+def test_build_renders_test_clips_from_the_checkpoint(demo_shards, tmp_path):
+    import torch
+
+    from data_shards.reader import ShardSet
+    from models.checkpoint import save_checkpoint
+    from models.gamut import ABGamut
+    from models.model import create_model
+    from models.presets import get_preset
+    from study.store import Store
+
+    torch.manual_seed(0)
+    config = get_preset("exp2").replace(size="tiny")
+    gamut = ABGamut(config.grid)
+    save_checkpoint(tmp_path / "ck", create_model(config, gamut), config, gamut)
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.create_study("s", objective="val_rmse_rgb", shards=str(demo_shards))
+    store.upsert_trial("s", "t1", experiment="exp2", checkpoint=str(tmp_path / "ck"))
+    store.log_epoch("s", "t1", 0, {"val_rmse_rgb": 10.0})
+    items = ctt.build_items(store, "s", clips=2, attention_rate=0.0, out=tmp_path / "ctt")
+    assert len(items) == 2 and set(items["trial_id"]) == {"t1"}
+    test_videos = {v["id"] for v in ShardSet(demo_shards).manifest["videos"] if v["split"] == "test"}
+    stored = store.ctt_items("s")
+    assert set(stored["video_id"]) <= test_videos  # test clips, not the validation samples
+    clip_len = ShardSet(demo_shards).clip_len
+    for _, it in stored.iterrows():
+        real, fake = frames(it["real_path"]), frames(it["fake_path"])
+        assert real.shape == fake.shape and real.shape[0] == clip_len
+    assert sorted(p.name for p in (tmp_path / "ctt").iterdir()) == sorted(
+        Path(p).name for p in list(stored["real_path"]) + list(stored["fake_path"]))

@@ -60,6 +60,8 @@ def test_soft_encode_sums_to_one_with_k_nonzero(gamut):
     assert ((z > 0).sum(1) == 5).all()
     one_hot = gamut.soft_encode(ab, k=1)
     assert torch.equal(one_hot.argmax(1), gamut.nearest_bin(ab))
+    target, nearest = gamut.encode(ab, k=5, sigma=5.0)
+    assert torch.equal(target, z) and torch.equal(nearest, gamut.nearest_bin(ab))
 
 
 def test_soft_encode_gaussian_weights_by_hand():

@@ -56,7 +56,7 @@ def _tiny(preset: str, gamut: ABGamut, seed: int):
     l_norm = torch.nn.functional.interpolate(l_norm, size=(32, 40), mode="bilinear")  # (16, 1, 32, 40)
     model.train()
     with torch.no_grad():
-        for _ in range(20):
+        for _ in range(6):
             model(l_norm[torch.randperm(16)].view(4, 4, 1, 32, 40))
     return model.eval()
 
@@ -71,6 +71,13 @@ def ckpt_exp1(tmp_path_factory, gamut):
 @pytest.fixture(scope="module")
 def ckpt_exp5(tmp_path_factory, gamut):
     model = _tiny("exp5", gamut, 1)
+    # An untrained ConvLSTM forgets within a frame or two and adds little to the logits; give it
+    # a long memory (forget-gate bias 4, sigmoid = 0.98) and a louder output so that what the state
+    # carries shows in 8-bit colors. The test is about the plumbing, not about learned weights.
+    with torch.no_grad():
+        hidden = model.temporal.cell.hidden
+        model.temporal.cell.gates.bias[hidden:2 * hidden].fill_(4.0)
+        model.temporal.out.weight.mul_(10.0)
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp5", model, model.config, gamut,
                            extra={"frame_size": 32})
 
@@ -243,7 +250,8 @@ def test_temporal_state_runs_across_the_whole_video(ckpt_exp5, ckpt_exp1):
     temporal.reset()
     alt = temporal.colorize(changed)
     # frames 3..6 are identical inputs; their colors still differ because earlier frames differ
-    assert np.abs(alt[6].astype(int) - batched[6]).mean() > 0.5
+    effect = [np.abs(alt[k].astype(int) - batched[k]).mean() for k in range(3, 7)]
+    assert min(effect) > 0.5, effect
     # the image model has no memory: the same frames get the same colors
     image = FrameColorizer.from_checkpoint(ckpt_exp1, device="cpu")
     assert np.array_equal(image.colorize(changed)[3:], image.colorize(frames)[3:])
@@ -324,7 +332,7 @@ def test_bad_input_is_a_clear_error_and_leaves_no_output(tmp_path, ckpt_exp1, ca
     rc = cli(["colorize", str(ckpt_exp1), str(src), str(out)])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.startswith("error: ") and str(named) in err, err
+    assert f"error: {named}" in err, err
     assert "Traceback" not in err
     if case == "truncated":
         assert "truncated" in err

@@ -38,7 +38,7 @@ def _batches(frames_by_video: dict[str, torch.Tensor], window: int, batch_size: 
     return out
 
 
-def _video(seed: int, n: int = 6, size: int = 32) -> torch.Tensor:
+def _video(seed: int, n: int = 6, size: int = 16) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=g)
 

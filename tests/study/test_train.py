@@ -1,0 +1,115 @@
+"""The Ray Train loop: local mode (in-process) for the loop itself, a real 2-worker DDP run through
+``vidcolor train`` on the session's Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import load_checkpoint
+from models.gamut import ABGamut
+from models.model import create_model
+from models.presets import get_preset
+from study.spec import TrainConfig
+from study.train import (TRAIN_STATE_FILE, TrainingError, _Ctx, _restore, load_optimizer, make_trainer,
+                         raise_for_error, save_optimizer)
+
+pytestmark = pytest.mark.timeout(300)
+
+TINY = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, val_batches=1, val_batch_size=2, lr=3e-3,
+                   metric="train_loss")
+
+
+def test_optimizer_state_round_trip(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, betas=(0.8, 0.95), weight_decay=1e-3)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(5, 3)).pow(2).sum().backward()
+        opt.step()
+    save_optimizer(opt, tmp_path)
+    fresh = torch.optim.Adam(model.parameters(), lr=0.5)
+    assert load_optimizer(fresh, tmp_path)
+    a, b = opt.state_dict(), fresh.state_dict()
+    assert b["param_groups"][0]["lr"] == 0.01 and tuple(b["param_groups"][0]["betas"]) == (0.8, 0.95)
+    assert a["state"].keys() == b["state"].keys()
+    for pid in a["state"]:
+        for name, value in a["state"][pid].items():
+            assert torch.equal(value, b["state"][pid][name]), (pid, name)
+    assert not load_optimizer(fresh, tmp_path / "missing")
+
+
+def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
+    experiment = get_preset("exp5").replace(transfer=False, seq_len=2, grid=20)
+    result = make_trainer(experiment, TINY, demo_shards, workers=0).fit()
+    raise_for_error(result)
+    metrics = result.metrics
+    assert metrics["epoch"] == 2 and metrics["world_size"] == 1
+    for key in ("train_loss", "l_cl", "l_seq", "val_rmse_rgb", "val_colorfulness_ratio", "val_temporal_error",
+                "best_train_loss"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["val_frames"] > 0 and metrics["l_seq"] > 0  # the ConvLSTM's loss is in the mix
+    assert metrics["best_train_loss"] <= result.return_value["last"]["train_loss"] + 1e-9
+
+    folder = result.checkpoint.path
+    loaded = load_checkpoint(folder)
+    assert loaded.config == experiment and loaded.gamut.num_bins == ABGamut(20).num_bins
+    state = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text())
+    assert state["epoch"] == 2 and state["metric"] == "train_loss"
+    assert not list(Path(folder).glob("*.pt")) and not list(Path(folder).glob("*.pkl"))  # nothing pickled
+
+    # Resuming restores the epoch counter, the weights and the optimizer's moments exactly.
+    gamut = ABGamut(20)
+    model = create_model(experiment, gamut)
+    optimizer = torch.optim.Adam(model.parameters(), lr=TINY.lr)
+    start, best = _restore(folder, model, optimizer, _Ctx(0, 1, torch.device("cpu")))
+    assert start == 2 and best == pytest.approx(metrics["best_train_loss"])
+    for k, v in loaded.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert all("exp_avg" in s for s in optimizer.state.values()) and len(optimizer.state) > 0
+
+
+def test_nan_loss_is_a_clear_error_not_a_retry(demo_shards):
+    experiment = get_preset("exp1").replace(grid=40)
+    result = make_trainer(experiment, TINY.replace(lr=1e6, steps_per_epoch=4), demo_shards, workers=0).fit()
+    with pytest.raises(TrainingError, match="NaN or infinite at epoch 1"):
+        raise_for_error(result)
+
+
+def test_window_longer_than_clips_is_reported(demo_shards):
+    experiment = get_preset("exp5").replace(transfer=False, seq_len=9)  # window 10 > clip_len 8
+    result = make_trainer(experiment, TINY, demo_shards, workers=0).fit()
+    with pytest.raises(TrainingError, match="window"):
+        raise_for_error(result)
+
+
+def test_transfer_preset_needs_pretrained(demo_shards, tmp_path):
+    result = make_trainer(get_preset("exp4"), TINY, demo_shards, workers=0).fit()
+    with pytest.raises(TrainingError, match="pretrained"):
+        raise_for_error(result)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_vidcolor_train_ddp_two_workers(ray_cluster, ray_tools, demo_shards, tmp_path):
+    """`vidcolor train` with 2 DDP workers on the Ray cluster leaves OUT/best/ and a summary; an
+    exp4 run then starts from it (transfer learning)."""
+    out = tmp_path / "run"
+    cmd = [ray_tools.VIDCOLOR, "train", "--shards", str(demo_shards), "--preset", "exp2", "--out", str(out),
+           "--workers", "2", "--address", ray_cluster.address,
+           "--set", "size=tiny", "--set", "epochs=2", "--set", "steps_per_epoch=2", "--set", "batch_size=2",
+           "--set", "val_batches=1", "--set", "val_batch_size=2", "--set", "grid=40"]
+    proc = subprocess.run(cmd, env=ray_tools.env(), capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "best checkpoint:" in proc.stdout and "val_rmse_rgb" in proc.stdout
+    best = load_checkpoint(out / "best")
+    assert best.config.name == "exp2" and best.config.grid == 40
+    meta = json.loads((out / "best" / TRAIN_STATE_FILE).read_text())
+    assert meta["epoch"] in (1, 2)
+    epochs = sorted(json.loads(p.read_text())["epoch"] for p in out.glob("ray/train/checkpoint_*/train_state.json"))
+    assert epochs[-1] == 2  # the latest checkpoint is kept beside the best one
+    assert "world_size" in proc.stdout and " 2" in proc.stdout.split("world_size", 1)[1].splitlines()[0]

@@ -1,0 +1,206 @@
+"""Studies on the session's Ray cluster (CPU, tiny model): the whole flow with ASHA and failing
+trials, and a driver killed mid-study then resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from models.errors import VidcolorError
+from study.spec import load_spec, parse_spec
+from study.store import Store
+from study.tune import plan_concurrency, run_study
+
+FIXED = """
+[fixed]
+size = "tiny"
+transfer = false
+lam = 0.7
+epochs = {epochs}
+steps_per_epoch = 2
+batch_size = 2
+val_batches = 1
+val_batch_size = 2
+"""
+
+
+def write_spec(tmp_path: Path, text: str, epochs: int = 2) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(textwrap.dedent(text) + FIXED.format(epochs=epochs))
+    return path
+
+
+def test_plan_concurrency_fits_the_cluster():
+    spec = parse_spec({"name": "x", "preset": "exp2", "max_concurrent": 4,
+                       "resources": {"workers": 2, "cpus_per_worker": 1}})
+    assert plan_concurrency(spec, cpus=16, gpus=0, local=True) == 4
+    assert plan_concurrency(spec, cpus=7, gpus=0, local=True) == 2  # 3 CPUs a trial (driver + 2 workers)
+    with pytest.raises(VidcolorError, match="needs 3 CPUs"):
+        plan_concurrency(spec, cpus=2, gpus=0, local=True)
+    gpu = spec.replace(resources=spec.resources.__class__(workers=2, cpus_per_worker=1, gpus_per_worker=1))
+    assert plan_concurrency(gpu, cpus=16, gpus=2, local=False) == 1
+    with pytest.raises(VidcolorError, match="GPUs"):
+        plan_concurrency(gpu, cpus=16, gpus=0, local=False)
+
+
+def test_run_study_refuses_missing_shards(tmp_path):
+    spec = load_spec("demo")
+    with pytest.raises(VidcolorError, match="does not exist"):
+        run_study(spec, shards=str(tmp_path / "none"), db=f"sqlite:///{tmp_path}/r.db")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards, tmp_path):
+    """5 trials one at a time: a good one; a worse one (more bins, higher loss) that ASHA stops after
+    epoch 1; one that raises (window longer than the clips); one whose loss is NaN; and one after
+    them all that still runs. The store has every trial, per-epoch metrics, media, errors."""
+    path = write_spec(tmp_path, """
+        name = "e2e"
+        preset = "exp5"
+        num_trials = 5
+        max_concurrent = 1
+        max_failures = 1
+        media_clips = 1
+        points_to_evaluate = [
+            {grid = 40, seq_len = 1, lr = 3e-3},
+            {grid = 10, seq_len = 1, lr = 3e-3},
+            {grid = 40, seq_len = 9, lr = 3e-3},
+            {grid = 40, seq_len = 1, lr = 1e6},
+            {grid = 40, seq_len = 2, lr = 1e-3},
+        ]
+        [search.grid]
+        type = "choice"
+        choices = [10, 40]
+        [search.seq_len]
+        type = "int"
+        low = 1
+        high = 9
+        [search.lr]
+        type = "float"
+        low = 1e-4
+        high = 1e6
+        log = true
+        [objective]
+        metric = "train_loss"
+        mode = "min"
+        [asha]
+        grace_period = 1
+        reduction_factor = 2
+    """)
+    db = f"sqlite:///{tmp_path}/results.db"
+    result = run_study(load_spec(path), shards=str(demo_shards), db=db, storage=str(tmp_path / "ray"),
+                       address=ray_cluster.address, progress_every_s=30)
+    store = Store(db)
+    trials = store.trials("e2e").set_index("param_lr", drop=False)
+    assert len(trials) == 5 and store.get_study("e2e")["status"] == "FINISHED"
+    by_point = {(int(r.param_grid), int(r.param_seq_len), float(r.param_lr)): r for r in trials.itertuples()}
+    good, worse = by_point[(40, 1, 3e-3)], by_point[(10, 1, 3e-3)]
+    raising, nan, last = by_point[(40, 9, 3e-3)], by_point[(40, 1, 1e6)], by_point[(40, 2, 1e-3)]
+
+    assert good.status == "TERMINATED" and good.epochs == 2
+    assert worse.status == "STOPPED" and worse.epochs == 1  # ASHA: worse than the rung's best half
+    assert worse.objective > good.objective
+    assert raising.status == "ERROR" and "window 10" in raising.error and raising.epochs == 0
+    assert nan.status == "ERROR" and "NaN" in nan.error and nan.epochs == 0
+    assert last.status in ("TERMINATED", "STOPPED") and last.epochs >= 1  # the study went on
+
+    epochs = store.epochs("e2e")
+    assert set(epochs.trial_id) == {good.trial_id, worse.trial_id, last.trial_id}
+    assert epochs.groupby("trial_id").epoch.apply(list)[good.trial_id] == [1, 2]
+    for col in ("train_loss", "val_rmse_rgb", "val_colorfulness_ratio", "val_temporal_error"):
+        assert epochs[col].notna().all(), col
+    media = store.media("e2e")
+    for trial in (good, worse, last):  # media for every finished trial, files on disk
+        mine = media[media.trial_id == trial.trial_id]
+        assert {"gray_mp4", "pred_mp4", "gt_mp4", "pred_png"} <= set(mine.kind), trial.trial_id
+        assert all(Path(p).is_file() for p in mine.path)
+        assert Path(trial.checkpoint, "model.safetensors").is_file()
+    assert result.best["trial_id"] == good.trial_id or result.best["objective"] <= good.objective
+
+    import optuna  # the Optuna study lives in the same database under the spec's name
+
+    study = optuna.load_study(study_name="e2e", storage=store.url)
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 5 and states.count("FAIL") == 2
+
+    with pytest.raises(VidcolorError, match="already has results"):  # a second run must --resume
+        run_study(load_spec(path), shards=str(demo_shards), db=db, storage=str(tmp_path / "ray"),
+                  address=ray_cluster.address)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_killed_driver_resumes_without_rerunning_or_losing(ray_cluster, ray_tools, demo_shards, tmp_path):
+    path = write_spec(tmp_path, """
+        name = "resume"
+        preset = "exp1"
+        num_trials = 3
+        max_concurrent = 1
+        media_clips = 1
+        [search.lr]
+        type = "float"
+        low = 1e-3
+        high = 3e-3
+        [objective]
+        metric = "train_loss"
+        mode = "min"
+        [asha]
+        enabled = false
+    """, epochs=3)
+    db = f"sqlite:///{tmp_path}/results.db"
+    storage = str(tmp_path / "ray")
+    cmd = [ray_tools.VIDCOLOR, "tune", str(path), "--shards", str(demo_shards), "--db", db, "--storage", storage,
+           "--address", ray_cluster.address]
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(cmd, env=ray_tools.env(), stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    store = None
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # wait until trial 1 is finished and trial 2 has reported an epoch
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
+            if Path(db[len("sqlite:///"):]).exists():
+                store = store or Store(db)
+                if store.get_study("resume") is not None:
+                    t = store.trials("resume")
+                    if (t.status == "TERMINATED").sum() == 1 and ((t.status == "RUNNING") & (t.epochs >= 1)).any():
+                        break
+            time.sleep(1.0)
+        time.sleep(1.5)  # Tune saves its experiment state every second
+        os.kill(driver.pid, signal.SIGKILL)  # the driver only: its trial actors die with it
+        driver.wait(timeout=30)
+    finally:
+        ray_tools.stop_tree(driver)
+        log.close()
+    before = store.trials("resume").set_index("trial_id")
+    epochs_before = store.epochs("resume").set_index(["trial_id", "epoch"]).time
+    finished = before.index[before.status == "TERMINATED"][0]
+    interrupted = before.index[before.status == "RUNNING"][0]
+    ckpts_finished = sorted(Path(storage, "resume-train", f"train-{finished}").glob("checkpoint_*"))
+    time.sleep(5)  # let Ray clean up the killed driver's actors and placement groups
+
+    run_study(load_spec(path), shards=str(demo_shards), db=db, storage=storage, address=ray_cluster.address,
+              resume=True, progress_every_s=30)
+    after = store.trials("resume").set_index("trial_id")
+    epochs_after = store.epochs("resume").set_index(["trial_id", "epoch"]).time
+    assert len(after) == 3 and set(after.status) == {"TERMINATED"}
+    assert (after.epochs == 3).all()
+    # Nothing finished re-ran: its epochs and checkpoints are the same rows and files as before.
+    assert after.loc[finished, "ended"] == before.loc[finished, "ended"]
+    assert sorted(Path(storage, "resume-train", f"train-{finished}").glob("checkpoint_*")) == ckpts_finished
+    # Nothing was lost: every epoch logged before the kill is still there, untouched.
+    for key, t in epochs_before.items():
+        assert epochs_after[key] == t, key
+    # The interrupted trial went on from its last checkpoint: its first epoch was not trained again.
+    assert epochs_after[(interrupted, 1)] == epochs_before[(interrupted, 1)]
+    assert store.get_study("resume")["status"] == "FINISHED"
