@@ -148,6 +148,14 @@ def param_importance(trials: pd.DataFrame, params: list[str], objective: str,
     return pd.Series(imp, dtype=float).sort_values(ascending=False)
 
 
+#: Preferred metric names per trade-off axis (study/metrics.py), then any name with the fragment.
+TRADEOFF_PREFERRED = {
+    "RMSE": ("rmse_rgb", "rmse"),
+    "colorfulness": ("colorfulness_pred", "colorfulness"),
+    "temporal instability": ("temporal_error", "temporal"),
+}
+
+
 def tradeoff_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
     """Pick the metric columns for RMSE / colorfulness / temporal instability: {column: (label, dir)}."""
     found: dict[str, tuple[str, str]] = {}
@@ -156,12 +164,20 @@ def tradeoff_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
         if label in labels:
             continue
         cands = [c for c in columns if frag in c.lower()]
-        # Prefer the RGB RMSE over the ab one, a prediction's colorfulness over its gap to the truth
-        cands.sort(key=lambda c: (("ab" in c.lower()) or ("gt" in c.lower()) or ("gap" in c.lower())
-                                  or ("delta" in c.lower()) or ("diff" in c.lower()), len(c)))
-        if cands:
-            found[cands[0]] = (label, direction)
-            labels.add(label)
+        if not cands:
+            continue
+        prefs = TRADEOFF_PREFERRED.get(label, ())
+
+        def rank(c: str) -> tuple:
+            low = c.lower()
+            exact = next((i for i, p in enumerate(prefs) if low.endswith(p)), len(prefs))
+            # the prediction's own value, not a gap or ratio to the truth, nor the ab-only RMSE
+            derived = any(t in low for t in ("_ab", "_gt", "gap", "ratio", "delta", "diff"))
+            return (exact, derived, len(c))
+
+        best = min(cands, key=rank)
+        found[best] = (label, direction)
+        labels.add(label)
     return found
 
 

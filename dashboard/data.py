@@ -44,6 +44,9 @@ def study_info(url: str | None, name: str) -> dict | None:
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
 def trials(url: str | None, study: str) -> pd.DataFrame:
     df = _store(url).trials(study)
+    # a metric named like a trial column (the training loop reports `epoch`, giving a second
+    # `best_epoch`) must not shadow it: keep the trial's own column
+    df = df.loc[:, ~df.columns.duplicated()]
     df["config"] = df["config"].map(lambda c: c if isinstance(c, dict) else {})
     return df
 
@@ -98,12 +101,17 @@ def metrics_of(df: pd.DataFrame, prefix: str = "best_") -> list[str]:
 
 def search_ranges(info: dict | None) -> tuple[dict[str, tuple[float, float]], set[str], set[str]]:
     """From the study spec: searched [low, high] per `param_<name>`, the log-scaled ones, and the
-    choice (unordered) ones."""
+    choice ones. The spec's `search` is a list of {name, type, low, high, log, choices} (as the
+    tune driver records it) or a {name: {...}} table (as in the TOML file)."""
+    search = ((info or {}).get("spec") or {}).get("search") or []
+    entries = search.items() if isinstance(search, dict) else [(e.get("name"), e) for e in search if isinstance(e, dict)]
     ranges, logs, choices = {}, set(), set()
-    for name, space in ((info or {}).get("spec") or {}).get("search", {}).items():
-        if isinstance(space, dict) and ("values" in space or space.get("type") == "choice"):
+    for name, space in entries:
+        if not name or not isinstance(space, dict):
+            continue
+        if space.get("type") == "choice" or space.get("choices") or space.get("values"):
             choices.add(f"param_{name}")
-        elif isinstance(space, dict) and "low" in space and "high" in space:
+        elif space.get("low") is not None and space.get("high") is not None:
             try:
                 ranges[f"param_{name}"] = (float(space["low"]), float(space["high"]))
             except (TypeError, ValueError):

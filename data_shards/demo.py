@@ -129,10 +129,12 @@ def encode_h264(path: str | Path, frames: np.ndarray, fps: int, crf: int = 16) -
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
         stream.codec_context.thread_count = 1  # bit-identical output run to run
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        for i, frame in enumerate(frames):
+            vframe = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+            vframe.pts = i  # explicit timestamps keep the encoder's rate control repeatable
+            for packet in stream.encode(vframe):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -41,6 +41,11 @@ from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
 
+# Token authentication (Ray >= 2.59 turns it on for every local cluster): a client joining one
+# with an address needs RAY_AUTH_MODE=token, and Ray reads it once, at import. Set before any
+# Ray import of ours; an explicit setting (e.g. "disabled" for a cluster without auth) wins.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 OPTIMIZER_FILE = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
 TRAIN_STATE_FILE = "train_state.json"
@@ -449,7 +454,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwarg
         return
     logging.getLogger("ray").setLevel(logging.WARNING)
     if address:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        # Token auth: RAY_AUTH_MODE=token is set at import (above); the token comes from
+        # ~/.ray/auth_token (on another machine copy the head's there, or set RAY_AUTH_TOKEN).
         ray.init(address=address, log_to_driver=False, **kwargs)
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True, log_to_driver=False, **kwargs)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import study.train  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
 from ray import tune
 
 from models.errors import VidcolorError

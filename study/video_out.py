@@ -153,9 +153,10 @@ class VideoWriter:
             self._audio_in = None
             return
         a_in = self._audio_in.streams.audio[0]
-        if a_in.codec_context.name in MP4_AUDIO_COPY:
+        codec = a_in.codec_context.codec.canonical_name  # "mp3", where the decoder is "mp3float"
+        if codec in MP4_AUDIO_COPY:
             self._audio_out = self._container.add_stream_from_template(a_in)
-            log.debug("copying %s audio from %s", a_in.codec_context.name, src)
+            log.debug("copying %s audio from %s", codec, src)
         else:
             rate = a_in.codec_context.sample_rate or 48000
             self._audio_out = self._container.add_stream("aac", rate=rate)
@@ -168,7 +169,7 @@ class VideoWriter:
             # parameters (AAC's extradata).
             self._audio_out.codec_context.open()
             self._audio_resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-            log.info("re-encoding %s audio from %s to AAC", a_in.codec_context.name, src)
+            log.info("re-encoding %s audio from %s to AAC", codec, src)
         self._audio_stream_in = a_in
         self._audio_packets = self._audio_in.demux(a_in)
         self.has_audio = True

@@ -42,9 +42,12 @@ def live() -> None:
         scored = scored.sort_values("started")
         running_best = scored["objective"].cummin() if mode == "min" else scored["objective"].cummax()
         fig = px.scatter(scored, x="started", y="objective", color="experiment", symbol="status",
-                         hover_data=["trial_id"], title=f"{objective} of each trial (line: best so far)")
+                         hover_data=["trial_id"], title=f"{objective} of each trial (line: best so far)",
+                         color_discrete_sequence=px.colors.qualitative.D3)
+        fig.update_traces(marker=dict(size=12, line=dict(width=1, color="white")))
         fig.add_scatter(x=scored["started"], y=running_best, mode="lines", name="best so far",
-                        line=dict(color="black", dash="dot", shape="hv"))
+                        line=dict(color="gray", dash="dot", shape="hv"))
+        fig.data = (fig.data[-1],) + tuple(fig.data[:-1])  # the line under the markers
         fig.update_layout(height=360, yaxis_title=objective)
         st.plotly_chart(fig, width="stretch")
     counts = trials.groupby(["experiment", "status"], dropna=False).size().rename("trials").reset_index()

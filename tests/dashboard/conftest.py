@@ -34,9 +34,10 @@ TRIALS = {
 }
 SPEC = {
     "name": STUDY, "preset": "exp2", "num_trials": 8,
-    "search": {"lam": {"type": "float", "low": 0.2, "high": 1.0, "log": False},
-               "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-               "grid": {"type": "choice", "values": [10, 12]}},
+    # as study.tune records it
+    "search": [{"name": "lam", "type": "float", "low": 0.2, "high": 1.0, "log": False, "choices": []},
+               {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True, "choices": []},
+               {"name": "grid", "type": "choice", "low": None, "high": None, "log": False, "choices": [10, 12]}],
     "objective": {"metric": "val_rmse_rgb", "mode": "min"},
 }
 
@@ -84,10 +85,10 @@ def build_fixture_study(root: Path, with_items: bool = True) -> dict:
                            started=t0 + dt.timedelta(minutes=5 * k))
         for e in range(n_epochs):
             rmse = 20 - 4 * sat + 3 / (e + 1) + 0.5 * abs(lam - 0.9)
-            store.log_epoch(STUDY, tid, e, {
-                "train_loss": 4.0 / (e + 1) + sat, "val_rmse_rgb": rmse, "val_rmse_ab": rmse / 2,
-                "val_psnr": 40 - rmse, "val_colorfulness": 10 + 30 * sat, "val_colorfulness_gt": 40.0,
-                "val_temporal": 1.0 + (lam - 0.2) * 2 + sat,
+            store.log_epoch(STUDY, tid, e, {  # the keys study.train reports
+                "epoch": e, "lr": lr, "train_loss": 4.0 / (e + 1) + sat, "val_rmse_rgb": rmse, "val_rmse_ab": rmse / 2,
+                "val_psnr": 40 - rmse, "val_colorfulness_pred": 10 + 30 * sat, "val_colorfulness_gt": 40.0,
+                "val_colorfulness_gap": abs(30 - 30 * sat), "val_temporal_error": 1.0 + (lam - 0.2) * 2 + sat,
             }, time=t0 + dt.timedelta(minutes=5 * k + e + 1))
         if status != "RUNNING":
             store.finish_trial(STUDY, tid, status, error="CUDA out of memory" if status == "ERROR" else None,

@@ -94,7 +94,7 @@ def test_trial_page_frame_viewer(app, fx):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Experiment"] == "exp5" and metrics["Epochs"] == "3"
     table = at.dataframe[0].value
-    assert table.loc["val_colorfulness", "best"] == pytest.approx(10 + 30 * 0.6)
+    assert table.loc["val_colorfulness_pred", "best"] == pytest.approx(10 + 30 * 0.6)
     slider = at.slider(key="trial_frame")
     assert (slider.min, slider.max) == (0, fx.FRAMES - 1)
     slider.set_value(fx.FRAMES - 1).run()

@@ -169,3 +169,22 @@ def test_build_renders_test_clips_from_the_checkpoint(demo_shards, tmp_path):
         assert real.shape == fake.shape and real.shape[0] == clip_len
     assert sorted(p.name for p in (tmp_path / "ctt").iterdir()) == sorted(
         Path(p).name for p in list(stored["real_path"]) + list(stored["fake_path"]))
+
+
+def test_tradeoff_axes_follow_the_metric_names():
+    cols = ["best_val_rmse_ab", "best_val_rmse_rgb", "best_val_colorfulness_gt", "best_val_colorfulness_gap",
+            "best_val_colorfulness_ratio", "best_val_colorfulness_pred", "best_val_temporal_error", "best_val_psnr"]
+    assert analysis.tradeoff_columns(cols) == {
+        "best_val_rmse_rgb": ("RMSE", "min"), "best_val_colorfulness_pred": ("colorfulness", "max"),
+        "best_val_temporal_error": ("temporal instability", "min")}
+
+
+def test_search_ranges_from_both_spec_forms():
+    from dashboard import data
+
+    listed = {"spec": {"search": [{"name": "lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+                                  {"name": "grid", "type": "choice", "choices": [10, 20]}]}}
+    table = {"spec": {"search": {"lam": {"type": "float", "low": 0.2, "high": 1.0}}}}
+    assert data.search_ranges(listed) == ({"param_lr": (1e-4, 1e-2)}, {"param_lr"}, {"param_grid"})
+    assert data.search_ranges(table) == ({"param_lam": (0.2, 1.0)}, set(), set())
+    assert data.search_ranges(None) == ({}, set(), set())

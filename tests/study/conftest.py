@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+# Ray reads RAY_AUTH_MODE once, at import: set it before anything in this session imports Ray.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 RAY = str(Path(sys.executable).with_name("ray"))
 VIDCOLOR = str(Path(sys.executable).with_name("vidcolor"))
 HEAD_CPUS = 2
@@ -115,8 +118,16 @@ class RayCluster:
                "--object-store-memory=100000000", "--block", "--disable-usage-stats"]
         if resources:
             cmd.append(f"--resources={resources}")
-        return subprocess.Popen(cmd, env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        log_path = Path(self.temp_dir) / f"node-{time.monotonic_ns()}.log"
+        node = subprocess.Popen(cmd, env=ray_env(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in log_path.read_text(errors="replace"):
+            if node.poll() is not None or time.monotonic() > deadline:
+                stop_tree(node)
+                raise RuntimeError(f"ray start --address did not come up: {log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        return node
 
 
 @pytest.fixture(scope="session")
@@ -128,23 +139,21 @@ def ray_cluster():
            "--num-gpus=0", "--object-store-memory=150000000", f"--temp-dir={temp_dir}",
            "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={free_port()}",
            "--disable-usage-stats", "--block"]
-    head = subprocess.Popen(cmd, env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    log_path = Path(temp_dir) / "head.log"
+    head = subprocess.Popen(cmd, env=ray_env(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     address = f"127.0.0.1:{port}"
-    os.environ["RAY_AUTH_MODE"] = "token"
     cluster = RayCluster(address, head, temp_dir)
     try:
         deadline = time.monotonic() + 120
         while True:
             if head.poll() is not None:
                 raise RuntimeError(f"ray start --head exited with {head.returncode}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+            if "Ray runtime started" in log_path.read_text(errors="replace"):
+                break  # (the GCS port opens earlier, before clients can authenticate)
             if time.monotonic() > deadline:
                 raise RuntimeError("the Ray head did not come up in 120 s")
             time.sleep(0.5)
-        time.sleep(2.0)
         cluster.head_pids = descendants(head.pid)
         yield cluster
     finally:
