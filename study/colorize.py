@@ -572,7 +572,7 @@ def _print_table(results: list[Result]) -> None:
         rows.append((str(r.source), str(r.output), str(r.frames), f"{r.width}x{r.height}",
                      f"{float(r.fps):.3f}".rstrip("0").rstrip("."), str(r.failed_frames),
                      f"{r.seconds:.1f}", f"{r.speed:.2f}",
-                     "; ".join(r.notes + (["audio copied"] if r.audio else []))))
+                     "; ".join(r.notes + (["audio kept"] if r.audio else []))))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
     for row in rows:
@@ -623,7 +623,7 @@ def video_rmse(a: str | os.PathLike, b: str | os.PathLike) -> float:
         if fa is None or fb is None:
             continue
         d = fa.astype(np.float64) - fb.astype(np.float64)
-        total += float(np.einsum("...,...->", d, d))
+        total += float(np.vdot(d, d))
         count += d.size
     if count == 0:
         raise VidcolorError(f"{a}: no frames to compare")

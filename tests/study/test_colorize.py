@@ -161,7 +161,7 @@ def test_video_keeps_frames_size_fps_l_and_audio(tmp_path, ckpt_exp1, capsys):
     assert mean_chroma(src_decoded) < 1.0 < 3.0 < mean_chroma(frames)  # gray in, colors out
     assert not [p for p in os.listdir(tmp_path) if "partial" in p]
     table = capsys.readouterr().out
-    assert "film_color.mp4" in table and "14" in table and "audio copied" in table
+    assert "film_color.mp4" in table and "14" in table and "audio kept" in table
 
 
 def test_fractional_fps_and_explicit_out(tmp_path, ckpt_exp1):
