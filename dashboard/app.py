@@ -41,7 +41,9 @@ PAGES = {
 # Raters get a link with ?mode=rater: only the rating page, no way to the trials' media.
 RATER_MODE = st.query_params.get("mode") == "rater"
 if RATER_MODE:
-    page = st.navigation([PAGES["Color Turing Test"][0]], position="hidden")
+    # the rating page as the default ("/?mode=rater") and under its own path ("/ctt?mode=rater")
+    page = st.navigation([st.Page(VIEWS / "ctt_rate.py", title="Color Turing Test", default=True),
+                          PAGES["Color Turing Test"][0]], position="hidden")
 else:
     page = st.navigation(PAGES)
 
@@ -57,6 +59,7 @@ with st.sidebar:
             st.session_state["study_select"] = wanted
         st.selectbox("Study", names, key="study_select")
         st.session_state["study"] = st.session_state["study_select"]
-        st.caption(f"Database: {data.store().display_url}")
+        if not RATER_MODE:
+            st.caption(f"Database: {data.store().display_url}")
 
 page.run()

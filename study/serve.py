@@ -2,7 +2,7 @@
 
 The database URL reaches the app through the environment variable VIDCOLOR_DB. The server listens
 on localhost unless --host says otherwise. This module imports neither the dashboard, torch nor
-Ray: it only finds the app file and runs `python -m streamlit run` on it.
+Ray: it only finds the app file and execs `python -m streamlit run` on it.
 """
 
 from __future__ import annotations
@@ -49,11 +49,20 @@ def dashboard_env(db: str | None) -> dict[str, str]:
 
 
 def main(args) -> int:
-    """Run the dashboard until interrupted; returns Streamlit's exit status."""
+    """Serve the dashboard until stopped.
+
+    On POSIX the process *becomes* the Streamlit server (exec), so a SIGTERM or Ctrl-C sent to
+    `vidcolor dashboard` reaches the server itself and no orphaned server is left behind. Elsewhere
+    it runs Streamlit as a child and waits for it.
+    """
     cmd = streamlit_command(args.port, args.host)
     env = dashboard_env(args.db)
-    print(f"dashboard: http://{args.host}:{args.port}  (database: {env.get('VIDCOLOR_DB', 'sqlite:///vidcolor.db')})")
+    print(f"dashboard: http://{args.host}:{args.port}  (database: {env.get('VIDCOLOR_DB', 'sqlite:///vidcolor.db')})",
+          flush=True)
     log.debug("running %s", " ".join(cmd))
+    if os.name == "posix":
+        sys.stderr.flush()
+        os.execve(cmd[0], cmd, env)  # does not return
     proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()

@@ -42,7 +42,8 @@ with right:
     metrics = sorted({c.split("_", 1)[1] for c in data.metrics_of(trials) + data.metrics_of(trials, "last_")})
     table = pd.DataFrame({"best": [row.get(f"best_{m}") for m in metrics],
                           "last": [row.get(f"last_{m}") for m in metrics]}, index=metrics)
-    st.dataframe(table.dropna(how="all"), width="stretch")
+    table = table.dropna(how="all")
+    st.dataframe(table, width="stretch", height=min(36 * (len(table) + 1) + 4, 720))
     if row["checkpoint"]:
         st.caption(f"Checkpoint: `{row['checkpoint']}` (best epoch {row['best_epoch']:.0f})")
 

@@ -61,13 +61,15 @@ def server(fx, tmp_path):
             time.sleep(0.5)
         yield base, info
     finally:
-        proc.terminate()
+        proc.terminate()  # `vidcolor dashboard` execs Streamlit: this pid is the server itself
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.close()
+    with socket.socket() as s:  # the port is free again: no server left behind
+        s.bind(("127.0.0.1", port))
 
 
 def _settle(page, timeout: float = 60_000) -> None:

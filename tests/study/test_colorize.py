@@ -367,3 +367,13 @@ def test_bad_checkpoint_and_flags(tmp_path, ckpt_exp1, capsys):
     assert cli(["colorize", str(ckpt_exp1), str(src), str(tmp_path / "out.avi")]) == 2
     assert "out.avi" in capsys.readouterr().err
     assert not (tmp_path / "in_color.mp4").exists()
+
+
+def test_video_rmse_hand_computed(tmp_path):
+    from study.colorize import video_rmse
+
+    a = write_video(tmp_path / "a.mp4", [np.full((32, 32, 3), 100, np.uint8)] * 3, fps=FPS)
+    b = write_video(tmp_path / "b.mp4", [np.full((32, 32, 3), 110, np.uint8)] * 3, fps=FPS)
+    assert video_rmse(a, a) == 0.0
+    # flat frames: |100 - 110| on every sample, give or take the one level of limited-range YUV
+    assert abs(video_rmse(a, b) - 10.0) <= 1.0
