@@ -3,7 +3,8 @@
 Each rater (a thread sharing one Store, as the dashboard's sessions do; or, with --processes, a
 process with its own Store) loops: draw the next item among the least-voted it has not seen, then
 record a vote on it; every 10th vote is sent twice (a double click) and the second must be refused.
-Afterwards every intended vote must be stored exactly once. Prints latency percentiles of
+Afterwards every intended vote must be stored exactly once. With --lock the threads' votes queue on
+a process-wide lock first, as the dashboard's do (dashboard/data.py record_vote). Prints latency percentiles of
 record_vote and of the whole next-item + vote step; `--json FILE` writes the figures.
 
     python bench/votes.py [--raters 20] [--votes 50] [--db sqlite:///votes.db] [--json out.json]
@@ -41,8 +42,17 @@ def setup(url: str, raters: int, votes: int) -> list[str]:
     return [store.add_rater(f"rater{r:02d}") for r in range(raters)]
 
 
-def rater_loop(store: Store, rater_id: str, votes: int, seed: int) -> dict:
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def rater_loop(store: Store, rater_id: str, votes: int, seed: int, lock=None) -> dict:
     rng = random.Random(seed)
+    lock = lock or _NoLock()
     vote_ms, step_ms, cast, dup_refused, dup_accepted = [], [], [], 0, 0
     for k in range(votes):
         t0 = time.perf_counter()
@@ -51,15 +61,17 @@ def rater_loop(store: Store, rater_id: str, votes: int, seed: int) -> dict:
             break
         side = rng.choice(("left", "right"))
         t1 = time.perf_counter()
-        ok = store.record_vote(rater_id, item["uid"], choice=side, picked_real=rng.random() < 0.6,
-                               response_ms=rng.uniform(500, 4000))
+        with lock:
+            ok = store.record_vote(rater_id, item["uid"], choice=side, picked_real=rng.random() < 0.6,
+                                   response_ms=rng.uniform(500, 4000))
         t2 = time.perf_counter()
         vote_ms.append((t2 - t1) * 1000)
         step_ms.append((t2 - t0) * 1000)
         if ok:
             cast.append(item["uid"])
         if k % 10 == 9:  # a double click
-            again = store.record_vote(rater_id, item["uid"], choice=side, picked_real=True)
+            with lock:
+                again = store.record_vote(rater_id, item["uid"], choice=side, picked_real=True)
             dup_refused += int(not again)
             dup_accepted += int(again)
     return {"rater": rater_id, "vote_ms": vote_ms, "step_ms": step_ms, "cast": cast,
@@ -71,7 +83,7 @@ def _process_main(args):
     return rater_loop(Store(url), rater_id, votes, seed)
 
 
-def run(url: str, raters: int = 20, votes: int = 50, processes: bool = False) -> dict:
+def run(url: str, raters: int = 20, votes: int = 50, processes: bool = False, lock: bool = False) -> dict:
     """Run the load test on a fresh database at `url`; returns the figures and the checks."""
     rater_ids = setup(url, raters, votes)
     t0 = time.perf_counter()
@@ -80,12 +92,13 @@ def run(url: str, raters: int = 20, votes: int = 50, processes: bool = False) ->
             results = pool.map(_process_main, [(url, r, votes, i) for i, r in enumerate(rater_ids)])
     else:
         store = Store(url)
+        vote_lock = threading.Lock() if lock else None
         results = [None] * raters
         barrier = threading.Barrier(raters)
 
         def worker(i: int) -> None:
             barrier.wait()
-            results[i] = rater_loop(store, rater_ids[i], votes, i)
+            results[i] = rater_loop(store, rater_ids[i], votes, i, vote_lock)
 
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(raters)]
         for t in threads:
@@ -99,7 +112,7 @@ def run(url: str, raters: int = 20, votes: int = 50, processes: bool = False) ->
     intended = {(r["rater"], uid) for r in results for uid in r["cast"]}
     stored_pairs = list(zip(stored["rater_id"], stored["uid"]))
     return {
-        "raters": raters, "votes_per_rater": votes, "mode": "processes" if processes else "threads",
+        "raters": raters, "votes_per_rater": votes, "mode": "processes" if processes else ("threads + lock" if lock else "threads"),
         "database": url.split("://")[0], "votes_intended": raters * votes,
         "votes_cast": sum(len(r["cast"]) for r in results), "votes_stored": len(stored),
         "distinct_stored": len(set(stored_pairs)), "stored_match_cast": set(stored_pairs) == intended,
@@ -117,11 +130,12 @@ def main(argv=None) -> int:
     p.add_argument("--votes", type=int, default=50)
     p.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file in a temp folder)")
     p.add_argument("--processes", action="store_true", help="one process per rater instead of threads")
+    p.add_argument("--lock", action="store_true", help="threads queue their votes on a lock (as the dashboard)")
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/votes.db"
-        res = run(url, args.raters, args.votes, args.processes)
+        res = run(url, args.raters, args.votes, args.processes, args.lock)
     rows = [("raters x votes", f"{res['raters']} x {res['votes_per_rater']} ({res['mode']}, {res['database']})"),
             ("votes stored / cast", f"{res['votes_stored']} / {res['votes_cast']}"),
             ("exactly once", str(res["stored_match_cast"] and res["distinct_stored"] == res["votes_stored"])),

@@ -42,9 +42,9 @@ def _vote(side: str | None = None, rating: int | None = None) -> None:
         return
     response_ms = (time.monotonic() - ss["ctt_shown_at"]) * 1000
     if ss["ctt_task"] == "rating":
-        ok = store.record_vote(ss["ctt_rater"], item["uid"], rating=rating, response_ms=response_ms, mode="rating")
+        ok = data.record_vote(ss["ctt_rater"], item["uid"], rating=rating, response_ms=response_ms, mode="rating")
     else:
-        ok = store.record_vote(ss["ctt_rater"], item["uid"], choice=side, picked_real=(side == ss["ctt_real_side"]),
+        ok = data.record_vote(ss["ctt_rater"], item["uid"], choice=side, picked_real=(side == ss["ctt_real_side"]),
                                response_ms=response_ms, mode="2afc")
     ss["ctt_cast"] = ss.get("ctt_cast", 0) + int(ok)
     ss["ctt_flash"] = "Vote recorded." if ok else "You already voted on that pair; it was not counted twice."

@@ -68,7 +68,8 @@ def server(fx, tmp_path):
             proc.kill()
             proc.wait()
         log.close()
-    with socket.socket() as s:  # the port is free again: no server left behind
+    with socket.socket() as s:  # nothing listens on the port any more: no server left behind
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT connections
         s.bind(("127.0.0.1", port))
 
 
