@@ -45,9 +45,6 @@ def study_info(url: str | None, name: str) -> dict | None:
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
 def trials(url: str | None, study: str) -> pd.DataFrame:
     df = _store(url).trials(study)
-    # a metric named like a trial column (the training loop reports `epoch`, giving a second
-    # `best_epoch`) must not shadow it: keep the trial's own column
-    df = df.loc[:, ~df.columns.duplicated()]
     df["config"] = df["config"].map(lambda c: c if isinstance(c, dict) else {})
     return df
 

@@ -68,6 +68,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+
+# keys a training loop reports beside its metrics; never flattened into metric columns
+_BOOKKEEPING = frozenset({"epoch", "trial_id", "experiment", "time"})
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON}
 
@@ -495,6 +499,8 @@ class Store:
             }
             for prefix, values in (("param_", r.params), ("best_", r.best_metrics), ("last_", r.last_metrics)):
                 for k, v in (values or {}).items():
+                    if prefix != "param_" and k in _BOOKKEEPING:
+                        continue  # `epoch` is a column of its own (best_epoch), not a metric
                     rec[prefix + k] = v if not isinstance(v, (dict, list)) else str(v)
                     extra.setdefault(prefix + k, None)
             rec["config"] = r.config or {}
@@ -513,7 +519,7 @@ class Store:
             if trial_ids is not None:
                 q = q.where(TrialRow.trial_id.in_([str(t) for t in trial_ids]))
             rows = s.execute(q).all()
-        metric_cols = sorted({k for r in rows for k in (r.metrics or {})} - {"trial_id", "experiment", "epoch", "time"})
+        metric_cols = sorted({k for r in rows for k in (r.metrics or {})} - _BOOKKEEPING)
         out = [{"trial_id": r.trial_id, "experiment": r.experiment, "epoch": r.epoch, "time": r.time,
                 **{k: (r.metrics or {}).get(k) for k in metric_cols}} for r in rows]
         return pd.DataFrame(out, columns=["trial_id", "experiment", "epoch", "time", *metric_cols])

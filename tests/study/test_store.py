@@ -307,3 +307,15 @@ def test_optuna_shares_the_database(store, study):
     ost.optimize(lambda t: t.suggest_float("lam", 0, 1), n_trials=2)
     assert len(optuna.load_study(study_name="s1", storage=store.url).trials) == 2
     assert store.get_study("s1")["objective"] == "val_rmse"  # our tables untouched
+
+
+def test_reported_epoch_key_does_not_shadow_trial_columns(store, study):
+    # Ray Train reports carry `epoch` beside the metrics; the trial's own best_epoch column stays unique
+    store.upsert_trial(study, "t1", experiment="exp1", params={"lam": 0.5})
+    store.log_epoch(study, "t1", 0, {"epoch": 0, "val_rmse": 9.0})
+    store.log_epoch(study, "t1", 1, {"epoch": 1, "val_rmse": 7.0})
+    df = store.trials(study)
+    assert not df.columns.duplicated().any()
+    assert df.loc[0, "best_epoch"] == 1 and df.loc[0, "best_val_rmse"] == 7.0
+    ep = store.epochs(study)
+    assert list(ep["epoch"]) == [0, 1] and not ep.columns.duplicated().any()
