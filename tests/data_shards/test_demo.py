@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_shards.demo import MATERIALS, make_demo_videos, to_gray
+from data_shards.demo import MATERIALS, make_demo_videos, render_scene, to_gray
 from data_shards.stats import colorful_share, frames_histogram, is_grayscale
 from data_shards.video import iter_frames, probe
 from study.cli import main as cli
@@ -19,12 +19,19 @@ def test_cli_writes_color_and_bw_videos(tmp_path, capsys):
 
 
 def test_deterministic(tmp_path):
+    # The rendered frames are identical for a seed. The encoded bytes usually are too, but libx264
+    # was seen (rarely, under load) to encode the flat-chroma gray clip differently, so the files
+    # are compared by their decoded frames, within a codec tolerance far below any content change.
+    rng = lambda: np.random.RandomState([3, 0])  # noqa: E731
+    assert np.array_equal(render_scene(rng(), 6, 32, 42), render_scene(rng(), 6, 32, 42))
     a = make_demo_videos(tmp_path / "a", videos=2, seconds=1, size=32, seed=3)
     b = make_demo_videos(tmp_path / "b", videos=2, seconds=1, size=32, seed=3)
     c = make_demo_videos(tmp_path / "c", videos=2, seconds=1, size=32, seed=4)
     for pa, pb in zip(a, b):
-        assert pa.read_bytes() == pb.read_bytes()
-    assert a[0].read_bytes() != c[0].read_bytes()
+        fa, fb = (np.stack(list(iter_frames(p))).astype(np.int16) for p in (pa, pb))
+        assert fa.shape == fb.shape and np.abs(fa - fb).mean() < 2.0
+    fa, fc = (np.stack(list(iter_frames(p))).astype(np.int16) for p in (a[0], c[0]))
+    assert np.abs(fa - fc).mean() > 10  # another seed is another scene
 
 
 def test_bw_clip_is_gray_and_scenes_are_colorful(demo_videos):
