@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,34 @@ def file_bytes(path: str) -> bytes | None:
 
 def selected_study() -> str | None:
     return st.session_state.get("study")
+
+
+class StudyPage(NamedTuple):
+    url: str | None
+    name: str
+    info: dict
+    trials: pd.DataFrame
+
+
+def page_study(title: str) -> str:
+    """Title a page and return the selected study's name; stops the page when none is selected."""
+    st.title(title)
+    name = selected_study()
+    if not name:
+        st.info("No study selected.")
+        st.stop()
+    return name
+
+
+def page_trials(title: str) -> StudyPage:
+    """`page_study` plus the study's info and trials table; stops the page when it has no trials."""
+    name = page_study(title)
+    url = db_url()
+    df = trials(url, name)
+    if df.empty:
+        st.info(f"Study {name} has no trials yet.")
+        st.stop()
+    return StudyPage(url, name, study_info(url, name) or {}, df)
 
 
 def params_of(df: pd.DataFrame) -> list[str]:

@@ -98,7 +98,8 @@ def attention_failures(votes: pd.DataFrame) -> pd.Series:
     """Per rater: how many attention checks they failed (picked the wrong recoloring as real)."""
     votes = check_votes(votes)
     att = votes[votes["kind"] == "attention"]
-    failed = att[att["correct"].map(lambda c: c is not None and not bool(c))]
+    # an explicit bool mask: an empty object-dtype Series would index columns, not rows
+    failed = att.loc[att["correct"].map(lambda c: c is not None and not bool(c)).astype(bool)]
     counts = failed.groupby("rater").size()
     raters = pd.Index(votes["rater"].unique(), name="rater")
     return counts.reindex(raters, fill_value=0).astype(int)

@@ -150,7 +150,18 @@ class CttItemRow(Base):
     is_attention: Mapped[bool] = mapped_column(Boolean, default=False)
     video_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     clip: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)  # frame index for kind "frame"
+    split: Mapped[str | None] = mapped_column(String(40), nullable=True)  # test | val | legacy
+    source: Mapped[str | None] = mapped_column(Text, nullable=True)  # the original video (manifest source)
+    # False when the original is black and white (legacy footage): no "which is real" pair, the item
+    # is only shown in the 1-5 rating mode (the colorized clip alone)
+    real_is_color: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# columns added to vc_ctt_items after its first release: added to older databases on open
+_CTT_ITEM_ADDED = {"frame": "INTEGER", "split": "VARCHAR(40)", "source": "TEXT",
+                   "real_is_color": "BOOLEAN NOT NULL DEFAULT TRUE"}
 
 
 class CttVoteRow(Base):
@@ -235,6 +246,7 @@ class Store:
         self.engine: Engine = self._make_engine()
         try:
             Base.metadata.create_all(self.engine)
+            self._upgrade_schema()
         except OperationalError as exc:
             raise VidcolorError(f"cannot open the results database {self.display_url}: {exc.orig}") from None
         log.debug("results store at %s", self.display_url)
@@ -285,6 +297,20 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.display_url!r})"
+
+    def _upgrade_schema(self) -> None:
+        """Add the CTT item columns a database made by an older version lacks (nothing is lost)."""
+        from sqlalchemy import inspect, text
+
+        have = {c["name"] for c in inspect(self.engine).get_columns(CttItemRow.__tablename__)}
+        missing = {k: v for k, v in _CTT_ITEM_ADDED.items() if k not in have}
+        if not missing:
+            return
+        with self.engine.begin() as conn:
+            for name, ddl in missing.items():
+                conn.exec_driver_sql(f"ALTER TABLE {CttItemRow.__tablename__} ADD COLUMN {name} {ddl}")
+        log.info("results store %s: added column(s) %s to %s", self.display_url, sorted(missing),
+                 CttItemRow.__tablename__)
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -593,8 +619,10 @@ class Store:
 
     def add_ctt_items(self, study: str, items: Iterable[Mapping[str, Any]]) -> list[str]:
         """Add CTT items; each a mapping with real_path, fake_path and optionally trial_id (None for
-        attention checks), kind ('clip'|'frame'), is_attention, video_id, clip, uid. Returns the
-        item uids (random hex unless given), in order. All or nothing."""
+        attention checks), kind ('clip'|'frame'), is_attention, video_id, clip, frame, split,
+        source, real_is_color (default True; False for a black-and-white original, whose item only
+        the rating mode shows), uid. Returns the item uids (random hex unless given), in order.
+        All or nothing."""
         uids = []
         with self._write() as s:
             st = self._study(s, study)
@@ -613,25 +641,30 @@ class Store:
                                  fake_path=os.fspath(item["fake_path"]), kind=kind,
                                  is_attention=bool(item.get("is_attention", False)),
                                  video_id=item.get("video_id"),
-                                 clip=None if item.get("clip") is None else int(item["clip"])))
+                                 clip=None if item.get("clip") is None else int(item["clip"]),
+                                 frame=None if item.get("frame") is None else int(item["frame"]),
+                                 split=item.get("split"),
+                                 source=None if item.get("source") is None else os.fspath(item["source"]),
+                                 real_is_color=bool(item.get("real_is_color", True))))
                 uids.append(uid)
         return uids
 
     def ctt_items(self, study: str) -> pd.DataFrame:
         """One row per CTT item: uid, trial_id, experiment, kind, is_attention, video_id, clip,
-        real_path, fake_path, created, votes."""
+        real_path, fake_path, created, votes, frame, split, source, real_is_color."""
         with self._read() as s:
             st = self._study(s, study)
             votes = (select(CttVoteRow.item_id, func.count().label("n")).group_by(CttVoteRow.item_id).subquery())
             rows = s.execute(
                 select(CttItemRow.uid, TrialRow.trial_id, TrialRow.experiment, CttItemRow.kind, CttItemRow.is_attention,
                        CttItemRow.video_id, CttItemRow.clip, CttItemRow.real_path, CttItemRow.fake_path,
-                       CttItemRow.created, func.coalesce(votes.c.n, 0))
+                       CttItemRow.created, func.coalesce(votes.c.n, 0), CttItemRow.frame, CttItemRow.split,
+                       CttItemRow.source, CttItemRow.real_is_color)
                 .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id)
                 .outerjoin(votes, votes.c.item_id == CttItemRow.id)
                 .where(CttItemRow.study_id == st.id).order_by(CttItemRow.id)).all()
         cols = ["uid", "trial_id", "experiment", "kind", "is_attention", "video_id", "clip", "real_path",
-                "fake_path", "created", "votes"]
+                "fake_path", "created", "votes", "frame", "split", "source", "real_is_color"]
         return pd.DataFrame([tuple(r) for r in rows], columns=cols)
 
     def get_ctt_item(self, uid: str) -> dict[str, Any] | None:
@@ -639,11 +672,17 @@ class Store:
             row = s.scalar(select(CttItemRow).where(CttItemRow.uid == uid))
             return None if row is None else _item_dict(row)
 
-    def next_ctt_item(self, study: str, rater_id: str, *, kind: str | None = None,
+    def next_ctt_item(self, study: str, rater_id: str, *, kind: str | None = None, mode: str | None = None,
                       rng: random.Random | None = None) -> dict[str, Any] | None:
         """An item of the study this rater has not voted on, drawn at random among the least-voted
-        ones; None when the rater has seen them all. The dict has uid, real_path, fake_path, kind,
-        is_attention, video_id, clip (no trial: the page must not know it)."""
+        ones; None when the rater has seen them all. `kind` ('clip'|'frame') narrows the draw;
+        `mode='2afc'` draws only items with a color original (a "which is real" pair), 'rating'
+        (or None) any item. The dict has uid, real_path, fake_path, kind, is_attention, video_id,
+        clip, frame, real_is_color (no trial: the page must not know it)."""
+        if mode is not None and mode not in VOTE_MODES:
+            raise VidcolorError(f"CTT mode must be one of {VOTE_MODES}, got {mode!r}")
+        if kind is not None and kind not in CTT_KINDS:
+            raise VidcolorError(f"CTT kind must be one of {CTT_KINDS}, got {kind!r}")
         with self._read() as s:
             st = self._study(s, study)
             seen = select(CttVoteRow.item_id).where(CttVoteRow.rater_id == rater_id)
@@ -653,6 +692,8 @@ class Store:
                  .where(CttItemRow.study_id == st.id, CttItemRow.id.not_in(seen)))
             if kind is not None:
                 q = q.where(CttItemRow.kind == kind)
+            if mode == "2afc":
+                q = q.where(CttItemRow.real_is_color.is_(True))
             rows = s.execute(q).all()
             if not rows:
                 return None
@@ -679,9 +720,14 @@ class Store:
             raise VidcolorError("a rating vote needs rating 1-5")
         try:
             with self._write() as s:
-                item_id = s.scalar(select(CttItemRow.id).where(CttItemRow.uid == item_uid))
-                if item_id is None:
+                row = s.execute(select(CttItemRow.id, CttItemRow.real_is_color)
+                                .where(CttItemRow.uid == item_uid)).first()
+                if row is None:
                     raise VidcolorError(f"unknown CTT item {item_uid!r}")
+                item_id, real_is_color = row
+                if mode == "2afc" and not real_is_color:
+                    raise VidcolorError(f"CTT item {item_uid!r} has a black-and-white original: "
+                                        "it takes rating votes only, not 2afc")
                 if s.get(RaterRow, rater_id) is None:
                     raise VidcolorError(f"unknown rater {rater_id!r}")
                 s.add(CttVoteRow(rater_id=rater_id, item_id=item_id, choice=choice,
@@ -770,4 +816,5 @@ def _trial_dict(row: TrialRow) -> dict[str, Any]:
 
 def _item_dict(row: CttItemRow) -> dict[str, Any]:
     return {"uid": row.uid, "real_path": row.real_path, "fake_path": row.fake_path, "kind": row.kind,
-            "is_attention": bool(row.is_attention), "video_id": row.video_id, "clip": row.clip}
+            "is_attention": bool(row.is_attention), "video_id": row.video_id, "clip": row.clip,
+            "frame": row.frame, "real_is_color": bool(row.real_is_color)}

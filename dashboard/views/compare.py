@@ -7,13 +7,7 @@ import streamlit as st
 
 from dashboard import data, viewer
 
-st.title("Compare trials")
-url, name = data.db_url(), data.selected_study()
-if not name:
-    st.info("No study selected.")
-    st.stop()
-info = data.study_info(url, name) or {}
-trials = data.trials(url, name)
+url, name, info, trials = data.page_trials("Compare trials")
 media = data.media(url, name)
 with_media = [t for t in trials["trial_id"] if t in set(media["trial_id"])]
 if len(with_media) < 2:

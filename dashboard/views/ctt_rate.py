@@ -1,11 +1,15 @@
 """Color Turing Test for raters: real vs colorized side by side (or a 1-5 naturalness rating).
 
-The side of the real clip is drawn per view on the server and is stored with the vote (as the
-chosen side and whether it was the real one); the page shows the two clips as "A" and "B" and
-serves their bytes, whose names and URLs are content hashes of randomly named, individually
-remuxed copies (study/ctt.py), so nothing reveals the real side or the trial. Operators can
-preset the task with query parameters: ?mode=rater (hides the researcher pages), task=rating,
-limit=SECONDS (display time limit).
+Items are mp4 clips or PNG stills (`vidcolor ctt build --kind frame`), shown the same way. The
+"which is real" task draws only items whose original is in color; the rating task shows the
+colorized side alone and draws every item (legacy black-and-white footage is rated only).
+
+The displayed order is drawn per view on the server. The session keeps only the item's random uid
+and the two shown files as "left"/"right" (randomly named copies, study/ctt.py): no key or value
+says which side is real or which trial made it; that is looked up in the store when the vote is
+recorded. The page shows the sides as "A" and "B" and serves their bytes under content hashes of
+individually remuxed copies. Operators preset the task with query parameters: ?mode=rater (hides
+the researcher pages), task=rating, limit=SECONDS (display time limit).
 """
 
 from __future__ import annotations
@@ -22,29 +26,35 @@ ss = st.session_state
 _rng = random.SystemRandom()
 LABELS = {1: "1 · clearly artificial", 2: "2", 3: "3", 4: "4", 5: "5 · fully natural"}
 
-st.title("Color Turing Test")
-name = data.selected_study()
-if not name:
-    st.info("No study selected.")
-    st.stop()
+name = data.page_study("Color Turing Test")
 store = data.store()
 
 
 def _load_next() -> None:
-    ss["ctt_item"] = store.next_ctt_item(name, ss["ctt_rater"], rng=_rng)
-    ss["ctt_real_side"] = secrets.choice(("left", "right"))
+    item = store.next_ctt_item(name, ss["ctt_rater"], mode=ss["ctt_task"], rng=_rng)
+    if item is None:
+        ss["ctt_uid"], ss["ctt_kind"], ss["ctt_shown"] = None, None, {}
+    elif ss["ctt_task"] == "rating":
+        ss["ctt_uid"], ss["ctt_kind"], ss["ctt_shown"] = item["uid"], item["kind"], {"single": item["fake_path"]}
+    else:
+        pair = [item["real_path"], item["fake_path"]]
+        if secrets.randbelow(2):
+            pair.reverse()
+        ss["ctt_uid"], ss["ctt_kind"], ss["ctt_shown"] = item["uid"], item["kind"], dict(zip(("left", "right"), pair))
     ss["ctt_shown_at"] = time.monotonic()
 
 
 def _vote(side: str | None = None, rating: int | None = None) -> None:
-    item = ss.get("ctt_item")
-    if not item:
+    uid = ss.get("ctt_uid")
+    if not uid:
         return
     response_ms = (time.monotonic() - ss["ctt_shown_at"]) * 1000
     if ss["ctt_task"] == "rating":
-        ok = data.record_vote(ss["ctt_rater"], item["uid"], rating=rating, response_ms=response_ms, mode="rating")
+        ok = data.record_vote(ss["ctt_rater"], uid, rating=rating, response_ms=response_ms, mode="rating")
     else:
-        ok = data.record_vote(ss["ctt_rater"], item["uid"], choice=side, picked_real=(side == ss["ctt_real_side"]),
+        item = store.get_ctt_item(uid) or {}
+        ok = data.record_vote(ss["ctt_rater"], uid, choice=side,
+                               picked_real=(ss["ctt_shown"].get(side) == item.get("real_path")),
                                response_ms=response_ms, mode="2afc")
     ss["ctt_cast"] = ss.get("ctt_cast", 0) + int(ok)
     ss["ctt_flash"] = "Vote recorded." if ok else "You already voted on that pair; it was not counted twice."
@@ -65,8 +75,10 @@ if "ctt_rater" not in ss:
         preset_limit = float(qp.get("limit")) if qp.get("limit") else None
     except ValueError:
         preset_limit = None
-    st.markdown("You will see pairs of short clips. **One is the real footage, the other was colorized by a "
-                "computer.** Pick the one you think is real. Some pairs are easy checks.")
+    st.markdown("**Which is real?** You see two short clips (or pictures) side by side: one is the real footage, "
+                "the other was colorized by a computer. Pick the one you think is real.  \n"
+                "**Rate naturalness:** you see one colorized clip and rate how natural its colors look, "
+                "from 1 (clearly artificial) to 5 (fully natural).  \nSome items are easy checks.")
     with st.form("ctt_start"):
         rater_name = st.text_input("Your name (optional; leave empty to stay anonymous)", key="ctt_name")
         task = preset_task or st.radio(
@@ -82,23 +94,23 @@ if "ctt_rater" not in ss:
 st.caption(f"Rater: {ss['ctt_rater_name']} · votes this session: {ss.get('ctt_cast', 0)}")
 if ss.pop("ctt_flash", None) == "Vote recorded.":
     st.toast("Vote recorded.")
-item = ss.get("ctt_item")
-if item is None:
+if not ss.get("ctt_uid"):
     st.success("Thank you! You have judged every item of this study.")
     st.stop()
 
-task, limit = ss["ctt_task"], ss["ctt_limit"]
-if task == "rating":
-    shown = {"single": item["fake_path"]}
-else:
-    real_left = ss["ctt_real_side"] == "left"
-    shown = {"left": item["real_path"] if real_left else item["fake_path"],
-             "right": item["fake_path"] if real_left else item["real_path"]}
-blobs = {side: data.file_bytes(path) for side, path in shown.items()}
+task, limit, kind = ss["ctt_task"], ss["ctt_limit"], ss["ctt_kind"]
+blobs = {side: data.file_bytes(path) for side, path in ss["ctt_shown"].items()}
 if any(b is None for b in blobs.values()):
-    st.error("A clip of this item is missing on the server; skipping it.")
+    st.error("A file of this item is missing on the server; skipping it.")
     st.button("Next pair", on_click=_load_next)
     st.stop()
+
+
+def _show(container, blob: bytes) -> None:
+    if kind == "frame":
+        container.image(blob, width="stretch")
+    else:
+        container.video(blob, format="video/mp4", autoplay=True, loop=True, muted=True)
 
 
 @st.fragment(run_every=0.5 if limit > 0 else None)
@@ -109,24 +121,24 @@ def clips() -> None:
         return
     if task == "rating":
         _, mid, _ = st.columns([1, 2, 1])
-        mid.video(blobs["single"], format="video/mp4", autoplay=True, loop=True, muted=True)
+        _show(mid, blobs["single"])
     else:
         cols = st.columns(2)
         for col, (side, label) in zip(cols, (("left", "A"), ("right", "B"))):
             col.markdown(f"#### {label}")
-            col.video(blobs[side], format="video/mp4", autoplay=True, loop=True, muted=True)
+            _show(col, blobs[side])
     if limit > 0:
         st.caption(f"{max(0.0, left):.0f} s left")
 
 
 clips()
 if task == "rating":
-    st.markdown("**How natural do the colors of this clip look?**")
+    st.markdown(f"**How natural do the colors of this {'picture' if kind == 'frame' else 'clip'} look?**")
     cols = st.columns(5)
     for col, r in zip(cols, range(1, 6)):
         col.button(LABELS[r], key=f"rate_{r}", on_click=_vote, kwargs={"rating": r}, width="stretch")
 else:
-    st.markdown("**Which clip is the real one?**")
+    st.markdown(f"**Which {'picture' if kind == 'frame' else 'clip'} is the real one?**")
     a, b = st.columns(2)
     a.button("A is real", key="pick_a", on_click=_vote, kwargs={"side": "left"}, width="stretch", type="primary")
     b.button("B is real", key="pick_b", on_click=_vote, kwargs={"side": "right"}, width="stretch", type="primary")

@@ -9,11 +9,7 @@ import streamlit as st
 from dashboard import data
 from study import ctt_stats
 
-st.title("Color Turing Test results")
-name = data.selected_study()
-if not name:
-    st.info("No study selected.")
-    st.stop()
+name = data.page_study("Color Turing Test results")
 
 
 @st.fragment(run_every=data.REFRESH_S)

@@ -7,13 +7,7 @@ import streamlit as st
 
 from dashboard import data
 
-st.title("Learning curves")
-url, name = data.db_url(), data.selected_study()
-if not name:
-    st.info("No study selected.")
-    st.stop()
-info = data.study_info(url, name) or {}
-trials = data.trials(url, name)
+url, name, info, trials = data.page_trials("Learning curves")
 with_epochs = trials[trials["epochs"] > 0]
 if with_epochs.empty:
     st.info("No trial has logged an epoch yet.")

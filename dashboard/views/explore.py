@@ -11,13 +11,7 @@ import streamlit as st
 
 from dashboard import analysis, data
 
-st.title("Hyperparameters")
-url, name = data.db_url(), data.selected_study()
-if not name:
-    st.info("No study selected.")
-    st.stop()
-info = data.study_info(url, name) or {}
-trials = data.trials(url, name)
+url, name, info, trials = data.page_trials("Hyperparameters")
 scored = trials.dropna(subset=["objective"])
 if scored.empty:
     st.info("No trial has reported its objective yet.")

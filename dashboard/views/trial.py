@@ -8,15 +8,7 @@ import streamlit as st
 
 from dashboard import data, viewer
 
-st.title("Trial")
-url, name = data.db_url(), data.selected_study()
-if not name:
-    st.info("No study selected.")
-    st.stop()
-trials = data.trials(url, name)
-if trials.empty:
-    st.info(f"Study {name} has no trials yet.")
-    st.stop()
+url, name, _, trials = data.page_trials("Trial")
 ids = list(trials["trial_id"])
 wanted = st.query_params.get("trial") or st.session_state.get("trial")
 if "trial_select" not in st.session_state or st.session_state["trial_select"] not in ids:

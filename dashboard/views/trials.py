@@ -6,15 +6,7 @@ import streamlit as st
 
 from dashboard import data
 
-st.title("Trials")
-url, name = data.db_url(), data.selected_study()
-if not name:
-    st.info("No study selected.")
-    st.stop()
-trials = data.trials(url, name)
-if trials.empty:
-    st.info(f"Study {name} has no trials yet.")
-    st.stop()
+url, name, info, trials = data.page_trials("Trials")
 
 with st.expander("Filter", expanded=True):
     c = st.columns(3)
@@ -40,10 +32,13 @@ if text:
 for p, (lo, hi) in ranges.items():
     view = view[view[p].isna() | view[p].between(lo, hi)]
 
-info = data.study_info(url, name) or {}
 st.caption(f"{len(view)} of {len(trials)} trials · objective: best {info.get('objective')} ({info.get('mode')}) "
            "· click a column header to sort, select rows to use them on the other pages")
 shown = view.drop(columns=["config"])
+# what people compare first, at the left; paths and timestamps after the metrics
+first = [c for c in ("trial_id", "experiment", "status", "objective", "epochs", "duration_s") if c in shown]
+last = [c for c in ("best_epoch", "started", "ended", "checkpoint", "error") if c in shown]
+shown = shown[first + [c for c in shown.columns if c not in first and c not in last] + last]
 event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                      key="trials_table",
                      column_config={"objective": st.column_config.NumberColumn(format="%.4f"),

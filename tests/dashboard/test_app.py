@@ -129,6 +129,17 @@ def test_compare_page(app):
     assert list(at.dataframe[0].value.columns) == ["t_001", "t_004"]
 
 
+def assert_session_reveals_nothing(at: AppTest, fx) -> None:
+    """No session key or value names the real side, a real/fake path or the trial behind an item."""
+    state = at.session_state.to_dict()
+    blob = repr(sorted(state.items(), key=lambda kv: kv[0])).lower()
+    for word in ("real", "fake", "trial", "experiment", "exp1", "exp2", "exp5", "video_id", "vid_a", "vid_b"):
+        assert word not in blob, (word, state)
+    for tid in fx.TRIALS:
+        assert tid not in blob
+    assert not any(k in str(v) for v in at.query_params.values() for k in ("real", "fake", "t_0"))
+
+
 def test_ctt_rating_flow(tmp_path, monkeypatch, fx):
     info = fx.build(tmp_path)
     monkeypatch.setenv("VIDCOLOR_DB", info["url"])
@@ -140,13 +151,17 @@ def test_ctt_rating_flow(tmp_path, monkeypatch, fx):
     at.text_input[0].input("alice")
     at.button[0].click().run()
     seen = []
+    real_of = dict(zip(items["uid"], items["real_path"]))
     for i in range(5):
-        item, side = at.session_state["ctt_item"], at.session_state["ctt_real_side"]
-        seen.append((item["uid"], side))
+        uid, shown = at.session_state["ctt_uid"], at.session_state["ctt_shown"]
+        side = "left" if shown["left"] == real_of[uid] else "right"
+        assert shown["right" if side == "left" else "left"] != real_of[uid]
+        seen.append((uid, side))
         page = texts(at)
         for tid in fx.TRIALS:
             assert tid not in page
         assert "real_path" not in page and "fake" not in page.lower()
+        assert_session_reveals_nothing(at, fx)
         at.button(key="pick_a" if i % 2 == 0 else "pick_b").click().run()
         assert not at.exception
     votes = store.votes("fixture")
@@ -162,6 +177,7 @@ def test_ctt_rating_flow(tmp_path, monkeypatch, fx):
     assert nxt["uid"] not in set(votes["uid"]) and len(items) == 8
     # results page counts them
     at.switch_page("views/ctt_results.py").run()
+    assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Votes"] == "5" and metrics["Raters"] == "1" and metrics["Items"] == "8"
 
@@ -249,3 +265,43 @@ def test_ctt_display_time_limit_hides_the_clips(tmp_path, monkeypatch, fx):
     at.button(key="pick_b").click().run()  # answering after the limit still counts
     votes = info["store"].votes("fixture")
     assert len(votes) == 1 and votes["response_ms"].iloc[0] >= 1600
+
+
+def test_ctt_still_frames_and_rating_only_legacy_items(tmp_path, monkeypatch, fx):
+    from study import ctt
+
+    info = fx.build(tmp_path, with_items=False)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    store = info["store"]
+    ctt.build_items(store, "fixture", top=1, clips=1, attention_rate=0.0, kind="frame", out=tmp_path / "ctt")
+    [still] = store.ctt_items("fixture").itertuples()
+    # a legacy-style item (black-and-white original): shown only in the rating task
+    [legacy] = store.add_ctt_items("fixture", [{"real_path": still.real_path, "fake_path": still.fake_path,
+                                                "kind": "frame", "trial_id": "t_002", "split": "legacy",
+                                                "real_is_color": False}])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/ctt_rate.py").run()
+    at.button[0].click().run()
+    assert at.session_state["ctt_uid"] == still.uid and at.session_state["ctt_kind"] == "frame"
+    assert len(at.get("image")) == 2 and len(at.get("video")) == 0  # two stills side by side
+    assert "Which picture is the real one?" in texts(at)
+    assert_session_reveals_nothing(at, fx)
+    real_left = at.session_state["ctt_shown"]["left"] == still.real_path
+    at.button(key="pick_a").click().run()
+    assert any("judged every item" in s.value for s in at.success)  # the legacy item is not a pair
+    votes = store.votes("fixture")
+    assert list(votes["uid"]) == [still.uid] and list(votes["choice"]) == ["left"]
+    assert votes["picked_real"].iloc[0] == real_left
+
+    rating = AppTest.from_file(APP, default_timeout=60)
+    rating.query_params["task"] = "rating"
+    rating.run()
+    rating.switch_page("views/ctt_rate.py").run()
+    rating.button[0].click().run()
+    got = []
+    for _ in range(2):
+        got.append(rating.session_state["ctt_uid"])
+        assert len(rating.get("image")) == 1  # the colorized still alone
+        rating.button(key="rate_2").click().run()
+    assert sorted(got) == sorted([still.uid, legacy]) and any("judged every item" in s.value for s in rating.success)

@@ -65,6 +65,47 @@ def test_built_items_hide_side_and_trial(fixture_study):
     assert np.abs(wrong - frames(att["real_path"]).astype(int)).mean() > 3 * np.abs(fake.astype(int) - real).mean()
 
 
+def png(path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_frame_items_are_png_stills(fx, tmp_path, capsys):
+    info = fx.build(tmp_path / "db", with_items=False)
+    store = info["store"]
+    assert cli(["ctt", "build", "--db", info["url"], "--kind", "frame", "--top", "2", "--clips", "2",
+                "--attention-rate", "0.2", "--out", str(tmp_path / "m")]) == 0
+    assert "study fixture: 5 CTT frame items" in capsys.readouterr().out  # 2 x 2 + round(0.2 * 4 / 0.8)
+    items = store.ctt_items("fixture")
+    assert set(items["kind"]) == {"frame"} and items["real_is_color"].all()
+    assert set(items.loc[~items["is_attention"], "split"]) == {"val"}  # the trials' validation samples
+    names = [Path(p).name for p in list(items["real_path"]) + list(items["fake_path"])]
+    assert len(set(names)) == 10 and all(len(n) == 28 and n.endswith(".png") for n in names)
+    media = store.media("fixture")
+    for _, it in items[~items["is_attention"]].iterrows():
+        # stored stills are frames 0 and 7: the middle (3.5) is equally near both, the earlier wins
+        assert it["frame"] == 0
+        src = media[(media["trial_id"] == it["trial_id"]) & (media["video_id"] == it["video_id"])
+                    & (media["frame"] == 0)].set_index("kind")["path"]
+        assert np.array_equal(png(it["real_path"]), png(src["gt_png"]))  # lossless copies
+        assert np.array_equal(png(it["fake_path"]), png(src["pred_png"]))
+        assert md5(it["real_path"]) != md5(src["gt_png"])  # but not the same bytes
+    att = items[items["is_attention"]].iloc[0]
+    assert np.array_equal(png(att["fake_path"]), ctt.wrong_recoloring(png(att["real_path"])))
+    with pytest.raises(SystemExit) as exc:  # argparse refuses it
+        cli(["ctt", "build", "--db", info["url"], "--kind", "gif"])
+    assert exc.value.code == 2 and "invalid choice: 'gif'" in capsys.readouterr().err
+
+
+def test_legacy_build_needs_a_checkpoint(fx, tmp_path, capsys):
+    info = fx.build(tmp_path / "db", with_items=False)
+    assert cli(["ctt", "build", "--db", info["url"], "--split", "legacy", "--out", str(tmp_path / "m")]) == 2
+    assert "legacy clips are rendered from the checkpoint" in capsys.readouterr().err
+    assert info["store"].ctt_items("fixture").empty
+
+
 def test_wrong_recoloring_rotates_channels():
     px = np.array([[[200, 100, 50]]], np.uint8)
     out = ctt.wrong_recoloring(px)
@@ -78,7 +119,7 @@ def test_cli_build_and_export(fixture_study, fx, tmp_path, capsys):
     assert cli(["ctt", "build", "--db", url, "--top", "1", "--clips", "1", "--attention-rate", "0.5",
                 "--out", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
-    assert "study fixture: 2 CTT items" in out and "t_002" in out and "(attention check)" in out
+    assert "study fixture: 2 CTT clip items" in out and "t_002" in out and "(attention check)" in out
     store = info["store"]
     items = store.ctt_items("fixture").set_index("is_attention")
     r1, r2, r3 = (store.add_rater(n) for n in ("r1", "r2", "r3"))
@@ -169,6 +210,33 @@ def test_build_renders_test_clips_from_the_checkpoint(demo_shards, tmp_path):
         assert real.shape == fake.shape and real.shape[0] == clip_len
     assert sorted(p.name for p in (tmp_path / "ctt").iterdir()) == sorted(
         Path(p).name for p in list(stored["real_path"]) + list(stored["fake_path"]))
+    assert set(stored["split"]) == {"test"} and stored["real_is_color"].all()
+    manifest = ShardSet(demo_shards).manifest
+    sources = {v["id"]: v["source"] for v in manifest["videos"]}
+    assert all(it["source"] == sources[it["video_id"]] for _, it in stored.iterrows())
+
+    # legacy footage: rating items only (the originals are black and white), via the command line
+    assert cli(["ctt", "build", "--db", store.url, "--split", "legacy", "--clips", "1", "--attention-rate", "0.5",
+                "--out", str(tmp_path / "legacy")]) == 0
+    items = store.ctt_items("s")
+    legacy = items[items["split"] == "legacy"]
+    assert len(legacy) == 2 and not legacy["real_is_color"].any() and legacy["is_attention"].sum() == 1
+    legacy_videos = {v["id"] for v in manifest["videos"] if v["split"] == "legacy"}
+    regular = legacy[~legacy["is_attention"]].iloc[0]
+    assert regular["video_id"] in legacy_videos
+    gray = frames(regular["real_path"]).astype(int)
+    assert np.abs(gray - gray.mean(axis=-1, keepdims=True)).max() <= 3  # the original has no color
+    rater = store.add_rater("r")
+    drawn = {store.next_ctt_item("s", rater, mode="2afc")["uid"] for _ in range(10)}
+    assert drawn <= set(stored["uid"])  # a "which is real" draw never shows a legacy item
+    assert set(legacy["uid"]) <= {store.next_ctt_item("s", rater, mode="rating", rng=__import__("random").Random(k))[
+        "uid"] for k in range(60)}
+
+    # still frames rendered from the checkpoint
+    frame_items = ctt.build_items(store, "s", clips=1, attention_rate=0.0, kind="frame", out=tmp_path / "still")
+    it = store.ctt_items("s").set_index("uid").loc[frame_items["uid"].iloc[0]]
+    assert it["kind"] == "frame" and it["frame"] == (clip_len - 1) // 2 and it["split"] == "test"
+    assert png(it["real_path"]).shape == png(it["fake_path"]).shape
 
 
 def test_tradeoff_axes_follow_the_metric_names():

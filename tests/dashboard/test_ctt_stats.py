@@ -76,6 +76,21 @@ def test_attention_failures_and_flagging():
     assert not bool(summ.loc["r4", "flagged"])
 
 
+def test_no_attention_votes_means_no_failures():
+    # regression: with no attention vote, the empty mask once selected columns and raised KeyError
+    only = _votes()
+    only = only[only["kind"] != "attention"]
+    assert ctt_stats.attention_failures(only).to_dict() == {"r1": 0, "r2": 0, "r3": 0, "r4": 0}
+    assert ctt_stats.failed_raters(only) == set()
+    store_votes = pd.DataFrame({
+        "rater_id": ["a", "b"], "uid": ["u1", "u2"], "trial_id": ["T", "T"], "experiment": ["e", "e"],
+        "is_attention": [False, False], "mode": ["2afc", "2afc"], "picked_real": [True, False],
+        "rating": [None, None]})
+    votes = ctt_stats.votes_from_store(store_votes)
+    res = ctt_stats.aggregate(votes, exclude_failed=True).set_index("trial")
+    assert res.loc["T", "votes"] == 2 and res.loc["T", "fooled"] == 1 and res.loc["T", "excluded_raters"] == 0
+
+
 def test_aggregate_per_trial_by_hand():
     res = ctt_stats.aggregate(_votes(), by="trial").set_index("trial")
     assert list(res.index) == ["A", "B", "C"]  # attention items belong to no trial

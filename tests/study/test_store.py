@@ -257,6 +257,54 @@ def test_ctt_items_next_item_and_votes(store, study):
     assert set(store.raters()["name"].dropna()) == {"alice", "bob"}
 
 
+def test_ctt_items_record_split_and_legacy_items_are_rated_only(store, study):
+    store.upsert_trial(study, "t1", experiment="exp2")
+    color, legacy = store.add_ctt_items(study, [
+        {"real_path": "/m/a.mp4", "fake_path": "/m/b.mp4", "trial_id": "t1", "split": "test",
+         "source": "/videos/cockatoo.mp4", "video_id": "cockatoo", "clip": 2},
+        {"real_path": "/m/c.png", "fake_path": "/m/d.png", "trial_id": "t1", "split": "legacy", "kind": "frame",
+         "frame": 5, "source": "/videos/film.mp4", "real_is_color": False},
+    ])
+    items = store.ctt_items(study).set_index("uid")
+    assert items.loc[color, ["split", "source", "real_is_color", "kind"]].tolist() == [
+        "test", "/videos/cockatoo.mp4", True, "clip"]
+    assert items.loc[legacy, ["split", "frame", "real_is_color", "kind"]].tolist() == ["legacy", 5, False, "frame"]
+    rater = store.add_rater("carol")
+    # "which is real" never draws the black-and-white original; the rating mode draws both
+    for _ in range(5):
+        assert store.next_ctt_item(study, rater, mode="2afc", rng=random.Random(_))["uid"] == color
+    assert {store.next_ctt_item(study, rater, mode="rating", rng=random.Random(k))["uid"] for k in range(20)} == {
+        color, legacy}
+    assert store.next_ctt_item(study, rater, kind="frame")["uid"] == legacy
+    with pytest.raises(VidcolorError, match="black-and-white original"):
+        store.record_vote(rater, legacy, choice="left", picked_real=False, mode="2afc")
+    with pytest.raises(VidcolorError, match="mode must be one of"):
+        store.next_ctt_item(study, rater, mode="ranking")
+    assert store.record_vote(rater, legacy, rating=2, mode="rating")
+    assert store.record_vote(rater, color, choice="left", picked_real=True)
+    assert store.next_ctt_item(study, rater, mode="2afc") is None
+    assert store.next_ctt_item(study, rater, mode="rating") is None
+
+
+def test_old_database_gains_the_new_ctt_item_columns(tmp_path):
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)  # vc_ctt_items as the first release made it, with one item in it
+    con.executescript(
+        "CREATE TABLE vc_ctt_items (id INTEGER PRIMARY KEY, uid VARCHAR(64) UNIQUE, study_id INTEGER NOT NULL, "
+        "trial_pk INTEGER, real_path TEXT NOT NULL, fake_path TEXT NOT NULL, kind VARCHAR(10) NOT NULL, "
+        "is_attention BOOLEAN NOT NULL, video_id VARCHAR(200), clip INTEGER, created DATETIME NOT NULL);")
+    con.close()
+    store = Store(f"sqlite:///{db}")
+    store.create_study("s", objective="val_rmse_rgb")
+    [uid] = store.add_ctt_items("s", [{"real_path": "/r.mp4", "fake_path": "/f.mp4"}])
+    con = sqlite3.connect(db)
+    cols = {row[1] for row in con.execute("PRAGMA table_info(vc_ctt_items)")}
+    con.close()
+    assert {"frame", "split", "source", "real_is_color"} <= cols
+    assert store.next_ctt_item("s", store.add_rater(), mode="2afc")["uid"] == uid  # default: color original
+    Store(f"sqlite:///{db}")  # opening it again changes nothing and does not fail
+
+
 def test_concurrent_votes_each_stored_exactly_once(store, study):
     """8 threads (raters) race over the same 25 items, each vote attempted twice at once."""
     uids = store.add_ctt_items(study, [{"real_path": f"/r{i}", "fake_path": f"/f{i}"} for i in range(25)])
