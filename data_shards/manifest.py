@@ -4,7 +4,8 @@ Readers use it instead of scanning tars (sample counts per split, shard and vide
 equal-length epochs across ranks can be planned up front. Layout (CONTRACT.md "Shards")::
 
     format: "vidcolor-shards/1", size, clip_len, fps (target or null), lossless,
-    videos: [{id, source, split, frames, clips, fps, width, height, grayscale, shards, has_audio}],
+    videos: [{id, source, split, frames, clips, fps, width, height, grayscale, tone, shards, has_audio}]
+    (``tone``: gray | tinted | color, see data_shards.stats; ``grayscale`` = tone != color),
     splits: {name: {shards, clips, frames, videos}}, shard_stats: {file: {clips, frames}},
     skipped: [{source, reason}], command, versions, created
 

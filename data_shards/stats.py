@@ -19,11 +19,27 @@ from models.color import AB_HIST_BINS, AB_HIST_MIN, ab_histogram, rgb_to_lab
 from models.errors import VidcolorError
 
 AB_HIST_FILE = "ab_hist.npy"
-# A source is black-and-white when fewer than GRAY_MAX_SHARE of its pixels have a chroma above
-# GRAY_CHROMA. Compression noise in a gray H.264/JPEG stays well below 5 units of chroma; any real
-# color scene (even a dull one) has a few percent of pixels far above it.
+
+# The black-and-white rule (sources that go to the ``legacy`` split), on the source's ab histogram:
+#
+# 1. Gray: fewer than GRAY_MAX_SHARE (0.5 %) of its pixels have a chroma above GRAY_CHROMA (6 ab
+#    units). Compression noise in a gray H.264/JPEG stays well below that; any real color scene,
+#    even a faded one, has far more colorful pixels (a test pattern desaturated to 6 % of its
+#    colors still has 12 % of its pixels above 6).
+# 2. Tinted monochrome (sepia, cyanotype, a toned print): the colorful pixels (chroma above
+#    GRAY_CHROMA) all share one hue. Fewer than TINT_MAX_SHARE (2 %) of them lie more than
+#    TINT_HUE_DEG (15 degrees) from their mean hue. A toning process gives every pixel the same
+#    hue (a sepia clip: 0.1 % off by more than 15 degrees), while real color footage, even a
+#    dull or faded one with a color cast, spreads its hues (the cockatoo clip, mostly white and
+#    gray with a pale yellow crest: 16-46 % in every 40-frame window; a faded, yellowed test
+#    pattern: over 50 %). Such a film has no color information to learn from, and colorizing
+#    it is exactly the legacy use.
+# So low saturation alone never makes a source black-and-white; only near-zero chroma, or a
+# single hue, does. A color scene that is genuinely one hue everywhere (rare) is treated as tinted.
 GRAY_CHROMA = 6.0
 GRAY_MAX_SHARE = 0.005
+TINT_HUE_DEG = 15.0
+TINT_MAX_SHARE = 0.02
 
 
 def empty_histogram() -> np.ndarray:
@@ -55,9 +71,33 @@ def colorful_share(hist: np.ndarray, threshold: float = GRAY_CHROMA) -> float:
     return float(hist[_bin_chroma() > threshold].sum() / total) if total else 0.0
 
 
+def off_hue_share(hist: np.ndarray, threshold: float = GRAY_CHROMA, degrees: float = TINT_HUE_DEG) -> float:
+    """Among pixels with chroma above ``threshold``: the share whose hue lies more than ``degrees``
+    from their (count-weighted circular) mean hue. 0 when no pixel is that colorful."""
+    centers = np.arange(AB_HIST_BINS) + AB_HIST_MIN + 0.5
+    a, b = np.meshgrid(centers, centers, indexing="ij")  # axis 0 = a, axis 1 = b
+    colorful = np.where(np.hypot(a, b) > threshold, hist, 0).astype(np.float64)
+    total = colorful.sum()
+    if not total:
+        return 0.0
+    hue = np.arctan2(b, a)
+    mean = np.angle((colorful * np.exp(1j * hue)).sum())
+    off = np.abs(np.angle(np.exp(1j * (hue - mean)))) > np.radians(degrees)
+    return float(colorful[off].sum() / total)
+
+
+def tone(hist: np.ndarray) -> str:
+    """``"gray"``, ``"tinted"`` (one hue: sepia and other toned monochrome) or ``"color"``."""
+    if colorful_share(hist) < GRAY_MAX_SHARE:
+        return "gray"
+    if off_hue_share(hist) < TINT_MAX_SHARE:
+        return "tinted"
+    return "color"
+
+
 def is_grayscale(hist: np.ndarray) -> bool:
-    """True for black-and-white footage (near-zero chroma almost everywhere)."""
-    return colorful_share(hist) < GRAY_MAX_SHARE
+    """True for black-and-white footage: near-zero chroma almost everywhere, or a single tint."""
+    return tone(hist) != "color"
 
 
 def save_histogram(path: str | Path, hist: np.ndarray) -> None:

@@ -4,6 +4,10 @@ A *source* is one video: either a file FFmpeg can decode, or a folder of numbere
 (``00000.jpg, 00001.jpg, ...`` as in DAVIS ``JPEGImages/480p/<sequence>/``). Frames come out as
 numpy ``uint8 (H, W, 3)`` RGB, optionally resized (short side to ``size``, then a center crop to
 ``size x size``) and resampled to a lower frame rate by picking frames.
+
+Frames come out upright: a display matrix (phones store portrait video as landscape pixels plus
+a rotation) is applied, so ``width``/``height`` are the displayed size. A still image that
+FFmpeg would open as a one-frame "video" (a PNG or JPEG renamed ``.mp4``) is refused as such.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class VideoInfo:
     width: int
     height: int
     has_audio: bool
+    rotation: int = 0  # degrees counter-clockwise (0, 90, 180, 270) applied to get upright frames
 
 
 def is_frame_folder(path: Path) -> bool:
@@ -71,6 +76,24 @@ def frame_files(folder: Path) -> list[Path]:
     return [p for _, _, p in frames]
 
 
+def numbering_gaps(files: list[Path]) -> list[tuple[int, int]]:
+    """Runs of frame numbers missing from an ordered frame list: [(first_missing, last_missing)]."""
+    numbers = [_frame_number(p) for p in files]
+    return [(a + 1, b - 1) for a, b in zip(numbers, numbers[1:]) if b - a > 1]
+
+
+def warn_numbering_gaps(folder: Path, files: list[Path]) -> int:
+    """Log the frames missing from a folder's numbering (they are not invented); returns how many."""
+    gaps = numbering_gaps(files)
+    if gaps:
+        missing = sum(b - a + 1 for a, b in gaps)
+        runs = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in gaps[:5]) + (", ..." if len(gaps) > 5 else "")
+        log.warning("%s: %d frame number(s) missing (%s); the frames present are used as consecutive",
+                    folder, missing, runs)
+        return missing
+    return 0
+
+
 def _open_video(path: Path):
     try:
         container = av.open(str(path))
@@ -80,7 +103,44 @@ def _open_video(path: Path):
     if not container.streams.video:
         container.close()
         raise VidcolorError(f"{path}: has no video stream")
+    still = still_image_format(container)
+    if still:
+        container.close()
+        raise VidcolorError(f"{path}: is a still image ({still}), not a video; put numbered images in a "
+                            "folder to use them as frames")
     return container
+
+
+def still_image_format(container) -> str | None:
+    """The image codec name when FFmpeg opened a single still image (``png_pipe``, ``image2``, ...)."""
+    name = container.format.name or ""
+    if name == "image2" or name.endswith("_pipe"):
+        return container.streams.video[0].codec_context.name or name
+    return None
+
+
+def rotation_of(vframe) -> int:
+    """Counter-clockwise rotation (0/90/180/270) a decoded frame's display matrix asks for."""
+    try:
+        return int(round(float(vframe.rotation) / 90.0)) % 4 * 90
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display rotation (degrees counter-clockwise, multiple of 90) to an (H, W, C) array."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(frame, k)) if k else frame
+
+
+def first_frame_rotation(path: Path, container) -> int:
+    """Display rotation of a video, read from its first decodable frame (0 when none decodes)."""
+    try:
+        for vframe in container.decode(container.streams.video[0]):
+            return rotation_of(vframe)
+    except av.FFmpegError as exc:
+        log.debug("%s: no frame decodes while probing the rotation (%s)", path, exc)
+    return 0
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -90,6 +150,7 @@ def probe(path: str | Path) -> VideoInfo:
         raise VidcolorError(f"{path}: no such file or folder")
     if path.is_dir():
         files = frame_files(path)
+        warn_numbering_gaps(path, files)
         width, height = _image_size(files[0])
         for p in files[1:]:
             size = _image_size(p)
@@ -113,7 +174,11 @@ def probe(path: str | Path) -> VideoInfo:
         height = stream.codec_context.height
         if not width or not height:
             raise VidcolorError(f"{path}: video stream has no frame size")
-        return VideoInfo(frames, fps, width, height, bool(container.streams.audio))
+        has_audio = bool(container.streams.audio)
+        rotation = first_frame_rotation(path, container)
+        if rotation in (90, 270):
+            width, height = height, width  # the displayed (upright) size
+        return VideoInfo(frames, fps, width, height, has_audio, rotation)
     finally:
         container.close()
 
@@ -187,6 +252,8 @@ def iter_indexed_frames(path: str | Path, size: int | None = None,
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         target = scaled_size(info.width, info.height, size) if size else None
+        if target and info.rotation in (90, 270):
+            target = target[::-1]  # scaled in the stored orientation, rotated upright afterwards
         i = -1
         try:
             for i, vframe in enumerate(container.decode(stream)):
@@ -195,11 +262,11 @@ def iter_indexed_frames(path: str | Path, size: int | None = None,
                 if target:
                     # swscale's area filter downsamples with proper antialiasing, far cheaper than
                     # converting the full-size frame to RGB first.
-                    vframe = vframe.reformat(width=target[0], height=target[1], format="rgb24",
-                                             interpolation="AREA")
-                    yield i, center_crop(vframe.to_ndarray(), size)
+                    small = vframe.reformat(width=target[0], height=target[1], format="rgb24",
+                                            interpolation="AREA")
+                    yield i, center_crop(upright(small.to_ndarray(), info.rotation), size)
                 else:
-                    yield i, vframe.to_ndarray(format="rgb24")
+                    yield i, upright(vframe.to_ndarray(format="rgb24"), info.rotation)
         except av.FFmpegError as exc:
             raise VidcolorError(f"{path}: corrupt or truncated video, decoding failed after frame {i + 1} ({exc})") from None
         decoded = i + 1

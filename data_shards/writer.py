@@ -180,7 +180,8 @@ def process_source(task: dict[str, Any], progress: Callable[[int], None] | None 
                 hist += stats.frames_histogram(np.stack(fresh))
                 if progress:
                     progress(len(fresh))
-        result.update(frames=n, clips=clips, hist=hist, grayscale=stats.is_grayscale(hist))
+        tone = stats.tone(hist)
+        result.update(frames=n, clips=clips, hist=hist, grayscale=tone != "color", tone=tone)
     except VidcolorError as exc:
         result["reason"] = str(exc)
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:  # anything a bad file can raise
@@ -405,7 +406,8 @@ def _build(paths, ids, skipped, out, build, percents, *, size, clip_len, fps, se
                         r_shards.append(name)
                 videos.append({"id": r["id"], "source": r["source"], "split": split, "frames": r["frames"],
                                "clips": len(r["clips"]), "fps": r["fps"], "width": r["width"], "height": r["height"],
-                               "grayscale": r["grayscale"], "has_audio": r["has_audio"], "shards": r_shards})
+                               "grayscale": r["grayscale"], "tone": r["tone"], "has_audio": r["has_audio"],
+                               "shards": r_shards})
                 if split == "train":
                     train_hist += r["hist"]
         finally:

@@ -50,8 +50,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from data_shards.video import FOLDER_FPS, find_sources, frame_files, is_frame_folder
-from models.color import chroma, frames_to_lab, lab_to_frames
+from data_shards.video import (FOLDER_FPS, find_sources, first_frame_rotation, frame_files, is_frame_folder,
+                               still_image_format, upright, warn_numbering_gaps)
+from models.color import chroma, frames_to_l, frames_to_lab, lab_to_frames
 from models.errors import VidcolorError
 from study.video_out import VideoWriter
 
@@ -77,6 +78,7 @@ class Source:
     frames: int  # declared by the container (0 when unknown), or the folder's file count
     has_audio: bool = False
     frames_exact: bool = True  # False when `frames` is only estimated from the duration
+    rotation: int = 0  # display rotation (degrees counter-clockwise) applied to the decoded frames
 
 
 def open_source(path: str | os.PathLike) -> Source:
@@ -86,6 +88,7 @@ def open_source(path: str | os.PathLike) -> Source:
         raise VidcolorError(f"{path}: no such file or folder")
     if path.is_dir():
         files = frame_files(path)
+        warn_numbering_gaps(path, files)
         first = _read_image(files[0])
         if first is None:
             raise VidcolorError(f"{files[0]}: first frame of {path} is not a readable image")
@@ -105,7 +108,13 @@ def open_source(path: str | os.PathLike) -> Source:
         frames, exact = int(stream.frames or 0), True
         if not frames and stream.duration and stream.time_base:
             frames, exact = round(float(stream.duration * stream.time_base * rate)), False
-        return Source(path, "video", Fraction(rate), w, h, frames, bool(container.streams.audio), exact)
+        has_audio = bool(container.streams.audio)
+        # Phones store portrait video as landscape pixels plus a display matrix: colorize (and
+        # write) the upright picture, since the output carries no display matrix.
+        rotation = first_frame_rotation(path, container)
+        if rotation in (90, 270):
+            w, h = h, w
+        return Source(path, "video", Fraction(rate), w, h, frames, has_audio, exact, rotation)
 
 
 def _open_container(path: Path) -> av.container.InputContainer:
@@ -116,6 +125,10 @@ def _open_container(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise VidcolorError(f"{path}: has no video stream")
+    still = still_image_format(container)
+    if still:
+        container.close()
+        raise VidcolorError(f"{path}: is a still image ({still}), not a video")
     return container
 
 
@@ -169,7 +182,7 @@ def read_frames(src: Source) -> Iterator[np.ndarray | None]:
                 yield None
                 continue
             for vframe in frames:
-                frame = vframe.to_ndarray(format="rgb24")
+                frame = upright(vframe.to_ndarray(format="rgb24"), src.rotation)
                 if frame.shape[:2] != (src.height, src.width):
                     raise VidcolorError(f"{src.path}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, "
                                         f"the stream is {src.width}x{src.height} (size changes are not supported)")
@@ -262,7 +275,7 @@ class FrameColorizer:
         dev = resolve_device(device)
         loaded = load_checkpoint(path, device=str(dev))
         trained = checkpoint_size(getattr(loaded, "meta", None))
-        size = size or trained or DEFAULT_WORKING_SIZE
+        size = size if size is not None else (trained or DEFAULT_WORKING_SIZE)
         if trained is None:
             log.info("%s records no training frame size; working size %d", path, size)
         temp = loaded.config.temperature if temperature is None else temperature
@@ -281,7 +294,7 @@ class FrameColorizer:
             raise ValueError(f"expected uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
         n, height, width = frames.shape[:3]
         x = torch.from_numpy(frames).to(self.device, non_blocking=True)
-        l_full, _ = frames_to_lab(x)  # (N, 1, H, W) normalized L; the input's own ab is dropped
+        l_full = frames_to_l(x)  # (N, 1, H, W) normalized L; the input's own ab is never computed
         w, h = working_size(width, height, self.size)
         l_work = F.interpolate(l_full, size=(h, w), mode="bilinear", align_corners=False,
                                antialias=(h < height or w < width))  # (N, 1, h, w)
@@ -390,6 +403,13 @@ class FrameFolderWriter:
     def __enter__(self) -> "FrameFolderWriter":
         if not self.path.parent.is_dir():
             raise VidcolorError(f"{self.path}: output folder {self.path.parent} does not exist")
+        if self.path.is_dir():
+            # Only a previous frame output (numbered PNGs, nothing else) may be replaced.
+            foreign = [q.name for q in self.path.iterdir() if not (q.is_file() and q.suffix == ".png"
+                                                                    and q.stem.isdigit())]
+            if foreign:
+                raise VidcolorError(f"{self.path}: folder exists and holds other files ({', '.join(sorted(foreign)[:3])}); "
+                                    "refusing to replace it")
         shutil.rmtree(self._tmp, ignore_errors=True)
         try:
             self._tmp.mkdir()
@@ -522,7 +542,13 @@ def default_output(path: Path) -> Path:
 
 
 def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
-    """(source, output) pairs for IN and OUT; checks OUT can be written before any work."""
+    """(source, output) pairs for IN and OUT; checks OUT can be written before any work.
+
+    OUT naming an existing folder means "put the result in there" (IN_color.mp4 inside it), never
+    "replace that folder". No output may land on an input: OUT == IN, or a directory run whose
+    outputs would fall on its own sources, is refused before anything is written. Two inputs
+    that would share an output name (``clip.mp4`` and ``clip.avi``) get distinct names.
+    """
     if not input_path.exists():
         raise VidcolorError(f"{input_path}: no such file or folder")
     out = Path(output) if output is not None else default_output(input_path)
@@ -533,17 +559,38 @@ def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
             raise VidcolorError(f"{input_path}: no video files or frame folders in it")
         if out.suffix.lower() == OUTPUT_VIDEO_SUFFIX or out.is_file():
             raise VidcolorError(f"{out}: IN is a directory of videos, so OUT must be a folder")
+        if out.resolve() == input_path.resolve():
+            raise VidcolorError(f"{out}: OUT is the input folder itself; the results would overwrite the "
+                                f"inputs of the same name. Choose another folder (default {default_output(input_path)})")
         _check_writable(out if out.is_dir() else out.parent, out)
-        pairs = []
+        pairs: list[tuple[Path, Path]] = []
+        taken: set[Path] = set()
+        inputs = {s.resolve() for s in sources}
         for s in sources:
             rel = s.relative_to(input_path)
             name = rel.name if s.is_dir() else rel.stem
-            pairs.append((s, out / rel.parent / (name + OUTPUT_VIDEO_SUFFIX)))
+            target = out / rel.parent / (name + OUTPUT_VIDEO_SUFFIX)
+            if target.resolve() in taken:  # clip.mp4 and clip.avi (or a folder clip/) side by side
+                tag = s.suffix.lstrip(".").lower() if s.is_file() else "frames"
+                target = out / rel.parent / f"{name}-{tag or 'video'}{OUTPUT_VIDEO_SUFFIX}"
+            k = 2
+            while target.resolve() in taken:
+                target = out / rel.parent / f"{name}-{k}{OUTPUT_VIDEO_SUFFIX}"
+                k += 1
+            if target.resolve() in inputs:
+                raise VidcolorError(f"{target}: output would overwrite the input {s}; choose an OUT folder "
+                                    f"outside {input_path}")
+            taken.add(target.resolve())
+            pairs.append((s, target))
         return pairs
+    if out.is_dir() and out.suffix.lower() != OUTPUT_VIDEO_SUFFIX:
+        if is_frame_folder(out) and out.resolve() == input_path.resolve():
+            raise VidcolorError(f"{out}: OUT is the input itself; refusing to overwrite it")
+        out = out / default_output(input_path).name  # an existing folder: the result goes inside
     if out.suffix and out.suffix.lower() != OUTPUT_VIDEO_SUFFIX:
         raise VidcolorError(f"{out}: OUT must be an .mp4 file or a frame folder (no extension)")
     if out.resolve() == input_path.resolve():
-        raise VidcolorError(f"{out}: OUT is the input itself")
+        raise VidcolorError(f"{out}: OUT is the input itself; refusing to overwrite it")
     if out.is_dir() and out.suffix.lower() == OUTPUT_VIDEO_SUFFIX:
         raise VidcolorError(f"{out}: is a folder, expected an .mp4 file name")
     _check_writable(out.parent, out)

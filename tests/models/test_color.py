@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.color import (AB_HIST_BINS, L_CENT, L_NORM, ab_histogram, chroma, frames_to_lab, lab_to_frames,
+from models.color import (AB_HIST_BINS, L_CENT, L_NORM, ab_histogram, chroma, frames_to_l, frames_to_lab, lab_to_frames,
                           lab_to_rgb, normalize_l, rgb_to_lab)
 from models.errors import VidcolorError
 
@@ -88,3 +88,18 @@ def test_bad_shapes_are_named():
         rgb_to_lab(torch.rand(4, 4, 3))
     with pytest.raises(VidcolorError, match="uint8"):
         frames_to_lab(torch.rand(4, 4, 3))
+
+
+def test_uint8_fast_paths_match_the_float_formulas():
+    """frames_to_lab (256-entry sRGB table) and frames_to_l (Y only) equal rgb_to_lab on the same
+    values, including the linear segment (levels 0-10) and both ends."""
+    gen = torch.Generator().manual_seed(3)
+    frames = torch.randint(0, 256, (2, 9, 11, 3), dtype=torch.uint8, generator=gen)
+    frames[0, 0, :, :] = torch.arange(11, dtype=torch.uint8)[:, None]  # dark levels, linear segment
+    frames[0, 1, :3] = torch.tensor([0, 255, 128], dtype=torch.uint8)[:, None]
+    lab = rgb_to_lab(frames.movedim(-1, -3).double() / 255.0)  # float64 reference
+    l_norm, ab = frames_to_lab(frames)
+    assert (l_norm * L_NORM + L_CENT - lab[:, :1]).abs().max() < 1e-3
+    assert (ab - lab[:, 1:]).abs().max() < 1e-3
+    assert torch.equal(frames_to_l(frames), l_norm) or (frames_to_l(frames) - l_norm).abs().max() < 1e-6
+    assert frames_to_l(frames[0]).shape == (1, 9, 11)

@@ -377,3 +377,83 @@ def test_video_rmse_hand_computed(tmp_path):
     assert video_rmse(a, a) == 0.0
     # flat frames: |100 - 110| on every sample, give or take the one level of limited-range YUV
     assert abs(video_rmse(a, b) - 10.0) <= 1.0
+
+
+# ---- robustness: inputs and outputs a new user tries ----------------------------------------------
+
+def test_out_existing_folder_gets_the_result_inside_and_keeps_its_files(tmp_path, ckpt_exp1):
+    video = make_video(tmp_path / "film.mp4", gray_frames(4))
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    assert cli(["colorize", str(ckpt_exp1), str(video), str(folder), "--device", "cpu"]) == 0
+    assert (folder / "keep.txt").read_text() == "mine"  # the folder was not replaced by PNG frames
+    assert len(decode(folder / "film_color.mp4")[0]) == 4
+
+
+def test_directory_run_never_overwrites_its_inputs(tmp_path, ckpt_exp1, capsys):
+    films = tmp_path / "films"
+    films.mkdir()
+    a = make_video(films / "clip.mp4", gray_frames(3))
+    make_video(films / "other.mp4", gray_frames(2))
+    before = a.read_bytes()
+    assert cli(["colorize", str(ckpt_exp1), str(films), str(films), "--device", "cpu"]) == 2
+    assert "OUT is the input folder itself" in capsys.readouterr().err
+    assert a.read_bytes() == before
+
+
+def test_inputs_sharing_a_stem_get_distinct_outputs(tmp_path, ckpt_exp1):
+    films = tmp_path / "films"
+    films.mkdir()
+    make_video(films / "clip.mp4", gray_frames(3))
+    folder = films / "clip"
+    folder.mkdir()
+    for i, f in enumerate(gray_frames(5)):
+        Image.fromarray(f).save(folder / f"{i:05d}.png")
+    out = tmp_path / "out"
+    assert cli(["colorize", str(ckpt_exp1), str(films), str(out), "--device", "cpu"]) == 0
+    counts = sorted(len(decode(p)[0]) for p in out.glob("*.mp4"))
+    assert counts == [3, 5]
+
+
+def test_rotated_phone_video_comes_out_upright(tmp_path, ckpt_exp1):
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=FPS)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.set_display_rotation(90)
+        for f in gray_frames(3):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode(None))
+    src = open_source(path)
+    assert (src.width, src.height) == (H, W)
+    out = tmp_path / "phone_color.mp4"
+    assert cli(["colorize", str(ckpt_exp1), str(path), str(out), "--device", "cpu"]) == 0
+    frames, _ = decode(out)
+    assert frames[0].shape == (W, H, 3)
+    stored, _ = decode(path)  # PyAV alone: the stored landscape pixels, display matrix not applied
+    assert_same_l(frames, [np.ascontiguousarray(np.rot90(f)) for f in stored])
+
+
+def test_still_image_named_mp4_and_size_zero_are_refused(tmp_path, ckpt_exp1, capsys):
+    photo = tmp_path / "photo.mp4"
+    Image.fromarray(gray_frames(1)[0]).save(photo, format="PNG")
+    assert cli(["colorize", str(ckpt_exp1), str(photo), str(tmp_path / "o.mp4")]) == 2
+    assert "photo.mp4: is a still image (png), not a video" in capsys.readouterr().err
+    video = make_video(tmp_path / "film.mp4", gray_frames(2))
+    assert cli(["colorize", str(ckpt_exp1), str(video), str(tmp_path / "o.mp4"), "--size", "0"]) == 2
+    assert "--size" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("name", ["exp1", "exp5"])
+def test_batch_size_does_not_change_the_output(name, ckpt_exp1, ckpt_exp5):
+    ckpt = {"exp1": ckpt_exp1, "exp5": ckpt_exp5}[name]
+    colorizer = FrameColorizer.from_checkpoint(ckpt, device="cpu", size=36)  # not a multiple of 8
+    frames = np.stack(gray_frames(6, h=41, w=57))  # odd size
+    colorizer.reset()
+    batched = colorizer.colorize(frames)
+    colorizer.reset()
+    one_by_one = np.concatenate([colorizer.colorize(frames[i:i + 1]) for i in range(len(frames))])
+    # float sums in another order (batched convolutions) may move a value across a rounding edge
+    assert np.abs(batched.astype(int) - one_by_one).max() <= 1
