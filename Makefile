@@ -25,9 +25,13 @@ test-fast: setup
 demo: setup
 	$(BIN)/vidcolor demo
 
+# Each benchmark prints a table; add `--json FILE` to a line to keep the figures.
 bench: setup
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/colorize.py
+	$(BIN)/python bench/votes.py
+	$(BIN)/python bench/sweep.py
 
 clean:
 	rm -rf demo_run .pytest_cache

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import study.train  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ def main(args) -> int:
     shards = prepare_data(workdir)
     db = f"sqlite:///{workdir / 'results.db'}"
     storage = workdir / "ray_results"
-    spec = load_spec("demo")
+    from study.spec import CONFIG_DIR
+
+    spec = load_spec(CONFIG_DIR / "demo.toml")
     name = free_study_name(Store(db), storage, spec.name)
     trials = args.trials or spec.num_trials
     print(f"[3/3] study {name!r}: {trials} trials of {spec.source} on a local Ray "

@@ -530,7 +530,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>") -> StudySpec:
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a study spec. A bare name (``demo``) means ``study/configs/demo.toml``."""
     p = Path(path)
-    if not p.exists() and not p.suffix and (CONFIG_DIR / f"{p}.toml").exists():
+    if not p.is_file() and not p.suffix and (CONFIG_DIR / f"{p}.toml").is_file():
         p = CONFIG_DIR / f"{p}.toml"
     if not p.is_file():
         raise VidcolorError(f"study spec not found: {path}")

@@ -199,12 +199,19 @@ def _train(config: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
 
     model = _build_model(experiment, gamut, ctx)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    start_epoch, best = 0, None
+    start_epoch, best, resumed_metrics = 0, None, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             start_epoch, best = _restore(folder, model, optimizer, ctx)
+            resumed_metrics = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text()).get("metrics")
         log.info("rank %d: resumed after epoch %d", ctx.rank, start_epoch)
+        if resumed_metrics:
+            # Report the checkpoint's epoch again (every rank, no checkpoint): if the failure came
+            # between saving it and the report reaching Tune, its metrics are not lost; a
+            # duplicate is harmless (the store keys epochs by number; ASHA's rungs by epoch).
+            ray.train.report({**{k: v for k, v in resumed_metrics.items() if v is not None}, "resumed": 1},
+                             checkpoint=None)
     model.to(ctx.device)
     ddp_model = model
     if ctx.distributed:
@@ -279,19 +286,15 @@ def _build_model(experiment, gamut, ctx: _Ctx):
 
 
 def _load_pretrained(model: torch.nn.Module, folder: str) -> None:
-    """Initialise from a pretrained checkpoint: every tensor whose name and shape match
-    (the colorizer trunk; a new ConvLSTM or a different bin grid's head start fresh)."""
-    from models.checkpoint import load_checkpoint
+    """Transfer learning (exp4, exp5): the colorizer trunk (and the head and ConvLSTM where they
+    fit) from a trained checkpoint, via ``models.checkpoint.load_pretrained_trunk``."""
+    from models.checkpoint import load_pretrained_trunk
 
     if not Path(folder).exists():
         raise TrainingError(f"pretrained: checkpoint folder {folder} does not exist")
-    source = load_checkpoint(folder).model.state_dict()
-    own = model.state_dict()
-    matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
-    if not matched:
-        raise TrainingError(f"pretrained: no tensor of {folder} matches this model")
-    model.load_state_dict(matched, strict=False)
-    log.info("initialised %d of %d tensors from %s", len(matched), len(own), folder)
+    info = load_pretrained_trunk(model, folder)
+    log.info("initialised from %s: %s trunk tensors, head %s, temporal %s", folder, info.get("trunk"),
+             info.get("head"), info.get("temporal"))
 
 
 def _restore(folder: str, model, optimizer, ctx: _Ctx) -> tuple[int, float | None]:
@@ -339,7 +342,8 @@ def _report(metrics, model, optimizer, experiment, gamut, prior, tc, epoch, best
     extra = {"epoch": epoch, "metrics": _plain(metrics), "train": tc.to_dict(), "shards": str(config["shards"])}
     save_checkpoint(folder, model, experiment, gamut, prior=prior, extra=extra)
     save_optimizer(optimizer, folder)
-    Path(folder, TRAIN_STATE_FILE).write_text(json.dumps({"epoch": epoch, "best": best, "metric": tc.metric}))
+    Path(folder, TRAIN_STATE_FILE).write_text(json.dumps({"epoch": epoch, "best": best, "metric": tc.metric,
+                                                          "metrics": _plain(metrics)}))
     ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
     if _is_ray_worker():  # Ray copied it to the run's storage; in local mode it *is* the checkpoint
         shutil.rmtree(folder, ignore_errors=True)

@@ -36,12 +36,15 @@ from study.spec import StudySpec, load_spec
 
 log = logging.getLogger(__name__)
 
-DRIVER_CPUS = 1.0  # each trial's driver (Tune function actor) holds one CPU besides its workers
+# Each trial's driver (a Tune function actor) only waits on TorchTrainer.fit(). With a whole CPU
+# per driver, drivers can hold every CPU while their own workers wait for one (seen when a node is
+# lost with two trials running: a deadlock); a token share keeps the CPUs for the workers.
+DRIVER_CPUS = 0.1
 ERROR_MARK = "vidcolor_error.txt"
 FINISHED = ("TERMINATED", "STOPPED")
 _RAY_KEYS = {"done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s",
              "pid", "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore",
-             "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "checkpoint_path"}
+             "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "checkpoint_path", "resumed"}
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,10 @@ class StoreCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         epoch = result.get("epoch") or result.get("training_iteration")
+        if result.get("resumed"):  # a resumed run repeats its checkpoint's epoch: keep a logged one as is
+            logged = self.store.epochs(self.study, [trial.trial_id])
+            if int(epoch) in set(logged.epoch):
+                return
         self.store.log_epoch(self.study, trial.trial_id, int(epoch), _metrics(result),
                              checkpoint=self._uri(result.get("checkpoint_path")))
 
@@ -342,7 +349,7 @@ def plan_concurrency(spec: StudySpec, cpus: float, gpus: float, local: bool) -> 
     gpu_trial = res.workers * res.gpus_per_worker
     if per_trial > cpus:
         where = "this machine" if local else "the cluster"
-        raise VidcolorError(f"{spec.source}: a trial needs {per_trial:g} CPUs (1 for its driver + "
+        raise VidcolorError(f"{spec.source}: a trial needs {per_trial:g} CPUs ({DRIVER_CPUS:g} for its driver + "
                             f"{res.workers} workers x {res.cpus_per_worker:g}), {where} has {cpus:g}; "
                             "lower [resources] workers or cpus_per_worker")
     if gpu_trial > gpus:

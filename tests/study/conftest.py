@@ -165,16 +165,6 @@ def ray_cluster():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-@pytest.fixture
-def ray_client(ray_cluster):
-    """This test process connected to the session's cluster as a driver."""
-    import ray
-
-    ray.init(address=ray_cluster.address, log_to_driver=False)
-    yield ray_cluster
-    ray.shutdown()
-
-
 @pytest.fixture(scope="session")
 def ray_tools():
     """The helpers above for test modules (conftest is not importable under --import-mode=importlib)."""

@@ -113,3 +113,30 @@ def test_vidcolor_train_ddp_two_workers(ray_cluster, ray_tools, demo_shards, tmp
     epochs = sorted(json.loads(p.read_text())["epoch"] for p in out.glob("ray/train/checkpoint_*/train_state.json"))
     assert epochs[-1] == 2  # the latest checkpoint is kept beside the best one
     assert "world_size" in proc.stdout and " 2" in proc.stdout.split("world_size", 1)[1].splitlines()[0]
+
+
+def test_experiments_chain_ensemble_and_table(demo_shards, tmp_path):
+    """exp3 = the ensemble of the exp1 and exp2 models, evaluated on the test split like the others."""
+    from models.ensemble import Ensemble
+    from study.experiments import build_ensemble, evaluate_checkpoint, format_table, parse_only
+
+    assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only(None)[-1] == "exp5"
+    with pytest.raises(Exception, match="exp7"):
+        parse_only("exp1,exp7")
+    members = []
+    for name in ("exp1", "exp2"):
+        result = make_trainer(get_preset(name).replace(grid=40), TINY.replace(epochs=1), demo_shards, workers=0).fit()
+        raise_for_error(result)
+        members.append(Path(result.checkpoint.path))
+    folder = build_ensemble(members, tmp_path / "exp3" / "best")
+    loaded = load_checkpoint(folder)
+    assert isinstance(loaded.model, Ensemble) and loaded.config.name == "exp3"
+    figures = {name: evaluate_checkpoint(path, str(demo_shards), split="test")
+               for name, path in (("exp1", members[0]), ("exp2", members[1]), ("exp3", folder))}
+    for f in figures.values():
+        assert f["num_frames"] > 0 and 0 < f["mean"]["rmse_rgb"] < 255
+    text = format_table({"experiments": {k: {"mean": v["mean"], "num_frames": v["num_frames"]}
+                                         for k, v in figures.items()}})
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["exp", "RMSE"] and [ln.split()[0] for ln in lines[2:]] == ["exp1", "exp2", "exp3"]
+    assert f"{figures['exp3']['mean']['rmse_rgb']:.3f}" in lines[4]

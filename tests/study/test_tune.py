@@ -40,8 +40,9 @@ def test_plan_concurrency_fits_the_cluster():
     spec = parse_spec({"name": "x", "preset": "exp2", "max_concurrent": 4,
                        "resources": {"workers": 2, "cpus_per_worker": 1}})
     assert plan_concurrency(spec, cpus=16, gpus=0, local=True) == 4
-    assert plan_concurrency(spec, cpus=7, gpus=0, local=True) == 2  # 3 CPUs a trial (driver + 2 workers)
-    with pytest.raises(VidcolorError, match="needs 3 CPUs"):
+    assert plan_concurrency(spec, cpus=7, gpus=0, local=True) == 3  # 2.1 CPUs a trial (driver + 2 workers)
+    assert plan_concurrency(spec, cpus=6, gpus=0, local=True) == 2
+    with pytest.raises(VidcolorError, match="needs 2.1 CPUs"):
         plan_concurrency(spec, cpus=2, gpus=0, local=True)
     gpu = spec.replace(resources=spec.resources.__class__(workers=2, cpus_per_worker=1, gpus_per_worker=1))
     assert plan_concurrency(gpu, cpus=16, gpus=2, local=False) == 1
