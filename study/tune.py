@@ -289,7 +289,7 @@ class ProgressTable(tune.Callback):
         counts = {}
         for r in rows:
             counts[r[1]] = counts.get(r[1], 0) + 1
-        head = ["trial", "status", "epoch", metric, *params]
+        head = ["trial", "status", "epoch", f"last {metric}", *params]
         text = format_rows(head, rows)
         summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         print(f"\n[{self.spec.name}] {len(trials)}/{self.spec.num_trials} trials: {summary}\n{text}",
@@ -521,7 +521,7 @@ def print_summary(result: StudyResult, spec: StudySpec) -> None:
     df = result.trials
     metric = spec.objective.metric
     params = [f"param_{p.name}" for p in spec.search]
-    head = ["trial", "status", "epochs", metric, *[p[6:] for p in params]]
+    head = ["trial", "status", "epochs", f"best {metric}", *[p[6:] for p in params]]
     rows = []
     for _, r in df.iterrows():
         rows.append([str(r["trial_id"]), str(r["status"]), str(r["epochs"]), _fmt(r["objective"]),
