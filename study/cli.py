@@ -102,7 +102,7 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="IN", help="video file, frame folder, or a directory of them")
     p.add_argument("output", metavar="OUT", nargs="?", default=None, help="mp4 file or folder (default: IN_color.mp4)")
     p.add_argument("--device", default=None)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=None, help="frames per model call (default 16 on GPU, 1 on CPU)")
     p.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (default: the checkpoint's)")
     p.set_defaults(handler="study.colorize:main")
