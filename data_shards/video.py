@@ -94,7 +94,8 @@ def warn_numbering_gaps(folder: Path, files: list[Path]) -> int:
     return 0
 
 
-def _open_video(path: Path):
+def open_video(path: Path):
+    """An av container with a video stream, or a VidcolorError naming the file and the reason."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -158,7 +159,7 @@ def probe(path: str | Path) -> VideoInfo:
                 raise VidcolorError(f"{p}: frame size {size[0]}x{size[1]} differs from the folder's "
                                     f"first frame {files[0].name} ({width}x{height})")
         return VideoInfo(len(files), FOLDER_FPS, width, height, False)
-    container = _open_video(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -247,7 +248,7 @@ def iter_indexed_frames(path: str | Path, size: int | None = None,
                 raise VidcolorError(f"{p}: not a readable image ({exc})") from None
             yield i, resize_center_crop(frame, size) if size else frame
         return
-    container = _open_video(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -287,7 +288,7 @@ def iter_frames(path: str | Path, size: int | None = None, fps: float | None = N
 def count_frames(path: str | Path) -> int:
     """How many frames PyAV actually decodes (the ground truth the shard tests compare to)."""
     n = 0
-    container = _open_video(Path(path))
+    container = open_video(Path(path))
     try:
         for _ in container.decode(video=0):
             n += 1

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from data_shards.video import (FOLDER_FPS, find_sources, first_frame_rotation, frame_files, is_frame_folder,
-                               still_image_format, upright, warn_numbering_gaps)
+                               open_video, upright, warn_numbering_gaps)
 from models.color import chroma, frames_to_l, frames_to_lab, lab_to_frames
 from models.errors import VidcolorError
 from study.video_out import VideoWriter
@@ -96,7 +96,7 @@ def open_source(path: str | os.PathLike) -> Source:
         return Source(path, "frames", Fraction(FOLDER_FPS).limit_denominator(1001), w, h, len(files))
     if path.stat().st_size == 0:
         raise VidcolorError(f"{path}: empty file (0 bytes)")
-    container = _open_container(path)
+    container = open_video(path)
     with container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -115,21 +115,6 @@ def open_source(path: str | os.PathLike) -> Source:
         if rotation in (90, 270):
             w, h = h, w
         return Source(path, "video", Fraction(rate), w, h, frames, has_audio, exact, rotation)
-
-
-def _open_container(path: Path) -> av.container.InputContainer:
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VidcolorError(f"{path}: not a readable video, or truncated ({exc})") from None
-    if not container.streams.video:
-        container.close()
-        raise VidcolorError(f"{path}: has no video stream")
-    still = still_image_format(container)
-    if still:
-        container.close()
-        raise VidcolorError(f"{path}: is a still image ({still}), not a video")
-    return container
 
 
 def _read_image(p: Path) -> np.ndarray | None:
@@ -157,7 +142,7 @@ def read_frames(src: Source) -> Iterator[np.ndarray | None]:
                 log.warning("%s: frame %d is unreadable; using its neighbour's colors", src.path, i)
             yield frame
         return
-    container = _open_container(src.path)
+    container = open_video(src.path)
     with container:
         stream = container.streams.video[0]
         index = 0

@@ -300,7 +300,7 @@ class Store:
 
     def _upgrade_schema(self) -> None:
         """Add the CTT item columns a database made by an older version lacks (nothing is lost)."""
-        from sqlalchemy import inspect, text
+        from sqlalchemy import inspect
 
         have = {c["name"] for c in inspect(self.engine).get_columns(CttItemRow.__tablename__)}
         missing = {k: v for k, v in _CTT_ITEM_ADDED.items() if k not in have}
