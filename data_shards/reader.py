@@ -77,6 +77,9 @@ class ShardSet:
                 self.location = self.location[len("file://"):]
             if not Path(self.location).is_dir():
                 raise VidcolorError(f"{self.location}: no such shard set folder")
+            # absolute, so the location still holds when handed to processes with another cwd
+            # (Ray runs trials and workers in their own folders)
+            self.location = str(Path(self.location).resolve())
         self.manifest = mf.parse_manifest(self._read(mf.MANIFEST_FILE), self._where(mf.MANIFEST_FILE))
 
     def __repr__(self) -> str:

@@ -421,6 +421,9 @@ def run_training(experiment, train, shards: str, out: str | Path, *, workers: in
     Returns ``{"best": path, "metrics": best metrics, "last": last metrics, "run": Train run path}``."""
     import ray
 
+    from data_shards.reader import ShardSet
+
+    shards = ShardSet(shards).location  # a clear error before Ray starts; local paths made absolute
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if workers > 0 and not ray.is_initialized():

@@ -213,3 +213,10 @@ def test_reads_over_http(demo_shards):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_relative_location_becomes_absolute(demo_shards, monkeypatch):
+    # Ray runs trials in their own folders: a relative --shards must not depend on the cwd
+    monkeypatch.chdir(demo_shards.parent)
+    s = ShardSet(demo_shards.name)
+    assert Path(s.location).is_absolute() and Path(s.location) == demo_shards.resolve()
