@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -41,6 +42,8 @@ class VideoInfo:
     height: int
     has_audio: bool
     rotation: int = 0  # degrees counter-clockwise (0, 90, 180, 270) applied to get upright frames
+    rate: Fraction | None = None  # the exact frame rate (e.g. 30000/1001); None for frame folders
+    frames_exact: bool = True  # False when `frames` is only estimated from a duration
 
 
 def is_frame_folder(path: Path) -> bool:
@@ -167,6 +170,7 @@ def probe(path: str | Path) -> VideoInfo:
         if fps <= 0:
             raise VidcolorError(f"{path}: video stream has no frame rate")
         frames = int(stream.frames or 0)
+        exact = frames > 0
         if frames == 0 and stream.duration and stream.time_base:
             frames = int(round(float(stream.duration * stream.time_base) * fps))
         if frames == 0 and container.duration:
@@ -179,7 +183,7 @@ def probe(path: str | Path) -> VideoInfo:
         rotation = first_frame_rotation(path, container)
         if rotation in (90, 270):
             width, height = height, width  # the displayed (upright) size
-        return VideoInfo(frames, fps, width, height, has_audio, rotation)
+        return VideoInfo(frames, fps, width, height, has_audio, rotation, Fraction(rate), exact)
     finally:
         container.close()
 

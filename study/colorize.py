@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from data_shards.video import (FOLDER_FPS, find_sources, first_frame_rotation, frame_files, is_frame_folder,
-                               open_video, upright, warn_numbering_gaps)
+from data_shards.video import (FOLDER_FPS, find_sources, frame_files, is_frame_folder, open_video, probe,
+                               upright, warn_numbering_gaps)
 from models.color import chroma, frames_to_l, frames_to_lab, lab_to_frames
 from models.errors import VidcolorError
 from study.video_out import VideoWriter
@@ -94,27 +94,11 @@ def open_source(path: str | os.PathLike) -> Source:
             raise VidcolorError(f"{files[0]}: first frame of {path} is not a readable image")
         h, w = first.shape[:2]
         return Source(path, "frames", Fraction(FOLDER_FPS).limit_denominator(1001), w, h, len(files))
-    if path.stat().st_size == 0:
-        raise VidcolorError(f"{path}: empty file (0 bytes)")
-    container = open_video(path)
-    with container:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or rate <= 0:
-            raise VidcolorError(f"{path}: video stream has no frame rate")
-        w, h = stream.codec_context.width, stream.codec_context.height
-        if not w or not h:
-            raise VidcolorError(f"{path}: video stream has no frame size")
-        frames, exact = int(stream.frames or 0), True
-        if not frames and stream.duration and stream.time_base:
-            frames, exact = round(float(stream.duration * stream.time_base * rate)), False
-        has_audio = bool(container.streams.audio)
-        # Phones store portrait video as landscape pixels plus a display matrix: colorize (and
-        # write) the upright picture, since the output carries no display matrix.
-        rotation = first_frame_rotation(path, container)
-        if rotation in (90, 270):
-            w, h = h, w
-        return Source(path, "video", Fraction(rate), w, h, frames, has_audio, exact, rotation)
+    # Phones store portrait video as landscape pixels plus a display matrix: probe gives the
+    # upright size and rotation, and colorize writes the upright picture (the output has no matrix).
+    info = probe(path)
+    return Source(path, "video", info.rate, info.width, info.height, info.frames, info.has_audio,
+                  info.frames_exact, info.rotation)
 
 
 def _read_image(p: Path) -> np.ndarray | None:
