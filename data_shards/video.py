@@ -42,7 +42,7 @@ class VideoInfo:
     height: int
     has_audio: bool
     rotation: int = 0  # degrees counter-clockwise (0, 90, 180, 270) applied to get upright frames
-    rate: Fraction | None = None  # the exact frame rate (e.g. 30000/1001); None for frame folders
+    rate: Fraction | None = None  # the exact frame rate (e.g. 30000/1001; FOLDER_FPS for folders)
     frames_exact: bool = True  # False when `frames` is only estimated from a duration
 
 
@@ -161,7 +161,8 @@ def probe(path: str | Path) -> VideoInfo:
             if size != (width, height):
                 raise VidcolorError(f"{p}: frame size {size[0]}x{size[1]} differs from the folder's "
                                     f"first frame {files[0].name} ({width}x{height})")
-        return VideoInfo(len(files), FOLDER_FPS, width, height, False)
+        return VideoInfo(len(files), FOLDER_FPS, width, height, False,
+                         rate=Fraction(FOLDER_FPS).limit_denominator(1001))
     container = open_video(path)
     try:
         stream = container.streams.video[0]

@@ -50,8 +50,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from data_shards.video import (FOLDER_FPS, find_sources, frame_files, is_frame_folder, open_video, probe,
-                               upright, warn_numbering_gaps)
+from data_shards.video import find_sources, frame_files, is_frame_folder, open_video, probe, upright
 from models.color import chroma, frames_to_l, frames_to_lab, lab_to_frames
 from models.errors import VidcolorError
 from study.video_out import VideoWriter
@@ -84,21 +83,11 @@ class Source:
 def open_source(path: str | os.PathLike) -> Source:
     """Probe one input; raises a VidcolorError naming the file if it cannot be a video."""
     path = Path(path)
-    if not path.exists():
-        raise VidcolorError(f"{path}: no such file or folder")
-    if path.is_dir():
-        files = frame_files(path)
-        warn_numbering_gaps(path, files)
-        first = _read_image(files[0])
-        if first is None:
-            raise VidcolorError(f"{files[0]}: first frame of {path} is not a readable image")
-        h, w = first.shape[:2]
-        return Source(path, "frames", Fraction(FOLDER_FPS).limit_denominator(1001), w, h, len(files))
     # Phones store portrait video as landscape pixels plus a display matrix: probe gives the
     # upright size and rotation, and colorize writes the upright picture (the output has no matrix).
     info = probe(path)
-    return Source(path, "video", info.rate, info.width, info.height, info.frames, info.has_audio,
-                  info.frames_exact, info.rotation)
+    return Source(path, "frames" if path.is_dir() else "video", info.rate, info.width, info.height, info.frames,
+                  info.has_audio, info.frames_exact, info.rotation)
 
 
 def _read_image(p: Path) -> np.ndarray | None:
