@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.gamut import ABGamut  # noqa: E402
 from models.model import create_model  # noqa: E402
 from models.presets import get_preset  # noqa: E402
-from study.colorize import FrameColorizer, colorize_source, open_source, resolve_device  # noqa: E402
-from study.video_out import write_video  # noqa: E402
+from study.colorize.command import FrameColorizer, colorize_source, open_source, resolve_device  # noqa: E402
+from study.media.video_out import write_video  # noqa: E402
 
 INPUTS = {"360p": (640, 360), "720p": (1280, 720)}
 

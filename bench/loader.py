@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from data_shards.demo import make_demo_videos
+from data_shards.synthetic import make_demo_videos
 from data_shards.reader import eval_loader, train_loader
 from data_shards.video import iter_frames, probe
 from data_shards.writer import write_shard_set

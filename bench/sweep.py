@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def make_shards(workdir: Path) -> Path:
-    from data_shards.demo import make_demo_videos
+    from data_shards.synthetic import make_demo_videos
     from data_shards.writer import write_shard_set
 
     videos, shards = workdir / "videos", workdir / "shards"
@@ -32,12 +32,12 @@ def make_shards(workdir: Path) -> Path:
 
 
 def run(args) -> dict:
-    import study.train  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
+    import study.train.loop  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
     import ray
 
-    from study.spec import AshaSpec, SamplerSpec, load_spec
-    from study.train import init_ray
-    from study.tune import run_study
+    from study.config.spec import AshaSpec, SamplerSpec, load_spec
+    from study.train.loop import init_ray
+    from study.tune.driver import run_study
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vc-sweep-"))
     work.mkdir(parents=True, exist_ok=True)

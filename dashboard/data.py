@@ -1,6 +1,6 @@
 """The dashboard's access to the results store: one cached Store per URL, short-lived table caches.
 
-Pages read only through here (and study.ctt_stats). Tables are cached for a few seconds so live
+Pages read only through here (and study.ctt.stats). Tables are cached for a few seconds so live
 studies refresh without hammering the database; CTT votes are never cached (counts must be fresh).
 """
 

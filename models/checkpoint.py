@@ -1,12 +1,12 @@
 """Checkpoints: a folder with `model.safetensors` (weights) and `config.json` (everything else).
 
 config.json holds the format tag, kind (single | ensemble), the ExperimentConfig (and the members'
-for an ensemble), the bin grid with its centers and their digest, the ab prior the weights were
+for an ensemble), the frame size the model was trained at (the working size inference uses), the bin grid with its centers and their digest, the ab prior the weights were
 trained with (values and digest, or null), library versions and the caller's `extra`. Weights are
 read with safetensors and JSON only: loading never unpickles. An ensemble stores all members in
 one safetensors file under `members.{i}.` keys.
 
-`load_pretrained_trunk` is the transfer-learning start of exp4/exp5: it copies the grid-free
+`load_ensemble` assembles exp3 from trained member folders. `load_pretrained_trunk` is the transfer-learning start of exp4/exp5: it copies the grid-free
 trunk of a trained colorizer into a new model and keeps the new model's head when the bins differ.
 """
 
@@ -26,9 +26,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from models.ensemble import Ensemble
 from models.errors import VidcolorError
 from models.gamut import ABGamut, prior_digest
-from models.presets import ExperimentConfig
+from models.model import VideoColorizer, check_frame_size
+from models.presets import ExperimentConfig, get_preset
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,11 @@ class LoadedCheckpoint(NamedTuple):
     config: ExperimentConfig
     gamut: ABGamut
     meta: dict[str, Any]  # config.json as read (prior: list or None, versions, extra, ...)
+
+    @property
+    def frame_size(self) -> int | None:
+        """The square frame size the model was trained at (None for a checkpoint that predates it)."""
+        return self.meta.get("frame_size")
 
     @property
     def prior(self) -> torch.Tensor | None:
@@ -71,12 +78,15 @@ def versions() -> dict[str, str]:
 
 
 def save_checkpoint(directory: str | os.PathLike, model: nn.Module, config: ExperimentConfig, gamut: ABGamut,
-                    prior: torch.Tensor | np.ndarray | None = None, extra: dict[str, Any] | None = None) -> Path:
-    """Write model.safetensors and config.json into `directory` (created; files replaced atomically)."""
-    from models.ensemble import Ensemble
-    from models.model import VideoColorizer
+                    prior: torch.Tensor | np.ndarray | None = None, extra: dict[str, Any] | None = None, *,
+                    frame_size: int | None = None) -> Path:
+    """Write model.safetensors and config.json into `directory` (created; files replaced atomically).
 
+    `frame_size` is the square size of the training frames (the shard set's `size`): inference
+    runs the net at that working size."""
     model = unwrap(model)
+    if frame_size is not None:
+        check_frame_size(frame_size, "save_checkpoint: frame_size")
     if not isinstance(model, (VideoColorizer, Ensemble)):
         raise VidcolorError(f"save_checkpoint: expected a VideoColorizer or Ensemble, got {type(model).__name__}")
     if model.num_bins != gamut.num_bins:
@@ -87,6 +97,7 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, config: Expe
         "format": FORMAT,
         "kind": "ensemble" if isinstance(model, Ensemble) else "single",
         "config": config.to_dict(),
+        "frame_size": frame_size,
         "num_bins": gamut.num_bins,
         "grid": gamut.grid,
         "gamut_centers": gamut.centers.tolist(),
@@ -136,14 +147,13 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
             raise VidcolorError(f"{path}: missing field {key!r}")
     if meta["kind"] not in ("single", "ensemble"):
         raise VidcolorError(f"{path}: kind must be single or ensemble, got {meta['kind']!r}")
+    if meta.get("frame_size") is not None:
+        check_frame_size(meta["frame_size"], f"{path}: frame_size")
     return meta
 
 
 def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedCheckpoint:
     """Rebuild the model of a checkpoint folder (eval mode, on `device`) with its config and gamut."""
-    from models.ensemble import Ensemble
-    from models.model import VideoColorizer
-
     d = Path(directory)
     meta = read_meta(d)
     path = d / CONFIG
@@ -186,6 +196,32 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
     return LoadedCheckpoint(model, config, gamut, meta)
 
 
+def load_ensemble(directories: list[str | os.PathLike], device: str | torch.device = "cpu",
+                  config: ExperimentConfig | None = None) -> LoadedCheckpoint:
+    """exp3: the ensemble of trained single-model checkpoints (e.g. the exp1 and exp2 runs' best/).
+
+    Each member is read once. The members must share the bin grid (Ensemble checks); the
+    ensemble's prior is the first member's and its frame size the members' (they must agree)."""
+    if len(directories) < 2:
+        raise VidcolorError(f"ensemble: needs at least two member checkpoints, got {len(directories)}")
+    loaded = [load_checkpoint(d, device=device) for d in directories]
+    for d, member in zip(directories, loaded):
+        if not isinstance(member.model, VideoColorizer):
+            raise VidcolorError(f"{d}: an ensemble member must be a single-model checkpoint")
+    sizes = {m.frame_size for m in loaded if m.frame_size is not None}
+    if len(sizes) > 1:
+        raise VidcolorError(f"ensemble: members were trained at different frame sizes {sorted(sizes)} "
+                            f"({', '.join(map(str, directories))})")
+    first = loaded[0]
+    if config is None:
+        config = get_preset("exp3").replace(grid=first.config.grid, size=first.config.size,
+                                            ensemble=tuple(str(d) for d in directories))
+    ensemble = Ensemble([m.model for m in loaded], config).to(device).eval()
+    meta = {"kind": "ensemble", "frame_size": sizes.pop() if sizes else None, "prior": first.meta.get("prior"),
+            "extra": {"members": [str(d) for d in directories]}}
+    return LoadedCheckpoint(ensemble, config, first.gamut, meta)
+
+
 def _check_state(model: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(expected) - set(state))
@@ -213,8 +249,6 @@ def load_pretrained_trunk(model: nn.Module, directory: str | os.PathLike) -> dic
     with identical bins). Returns
     {"trunk": tensors copied, "head": bool, "temporal": bool, "source": directory}.
     """
-    from models.model import VideoColorizer
-
     target = unwrap(model)
     if not isinstance(target, VideoColorizer):
         raise VidcolorError(f"pretrained: can only initialize a single colorizer, got {type(target).__name__}")

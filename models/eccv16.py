@@ -33,6 +33,7 @@ from models.presets import ExperimentConfig, get_preset
 log = logging.getLogger(__name__)
 
 RELEASE_NAME = "colorization_release_v2-9b330a0b.pth"
+ECCV16_FRAME_SIZE = 256  # Zhang et al. trained on 256 x 256 ImageNet crops
 _KEY = re.compile(r"^model([1-8])\.(\d+)\.(.+)$")
 
 
@@ -118,7 +119,7 @@ def import_eccv16(weights: str | Path, out: str | Path):
         state = state["state_dict"]
     model, gamut = convert_state_dict(state)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    save_checkpoint(out, model, model.config, gamut, prior=None,
+    save_checkpoint(out, model, model.config, gamut, prior=None, frame_size=ECCV16_FRAME_SIZE,
                     extra={"source": "eccv16", "weights_file": path.name, "weights_sha256": digest})
     return Path(out), model, gamut
 

@@ -3,7 +3,8 @@
 Each member (e.g. the exp1 and exp2 colorizers) predicts a distribution over the same ab bins;
 the ensemble's prediction is their mean, p = (1/M) sum_m softmax(final_logits_m). It returns
 log p as `ab_logits` (log-probabilities are valid logits), so decoding, losses and metrics treat
-it like any single model.
+it like any single model. Loading members from checkpoint folders is
+`models.checkpoint.load_ensemble`'s job: this module knows nothing about files.
 """
 
 from __future__ import annotations
@@ -56,23 +57,3 @@ class Ensemble(Predictor, nn.Module):
             new_states.append(out.state)
         ab_logits = torch.log((probs / len(self.members)).clamp_min(1e-12))  # (B, T, Q, h, w)
         return ColorizerOutput(ab_logits, None, new_states)
-
-    def final_logits(self, out: ColorizerOutput) -> torch.Tensor:
-        return out.ab_logits
-
-    @classmethod
-    def from_checkpoints(cls, dirs: Sequence[str], config: ExperimentConfig | None = None,
-                         device: str | torch.device = "cpu") -> "Ensemble":
-        """An ensemble of trained single-model checkpoints (e.g. the exp1 and exp2 runs' best/)."""
-        from models.checkpoint import load_checkpoint
-
-        members = []
-        for d in dirs:
-            loaded = load_checkpoint(d, device=device)
-            if not isinstance(loaded.model, VideoColorizer):
-                raise VidcolorError(f"{d}: an ensemble member must be a single-model checkpoint")
-            members.append(loaded.model)
-        if config is None:
-            config = get_preset("exp3").replace(grid=members[0].config.grid, size=members[0].config.size,
-                                                ensemble=tuple(str(d) for d in dirs))
-        return cls(members, config).to(device)

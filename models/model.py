@@ -41,35 +41,52 @@ def check_l_norm(l_norm: torch.Tensor) -> None:
         raise VidcolorError(f"l_norm: expected shape (B, T, 1, H, W), got {shape}")
 
 
+NET_STRIDE = 8  # conv1-3 each halve the frame: sizes the net sees are padded to a multiple of 8
+MIN_FRAME_SIZE = NET_STRIDE
+MAX_FRAME_SIZE = 2048  # working sizes above this are refused (a 4k-px square frame needs > 10 GB)
+
+
+def check_frame_size(size: object, where: str = "frame size") -> int:
+    """A working (frame) size the net can run at: an int in [MIN_FRAME_SIZE, MAX_FRAME_SIZE]."""
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_FRAME_SIZE <= size <= MAX_FRAME_SIZE:
+        raise VidcolorError(f"{where}: must be an integer in [{MIN_FRAME_SIZE}, {MAX_FRAME_SIZE}], got {size!r}")
+    return size
+
+
 class Predictor:
-    """`predict_ab` for any module whose forward returns a ColorizerOutput and that has
-    an `ab_centers` buffer and a `config` (VideoColorizer, Ensemble)."""
+    """`predict_ab`, the one decode path from logits to ab, for any module whose forward returns
+    a ColorizerOutput and that has an `ab_centers` buffer and a `config` (VideoColorizer, Ensemble)."""
 
     config: ExperimentConfig
     ab_centers: torch.Tensor
 
     @torch.no_grad()
-    def predict_ab(self, l_norm: torch.Tensor, temperature: float | None = None,
-                   state: Any = None) -> tuple[torch.Tensor, Any]:
-        """l_norm (B, T, 1, H, W) -> (ab (B, T, 2, H, W) at full resolution, state).
+    def predict_ab(self, l_norm: torch.Tensor, temperature: float | None = None, state: Any = None,
+                   size: tuple[int, int] | None = None) -> tuple[torch.Tensor, Any]:
+        """l_norm (B, T, 1, H, W) -> (ab (B, T, 2, *size) float32, state).
 
         Decodes the final logits with the annealed mean at `temperature` (default: the config's)
-        and upsamples bilinearly; any H, W (padded to a multiple of 8 internally). Pass the
-        returned state to the next call to stream a long video window by window.
+        in float32 (also under autocast) and upsamples bilinearly to `size` = (height, width),
+        default the input's (H, W). Any H, W works (padded to a multiple of NET_STRIDE inside).
+        Pass the returned state to the next call to stream a long video window by window.
         """
         check_l_norm(l_norm)
         if not bool(self.ab_centers.abs().sum() > 0):
             raise VidcolorError("model has no bin centers: build it with create_model(config, gamut) or load_checkpoint")
         t = self.config.temperature if temperature is None else temperature
         b, n, _, h, w = l_norm.shape
-        ph, pw = (-h) % 8, (-w) % 8
+        ph, pw = (-h) % NET_STRIDE, (-w) % NET_STRIDE
         x = l_norm
         if ph or pw:
             x = F.pad(l_norm.flatten(0, 1), (0, pw, 0, ph), mode="replicate").unflatten(0, (b, n))
         out = self(x, state)
-        logits = final_logits(out).flatten(0, 1)  # (B*T, Q, h/4, w/4)
-        ab = annealed_mean(logits, self.ab_centers, t)  # (B*T, 2, h/4, w/4)
-        ab = F.interpolate(ab, size=(h + ph, w + pw), mode="bilinear", align_corners=False)[..., :h, :w]
+        with torch.autocast(l_norm.device.type, enabled=False):
+            logits = final_logits(out).flatten(0, 1).float()  # (B*T, Q, (H+ph)/4, (W+pw)/4)
+            ab = annealed_mean(logits, self.ab_centers, t)  # (B*T, 2, (H+ph)/4, (W+pw)/4)
+            out_h, out_w = (h, w) if size is None else size
+            # upsample the padded prediction so its unpadded part covers exactly (out_h, out_w)
+            full_h, full_w = round(out_h * (h + ph) / h), round(out_w * (w + pw) / w)
+            ab = F.interpolate(ab, size=(full_h, full_w), mode="bilinear", align_corners=False)[..., :out_h, :out_w]
         return ab.unflatten(0, (b, n)), out.state
 
 
@@ -105,9 +122,6 @@ class VideoColorizer(Predictor, nn.Module):
         ab_logits = ab_logits.unflatten(0, (b, t))  # (B, T, Q, h, w)
         seq_logits, state = self.temporal(features, ab_logits, state)
         return ColorizerOutput(ab_logits, seq_logits, state)
-
-    def final_logits(self, out: ColorizerOutput) -> torch.Tensor:
-        return final_logits(out)
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights that do not depend on the bin grid (colorizer trunk + upsampling block)."""

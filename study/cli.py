@@ -24,7 +24,7 @@ def _add_demo_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=96, help="frame height in px; width is 4:3 (default 96)")
     p.add_argument("--fps", type=int, default=12, help="frame rate (default 12)")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler="data_shards.demo:main")
+    p.set_defaults(handler="data_shards.synthetic:main")
 
 
 def _add_shard(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +59,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="Ray Train workers (default 1)")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    p.set_defaults(handler="study.train:main")
+    p.set_defaults(handler="study.train.loop:main")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +70,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.set_defaults(handler="study.evaluate:main")
+    p.set_defaults(handler="study.evaluation.evaluate:main")
 
 
 def _add_tune(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +82,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray head address (default: start a local Ray)")
     p.add_argument("--trials", type=int, default=None, help="override the spec's number of trials")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study")
-    p.set_defaults(handler="study.tune:main")
+    p.set_defaults(handler="study.tune.driver:main")
 
 
 def _add_experiments(sub: argparse._SubParsersAction) -> None:
@@ -93,7 +93,7 @@ def _add_experiments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", default=None, help="checkpoint for exp4/exp5 (default: the exp2 model)")
     p.add_argument("--only", default=None, help="comma list, e.g. exp1,exp2,exp3")
     p.add_argument("--json", default=None, metavar="FILE")
-    p.set_defaults(handler="study.experiments:main")
+    p.set_defaults(handler="study.evaluation.experiments:main")
 
 
 def _add_colorize(sub: argparse._SubParsersAction) -> None:
@@ -105,7 +105,7 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="frames per model call (default 16 on GPU, 1 on CPU)")
     p.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (default: the checkpoint's)")
-    p.set_defaults(handler="study.colorize:main")
+    p.set_defaults(handler="study.colorize.command:main")
 
 
 def _add_ctt(sub: argparse._SubParsersAction) -> None:
@@ -123,13 +123,13 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--clips", type=int, default=8, help="clips per trial")
     b.add_argument("--attention-rate", type=float, default=0.1)
     b.add_argument("--out", default=None, help="media folder (default: beside the database)")
-    b.set_defaults(handler="study.ctt:main_build")
+    b.set_defaults(handler="study.ctt.build:main_build")
     e = ctt.add_parser("export", help="write CTT results (per trial and experiment)")
     e.add_argument("--db", default=None)
     e.add_argument("--study", default=None)
     e.add_argument("--exclude-failed", action="store_true", help="drop raters who failed attention checks")
     e.add_argument("--out", default=None, help="CSV file (default: print a table)")
-    e.set_defaults(handler="study.ctt:main_export")
+    e.set_defaults(handler="study.ctt.build:main_export")
 
 
 def _add_dashboard(sub: argparse._SubParsersAction) -> None:

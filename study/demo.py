@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-import study.train  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
+import study.train.loop  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ DEMO_CLIP_LEN = 8
 
 def prepare_data(workdir: Path) -> Path:
     """Demo videos and their 64 px shard set under ``workdir`` (kept when already there)."""
-    from data_shards.demo import make_demo_videos
+    from data_shards.synthetic import make_demo_videos
     from data_shards.writer import write_shard_set
 
     videos, shards = workdir / "videos", workdir / "shards"
@@ -55,9 +55,9 @@ def free_study_name(store, storage: Path, base: str) -> str:
 
 
 def main(args) -> int:
-    from study.spec import load_spec
+    from study.config.spec import load_spec
     from study.store import Store
-    from study.tune import print_summary, run_study
+    from study.tune.driver import print_summary, run_study
 
     t0 = time.monotonic()
     workdir = Path(args.workdir).resolve()
@@ -65,7 +65,7 @@ def main(args) -> int:
     shards = prepare_data(workdir)
     db = f"sqlite:///{workdir / 'results.db'}"
     storage = workdir / "ray_results"
-    from study.spec import CONFIG_DIR
+    from study.config.spec import CONFIG_DIR
 
     spec = load_spec(CONFIG_DIR / "demo.toml")
     name = free_study_name(Store(db), storage, spec.name)

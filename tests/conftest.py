@@ -3,13 +3,19 @@
 `demo_videos`: 6 color scenes (2 s at 12 fps, 64x86 px, `scene_000.mp4` ...) + `bw_000.mp4`.
 `demo_shards`: those sharded at 64 px with clip_len 8 (3 clips per video; split 4/1/1 + legacy).
 Both are read-only for tests: copy them before modifying anything.
+
+`fixture_study` / `fx`: a results database with one study of six trials and real media, for the
+dashboard's and the Color Turing Test's tests (see `build_fixture_study`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 DEMO_VIDEOS = 6
 DEMO_SECONDS = 2.0
@@ -20,7 +26,7 @@ DEMO_CLIP_LEN = 8
 
 @pytest.fixture(scope="session")
 def demo_videos(tmp_path_factory) -> Path:
-    from data_shards.demo import make_demo_videos
+    from data_shards.synthetic import make_demo_videos
 
     out = tmp_path_factory.mktemp("demo_videos")
     make_demo_videos(out, videos=DEMO_VIDEOS, seconds=DEMO_SECONDS, size=DEMO_SIZE, fps=DEMO_FPS, seed=0)
@@ -34,3 +40,123 @@ def demo_shards(tmp_path_factory, demo_videos) -> Path:
     out = tmp_path_factory.mktemp("demo_shards")
     write_shard_set([demo_videos], out, size=DEMO_SIZE, clip_len=DEMO_CLIP_LEN, seed=0, show_progress=False)
     return out
+
+
+# -- the fixture study (dashboard and CTT tests) --------------------------------------------------
+
+STUDY = "fixture"
+SIZE = 64
+FRAMES = 8
+FPS = 8
+CLIPS = (("vid_a", 0), ("vid_b", 1))
+# trial id -> (experiment, lam, lr, grid, saturation of its predictions, status, epochs)
+TRIALS = {
+    "t_001": ("exp1", 0.50, 1e-3, 10, 0.40, "TERMINATED", 3),
+    "t_002": ("exp2", 0.98, 3e-3, 10, 0.95, "TERMINATED", 3),
+    "t_003": ("exp2", 0.30, 1e-4, 12, 0.70, "STOPPED", 1),
+    "t_004": ("exp5", 0.70, 5e-3, 12, 0.60, "TERMINATED", 3),
+    "t_005": ("exp5", 0.75, 2e-3, 10, 0.50, "RUNNING", 2),
+    "t_006": ("exp1", 0.40, 1e-2, 12, 0.30, "ERROR", 0),
+}
+SPEC = {
+    "name": STUDY, "preset": "exp2", "num_trials": 8,
+    # as study.tune.driver records it
+    "search": [{"name": "lam", "type": "float", "low": 0.2, "high": 1.0, "log": False, "choices": []},
+               {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True, "choices": []},
+               {"name": "grid", "type": "choice", "low": None, "high": None, "log": False, "choices": [10, 12]}],
+    "objective": {"metric": "val_rmse_rgb", "mode": "min"},
+}
+
+
+def gt_frames(seed: int) -> list[np.ndarray]:
+    """A colorful moving pattern: uint8 (H, W, 3) RGB frames."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE
+    out = []
+    for t in range(FRAMES):
+        phase = t / FRAMES + seed * 0.3
+        r = 0.5 + 0.5 * np.sin(2 * np.pi * (xx + phase))
+        g = 0.5 + 0.5 * np.sin(2 * np.pi * (yy + 0.5 * phase))
+        b = 0.5 + 0.5 * np.cos(2 * np.pi * (xx + yy - phase))
+        out.append((np.stack([r, g, b], -1) * 255).astype(np.uint8))
+    return out
+
+
+def gray_of(frame: np.ndarray) -> np.ndarray:
+    y = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(y[..., None], 3, axis=-1).clip(0, 255).astype(np.uint8)
+
+
+def saturate(frame: np.ndarray, s: float) -> np.ndarray:
+    g = gray_of(frame).astype(np.float32)
+    return (g + s * (frame.astype(np.float32) - g)).clip(0, 255).astype(np.uint8)
+
+
+def write_mp4(path: Path, frames: list[np.ndarray]) -> None:
+    from study.media.video_out import VideoWriter
+
+    with VideoWriter(path, FPS, SIZE, SIZE) as w:
+        for f in frames:
+            w.write(f)
+
+
+def build_fixture_study(root: Path, with_items: bool = True) -> dict:
+    """A SQLite results database with one study of six trials (three experiments, per-epoch
+    metrics, one early-stopped, one running, one failed) and real media: tiny H.264 mp4s and PNG
+    frames of gray / prediction / ground truth for two clips per trial, plus CTT items built from
+    those media."""
+    from study.media.video_out import VideoWriter
+    from study.store import Store
+
+    root = Path(root)
+    media = root / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{root / 'results.db'}"
+    store = Store(url)
+    store.create_study(STUDY, objective="val_rmse_rgb", mode="min", spec=SPEC, shards=str(root / "shards"))
+    t0 = dt.datetime(2026, 1, 1, 12, 0, 0)
+    for k, (tid, (exp, lam, lr, grid, sat, status, n_epochs)) in enumerate(TRIALS.items()):
+        store.upsert_trial(STUDY, tid, experiment=exp, params={"lam": lam, "lr": lr, "grid": grid},
+                           config={"preset": exp, "lam": lam, "lr": lr, "grid": grid, "size": "tiny"},
+                           started=t0 + dt.timedelta(minutes=5 * k))
+        for e in range(n_epochs):
+            rmse = 20 - 4 * sat + 3 / (e + 1) + 0.5 * abs(lam - 0.9)
+            store.log_epoch(STUDY, tid, e, {  # the keys study.train.loop reports
+                "epoch": e, "lr": lr, "train_loss": 4.0 / (e + 1) + sat, "val_rmse_rgb": rmse, "val_rmse_ab": rmse / 2,
+                "val_psnr": 40 - rmse, "val_colorfulness_pred": 10 + 30 * sat, "val_colorfulness_gt": 40.0,
+                "val_colorfulness_gap": abs(30 - 30 * sat), "val_temporal_error": 1.0 + (lam - 0.2) * 2 + sat,
+            }, time=t0 + dt.timedelta(minutes=5 * k + e + 1))
+        if status != "RUNNING":
+            store.finish_trial(STUDY, tid, status, error="CUDA out of memory" if status == "ERROR" else None,
+                               ended=t0 + dt.timedelta(minutes=5 * k + n_epochs + 1))
+        if status == "ERROR":
+            continue
+        for seed, (vid, clip) in enumerate(CLIPS):
+            gt = gt_frames(seed)
+            kinds = {"gt": gt, "gray": [gray_of(f) for f in gt], "pred": [saturate(f, sat) for f in gt]}
+            for kind, frames in kinds.items():
+                path = media / f"{tid}_{vid}_{clip}_{kind}.mp4"
+                write_mp4(path, frames)
+                store.add_media(STUDY, tid, f"{kind}_mp4", path, video_id=vid, clip=clip)
+                for fi in (0, FRAMES - 1):
+                    png = media / f"{tid}_{vid}_{clip}_{kind}_{fi:03d}.png"
+                    Image.fromarray(frames[fi]).save(png)
+                    store.add_media(STUDY, tid, f"{kind}_png", png, video_id=vid, clip=clip, frame=fi)
+    info = {"url": url, "study": STUDY, "root": root, "store": store}
+    if with_items:
+        from study.ctt import build as ctt
+        info["items"] = ctt.build_items(store, STUDY, trial_ids=None, top=None, clips=2,
+                                        attention_rate=0.25, out=root / "ctt", seed=0)
+    return info
+
+
+@pytest.fixture(scope="session")
+def fixture_study(tmp_path_factory):
+    return build_fixture_study(tmp_path_factory.mktemp("dash"))
+
+
+@pytest.fixture(scope="session")
+def fx():
+    """The fixture builder and its constants, for tests that need a fresh study of their own."""
+    import types
+
+    return types.SimpleNamespace(build=build_fixture_study, TRIALS=TRIALS, FRAMES=FRAMES, STUDY=STUDY)

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from study import ctt_stats
+from study.ctt import stats as ctt_stats
 
 name = data.page_study("Color Turing Test results")
 

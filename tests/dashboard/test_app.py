@@ -268,7 +268,7 @@ def test_ctt_display_time_limit_hides_the_clips(tmp_path, monkeypatch, fx):
 
 
 def test_ctt_still_frames_and_rating_only_legacy_items(tmp_path, monkeypatch, fx):
-    from study import ctt
+    from study.ctt import build as ctt
 
     info = fx.build(tmp_path, with_items=False)
     monkeypatch.setenv("VIDCOLOR_DB", info["url"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_shards.demo import encode_h264, make_demo_videos
+from data_shards.synthetic import encode_h264, make_demo_videos
 from data_shards.manifest import FORMAT, clip_starts, load_manifest
 from data_shards.stats import load_histogram
 from data_shards.video import count_frames, iter_frames

@@ -6,7 +6,7 @@ import logging
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint, load_pretrained_trunk, save_checkpoint
+from models.checkpoint import load_checkpoint, load_ensemble, load_pretrained_trunk, save_checkpoint
 from models.ensemble import Ensemble
 from models.errors import VidcolorError
 from models.gamut import ABGamut, prior_digest
@@ -49,16 +49,40 @@ def test_round_trip_identical_outputs(tmp_path, gamut):
 def test_ensemble_round_trip(tmp_path, gamut):
     members = [_trained_like(create_model(get_preset(n), gamut)) for n in ("exp1", "exp2")]
     for i, m in enumerate(members):
-        save_checkpoint(tmp_path / f"m{i}", m, m.config, gamut)
-    ens = Ensemble.from_checkpoints([tmp_path / "m0", tmp_path / "m1"]).eval()
-    save_checkpoint(tmp_path / "ens", ens, ens.config, gamut)
+        save_checkpoint(tmp_path / f"m{i}", m, m.config, gamut, frame_size=32)
+    assembled = load_ensemble([tmp_path / "m0", tmp_path / "m1"])
+    ens = assembled.model
+    assert assembled.frame_size == 32
+    save_checkpoint(tmp_path / "ens", ens, ens.config, gamut, frame_size=assembled.frame_size)
     meta = json.loads((tmp_path / "ens" / "config.json").read_text())
     assert meta["kind"] == "ensemble" and [m["name"] for m in meta["members"]] == ["exp1", "exp2"]
     loaded = load_checkpoint(tmp_path / "ens")
     assert isinstance(loaded.model, Ensemble) and loaded.config.name == "exp3"
+    assert loaded.frame_size == 32
     x = torch.rand(2, 1, 1, 16, 16) - 0.5
     with torch.no_grad():
         assert torch.equal(loaded.model(x).ab_logits, ens(x).ab_logits)
+
+
+def test_ensemble_members_must_share_a_frame_size(tmp_path, gamut):
+    for i, (name, size) in enumerate((("exp1", 32), ("exp2", 64))):
+        m = create_model(get_preset(name), gamut)
+        save_checkpoint(tmp_path / f"m{i}", m, m.config, gamut, frame_size=size)
+    with pytest.raises(VidcolorError, match=r"different frame sizes \[32, 64\]"):
+        load_ensemble([tmp_path / "m0", tmp_path / "m1"])
+
+
+@pytest.mark.parametrize("size", [0, 7, 100_000, "64", True])
+def test_frame_size_is_bounded(tmp_path, gamut, size):
+    model = create_model(get_preset("exp2"), gamut)
+    save_checkpoint(tmp_path / "ck", model, model.config, gamut, frame_size=64)
+    path = tmp_path / "ck" / "config.json"
+    meta = json.loads(path.read_text())
+    assert meta["frame_size"] == 64 and load_checkpoint(tmp_path / "ck").frame_size == 64
+    meta["frame_size"] = size
+    path.write_text(json.dumps(meta))
+    with pytest.raises(VidcolorError, match="frame_size: must be an integer in"):
+        load_checkpoint(tmp_path / "ck")
 
 
 def test_mismatched_config_is_a_clear_error(tmp_path, gamut):

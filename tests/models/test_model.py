@@ -110,6 +110,23 @@ def test_predict_ab_full_resolution_any_size(gamut):
         bare.predict_ab(torch.rand(1, 1, 1, 16, 16))
 
 
+def test_predict_ab_output_size_upsamples_the_decoded_prediction(gamut):
+    """`size` gives the same ab as decoding at the working size and upsampling by hand."""
+    import torch.nn.functional as F
+
+    from models.model import final_logits
+
+    model = create_model(get_preset("exp2"), gamut).eval()
+    l_norm = torch.rand(1, 2, 1, 32, 48) - 0.5
+    ab, _ = model.predict_ab(l_norm, temperature=0.38, size=(96, 144))
+    with torch.no_grad():
+        logits = final_logits(model(l_norm)).flatten(0, 1)  # (2, Q, 8, 12)
+    by_hand = F.interpolate(gamut.decode(logits, temperature=0.38), size=(96, 144), mode="bilinear",
+                            align_corners=False)
+    assert ab.shape == (1, 2, 2, 96, 144) and ab.dtype == torch.float32
+    assert torch.allclose(ab[0], by_hand, atol=1e-5)
+
+
 def test_ensemble_averages_probabilities(gamut):
     torch.manual_seed(0)
     members = [create_model(get_preset(n), gamut).eval() for n in ("exp1", "exp2")]

@@ -9,7 +9,7 @@ import torch
 
 from models.color import frames_to_lab
 from models.errors import VidcolorError
-from study.metrics import (
+from study.evaluation.metrics import (
     PSNR_CAP,
     VideoMetrics,
     colorfulness,

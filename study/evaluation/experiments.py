@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import study.train  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
+import study.train.loop  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def evaluate_checkpoint(folder: str | Path, shards: str, split: str = "test", ba
 
     from data_shards.reader import ShardSet, eval_loader
     from models.checkpoint import load_checkpoint
-    from study.evaluate import check_split, default_device, evaluate_model
+    from study.evaluation.evaluate import check_split, default_device, evaluate_model
 
     device = default_device(None)
     ckpt = load_checkpoint(folder, device=str(device))
@@ -65,13 +65,11 @@ def evaluate_checkpoint(folder: str | Path, shards: str, split: str = "test", ba
 
 def build_ensemble(members: list[Path], out: Path) -> Path:
     """exp3: save the ensemble of trained members as a checkpoint at ``out`` (``best/``)."""
-    from models.checkpoint import load_checkpoint, save_checkpoint
-    from models.ensemble import Ensemble
+    from models.checkpoint import load_ensemble, save_checkpoint
 
-    ensemble = Ensemble.from_checkpoints([str(m) for m in members])
-    first = load_checkpoint(members[0])
-    save_checkpoint(out, ensemble, ensemble.config, first.gamut, prior=(first.meta or {}).get("prior"),
-                    extra={"members": [str(m) for m in members]})
+    assembled = load_ensemble([str(m) for m in members])
+    save_checkpoint(out, assembled.model, assembled.config, assembled.gamut, prior=assembled.meta.get("prior"),
+                    extra=assembled.meta["extra"], frame_size=assembled.frame_size)
     return out
 
 
@@ -81,8 +79,8 @@ def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained
     import ray
 
     from models.presets import get_preset
-    from study.spec import TrainConfig, apply_settings, parse_sets
-    from study.train import init_ray, run_training
+    from study.config.spec import TrainConfig, apply_settings, parse_sets
+    from study.train.loop import init_ray, run_training
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +150,7 @@ def main(args) -> int:
           "(RMSE on RGB 0-255; colorfulness ratio = prediction / ground truth; lower temporal error = steadier):")
     print(format_table(results))
     if args.json:
-        from study.evaluate import json_ready
+        from study.evaluation.evaluate import json_ready
 
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from models.color import frames_to_lab
 from models.gamut import ABGamut
 from models.model import create_model
 from models.presets import ExperimentConfig
-from study.evaluate import evaluate_model, format_table, json_ready
+from study.evaluation.evaluate import evaluate_model, format_table, json_ready
 
 
 def _batches(frames_by_video: dict[str, torch.Tensor], window: int, batch_size: int, pad_to: int | None = None):

@@ -1,4 +1,4 @@
-"""study.video_out: H.264 mp4 writing, checked by decoding the result with PyAV."""
+"""study.media.video_out: H.264 mp4 writing, checked by decoding the result with PyAV."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from models.errors import VidcolorError
-from study.video_out import VideoWriter, even_size, write_video
+from study.media.video_out import VideoWriter, even_size, write_video
 
 
 def write_tone(path: Path, seconds: float, codec: str = "aac", rate: int = 44100) -> Path:

@@ -23,7 +23,7 @@ by the annealed mean. For a film:
 Bad input: a missing, empty, truncated or non-video IN gives an error naming the file. A frame
 that fails to decode mid-video is reported and replaced by its neighbour's colorized frame (the
 previous one, or the next one at the start), so the output keeps the input's frame count. The
-output is written under a temporary name and renamed only when complete (study.video_out), so
+output is written under a temporary name and renamed only when complete (study.media.video_out), so
 nothing half-written ever sits under OUT. For a directory of inputs, one bad video is reported and
 the others still get done.
 """
@@ -53,7 +53,7 @@ from PIL import Image
 from data_shards.video import find_sources, frame_files, is_frame_folder, open_video, probe, upright
 from models.color import chroma, frames_to_l, frames_to_lab, lab_to_frames
 from models.errors import VidcolorError
-from study.video_out import VideoWriter
+from study.media.video_out import VideoWriter
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ import pytest
 
 from dashboard import analysis
 from models.errors import VidcolorError
-from study import ctt, serve
+from study import serve
+from study.ctt import build as ctt
 from study.cli import main as cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def frames(path) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from models.errors import VidcolorError
-from study import ctt_stats
+from study.ctt import stats as ctt_stats
 from study.store import CTT_KINDS, Store
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def write_attention_clip(src: str | Path, out_dir: Path) -> Path:
         return write_png(wrong_recoloring(read_png(src)), out_dir)
     import av
 
-    from study.video_out import VideoWriter
+    from study.media.video_out import VideoWriter
 
     dst = out_dir / f"{secrets.token_hex(12)}.mp4"
     try:
@@ -182,13 +182,13 @@ def write_attention_clip(src: str | Path, out_dir: Path) -> Path:
 
 def render_trial_clips(checkpoint: str, shards: str, split: str, clips: int,
                        kind: str = "clip") -> tuple[list[dict[str, Any]], Path]:
-    """Render `clips` clips of `split` at a trial's checkpoint (study.media) into a temporary folder:
+    """Render `clips` clips of `split` at a trial's checkpoint (study.media.samples) into a temporary folder:
     the pairs of `media_pairs` (mp4s, or PNG stills for `kind="frame"`) and the folder. On the
     legacy split the "real" side is the black-and-white original. The caller copies them away and
     removes the folder."""
     import tempfile
 
-    from study.media import render_samples
+    from study.media.samples import render_samples
 
     tmp = Path(tempfile.mkdtemp(prefix="vidcolor-ctt-"))
     files = render_samples(checkpoint, shards, tmp, split=split, clips=clips, png=(kind == "frame"))

@@ -14,8 +14,8 @@ from models.checkpoint import load_checkpoint
 from models.gamut import ABGamut
 from models.model import create_model
 from models.presets import get_preset
-from study.spec import TrainConfig
-from study.train import (TRAIN_STATE_FILE, TrainingError, _Ctx, _restore, load_optimizer, make_trainer,
+from study.config.spec import TrainConfig
+from study.train.loop import (TRAIN_STATE_FILE, TrainingError, _Ctx, _restore, load_optimizer, make_trainer,
                          raise_for_error, save_optimizer)
 
 pytestmark = pytest.mark.timeout(300)
@@ -118,7 +118,7 @@ def test_vidcolor_train_ddp_two_workers(ray_cluster, ray_tools, demo_shards, tmp
 def test_experiments_chain_ensemble_and_table(demo_shards, tmp_path):
     """exp3 = the ensemble of the exp1 and exp2 models, evaluated on the test split like the others."""
     from models.ensemble import Ensemble
-    from study.experiments import build_ensemble, evaluate_checkpoint, format_table, parse_only
+    from study.evaluation.experiments import build_ensemble, evaluate_checkpoint, format_table, parse_only
 
     assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only(None)[-1] == "exp5"
     with pytest.raises(Exception, match="exp7"):

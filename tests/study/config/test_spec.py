@@ -11,7 +11,7 @@ import pytest
 
 from models.errors import VidcolorError
 from models.presets import ExperimentConfig
-from study.spec import (TrainConfig, apply_settings, load_spec, parse_sets, parse_spec, shipped_specs)
+from study.config.spec import (TrainConfig, apply_settings, load_spec, parse_sets, parse_spec, shipped_specs)
 
 BASE = """
 name = "s"

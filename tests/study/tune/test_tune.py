@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from models.errors import VidcolorError
-from study.spec import load_spec, parse_spec
+from study.config.spec import load_spec, parse_spec
 from study.store import Store
-from study.tune import plan_concurrency, run_study
+from study.tune.driver import plan_concurrency, run_study
 
 FIXED = """
 [fixed]

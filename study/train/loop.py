@@ -182,7 +182,7 @@ def _train(config: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
     from models.gamut import ABGamut
     from models.losses import colorization_loss, downsample_ab, loss_weights
     from models.presets import ExperimentConfig
-    from study.spec import TrainConfig
+    from study.config.spec import TrainConfig
 
     experiment = ExperimentConfig.from_dict(config["experiment"])
     tc = TrainConfig.from_dict(config["train"])
@@ -316,7 +316,7 @@ def _restore(folder: str, model, optimizer, ctx: _Ctx) -> tuple[int, float | Non
 def _validate(model, experiment, gamut, shards, tc, ctx: _Ctx) -> dict[str, float]:
     """Validation metrics of this epoch, merged over ranks, keys prefixed ``val_``."""
     from data_shards.reader import eval_loader
-    from study.evaluate import evaluate_model
+    from study.evaluation.evaluate import evaluate_model
 
     loader = eval_loader(shards, split=tc.val_split, window=experiment.window, batch_size=tc.val_batch_size,
                          rank=ctx.rank, world_size=ctx.world_size)
@@ -471,7 +471,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwarg
 def main(args) -> int:
     """``vidcolor train``: one configuration, best checkpoint at OUT/best/, a summary table."""
     from models.presets import get_preset
-    from study.spec import TrainConfig, apply_settings, parse_sets
+    from study.config.spec import TrainConfig, apply_settings, parse_sets
 
     experiment, train = apply_settings(get_preset(args.preset), TrainConfig(), parse_sets(args.set))
     experiment.check_ready()

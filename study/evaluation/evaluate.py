@@ -4,7 +4,7 @@
 and the core of `vidcolor evaluate CKPT --shards DIR [--split test] [--json FILE]`. The model sees
 the ground truth's L; its final logits (the ConvLSTM's when the model is temporal) are decoded by
 the annealed mean of Zhang et al. (2016) at temperature T and upsampled to the frame size; the
-metrics of `study.metrics` compare the result with the true frames, per video.
+metrics of `study.evaluation.metrics` compare the result with the true frames, per video.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from models.color import frames_to_lab
 from models.errors import VidcolorError
-from study.metrics import METRICS, VideoMetrics
+from study.evaluation.metrics import METRICS, VideoMetrics
 
 log = logging.getLogger(__name__)
 

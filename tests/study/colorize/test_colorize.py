@@ -26,8 +26,8 @@ from models.gamut import ABGamut
 from models.model import create_model
 from models.presets import get_preset
 from study.cli import main as cli
-from study.colorize import FrameColorizer, open_source, read_frames, working_size
-from study.video_out import VideoWriter, write_video
+from study.colorize.command import FrameColorizer, open_source, read_frames, working_size
+from study.media.video_out import VideoWriter, write_video
 
 H, W, FPS = 48, 64, 12
 
@@ -370,7 +370,7 @@ def test_bad_checkpoint_and_flags(tmp_path, ckpt_exp1, capsys):
 
 
 def test_video_rmse_hand_computed(tmp_path):
-    from study.colorize import video_rmse
+    from study.colorize.command import video_rmse
 
     a = write_video(tmp_path / "a.mp4", [np.full((32, 32, 3), 100, np.uint8)] * 3, fps=FPS)
     b = write_video(tmp_path / "b.mp4", [np.full((32, 32, 3), 110, np.uint8)] * 3, fps=FPS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_shards.demo import MATERIALS, make_demo_videos, render_scene, to_gray
+from data_shards.synthetic import MATERIALS, make_demo_videos, render_scene, to_gray
 from data_shards.stats import colorful_share, frames_histogram, is_grayscale
 from data_shards.video import iter_frames, probe
 from study.cli import main as cli

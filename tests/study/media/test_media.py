@@ -15,7 +15,7 @@ from models.color import frames_to_lab
 from models.gamut import ABGamut
 from models.model import create_model
 from models.presets import ExperimentConfig
-from study.media import Clip, pick_clips, render_clip
+from study.media.samples import Clip, pick_clips, render_clip
 from study.store import Store
 
 
@@ -87,7 +87,7 @@ def test_render_samples_from_shards_into_the_store(demo_shards, tmp_path):
     from data_shards.reader import ShardSet
     from models.checkpoint import save_checkpoint
     from models.errors import VidcolorError
-    from study.media import render_samples
+    from study.media.samples import render_samples
 
     torch.manual_seed(0)
     config = ExperimentConfig(name="exp5", size="tiny", temporal="convlstm", seq_len=2, lam=0.5)

@@ -53,7 +53,7 @@ from typing import Any, Iterable, Mapping
 
 from models.errors import VidcolorError
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 # ---------------------------------------------------------------------------------------------

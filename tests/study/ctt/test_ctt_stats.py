@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from models.errors import VidcolorError
-from study import ctt_stats
+from study.ctt import stats as ctt_stats
 
 
 def test_wilson_matches_hand_computation():

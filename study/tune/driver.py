@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import study.train  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
+import study.train.loop  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
 from ray import tune
 
 from models.errors import VidcolorError
-from study.spec import StudySpec, load_spec
+from study.config.spec import StudySpec, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def trial_driver(params: dict[str, Any], run: StudyRun) -> None:
     """One Tune trial: train ``params`` with a TorchTrainer, forwarding rank 0's reports to Tune."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from study.train import TrainingError, make_trainer, raise_for_error
+    from study.train.loop import TrainingError, make_trainer, raise_for_error
 
     trial_id = tune.get_context().get_trial_id()
     mark = Path(tune.get_context().get_trial_dir()) / ERROR_MARK
@@ -224,7 +224,7 @@ class StoreCallback(tune.Callback):
         self._pending.append(self._pool.submit(self._render_now, trial_id, checkpoint))
 
     def _render_now(self, trial_id: str, checkpoint: str) -> None:
-        from study.media import render_samples
+        from study.media.samples import render_samples
 
         try:
             local = _local_checkpoint(checkpoint)
@@ -377,7 +377,7 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
     import ray
 
     from study.store import Store
-    from study.train import init_ray
+    from study.train.loop import init_ray
 
     if name:
         spec = spec.replace(name=name)

@@ -26,8 +26,8 @@ from PIL import Image
 
 from models.color import lab_to_frames
 from models.errors import VidcolorError
-from study.evaluate import check_split, default_device, predict_ab
-from study.video_out import VideoWriter
+from study.evaluation.evaluate import check_split, default_device, predict_ab
+from study.media.video_out import VideoWriter
 
 log = logging.getLogger(__name__)
 

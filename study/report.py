@@ -1,0 +1,113 @@
+"""Output for people and files: one table printer, one number format, one JSON cleaner.
+
+Every command that prints a table (``vidcolor train``, ``evaluate``, ``experiments``, ``tune``,
+``colorize``, ``ctt export``) goes through :func:`format_table`; every figure written to JSON or
+to the results store goes through :func:`json_clean` (strict JSON: NaN and infinities become
+``null``, which PostgreSQL's JSON type and ``json.loads`` both accept). Imports neither torch nor
+Ray: the results store and the dashboard use it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+MISSING = "-"
+
+
+def fmt(value: Any, digits: int = 3, *, style: str = "f") -> str:
+    """A cell: ``-`` for None and NaN, floats with ``digits`` decimals (``style="g"``: significant
+    digits), anything else as ``str``."""
+    if value is None:
+        return MISSING
+    if isinstance(value, float) or (hasattr(value, "item") and not isinstance(value, (str, bytes, int))):
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        if math.isnan(x):
+            return MISSING
+        return f"{x:.{digits}{style}}"
+    return str(value)
+
+
+def format_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric_right: bool = True,
+                 footer: Sequence[Sequence[Any]] = (), digits: int = 3, style: str = "f") -> str:
+    """A plain-text table: a header, a rule, the rows, and (after a second rule) ``footer`` rows
+    such as a ``mean`` line. Cells that are not strings are formatted with :func:`fmt`. With
+    ``numeric_right`` every column but the first is right-aligned when all its cells are numbers."""
+    cells = [[c if isinstance(c, str) else fmt(c, digits, style=style) for c in row] for row in (*rows, *footer)]
+    head = [str(h) for h in head]
+    for row in cells:
+        if len(row) != len(head):
+            raise ValueError(f"format_table: a row has {len(row)} cells, the header {len(head)}")
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(head)]
+    right = [numeric_right and i > 0 and bool(cells) and all(_numeric(r[i]) for r in cells)
+             for i in range(len(head))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [line(head), rule, *(line(r) for r in cells[:len(rows)])]
+    if footer:
+        out += [rule, *(line(r) for r in cells[len(rows):])]
+    return "\n".join(out)
+
+
+def _numeric(cell: str) -> bool:
+    if cell == MISSING:
+        return True
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def json_clean(value: Any) -> Any:
+    """Plain JSON values, recursively: NaN/inf -> None, numpy/torch scalars -> Python numbers,
+    tuples -> lists, paths -> strings, datetimes -> ISO text, anything else -> ``str``."""
+    if isinstance(value, Mapping):
+        return {str(k): json_clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_clean(v) for v in value]
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        try:
+            return json_clean(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def write_json(path: str | os.PathLike, doc: Any) -> Path:
+    """Write ``json_clean(doc)`` to ``path`` (parent folders created), atomically: the file appears
+    complete or not at all. Returns the path."""
+    from models.errors import VidcolorError
+
+    path = Path(path)
+    text = json.dumps(json_clean(doc), indent=2) + "\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise VidcolorError(f"{path}: cannot write the JSON file ({exc.strerror or exc})") from None
+    return path
