@@ -17,7 +17,6 @@ one process (no loader workers), best of ``--repeat`` runs:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from data_shards.synthetic import make_demo_videos
 from data_shards.reader import eval_loader, train_loader
 from data_shards.video import iter_frames, probe
 from data_shards.writer import write_shard_set
+from study.report import fmt, format_table, write_json
 
 REAL = Path("/work/shared/data/cockatoo.mp4")
 
@@ -91,15 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         sources_desc = [f"{p.name} {probe(p).width}x{probe(p).height}" for p in sources]
         results = [bench_size(sources, int(s), workdir, args.repeat) for s in args.sizes.split(",")]
     print(f"sources: {', '.join(sources_desc)}")
-    print(f"{'size':>5} {'path':<12} {'frames':>7} {'seconds':>8} {'frames/s':>9} {'speedup':>8}")
+    rows = [(r["size"], name, row["frames"], fmt(row["seconds"], 3), fmt(row["frames_per_s"], 1),
+             f"{row['frames_per_s'] / r['paths']['source']['frames_per_s']:.2f}x")
+            for r in results for name, row in r["paths"].items()]
+    print(format_table(("size", "path", "frames", "seconds", "frames/s", "speedup"), rows))
     for r in results:
-        base = r["paths"]["source"]["frames_per_s"]
-        for name, row in r["paths"].items():
-            print(f"{r['size']:>5} {name:<12} {row['frames']:>7} {row['seconds']:>8.3f} {row['frames_per_s']:>9.1f} "
-                  f"{row['frames_per_s'] / base:>7.2f}x")
-        print(f"{'':>5} (one-time sharding: {r['shard_seconds']:.1f} s)")
+        print(f"size {r['size']}: one-time sharding {r['shard_seconds']:.1f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"benchmark": "loader", "results": results}, indent=1) + "\n")
+        write_json(args.json, {"benchmark": "loader", "results": results})
     return 0
 
 

@@ -12,13 +12,14 @@ trial-epochs over TPE+ASHA's (the compute saved by early stopping).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from study.report import fmt, format_table, write_json
 
 
 def make_shards(workdir: Path) -> Path:
@@ -32,12 +33,13 @@ def make_shards(workdir: Path) -> Path:
 
 
 def run(args) -> dict:
-    import study.train.loop  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
+    from study.ray_runtime import configure_auth, init_ray
+
+    configure_auth()  # before Ray is imported
     import ray
 
     from study.config.spec import AshaSpec, SamplerSpec, load_spec
-    from study.train.loop import init_ray
-    from study.tune.driver import run_study
+    from study.tune.runner import override_spec, run_study
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vc-sweep-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -60,8 +62,8 @@ def run(args) -> dict:
                 spec = make(seed)
                 name = f"sweep-{method.replace('+', '-')}-s{seed}-{int(time.time())}"
                 t0 = time.monotonic()
-                result = run_study(spec, shards=str(shards), db=db, storage=str(work / "ray"), name=name,
-                                   media=False, progress_every_s=600)
+                result = run_study(override_spec(spec, name=name), shards=str(shards), db=db,
+                                   storage=str(work / "ray"), media=False, progress_every_s=600)
                 df = result.trials
                 values = df["objective"].dropna()
                 best = float(values.min() if spec.objective.mode == "min" else values.max()) if len(values) else None
@@ -88,13 +90,11 @@ def run(args) -> dict:
 
 
 def table(res: dict) -> str:
-    lines = [f"objective {res['objective']}, {res['trials']} trials x up to {res['epochs']} epochs "
-             f"({res['steps_per_epoch']} steps), seeds {res['seeds']}",
-             f"{'method':10s} {'best (mean)':>12s} {'best per seed':>24s} {'trial-epochs':>13s} {'s/study':>8s}"]
-    for method, s in res["summary"].items():
-        per = ", ".join("-" if v is None else f"{v:.3f}" for v in s["best_per_seed"])
-        best = "-" if s["best_mean"] is None else f"{s['best_mean']:.3f}"
-        lines.append(f"{method:10s} {best:>12s} {per:>24s} {s['trial_epochs_mean']:>13.1f} {s['seconds_mean']:>8.0f}")
+    head = f"objective {res['objective']}, {res['trials']} trials x up to {res['epochs']} epochs " \
+           f"({res['steps_per_epoch']} steps), seeds {res['seeds']}"
+    rows = [[method, fmt(s["best_mean"]), ", ".join(fmt(v) for v in s["best_per_seed"]),
+             fmt(s["trial_epochs_mean"], 1), fmt(s["seconds_mean"], 0)] for method, s in res["summary"].items()]
+    lines = [head, format_table(["method", "best (mean)", "best per seed", "trial-epochs", "s/study"], rows)]
     if res["speedup"]:
         lines.append(f"speedup (random's trial-epochs / TPE+ASHA's): {res['speedup']:.2f}x")
     return "\n".join(lines)
@@ -115,8 +115,7 @@ def main(argv=None) -> int:
     res = run(args)
     print(table(res))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        print(f"wrote {write_json(args.json, res)}")
     return 0
 
 

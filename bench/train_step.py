@@ -11,7 +11,6 @@ with a measured dense matmul ceiling (fp32/TF32 and bf16).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -27,6 +26,7 @@ from models.gamut import ABGamut  # noqa: E402
 from models.losses import colorization_loss, downsample_ab  # noqa: E402
 from models.model import count_parameters, create_model  # noqa: E402
 from models.presets import get_preset  # noqa: E402
+from study.report import fmt, format_table, write_json  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -101,7 +101,7 @@ def run_case(size: str, res: int, batch: int, steps: int, device: torch.device, 
             "warmup_s": first, "flops_per_step": flops, "tflops": flops / step_s / 1e12 if flops else None}
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["tiny", "base"], choices=["tiny", "small", "base"])
     ap.add_argument("--res", nargs="+", type=int, default=[64, 128, 256])
@@ -114,22 +114,16 @@ def main(argv=None) -> int:
                     help="CPU threads (default: torch's; use 1 on a shared machine, where OpenMP threads "
                          "fighting for cores make steps 10-30x slower)")
     ap.add_argument("--json", default=None, metavar="FILE")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return ap.parse_args(argv)
+
+
+def measure(args, device: torch.device, ceilings: dict[str, float]) -> list[dict]:
+    """One row per (size, resolution, variant), with its speedup over fp32 at the same size and res."""
     gpu = device.type == "cuda"
-    if gpu:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
     variants = args.variants or (["fp32", "bf16", "bf16_channels_last", "bf16_channels_last_compile"] if gpu
                                  else ["fp32"])
     gamut = ABGamut(10)
     weights = gamut.rebalance_weights(torch.softmax(torch.randn(gamut.num_bins), 0))
-    ceilings = {"fp32": matmul_ceiling(device, torch.float32)}
-    if gpu:
-        ceilings["bf16"] = matmul_ceiling(device, torch.bfloat16)
     rows = []
     for size in args.sizes:
         for res in args.res:
@@ -143,29 +137,38 @@ def main(argv=None) -> int:
                 row["of_ceiling"] = row["tflops"] / ceiling if row["tflops"] else None
                 rows.append(row)
                 print(f"  {size} {res}px {variant}: {row['step_s'] * 1e3:.1f} ms/step", file=sys.stderr, flush=True)
-    # speedup of each variant over fp32 at the same size and resolution
     ref = {(r["size"], r["res"]): r["step_s"] for r in rows if r["variant"] == "fp32"}
     for r in rows:
         base = ref.get((r["size"], r["res"]))
         r["speedup"] = base / r["step_s"] if base else None
+    return rows
 
-    head = f"{'size':<5} {'res':>4} {'batch':>5} {'variant':<27} {'ms/step':>9} {'img/s':>8} {'TFLOP/s':>8} " \
-           f"{'% ceil':>7} {'speedup':>7}"
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    gpu = device.type == "cuda"
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    ceilings = {"fp32": matmul_ceiling(device, torch.float32)}
+    if gpu:
+        ceilings["bf16"] = matmul_ceiling(device, torch.bfloat16)
+    rows = measure(args, device, ceilings)
     print(f"device: {device} ({torch.cuda.get_device_name(device) if gpu else platform.processor() or 'cpu'}), "
           f"threads {torch.get_num_threads()}, torch {torch.__version__}")
     print("matmul ceiling TFLOP/s: " + ", ".join(f"{k} {v:.2f}" for k, v in ceilings.items()))
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        tf = f"{r['tflops']:.3f}" if r["tflops"] else "-"
-        pc = f"{100 * r['of_ceiling']:.1f}" if r["of_ceiling"] else "-"
-        sp = f"{r['speedup']:.2f}" if r["speedup"] else "-"
-        print(f"{r['size']:<5} {r['res']:>4} {r['batch']:>5} {r['variant']:<27} {r['step_s'] * 1e3:>9.1f} "
-              f"{r['images_per_s']:>8.1f} {tf:>8} {pc:>7} {sp:>7}")
+    print(format_table(
+        ["size", "res", "batch", "variant", "ms/step", "img/s", "TFLOP/s", "% ceil", "speedup"],
+        [[r["size"], str(r["res"]), str(r["batch"]), r["variant"], fmt(r["step_s"] * 1e3, 1),
+          fmt(r["images_per_s"], 1), fmt(r["tflops"]), fmt(100 * r["of_ceiling"] if r["of_ceiling"] else None, 1),
+          fmt(r["speedup"], 2)] for r in rows]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": str(device), "torch": torch.__version__,
-                                               "threads": torch.get_num_threads(),
-                                               "ceilings_tflops": ceilings, "rows": rows}, indent=1))
+        write_json(args.json, {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                               "ceilings_tflops": ceilings, "rows": rows})
     return 0
 
 

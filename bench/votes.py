@@ -13,7 +13,6 @@ record_vote and of the whole next-item + vote step; `--json FILE` writes the fig
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import random
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from study.report import format_table, write_json  # noqa: E402
 from study.store import Store  # noqa: E402
 
 STUDY = "vote-load"
@@ -143,11 +143,9 @@ def main(argv=None) -> int:
             ("record_vote p50 / p99", f"{res['vote_p50_ms']:.1f} / {res['vote_p99_ms']:.1f} ms"),
             ("next item + vote p50 / p99", f"{res['step_p50_ms']:.1f} / {res['step_p99_ms']:.1f} ms"),
             ("throughput", f"{res['votes_per_s']:.0f} votes/s over {res['wall_s']:.1f} s")]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print(format_table(["figure", "value"], rows, numeric_right=False))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+        write_json(args.json, res)
     ok = res["stored_match_cast"] and res["votes_stored"] == res["votes_intended"] and res["duplicates_accepted"] == 0
     return 0 if ok else 1
 

@@ -84,17 +84,6 @@ def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
     return manifest
 
 
-def load_manifest(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise VidcolorError(f"{path}: no manifest here; is this a shard set made by `vidcolor shard`?") from None
-    except OSError as exc:
-        raise VidcolorError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_manifest(text, str(path))
-
-
 def write_manifest(path: str | Path, manifest: dict[str, Any]) -> None:
     """Write atomically (temporary name, then rename)."""
     path = Path(path)

@@ -20,8 +20,6 @@ samples (unreadable tars, bad images, bad json, missing members) are counted, lo
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import math
 import random
@@ -35,29 +33,14 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 import webdataset as wds
-from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from data_shards import manifest as mf
 from data_shards import stats
+from data_shards.samples import CORRUPT, clip_meta, collate, decode_frame, frame_members, stack_frames
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
-
-
-class CorruptCounter:
-    """Corrupt samples seen by this process (each DataLoader worker counts its own and logs them)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, exn: BaseException) -> bool:  # a WebDataset handler: True = skip and go on
-        self.count += 1
-        log.warning("skipped corrupt shard data (%d so far): %s", self.count, exn)
-        return True
-
-
-CORRUPT = CorruptCounter()
 
 
 # ----------------------------------------------------------------------------- shard sets
@@ -154,54 +137,9 @@ def _as_shardset(shards: ShardSet | str | Path) -> ShardSet:
     return shards if isinstance(shards, ShardSet) else ShardSet(shards)
 
 
-# ----------------------------------------------------------------------------- samples
-
-def _frame_members(sample: dict[str, Any], clip_len: int) -> list[str]:
-    ext = "png" if "000.png" in sample else "jpg"
-    names = [f"{j:03d}.{ext}" for j in range(clip_len)]
-    missing = [n for n in names if n not in sample]
-    if missing or "json" not in sample:
-        raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')}: missing "
-                         f"{', '.join(missing[:3] or ['json'])}")
-    return names
-
-
-def _meta(sample: dict[str, Any]) -> dict[str, Any]:
-    try:
-        meta = json.loads(sample["json"])
-        int(meta["start"]), str(meta["video_id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')}: bad json ({exc})") from None
-    return meta
-
-
-def _decode(sample: dict[str, Any], name: str, size: int) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(sample[name])) as im:
-            frame = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ValueError(f"sample {sample.get('__key__')} member {name} in {sample.get('__url__')}: "
-                         f"not a readable image ({exc})") from None
-    if frame.shape != (size, size, 3):
-        raise ValueError(f"sample {sample.get('__key__')} member {name}: {frame.shape[1]}x{frame.shape[0]}, "
-                         f"expected {size}x{size}")
-    return frame
-
-
-def _stack(frames: list[np.ndarray]) -> np.ndarray:
-    """(S, H, W, 3); a single frame becomes a view instead of a copy (the batch stack copies anyway)."""
-    return frames[0][None] if len(frames) == 1 else np.stack(frames)
-
-
 def _check_window(window: int, clip_len: int) -> None:
     if not 1 <= window <= clip_len:
         raise VidcolorError(f"window {window}: must be between 1 and the shard set's clip_len {clip_len}")
-
-
-def _collate(items: list[tuple[np.ndarray, str, int]]) -> dict[str, Any]:
-    return {"frames": torch.from_numpy(np.stack([f for f, _, _ in items])),  # (B, S, H, W, 3) uint8
-            "video_id": [v for _, v, _ in items],
-            "start": torch.tensor([s for _, _, s in items], dtype=torch.int64)}
 
 
 # ----------------------------------------------------------------------------- training
@@ -209,11 +147,11 @@ def _collate(items: list[tuple[np.ndarray, str, int]]) -> dict[str, Any]:
 class _TrainStream(IterableDataset):
     """The per-(rank, worker) endless stream of batches; ``epoch`` is set by `TrainLoader`."""
 
-    def __init__(self, urls: list[str], ordinals: dict[str, int], *, window: int, clip_len: int, size: int,
-                 batch_size: int, rank: int, world_size: int, seed: int, shuffle_buffer: int):
+    def __init__(self, shards: ShardSet, split: str, *, window: int, batch_size: int, rank: int, world_size: int,
+                 seed: int, shuffle_buffer: int):
         super().__init__()
-        self.urls, self.ordinals = urls, ordinals
-        self.window, self.clip_len, self.size = window, clip_len, size
+        self.urls, self.ordinals = shards.urls(split), _clip_ordinals(shards, split)
+        self.window, self.clip_len, self.size = window, shards.clip_len, shards.size
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.seed, self.shuffle_buffer = seed, shuffle_buffer
         self.epoch = 0
@@ -233,37 +171,47 @@ class _TrainStream(IterableDataset):
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
         urls, keep = self.assignment(worker, num_workers)
         rng = random.Random(f"{self.seed}/{self.epoch}/{self.rank}/{worker}")
-        good = [0]
+        good, read = [0], [0]  # samples decoded into a window / read from the tars
 
         def shard_stream() -> Iterator[dict[str, str]]:
-            opened_since_good = 0
+            opened, mark = 0, (0, 0)  # shards opened since the last good sample; (good, read) then
             while True:  # resampled: shards drawn with replacement, forever
-                if opened_since_good > 2 * len(urls) + 8:
+                if good[0] > mark[0]:
+                    opened, mark = 0, (good[0], read[0])
+                # Spinning: nothing readable in the tars, or more read than the shuffle buffer holds
+                # (so it has been decoded) and none of it good. A small split only fills the buffer.
+                stale = read[0] - mark[1]
+                if opened > 2 * len(urls) + 8 and (stale == 0 or stale > self.shuffle_buffer):
                     raise VidcolorError(f"no readable samples in {len(urls)} shard(s), e.g. {urls[0]}")
-                before = good[0]
                 yield {"url": rng.choice(urls)}
-                opened_since_good = 0 if good[0] > before else opened_since_good + 1
+                opened += 1
+
+        def counted(samples: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for sample in samples:
+                read[0] += 1
+                yield sample
 
         samples = wds.tarfile_to_samples(handler=CORRUPT)(shard_stream())
         if keep is not None:
             samples = (s for s in samples if s.get("__key__") in keep)
+        samples = counted(samples)
         # shuffle *before* decoding: the buffer holds compressed clips, not decoded frames
         samples = wds.filters._shuffle(samples, bufsize=max(1, self.shuffle_buffer),
                                        initial=max(1, self.shuffle_buffer // 2), rng=rng)
         batch: list[tuple[np.ndarray, str, int]] = []
         for sample in samples:
             try:
-                names = _frame_members(sample, self.clip_len)
-                meta = _meta(sample)
+                names = frame_members(sample, self.clip_len)
+                meta = clip_meta(sample)
                 offset = rng.randint(0, self.clip_len - self.window)
-                frames = _stack([_decode(sample, n, self.size) for n in names[offset:offset + self.window]])
+                frames = stack_frames([decode_frame(sample, n, self.size) for n in names[offset:offset + self.window]])
             except ValueError as exc:
                 CORRUPT(exc)
                 continue
             good[0] += 1
             batch.append((frames, meta["video_id"], int(meta["start"]) + offset))
             if len(batch) == self.batch_size:
-                yield _collate(batch)
+                yield collate(batch)
                 batch = []
 
 
@@ -311,12 +259,10 @@ def train_loader(shards: ShardSet | str | Path, split: str = "train", window: in
         raise VidcolorError(f"batch_size {batch_size} and steps_per_epoch {steps_per_epoch} must be at least 1")
     if not 0 <= rank < world_size:
         raise VidcolorError(f"rank {rank} outside world_size {world_size}")
-    urls = shards.urls(split)
-    if not urls:
-        raise VidcolorError(f"{shards.location}: split {split!r} has no shards")
-    stream = _TrainStream(urls, _clip_ordinals(shards, split), window=window, clip_len=shards.clip_len,
-                          size=shards.size, batch_size=batch_size, rank=rank, world_size=world_size,
+    stream = _TrainStream(shards, split, window=window, batch_size=batch_size, rank=rank, world_size=world_size,
                           seed=seed, shuffle_buffer=shuffle_buffer)
+    if not stream.urls:
+        raise VidcolorError(f"{shards.location}: split {split!r} has no shards")
     return TrainLoader(stream, steps_per_epoch, num_workers)
 
 
@@ -368,15 +314,15 @@ class EvalLoader:
         buf_start = 0
         for sample in wds.tarfile_to_samples(handler=CORRUPT)(iter([{"url": u} for u in self.urls])):
             try:
-                meta = _meta(sample)
+                meta = clip_meta(sample)
                 if meta["video_id"] not in mine:
                     continue
-                names = _frame_members(sample, clip_len)
+                names = frame_members(sample, clip_len)
                 start = int(meta["start"])
                 if meta["video_id"] != current:
                     current, next_pos, buf = meta["video_id"], 0, []
                 first = max(next_pos, start)  # the last clip of a video overlaps the one before
-                new = [_decode(sample, names[p - start], size) for p in range(first, start + clip_len)]
+                new = [decode_frame(sample, names[p - start], size) for p in range(first, start + clip_len)]
             except ValueError as exc:
                 CORRUPT(exc)
                 continue
@@ -387,7 +333,7 @@ class EvalLoader:
             buf.extend(new)
             next_pos = start + clip_len
             while len(buf) >= window:
-                yield _stack(buf[:window]), current, buf_start
+                yield stack_frames(buf[:window]), current, buf_start
                 buf, buf_start = buf[window:], buf_start + window
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -397,7 +343,7 @@ class EvalLoader:
         emitted = 0
 
         def batch(items: list, n_valid: int) -> dict[str, Any]:
-            out = _collate(items + [pad] * (b - len(items)))
+            out = collate(items + [pad] * (b - len(items)))
             out["valid"] = torch.arange(b) < n_valid
             return out
 

@@ -95,11 +95,6 @@ def tone(hist: np.ndarray) -> str:
     return "color"
 
 
-def is_grayscale(hist: np.ndarray) -> bool:
-    """True for black-and-white footage: near-zero chroma almost everywhere, or a single tint."""
-    return tone(hist) != "color"
-
-
 def save_histogram(path: str | Path, hist: np.ndarray) -> None:
     check_histogram(hist, str(path))
     np.save(path, hist.astype(np.int64), allow_pickle=False)

@@ -5,6 +5,10 @@ A *source* is one video: either a file FFmpeg can decode, or a folder of numbere
 numpy ``uint8 (H, W, 3)`` RGB, optionally resized (short side to ``size``, then a center crop to
 ``size x size``) and resampled to a lower frame rate by picking frames.
 
+`decode_frames` is the one decoding path (one packet loop for files): strict for the shard
+writer (`decode_frames`, `iter_frames`), or tolerant for colorizing a film
+(`iter_frames_tolerant`: a frame that fails to decode comes as ``None``, the rest go on).
+
 Frames come out upright: a display matrix (phones store portrait video as landscape pixels plus
 a rotation) is applied, so ``width``/``height`` are the displayed size. A still image that
 FFmpeg would open as a one-frame "video" (a PNG or JPEG renamed ``.mp4``) is refused as such.
@@ -17,7 +21,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -36,14 +40,18 @@ _NUMBER = re.compile(r"(\d+)")
 
 @dataclass(frozen=True)
 class VideoInfo:
-    frames: int  # frames in the source (as declared by the container; decoded count for folders)
+    """What `probe` learns about one source without decoding its frames."""
+
+    frames: int  # frames in the source (as declared by the container; the file count for folders)
     fps: float
-    width: int
+    width: int  # as displayed (after the rotation)
     height: int
     has_audio: bool
     rotation: int = 0  # degrees counter-clockwise (0, 90, 180, 270) applied to get upright frames
     rate: Fraction | None = None  # the exact frame rate (e.g. 30000/1001; FOLDER_FPS for folders)
     frames_exact: bool = True  # False when `frames` is only estimated from a duration
+    path: Path | None = None  # the probed video file or frame folder
+    is_folder: bool = False  # a folder of numbered frames (DAVIS layout), not a video file
 
 
 def is_frame_folder(path: Path) -> bool:
@@ -162,7 +170,7 @@ def probe(path: str | Path) -> VideoInfo:
                 raise VidcolorError(f"{p}: frame size {size[0]}x{size[1]} differs from the folder's "
                                     f"first frame {files[0].name} ({width}x{height})")
         return VideoInfo(len(files), FOLDER_FPS, width, height, False,
-                         rate=Fraction(FOLDER_FPS).limit_denominator(1001))
+                         rate=Fraction(FOLDER_FPS).limit_denominator(1001), path=path, is_folder=True)
     container = open_video(path)
     try:
         stream = container.streams.video[0]
@@ -184,7 +192,7 @@ def probe(path: str | Path) -> VideoInfo:
         rotation = first_frame_rotation(path, container)
         if rotation in (90, 270):
             width, height = height, width  # the displayed (upright) size
-        return VideoInfo(frames, fps, width, height, has_audio, rotation, Fraction(rate), exact)
+        return VideoInfo(frames, fps, width, height, has_audio, rotation, Fraction(rate), exact, path)
     finally:
         container.close()
 
@@ -236,70 +244,136 @@ class FramePicker:
         return False
 
 
-def iter_indexed_frames(path: str | Path, size: int | None = None,
-                        fps: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(source_index, frame uint8 (H, W, 3))``; resized to ``size`` and picked down to ``fps``."""
-    path = Path(path)
-    info = probe(path)
-    picker = FramePicker(info.fps, fps)
-    if path.is_dir():
-        for i, p in enumerate(frame_files(path)):
-            if not picker.take(i):
-                continue
-            try:
-                with Image.open(p) as im:
-                    frame = np.asarray(im.convert("RGB"))
-            except (OSError, ValueError) as exc:
-                raise VidcolorError(f"{p}: not a readable image ({exc})") from None
-            yield i, resize_center_crop(frame, size) if size else frame
-        return
-    container = open_video(path)
+def _read_image(p: Path, tolerant: bool) -> np.ndarray | None:
+    """One folder frame as uint8 (H, W, 3); ``None`` (logged) when it fails and ``tolerant``."""
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        target = scaled_size(info.width, info.height, size) if size else None
-        if target and info.rotation in (90, 270):
-            target = target[::-1]  # scaled in the stored orientation, rotated upright afterwards
-        i = -1
+        with Image.open(p) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        if not tolerant:
+            raise VidcolorError(f"{p}: not a readable image ({exc})") from None
+        log.warning("%s: frame failed to decode (%s)", p, exc)
+        return None
+
+
+def _folder_frames(info: VideoInfo, size: int | None, keep: Callable[[int], bool],
+                   tolerant: bool) -> Iterator[tuple[int, np.ndarray | None]]:
+    for i, p in enumerate(frame_files(info.path)):
+        if not keep(i):
+            continue
+        frame = _read_image(p, tolerant)
+        if frame is None:
+            yield i, None
+            continue
+        if frame.shape[:2] != (info.height, info.width):
+            raise VidcolorError(f"{p}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
+                                f"folder's first frame ({info.width}x{info.height})")
+        yield i, resize_center_crop(frame, size) if size else frame
+
+
+def _packet_frames(container, path: Path, tolerant: bool) -> Iterator[av.VideoFrame | None]:
+    """The one packet loop: decoded frames in order; with ``tolerant`` a packet that fails to
+    decode costs one frame (``None``, logged) instead of the video. A broken container (demuxing
+    fails: truncation) is always a VidcolorError."""
+    packets = container.demux(container.streams.video[0])
+    count = 0
+    while True:
         try:
-            for i, vframe in enumerate(container.decode(stream)):
-                if not picker.take(i):
-                    continue
-                if target:
-                    # swscale's area filter downsamples with proper antialiasing, far cheaper than
-                    # converting the full-size frame to RGB first.
-                    small = vframe.reformat(width=target[0], height=target[1], format="rgb24",
-                                            interpolation="AREA")
-                    yield i, center_crop(upright(small.to_ndarray(), info.rotation), size)
-                else:
-                    yield i, upright(vframe.to_ndarray(format="rgb24"), info.rotation)
+            packet = next(packets)
+        except StopIteration:
+            return
         except av.FFmpegError as exc:
-            raise VidcolorError(f"{path}: corrupt or truncated video, decoding failed after frame {i + 1} ({exc})") from None
-        decoded = i + 1
-        # A container that declares more frames than decode (beyond edit-list slack) lost its tail.
-        if info.frames and decoded < info.frames - max(2, 0.02 * info.frames):
-            raise VidcolorError(f"{path}: truncated or damaged, the stream declares {info.frames} frames "
-                                f"but only {decoded} decode")
-    finally:
-        container.close()
+            raise VidcolorError(f"{path}: corrupt or truncated video, reading stopped after frame {count} "
+                                f"({exc})") from None
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            if packet.size == 0:  # the final flush: nothing more to lose
+                log.warning("%s: decoder flush failed (%s)", path, exc)
+                return
+            if not tolerant:
+                raise VidcolorError(f"{path}: corrupt or truncated video, frame {count} failed to decode "
+                                    f"({exc})") from None
+            log.warning("%s: frame %d failed to decode (%s)", path, count, exc)
+            count += 1
+            yield None
+            continue
+        for vframe in frames:
+            count += 1
+            yield vframe
+
+
+def _to_rgb(vframe: av.VideoFrame, info: VideoInfo, size: int | None, index: int) -> np.ndarray:
+    """A decoded frame upright as uint8 RGB: full size, or resized and center-cropped to ``size``."""
+    if size:
+        # swscale's area filter downsamples with proper antialiasing, far cheaper than converting
+        # the full-size frame to RGB first; it scales in the stored orientation, rotated afterwards.
+        w, h = scaled_size(info.width, info.height, size)
+        if info.rotation in (90, 270):
+            w, h = h, w
+        small = vframe.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
+        return center_crop(upright(small.to_ndarray(), info.rotation), size)
+    frame = upright(vframe.to_ndarray(format="rgb24"), info.rotation)
+    if frame.shape[:2] != (info.height, info.width):
+        raise VidcolorError(f"{info.path}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the stream is "
+                            f"{info.width}x{info.height} (size changes are not supported)")
+    return frame
+
+
+def _check_complete(info: VideoInfo, decoded: int) -> None:
+    """A file that decodes fewer frames than it declares lost its tail (edit lists may hide a frame
+    or two, so up to max(2, 2 %) missing is only a warning; so is any gap to an estimated count)."""
+    missing = info.frames - decoded
+    if missing <= 0:
+        return
+    if info.frames_exact and missing > max(2, info.frames // 50):
+        raise VidcolorError(f"{info.path}: truncated or damaged, decoded {decoded} of the {info.frames} "
+                            "frames the file declares")
+    log.warning("%s: decoded %d of the %d frames the file %s", info.path, decoded, info.frames,
+                "declares" if info.frames_exact else "is estimated to hold")
+
+
+def _file_frames(info: VideoInfo, size: int | None, keep: Callable[[int], bool],
+                 tolerant: bool) -> Iterator[tuple[int, np.ndarray | None]]:
+    container = open_video(info.path)
+    with container:
+        if not tolerant:
+            # frame threads; not when tolerant, where their delay would blur which frame failed
+            container.streams.video[0].thread_type = "AUTO"
+        decoded = 0
+        for index, vframe in enumerate(_packet_frames(container, info.path, tolerant)):
+            decoded = index + 1
+            if keep(index):
+                yield index, None if vframe is None else _to_rgb(vframe, info, size, index)
+    _check_complete(info, decoded)
+
+
+def decode_frames(info: VideoInfo, size: int | None = None, keep: Callable[[int], bool] | None = None,
+                  tolerant: bool = False) -> Iterator[tuple[int, np.ndarray | None]]:
+    """The one decoding path: ``(source_index, frame uint8 (H, W, 3) upright)`` of a probed source.
+
+    ``size``: resized (short side) and center-cropped to ``size x size``; ``keep(index)`` picks the
+    frames to convert (all by default). Strict by default: any frame that fails to decode is a
+    VidcolorError. ``tolerant``: such a frame comes as ``None`` (logged) and the rest go on. Either
+    way a truncated file, or a frame whose size differs from the stream's, is a VidcolorError.
+    """
+    keep = keep or (lambda index: True)
+    frames = _folder_frames if info.is_folder else _file_frames
+    return frames(info, size, keep, tolerant)
 
 
 def iter_frames(path: str | Path, size: int | None = None, fps: float | None = None) -> Iterator[np.ndarray]:
-    """Decode a video file or frame folder to uint8 (H, W, 3) RGB frames (PyAV / Pillow)."""
-    for _, frame in iter_indexed_frames(path, size, fps):
+    """Decode a video file or frame folder (strictly) to uint8 (H, W, 3) RGB frames, resized to
+    ``size`` and picked down to ``fps`` when given."""
+    info = probe(path)
+    for _, frame in decode_frames(info, size, keep=FramePicker(info.fps, fps).take):
         yield frame
 
 
-def count_frames(path: str | Path) -> int:
-    """How many frames PyAV actually decodes (the ground truth the shard tests compare to)."""
-    n = 0
-    container = open_video(Path(path))
-    try:
-        for _ in container.decode(video=0):
-            n += 1
-    finally:
-        container.close()
-    return n
+def iter_frames_tolerant(info: VideoInfo) -> Iterator[np.ndarray | None]:
+    """A probed source's frames at full size in order; ``None`` for a frame that fails to decode."""
+    for _, frame in decode_frames(info, tolerant=True):
+        yield frame
 
 
 def find_sources(src: str | Path) -> list[Path]:

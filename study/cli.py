@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from models.errors import VidcolorError
+from study.ray_runtime import configure_auth
 
 
 def _add_demo_data(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +60,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="Ray Train workers (default 1)")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    p.set_defaults(handler="study.train.loop:main")
+    p.set_defaults(handler="study.train.command:main")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +83,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray head address (default: start a local Ray)")
     p.add_argument("--trials", type=int, default=None, help="override the spec's number of trials")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study")
-    p.set_defaults(handler="study.tune.driver:main")
+    p.set_defaults(handler="study.tune.command:main")
 
 
 def _add_experiments(sub: argparse._SubParsersAction) -> None:
@@ -129,7 +130,7 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--study", default=None)
     e.add_argument("--exclude-failed", action="store_true", help="drop raters who failed attention checks")
     e.add_argument("--out", default=None, help="CSV file (default: print a table)")
-    e.set_defaults(handler="study.ctt.build:main_export")
+    e.set_defaults(handler="study.ctt.export:main_export")
 
 
 def _add_dashboard(sub: argparse._SubParsersAction) -> None:
@@ -165,6 +166,7 @@ def _resolve(spec: str):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_auth()  # before any handler module imports Ray (Ray reads it at import)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import study.train.loop  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,8 @@ def free_study_name(store, storage: Path, base: str) -> str:
 def main(args) -> int:
     from study.config.spec import load_spec
     from study.store import Store
-    from study.tune.driver import print_summary, run_study
+    from study.tune.command import print_summary
+    from study.tune.runner import override_spec, run_study
 
     t0 = time.monotonic()
     workdir = Path(args.workdir).resolve()
@@ -72,8 +72,9 @@ def main(args) -> int:
     trials = args.trials or spec.num_trials
     print(f"[3/3] study {name!r}: {trials} trials of {spec.source} on a local Ray "
           f"(TPE + ASHA; the table below refreshes as trials go)", flush=True)
-    result = run_study(spec, shards=str(shards), db=db, storage=str(storage), trials=args.trials, name=name)
-    print_summary(result, spec.replace(name=name))
+    spec = override_spec(spec, name=name, trials=args.trials)
+    result = run_study(spec, shards=str(shards), db=db, storage=str(storage))
+    print_summary(result, spec)
     minutes = (time.monotonic() - t0) / 60
     print(f"\ndone in {minutes:.1f} min. Everything is in {workdir}:")
     print(f"  videos {workdir / 'videos'}, shards {shards}, results {db}, media {workdir / 'media'}, "

@@ -90,7 +90,7 @@ def json_clean(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         try:
             return json_clean(value.item())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):  # arrays of several elements: their text
             pass
     return str(value)
 
@@ -108,6 +108,9 @@ def write_json(path: str | os.PathLike, doc: Any) -> Path:
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise VidcolorError(f"{path}: cannot write the JSON file ({exc.strerror or exc})") from None
     return path

@@ -5,7 +5,7 @@ Items are mp4 clips or PNG stills (`vidcolor ctt build --kind frame`), shown the
 colorized side alone and draws every item (legacy black-and-white footage is rated only).
 
 The displayed order is drawn per view on the server. The session keeps only the item's random uid
-and the two shown files as "left"/"right" (randomly named copies, study/ctt.py): no key or value
+and the two shown files as "left"/"right" (randomly named copies, study/ctt/clips.py): no key or value
 says which side is real or which trial made it; that is looked up in the store when the vote is
 recorded. The page shows the sides as "A" and "B" and serves their bytes under content hashes of
 individually remuxed copies. Operators preset the task with query parameters: ?mode=rater (hides

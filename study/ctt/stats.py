@@ -11,8 +11,9 @@ Pure pandas/numpy: no torch, no Ray (the dashboard imports this at start-up).
 
 Votes come as one DataFrame row per vote with the columns in `VOTE_COLUMNS`:
 ``rater`` (id), ``item`` (id), ``trial`` (trial id or None for attention items), ``experiment``,
-``kind`` (``"2afc"``, ``"attention"`` or ``"rating"``), ``correct`` (for 2afc/attention: the rater
-picked the real clip; NaN for ratings), ``rating`` (1-5 for ratings, else NaN).
+``kind`` (the vote type: ``"2afc"``, ``"attention"`` or ``"rating"``), ``correct`` (for
+2afc/attention: the rater picked the real clip; None for ratings), ``rating`` (1-5 for ratings,
+else NaN).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def mean_interval(values: Iterable[float]) -> tuple[float, float, float]:
 
 
 def check_votes(votes: pd.DataFrame) -> pd.DataFrame:
-    """Validate the vote table's columns and kinds; return a copy with normalized dtypes."""
+    """Validate the vote table's columns and vote types (column `kind`); return a copy with
+    normalized dtypes."""
     missing = [c for c in VOTE_COLUMNS if c not in votes.columns]
     if missing:
         raise VidcolorError(f"CTT votes table lacks column(s) {missing}; has {list(votes.columns)}")
@@ -174,7 +176,7 @@ def votes_from_store(store_votes: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=list(VOTE_COLUMNS))
 
-    def kind(row) -> str:
+    def vote_type(row) -> str:
         if bool(row["is_attention"]):
             return "attention"
         return "rating" if row["mode"] == "rating" else "2afc"
@@ -188,7 +190,7 @@ def votes_from_store(store_votes: pd.DataFrame) -> pd.DataFrame:
         "rater": df["rater_id"], "item": df["uid"],
         "trial": df["trial_id"].where(df["trial_id"].notna(), None),
         "experiment": df["experiment"].where(df["experiment"].notna(), None),
-        "kind": df.apply(kind, axis=1), "correct": df.apply(correct, axis=1).astype(object),
+        "kind": df.apply(vote_type, axis=1), "correct": df.apply(correct, axis=1).astype(object),
         "rating": pd.to_numeric(df["rating"], errors="coerce"),
     })
     return out

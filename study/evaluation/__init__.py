@@ -1,0 +1,1 @@
+"""Evaluation: per-video colorization metrics, `vidcolor evaluate` and the seed paper's experiments table."""

@@ -10,32 +10,39 @@ Seed paper ("Automatic Colorization of Videos", Sahay and Choudhary), chained as
 - exp5: exp4's start plus the ConvLSTM, L = lam L_cl + (1 - lam) L_seq.
 
 Every trained experiment gets the same training budget (``TrainConfig`` with the ``--set``
-overrides), runs through ``study.train.run_training`` (Ray Train) into ``OUT/expN/`` and is then
-evaluated on the test split. The table reports RMSE (RGB 0-255, the seed's metric), the
-colorfulness ratio (prediction over ground truth: below 1 is desaturated) and temporal stability
-(error of the frame-to-frame color change) per experiment; ``--json`` writes the figures.
+overrides), runs through ``study.train.launch.run_training`` (Ray Train) into ``OUT/expN/`` and
+is then evaluated on the test split (``study.evaluation.evaluate.evaluate_checkpoint``). The
+table reports RMSE (RGB 0-255, the seed's metric), the colorfulness ratio (prediction over ground
+truth: below 1 is desaturated) and temporal stability (error of the frame-to-frame color change)
+per experiment; ``--json`` writes the figures.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import study.train.loop  # noqa: F401  (sets RAY_AUTH_MODE before Ray is imported)
 from models.errors import VidcolorError
+from models.presets import get_preset
+from study.config.settings import apply_settings, parse_sets
+from study.config.train import TrainConfig
+from study.evaluation.evaluate import evaluate_checkpoint
+from study.ray_runtime import init_ray
+from study.report import format_table, write_json
 
 log = logging.getLogger(__name__)
 
 EXPERIMENTS = ("exp1", "exp2", "exp3", "exp4", "exp5")
+TRANSFER = ("exp4", "exp5")  # start from --pretrained, else from the exp2 model
 COLUMNS = (("rmse_rgb", "RMSE"), ("rmse_ab", "RMSE ab"), ("psnr", "PSNR"),
            ("colorfulness_ratio", "colorfulness ratio"), ("temporal_error", "temporal error"))
 
 
 def parse_only(text: str | None) -> list[str]:
+    """``--only exp3,exp1`` -> the chosen experiments in their chain order (all five by default)."""
     if not text:
         return list(EXPERIMENTS)
     names = [t.strip() for t in text.split(",") if t.strip()]
@@ -46,26 +53,33 @@ def parse_only(text: str | None) -> list[str]:
     return [e for e in EXPERIMENTS if e in names]
 
 
-def evaluate_checkpoint(folder: str | Path, shards: str, split: str = "test", batch_size: int = 8) -> dict[str, Any]:
-    """`study.evaluate.evaluate_model` of a checkpoint on a split (CPU or the first GPU)."""
-    import torch
+def best_dir(out: Path, name: str) -> Path:
+    """Where experiment `name`'s checkpoint lands: ``OUT/{name}/best``."""
+    return out / name / "best"
 
-    from data_shards.reader import ShardSet, eval_loader
-    from models.checkpoint import load_checkpoint
-    from study.evaluation.evaluate import check_split, default_device, evaluate_model
 
-    device = default_device(None)
-    ckpt = load_checkpoint(folder, device=str(device))
-    shard_set = ShardSet(shards)
-    check_split(shard_set.manifest, split, shards)
-    loader = eval_loader(shard_set, split=split, window=ckpt.config.window, batch_size=batch_size)
-    amp = torch.bfloat16 if device.type == "cuda" else None
-    return evaluate_model(ckpt.model, ckpt.gamut, loader, float(ckpt.config.temperature), device, amp_dtype=amp)
+def check_inputs(chosen: list[str], out: Path, pretrained: str | None) -> None:
+    """Refuse, before anything trains, a chain that cannot finish: a missing ``--pretrained``
+    folder, or an experiment whose source model (exp3: exp1 and exp2; exp4/exp5 without
+    ``--pretrained``: exp2) is neither chosen nor already in ``OUT``."""
+    if pretrained is not None and not Path(pretrained).exists():
+        raise VidcolorError(f"--pretrained: checkpoint folder {pretrained} does not exist")
+    for name in chosen:
+        if name == "exp3":
+            needs, why = ("exp1", "exp2"), "exp3"
+        elif name in TRANSFER and pretrained is None:
+            needs, why = ("exp2",), f"{name} without --pretrained"
+        else:
+            continue
+        for need in needs:
+            if need not in chosen and not (best_dir(out, need) / "config.json").is_file():
+                raise VidcolorError(f"{why} needs {need}'s model: run it too (--only ...,{need}) "
+                                    f"or keep {best_dir(out, need)}")
 
 
 def build_ensemble(members: list[Path], out: Path) -> Path:
     """exp3: save the ensemble of trained members as a checkpoint at ``out`` (``best/``)."""
-    from models.checkpoint import load_ensemble, save_checkpoint
+    from models.checkpoint import load_ensemble, save_checkpoint  # noqa: PLC0415
 
     assembled = load_ensemble([str(m) for m in members])
     save_checkpoint(out, assembled.model, assembled.config, assembled.gamut, prior=assembled.meta.get("prior"),
@@ -73,87 +87,69 @@ def build_ensemble(members: list[Path], out: Path) -> Path:
     return out
 
 
+def run_experiment(name: str, settings: Mapping[str, str], shards: str, out: Path, *, pretrained: str | None,
+                   workers: int, split: str) -> dict[str, Any]:
+    """Train (1, 2, 4, 5) or assemble (3) one experiment into ``OUT/{name}/`` and evaluate its best
+    checkpoint on `split`; returns its entry of the figures."""
+    from study.train.launch import run_training  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    experiment, train = apply_settings(get_preset(name), TrainConfig(), settings)
+    if name == "exp3":
+        folder = build_ensemble([best_dir(out, "exp1"), best_dir(out, "exp2")], best_dir(out, name))
+        val = None
+    else:
+        if name in TRANSFER:
+            experiment = experiment.replace(pretrained=pretrained or str(best_dir(out, "exp2")))
+        log.info("training %s (%s, %d epochs x %d steps)", name, experiment.size, train.epochs,
+                 train.steps_per_epoch)
+        trained = run_training(experiment, train, shards, out / name, workers=workers)
+        folder, val = Path(trained["best"]), trained["metrics"]
+    figures = evaluate_checkpoint(folder, shards, split=split)
+    log.info("%s: %s", name, figures["mean"])
+    return {"checkpoint": str(folder), "config": experiment.to_dict(), "train": train.to_dict(),
+            "mean": figures["mean"], "videos": figures["videos"], "num_frames": figures["num_frames"],
+            "val": val, "seconds": time.monotonic() - t0}
+
+
 def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained: str | None = None,
                     only: str | None = None, workers: int = 1, split: str = "test") -> dict[str, Any]:
-    """Train (1, 2, 4, 5) or assemble (3) the chosen experiments and evaluate each; returns the figures."""
-    import ray
-
-    from models.presets import get_preset
-    from study.config.spec import TrainConfig, apply_settings, parse_sets
-    from study.train.loop import init_ray, run_training
-
+    """Run the chosen experiments in chain order on one Ray (started here unless one is running);
+    returns the figures: shards, split, out, settings and ``experiments: {name: entry}``."""
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     chosen = parse_only(only)
     settings = parse_sets(sets)
-    if pretrained is not None and not Path(pretrained).exists():
-        raise VidcolorError(f"--pretrained: checkpoint folder {pretrained} does not exist")
-
-    def best(name: str) -> Path:
-        return out / name / "best"
-
-    def need(name: str, why: str) -> Path:
-        if name not in chosen and not (best(name) / "config.json").is_file():
-            raise VidcolorError(f"{why} needs {name}'s model: run it too (--only ...,{name}) or keep {best(name)}")
-        return best(name)
-
-    started = not ray.is_initialized()
-    init_ray(None)
+    check_inputs(chosen, out, pretrained)
+    out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"shards": shards, "split": split, "out": str(out), "settings": dict(settings),
                                "experiments": {}}
+    started = init_ray()
+    import ray  # noqa: PLC0415  (after init_ray has set RAY_AUTH_MODE)
+
     try:
         for name in chosen:
-            t0 = time.monotonic()
-            experiment, train = apply_settings(get_preset(name), TrainConfig(), settings)
-            if name == "exp3":
-                folder = build_ensemble([need("exp1", "exp3"), need("exp2", "exp3")], best(name))
-                trained = None
-            else:
-                if name in ("exp4", "exp5"):
-                    start = pretrained or str(need("exp2", f"{name} without --pretrained"))
-                    experiment = experiment.replace(pretrained=start)
-                print(f"training {name} ({experiment.size}, {train.epochs} epochs x {train.steps_per_epoch} steps)",
-                      flush=True)
-                trained = run_training(experiment, train, shards, out / name, workers=workers)
-                folder = Path(trained["best"])
-            figures = evaluate_checkpoint(folder, shards, split=split)
-            results["experiments"][name] = {
-                "checkpoint": str(folder), "config": experiment.to_dict(), "train": train.to_dict(),
-                "mean": figures["mean"], "videos": figures["videos"], "num_frames": figures["num_frames"],
-                "val": None if trained is None else trained["metrics"], "seconds": time.monotonic() - t0}
-            log.info("%s: %s", name, figures["mean"])
+            results["experiments"][name] = run_experiment(name, settings, shards, out, pretrained=pretrained,
+                                                          workers=workers, split=split)
     finally:
         if started:
             ray.shutdown()
     return results
 
 
-def format_table(results: dict[str, Any]) -> str:
+def experiments_table(results: Mapping[str, Any]) -> str:
+    """One row per experiment: the means of `COLUMNS` over the split's videos, and its frames."""
     head = ["exp", *(label for _, label in COLUMNS), "frames"]
-    rows = []
-    for name, r in results["experiments"].items():
-        rows.append([name, *(_fmt(r["mean"].get(key)) for key, _ in COLUMNS), str(r["num_frames"])])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths))),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+    rows = [[name, *(r["mean"].get(key) for key, _ in COLUMNS), r["num_frames"]]
+            for name, r in results["experiments"].items()]
+    return format_table(head, rows)
 
 
 def main(args) -> int:
+    """``vidcolor experiments --shards DIR --out DIR [--set K=V ...] [--pretrained CKPT] [--only ...] [--json FILE]``."""
     results = run_experiments(args.shards, args.out, args.set, pretrained=args.pretrained, only=args.only)
     print(f"\nseed experiments on the {results['split']} split of {args.shards} "
           "(RMSE on RGB 0-255; colorfulness ratio = prediction / ground truth; lower temporal error = steadier):")
-    print(format_table(results))
+    print(experiments_table(results))
     if args.json:
-        from study.evaluation.evaluate import json_ready
-
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(json_ready(results), indent=2, default=str) + "\n")
-        print(f"wrote {path}")
+        print(f"wrote {write_json(args.json, results)}")
     return 0

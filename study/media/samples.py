@@ -2,9 +2,12 @@
 
 For each chosen clip (one per video first, in the split's order) the checkpoint's colorizer sees
 the ground truth's L and the whole clip as one sequence (a temporal model carries its ConvLSTM
-state through it). Written per clip, in `OUT/{video_id}_c{clip:05d}/`:
+state through it). The gray input, the prediction and the ground truth side by side are what the
+dashboard shows and what the Color Turing Test (``study.ctt``; the colorization Turing test of
+Zhang et al., "Colorful Image Colorization", ECCV 2016) asks raters about. Written per clip, in
+`OUT/{video_id}_c{clip:05d}/`:
 
-- ``gray.mp4``, ``pred.mp4``, ``gt.mp4``: browser-playable H.264 (study.video_out.VideoWriter);
+- ``gray.mp4``, ``pred.mp4``, ``gt.mp4``: browser-playable H.264 (study.media.video_out.VideoWriter);
 - ``{frame:03d}_gray.png``, ``{frame:03d}_pred.png``, ``{frame:03d}_gt.png`` per frame (frame =
   index within the clip), for the dashboard's frame slider.
 
@@ -26,7 +29,8 @@ from PIL import Image
 
 from models.color import lab_to_frames
 from models.errors import VidcolorError
-from study.evaluation.evaluate import check_split, default_device, predict_ab
+from study.devices import resolve_device
+from study.evaluation.evaluate import colorize_frames, open_split
 from study.media.video_out import VideoWriter
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,8 @@ DEFAULT_FPS = 12.0
 
 @dataclass(frozen=True)
 class MediaFile:
+    """One rendered file, as the results store records it (`register_media`)."""
+
     kind: str  # {role}_png or {role}_mp4
     path: str
     video_id: str
@@ -46,6 +52,8 @@ class MediaFile:
 
 @dataclass(frozen=True)
 class Clip:
+    """A stored clip of a shard split, with its frames."""
+
     video_id: str
     clip: int  # index of the stored clip in its video (start // clip_len)
     start: int  # first frame's index in the video
@@ -75,12 +83,13 @@ def pick_clips(batches: Iterable[Mapping[str, Any]], count: int, clip_len: int) 
     return (chosen + spare)[:count]
 
 
-def render_clip(model: torch.nn.Module, gamut: Any, clip: Clip, temperature: float, device: torch.device,
-                out_dir: Path, fps: float, png: bool = True) -> list[MediaFile]:
-    """Gray / prediction / ground truth of one clip as mp4s (and PNG frames); returns the files."""
+def render_clip(model: torch.nn.Module, clip: Clip, temperature: float, device: torch.device, out_dir: Path,
+                fps: float, png: bool = True) -> list[MediaFile]:
+    """Gray / prediction / ground truth of one clip as mp4s (and PNG frames); returns the files.
+    The model is put in eval mode."""
     frames = clip.frames.to(device).unsqueeze(0)  # (1, T, H, W, 3)
     model.eval()
-    l_norm, ab, _ = predict_ab(model, gamut, frames, temperature)
+    l_norm, ab = colorize_frames(model, frames, temperature)
     views = {
         "gray": lab_to_frames(l_norm, torch.zeros_like(ab))[0],  # (T, H, W, 3)
         "pred": lab_to_frames(l_norm, ab)[0],
@@ -89,23 +98,30 @@ def render_clip(model: torch.nn.Module, gamut: Any, clip: Clip, temperature: flo
     folder = out_dir / f"{clip.video_id}_c{clip.clip:05d}"
     folder.mkdir(parents=True, exist_ok=True)
     files: list[MediaFile] = []
-    T, H, W = frames.shape[1:4]
     for role in ROLES:
-        seq = views[role].cpu().numpy()  # uint8 (T, H, W, 3)
-        if png:
-            for t in range(T):
-                path = folder / f"{t:03d}_{role}.png"
-                Image.fromarray(np.ascontiguousarray(seq[t])).save(path)
-                files.append(MediaFile(f"{role}_png", str(path), clip.video_id, clip.clip, t))
-        path = folder / f"{role}.mp4"
-        with VideoWriter(path, fps, W, H) as writer:
-            for t in range(T):
-                writer.write(np.ascontiguousarray(seq[t]))
-        files.append(MediaFile(f"{role}_mp4", str(path), clip.video_id, clip.clip))
+        files += _write_view(views[role].cpu().numpy(), role, clip, folder, fps, png)
+    return files
+
+
+def _write_view(seq: np.ndarray, role: str, clip: Clip, folder: Path, fps: float, png: bool) -> list[MediaFile]:
+    """One view (uint8 (T, H, W, 3)) as ``{role}.mp4`` and, with `png`, ``{t:03d}_{role}.png``."""
+    T, H, W = seq.shape[:3]
+    files: list[MediaFile] = []
+    if png:
+        for t in range(T):
+            path = folder / f"{t:03d}_{role}.png"
+            Image.fromarray(np.ascontiguousarray(seq[t])).save(path)
+            files.append(MediaFile(f"{role}_png", str(path), clip.video_id, clip.clip, t))
+    path = folder / f"{role}.mp4"
+    with VideoWriter(path, fps, W, H) as writer:
+        for t in range(T):
+            writer.write(np.ascontiguousarray(seq[t]))
+    files.append(MediaFile(f"{role}_mp4", str(path), clip.video_id, clip.clip))
     return files
 
 
 def _video_fps(manifest: Mapping[str, Any]) -> dict[str, float]:
+    """video id -> its frame rate (the video's, else the shard set's)."""
     out = {}
     for v in manifest.get("videos", []):
         fps = v.get("fps") or manifest.get("fps")
@@ -116,36 +132,32 @@ def _video_fps(manifest: Mapping[str, Any]) -> dict[str, float]:
 
 def render_samples(checkpoint: str | os.PathLike, shards: str | os.PathLike, out_dir: str | os.PathLike, *,
                    split: str = "val", clips: int = 2, device: str | torch.device | None = None,
-                   store: Any = None, study: str | None = None, trial_id: str | None = None,
                    png: bool = True) -> list[MediaFile]:
-    """Render `clips` clips of `split` at the checkpoint into `out_dir`; with `store`, `study` and
-    `trial_id` also register every file in the results store (one transaction). Returns the files.
-    """
-    from data_shards.reader import ShardSet, eval_loader  # noqa: PLC0415
+    """Render `clips` clips of `split` at the checkpoint into `out_dir` on `device` (default the
+    first GPU, else the CPU); returns the files (`register_media` puts them in the results store)."""
+    from data_shards.reader import eval_loader  # noqa: PLC0415
     from models.checkpoint import load_checkpoint  # noqa: PLC0415
 
     if clips < 1:
         raise VidcolorError(f"clips must be at least 1, got {clips}")
-    if store is not None and (study is None or trial_id is None):
-        raise VidcolorError("render_samples: registering media needs both study and trial_id")
-    device = default_device(str(device) if device is not None else None)
-    ckpt = load_checkpoint(checkpoint, device=str(device))
-    shard_set = ShardSet(str(shards))
-    check_split(shard_set.manifest, split, str(shards))
+    device = resolve_device(None if device is None else str(device))
+    ckpt = load_checkpoint(checkpoint, device=device)
+    shard_set = open_split(shards, split)
     clip_len = int(shard_set.clip_len)
-    fps = _video_fps(shard_set.manifest)
-    loader = eval_loader(shard_set, split=split, window=clip_len, batch_size=1)
-    chosen = pick_clips(loader, clips, clip_len)
+    chosen = pick_clips(eval_loader(shard_set, split=split, window=clip_len, batch_size=1), clips, clip_len)
     if not chosen:
         raise VidcolorError(f"split {split!r} of {shards} has no clips to render")
+    fps = _video_fps(shard_set.manifest)
     out = Path(out_dir)
     files: list[MediaFile] = []
     temperature = float(ckpt.config.temperature)
     for clip in chosen:
-        files += render_clip(ckpt.model, ckpt.gamut, clip, temperature, device, out,
-                             fps.get(clip.video_id, DEFAULT_FPS), png=png)
+        files += render_clip(ckpt.model, clip, temperature, device, out, fps.get(clip.video_id, DEFAULT_FPS), png=png)
     log.info("rendered %d clips (%d files) of %s at %s into %s", len(chosen), len(files), split, checkpoint, out)
-    if store is not None:
-        store.add_media_many(study, trial_id, [asdict(f) for f in files])
     return files
 
+
+def register_media(store: Any, study: str, trial_id: str, files: Iterable[MediaFile]) -> int:
+    """Record rendered files as a trial's media in the results store (`study.store.Store`, one
+    transaction); returns how many rows were added."""
+    return store.add_media_many(study, trial_id, [asdict(f) for f in files])

@@ -1,5 +1,31 @@
-"""The results store (see `study.store.store`)."""
+"""The results store: studies, trials, per-epoch metrics, sample media and Color Turing Test votes.
 
-from study.store.store import CTT_KINDS, DEFAULT_URL, Store
+One SQLAlchemy 2 database holds everything a study produces, so the Tune driver writes it live, the
+dashboard reads it, and raters' votes land beside the trials they judge. SQLite is the default
+(`$VIDCOLOR_DB` or `sqlite:///vidcolor.db`, WAL mode so readers never block the writer, a busy
+timeout, write transactions opened with `BEGIN IMMEDIATE` so concurrent writers queue instead of
+failing); PostgreSQL works by URL through psycopg (`pip install vidcolor[postgres]`). The Optuna
+study lives in the same database (pass `Store.url` to `optuna.storages.RDBStorage`).
 
-__all__ = ["CTT_KINDS", "DEFAULT_URL", "Store"]
+Each write method is one transaction; read methods return pandas DataFrames. The package imports
+neither torch nor Ray (the dashboard imports it at start-up). Parts: `schema` (tables),
+`engine` (URL, engine, sessions), `studies`, `trials`, `media`, `ctt` (one mixin each).
+"""
+
+from study.store.ctt import CttMixin
+from study.store.engine import DEFAULT_URL
+from study.store.media import MediaMixin
+from study.store.schema import CTT_KINDS, STUDY_STATUSES, TRIAL_STATUSES, VOTE_MODES
+from study.store.studies import StudiesMixin
+from study.store.trials import TrialsMixin
+
+__all__ = ["CTT_KINDS", "DEFAULT_URL", "STUDY_STATUSES", "TRIAL_STATUSES", "VOTE_MODES", "Store"]
+
+
+class Store(StudiesMixin, TrialsMixin, MediaMixin, CttMixin):
+    """The results database. `Store(url)`; `url` defaults to `$VIDCOLOR_DB` or `sqlite:///vidcolor.db`.
+
+    Studies and trials are addressed by name: `study` is the study's unique name and `trial_id`
+    Ray Tune's trial id (unique within the study). Pickles as its URL, so it can ride along in a
+    Tune callback.
+    """

@@ -1,4 +1,5 @@
-"""Fixtures for the data_shards tests: read shard tars back without the reader under test."""
+"""Fixtures for the data_shards tests: read shard tars back and count decoded frames without the
+code under test (plain tarfile, Pillow and PyAV)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import tarfile
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -39,3 +41,14 @@ def shard_io():
     io_ = _IO()
     io_.read_samples, io_.all_samples = read_samples, all_samples
     return io_
+
+
+def _count_frames(path: str | Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+@pytest.fixture
+def count_frames():
+    """`count_frames(path)`: how many frames PyAV decodes (the ground truth frame counts are compared to)."""
+    return _count_frames

@@ -190,6 +190,31 @@ def test_all_shards_unreadable_raises_instead_of_spinning(demo_shards, tmp_path)
         list(train_loader(broken, batch_size=2, steps_per_epoch=2))
 
 
+def test_every_image_corrupt_raises_instead_of_spinning(demo_shards, tmp_path):
+    broken = tmp_path / "bad_images"
+    shutil.copytree(demo_shards, broken)
+    tar_path = broken / "train-000000.tar"
+    with tarfile.open(tar_path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar]
+    with tarfile.open(tar_path, "w") as tar:  # readable tars, every frame member garbage
+        for m, data in members:
+            if m.name.endswith(".jpg"):
+                data = b"this is not a jpeg" * 10
+                m.size = len(data)
+            tar.addfile(m, io.BytesIO(data))
+    with pytest.raises(VidcolorError, match="no readable samples"):
+        list(train_loader(broken, batch_size=2, steps_per_epoch=2, shuffle_buffer=4))
+
+
+def test_split_smaller_than_the_shuffle_buffer_still_trains(demo_videos, tmp_path):
+    """One video of 2 clips, batches of 8: the shuffle buffer (64) takes many passes over the shard
+    to fill before the first sample comes out, which is no reason to stop."""
+    write_shard_set([demo_videos / "scene_000.mp4"], tmp_path / "s", size=32, clip_len=12, split="100,0,0",
+                    show_progress=False)
+    batches = list(train_loader(tmp_path / "s", window=4, batch_size=8, steps_per_epoch=2))
+    assert len(batches) == 2 and batches[0]["frames"].shape == (8, 4, 32, 32, 3)
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

@@ -1,12 +1,16 @@
-"""Decoding sources: resize/crop arithmetic, frame picking, frame folders, source discovery."""
+"""Decoding sources: resize/crop arithmetic, frame picking, frame folders, source discovery, and the
+one decoding path in its strict (shard writer) and tolerant (colorize) forms."""
 
 from __future__ import annotations
 
+import logging
+
+import av
 import numpy as np
 import pytest
 from PIL import Image
 
-from data_shards.video import (FramePicker, count_frames, find_sources, iter_frames, probe,
+from data_shards.video import (FramePicker, decode_frames, find_sources, iter_frames, iter_frames_tolerant, probe,
                                resize_center_crop, scaled_size)
 from models.errors import VidcolorError
 
@@ -37,7 +41,7 @@ def test_frame_picker_by_hand():
     assert fps == pytest.approx(12) and len(idx) == 12 and idx[:3] == [0, 2, 5]
 
 
-def test_probe_and_decode_demo_video(demo_videos):
+def test_probe_and_decode_demo_video(demo_videos, count_frames):
     path = demo_videos / "scene_000.mp4"
     info = probe(path)
     assert (info.frames, info.fps, info.width, info.height, info.has_audio) == (24, 12.0, 86, 64, False)
@@ -82,3 +86,84 @@ def test_probe_errors_name_the_file(tmp_path):
         probe(empty)
     with pytest.raises(VidcolorError, match="no such file"):
         probe(tmp_path / "nope.mp4")
+
+
+# ----------------------------------------------------------------------------- strict and tolerant decoding
+
+def _gradient(i: int, h: int = 24, w: int = 32) -> np.ndarray:
+    xx = np.tile(np.arange(w, dtype=np.float32), (h, 1))
+    g = np.clip(40 + 5 * xx + 10 * i, 0, 255).astype(np.uint8)
+    return np.repeat(g[..., None], 3, -1)
+
+
+def _mjpeg_with_bad_frame(path, frames, bad: int):
+    """An intra-only (MJPEG) mkv whose frame ``bad`` has its JPEG data zeroed."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=12)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuvj444p"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode(None))
+    with av.open(str(path)) as c:
+        payload = [bytes(p) for p in c.demux(video=0) if p.size][bad]
+    data = bytearray(path.read_bytes())
+    at = data.find(payload)
+    data[at:at + len(payload)] = bytes(len(payload))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_probe_records_the_path_and_kind(tmp_path, demo_videos):
+    info = probe(demo_videos / "scene_000.mp4")
+    assert info.path == demo_videos / "scene_000.mp4" and not info.is_folder
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    Image.fromarray(_gradient(0)).save(folder / "00000.png")
+    info = probe(folder)
+    assert info.path == folder and info.is_folder and info.frames == 1
+
+
+def test_bad_frame_strict_is_an_error_tolerant_is_none(tmp_path, caplog):
+    frames = [_gradient(i) for i in range(6)]
+    path = _mjpeg_with_bad_frame(tmp_path / "damaged.mkv", frames, bad=2)
+    with pytest.raises(VidcolorError, match=r"damaged\.mkv: corrupt or truncated video, frame 2 failed to decode"):
+        list(iter_frames(path))
+    with caplog.at_level(logging.WARNING, logger="data_shards.video"):
+        got = list(iter_frames_tolerant(probe(path)))
+    assert [f is None for f in got] == [i == 2 for i in range(6)]
+    assert "damaged.mkv: frame 2 failed to decode" in caplog.text
+    for i in (0, 1, 3, 4, 5):  # the other frames are the real ones (4:4:4 JPEG: a few levels off)
+        assert np.abs(got[i].astype(int) - frames[i]).mean() < 3
+
+
+def test_unreadable_folder_frame_strict_and_tolerant(tmp_path):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(_gradient(i)).save(folder / f"{i:05d}.png")
+    data = (folder / "00001.png").read_bytes()
+    (folder / "00001.png").write_bytes(data[:len(data) // 2])  # header intact (probe passes), pixels cut
+    info = probe(folder)
+    with pytest.raises(VidcolorError, match=r"00001\.png: not a readable image"):
+        list(decode_frames(info))
+    got = list(iter_frames_tolerant(info))
+    assert got[1] is None and np.array_equal(got[0], _gradient(0)) and np.array_equal(got[2], _gradient(2))
+
+
+def test_keep_and_size_pick_and_shrink_frames(demo_videos):
+    info = probe(demo_videos / "scene_000.mp4")
+    full = [f for _, f in decode_frames(info)]
+    picked = list(decode_frames(info, 16, keep=lambda i: i % 5 == 0))
+    assert [i for i, _ in picked] == [0, 5, 10, 15, 20]
+    assert all(f.shape == (16, 16, 3) for _, f in picked)
+    # swscale's area filter in the decoder against Pillow's resize of the full frame: close, not equal
+    assert np.abs(picked[1][1].astype(int) - resize_center_crop(full[5], 16)).mean() < 6
+
+
+def test_truncated_file_is_an_error_in_both_modes(tmp_path, demo_videos):
+    data = (demo_videos / "scene_000.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:len(data) * 2 // 3])  # the index is up front: it opens, then breaks off
+    for frames in (lambda: iter_frames(cut), lambda: iter_frames_tolerant(probe(cut))):
+        with pytest.raises(VidcolorError, match=r"cut\.mp4: .*truncated"):
+            list(frames())

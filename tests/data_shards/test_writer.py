@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from data_shards.synthetic import encode_h264, make_demo_videos
-from data_shards.manifest import FORMAT, clip_starts, load_manifest
+from data_shards.manifest import FORMAT, clip_starts, parse_manifest
+from data_shards.splits import assign_splits, parse_split, split_counts
 from data_shards.stats import load_histogram
-from data_shards.video import count_frames, iter_frames
-from data_shards.writer import assign_splits, parse_split, split_counts, write_shard_set
+from data_shards.video import iter_frames
+from data_shards.writer import write_shard_set
 from models.errors import VidcolorError
 from study.cli import main as cli
 
@@ -27,6 +28,11 @@ def _shard(sources, out, **kw):
     kw.setdefault("size", 32)
     kw.setdefault("clip_len", 8)
     return write_shard_set([str(s) for s in sources], out, show_progress=False, **kw)
+
+
+def load_manifest(path: Path) -> dict:
+    """A shard set's manifest, read and checked."""
+    return parse_manifest(Path(path).read_bytes(), str(path))
 
 
 def _source_frames(path, size, fps=None):
@@ -259,6 +265,17 @@ def test_nothing_usable_exits_non_zero_naming_each_file(tmp_path, bad_sources, c
     assert not (tmp_path / "s" / "manifest.json").exists()
 
 
+@pytest.mark.parametrize("option, words", [
+    ({"size": 4}, "--size 4: must be between 8 and 4096"), ({"clip_len": 0}, "--clip-len 0"),
+    ({"fps": -1.0}, "--fps -1.0: must be a positive"), ({"shard_size": 0}, "--shard-size 0"),
+    ({"jobs": 0}, "--jobs 0"), ({"split": "50,50"}, "--split '50,50'"),
+])
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, demo_videos, option, words):
+    with pytest.raises(VidcolorError, match=words):
+        _shard([demo_videos / "scene_000.mp4"], tmp_path / "s", **option)
+    assert not (tmp_path / "s").exists()
+
+
 def test_cli_bad_split_exit_status(tmp_path, demo_videos, capsys):
     rc = cli(["shard", str(demo_videos), "--out", str(tmp_path / "s"), "--split", "90,20,10"])
     assert rc == 2 and "--split '90,20,10'" in capsys.readouterr().err
@@ -286,7 +303,7 @@ def test_frame_folder_source_davis_layout(tmp_path, demo_videos, shard_io):
 # ----------------------------------------------------------------------------- the real clips
 
 @pytest.mark.slow
-def test_real_clips_frame_counts_match_pyav(tmp_path, shard_io):
+def test_real_clips_frame_counts_match_pyav(tmp_path, shard_io, count_frames):
     all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
     sources = [REAL / "cockatoo.mp4", REAL / "realshort.mp4"]
     if not all(p.exists() for p in sources):

@@ -1,4 +1,4 @@
-"""Presets exp1..exp5 and ExperimentConfig validation, overrides and serialization."""
+"""Presets exp1..exp5 and ExperimentConfig validation, settings and serialization."""
 
 import dataclasses
 import json
@@ -29,7 +29,9 @@ def test_every_preset_round_trips_json_and_pickle():
 @pytest.mark.parametrize("field,value", [("size", "huge"), ("grid", 1), ("gamma", 0.0), ("temporal", "gru"),
                                          ("seq_len", 0), ("lam", 1.5), ("soft_k", 0), ("soft_sigma", -1.0),
                                          ("temperature", -0.1), ("rebalance", "yes"), ("grid", 10.5),
-                                         ("ensemble", ("exp1",))])
+                                         ("ensemble", ("exp1",)), ("ensemble", ("exp1", "")),
+                                         ("pretrained", ""), ("pretrained", 3), ("name", "a b"),
+                                         ("ensemble", "exp1,exp4")])
 def test_invalid_values_name_the_field(field, value):
     with pytest.raises(VidcolorError, match=rf"^{field}: .*{value!r}"):
         get_preset("exp2").replace(**{field: value})
@@ -42,16 +44,19 @@ def test_frozen_and_int_to_float():
         cfg.lam = 0.2  # type: ignore[misc]
 
 
-def test_with_overrides_coerces_and_returns_unknown_keys():
-    cfg, unused = get_preset("exp5").with_overrides(
+def test_with_settings_parses_text_and_rejects_unknown_keys():
+    cfg = get_preset("exp5").with_settings(
         {"lam": "0.25", "grid": "20", "rebalance": "false", "size": "small", "pretrained": "runs/exp2/best",
-         "ensemble": "exp1, exp2", "lr": "1e-3", "epochs": "3"})
-    assert (cfg.lam, cfg.grid, cfg.rebalance, cfg.size) == (0.25, 20, False, "small")
+         "ensemble": "exp1, exp2", "seq_len": 3})
+    assert (cfg.lam, cfg.grid, cfg.rebalance, cfg.size, cfg.seq_len) == (0.25, 20, False, "small", 3)
     assert cfg.pretrained == "runs/exp2/best" and cfg.ensemble == ("exp1", "exp2")
-    assert unused == {"lr": "1e-3", "epochs": "3"}
-    assert get_preset("exp4").with_overrides({"pretrained": "none"})[0].pretrained is None
+    assert get_preset("exp4").with_settings({"pretrained": "none"}).pretrained is None
+    assert get_preset("exp4").with_settings({"pretrained": ""}).pretrained is None
     with pytest.raises(VidcolorError, match="grid: expected int, got 'ten'"):
-        get_preset("exp2").with_overrides({"grid": "ten"})
+        get_preset("exp2").with_settings({"grid": "ten"})
+    # the training loop's keys are not dropped: they are an error (study.config.settings routes them)
+    with pytest.raises(VidcolorError, match=r"unknown experiment setting\(s\) epochs, lr \(valid: name, size"):
+        get_preset("exp5").with_settings({"lam": "0.25", "lr": "1e-3", "epochs": "3"})
 
 
 def test_replace_rejects_unknown_keys_listing_valid_ones():
@@ -71,3 +76,10 @@ def test_transfer_presets_need_a_pretrained_checkpoint():
 def test_unknown_preset():
     with pytest.raises(VidcolorError, match="exp9.*exp1, exp2"):
         get_preset("exp9")
+
+
+def test_ensemble_list_becomes_a_tuple_and_own_name_is_refused():
+    cfg = get_preset("exp3").replace(ensemble=["exp1", "exp4"])
+    assert cfg.ensemble == ("exp1", "exp4") and cfg.to_dict()["ensemble"] == ["exp1", "exp4"]
+    with pytest.raises(VidcolorError, match="ensemble: must not contain the config's own name 'exp3'"):
+        get_preset("exp3").replace(ensemble=("exp3", "exp1"))

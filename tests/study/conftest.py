@@ -130,9 +130,21 @@ class RayCluster:
         return node
 
 
+def ensure_auth_token() -> None:
+    """`ray start --head` under RAY_AUTH_MODE=token needs a token and, unlike a local `ray.init()`,
+    does not make one: on a fresh machine (no ~/.ray/auth_token) generate it as Ray's docs say."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token").expanduser()
+    if not token.is_file():
+        subprocess.run([RAY, "get-auth-token", "--generate"], env=ray_env(), check=True, capture_output=True,
+                       timeout=120)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """The session's Ray head; yields a RayCluster. Stopped by pid at the end of the session."""
+    ensure_auth_token()
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="vcr", dir="/tmp")  # short: Ray's socket paths are length-limited
     cmd = [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={HEAD_CPUS}",

@@ -19,15 +19,17 @@ import pytest
 import torch
 from PIL import Image
 
-from models.checkpoint import save_checkpoint
-from models.color import chroma, frames_to_lab
+from data_shards.video import iter_frames_tolerant, probe
+from models.checkpoint import load_checkpoint, load_ensemble, save_checkpoint
+from models.color import chroma, frames_to_l, frames_to_lab, lab_to_frames
 from models.ensemble import Ensemble
+from models.errors import VidcolorError
 from models.gamut import ABGamut
-from models.model import create_model
+from models.model import create_model, final_logits
 from models.presets import get_preset
 from study.cli import main as cli
-from study.colorize.command import FrameColorizer, open_source, read_frames, working_size
-from study.media.video_out import VideoWriter, write_video
+from study.colorize.inference import FilmInference, working_size
+from study.media.video_out import write_video
 
 H, W, FPS = 48, 64, 12
 
@@ -65,7 +67,7 @@ def _tiny(preset: str, gamut: ABGamut, seed: int):
 def ckpt_exp1(tmp_path_factory, gamut):
     model = _tiny("exp1", gamut, 0)
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp1", model, model.config, gamut,
-                           extra={"frame_size": 32})
+                           frame_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +81,14 @@ def ckpt_exp5(tmp_path_factory, gamut):
         model.temporal.cell.gates.bias[hidden:2 * hidden].fill_(4.0)
         model.temporal.out.weight.mul_(10.0)
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp5", model, model.config, gamut,
-                           extra={"frame_size": 32})
+                           frame_size=32)
 
 
 @pytest.fixture(scope="module")
 def ckpt_exp3(tmp_path_factory, gamut):
     ens = Ensemble([_tiny("exp1", gamut, 2), _tiny("exp2", gamut, 3)])
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp3", ens, ens.config, gamut,
-                           extra={"frame_size": 32})
+                           frame_size=32)
 
 
 def gray_frames(n: int, h: int = H, w: int = W, color: bool = False) -> list[np.ndarray]:
@@ -234,7 +236,7 @@ def test_temporal_state_runs_across_the_whole_video(ckpt_exp5, ckpt_exp1):
     changed = frames.copy()
     changed[:3] = other_start
 
-    temporal = FrameColorizer.from_checkpoint(ckpt_exp5, device="cpu")
+    temporal = FilmInference.from_checkpoint(ckpt_exp5, device="cpu")
     batched = temporal.colorize(frames)
     temporal.reset()
     one_by_one = np.concatenate([temporal.colorize(frames[i:i + 1]) for i in range(7)])
@@ -253,7 +255,7 @@ def test_temporal_state_runs_across_the_whole_video(ckpt_exp5, ckpt_exp1):
     effect = [np.abs(alt[k].astype(int) - batched[k]).mean() for k in range(3, 7)]
     assert min(effect) > 0.5, effect
     # the image model has no memory: the same frames get the same colors
-    image = FrameColorizer.from_checkpoint(ckpt_exp1, device="cpu")
+    image = FilmInference.from_checkpoint(ckpt_exp1, device="cpu")
     assert np.array_equal(image.colorize(changed)[3:], image.colorize(frames)[3:])
 
 
@@ -263,6 +265,91 @@ def test_working_size_keeps_aspect_and_stride():
     assert working_size(640, 360, 256) == (456, 256)
     assert working_size(64, 48, 32) == (40, 32)
     assert working_size(256, 256, 256) == (256, 256)
+
+
+# ---- one decode path, the checkpoint's working size ---------------------------------------------
+
+def _net_input_sizes(model: torch.nn.Module) -> list[tuple[int, ...]]:
+    """Records the shape of every input the model's forward gets (a forward pre-hook)."""
+    seen: list[tuple[int, ...]] = []
+    model.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape)))
+    return seen
+
+
+@pytest.mark.parametrize("name", ["exp1", "exp5", "exp3"])
+def test_colorize_equals_decoding_by_hand(name, gamut, ckpt_exp1, ckpt_exp5, ckpt_exp3):
+    """predict_ab gives exactly what logits -> annealed mean -> bilinear upsampling by hand give."""
+    ckpt = {"exp1": ckpt_exp1, "exp5": ckpt_exp5, "exp3": ckpt_exp3}[name]
+    inference = FilmInference.from_checkpoint(ckpt, device="cpu", temperature=0.3)
+    frames = np.stack(gray_frames(5, h=41, w=57))
+    got = np.concatenate([inference.colorize(frames[:3]), inference.colorize(frames[3:])])
+
+    model = load_checkpoint(ckpt).model
+    l_full = frames_to_l(torch.from_numpy(frames))  # (5, 1, 41, 57)
+    w, h = working_size(57, 41, 32)
+    l_work = torch.nn.functional.interpolate(l_full, size=(h, w), mode="bilinear", align_corners=False,
+                                             antialias=True)
+    expected, state = [], None
+    with torch.no_grad():
+        for part in (slice(0, 3), slice(3, 5)):  # the same two calls, the state carried between them
+            out = model(l_work[part].unsqueeze(0), state)
+            state = out.state
+            ab = gamut.decode(final_logits(out)[0].float(), temperature=0.3)
+            ab = torch.nn.functional.interpolate(ab, size=(41, 57), mode="bilinear", align_corners=False)
+            expected.append(lab_to_frames(l_full[part], ab).numpy())
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+def test_working_size_comes_from_the_checkpoint_without_any_shard_set(tmp_path, gamut):
+    model = _tiny("exp1", gamut, 4)
+    ckpt = save_checkpoint(tmp_path / "ckpt64", model, model.config, gamut, frame_size=64)
+    inference = FilmInference.from_checkpoint(ckpt, device="cpu")
+    seen = _net_input_sizes(inference.model)
+    inference.colorize(np.stack(gray_frames(3)))  # 64x48 frames: short side 48 -> 64, long 85.3 -> 88
+    assert inference.size == 64 and seen == [(1, 3, 1, 64, 88)]
+    # --size overrides it
+    small = FilmInference.from_checkpoint(ckpt, device="cpu", size=24)
+    seen = _net_input_sizes(small.model)
+    small.colorize(np.stack(gray_frames(2)))
+    assert seen == [(1, 2, 1, 24, 32)]
+
+
+def test_ensemble_of_loaded_members_keeps_their_frame_size(tmp_path, gamut, ckpt_exp1):
+    model = _tiny("exp2", gamut, 5)
+    other = save_checkpoint(tmp_path / "exp2", model, model.config, gamut, frame_size=32)
+    ens = load_ensemble([ckpt_exp1, other])
+    assert ens.frame_size == 32
+    ckpt = save_checkpoint(tmp_path / "ens", ens.model, ens.config, ens.gamut, frame_size=ens.frame_size)
+    inference = FilmInference.from_checkpoint(ckpt, device="cpu")
+    seen = _net_input_sizes(inference.model)
+    colored = inference.colorize(np.stack(gray_frames(2)))
+    assert inference.size == 32 and seen == [(1, 2, 1, 32, 40)] and colored.shape == (2, H, W, 3)
+    video = make_video(tmp_path / "in.mp4", gray_frames(3))
+    assert cli(["colorize", str(ckpt), str(video), str(tmp_path / "out.mp4"), "--device", "cpu"]) == 0
+    assert len(decode(tmp_path / "out.mp4")[0]) == 3
+
+
+def test_checkpoint_without_frame_size_needs_size(tmp_path, gamut, capsys):
+    model = _tiny("exp1", gamut, 6)
+    old = save_checkpoint(tmp_path / "old_ckpt", model, model.config, gamut)  # as before frame_size existed
+    with pytest.raises(VidcolorError, match=r"old_ckpt: the checkpoint does not record the frame size.*--size"):
+        FilmInference.from_checkpoint(old, device="cpu")
+    video = make_video(tmp_path / "in.mp4", gray_frames(3))
+    assert cli(["colorize", str(old), str(video), str(tmp_path / "a.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and "old_ckpt" in err and "--size" in err and "Traceback" not in err
+    assert not (tmp_path / "a.mp4").exists()
+    assert cli(["colorize", str(old), str(video), str(tmp_path / "b.mp4"), "--size", "32"]) == 0
+    assert len(decode(tmp_path / "b.mp4")[0]) == 3
+
+
+@pytest.mark.parametrize("size", ["100000", "0", "4"])
+def test_size_out_of_bounds_is_a_clear_error(tmp_path, ckpt_exp1, capsys, size):
+    video = make_video(tmp_path / "in.mp4", gray_frames(2))
+    assert cli(["colorize", str(ckpt_exp1), str(video), str(tmp_path / "o.mp4"), "--size", size]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --size: must be an integer in [8, 2048], got {size}" in err
+    assert not (tmp_path / "o.mp4").exists()
 
 
 # ---- bad input ------------------------------------------------------------------------------------
@@ -287,7 +374,7 @@ def _mjpeg_with_bad_frame(path: Path, frames: list[np.ndarray], bad: int) -> Pat
 def test_frame_that_fails_to_decode_gets_its_neighbours_colors(tmp_path, ckpt_exp1, caplog):
     src_frames = gray_frames(8)
     src = _mjpeg_with_bad_frame(tmp_path / "damaged.mkv", src_frames, bad=4)
-    assert [f is None for f in read_frames(open_source(src))] == [i == 4 for i in range(8)]
+    assert [f is None for f in iter_frames_tolerant(probe(src))] == [i == 4 for i in range(8)]
     with caplog.at_level(logging.WARNING):
         assert cli(["colorize", str(ckpt_exp1), str(src), str(tmp_path / "fixed.mp4")]) == 0
     assert any("damaged.mkv" in r.message and "frame 4" in r.message for r in caplog.records)
@@ -369,9 +456,7 @@ def test_bad_checkpoint_and_flags(tmp_path, ckpt_exp1, capsys):
     assert not (tmp_path / "in_color.mp4").exists()
 
 
-def test_video_rmse_hand_computed(tmp_path):
-    from study.colorize.command import video_rmse
-
+def test_video_rmse_hand_computed(tmp_path, video_rmse):
     a = write_video(tmp_path / "a.mp4", [np.full((32, 32, 3), 100, np.uint8)] * 3, fps=FPS)
     b = write_video(tmp_path / "b.mp4", [np.full((32, 32, 3), 110, np.uint8)] * 3, fps=FPS)
     assert video_rmse(a, a) == 0.0
@@ -425,7 +510,7 @@ def test_rotated_phone_video_comes_out_upright(tmp_path, ckpt_exp1):
         for f in gray_frames(3):
             c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         c.mux(s.encode(None))
-    src = open_source(path)
+    src = probe(path)
     assert (src.width, src.height) == (H, W)
     out = tmp_path / "phone_color.mp4"
     assert cli(["colorize", str(ckpt_exp1), str(path), str(out), "--device", "cpu"]) == 0
@@ -449,7 +534,7 @@ def test_still_image_named_mp4_and_size_zero_are_refused(tmp_path, ckpt_exp1, ca
 @pytest.mark.parametrize("name", ["exp1", "exp5"])
 def test_batch_size_does_not_change_the_output(name, ckpt_exp1, ckpt_exp5):
     ckpt = {"exp1": ckpt_exp1, "exp5": ckpt_exp5}[name]
-    colorizer = FrameColorizer.from_checkpoint(ckpt, device="cpu", size=36)  # not a multiple of 8
+    colorizer = FilmInference.from_checkpoint(ckpt, device="cpu", size=36)  # not a multiple of 8
     frames = np.stack(gray_frames(6, h=41, w=57))  # odd size
     colorizer.reset()
     batched = colorizer.colorize(frames)

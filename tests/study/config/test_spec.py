@@ -1,8 +1,9 @@
 """Study specs: every shipped config loads and builds valid configs; each validation error names
-the file and the field; ``--set`` routing and typing."""
+the file and the field path; the spec record holds every field."""
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 from models.errors import VidcolorError
 from models.presets import ExperimentConfig
-from study.config.spec import (TrainConfig, apply_settings, load_spec, parse_sets, parse_spec, shipped_specs)
+from study.config.spec import load_spec, parse_spec, shipped_specs
+from study.config.train import TrainConfig
 
 BASE = """
 name = "s"
@@ -127,41 +129,90 @@ def test_bad_toml_and_missing_file(tmp_path):
         load_spec(tmp_path / "nope.toml")
 
 
-def test_set_routing_and_typing():
-    settings = parse_sets(["lr=3e-4", "epochs=5", "amp=false", "size=small", "lam=0.25", "pretrained=none",
-                           "ensemble=exp1,exp4", "rebalance=no"])
-    experiment, train = apply_settings(ExperimentConfig(), TrainConfig(), settings)
-    assert (train.lr, train.epochs, train.amp) == (3e-4, 5, False)
-    assert (experiment.size, experiment.lam, experiment.pretrained) == ("small", 0.25, None)
-    assert experiment.ensemble == ("exp1", "exp4") and experiment.rebalance is False
-
-
-@pytest.mark.parametrize("item, words", [
-    ("lr", "KEY=VALUE"),
-    ("=3", "KEY=VALUE"),
-    ("colour=red", "unknown setting 'colour'"),
-    ("epochs=two", "epochs"),
-    ("epochs=0", "epochs must be > 0"),
-    ("grid=1000", "grid"),
-    ("mode=up", "mode"),
-])
-def test_set_errors(item, words):
-    with pytest.raises(VidcolorError, match=words) as err:
-        apply_settings(ExperimentConfig(), TrainConfig(), parse_sets([item]))
-    assert item == "lr" or item.startswith("=") or "--set" in str(err.value)
-
-
-def test_train_config_round_trip_and_checks():
-    tc = TrainConfig(lr=1, epochs=4)
-    assert isinstance(tc.lr, float) and TrainConfig.from_dict(tc.to_dict()) == tc
-    with pytest.raises(VidcolorError, match="batch_size"):
-        TrainConfig(batch_size=0)
-    with pytest.raises(VidcolorError, match="integer"):
-        TrainConfig(epochs=2.5)
-    with pytest.raises(VidcolorError, match="unknown TrainConfig"):
-        TrainConfig.from_dict({"epochs": 1, "wings": 2})
-
-
 def test_parse_spec_without_file():
     spec = parse_spec({"name": "x", "preset": "exp1"})
     assert spec.search == () and spec.num_trials == 4 and spec.source == "<spec>"
+
+
+def test_error_message_in_full(tmp_path):
+    path = write(tmp_path, 'name = "s"\npreset = "exp2"\n[search.lam]\ntype = "float"\nlow = 1.0\nhigh = 0.2\n')
+    with pytest.raises(VidcolorError) as err:
+        load_spec(path)
+    assert str(err.value) == f"{path}: field search.lam.low: must be < high (low=1.0, high=0.2)"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('source = "x"', "field source: unknown key"),
+    ('[search.lam]\nname = "x"\ntype = "float"\nlow = 0.1\nhigh = 0.5', "field search.lam.name: unknown key"),
+    ('[search.seq_len]\ntype = "int"\nlow = 1.5\nhigh = 3', "field search.seq_len.low: must be an integer, got 1.5"),
+    ('[search.lam]\ntype = "float"\nlow = true\nhigh = 0.5', "field search.lam.low: must be a number, got True"),
+    ('[search.lam]\ntype = "float"\nhigh = 0.5', "field search.lam.low: is required"),
+    ('[search.lam]\ntype = "choice"\nchoices = [0.1, 0.2]\nlow = 3',
+     "field search.lam.low: unknown key (allowed: choices, type)"),
+    ('[search.grid]\ntype = "choice"\nchoices = [10, 10]', "field search.grid.choices: has duplicates"),
+    ('[search.seq_len]\ntype = "int"\nlow = 1\nhigh = 4\nlog = true\nstep = 2',
+     "field search.seq_len.step: cannot be combined with log"),
+    ("search = 3", "field search: must be a table of searched settings, got 3"),
+    ("[search]\nlam = 3", "field search.lam: must be a table, got 3"),
+    ("objective = 3", "field objective: must be a table, got 3"),
+    ("points_to_evaluate = [1]", "field points_to_evaluate[0]: must be a table, got 1"),
+    ('[fixed]\nmetric = "x"', "field fixed.metric: comes from [objective], not [fixed]"),
+    ('[fixed]\nensemble = ["exp1"]', "field fixed.ensemble: needs at least two members (or none), got ('exp1',)"),
+    ("[fixed]\nlr = true", "field fixed.lr: must be a number, got True"),
+    ('[objective]\nmetric = ""', "field objective.metric: must not be empty"),
+    ("[sampler]\nn_startup_trials = -1", "field sampler.n_startup_trials: must be >= 0, got -1"),
+    ("[resources]\ngpus_per_worker = -1", "field resources.gpus_per_worker: must be >= 0, got -1"),
+    ("[asha]\nenabled = 1", "field asha.enabled: must be true or false, got 1"),
+])
+def test_more_errors_name_the_field_path(tmp_path, text, message):
+    path = write(tmp_path, 'name = "s"\npreset = "exp2"\n' + text + "\n")
+    with pytest.raises(VidcolorError) as err:
+        load_spec(path)
+    assert str(err.value).startswith(f"{path}: {message}"), str(err.value)
+
+
+def test_float_ranges_keep_float_bounds_and_int_ranges_int(tmp_path):
+    spec = load_spec(write(tmp_path, 'name = "s"\npreset = "exp2"\n[search.lam]\ntype = "float"\nlow = 0\nhigh = 1\n'
+                                     '[search.seq_len]\ntype = "int"\nlow = 1\nhigh = 4\n'))
+    lam, seq_len = spec.search
+    assert (lam.name, type(lam.low), type(lam.high)) == ("lam", float, float)
+    assert (seq_len.low, seq_len.high) == (1, 4) and type(seq_len.low) is int
+    assert lam.ends() == (0.0, 1.0) and lam.contains(0.5) and not lam.contains(1.5)
+
+
+def test_to_record_holds_every_field():
+    from study.config.spec import SearchParam, StudySpec
+
+    spec = load_spec("demo").replace(points_to_evaluate=({"lam": 0.5, "grid": 10, "seq_len": 2, "lr": 1e-3,
+                                                          "temperature": 0.38},))
+    record = spec.to_record()
+    assert list(record) == list(StudySpec.model_fields)  # a field added later is recorded too
+    for table in ("objective", "sampler", "asha", "resources"):
+        assert list(record[table]) == list(type(getattr(spec, table)).model_fields)
+    for entry, param in zip(record["search"], spec.search, strict=True):
+        assert list(entry) == list(SearchParam.model_fields) and entry["name"] == param.name
+    assert record["sampler"]["n_startup_trials"] == 3 and record["max_failures"] == 1 and record["media_clips"] == 2
+    assert record["points_to_evaluate"] == [dict(spec.points_to_evaluate[0])]
+    assert record["shards"] == "demo_run/shards" and record["search"][1]["choices"] == [10, 20]
+    assert json.loads(json.dumps(record, allow_nan=False)) == record  # plain JSON values
+    assert StudySpec.model_validate(record) == spec  # and nothing is lost
+
+
+def test_replace_validates_like_a_file():
+    spec = load_spec("demo")
+    assert spec.replace(num_trials=9).num_trials == 9 and spec.replace(num_trials=9).search == spec.search
+    with pytest.raises(VidcolorError) as err:
+        spec.replace(num_trials=0)
+    assert str(err.value) == f"{spec.source}: field num_trials: must be >= 1, got 0"
+    with pytest.raises(VidcolorError, match="field fixed.epochs: must be > 0"):
+        spec.replace(fixed={**spec.fixed, "epochs": 0})
+
+
+def test_fixed_text_is_parsed_like_set_and_cross_field_errors_name_the_table():
+    spec = parse_spec({"name": "x", "preset": "exp4", "fixed": {"pretrained": "none", "epochs": "3"}})
+    experiment, train = spec.base_configs()
+    assert experiment.pretrained is None and train.epochs == 3
+    with pytest.raises(VidcolorError) as err:
+        parse_spec({"name": "x", "preset": "exp3", "fixed": {"name": "exp1"}}, source="s.toml")
+    assert str(err.value) == ("s.toml: field fixed: ensemble: must not contain the config's own name 'exp1', "
+                              "got ('exp1', 'exp2')")

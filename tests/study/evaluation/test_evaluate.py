@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, NamedTuple
 
 import pytest
 import torch
 
 from models.color import frames_to_lab
+from models.errors import VidcolorError
 from models.gamut import ABGamut
-from models.model import create_model
+from models.model import ColorizerOutput, Predictor, create_model
 from models.presets import ExperimentConfig
-from study.evaluation.evaluate import evaluate_model, format_table, json_ready
+from study.evaluation.evaluate import colorize_frames, evaluate_model, video_table
+from study.report import json_clean
 
 
 def _batches(frames_by_video: dict[str, torch.Tensor], window: int, batch_size: int, pad_to: int | None = None):
@@ -43,25 +44,29 @@ def _video(seed: int, n: int = 6, size: int = 16) -> torch.Tensor:
     return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=g)
 
 
-class _Out(NamedTuple):
-    ab_logits: torch.Tensor
-    seq_logits: Any
-    state: Any
-
-
-class OneBin(torch.nn.Module):
+class OneBin(Predictor, torch.nn.Module):
     """Puts (almost) all probability on one bin at every pixel: the decode must give its center."""
 
-    def __init__(self, num_bins: int, q: int):
+    def __init__(self, gamut: ABGamut, q: int):
         super().__init__()
-        self.num_bins, self.q = num_bins, q
+        self.config = ExperimentConfig(name="one_bin")
+        self.q = q
         self.scale = torch.nn.Parameter(torch.tensor(1.0))
+        self.register_buffer("ab_centers", torch.as_tensor(gamut.centers).float().clone())
 
     def forward(self, l_norm, state=None):
         b, t, _, h, w = l_norm.shape
-        logits = torch.zeros(b, t, self.num_bins, h // 4, w // 4)
+        logits = torch.zeros(b, t, self.ab_centers.shape[0], h // 4, w // 4)
         logits[:, :, self.q] = 50.0 * self.scale
-        return _Out(logits, None, None)
+        return ColorizerOutput(logits, None, None)
+
+
+class Wrapped(torch.nn.Module):
+    """Holds the model in `.module`, as DistributedDataParallel does."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
 
 
 def test_decode_path_by_hand():
@@ -72,8 +77,8 @@ def test_decode_path_by_hand():
     frames = color.expand(4, 16, 16, 3).contiguous()
     _, gt_ab = frames_to_lab(frames)
     expected = torch.linalg.vector_norm(torch.as_tensor(gamut.centers[q]).float() - gt_ab[0, :, 0, 0]).item()
-    model = OneBin(gamut.num_bins, q).train()
-    res = evaluate_model(model, gamut, _batches({"v": frames}, 2, 2), 0.38, "cpu")
+    model = OneBin(gamut, q).train()
+    res = evaluate_model(model, _batches({"v": frames}, 2, 2), 0.38, "cpu")
     assert model.training  # mode restored
     assert res["num_videos"] == 1 and res["num_frames"] == 4
     assert res["videos"][0]["rmse_ab"] == pytest.approx(expected, rel=1e-3)
@@ -91,7 +96,7 @@ def test_real_tiny_colorizer_per_video_table(temporal):
     videos = {"a": _video(1), "b": _video(2, n=3)}
     window = config.window  # 1 or 3
     batches = _batches(videos, window, batch_size=2, pad_to=6)
-    res = evaluate_model(model, gamut, batches, config.temperature, "cpu")
+    res = evaluate_model(model, batches, config.temperature, "cpu")
     rows = {r["video_id"]: r for r in res["videos"]}
     assert set(rows) == {"a", "b"}
     assert rows["a"]["frames"] == 6 and rows["b"]["frames"] == 3  # padding windows not counted
@@ -102,34 +107,41 @@ def test_real_tiny_colorizer_per_video_table(temporal):
     assert 0 < res["mean"]["rmse_rgb"] < 255
 
     # the same frames with a batch size of 1 give the same numbers (order independent)
-    again = evaluate_model(model, gamut, _batches(videos, window, batch_size=1), config.temperature, "cpu")
+    again = evaluate_model(model, _batches(videos, window, batch_size=1), config.temperature, "cpu")
     assert again["mean"]["rmse_rgb"] == pytest.approx(res["mean"]["rmse_rgb"], rel=1e-5)
 
 
-def test_format_table_and_json_ready():
+def test_colorize_frames_one_bin_unwraps_and_refuses_other_modules():
+    """A one-bin model gives its bin's center at every pixel, at the full (not multiple-of-8) size,
+    also inside a DDP-like wrapper; the L is the frames' own."""
+    gamut = ABGamut(10)
+    q = 7
+    frames = _video(5, n=2, size=12)[None]  # (1, 2, 12, 12, 3): padded to 16 inside predict_ab
+    l_norm, ab = colorize_frames(Wrapped(OneBin(gamut, q)), frames, 0.38)
+    assert l_norm.shape == (1, 2, 1, 12, 12) and ab.shape == (1, 2, 2, 12, 12) and ab.dtype == torch.float32
+    assert torch.equal(l_norm, frames_to_lab(frames)[0])
+    center = torch.as_tensor(gamut.centers[q]).float().view(1, 1, 2, 1, 1)
+    assert torch.allclose(ab, center.expand_as(ab), atol=1e-3)
+    with pytest.raises(VidcolorError, match="expected a VideoColorizer or Ensemble, got Linear"):
+        colorize_frames(torch.nn.Linear(1, 1), frames, 0.38)
+
+
+def test_video_table_and_json_clean():
     res = {"videos": [{"video_id": "v0", "frames": 3, "rmse_rgb": 1.5, "rmse_ab": 2.0, "psnr": 30.0,
                        "colorfulness_ratio": float("nan"), "temporal_error": 0.25}],
            "mean": {"rmse_rgb": 1.5, "rmse_ab": 2.0, "psnr": 30.0, "colorfulness_ratio": float("nan"),
                     "temporal_error": 0.25}, "num_frames": 3, "num_videos": 1}
-    lines = format_table(res).splitlines()
+    lines = video_table(res).splitlines()
     assert lines[0].split() == ["video", "frames", "rmse_rgb", "rmse_ab", "psnr", "colorfulness_ratio",
                                 "temporal_error"]
     assert lines[2].split() == ["v0", "3", "1.500", "2.000", "30.000", "-", "0.250"]
-    assert lines[-1].split()[0] == "mean"
-    text = json.dumps(json_ready(res), allow_nan=False)  # strict JSON: NaN became null
+    assert set(lines[1]) == {"-", " "} and lines[3] == lines[1]  # rules above the rows and the mean
+    assert lines[-1].split() == ["mean", "3", "1.500", "2.000", "30.000", "-", "0.250"]
+    assert len(lines) == 5
+    # numbers are right-aligned under their headers, the video ids left-aligned
+    assert lines[2].startswith("v0 ") and lines[0].endswith("temporal_error") and lines[2].endswith("0.250")
+    text = json.dumps(json_clean(res), allow_nan=False)  # strict JSON: NaN became null
     assert json.loads(text)["mean"]["colorfulness_ratio"] is None
-
-
-@pytest.fixture()
-def tiny_checkpoint(tmp_path):
-    from models.checkpoint import save_checkpoint
-    from models.presets import get_preset
-
-    torch.manual_seed(0)
-    config = get_preset("exp2").replace(size="tiny")
-    gamut = ABGamut(config.grid)
-    save_checkpoint(tmp_path / "ck", create_model(config, gamut), config, gamut)
-    return tmp_path / "ck"
 
 
 def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys):
@@ -149,7 +161,8 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
     assert [v["video_id"] for v in doc["videos"]] == sorted(test_videos)
     assert doc["num_frames"] == ShardSet(demo_shards).num_frames("test")
     assert doc["split"] == "test" and doc["config"]["name"] == "exp2" and doc["temperature"] == 0.38
-    assert all(v in printed for v in test_videos) and "mean" in printed
+    assert all(v in printed for v in test_videos) and "mean" in printed and f"wrote {out}" in printed
+    assert doc["device"] == "cpu" and doc["metrics"]["rmse_rgb"] == {"better": "min"}
 
     # independent check: per-frame RMSE of the rounded uint8 prediction, averaged per video, then over videos
     ck = load_checkpoint(tiny_checkpoint)
@@ -169,3 +182,5 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
     assert "no 'nope' split" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing"), "--shards", str(demo_shards)]) == 2
     assert "missing" in capsys.readouterr().err
+    assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--batch-size", "0"]) == 2
+    assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err

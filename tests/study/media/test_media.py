@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import av
@@ -11,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from models.color import frames_to_lab
+from models.color import frames_to_lab, lab_to_frames
 from models.gamut import ABGamut
 from models.model import create_model
 from models.presets import ExperimentConfig
-from study.media.samples import Clip, pick_clips, render_clip
+from study.media.samples import Clip, pick_clips, register_media, render_clip
 from study.store import Store
 
 
@@ -47,7 +46,7 @@ def test_render_clip_writes_playable_media_and_registers_it(tmp_path):
     model = create_model(config, gamut)
     frames = _frames(3)
     clip = Clip("vid_a", 2, 32, frames)
-    files = render_clip(model, gamut, clip, config.temperature, torch.device("cpu"), tmp_path, fps=12.0)
+    files = render_clip(model, clip, config.temperature, torch.device("cpu"), tmp_path, fps=12.0)
 
     kinds = sorted({f.kind for f in files})
     assert kinds == ["gray_mp4", "gray_png", "gt_mp4", "gt_png", "pred_mp4", "pred_png"]
@@ -71,11 +70,15 @@ def test_render_clip_writes_playable_media_and_registers_it(tmp_path):
     l_pred, _ = frames_to_lab(pred)
     l_gt, _ = frames_to_lab(frames[1])
     assert (l_pred - l_gt).abs().mean().item() < 0.02  # the prediction keeps the true lightness
+    assert not model.training  # rendered in eval mode
+    l_norm, _ = frames_to_lab(frames)  # (T, 1, H, W)
+    ab, _ = model.predict_ab(l_norm[None], temperature=config.temperature)
+    assert torch.equal(pred, lab_to_frames(l_norm, ab[0])[1])  # the PNG is the model's own decode, unchanged
 
     store = Store(f"sqlite:///{tmp_path / 'r.db'}")
     store.create_study("s", objective="val_rmse_rgb")
     store.upsert_trial("s", "t1")
-    assert store.add_media_many("s", "t1", [asdict(f) for f in files]) == 15
+    assert register_media(store, "s", "t1", files) == 15
     df = store.media("s", "t1")
     assert len(df) == 15 and set(df["video_id"]) == {"vid_a"} and set(df["clip"]) == {2}
     assert sorted(df.loc[df["kind"] == "pred_png", "frame"]) == [0, 1, 2, 3]
@@ -87,7 +90,7 @@ def test_render_samples_from_shards_into_the_store(demo_shards, tmp_path):
     from data_shards.reader import ShardSet
     from models.checkpoint import save_checkpoint
     from models.errors import VidcolorError
-    from study.media.samples import render_samples
+    from study.media.samples import register_media, render_samples
 
     torch.manual_seed(0)
     config = ExperimentConfig(name="exp5", size="tiny", temporal="convlstm", seq_len=2, lam=0.5)
@@ -99,13 +102,12 @@ def test_render_samples_from_shards_into_the_store(demo_shards, tmp_path):
 
     with pytest.raises(VidcolorError, match="clips"):
         render_samples(tmp_path / "ck", demo_shards, tmp_path / "m", clips=0)
-    with pytest.raises(VidcolorError, match="study and trial_id"):
-        render_samples(tmp_path / "ck", demo_shards, tmp_path / "m", store=store)
     with pytest.raises(VidcolorError, match="no 'nope' split"):
         render_samples(tmp_path / "ck", demo_shards, tmp_path / "m", split="nope")
 
-    files = render_samples(tmp_path / "ck", demo_shards, tmp_path / "m", split="val", clips=2, device="cpu",
-                           store=store, study="s", trial_id="t1")
+    files = render_samples(tmp_path / "ck", demo_shards, tmp_path / "m", split="val", clips=2, device="cpu")
+    assert register_media(store, "s", "t1", files) == len(files)
+    register_media(store, "s", "t1", files)  # registering again updates the same rows
     shard_set = ShardSet(demo_shards)
     clip_len = shard_set.clip_len
     val_videos = {v["id"] for v in shard_set.videos("val")}

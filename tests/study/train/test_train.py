@@ -14,11 +14,14 @@ from models.checkpoint import load_checkpoint
 from models.gamut import ABGamut
 from models.model import create_model
 from models.presets import get_preset
-from study.config.spec import TrainConfig
-from study.train.loop import (TRAIN_STATE_FILE, TrainingError, _Ctx, _restore, load_optimizer, make_trainer,
-                         raise_for_error, save_optimizer)
+from study.config.train import TrainConfig
+from study.train.launch import Placement, make_trainer, raise_for_error
+from study.train.loop import TRAIN_STATE_FILE, TrainingError, restore
+from study.train.optim_state import load_optimizer, save_optimizer
 
 pytestmark = pytest.mark.timeout(300)
+
+LOCAL = Placement(workers=0)  # Ray Train's local mode: the loop runs in this process
 
 TINY = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, val_batches=1, val_batch_size=2, lr=3e-3,
                    metric="train_loss")
@@ -45,7 +48,7 @@ def test_optimizer_state_round_trip(tmp_path):
 
 def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
     experiment = get_preset("exp5").replace(transfer=False, seq_len=2, grid=20)
-    result = make_trainer(experiment, TINY, demo_shards, workers=0).fit()
+    result = make_trainer(experiment, TINY, demo_shards, LOCAL).fit()
     raise_for_error(result)
     metrics = result.metrics
     assert metrics["epoch"] == 2 and metrics["world_size"] == 1
@@ -66,7 +69,7 @@ def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
     gamut = ABGamut(20)
     model = create_model(experiment, gamut)
     optimizer = torch.optim.Adam(model.parameters(), lr=TINY.lr)
-    start, best = _restore(folder, model, optimizer, _Ctx(0, 1, torch.device("cpu")))
+    start, best = restore(folder, model, optimizer, torch.device("cpu"))
     assert start == 2 and best == pytest.approx(metrics["best_train_loss"])
     for k, v in loaded.model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
@@ -75,20 +78,20 @@ def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
 
 def test_nan_loss_is_a_clear_error_not_a_retry(demo_shards):
     experiment = get_preset("exp1").replace(grid=40)
-    result = make_trainer(experiment, TINY.replace(lr=1e6, steps_per_epoch=4), demo_shards, workers=0).fit()
+    result = make_trainer(experiment, TINY.replace(lr=1e6, steps_per_epoch=4), demo_shards, LOCAL).fit()
     with pytest.raises(TrainingError, match="NaN or infinite at epoch 1"):
         raise_for_error(result)
 
 
 def test_window_longer_than_clips_is_reported(demo_shards):
     experiment = get_preset("exp5").replace(transfer=False, seq_len=9)  # window 10 > clip_len 8
-    result = make_trainer(experiment, TINY, demo_shards, workers=0).fit()
+    result = make_trainer(experiment, TINY, demo_shards, LOCAL).fit()
     with pytest.raises(TrainingError, match="window"):
         raise_for_error(result)
 
 
 def test_transfer_preset_needs_pretrained(demo_shards, tmp_path):
-    result = make_trainer(get_preset("exp4"), TINY, demo_shards, workers=0).fit()
+    result = make_trainer(get_preset("exp4"), TINY, demo_shards, LOCAL).fit()
     with pytest.raises(TrainingError, match="pretrained"):
         raise_for_error(result)
 
@@ -118,24 +121,25 @@ def test_vidcolor_train_ddp_two_workers(ray_cluster, ray_tools, demo_shards, tmp
 def test_experiments_chain_ensemble_and_table(demo_shards, tmp_path):
     """exp3 = the ensemble of the exp1 and exp2 models, evaluated on the test split like the others."""
     from models.ensemble import Ensemble
-    from study.evaluation.experiments import build_ensemble, evaluate_checkpoint, format_table, parse_only
+    from study.evaluation.experiments import build_ensemble, evaluate_checkpoint, experiments_table, parse_only
 
     assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only(None)[-1] == "exp5"
     with pytest.raises(Exception, match="exp7"):
         parse_only("exp1,exp7")
     members = []
     for name in ("exp1", "exp2"):
-        result = make_trainer(get_preset(name).replace(grid=40), TINY.replace(epochs=1), demo_shards, workers=0).fit()
+        result = make_trainer(get_preset(name).replace(grid=40), TINY.replace(epochs=1), demo_shards, LOCAL).fit()
         raise_for_error(result)
         members.append(Path(result.checkpoint.path))
     folder = build_ensemble(members, tmp_path / "exp3" / "best")
     loaded = load_checkpoint(folder)
     assert isinstance(loaded.model, Ensemble) and loaded.config.name == "exp3"
+    assert loaded.frame_size == 64 == load_checkpoint(members[0]).frame_size  # the shard set's size
     figures = {name: evaluate_checkpoint(path, str(demo_shards), split="test")
                for name, path in (("exp1", members[0]), ("exp2", members[1]), ("exp3", folder))}
     for f in figures.values():
         assert f["num_frames"] > 0 and 0 < f["mean"]["rmse_rgb"] < 255
-    text = format_table({"experiments": {k: {"mean": v["mean"], "num_frames": v["num_frames"]}
+    text = experiments_table({"experiments": {k: {"mean": v["mean"], "num_frames": v["num_frames"]}
                                          for k, v in figures.items()}})
     lines = text.splitlines()
     assert lines[0].split()[:2] == ["exp", "RMSE"] and [ln.split()[0] for ln in lines[2:]] == ["exp1", "exp2", "exp3"]

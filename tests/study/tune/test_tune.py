@@ -15,7 +15,7 @@ import pytest
 from models.errors import VidcolorError
 from study.config.spec import load_spec, parse_spec
 from study.store import Store
-from study.tune.driver import plan_concurrency, run_study
+from study.tune.runner import plan_concurrency, run_study
 
 FIXED = """
 [fixed]

@@ -1,0 +1,281 @@
+"""One film through the model: decode ahead, colorize in batches, encode behind, report.
+
+`colorize_source` reads a probed source (`data_shards.video.VideoInfo`) with the tolerant decoder
+in a thread a few batches ahead, runs `FilmInference` on batches of frames, and hands the frames
+to the writer (libx264 through `study.media.video_out.VideoWriter`, or numbered PNGs through
+`FrameFolderWriter`) in another thread, so decoding and encoding run beside the model. A frame
+that fails to decode is replaced by its neighbour's colorized frame (the previous one, or the next
+one at the start), so the output keeps the input's frame count. Outputs are written under a
+temporary name and renamed only when complete, so nothing half-written ever sits under OUT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from data_shards.video import VideoInfo, iter_frames_tolerant
+from models.color import chroma, frames_to_lab
+from models.errors import VidcolorError
+from study.colorize.inference import FilmInference
+from study.media.video_out import VideoWriter
+
+log = logging.getLogger(__name__)
+
+COLOR_CHROMA = 3.0  # mean chroma (ab units) above which an input counts as a color video
+OUTPUT_VIDEO_SUFFIX = ".mp4"
+
+
+def mean_chroma(frames: np.ndarray) -> float:
+    """Mean chroma of uint8 RGB frames (N, H, W, 3), on a strided subsample (cheap)."""
+    sub = torch.from_numpy(np.ascontiguousarray(frames[:, ::4, ::4]))
+    _, ab = frames_to_lab(sub)
+    return float(chroma(ab).mean())
+
+
+# ---- threads: decode ahead, encode behind -------------------------------------------------------
+
+_END = object()
+
+
+def _prefetch(items: Iterable, depth: int) -> Iterator:
+    """Run ``items`` in a thread ``depth`` items ahead (PyAV decodes without holding the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="colorize-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class _BackgroundSink:
+    """Calls ``write(frame)`` for each queued frame in a thread (libx264 runs beside the model)."""
+
+    def __init__(self, write: Callable[[np.ndarray], None], depth: int = 64):
+        self._write = write
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="colorize-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._q.get()
+            if frame is _END:
+                return
+            if self._error is None:
+                try:
+                    self._write(frame)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    self._error = exc
+
+    def put(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(frame)
+
+    def finish(self) -> None:
+        self._q.put(_END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+class FrameFolderWriter:
+    """Numbered PNG frames into a folder; built in a temporary folder, renamed when complete."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.frames_written = 0
+        self._tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.partial"
+
+    def __enter__(self) -> "FrameFolderWriter":
+        if not self.path.parent.is_dir():
+            raise VidcolorError(f"{self.path}: output folder {self.path.parent} does not exist")
+        if self.path.is_dir():
+            # Only a previous frame output (numbered PNGs, nothing else) may be replaced.
+            foreign = [q.name for q in self.path.iterdir() if not (q.is_file() and q.suffix == ".png"
+                                                                    and q.stem.isdigit())]
+            if foreign:
+                raise VidcolorError(f"{self.path}: folder exists and holds other files ({', '.join(sorted(foreign)[:3])}); "
+                                    "refusing to replace it")
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        try:
+            self._tmp.mkdir()
+        except OSError as exc:
+            raise VidcolorError(f"{self.path}: cannot write here ({exc})") from None
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        Image.fromarray(frame).save(self._tmp / f"{self.frames_written:05d}.png", compress_level=1)
+        self.frames_written += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self.frames_written == 0:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            if exc_type is None:
+                raise VidcolorError(f"{self.path}: no frames were written")
+            return
+        if self.path.exists():
+            if not self.path.is_dir():
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                raise VidcolorError(f"{self.path}: exists and is not a folder")
+            old = self.path.parent / f".{self.path.name}.{os.getpid()}.old"
+            os.replace(self.path, old)
+            os.replace(self._tmp, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self._tmp, self.path)
+
+
+# ---- one source ---------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """What happened to one input."""
+
+    source: Path
+    output: Path | None
+    frames: int = 0
+    failed_frames: int = 0
+    width: int = 0
+    height: int = 0
+    fps: Fraction | None = None
+    seconds: float = 0.0
+    was_color: bool = False
+    audio: bool = False
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def speed(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _batches(frames: Iterator[np.ndarray | None], batch_size: int) -> Iterator[list[np.ndarray | None]]:
+    batch: list[np.ndarray | None] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _GapFiller:
+    """Puts colorized frames out in order; a failed frame (``None``) gets its neighbour's colors:
+    the previous frame's, or the first good frame's for failures at the start."""
+
+    def __init__(self, put: Callable[[np.ndarray], None]):
+        self.put = put
+        self.last: np.ndarray | None = None  # the latest colorized frame
+        self.pending = 0  # failed frames before the first good one
+        self.failed = 0
+
+    def add(self, batch: list[np.ndarray | None], colored: Iterable[np.ndarray]) -> None:
+        """``colored``: the colorized good frames of ``batch``, in order."""
+        colored = iter(colored)
+        for frame in batch:
+            if frame is None:
+                self.failed += 1
+                if self.last is None:
+                    self.pending += 1
+                else:
+                    self.put(self.last)
+                continue
+            self.last = next(colored)
+            for _ in range(self.pending + 1):
+                self.put(self.last)
+            self.pending = 0
+
+
+def _run(inference: FilmInference, info: VideoInfo, put: Callable[[np.ndarray], None], result: Result,
+         batch_size: int, on_batch: Callable[[int], None]) -> None:
+    """Decode, colorize and ``put`` every frame of ``info`` in order; fills ``result``'s counts."""
+    filler = _GapFiller(put)
+    for batch in _prefetch(_batches(iter_frames_tolerant(info), batch_size), depth=2):
+        good = [f for f in batch if f is not None]
+        colored = inference.colorize(np.stack(good)) if good else ()
+        if good and result.frames == 0 and mean_chroma(np.stack(good[:4])) > COLOR_CHROMA:
+            result.was_color = True
+            log.warning("%s is in color: only its lightness (L) is used, the result is a new "
+                        "colorization to compare with the original", info.path)
+        filler.add(batch, colored)
+        result.frames += len(batch)
+        on_batch(len(batch))
+    result.failed_frames = filler.failed
+    if filler.last is None:
+        raise VidcolorError(f"{info.path}: no frame could be decoded" if result.frames
+                            else f"{info.path}: holds no video frames")
+
+
+def colorize_source(inference: FilmInference, info: VideoInfo, out: Path, *, batch_size: int = 16,
+                    progress: bool = True, crf: int = 18, preset: str = "medium") -> Result:
+    """Colorize one probed source into ``out`` (an .mp4 file, or a frame folder for any other name)."""
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise VidcolorError(f"--batch-size: must be >= 1, got {batch_size}")
+    result = Result(info.path, out, width=info.width, height=info.height, fps=info.rate)
+    writer = (VideoWriter(out, info.rate, info.width, info.height,
+                          audio_from=info.path if info.has_audio else None, crf=crf, preset=preset)
+              if out.suffix.lower() == OUTPUT_VIDEO_SUFFIX else FrameFolderWriter(out))
+    inference.reset()
+    start = time.perf_counter()
+    bar = tqdm(total=info.frames or None, unit="frame", desc=info.path.name, disable=not progress,
+               dynamic_ncols=True, leave=False)
+    with writer, bar:
+        result.audio = bool(getattr(writer, "has_audio", False))
+        sink = _BackgroundSink(writer.write)
+        try:
+            _run(inference, info, sink.put, result, batch_size, bar.update)
+        finally:
+            sink.finish()
+    result.seconds = time.perf_counter() - start
+    if result.failed_frames:
+        result.notes.append(f"{result.failed_frames} frame(s) failed to decode: neighbour's colors used")
+    if result.was_color:
+        result.notes.append("color input: colorized from its L only")
+    log.info("%s -> %s: %d frames in %.1f s (%.2f frames/s)", info.path, out, result.frames,
+             result.seconds, result.speed)
+    return result

@@ -1,0 +1,61 @@
+"""``key=value`` settings: parsing ``--set`` items and routing each setting to its config.
+
+A setting names a field of :class:`~study.config.train.TrainConfig` (the training loop) or of
+``models.presets.ExperimentConfig`` (the model); the two share no field name, so every key has
+exactly one home. ``--set`` text, a study spec's ``[fixed]`` table and a trial's sampled values all
+go through :func:`apply_settings`; a key that is neither config's field is an error that lists
+the valid ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from models.errors import VidcolorError
+from models.fields import field_names
+from models.presets import ExperimentConfig
+from study.config.train import TrainConfig
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every valid setting key, sorted: the fields of ExperimentConfig and TrainConfig."""
+    return tuple(sorted(field_names(ExperimentConfig) + field_names(TrainConfig)))
+
+
+def check_setting_name(key: str) -> None:
+    """Raise ``unknown setting 'key' (known: ...)`` unless ``key`` is a setting."""
+    if key not in setting_names():
+        raise VidcolorError(f"unknown setting {key!r} (known: {', '.join(setting_names())})")
+
+
+def parse_sets(items: Iterable[str]) -> dict[str, str]:
+    """``["lam=0.5", "size=tiny"]`` -> ``{"lam": "0.5", "size": "tiny"}`` (text; typed by apply_settings)."""
+    settings: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise VidcolorError(f"--set expects KEY=VALUE, got {item!r}")
+        settings[key] = value.strip()
+    return settings
+
+
+def apply_settings(experiment: ExperimentConfig, train: TrainConfig, settings: Mapping[str, Any],
+                   where: str | None = "--set") -> tuple[ExperimentConfig, TrainConfig]:
+    """Both configs with ``settings`` applied, validated.
+
+    Values may be typed (TOML) or text (``--set``), which is parsed by the field's type
+    (``pretrained=none`` -> None, ``ensemble=a,b`` -> a tuple). ``where`` prefixes error messages
+    (a file and table, or ``--set``); with None the error is raised as is (a bad value is a
+    ``models.fields.FieldError`` naming the field)."""
+    experiment_keys = set(field_names(ExperimentConfig))
+    try:
+        for key in settings:
+            check_setting_name(key)
+        experiment = experiment.with_settings({k: v for k, v in settings.items() if k in experiment_keys})
+        train = train.with_settings({k: v for k, v in settings.items() if k not in experiment_keys})
+    except VidcolorError as exc:
+        if where is None:
+            raise
+        raise VidcolorError(f"{where}: {exc}") from None
+    return experiment, train

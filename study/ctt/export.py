@@ -1,0 +1,55 @@
+"""`vidcolor ctt export`: Color Turing Test results per trial and per experiment, as a CSV file
+or a printed table (the same figures the dashboard's results page shows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from study.ctt import stats as ctt_stats
+from study.ctt.build import resolve_study
+from study.report import format_table
+from study.store import Store
+
+# the columns of the printed table (the CSV file has every column of `results`)
+SHOWN_COLUMNS = ("level", "name", "votes", "fooling_rate", "fool_lo", "fool_hi", "ratings", "mean_rating",
+                 "raters", "attention_failures")
+
+
+def results(store: Store, study: str, exclude_failed: bool = False) -> pd.DataFrame:
+    """Per trial and per experiment CTT results (column `level`; the trial id or experiment in
+    `name`), with the columns of `study.ctt.stats.aggregate`."""
+    votes = ctt_stats.votes_from_store(store.votes(study))
+    parts = []
+    for level in ("trial", "experiment"):
+        agg = ctt_stats.aggregate(votes, by=level, exclude_failed=exclude_failed)
+        agg = agg.rename(columns={level: "name"})
+        agg.insert(0, "level", level)
+        parts.append(agg)
+    return pd.concat(parts, ignore_index=True)
+
+
+def results_table(res: pd.DataFrame) -> str:
+    """`results` as a plain-text table of `SHOWN_COLUMNS` (rates and ratings with 3 decimals)."""
+    rows = res[list(SHOWN_COLUMNS)].astype(object).values.tolist()  # Python ints stay ints
+    return format_table(SHOWN_COLUMNS, rows, digits=3)
+
+
+def main_export(args) -> int:
+    """`vidcolor ctt export`: write the results to `--out` (CSV) or print them."""
+    store = Store(args.db)
+    study = resolve_study(store, args.study)
+    res = results(store, study, exclude_failed=args.exclude_failed)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        res.to_csv(args.out, index=False)
+        print(f"wrote {len(res)} rows to {args.out}")
+        return 0
+    if res.empty:
+        print(f"study {study}: no CTT votes yet")
+        return 0
+    excluded = " (raters who failed attention checks excluded)" if args.exclude_failed else ""
+    print(f"study {study}: Color Turing Test{excluded}")
+    print(results_table(res))
+    return 0

@@ -1,0 +1,186 @@
+"""The results store's connection: URL handling, the SQLAlchemy engine, sessions and schema upgrade.
+
+`StoreEngine` is the base every part of `study.store.Store` builds on. It normalizes the URL
+(`$VIDCOLOR_DB` or `sqlite:///vidcolor.db` by default; SQLite paths made absolute, plain
+`postgresql://` run through psycopg 3), creates the tables (and adds the columns an older database
+lacks), and hands out sessions: `_write()` is one transaction, opened on SQLite with
+`BEGIN IMMEDIATE` so concurrent writers queue on the busy timeout instead of failing, and WAL mode
+lets readers never block the writer. It also holds the name lookups (`_study`, `_trial`) every
+part shares. A store pickles as its URL, so it can ride along in a Ray Tune callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from models.errors import VidcolorError
+from study.store.schema import CTT_ITEM_ADDED, Base, CttItemRow, StudyRow, TrialRow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///vidcolor.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _normalize_url(url: str) -> str:
+    """Absolute SQLite paths (Ray workers and the dashboard run elsewhere); psycopg 3 for PostgreSQL."""
+    try:
+        u = make_url(url)
+    except ArgumentError as exc:
+        raise VidcolorError(f"results database URL {url!r} is not a valid SQLAlchemy URL: {exc}") from None
+    if u.drivername in ("postgres", "postgresql"):
+        u = u.set(drivername="postgresql+psycopg")
+    on_disk = u.database not in (None, "", ":memory:") and not u.database.startswith("file:")
+    if u.get_backend_name() == "sqlite" and on_disk:
+        path = Path(u.database).expanduser().resolve()
+        if path.is_dir():
+            raise VidcolorError(f"results database {url!r} names the folder {path}, not a file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        u = u.set(database=str(path))
+    return u.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL + busy timeout + foreign keys on each connection; explicit BEGIN (IMMEDIATE for writes).
+
+    pysqlite's own transaction handling is turned off (SQLAlchemy's documented recipe) so that a
+    write transaction takes the write lock up front: a deferred one that reads first can fail with
+    SQLITE_BUSY without waiting when another writer commits in between.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # noqa: ANN001
+        immediate = conn.get_execution_options().get("vidcolor_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class StoreEngine:
+    """The database behind a store: `StoreEngine(url)`; `url` defaults to `$VIDCOLOR_DB` or
+    `sqlite:///vidcolor.db`. Creates the tables on open."""
+
+    def __init__(self, url: str | None = None, *, echo: bool = False):
+        raw = url or os.environ.get("VIDCOLOR_DB") or DEFAULT_URL
+        self.url: str = _normalize_url(raw)
+        self._echo = echo
+        self.engine: Engine = self._make_engine()
+        try:
+            Base.metadata.create_all(self.engine)
+            self._upgrade_schema()
+        except OperationalError as exc:
+            raise VidcolorError(f"cannot open the results database {self.display_url}: {exc.orig}") from None
+        log.debug("results store at %s", self.display_url)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked (for logs and tables)."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is SQLite."""
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def optuna_storage_url(self) -> str:
+        """The URL for `optuna.storages.RDBStorage`: the same database (Optuna's tables don't clash)."""
+        return self.url
+
+    def _make_engine(self) -> Engine:
+        u = make_url(self.url)
+        kwargs: dict[str, Any] = {"echo": self._echo, "future": True}
+        if u.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+            if u.database in (None, "", ":memory:"):
+                kwargs["poolclass"] = StaticPool  # one shared in-memory database
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            engine = create_engine(u, **kwargs)
+        except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+            raise VidcolorError(
+                f"results database {self.display_url}: driver missing ({exc}); "
+                "for PostgreSQL install the extra: pip install 'vidcolor[postgres]'") from None
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)
+        return engine
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "echo": self._echo}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], echo=state.get("echo", False))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.display_url!r})"
+
+    def _upgrade_schema(self) -> None:
+        """Add the CTT item columns a database made by an older version lacks (nothing is lost)."""
+        table = CttItemRow.__tablename__
+        have = {c["name"] for c in inspect(self.engine).get_columns(table)}
+        missing = {k: v for k, v in CTT_ITEM_ADDED.items() if k not in have}
+        if not missing:
+            return
+        with self.engine.begin() as conn:
+            for name, ddl in missing.items():
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+        log.info("results store %s: added column(s) %s to %s", self.display_url, sorted(missing), table)
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE, so writers queue on the busy timeout)."""
+        engine = self.engine.execution_options(vidcolor_immediate=True) if self.is_sqlite else self.engine
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A session for reading (its rows stay usable after it closes)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def journal_mode(self) -> str | None:
+        """SQLite's journal mode ('wal' when the store opened it); None on other databases."""
+        if not self.is_sqlite:
+            return None
+        with self.engine.connect() as conn:
+            return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower()
+
+    # -- name lookups shared by every part of the store ------------------------------------------
+
+    def _study(self, s: Session, name: str) -> StudyRow:
+        row = s.scalar(select(StudyRow).where(StudyRow.name == name))
+        if row is None:
+            raise VidcolorError(f"no study named {name!r} in {self.display_url}")
+        return row
+
+    def _trial(self, s: Session, study: str, trial_id: str) -> TrialRow:
+        st = self._study(s, study)
+        row = s.scalar(select(TrialRow).where(TrialRow.study_id == st.id, TrialRow.trial_id == str(trial_id)))
+        if row is None:
+            raise VidcolorError(f"study {study!r} has no trial {trial_id!r}")
+        return row

@@ -1,0 +1,124 @@
+"""Launching one training run on Ray Train: ``vidcolor train``, the seed experiments and Tune trials.
+
+``make_trainer`` builds the ``TorchTrainer`` of one configuration (its Train run named so that a
+second trainer with the same name resumes from the run's latest checkpoint); ``run_training``
+fits it and leaves the best checkpoint at ``OUT/best/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.errors import VidcolorError
+from study.train.loop import ERROR_KEY, TRAIN_STATE_FILE, TrainingError, train_loop
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's Ray Train workers go: how many, and what each one reserves."""
+
+    workers: int = 1
+    """DDP workers; 0 runs the loop in the calling process (Ray Train's local mode, for tests)."""
+    cpus_per_worker: float = 1.0
+    use_gpu: bool = False
+    """One GPU per worker (bf16 autocast in the loop)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise VidcolorError(f"--workers: must be an integer >= 0, got {self.workers!r}")
+        if not self.cpus_per_worker > 0:
+            raise VidcolorError(f"cpus_per_worker: must be > 0, got {self.cpus_per_worker!r}")
+
+
+def make_trainer(experiment, train, shards: str, placement: Placement = Placement(), *,
+                 storage_path: str | None = None, name: str = "train", max_failures: int = 0,
+                 callbacks: list | None = None):
+    """A ``TorchTrainer`` for one configuration. The Train run is named ``name`` under
+    ``storage_path``: a second trainer with the same name resumes from that run's latest checkpoint."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    workers = placement.workers
+    resources = {"CPU": placement.cpus_per_worker}
+    if placement.use_gpu:
+        resources["GPU"] = 1
+    scaling = ScalingConfig(num_workers=workers, use_gpu=placement.use_gpu,
+                            resources_per_worker=resources if workers > 0 else None)
+    run_config = RunConfig(
+        name=name,
+        storage_path=None if storage_path is None else str(storage_path),
+        failure_config=FailureConfig(max_failures=max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=train.metric,
+                                           checkpoint_score_order=train.mode),
+        callbacks=callbacks or None,
+    )
+    loop_config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": str(shards),
+                   "local_mode": workers == 0}
+    return TorchTrainer(train_loop, train_loop_config=loop_config, scaling_config=scaling, run_config=run_config)
+
+
+def raise_for_error(result) -> None:
+    """Turn a deterministic failure returned by the workers into a TrainingError."""
+    value = getattr(result, "return_value", None)
+    if isinstance(value, dict) and value.get(ERROR_KEY):
+        raise TrainingError(value[ERROR_KEY])
+
+
+def best_checkpoint_path(result, metric: str, mode: str) -> str | None:
+    """The folder of the best checkpoint of a finished Train run (local path or URI)."""
+    best = None
+    for ckpt, metrics in getattr(result, "best_checkpoints", None) or []:
+        value = metrics.get(metric)
+        if value is None or not math.isfinite(float(value)):
+            continue
+        if best is None or (value < best[1] if mode == "min" else value > best[1]):
+            best = (ckpt, value)
+    if best is not None:
+        return best[0].path
+    return result.checkpoint.path if result.checkpoint is not None else None
+
+
+def run_training(experiment, train, shards: str, out: str | Path, *, workers: int = 1, use_gpu: bool = False,
+                 address: str | None = None) -> dict[str, Any]:
+    """Train one configuration on Ray; leaves the best checkpoint at ``OUT/best/``.
+
+    Returns ``{"best": path, "metrics": best metrics, "last": last metrics, "run": Train run path}``."""
+    from data_shards.reader import ShardSet
+    from study.ray_runtime import init_ray
+
+    placement = Placement(workers=workers, use_gpu=use_gpu)
+    shards = ShardSet(shards).location  # a clear error before Ray starts; local paths made absolute
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if workers > 0:
+        init_ray(address)
+    trainer = make_trainer(experiment, train, shards, placement, storage_path=str(out / "ray"), name="train")
+    result = trainer.fit()
+    raise_for_error(result)
+    path = best_checkpoint_path(result, train.metric, train.mode)
+    if path is None:
+        raise VidcolorError(f"training in {out} reported no checkpoint")
+    best_dir = _publish_best(path, out)
+    best_metrics = next((dict(m) for ckpt, m in getattr(result, "best_checkpoints", None) or []
+                         if ckpt.path == path), {})
+    if not best_metrics:
+        state = json.loads((best_dir / TRAIN_STATE_FILE).read_text())
+        best_metrics = {"epoch": state["epoch"], train.metric: state.get("best")}
+    return {"best": str(best_dir), "metrics": best_metrics, "last": dict(result.metrics or {}),
+            "run": str(result.path) if result.path else None}
+
+
+def _publish_best(path: str, out: Path) -> Path:
+    """Copy the best checkpoint to ``OUT/best/``, replacing an older one only once the copy is whole."""
+    best_dir = out / "best"
+    tmp = out / ".best.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(path, tmp)
+    shutil.rmtree(best_dir, ignore_errors=True)
+    tmp.rename(best_dir)
+    return best_dir

@@ -1,0 +1,72 @@
+"""Optimizer state in a checkpoint without pickle: tensors as safetensors, the rest as JSON.
+
+``torch.save(optimizer.state_dict())`` would pickle; a checkpoint must load without ever
+unpickling, so Adam's moments go to ``optimizer.safetensors`` (keys ``{param_id}.{name}``) and its
+hyperparameters and step counts to ``optimizer.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.errors import VidcolorError
+
+OPTIMIZER_FILE = "optimizer.safetensors"
+OPTIMIZER_META = "optimizer.json"
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path) -> None:
+    """Write the optimizer's state into ``folder`` (safetensors + JSON)."""
+    from safetensors.torch import save_file
+
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, dict[str, Any]] = {}
+    for pid, entry in state["state"].items():
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{pid}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                plain.setdefault(str(pid), {})[name] = value
+    save_file(tensors, str(Path(folder) / OPTIMIZER_FILE))
+    meta = {"param_groups": state["param_groups"], "plain": plain, "type": type(optimizer).__name__}
+    (Path(folder) / OPTIMIZER_META).write_text(json.dumps(meta, default=_json_default))
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path, device: torch.device | None = None) -> bool:
+    """Restore what ``save_optimizer`` wrote (moments moved to ``device`` when given); False when
+    the folder has no optimizer state."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / OPTIMIZER_FILE).is_file() or not (folder / OPTIMIZER_META).is_file():
+        return False
+    meta = json.loads((folder / OPTIMIZER_META).read_text())
+    if meta.get("type") != type(optimizer).__name__:
+        raise VidcolorError(f"{folder / OPTIMIZER_META}: optimizer {meta.get('type')!r}, expected "
+                            f"{type(optimizer).__name__!r}")
+    state: dict[int, dict[str, Any]] = {}
+    for key, tensor in load_file(str(folder / OPTIMIZER_FILE)).items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = tensor
+    for pid, entry in meta["plain"].items():
+        state.setdefault(int(pid), {}).update(entry)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    if device is not None:
+        for entry in optimizer.state.values():
+            for name, value in entry.items():
+                if isinstance(value, torch.Tensor) and name != "step":
+                    entry[name] = value.to(device)
+    return True
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

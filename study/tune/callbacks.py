@@ -1,0 +1,220 @@
+"""Tune callbacks of a study: the results store follows it live, and a table shows it in the terminal.
+
+``StoreCallback`` writes every trial, every epoch and each trial's end (with its best checkpoint)
+to the results store as they happen and renders sample media of each finished trial in a
+background thread. ``ProgressTable`` prints a compact table of the trials every few seconds.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from ray import tune
+
+from models.errors import VidcolorError
+from study.config.spec import StudySpec
+from study.report import fmt, format_table
+from study.tune.trial import FINISHED, StudyRun
+
+log = logging.getLogger(__name__)
+
+# keys Ray adds to every result; never stored as metrics
+_RAY_KEYS = {"done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s",
+             "pid", "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore",
+             "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "checkpoint_path", "resumed"}
+
+
+def finished_status(last_result: Mapping[str, Any] | None, max_t: int) -> str:
+    """The store's status of a trial that completed: TERMINATED after ``max_t`` epochs, else
+    STOPPED (early, by ASHA)."""
+    return "TERMINATED" if int((last_result or {}).get("epoch") or 0) >= max_t else "STOPPED"
+
+
+def trial_status(trial, max_t: int) -> str:
+    """Tune's status of a trial for the table, with one that ended early called STOPPED."""
+    if trial.status == "TERMINATED":
+        return finished_status(trial.last_result, max_t)
+    return trial.status
+
+
+def error_message(trial) -> str:
+    """The last line of a failed trial's traceback that names our error (or the last line)."""
+    text = ""
+    try:
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text(errors="replace")
+        else:
+            text = trial.get_error() or ""
+    except Exception:  # noqa: BLE001 - the message is best effort; the status is what matters
+        pass
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "TrainingError" in ln or "VidcolorError" in ln:
+            return ln.split(": ", 1)[-1] if ": " in ln else ln
+    return lines[-1] if lines else "trial failed"
+
+
+def _metrics(result: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items()
+            if k not in _RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+class StoreCallback(tune.Callback):
+    """Tune callback: the results store follows the study live; media for finished trials."""
+
+    def __init__(self, store_url: str, run: StudyRun, media_root: str | None, max_t: int):
+        self.store_url, self.run, self.media_root, self.max_t = store_url, run, media_root, max_t
+        self.study = run.spec.name
+        self._store = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: list[concurrent.futures.Future] = []
+        self._done_before: set[str] = set()  # finished before this run (a resumed study)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_store", "_pool", "_pending", "_done_before")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._store, self._pool, self._pending, self._done_before = None, None, [], set()
+
+    @property
+    def store(self):
+        if self._store is None:
+            from study.store import Store
+
+            self._store = Store(self.store_url)
+        return self._store
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        row = self.store.get_trial(self.study, trial.trial_id)
+        if row is not None and row["status"] in FINISHED:
+            self._done_before.add(trial.trial_id)
+            return
+        params = dict(trial.config)
+        try:
+            experiment, train = self.run.spec.trial_configs(params)
+            config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": self.run.shards}
+            name = experiment.name
+        except VidcolorError as exc:  # recorded; the driver fails the trial with the same message
+            config, name = {"invalid": str(exc)}, self.run.spec.preset
+        self.store.upsert_trial(self.study, trial.trial_id, experiment=name, config=config, params=params,
+                                status="RUNNING")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        log.warning("trial %s failed and is retried from its last checkpoint", trial.trial_id)
+        self.store.upsert_trial(self.study, trial.trial_id, status="RUNNING")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        epoch = result.get("epoch") or result.get("training_iteration")
+        if result.get("resumed"):  # a resumed run repeats its checkpoint's epoch: keep a logged one as is
+            logged = self.store.epochs(self.study, [trial.trial_id])
+            if int(epoch) in set(logged.epoch):
+                return
+        self.store.log_epoch(self.study, trial.trial_id, int(epoch), _metrics(result),
+                             checkpoint=self._uri(result.get("checkpoint_path")))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if trial.trial_id in self._done_before:
+            return
+        self.store.finish_trial(self.study, trial.trial_id, finished_status(trial.last_result, self.max_t))
+        self._render(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        message = error_message(trial)
+        log.warning("trial %s failed: %s", trial.trial_id, message)
+        self.store.finish_trial(self.study, trial.trial_id, "ERROR", error=message)
+
+    def on_experiment_end(self, trials, **info):
+        self.wait_for_media()
+
+    # -- media ---------------------------------------------------------------------------------
+
+    def _uri(self, path: str | None) -> str | None:
+        if not path:
+            return None
+        storage = self.run.train_storage
+        if "://" in storage and "://" not in path:
+            return storage.split("://", 1)[0] + "://" + path.lstrip("/")
+        return path
+
+    def _render(self, trial_id: str) -> None:
+        if not self.media_root or self.run.spec.media_clips < 1:
+            return
+        row = self.store.get_trial(self.study, trial_id)
+        checkpoint = row and row.get("checkpoint")
+        if not checkpoint:
+            log.info("trial %s has no checkpoint; no media", trial_id)
+            return
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="media")
+        self._pending.append(self._pool.submit(self._render_now, trial_id, checkpoint))
+
+    def _render_now(self, trial_id: str, checkpoint: str) -> None:
+        from study.media.samples import register_media, render_samples
+
+        try:
+            files = render_samples(_local_checkpoint(checkpoint), self.run.shards, Path(self.media_root) / trial_id,
+                                   split="val", clips=self.run.spec.media_clips, device="cpu")
+            register_media(self.store, self.study, trial_id, files)
+        except Exception as exc:  # noqa: BLE001 - media are a bonus; never fail the study for them
+            log.warning("media of trial %s failed: %s", trial_id, exc)
+
+    def wait_for_media(self) -> None:
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+
+
+def _local_checkpoint(path: str) -> str:
+    """A local folder for a checkpoint path or URI (remote ones are downloaded)."""
+    if "://" not in path:
+        return path
+    import tempfile
+
+    from ray.train import Checkpoint
+
+    return Checkpoint(path).to_directory(tempfile.mkdtemp(prefix="vidcolor-media-"))
+
+
+class ProgressTable(tune.Callback):
+    """Tune callback: a compact live table of the trials in the terminal (at most every few s)."""
+
+    def __init__(self, spec: StudySpec, max_t: int, every_s: float = 10.0, stream=None):
+        self.spec, self.max_t, self.every_s, self.stream = spec, max_t, every_s, stream
+        self._last = 0.0
+
+    def __getstate__(self):
+        return {**self.__dict__, "stream": None, "_last": 0.0}
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.monotonic() - self._last >= self.every_s:
+            self.show(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.show(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.show(trials)
+
+    def on_experiment_end(self, trials, **info):
+        self.show(trials)
+
+    def show(self, trials) -> None:
+        self._last = time.monotonic()
+        metric = self.spec.objective.metric
+        params = [p.name for p in self.spec.search]
+        rows = [[t.trial_id, trial_status(t, self.max_t), fmt((t.last_result or {}).get("epoch")),
+                 fmt((t.last_result or {}).get(metric), 4, style="g"),
+                 *(fmt(t.config.get(p), 4, style="g") for p in params)] for t in trials]
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r[1]] = counts.get(r[1], 0) + 1
+        text = format_table(["trial", "status", "epoch", f"last {metric}", *params], rows)
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        print(f"\n[{self.spec.name}] {len(trials)}/{self.spec.num_trials} trials: {summary}\n{text}",
+              file=self.stream or sys.stdout, flush=True)

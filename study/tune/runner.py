@@ -1,0 +1,250 @@
+"""A hyperparameter study with Ray Tune, Optuna (TPE) and ASHA: ``run_study``.
+
+``OptunaSearch`` proposes configurations (TPE, multivariate with the constant liar so concurrent
+trials do not all sample the same region, or random) and keeps its study, named like the spec, in
+the results database, so ``optuna-dashboard DB_URL`` opens it too. ASHA stops poor trials (its
+time unit is the reported ``epoch``). Each trial runs ``study.tune.trial.trial_driver``; the
+callbacks of ``study.tune.callbacks`` keep the results store and the terminal up to date. A trial
+that raises or hits a NaN loss is recorded as ERROR and the study goes on; worker or node failures
+are retried from the last checkpoint. ``resume=True`` restores the Tune experiment: finished trials
+are kept, unfinished and errored ones resume from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.errors import VidcolorError
+from study.config.spec import StudySpec
+from study.tune.callbacks import ProgressTable, StoreCallback, finished_status
+from study.tune.trial import StudyRun, trial_driver
+
+log = logging.getLogger(__name__)
+
+# Each trial's driver (a Tune function actor) only waits on TorchTrainer.fit(). With a whole CPU
+# per driver, drivers can hold every CPU while their own workers wait for one (seen when a node is
+# lost with two trials running: a deadlock); a token share keeps the CPUs for the workers.
+DRIVER_CPUS = 0.1
+
+
+@dataclass
+class StudyResult:
+    name: str
+    experiment_path: str
+    trials: Any  # pandas DataFrame from the store
+    best: dict[str, Any] | None
+    db: str
+
+
+@dataclass(frozen=True)
+class _Paths:
+    shards: str  # absolute path or URL
+    storage: str  # Ray storage (absolute path or URL)
+    experiment: str  # the Tune experiment's folder under it
+
+
+def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = None, storage: str | None = None,
+              address: str | None = None, resume: bool = False, media: bool = True,
+              progress_every_s: float = 10.0) -> StudyResult:
+    """Run (or resume) a study; returns the store's view of it. See the module docstring.
+
+    ``shards`` defaults to the spec's, ``db`` to the store's default, ``storage`` (Ray's) to
+    ``./ray_results``; ``address`` joins a running Ray instead of starting one."""
+    import ray
+
+    from study.ray_runtime import init_ray
+    from study.store import Store
+
+    paths = _resolve_paths(spec, shards, storage)
+    store = Store(db)
+    _open_study(store, spec, paths, resume)
+    # Save Tune's experiment state often: a killed driver then loses at most a second or two.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    started_ray = init_ray(address)
+    try:
+        cluster = ray.cluster_resources()
+        concurrency = plan_concurrency(spec, cluster.get("CPU", 0.0), cluster.get("GPU", 0.0), local=not address)
+        if concurrency < spec.max_concurrent:
+            log.info("running %d trial(s) at a time (spec asks %d; that is what fits)", concurrency,
+                     spec.max_concurrent)
+        run = StudyRun(spec=spec, shards=paths.shards, train_storage=f"{paths.storage.rstrip('/')}/{spec.name}-train",
+                       store_url=store.url)
+        media_root = str(Path(store_media_root(store, paths.storage), spec.name)) if media else None
+        tuner, store_cb = _tuner(spec, run, store, paths, concurrency, resume, media_root, progress_every_s)
+        try:
+            grid = tuner.fit()
+        except KeyboardInterrupt:
+            store.set_study_status(spec.name, "INTERRUPTED")
+            raise
+        store_cb.wait_for_media()
+        _reconcile(store, spec.name, grid, spec.max_t)
+        store.set_study_status(spec.name, "FINISHED")
+    finally:
+        if started_ray:
+            ray.shutdown()
+    df = store.trials(spec.name)
+    return StudyResult(spec.name, paths.experiment, df, _best(df, spec), store.display_url)
+
+
+def override_spec(spec: StudySpec, *, name: str | None = None, trials: int | None = None) -> StudySpec:
+    """The spec under another study name and/or number of trials (``vidcolor tune --trials``)."""
+    if name:
+        spec = spec.replace(name=name)
+    if trials is not None:
+        if trials < 1:
+            raise VidcolorError(f"--trials must be >= 1, got {trials}")
+        spec = spec.replace(num_trials=trials)
+    return spec
+
+
+def _resolve_paths(spec: StudySpec, shards: str | None, storage: str | None) -> _Paths:
+    """The shard set (checked by the reader before any trial starts) and the Ray storage, absolute."""
+    from data_shards.reader import ShardSet
+
+    shards = shards or spec.shards
+    if not shards:
+        raise VidcolorError(f"{spec.source}: no shard set: give --shards or set shards in the spec")
+    if "://" not in shards:
+        if not Path(shards).exists():
+            raise VidcolorError(f"shard set {shards} does not exist (make one with `vidcolor shard`)")
+        shards = str(Path(shards).resolve())
+    ShardSet(shards)
+    storage = storage or "ray_results"
+    if "://" not in storage:
+        storage = str(Path(storage).resolve())
+    return _Paths(shards, storage, f"{storage.rstrip('/')}/{spec.name}")
+
+
+def _open_study(store, spec: StudySpec, paths: _Paths, resume: bool) -> None:
+    """Record the study in the store; refuse to start over existing results or resume nothing."""
+    from ray import tune
+
+    if resume:
+        if not tune.Tuner.can_restore(paths.experiment):
+            raise VidcolorError(f"--resume: no study {spec.name!r} to resume at {paths.experiment}")
+        if store.get_study(spec.name) is None:
+            raise VidcolorError(f"--resume: study {spec.name!r} is not in {store.display_url}")
+    elif _tune_state_exists(paths.experiment):
+        raise VidcolorError(f"study {spec.name!r} already has results at {paths.experiment}: continue it with "
+                            "--resume, or give another --storage or spec name")
+    store.create_study(spec.name, objective=spec.objective.metric, mode=spec.objective.mode,
+                       spec=spec.to_record(), storage_path=paths.experiment, shards=paths.shards, exist_ok=resume)
+
+
+def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: int, resume: bool,
+           media_root: str | None, progress_every_s: float):
+    """The Tuner of a new study, or the restored one of an interrupted study; and its store callback."""
+    from ray import tune
+
+
+    store_cb = StoreCallback(store.url, run, media_root, spec.max_t)
+    table = ProgressTable(spec, spec.max_t, every_s=progress_every_s)
+    trainable = tune.with_resources(tune.with_parameters(trial_driver, run=run), {"cpu": DRIVER_CPUS})
+    if resume:
+        tuner = tune.Tuner.restore(paths.experiment, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
+        return tuner, store_cb
+    tuner = tune.Tuner(
+        trainable,
+        param_space=spec.param_space(),
+        tune_config=tune.TuneConfig(
+            metric=spec.objective.metric, mode=spec.objective.mode,
+            search_alg=_search_alg(spec, store.optuna_storage_url), scheduler=_scheduler(spec),
+            num_samples=spec.num_trials, max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(
+            name=spec.name, storage_path=paths.storage, callbacks=[store_cb, table], verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures)),
+    )
+    return tuner, store_cb
+
+
+def _search_alg(spec: StudySpec, storage_url: str | None):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    if spec.sampler.kind == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=spec.sampler.seed, multivariate=True, constant_liar=True,
+                                             n_startup_trials=spec.sampler.n_startup_trials)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=spec.sampler.seed)
+    storage = None
+    if storage_url:
+        kwargs = {"connect_args": {"timeout": 30}} if storage_url.startswith("sqlite") else {}
+        storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=kwargs)
+    return OptunaSearch(sampler=sampler, storage=storage, study_name=spec.name,
+                        points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None)
+
+
+def _scheduler(spec: StudySpec):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if not spec.asha.enabled:
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="epoch", max_t=spec.max_t, grace_period=spec.asha.grace_period,
+                         reduction_factor=spec.asha.reduction_factor)
+
+
+def plan_concurrency(spec: StudySpec, cpus: float, gpus: float, local: bool) -> int:
+    """Trials that fit at once: each takes DRIVER_CPUS + workers x cpus_per_worker CPUs."""
+    res = spec.resources
+    per_trial = DRIVER_CPUS + res.workers * res.cpus_per_worker
+    gpu_trial = res.workers * res.gpus_per_worker
+    where = "this machine" if local else "the cluster"
+    if per_trial > cpus:
+        raise VidcolorError(f"{spec.source}: a trial needs {per_trial:g} CPUs ({DRIVER_CPUS:g} for its driver + "
+                            f"{res.workers} workers x {res.cpus_per_worker:g}), {where} has {cpus:g}; "
+                            "lower [resources] workers or cpus_per_worker")
+    if gpu_trial > gpus:
+        raise VidcolorError(f"{spec.source}: a trial needs {gpu_trial:g} GPUs ([resources] gpus_per_worker), "
+                            f"{where} has {gpus:g}")
+    fit = int(cpus // per_trial)
+    if gpu_trial > 0:
+        fit = min(fit, int(gpus // gpu_trial))
+    return max(1, min(spec.max_concurrent, fit))
+
+
+def _tune_state_exists(path: str) -> bool:
+    if "://" in path:
+        from ray import tune
+
+        return tune.Tuner.can_restore(path)
+    return Path(path).is_dir() and any(Path(path).glob("experiment_state*.json"))
+
+
+def store_media_root(store, storage: str) -> str:
+    """Media go beside a SQLite database (``DB_DIR/media``), else under the Ray storage."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(store.url)
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        return str(Path(u.database).parent / "media")
+    if "://" in storage:
+        return str(Path("media").resolve())
+    return str(Path(storage) / "media")
+
+
+def _reconcile(store, study: str, grid, max_t: int) -> None:
+    """After the run: every Tune trial has a final status in the store (callbacks may have been
+    missed for trials restored as finished, or on an interrupted earlier run)."""
+    for result in grid:
+        trial_id = (result.metrics or {}).get("trial_id")
+        if trial_id is None:  # a trial that never reported: nothing to reconcile
+            continue
+        row = store.get_trial(study, trial_id)
+        if row is None or row["status"] in ("TERMINATED", "STOPPED", "ERROR"):
+            continue
+        if result.error is not None:
+            store.finish_trial(study, trial_id, "ERROR", error=str(result.error).splitlines()[-1][:500])
+        else:
+            store.finish_trial(study, trial_id, finished_status(result.metrics, max_t))
+
+
+def _best(df, spec: StudySpec) -> dict[str, Any] | None:
+    if df is None or df.empty or df["objective"].isna().all():
+        return None
+    ordered = df.dropna(subset=["objective"]).sort_values("objective", ascending=spec.objective.mode == "min")
+    return ordered.iloc[0].to_dict()

@@ -1,0 +1,81 @@
+"""One Tune trial: a driver function that trains the trial's configuration with a TorchTrainer.
+
+Tune runs ``trial_driver`` per trial (not a Trainer inside the Tuner, which Ray Train V2 no longer
+supports). It builds a ``TorchTrainer`` named ``train-{trial_id}`` (so a relaunched trial resumes
+from its own last checkpoint) with ``TuneReportCallback``: one Train report per epoch is one Tune
+result, which ASHA counts. A deterministic failure (NaN loss, bad setting) is marked in the trial's
+folder, so a Tune-level retry fails at once instead of training again in vain.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from study.config.spec import StudySpec
+
+log = logging.getLogger(__name__)
+
+ERROR_MARK = "vidcolor_error.txt"
+FINISHED = ("TERMINATED", "STOPPED")
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What every trial driver needs (pickled to the trial's actor)."""
+
+    spec: StudySpec
+    shards: str
+    train_storage: str  # where the Train runs of the trials live (shared storage on a cluster)
+    store_url: str | None = None
+
+    @property
+    def use_gpu(self) -> bool:
+        return self.spec.resources.gpus_per_worker > 0
+
+
+def trial_driver(params: dict[str, Any], run: StudyRun) -> None:
+    """One Tune trial: train ``params`` with a TorchTrainer, forwarding rank 0's reports to Tune."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from study.train.launch import Placement, make_trainer, raise_for_error
+    from study.train.loop import TrainingError
+
+    trial_id = tune.get_context().get_trial_id()
+    mark = Path(tune.get_context().get_trial_dir()) / ERROR_MARK
+    if mark.is_file():  # a deterministic failure: a Tune-level retry would fail the same way
+        raise TrainingError(mark.read_text())
+    if _finished_in_store(run, trial_id):
+        # Resumed from an experiment state saved just before the trial ended: it is done.
+        log.info("trial %s already finished (results store); not run again", trial_id)
+        return
+    experiment, train = run.spec.trial_configs(params)
+    experiment.check_ready()
+    res = run.spec.resources
+    placement = Placement(workers=res.workers, cpus_per_worker=res.cpus_per_worker, use_gpu=run.use_gpu)
+    trainer = make_trainer(experiment, train, run.shards, placement, storage_path=run.train_storage,
+                           name=f"train-{trial_id}", max_failures=run.spec.max_failures,
+                           callbacks=[TuneReportCallback()])
+    result = trainer.fit()
+    try:
+        raise_for_error(result)
+    except TrainingError as exc:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(str(exc))
+        raise
+
+
+def _finished_in_store(run: StudyRun, trial_id: str) -> bool:
+    if not run.store_url:
+        return False
+    try:
+        from study.store import Store
+
+        row = Store(run.store_url).get_trial(run.spec.name, trial_id)
+    except Exception as exc:  # noqa: BLE001 - e.g. a SQLite file on another node: just train
+        log.debug("results store not reachable from the trial driver: %s", exc)
+        return False
+    return bool(row and row["status"] in FINISHED)

@@ -1,0 +1,87 @@
+"""`vidcolor ctt export` (study.ctt.export): results per trial and experiment, CSV and table."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from study.cli import main as cli
+from study.ctt import export
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_results_table_by_hand():
+    row = {"fooled": 2, "fooling_rate": 2 / 3, "fool_lo": 0.2077, "fool_hi": 0.9384, "raters": 3,
+           "attention_failures": 1, "rating_lo": math.nan, "rating_hi": math.nan, "excluded_raters": 0}
+    res = pd.DataFrame([{"level": "trial", "name": "t_002", "votes": 3, "ratings": 0, "mean_rating": math.nan, **row},
+                        {"level": "experiment", "name": "exp2", "votes": 3, "ratings": 4, "mean_rating": 4.25, **row}])
+    assert export.results_table(res).splitlines() == [
+        "level       name   votes  fooling_rate  fool_lo  fool_hi  ratings  mean_rating  raters  attention_failures",
+        "----------  -----  -----  ------------  -------  -------  -------  -----------  ------  ------------------",
+        "trial       t_002      3         0.667    0.208    0.938        0            -       3                   1",
+        "experiment  exp2       3         0.667    0.208    0.938        4        4.250       3                   1",
+    ]
+
+
+def test_cli_build_and_export(fixture_study, fx, tmp_path, capsys):
+    info = fx.build(tmp_path / "db", with_items=False)
+    url = info["url"]
+    assert cli(["ctt", "build", "--db", url, "--top", "1", "--clips", "1", "--attention-rate", "0.5",
+                "--out", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["study fixture: 2 CTT clip items (which-is-real pairs and ratings)",
+                   "trial_id           split  items",
+                   "-----------------  -----  -----",
+                   "(attention check)  val        1",
+                   "t_002              val        1"]
+    store = info["store"]
+    items = store.ctt_items("fixture").set_index("is_attention")
+    r1, r2, r3 = (store.add_rater(n) for n in ("r1", "r2", "r3"))
+    uid, att = items.loc[False, "uid"], items.loc[True, "uid"]
+    store.record_vote(r1, uid, choice="left", picked_real=False)   # fooled
+    store.record_vote(r2, uid, choice="left", picked_real=True)
+    store.record_vote(r3, uid, choice="right", picked_real=False)  # fooled, but fails the check
+    store.record_vote(r3, att, choice="right", picked_real=False)
+    assert cli(["ctt", "export", "--db", url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "study fixture: Color Turing Test"
+    # 2 of 3 fooled: Wilson 95% [0.208, 0.939]; one attention check failed by the three raters
+    assert out[3].split() == ["trial", "t_002", "3", "0.667", "0.208", "0.939", "0", "-", "3", "1"]
+    assert out[4].split() == ["experiment", "exp2", "3", "0.667", "0.208", "0.939", "0", "-", "3", "1"]
+    assert cli(["ctt", "export", "--db", url, "--exclude-failed"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "study fixture: Color Turing Test (raters who failed attention checks excluded)"
+    assert out[3].split()[:4] == ["trial", "t_002", "2", "0.500"]
+    csv = tmp_path / "res.csv"
+    assert cli(["ctt", "export", "--db", url, "--exclude-failed", "--out", str(csv)]) == 0
+    assert capsys.readouterr().out == f"wrote 2 rows to {csv}\n"
+    res = pd.read_csv(csv).set_index(["level", "name"])
+    assert list(res.columns) == ["votes", "fooled", "fooling_rate", "fool_lo", "fool_hi", "ratings", "mean_rating",
+                                 "rating_lo", "rating_hi", "raters", "attention_failures", "excluded_raters"]
+    assert res.loc[("trial", "t_002"), "votes"] == 2 and res.loc[("trial", "t_002"), "fooled"] == 1
+    assert res.loc[("experiment", "exp2"), "excluded_raters"] == 1
+    assert cli(["ctt", "build", "--db", url, "--split", "train"]) == 2
+    assert "--split must be test or legacy" in capsys.readouterr().err
+    assert cli(["ctt", "export", "--db", url, "--study", "nope"]) == 2
+    assert "no study named 'nope'" in capsys.readouterr().err
+
+
+def test_no_votes_yet(tmp_path, capsys):
+    from study.store import Store
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    Store(url).create_study("s", objective="val_rmse_rgb")
+    assert cli(["ctt", "export", "--db", url]) == 0  # the latest study
+    assert capsys.readouterr().out == "study s: no CTT votes yet\n"
+
+
+def test_results_modules_import_neither_torch_nor_ray():
+    code = ("import sys, study.ctt.stats, study.ctt.export; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'ray', 'av', 'streamlit'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -1,0 +1,123 @@
+"""`vidcolor experiments` without training: the chain's checks, exp3's ensemble, the evaluation of a
+checkpoint and the summary table (training through Ray is covered by tests/study/train)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.ensemble import Ensemble
+from models.errors import VidcolorError
+from models.gamut import ABGamut
+from models.model import create_model
+from models.presets import get_preset
+from study.evaluation.evaluate import evaluate_checkpoint, open_split
+from study.evaluation.experiments import build_ensemble, check_inputs, experiments_table, parse_only
+from study.report import write_json
+
+
+def _keep(out, name):
+    (out / name / "best").mkdir(parents=True)
+    (out / name / "best" / "config.json").write_text("{}")
+
+
+def test_parse_only_orders_and_refuses():
+    assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only(None) == ["exp1", "exp2", "exp3", "exp4", "exp5"]
+    with pytest.raises(VidcolorError, match=r"unknown experiment\(s\) 'exp7'"):
+        parse_only("exp1,exp7")
+
+
+def test_check_inputs_before_anything_trains(tmp_path):
+    check_inputs(["exp1", "exp2", "exp3", "exp4", "exp5"], tmp_path, None)  # the full chain feeds itself
+    with pytest.raises(VidcolorError, match="exp3 needs exp1's model: run it too"):
+        check_inputs(["exp3"], tmp_path, None)
+    with pytest.raises(VidcolorError, match="exp5 without --pretrained needs exp2's model"):
+        check_inputs(["exp5"], tmp_path, None)
+    with pytest.raises(VidcolorError, match="--pretrained: checkpoint folder .*nope does not exist"):
+        check_inputs(["exp4"], tmp_path, str(tmp_path / "nope"))
+    check_inputs(["exp4", "exp5"], tmp_path, str(tmp_path))  # --pretrained replaces exp2
+    _keep(tmp_path, "exp1")
+    with pytest.raises(VidcolorError, match="exp3 needs exp2's model"):
+        check_inputs(["exp3"], tmp_path, None)
+    _keep(tmp_path, "exp2")
+    check_inputs(["exp3", "exp4"], tmp_path, None)  # both kept from an earlier run
+
+
+def test_experiments_table_by_hand():
+    results = {"experiments": {
+        "exp1": {"mean": {"rmse_rgb": 12.3456, "rmse_ab": 9.0, "psnr": 25.5, "colorfulness_ratio": 0.5,
+                          "temporal_error": 1.25}, "num_frames": 48},
+        "exp3": {"mean": {"rmse_rgb": 10.0, "rmse_ab": float("nan")}, "num_frames": 7}}}
+    lines = experiments_table(results).splitlines()
+    assert lines[0].split() == ["exp", "RMSE", "RMSE", "ab", "PSNR", "colorfulness", "ratio", "temporal", "error",
+                                "frames"]
+    assert lines[0].index("RMSE") + len("RMSE") == lines[2].index("12.346") + len("12.346")  # right-aligned
+    assert lines[2].split() == ["exp1", "12.346", "9.000", "25.500", "0.500", "1.250", "48"]
+    assert lines[3].split() == ["exp3", "10.000", "-", "-", "-", "-", "7"]  # NaN and missing figures
+    assert len(lines) == 4 and len({len(ln) for ln in lines[:2]}) == 1
+    assert experiments_table({"experiments": {}}).splitlines()[0].startswith("exp  RMSE")
+
+
+def test_build_ensemble_and_evaluate_checkpoint(demo_shards, tiny_checkpoint, tmp_path):
+    """exp3 from two saved members keeps their frame size; its evaluation document is strict JSON
+    and the same numbers come out at any batch size."""
+    torch.manual_seed(1)
+    config = get_preset("exp1").replace(size="tiny")
+    gamut = ABGamut(config.grid)
+    save_checkpoint(tmp_path / "exp1", create_model(config, gamut), config, gamut, frame_size=64)
+    save_checkpoint(tmp_path / "exp2", load_checkpoint(tiny_checkpoint).model, get_preset("exp2").replace(size="tiny"),
+                    gamut, frame_size=64)
+    folder = build_ensemble([tmp_path / "exp1", tmp_path / "exp2"], tmp_path / "exp3" / "best")
+    loaded = load_checkpoint(folder)
+    assert isinstance(loaded.model, Ensemble) and loaded.config.name == "exp3" and loaded.frame_size == 64
+
+    doc = evaluate_checkpoint(folder, demo_shards, "test", batch_size=3, device="cpu")
+    assert doc["split"] == "test" and doc["device"] == "cpu" and doc["config"]["name"] == "exp3"
+    assert doc["num_frames"] == open_split(demo_shards, "test").num_frames("test") and 0 < doc["mean"]["rmse_rgb"] < 255
+    again = evaluate_checkpoint(folder, demo_shards, "test", batch_size=1, device="cpu")
+    assert again["mean"]["rmse_rgb"] == pytest.approx(doc["mean"]["rmse_rgb"], rel=1e-5)
+    written = json.loads(write_json(tmp_path / "eval.json", doc).read_text())  # strict JSON
+    assert written["mean"]["rmse_rgb"] == pytest.approx(doc["mean"]["rmse_rgb"]) and written["checkpoint"] == str(folder)
+
+    with pytest.raises(VidcolorError, match=r"has no 'nope' split \(it has: .*test"):
+        evaluate_checkpoint(folder, demo_shards, "nope", device="cpu")
+    with pytest.raises(VidcolorError, match="--batch-size must be at least 1"):
+        evaluate_checkpoint(folder, demo_shards, batch_size=0)
+
+
+def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, capsys):
+    """`vidcolor experiments` with training replaced by saving an untrained model: the chain order,
+    exp4 starting from exp2's model, exp3 assembled, the printed table and the JSON figures."""
+    import argparse
+
+    import study.evaluation.experiments
+    import study.train.launch
+    from study.evaluation.experiments import main
+
+    trained: list[tuple[str, str | None]] = []
+
+    def fake_training(experiment, train, shards, out, *, workers):
+        gamut = ABGamut(experiment.grid)
+        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
+        trained.append((experiment.name, experiment.pretrained))
+        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
+
+    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
+    monkeypatch.setattr(study.evaluation.experiments, "init_ray", lambda address=None, **kw: False)
+    out, figures = tmp_path / "run", tmp_path / "figures.json"
+    args = argparse.Namespace(shards=str(demo_shards), out=str(out), set=["size=tiny", "epochs=1"], pretrained=None,
+                              only="exp4,exp3,exp2,exp1", json=str(figures))
+    assert main(args) == 0
+    assert trained == [("exp1", None), ("exp2", None), ("exp4", str(out / "exp2" / "best"))]
+    doc = json.loads(figures.read_text())
+    assert list(doc["experiments"]) == ["exp1", "exp2", "exp3", "exp4"] and doc["settings"]["size"] == "tiny"
+    assert doc["experiments"]["exp3"]["val"] is None and doc["experiments"]["exp1"]["val"] == {"val_rmse_rgb": 1.0}
+    assert doc["experiments"]["exp3"]["checkpoint"] == str(out / "exp3" / "best")
+    assert all(e["train"]["epochs"] == 1 and e["num_frames"] > 0 for e in doc["experiments"].values())
+    printed = capsys.readouterr().out
+    rows = [ln.split() for ln in printed.splitlines() if ln.startswith("exp")]
+    assert [r[0] for r in rows[1:]] == ["exp1", "exp2", "exp3", "exp4"]
+    assert rows[1][1] == f"{doc['experiments']['exp1']['mean']['rmse_rgb']:.3f}" and f"wrote {figures}" in printed
