@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: researcher pages and the Color Turing Test (`app.py`, pages in `views/`)."""

@@ -33,6 +33,32 @@ def demo_videos(tmp_path_factory) -> Path:
     return out
 
 
+def _mjpeg_with_bad_frame(path: Path, frames: list[np.ndarray], bad: int, fps: int = 12,
+                          pix_fmt: str = "yuvj444p") -> Path:
+    """An intra-only (MJPEG) mkv of ``frames`` whose frame ``bad`` has its JPEG data zeroed."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=fps)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode(None))
+    with av.open(str(path)) as c:
+        payload = [bytes(p) for p in c.demux(video=0) if p.size][bad]
+    data = bytearray(path.read_bytes())
+    at = data.find(payload)
+    data[at:at + len(payload)] = bytes(len(payload))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def mjpeg_with_bad_frame():
+    """``make(path, frames, bad, fps=12, pix_fmt="yuvj444p")``: a video with one undecodable frame."""
+    return _mjpeg_with_bad_frame
+
+
 @pytest.fixture(scope="session")
 def demo_shards(tmp_path_factory, demo_videos) -> Path:
     from data_shards.writer import write_shard_set

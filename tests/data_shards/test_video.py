@@ -96,23 +96,6 @@ def _gradient(i: int, h: int = 24, w: int = 32) -> np.ndarray:
     return np.repeat(g[..., None], 3, -1)
 
 
-def _mjpeg_with_bad_frame(path, frames, bad: int):
-    """An intra-only (MJPEG) mkv whose frame ``bad`` has its JPEG data zeroed."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mjpeg", rate=12)
-        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuvj444p"
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(s.encode(None))
-    with av.open(str(path)) as c:
-        payload = [bytes(p) for p in c.demux(video=0) if p.size][bad]
-    data = bytearray(path.read_bytes())
-    at = data.find(payload)
-    data[at:at + len(payload)] = bytes(len(payload))
-    path.write_bytes(bytes(data))
-    return path
-
-
 def test_probe_records_the_path_and_kind(tmp_path, demo_videos):
     info = probe(demo_videos / "scene_000.mp4")
     assert info.path == demo_videos / "scene_000.mp4" and not info.is_folder
@@ -123,9 +106,9 @@ def test_probe_records_the_path_and_kind(tmp_path, demo_videos):
     assert info.path == folder and info.is_folder and info.frames == 1
 
 
-def test_bad_frame_strict_is_an_error_tolerant_is_none(tmp_path, caplog):
+def test_bad_frame_strict_is_an_error_tolerant_is_none(tmp_path, caplog, mjpeg_with_bad_frame):
     frames = [_gradient(i) for i in range(6)]
-    path = _mjpeg_with_bad_frame(tmp_path / "damaged.mkv", frames, bad=2)
+    path = mjpeg_with_bad_frame(tmp_path / "damaged.mkv", frames, bad=2)
     with pytest.raises(VidcolorError, match=r"damaged\.mkv: corrupt or truncated video, frame 2 failed to decode"):
         list(iter_frames(path))
     with caplog.at_level(logging.WARNING, logger="data_shards.video"):

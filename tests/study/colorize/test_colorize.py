@@ -354,26 +354,9 @@ def test_size_out_of_bounds_is_a_clear_error(tmp_path, ckpt_exp1, capsys, size):
 
 # ---- bad input ------------------------------------------------------------------------------------
 
-def _mjpeg_with_bad_frame(path: Path, frames: list[np.ndarray], bad: int) -> Path:
-    """An intra-only (MJPEG) mkv whose frame ``bad`` has its JPEG data zeroed."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mjpeg", rate=FPS)
-        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuvj420p"
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(s.encode(None))
-    with av.open(str(path)) as c:
-        payload = [bytes(p) for p in c.demux(video=0) if p.size][bad]
-    data = bytearray(path.read_bytes())
-    at = data.find(payload)
-    data[at:at + len(payload)] = bytes(len(payload))
-    path.write_bytes(bytes(data))
-    return path
-
-
-def test_frame_that_fails_to_decode_gets_its_neighbours_colors(tmp_path, ckpt_exp1, caplog):
+def test_frame_that_fails_to_decode_gets_its_neighbours_colors(tmp_path, ckpt_exp1, caplog, mjpeg_with_bad_frame):
     src_frames = gray_frames(8)
-    src = _mjpeg_with_bad_frame(tmp_path / "damaged.mkv", src_frames, bad=4)
+    src = mjpeg_with_bad_frame(tmp_path / "damaged.mkv", src_frames, bad=4, fps=FPS, pix_fmt="yuvj420p")
     assert [f is None for f in iter_frames_tolerant(probe(src))] == [i == 4 for i in range(8)]
     with caplog.at_level(logging.WARNING):
         assert cli(["colorize", str(ckpt_exp1), str(src), str(tmp_path / "fixed.mp4")]) == 0

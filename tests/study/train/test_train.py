@@ -144,3 +144,32 @@ def test_experiments_chain_ensemble_and_table(demo_shards, tmp_path):
     lines = text.splitlines()
     assert lines[0].split()[:2] == ["exp", "RMSE"] and [ln.split()[0] for ln in lines[2:]] == ["exp1", "exp2", "exp3"]
     assert f"{figures['exp3']['mean']['rmse_rgb']:.3f}" in lines[4]
+
+
+def test_trained_checkpoint_colorizes_at_its_frame_size_without_the_shard_set(demo_shards, demo_videos, tmp_path,
+                                                                             caplog):
+    """Training records the shard set's frame size in config.json; colorizing needs nothing else,
+    so a 64 px model (and an ensemble of two) still works at 64 px once the shard set is gone."""
+    import logging
+    import shutil
+
+    from study.cli import main as cli
+    from study.evaluation.experiments import build_ensemble
+
+    shards = tmp_path / "shards"
+    shutil.copytree(demo_shards, shards)
+    members = []
+    for name in ("exp1", "exp2"):
+        result = make_trainer(get_preset(name).replace(grid=40), TINY.replace(epochs=1), str(shards), LOCAL).fit()
+        raise_for_error(result)
+        members.append(Path(result.checkpoint.path))
+    ensemble = build_ensemble(members, tmp_path / "exp3")
+    shutil.rmtree(shards)  # moved away: nothing may read the manifest now
+    film = sorted(demo_videos.glob("scene_*.mp4"))[0]
+    for ckpt in (members[0], ensemble):
+        assert json.loads((Path(ckpt) / "config.json").read_text())["frame_size"] == 64
+        out = tmp_path / f"{Path(ckpt).name}_color.mp4"
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="study.colorize.command"):
+            assert cli(["colorize", str(ckpt), str(film), str(out)]) == 0
+        assert "at working size 64 " in caplog.text and out.is_file()
