@@ -43,7 +43,7 @@ def check_l_norm(l_norm: torch.Tensor) -> None:
 
 NET_STRIDE = 8  # conv1-3 each halve the frame: sizes the net sees are padded to a multiple of 8
 MIN_FRAME_SIZE = NET_STRIDE
-MAX_FRAME_SIZE = 2048  # working sizes above this are refused (a 4k-px square frame needs > 10 GB)
+MAX_FRAME_SIZE = 4096  # the largest `vidcolor shard --size`; larger working sizes are refused (memory)
 
 
 def check_frame_size(size: object, where: str = "frame size") -> int:

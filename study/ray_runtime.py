@@ -3,8 +3,10 @@
 Ray 2.59+ turns token authentication on for every cluster it starts (the token is written to
 ``~/.ray/auth_token``); a client that joins one by address needs ``RAY_AUTH_MODE=token`` in its
 environment, and Ray reads that variable when it is first imported. ``configure_auth()`` sets it
-(an explicit setting, e.g. ``disabled`` for a cluster without auth, wins); the CLI calls it
-before any command module is imported, and ``init_ray`` calls it before importing Ray.
+(an explicit setting, e.g. ``disabled`` for a cluster without auth, wins). Importing a vidcolor
+module never sets it: the CLI calls it before any command module is imported, and ``init_ray``
+(which ``run_study`` and ``run_training`` call) before importing Ray. Code of your own that
+imports Ray before calling them should call ``configure_auth()`` first.
 """
 
 from __future__ import annotations

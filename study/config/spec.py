@@ -153,6 +153,8 @@ class SearchParam(Table):
         """Whether ``value`` lies in the searched range (or is one of the choices)."""
         if self.type == "choice":
             return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False  # a string or a table where a number is searched
         return self.low <= value <= self.high
 
     def ends(self) -> tuple[Any, ...]:

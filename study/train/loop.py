@@ -126,7 +126,7 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
     from data_shards.reader import ShardSet
     from models.gamut import ABGamut
     from models.losses import loss_weights
-    from models.model import create_model
+    from models.model import check_frame_size, create_model
     from models.presets import ExperimentConfig
     from study.config.train import TrainConfig
 
@@ -138,6 +138,9 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
     torch.manual_seed(tc.seed)
 
     shards = ShardSet(config["shards"])
+    # checked on every rank before any collective: the checkpoint records it (a failure there,
+    # on rank 0 only, would leave the others waiting in ray.train.report)
+    check_frame_size(shards.size, f"shard set {shards.location}: size")
     gamut = ABGamut(experiment.grid)
     prior = gamut.prior_from_histogram(shards.ab_histogram())
     weights = loss_weights(experiment.rebalance, gamut, prior, experiment.gamma)

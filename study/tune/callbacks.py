@@ -19,7 +19,7 @@ from ray import tune
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
 from study.report import fmt, format_table
-from study.tune.trial import FINISHED, StudyRun
+from study.tune.trial import FINISHED, StudyRun, finished_status
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,6 @@ log = logging.getLogger(__name__)
 _RAY_KEYS = {"done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s",
              "pid", "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore",
              "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "checkpoint_path", "resumed"}
-
-
-def finished_status(last_result: Mapping[str, Any] | None, max_t: int) -> str:
-    """The store's status of a trial that completed: TERMINATED after ``max_t`` epochs, else
-    STOPPED (early, by ASHA)."""
-    return "TERMINATED" if int((last_result or {}).get("epoch") or 0) >= max_t else "STOPPED"
 
 
 def trial_status(trial, max_t: int) -> str:

@@ -20,8 +20,7 @@ from typing import Any
 
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
-from study.tune.callbacks import ProgressTable, StoreCallback, finished_status
-from study.tune.trial import StudyRun, trial_driver
+from study.tune.trial import StudyRun, finished_status, trial_driver
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +144,13 @@ def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: in
     table = ProgressTable(spec, spec.max_t, every_s=progress_every_s)
     trainable = tune.with_resources(tune.with_parameters(trial_driver, run=run), {"cpu": DRIVER_CPUS})
     if resume:
-        tuner = tune.Tuner.restore(paths.experiment, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
+        try:
+            tuner = tune.Tuner.restore(paths.experiment, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+        except (ImportError, AttributeError) as exc:  # its pickled state names classes that moved
+            raise VidcolorError(f"--resume: the study at {paths.experiment} was started by an older vidcolor "
+                                f"and cannot be resumed by this one ({exc}); start it again under another "
+                                "name or --storage") from None
         return tuner, store_cb
     tuner = tune.Tuner(
         trainable,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from study.config.spec import StudySpec
 
@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 
 ERROR_MARK = "vidcolor_error.txt"
 FINISHED = ("TERMINATED", "STOPPED")
+
+
+def finished_status(last_result: Mapping[str, Any] | None, max_t: int) -> str:
+    """The store's status of a trial that completed: TERMINATED after ``max_t`` epochs, else
+    STOPPED (early, by ASHA)."""
+    return "TERMINATED" if int((last_result or {}).get("epoch") or 0) >= max_t else "STOPPED"
 
 
 @dataclass(frozen=True)

@@ -348,7 +348,7 @@ def test_size_out_of_bounds_is_a_clear_error(tmp_path, ckpt_exp1, capsys, size):
     video = make_video(tmp_path / "in.mp4", gray_frames(2))
     assert cli(["colorize", str(ckpt_exp1), str(video), str(tmp_path / "o.mp4"), "--size", size]) == 2
     err = capsys.readouterr().err
-    assert f"error: --size: must be an integer in [8, 2048], got {size}" in err
+    assert f"error: --size: must be an integer in [8, 4096], got {size}" in err
     assert not (tmp_path / "o.mp4").exists()
 
 

@@ -112,6 +112,7 @@ def test_search_param_domains(tmp_path):
     (BASE + "[resources]\nworkers = 0\n", "resources.workers", ">= 1"),
     (BASE + "[resources]\ncpus_per_worker = 0\n", "resources.cpus_per_worker", "> 0"),
     ("points_to_evaluate = [{lr = 1.0}]\n" + BASE, "points_to_evaluate[0].lr", "outside"),
+    ("points_to_evaluate = [{lr = \"fast\"}]\n" + BASE, "points_to_evaluate[0].lr", "outside"),
     ("points_to_evaluate = [{grid = 10}]\n" + BASE, "points_to_evaluate[0]", "exactly"),
 ])
 def test_validation_errors_name_file_and_field(tmp_path, text, field, words):

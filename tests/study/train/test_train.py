@@ -173,3 +173,19 @@ def test_trained_checkpoint_colorizes_at_its_frame_size_without_the_shard_set(de
         with caplog.at_level(logging.INFO, logger="study.colorize.command"):
             assert cli(["colorize", str(ckpt), str(film), str(out)]) == 0
         assert "at working size 64 " in caplog.text and out.is_file()
+
+
+def test_frame_size_the_checkpoint_cannot_record_fails_before_training(demo_shards, tmp_path):
+    """Checked on every rank in setup, not first when rank 0 saves the epoch's checkpoint (the
+    other ranks would then wait in ray.train.report for good)."""
+    import shutil
+
+    shards = tmp_path / "shards"
+    shutil.copytree(demo_shards, shards)
+    manifest = json.loads((shards / "manifest.json").read_text())
+    manifest["size"] = 5000
+    (shards / "manifest.json").write_text(json.dumps(manifest))
+    result = make_trainer(get_preset("exp1").replace(grid=40), TINY, str(shards), LOCAL).fit()
+    with pytest.raises(TrainingError, match=r"size: must be an integer in \[8, 4096\], got 5000"):
+        raise_for_error(result)
+    assert result.checkpoint is None  # not one epoch was trained
