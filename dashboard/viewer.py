@@ -8,7 +8,7 @@ import pandas as pd
 
 from dashboard import data
 
-KINDS = ("gray", "pred", "gt")
+ROLES = ("gray", "pred", "gt")  # the views of a clip; a media type is {role}_mp4 or {role}_png
 LABELS = {"gray": "Gray input", "pred": "Prediction", "gt": "Ground truth"}
 
 
@@ -32,22 +32,22 @@ def _rows(media: pd.DataFrame, key: tuple[str, int | None]) -> pd.DataFrame:
 
 
 def clip_videos(media: pd.DataFrame, key) -> dict[str, str]:
-    """kind -> mp4 path for one clip."""
+    """role -> mp4 path for one clip."""
     rows = _rows(media, key)
-    return {k: rows.loc[rows["kind"] == f"{k}_mp4", "path"].iloc[0]
-            for k in KINDS if (rows["kind"] == f"{k}_mp4").any()}
+    return {r: rows.loc[rows["media_type"] == f"{r}_mp4", "path"].iloc[0]
+            for r in ROLES if (rows["media_type"] == f"{r}_mp4").any()}
 
 
 def clip_frames(media: pd.DataFrame, key) -> dict[str, list[np.ndarray]]:
-    """kind -> list of RGB frames for one clip: decoded mp4 frames, else its PNG frames in order."""
+    """role -> list of RGB frames for one clip: decoded mp4 frames, else its PNG frames in order."""
     rows = _rows(media, key)
     out: dict[str, list[np.ndarray]] = {}
-    for kind in KINDS:
-        mp4 = rows[rows["kind"] == f"{kind}_mp4"]
+    for role in ROLES:
+        mp4 = rows[rows["media_type"] == f"{role}_mp4"]
         frames = data.frames_of(mp4["path"].iloc[0]) if len(mp4) else []
         if not frames:
-            pngs = rows[rows["kind"] == f"{kind}_png"].sort_values("frame")
+            pngs = rows[rows["media_type"] == f"{role}_png"].sort_values("frame")
             frames = [p for p in pngs["path"] if data.file_bytes(p) is not None]  # st.image takes paths
         if frames:
-            out[kind] = frames
+            out[role] = frames
     return out

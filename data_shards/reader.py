@@ -51,11 +51,11 @@ class ShardSet:
     def __init__(self, location: str | Path):
         self.location = str(location).rstrip("/") or "/"
         if self.location.startswith(("http://", "https://")):
-            self.kind = "http"
+            self.scheme = "http"
         elif self.location.startswith("s3://"):
-            self.kind = "s3"
+            self.scheme = "s3"
         else:
-            self.kind = "local"
+            self.scheme = "local"
             if self.location.startswith("file://"):
                 self.location = self.location[len("file://"):]
             if not Path(self.location).is_dir():
@@ -69,14 +69,14 @@ class ShardSet:
         return f"ShardSet({self.location!r})"
 
     def _where(self, name: str) -> str:
-        return str(Path(self.location) / name) if self.kind == "local" else f"{self.location}/{name}"
+        return str(Path(self.location) / name) if self.scheme == "local" else f"{self.location}/{name}"
 
     def _read(self, name: str) -> bytes:
         where = self._where(name)
         try:
-            if self.kind == "local":
+            if self.scheme == "local":
                 return Path(where).read_bytes()
-            if self.kind == "http":
+            if self.scheme == "http":
                 with urllib.request.urlopen(where, timeout=60) as resp:
                     return resp.read()
             proc = subprocess.run(["aws", "s3", "cp", where, "-"], capture_output=True, timeout=300)
@@ -91,7 +91,7 @@ class ShardSet:
     def url(self, name: str) -> str:
         """What WebDataset opens for one shard file."""
         where = self._where(name)
-        return f"pipe:aws s3 cp {shlex.quote(where)} -" if self.kind == "s3" else where
+        return f"pipe:aws s3 cp {shlex.quote(where)} -" if self.scheme == "s3" else where
 
     @property
     def size(self) -> int:

@@ -120,7 +120,9 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--shards", default=None, help="shard set for the clips (default: the study's)")
     b.add_argument("--split", default="test", help="test (which-is-real pairs) or legacy (black-and-white "
                    "originals: 1-5 rating items)")
-    b.add_argument("--kind", default="clip", choices=("clip", "frame"), help="mp4 clips or PNG still frames")
+    b.add_argument("--medium", default="clip", choices=("clip", "frame"), help="mp4 clips or PNG still frames")
+    b.add_argument("--kind", dest="medium", default=argparse.SUPPRESS, choices=("clip", "frame"),
+                   help=argparse.SUPPRESS)  # the old name of --medium, kept for existing scripts
     b.add_argument("--clips", type=int, default=8, help="clips per trial")
     b.add_argument("--attention-rate", type=float, default=0.1)
     b.add_argument("--out", default=None, help="media folder (default: beside the database)")

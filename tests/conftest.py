@@ -130,7 +130,6 @@ def build_fixture_study(root: Path, with_items: bool = True) -> dict:
     metrics, one early-stopped, one running, one failed) and real media: tiny H.264 mp4s and PNG
     frames of gray / prediction / ground truth for two clips per trial, plus CTT items built from
     those media."""
-    from study.media.video_out import VideoWriter
     from study.store import Store
 
     root = Path(root)
@@ -158,15 +157,15 @@ def build_fixture_study(root: Path, with_items: bool = True) -> dict:
             continue
         for seed, (vid, clip) in enumerate(CLIPS):
             gt = gt_frames(seed)
-            kinds = {"gt": gt, "gray": [gray_of(f) for f in gt], "pred": [saturate(f, sat) for f in gt]}
-            for kind, frames in kinds.items():
-                path = media / f"{tid}_{vid}_{clip}_{kind}.mp4"
+            views = {"gt": gt, "gray": [gray_of(f) for f in gt], "pred": [saturate(f, sat) for f in gt]}
+            for role, frames in views.items():
+                path = media / f"{tid}_{vid}_{clip}_{role}.mp4"
                 write_mp4(path, frames)
-                store.add_media(STUDY, tid, f"{kind}_mp4", path, video_id=vid, clip=clip)
+                store.add_media(STUDY, tid, f"{role}_mp4", path, video_id=vid, clip=clip)
                 for fi in (0, FRAMES - 1):
-                    png = media / f"{tid}_{vid}_{clip}_{kind}_{fi:03d}.png"
+                    png = media / f"{tid}_{vid}_{clip}_{role}_{fi:03d}.png"
                     Image.fromarray(frames[fi]).save(png)
-                    store.add_media(STUDY, tid, f"{kind}_png", png, video_id=vid, clip=clip, frame=fi)
+                    store.add_media(STUDY, tid, f"{role}_png", png, video_id=vid, clip=clip, frame=fi)
     info = {"url": url, "study": STUDY, "root": root, "store": store}
     if with_items:
         from study.ctt import build as ctt

@@ -1,6 +1,6 @@
 """Color Turing Test for raters: real vs colorized side by side (or a 1-5 naturalness rating).
 
-Items are mp4 clips or PNG stills (`vidcolor ctt build --kind frame`), shown the same way. The
+Items are mp4 clips or PNG stills (`vidcolor ctt build --medium frame`), shown the same way. The
 "which is real" task draws only items whose original is in color; the rating task shows the
 colorized side alone and draws every item (legacy black-and-white footage is rated only).
 
@@ -33,14 +33,15 @@ store = data.store()
 def _load_next() -> None:
     item = store.next_ctt_item(name, ss["ctt_rater"], mode=ss["ctt_task"], rng=_rng)
     if item is None:
-        ss["ctt_uid"], ss["ctt_kind"], ss["ctt_shown"] = None, None, {}
+        ss["ctt_uid"], ss["ctt_medium"], ss["ctt_shown"] = None, None, {}
     elif ss["ctt_task"] == "rating":
-        ss["ctt_uid"], ss["ctt_kind"], ss["ctt_shown"] = item["uid"], item["kind"], {"single": item["fake_path"]}
+        ss["ctt_uid"], ss["ctt_medium"], ss["ctt_shown"] = item["uid"], item["medium"], {"single": item["fake_path"]}
     else:
         pair = [item["real_path"], item["fake_path"]]
         if secrets.randbelow(2):
             pair.reverse()
-        ss["ctt_uid"], ss["ctt_kind"], ss["ctt_shown"] = item["uid"], item["kind"], dict(zip(("left", "right"), pair))
+        shown = dict(zip(("left", "right"), pair))
+        ss["ctt_uid"], ss["ctt_medium"], ss["ctt_shown"] = item["uid"], item["medium"], shown
     ss["ctt_shown_at"] = time.monotonic()
 
 
@@ -98,7 +99,7 @@ if not ss.get("ctt_uid"):
     st.success("Thank you! You have judged every item of this study.")
     st.stop()
 
-task, limit, kind = ss["ctt_task"], ss["ctt_limit"], ss["ctt_kind"]
+task, limit, medium = ss["ctt_task"], ss["ctt_limit"], ss["ctt_medium"]
 blobs = {side: data.file_bytes(path) for side, path in ss["ctt_shown"].items()}
 if any(b is None for b in blobs.values()):
     st.error("A file of this item is missing on the server; skipping it.")
@@ -107,7 +108,7 @@ if any(b is None for b in blobs.values()):
 
 
 def _show(container, blob: bytes) -> None:
-    if kind == "frame":
+    if medium == "frame":
         container.image(blob, width="stretch")
     else:
         container.video(blob, format="video/mp4", autoplay=True, loop=True, muted=True)
@@ -133,12 +134,12 @@ def clips() -> None:
 
 clips()
 if task == "rating":
-    st.markdown(f"**How natural do the colors of this {'picture' if kind == 'frame' else 'clip'} look?**")
+    st.markdown(f"**How natural do the colors of this {'picture' if medium == 'frame' else 'clip'} look?**")
     cols = st.columns(5)
     for col, r in zip(cols, range(1, 6)):
         col.button(LABELS[r], key=f"rate_{r}", on_click=_vote, kwargs={"rating": r}, width="stretch")
 else:
-    st.markdown(f"**Which {'picture' if kind == 'frame' else 'clip'} is the real one?**")
+    st.markdown(f"**Which {'picture' if medium == 'frame' else 'clip'} is the real one?**")
     a, b = st.columns(2)
     a.button("A is real", key="pick_a", on_click=_vote, kwargs={"side": "left"}, width="stretch", type="primary")
     b.button("B is real", key="pick_b", on_click=_vote, kwargs={"side": "right"}, width="stretch", type="primary")

@@ -51,14 +51,14 @@ n = min((len(v) for v in frames.values()), default=0)
 if n:
     idx = st.slider("Frame", 0, n - 1, 0, key="trial_frame") if n > 1 else 0
     cols = st.columns(len(frames))
-    for col, (kind, fr) in zip(cols, frames.items()):
-        col.image(fr[idx], caption=f"{viewer.LABELS[kind]} · frame {idx}", width="stretch")
+    for col, (role, fr) in zip(cols, frames.items()):
+        col.image(fr[idx], caption=f"{viewer.LABELS[role]} · frame {idx}", width="stretch")
 videos = viewer.clip_videos(media, key)
 if videos:
     st.subheader("Videos")
     cols = st.columns(len(videos))
-    for col, (kind, path) in zip(cols, videos.items()):
-        col.caption(viewer.LABELS[kind])
+    for col, (role, path) in zip(cols, videos.items()):
+        col.caption(viewer.LABELS[role])
         blob = data.file_bytes(path)
         if blob is None:
             col.warning(f"missing file {path}")

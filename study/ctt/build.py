@@ -1,6 +1,6 @@
 """`vidcolor ctt build`: make the Color Turing Test items of a study from its trials.
 
-An item is a (real clip, colorized clip) pair, or with `--kind frame` a pair of PNG stills. Items
+An item is a (real clip, colorized clip) pair, or with `--medium frame` a pair of PNG stills. Items
 record their split and source video. On the test split the real side is the color original, so the
 item works as a "which is real" pair (and, its colorized side alone, in the rating mode). Legacy
 footage is black and white: a pair with it would be meaningless (the gray side is obviously not the
@@ -27,12 +27,12 @@ import pandas as pd
 from models.errors import VidcolorError
 from study.ctt.clips import opaque_copy, rendered_media, write_attention_clip
 from study.report import format_table
-from study.store import CTT_KINDS, Store
+from study.store import CTT_MEDIA, Store
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("test", "legacy")
-# media table entries of the real and the colorized side, per item kind
+# media types of the real and the colorized side, per item medium
 PAIR_MEDIA = {"clip": ("gt_mp4", "pred_mp4"), "frame": ("gt_png", "pred_png")}
 
 
@@ -47,14 +47,14 @@ class BuildOptions:
     out: str | Path | None = None  # media folder (default: beside the database)
     shards: str | None = None  # shard set to render clips from (default: the study's)
     split: str = "test"  # "test" (which-is-real pairs) or "legacy" (rating items only)
-    kind: str = "clip"  # the store's item kind: "clip" (mp4) or "frame" (PNG still)
+    medium: str = "clip"  # what an item shows: "clip" (mp4) or "frame" (PNG still)
     seed: int | None = None  # attention-check draws and item order
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise VidcolorError(f"--split must be test or legacy, got {self.split!r}")
-        if self.kind not in CTT_KINDS:
-            raise VidcolorError(f"--kind must be one of {CTT_KINDS}, got {self.kind!r}")
+        if self.medium not in CTT_MEDIA:
+            raise VidcolorError(f"--medium must be one of {CTT_MEDIA}, got {self.medium!r}")
         if not 0 <= self.attention_rate < 1:
             raise VidcolorError(f"--attention-rate must be in [0, 1), got {self.attention_rate}")
         if self.clips < 1:
@@ -92,26 +92,27 @@ def choose_trials(trials: pd.DataFrame, mode: str, trial_ids: Sequence[str] | No
     return list(scored.groupby(exp, sort=True).head(1).sort_values("experiment")["trial_id"])
 
 
-def media_pairs(media: pd.DataFrame, kind: str = "clip") -> list[dict[str, Any]]:
-    """Real/colorized pairs from a trial's media table: for `kind="clip"` each clip with both gt_mp4
-    and pred_mp4; for `kind="frame"` one still per clip (the stored frame nearest the clip's middle)
-    with both gt_png and pred_png. Dicts with video_id, clip, frame (None for clips), real, fake."""
-    if kind not in CTT_KINDS:
-        raise VidcolorError(f"--kind must be one of {CTT_KINDS}, got {kind!r}")
-    real_media, fake_media = PAIR_MEDIA[kind]
-    sel = media[media["kind"].isin((real_media, fake_media))]
-    keys = ["video_id", "clip"] if kind == "clip" else ["video_id", "clip", "frame"]
+def media_pairs(media: pd.DataFrame, medium: str = "clip") -> list[dict[str, Any]]:
+    """Real/colorized pairs from a trial's media table: for `medium="clip"` each clip with both
+    gt_mp4 and pred_mp4; for `medium="frame"` one still per clip (the stored frame nearest the
+    clip's middle) with both gt_png and pred_png. Dicts with video_id, clip, frame (None for clips),
+    real, fake."""
+    if medium not in CTT_MEDIA:
+        raise VidcolorError(f"--medium must be one of {CTT_MEDIA}, got {medium!r}")
+    real_media, fake_media = PAIR_MEDIA[medium]
+    sel = media[media["media_type"].isin((real_media, fake_media))]
+    keys = ["video_id", "clip"] if medium == "clip" else ["video_id", "clip", "frame"]
     pairs: dict[tuple, list[dict[str, Any]]] = {}
     for key, g in sel.groupby(keys, dropna=False, sort=True):
-        paths = dict(zip(g["kind"], g["path"]))
+        paths = dict(zip(g["media_type"], g["path"]))
         if real_media in paths and fake_media in paths:
             vid, clip = key[0], None if pd.isna(key[1]) else int(key[1])
-            frame = None if kind == "clip" or pd.isna(key[2]) else int(key[2])
+            frame = None if medium == "clip" or pd.isna(key[2]) else int(key[2])
             pairs.setdefault((vid, clip), []).append(
                 {"video_id": vid, "clip": clip, "frame": frame, "real": paths[real_media], "fake": paths[fake_media]})
     out = []
     for cands in pairs.values():
-        if kind == "frame":  # the still nearest the middle of the clip's stored frames
+        if medium == "frame":  # the still nearest the middle of the clip's stored frames
             idx = sorted(c["frame"] or 0 for c in cands)
             mid = (idx[0] + idx[-1]) / 2
             cands = sorted(cands, key=lambda c: (abs((c["frame"] or 0) - mid), c["frame"] or 0))
@@ -126,20 +127,21 @@ def trial_pairs(store: Store, study: str, trial_id: str, checkpoint: Any, shards
     `opts.split` when it and the shard set exist (files removed on exit), else (test split only)
     its stored sample media of the validation split."""
     if checkpoint and Path(str(checkpoint)).is_dir() and shards and Path(str(shards)).exists():
-        with rendered_media(str(checkpoint), str(shards), opts.split, opts.clips, stills=opts.kind == "frame") as media:
-            yield media_pairs(media, opts.kind), opts.split
+        stills = opts.medium == "frame"
+        with rendered_media(str(checkpoint), str(shards), opts.split, opts.clips, stills=stills) as media:
+            yield media_pairs(media, opts.medium), opts.split
         return
     if opts.split != "test":
         raise VidcolorError(f"trial {trial_id}: legacy clips are rendered from the checkpoint, and "
                             f"checkpoint={checkpoint!r}, shards={shards!r} is not usable")
-    pairs = media_pairs(store.media(study, trial_id), opts.kind)
+    pairs = media_pairs(store.media(study, trial_id), opts.medium)
     if not pairs:
-        want = " + ".join(reversed(PAIR_MEDIA[opts.kind]))
+        want = " + ".join(reversed(PAIR_MEDIA[opts.medium]))
         raise VidcolorError(
             f"trial {trial_id}: no checkpoint and shard set to render test clips from "
             f"(checkpoint={checkpoint!r}, shards={shards!r}) and no rendered sample media ({want})")
     log.warning("trial %s: no checkpoint + shard set to render test clips; using its %d rendered "
-                "sample %ss (validation split)", trial_id, len(pairs), opts.kind)
+                "sample %ss (validation split)", trial_id, len(pairs), opts.medium)
     yield pairs, "val"
 
 
@@ -162,7 +164,7 @@ def copy_pairs(pairs: list[dict[str, Any]], trial_id: str, split: str, sources: 
                out_dir: Path, opts: BuildOptions) -> list[dict[str, Any]]:
     """Items of one trial: opaque copies of each pair's real and colorized side in `out_dir`."""
     return [{"trial_id": trial_id, "real_path": str(opaque_copy(p["real"], out_dir)),
-             "fake_path": str(opaque_copy(p["fake"], out_dir)), "kind": opts.kind,
+             "fake_path": str(opaque_copy(p["fake"], out_dir)), "medium": opts.medium,
              "video_id": p["video_id"], "clip": p["clip"], "frame": p["frame"], "split": split,
              "source": sources.get(str(p["video_id"])), "real_is_color": opts.real_is_color, "is_attention": False}
             for p in pairs]
@@ -188,7 +190,7 @@ def attention_items(regular: list[dict[str, Any]], opts: BuildOptions, out_dir: 
     for base in bases:
         src = base["real_path"] if opts.real_is_color else base["fake_path"]
         checks.append({"trial_id": None, "real_path": str(opaque_copy(base["real_path"], out_dir)),
-                       "fake_path": str(write_attention_clip(src, out_dir)), "kind": opts.kind,
+                       "fake_path": str(write_attention_clip(src, out_dir)), "medium": opts.medium,
                        "video_id": None, "clip": None, "frame": None, "split": base["split"], "source": None,
                        "real_is_color": opts.real_is_color, "is_attention": True})
     return checks
@@ -211,7 +213,7 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     `split="test"` makes "which is real" pairs (the color original and the trial's colorization),
     also shown in the rating mode. `split="legacy"`: the originals are black and white, so the
     items are for the 1-5 rating mode only (the colorized clip alone; `real_is_color` False), and
-    their attention checks are wrong recolorings of a colorized clip. `kind="frame"`: PNG stills
+    their attention checks are wrong recolorings of a colorized clip. `medium="frame"`: PNG stills
     (one per clip) instead of mp4 clips.
     """
     from tqdm import tqdm
@@ -237,7 +239,7 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     rng.shuffle(items)
     uids = store.add_ctt_items(study, items)
     log.info("%d CTT %s items (%d attention checks, split %s) for study %s in %s",
-             len(uids), opts.kind, len(checks), opts.split, study, out_dir)
+             len(uids), opts.medium, len(checks), opts.split, study, out_dir)
     return pd.DataFrame({"uid": uids, **{col: [i[col] for i in items]
                                          for col in ("trial_id", "is_attention", "split", "real_is_color")}})
 
@@ -263,11 +265,11 @@ def main_build(args) -> int:
     study = resolve_study(store, args.study)
     trial_ids = [t.strip() for t in args.trials.split(",") if t.strip()] if args.trials else None
     opts = BuildOptions(trial_ids=trial_ids, top=args.top, clips=args.clips, attention_rate=args.attention_rate,
-                        out=args.out, shards=args.shards, split=args.split, kind=args.kind)
+                        out=args.out, shards=args.shards, split=args.split, medium=args.medium)
     items = build_items(store, study, opts)
     counts = items.assign(trial_id=items["trial_id"].fillna("(attention check)")).groupby(["trial_id", "split"]).size()
     task = "which-is-real pairs and ratings" if opts.real_is_color else "1-5 naturalness rating only"
-    print(f"study {study}: {len(items)} CTT {opts.kind} items ({task})")
+    print(f"study {study}: {len(items)} CTT {opts.medium} items ({task})")
     print(format_table(["trial_id", "split", "items"], [[tid, split, int(n)] for (tid, split), n in counts.items()]))
     return 0
 

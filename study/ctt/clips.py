@@ -119,7 +119,7 @@ def write_attention_clip(src: str | Path, out_dir: Path) -> Path:
 @contextmanager
 def rendered_media(checkpoint: str, shards: str, split: str, clips: int, stills: bool) -> Iterator[pd.DataFrame]:
     """Render `clips` clips of `split` at a trial's checkpoint (study.media.samples) into a
-    temporary folder, removed on exit; yields the files as a media table (kind, path, video_id,
+    temporary folder, removed on exit; yields the files as a media table (media_type, path, video_id,
     clip, frame), mp4s or with `stills` PNG frames. On the legacy split the ground-truth side is
     the black-and-white original."""
     from study.media.samples import render_samples
@@ -127,7 +127,7 @@ def rendered_media(checkpoint: str, shards: str, split: str, clips: int, stills:
     tmp = Path(tempfile.mkdtemp(prefix="vidcolor-ctt-"))
     try:
         files = render_samples(checkpoint, shards, tmp, split=split, clips=clips, png=stills)
-        yield pd.DataFrame([{"kind": f.kind, "path": f.path, "video_id": f.video_id, "clip": f.clip,
-                             "frame": f.frame} for f in files], columns=["kind", "path", "video_id", "clip", "frame"])
+        columns = ["media_type", "path", "video_id", "clip", "frame"]
+        yield pd.DataFrame([{c: getattr(f, c) for c in columns} for f in files], columns=columns)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

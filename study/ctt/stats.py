@@ -11,7 +11,7 @@ Pure pandas/numpy: no torch, no Ray (the dashboard imports this at start-up).
 
 Votes come as one DataFrame row per vote with the columns in `VOTE_COLUMNS`:
 ``rater`` (id), ``item`` (id), ``trial`` (trial id or None for attention items), ``experiment``,
-``kind`` (the vote type: ``"2afc"``, ``"attention"`` or ``"rating"``), ``correct`` (for
+``vote_type`` (one of `VOTE_TYPES`: ``"2afc"``, ``"attention"`` or ``"rating"``), ``correct`` (for
 2afc/attention: the rater picked the real clip; None for ratings), ``rating`` (1-5 for ratings,
 else NaN).
 """
@@ -27,8 +27,8 @@ import pandas as pd
 from models.errors import VidcolorError
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
-VOTE_COLUMNS = ("rater", "item", "trial", "experiment", "kind", "correct", "rating")
-KINDS = ("2afc", "attention", "rating")
+VOTE_COLUMNS = ("rater", "item", "trial", "experiment", "vote_type", "correct", "rating")
+VOTE_TYPES = ("2afc", "attention", "rating")
 
 # Student t 0.975 quantiles for 1..30 degrees of freedom (standard tables); beyond 30 we use the
 # Cornish-Fisher expansion around the normal quantile, accurate to ~1e-4 there.
@@ -82,14 +82,14 @@ def mean_interval(values: Iterable[float]) -> tuple[float, float, float]:
 
 
 def check_votes(votes: pd.DataFrame) -> pd.DataFrame:
-    """Validate the vote table's columns and vote types (column `kind`); return a copy with
+    """Validate the vote table's columns and vote types (column `vote_type`); return a copy with
     normalized dtypes."""
     missing = [c for c in VOTE_COLUMNS if c not in votes.columns]
     if missing:
         raise VidcolorError(f"CTT votes table lacks column(s) {missing}; has {list(votes.columns)}")
-    bad = sorted(set(votes["kind"].dropna()) - set(KINDS))
+    bad = sorted(set(votes["vote_type"].dropna()) - set(VOTE_TYPES))
     if bad:
-        raise VidcolorError(f"CTT votes: unknown kind(s) {bad}; expected one of {KINDS}")
+        raise VidcolorError(f"CTT votes: unknown vote type(s) {bad}; expected one of {VOTE_TYPES}")
     out = votes.copy()
     out["rating"] = pd.to_numeric(out["rating"], errors="coerce")
     out["correct"] = out["correct"].astype("object").where(out["correct"].notna(), None)
@@ -99,7 +99,7 @@ def check_votes(votes: pd.DataFrame) -> pd.DataFrame:
 def attention_failures(votes: pd.DataFrame) -> pd.Series:
     """Per rater: how many attention checks they failed (picked the wrong recoloring as real)."""
     votes = check_votes(votes)
-    att = votes[votes["kind"] == "attention"]
+    att = votes[votes["vote_type"] == "attention"]
     # an explicit bool mask: an empty object-dtype Series would index columns, not rows
     failed = att.loc[att["correct"].map(lambda c: c is not None and not bool(c)).astype(bool)]
     counts = failed.groupby("rater").size()
@@ -128,22 +128,22 @@ def aggregate(votes: pd.DataFrame, by: str = "trial", exclude_failed: bool = Fal
     votes = check_votes(votes)
     fails = attention_failures(votes)
     bad = set(fails[fails > max_failures].index)
-    scored = votes[votes["kind"].isin(("2afc", "rating")) & votes[by].notna()]
+    scored = votes[votes["vote_type"].isin(("2afc", "rating")) & votes[by].notna()]
     rows = []
     for key, group in scored.groupby(by, sort=True):
         excluded = sorted(set(group["rater"]) & bad) if exclude_failed else []
         if excluded:
             group = group[~group["rater"].isin(excluded)]
-        afc = group[group["kind"] == "2afc"]
+        afc = group[group["vote_type"] == "2afc"]
         n = int(len(afc))
         fooled = int(sum(1 for c in afc["correct"] if c is not None and not bool(c)))
         lo, hi = wilson_interval(fooled, n)
-        mean, rlo, rhi = mean_interval(group.loc[group["kind"] == "rating", "rating"])
+        mean, rlo, rhi = mean_interval(group.loc[group["vote_type"] == "rating", "rating"])
         raters = sorted(set(group["rater"]))
         rows.append({
             by: key, "votes": n, "fooled": fooled,
             "fooling_rate": fooled / n if n else math.nan, "fool_lo": lo, "fool_hi": hi,
-            "ratings": int((group["kind"] == "rating").sum()),
+            "ratings": int((group["vote_type"] == "rating").sum()),
             "mean_rating": mean, "rating_lo": rlo, "rating_hi": rhi,
             "raters": len(raters),
             "attention_failures": int(fails.reindex(raters, fill_value=0).sum()),
@@ -158,7 +158,7 @@ def rater_summary(votes: pd.DataFrame, max_failures: int = 0) -> pd.DataFrame:
     """Per rater: votes, attention checks seen and failed, and whether they are flagged."""
     votes = check_votes(votes)
     fails = attention_failures(votes)
-    att = votes[votes["kind"] == "attention"].groupby("rater").size()
+    att = votes[votes["vote_type"] == "attention"].groupby("rater").size()
     total = votes.groupby("rater").size()
     out = pd.DataFrame({"votes": total, "attention_checks": att.reindex(total.index, fill_value=0),
                         "attention_failures": fails.reindex(total.index, fill_value=0)})
@@ -190,7 +190,7 @@ def votes_from_store(store_votes: pd.DataFrame) -> pd.DataFrame:
         "rater": df["rater_id"], "item": df["uid"],
         "trial": df["trial_id"].where(df["trial_id"].notna(), None),
         "experiment": df["experiment"].where(df["experiment"].notna(), None),
-        "kind": df.apply(vote_type, axis=1), "correct": df.apply(correct, axis=1).astype(object),
+        "vote_type": df.apply(vote_type, axis=1), "correct": df.apply(correct, axis=1).astype(object),
         "rating": pd.to_numeric(df["rating"], errors="coerce"),
     })
     return out

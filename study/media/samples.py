@@ -11,7 +11,8 @@ Zhang et al., "Colorful Image Colorization", ECCV 2016) asks raters about. Writt
 - ``{frame:03d}_gray.png``, ``{frame:03d}_pred.png``, ``{frame:03d}_gt.png`` per frame (frame =
   index within the clip), for the dashboard's frame slider.
 
-Kinds in the results store: gray_png, pred_png, gt_png, gray_mp4, pred_mp4, gt_mp4.
+Media types in the results store (`MediaFile.media_type`): gray_png, pred_png, gt_png, gray_mp4,
+pred_mp4, gt_mp4.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ DEFAULT_FPS = 12.0
 class MediaFile:
     """One rendered file, as the results store records it (`register_media`)."""
 
-    kind: str  # {role}_png or {role}_mp4
+    media_type: str  # {role}_png or {role}_mp4
     path: str
     video_id: str
     clip: int

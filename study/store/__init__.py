@@ -15,11 +15,11 @@ neither torch nor Ray (the dashboard imports it at start-up). Parts: `schema` (t
 from study.store.ctt import CttMixin
 from study.store.engine import DEFAULT_URL
 from study.store.media import MediaMixin
-from study.store.schema import CTT_KINDS, STUDY_STATUSES, TRIAL_STATUSES, VOTE_MODES
+from study.store.schema import CTT_MEDIA, STUDY_STATUSES, TRIAL_STATUSES, VOTE_MODES
 from study.store.studies import StudiesMixin
 from study.store.trials import TrialsMixin
 
-__all__ = ["CTT_KINDS", "DEFAULT_URL", "STUDY_STATUSES", "TRIAL_STATUSES", "VOTE_MODES", "Store"]
+__all__ = ["CTT_MEDIA", "DEFAULT_URL", "STUDY_STATUSES", "TRIAL_STATUSES", "VOTE_MODES", "Store"]
 
 
 class Store(StudiesMixin, TrialsMixin, MediaMixin, CttMixin):

@@ -22,13 +22,13 @@ from sqlalchemy.exc import IntegrityError
 
 from models.errors import VidcolorError
 from study.store.engine import StoreEngine
-from study.store.schema import CTT_KINDS, SIDES, VOTE_MODES, CttItemRow, CttVoteRow, RaterRow, TrialRow
+from study.store.schema import CTT_MEDIA, SIDES, VOTE_MODES, CttItemRow, CttVoteRow, RaterRow, TrialRow
 
 log = logging.getLogger(__name__)
 
-CTT_ITEMS_COLUMNS = ["uid", "trial_id", "experiment", "kind", "is_attention", "video_id", "clip", "real_path",
+CTT_ITEMS_COLUMNS = ["uid", "trial_id", "experiment", "medium", "is_attention", "video_id", "clip", "real_path",
                      "fake_path", "created", "votes", "frame", "split", "source", "real_is_color"]
-VOTES_COLUMNS = ["rater_id", "rater", "uid", "trial_id", "experiment", "kind", "is_attention", "video_id", "clip",
+VOTES_COLUMNS = ["rater_id", "rater", "uid", "trial_id", "experiment", "medium", "is_attention", "video_id", "clip",
                  "choice", "picked_real", "response_ms", "rating", "mode", "created"]
 
 
@@ -61,7 +61,7 @@ class CttMixin(StoreEngine):
 
     def add_ctt_items(self, study: str, items: Iterable[Mapping[str, Any]]) -> list[str]:
         """Add CTT items; each a mapping with real_path, fake_path and optionally trial_id (None for
-        attention checks), kind ('clip'|'frame'), is_attention, video_id, clip, frame, split,
+        attention checks), medium ('clip'|'frame'), is_attention, video_id, clip, frame, split,
         source, real_is_color (default True; False for a black-and-white original, whose item only
         the rating mode shows), uid. Returns the item uids (random hex unless given), in order.
         All or nothing."""
@@ -77,16 +77,16 @@ class CttMixin(StoreEngine):
         return uids
 
     def ctt_items(self, study: str) -> pd.DataFrame:
-        """One row per CTT item: uid, trial_id, experiment, kind, is_attention, video_id, clip,
+        """One row per CTT item: uid, trial_id, experiment, medium, is_attention, video_id, clip,
         real_path, fake_path, created, votes, frame, split, source, real_is_color."""
         with self._read() as s:
             st = self._study(s, study)
             votes = _vote_counts()
             rows = s.execute(
-                select(CttItemRow.uid, TrialRow.trial_id, TrialRow.experiment, CttItemRow.kind, CttItemRow.is_attention,
-                       CttItemRow.video_id, CttItemRow.clip, CttItemRow.real_path, CttItemRow.fake_path,
-                       CttItemRow.created, func.coalesce(votes.c.n, 0), CttItemRow.frame, CttItemRow.split,
-                       CttItemRow.source, CttItemRow.real_is_color)
+                select(CttItemRow.uid, TrialRow.trial_id, TrialRow.experiment, CttItemRow.medium,
+                       CttItemRow.is_attention, CttItemRow.video_id, CttItemRow.clip, CttItemRow.real_path,
+                       CttItemRow.fake_path, CttItemRow.created, func.coalesce(votes.c.n, 0), CttItemRow.frame,
+                       CttItemRow.split, CttItemRow.source, CttItemRow.real_is_color)
                 .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id)
                 .outerjoin(votes, votes.c.item_id == CttItemRow.id)
                 .where(CttItemRow.study_id == st.id).order_by(CttItemRow.id)).all()
@@ -98,17 +98,17 @@ class CttMixin(StoreEngine):
             row = s.scalar(select(CttItemRow).where(CttItemRow.uid == uid))
             return None if row is None else _item_dict(row)
 
-    def next_ctt_item(self, study: str, rater_id: str, *, kind: str | None = None, mode: str | None = None,
+    def next_ctt_item(self, study: str, rater_id: str, *, medium: str | None = None, mode: str | None = None,
                       rng: random.Random | None = None) -> dict[str, Any] | None:
         """An item of the study this rater has not voted on, drawn at random among the least-voted
-        ones; None when the rater has seen them all. `kind` ('clip'|'frame') narrows the draw;
+        ones; None when the rater has seen them all. `medium` ('clip'|'frame') narrows the draw;
         `mode='2afc'` draws only items with a color original (a "which is real" pair), 'rating'
-        (or None) any item. The dict has uid, real_path, fake_path, kind, is_attention, video_id,
+        (or None) any item. The dict has uid, real_path, fake_path, medium, is_attention, video_id,
         clip, frame, real_is_color (no trial: the page must not know it)."""
         if mode is not None and mode not in VOTE_MODES:
             raise VidcolorError(f"CTT mode must be one of {VOTE_MODES}, got {mode!r}")
-        if kind is not None and kind not in CTT_KINDS:
-            raise VidcolorError(f"CTT kind must be one of {CTT_KINDS}, got {kind!r}")
+        if medium is not None and medium not in CTT_MEDIA:
+            raise VidcolorError(f"CTT medium must be one of {CTT_MEDIA}, got {medium!r}")
         with self._read() as s:
             st = self._study(s, study)
             seen = select(CttVoteRow.item_id).where(CttVoteRow.rater_id == rater_id)
@@ -116,8 +116,8 @@ class CttMixin(StoreEngine):
             q = (select(CttItemRow, func.coalesce(votes.c.n, 0).label("n"))
                  .outerjoin(votes, votes.c.item_id == CttItemRow.id)
                  .where(CttItemRow.study_id == st.id, CttItemRow.id.not_in(seen)))
-            if kind is not None:
-                q = q.where(CttItemRow.kind == kind)
+            if medium is not None:
+                q = q.where(CttItemRow.medium == medium)
             if mode == "2afc":
                 q = q.where(CttItemRow.real_is_color.is_(True))
             rows = s.execute(q).all()
@@ -157,12 +157,12 @@ class CttMixin(StoreEngine):
             return False
 
     def votes(self, study: str | None = None) -> pd.DataFrame:
-        """One row per vote: rater_id, rater, item uid, trial_id, experiment, kind, is_attention,
+        """One row per vote: rater_id, rater, item uid, trial_id, experiment, medium, is_attention,
         video_id, clip, choice, picked_real, fooled (picked the colorized side), response_ms,
         rating, mode, created."""
         with self._read() as s:
             q = (select(CttVoteRow.rater_id, RaterRow.name, CttItemRow.uid, TrialRow.trial_id, TrialRow.experiment,
-                        CttItemRow.kind, CttItemRow.is_attention, CttItemRow.video_id, CttItemRow.clip,
+                        CttItemRow.medium, CttItemRow.is_attention, CttItemRow.video_id, CttItemRow.clip,
                         CttVoteRow.choice, CttVoteRow.picked_real, CttVoteRow.response_ms, CttVoteRow.rating,
                         CttVoteRow.mode, CttVoteRow.created)
                  .join(CttItemRow, CttVoteRow.item_id == CttItemRow.id)
@@ -184,20 +184,20 @@ def _vote_counts() -> Any:
 
 
 def _check_item(i: int, item: Mapping[str, Any]) -> None:
-    """Refuse item number `i` when a path is missing or its kind is unknown."""
+    """Refuse item number `i` when a path is missing or its medium is unknown."""
     for key in ("real_path", "fake_path"):
         if not item.get(key):
             raise VidcolorError(f"CTT item {i}: field {key!r} is missing")
-    kind = item.get("kind", "clip")
-    if kind not in CTT_KINDS:
-        raise VidcolorError(f"CTT item {i}: kind must be one of {CTT_KINDS}, got {kind!r}")
+    medium = item.get("medium", "clip")
+    if medium not in CTT_MEDIA:
+        raise VidcolorError(f"CTT item {i}: medium must be one of {CTT_MEDIA}, got {medium!r}")
 
 
 def _item_row(item: Mapping[str, Any], *, study_id: int, trial_pk: int | None) -> CttItemRow:
     """The row for a checked item mapping (see `add_ctt_items`)."""
     return CttItemRow(uid=str(item.get("uid") or secrets.token_hex(8)), study_id=study_id, trial_pk=trial_pk,
                       real_path=os.fspath(item["real_path"]), fake_path=os.fspath(item["fake_path"]),
-                      kind=item.get("kind", "clip"), is_attention=bool(item.get("is_attention", False)),
+                      medium=item.get("medium", "clip"), is_attention=bool(item.get("is_attention", False)),
                       video_id=item.get("video_id"),
                       clip=None if item.get("clip") is None else int(item["clip"]),
                       frame=None if item.get("frame") is None else int(item["frame"]),
@@ -221,6 +221,6 @@ def _check_vote(choice: str | None, picked_real: bool | None, rating: int | None
 
 
 def _item_dict(row: CttItemRow) -> dict[str, Any]:
-    return {"uid": row.uid, "real_path": row.real_path, "fake_path": row.fake_path, "kind": row.kind,
+    return {"uid": row.uid, "real_path": row.real_path, "fake_path": row.fake_path, "medium": row.medium,
             "is_attention": bool(row.is_attention), "video_id": row.video_id, "clip": row.clip,
             "frame": row.frame, "real_is_color": bool(row.real_is_color)}

@@ -2,11 +2,12 @@
 
 `StoreEngine` is the base every part of `study.store.Store` builds on. It normalizes the URL
 (`$VIDCOLOR_DB` or `sqlite:///vidcolor.db` by default; SQLite paths made absolute, plain
-`postgresql://` run through psycopg 3), creates the tables (and adds the columns an older database
-lacks), and hands out sessions: `_write()` is one transaction, opened on SQLite with
-`BEGIN IMMEDIATE` so concurrent writers queue on the busy timeout instead of failing, and WAL mode
-lets readers never block the writer. It also holds the name lookups (`_study`, `_trial`) every
-part shares. A store pickles as its URL, so it can ride along in a Ray Tune callback.
+`postgresql://` run through psycopg 3), creates the tables, upgrades a database made by an older
+version (renames the columns that have a new name, adds the ones it lacks), and hands out
+sessions: `_write()` is one transaction, opened on SQLite with `BEGIN IMMEDIATE` so concurrent
+writers queue on the busy timeout instead of failing, and WAL mode lets readers never block the
+writer. It also holds the name lookups (`_study`, `_trial`) every part shares. A store pickles as
+its URL, so it can ride along in a Ray Tune callback.
 """
 
 from __future__ import annotations
@@ -18,19 +19,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Engine, Inspector, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from models.errors import VidcolorError
-from study.store.schema import CTT_ITEM_ADDED, Base, CttItemRow, StudyRow, TrialRow
+from study.store.schema import CTT_ITEM_ADDED, RENAMED_COLUMNS, Base, CttItemRow, StudyRow, TrialRow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///vidcolor.db"
 BUSY_TIMEOUT_MS = 30_000
+UPGRADED_TABLES = sorted({*RENAMED_COLUMNS, CttItemRow.__tablename__})
 
 
 def _normalize_url(url: str) -> str:
@@ -49,6 +51,21 @@ def _normalize_url(url: str) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         u = u.set(database=str(path))
     return u.render_as_string(hide_password=False)
+
+
+def _upgrade_steps(inspector: Inspector) -> list[tuple[str, str]]:
+    """(what, SQL) for each change an older database needs: renamed columns (where the old name is
+    there and the new one is not), then the CTT item columns it lacks. Empty when it is current."""
+    steps = []
+    for table, (old, new) in RENAMED_COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(table)}
+        if old in have and new not in have:
+            steps.append((f"renamed {table}.{old} to {new}", f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}"))
+    table = CttItemRow.__tablename__
+    have = {c["name"] for c in inspector.get_columns(table)}
+    steps += [(f"added {table}.{name}", f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+              for name, ddl in CTT_ITEM_ADDED.items() if name not in have]
+    return steps
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -139,16 +156,23 @@ class StoreEngine:
         return f"{type(self).__name__}({self.display_url!r})"
 
     def _upgrade_schema(self) -> None:
-        """Add the CTT item columns a database made by an older version lacks (nothing is lost)."""
-        table = CttItemRow.__tablename__
-        have = {c["name"] for c in inspect(self.engine).get_columns(table)}
-        missing = {k: v for k, v in CTT_ITEM_ADDED.items() if k not in have}
-        if not missing:
+        """Bring a database made by an older version up to this schema, nothing lost: rename the
+        columns of `RENAMED_COLUMNS` and add the CTT item columns it lacks, in one transaction."""
+        if not _upgrade_steps(inspect(self.engine)):
             return
-        with self.engine.begin() as conn:
-            for name, ddl in missing.items():
-                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
-        log.info("results store %s: added column(s) %s to %s", self.display_url, sorted(missing), table)
+        engine = self.engine.execution_options(vidcolor_immediate=True) if self.is_sqlite else self.engine
+        try:
+            with engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":  # a second process opening it waits here
+                    conn.exec_driver_sql(f"LOCK TABLE {', '.join(UPGRADED_TABLES)} IN ACCESS EXCLUSIVE MODE")
+                steps = _upgrade_steps(inspect(conn))  # again under the lock: another process may have done it
+                for _, sql in steps:
+                    conn.exec_driver_sql(sql)
+        except DBAPIError as exc:
+            raise VidcolorError(f"cannot upgrade the results database {self.display_url} from an older version "
+                                f"({exc.orig}); it is left as it was") from None
+        if steps:
+            log.info("results store %s upgraded: %s", self.display_url, "; ".join(what for what, _ in steps))
 
     @contextmanager
     def _write(self) -> Iterator[Session]:

@@ -1,5 +1,5 @@
 """The results store's tables: the SQLAlchemy declarative base, one ORM row class per table, and the
-vocabularies (statuses, modes, kinds) their columns take.
+vocabularies (statuses, modes, media) their columns take.
 
 Every table name starts with `vc_`: the Optuna study lives in the same database and Optuna owns
 plain `studies`, `trials`, ... tables. Timestamps are naive UTC (`utcnow`), as SQLite keeps no
@@ -29,7 +29,7 @@ TRIAL_STATUSES = ("PENDING", "RUNNING", "TERMINATED", "STOPPED", "ERROR")
 FINISHED_STATUSES = ("TERMINATED", "STOPPED", "ERROR")
 STUDY_STATUSES = ("RUNNING", "FINISHED", "INTERRUPTED", "ERROR")
 MODES = ("min", "max")
-CTT_KINDS = ("clip", "frame")
+CTT_MEDIA = ("clip", "frame")  # what a CTT item shows: mp4 clips or PNG stills
 VOTE_MODES = ("2afc", "rating")
 SIDES = ("left", "right")
 
@@ -100,7 +100,7 @@ class MediaRow(Base):
     __table_args__ = (UniqueConstraint("trial_pk", "path", name="uq_vc_media_trial_path"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_pk: Mapped[int] = mapped_column(ForeignKey("vc_trials.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(40))  # gray_png, pred_png, gt_png, gray_mp4, pred_mp4, gt_mp4
+    media_type: Mapped[str] = mapped_column(String(40))  # gray_png, pred_png, gt_png, gray_mp4, pred_mp4, gt_mp4
     path: Mapped[str] = mapped_column(Text)
     video_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     clip: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -127,11 +127,11 @@ class CttItemRow(Base):
     trial_pk: Mapped[int | None] = mapped_column(ForeignKey("vc_trials.id", ondelete="CASCADE"), nullable=True)
     real_path: Mapped[str] = mapped_column(Text)
     fake_path: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(10), default="clip")
+    medium: Mapped[str] = mapped_column(String(10), default="clip")  # one of CTT_MEDIA
     is_attention: Mapped[bool] = mapped_column(Boolean, default=False)
     video_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     clip: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)  # frame index for kind "frame"
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)  # frame index for medium "frame"
     split: Mapped[str | None] = mapped_column(String(40), nullable=True)  # test | val | legacy
     source: Mapped[str | None] = mapped_column(Text, nullable=True)  # the original video (manifest source)
     # False when the original is black and white (legacy footage): no "which is real" pair, the item
@@ -143,6 +143,8 @@ class CttItemRow(Base):
 # columns added to vc_ctt_items after its first release: added to older databases on open
 CTT_ITEM_ADDED = {"frame": "INTEGER", "split": "VARCHAR(40)", "source": "TEXT",
                    "real_is_color": "BOOLEAN NOT NULL DEFAULT TRUE"}
+# columns renamed since an earlier release, table -> (old name, new name): renamed in older databases on open
+RENAMED_COLUMNS = {"vc_media": ("kind", "media_type"), "vc_ctt_items": ("kind", "medium")}
 
 
 class CttVoteRow(Base):

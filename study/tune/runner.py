@@ -139,6 +139,7 @@ def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: in
     """The Tuner of a new study, or the restored one of an interrupted study; and its store callback."""
     from ray import tune
 
+    from study.tune.callbacks import ProgressTable, StoreCallback  # imports Ray: after init_ray's auth mode
 
     store_cb = StoreCallback(store.url, run, media_root, spec.max_t)
     table = ProgressTable(spec, spec.max_t, every_s=progress_every_s)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -36,8 +35,8 @@ def app(fixture_study, monkeypatch):
 
 
 def texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "title", "subheader", "info", "success", "warning")
-             for e in getattr(at, kind)]
+    parts = [e.value for element in ("markdown", "caption", "title", "subheader", "info", "success", "warning")
+             for e in getattr(at, element)]
     return "\n".join(str(p) for p in parts)
 
 
@@ -112,7 +111,7 @@ def test_frame_viewer_decodes_the_same_frames_as_the_pngs(fixture_study, fx):
     key = viewer.clips_of(media)[0]
     frames = viewer.clip_frames(media, key)
     assert set(frames) == {"gray", "pred", "gt"} and all(len(v) == fx.FRAMES for v in frames.values())
-    png = media[(media["kind"] == "gt_png") & (media["frame"] == fx.FRAMES - 1) & (media["video_id"] == key[0])]
+    png = media[(media["media_type"] == "gt_png") & (media["frame"] == fx.FRAMES - 1) & (media["video_id"] == key[0])]
     ref = np.asarray(Image.open(png["path"].iloc[0]))
     # H.264 at crf 18 (yuv420p): close to the lossless PNG, far from another frame
     assert np.abs(frames["gt"][fx.FRAMES - 1].astype(int) - ref).mean() < 6
@@ -273,17 +272,17 @@ def test_ctt_still_frames_and_rating_only_legacy_items(tmp_path, monkeypatch, fx
     info = fx.build(tmp_path, with_items=False)
     monkeypatch.setenv("VIDCOLOR_DB", info["url"])
     store = info["store"]
-    ctt.build_items(store, "fixture", top=1, clips=1, attention_rate=0.0, kind="frame", out=tmp_path / "ctt")
+    ctt.build_items(store, "fixture", top=1, clips=1, attention_rate=0.0, medium="frame", out=tmp_path / "ctt")
     [still] = store.ctt_items("fixture").itertuples()
     # a legacy-style item (black-and-white original): shown only in the rating task
     [legacy] = store.add_ctt_items("fixture", [{"real_path": still.real_path, "fake_path": still.fake_path,
-                                                "kind": "frame", "trial_id": "t_002", "split": "legacy",
+                                                "medium": "frame", "trial_id": "t_002", "split": "legacy",
                                                 "real_is_color": False}])
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.switch_page("views/ctt_rate.py").run()
     at.button[0].click().run()
-    assert at.session_state["ctt_uid"] == still.uid and at.session_state["ctt_kind"] == "frame"
+    assert at.session_state["ctt_uid"] == still.uid and at.session_state["ctt_medium"] == "frame"
     assert len(at.get("image")) == 2 and len(at.get("video")) == 0  # two stills side by side
     assert "Which picture is the real one?" in texts(at)
     assert_session_reveals_nothing(at, fx)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from models.errors import VidcolorError
+from study.cli import build_parser
 from study.cli import main as cli
 from study.ctt import build
 from study.ctt.clips import read_png, wrong_recoloring
@@ -42,11 +43,32 @@ def test_build_options_are_checked_on_construction():
     assert opts.trial_ids == ("t_1", "t_2") and opts.real_is_color  # a list becomes a tuple
     assert not build.BuildOptions(split="legacy").real_is_color
     for bad, message in [({"split": "train"}, "--split must be test or legacy, got 'train'"),
-                         ({"kind": "gif"}, r"--kind must be one of \('clip', 'frame'\), got 'gif'"),
+                         ({"medium": "gif"}, r"--medium must be one of \('clip', 'frame'\), got 'gif'"),
                          ({"attention_rate": 1.0}, r"--attention-rate must be in \[0, 1\), got 1.0"),
                          ({"clips": 0}, "--clips must be at least 1, got 0")]:
         with pytest.raises(VidcolorError, match=message):
             build.BuildOptions(**bad)
+
+
+def test_medium_flag_and_its_hidden_old_name(capsys):
+    parse = build_parser().parse_args
+    assert parse(["ctt", "build"]).medium == "clip"
+    assert parse(["ctt", "build", "--medium", "frame"]).medium == "frame"
+    old = parse(["ctt", "build", "--kind", "frame"])  # scripts written for the old name still run
+    assert old.medium == "frame" and not hasattr(old, "kind")
+    assert parse(["ctt", "build", "--kind", "frame", "--medium", "clip"]).medium == "clip"  # the last one wins
+    with pytest.raises(SystemExit):
+        parse(["ctt", "build", "--help"])
+    usage = capsys.readouterr().out
+    assert "--medium {clip,frame}" in usage and "--kind" not in usage
+
+
+def test_old_flag_builds_the_same_items(fx, tmp_path, capsys):
+    info = fx.build(tmp_path / "db", with_items=False)
+    assert cli(["ctt", "build", "--db", info["url"], "--kind", "frame", "--top", "1", "--clips", "1",
+                "--attention-rate", "0", "--out", str(tmp_path / "m")]) == 0
+    assert "study fixture: 1 CTT frame items" in capsys.readouterr().out
+    assert list(info["store"].ctt_items("fixture")["medium"]) == ["frame"]
 
 
 def test_attention_count_by_hand():
@@ -75,7 +97,7 @@ def test_attention_items_recolor_the_right_side(tmp_path, split):
     regular = _still_items(tmp_path, colors, split)
     out = tmp_path / "out"
     out.mkdir()
-    opts = build.BuildOptions(attention_rate=0.75, kind="frame", split=split)  # round(.75 * 2 / .25) = 6 checks
+    opts = build.BuildOptions(attention_rate=0.75, medium="frame", split=split)  # round(.75 * 2 / .25) = 6 checks
     checks = build.attention_items(regular, opts, out, random.Random(0))
     assert len(checks) == 6 and all(c["is_attention"] and c["trial_id"] is None for c in checks)
     assert all(c["split"] == split and c["real_is_color"] == (split == "test") for c in checks)
@@ -119,11 +141,11 @@ def test_built_items_hide_side_and_trial(fixture_study):
 def test_frame_items_are_png_stills(fx, tmp_path, capsys):
     info = fx.build(tmp_path / "db", with_items=False)
     store = info["store"]
-    assert cli(["ctt", "build", "--db", info["url"], "--kind", "frame", "--top", "2", "--clips", "2",
+    assert cli(["ctt", "build", "--db", info["url"], "--medium", "frame", "--top", "2", "--clips", "2",
                 "--attention-rate", "0.2", "--out", str(tmp_path / "m")]) == 0
     assert "study fixture: 5 CTT frame items" in capsys.readouterr().out  # 2 x 2 + round(0.2 * 4 / 0.8)
     items = store.ctt_items("fixture")
-    assert set(items["kind"]) == {"frame"} and items["real_is_color"].all()
+    assert set(items["medium"]) == {"frame"} and items["real_is_color"].all()
     assert set(items.loc[~items["is_attention"], "split"]) == {"val"}  # the trials' validation samples
     names = [Path(p).name for p in list(items["real_path"]) + list(items["fake_path"])]
     assert len(set(names)) == 10 and all(len(n) == 28 and n.endswith(".png") for n in names)
@@ -132,13 +154,16 @@ def test_frame_items_are_png_stills(fx, tmp_path, capsys):
         # stored stills are frames 0 and 7: the middle (3.5) is equally near both, the earlier wins
         assert it["frame"] == 0
         src = media[(media["trial_id"] == it["trial_id"]) & (media["video_id"] == it["video_id"])
-                    & (media["frame"] == 0)].set_index("kind")["path"]
+                    & (media["frame"] == 0)].set_index("media_type")["path"]
         assert np.array_equal(read_png(it["real_path"]), read_png(src["gt_png"]))  # lossless copies
         assert np.array_equal(read_png(it["fake_path"]), read_png(src["pred_png"]))
         assert md5(it["real_path"]) != md5(src["gt_png"])  # but not the same bytes
     att = items[items["is_attention"]].iloc[0]
     assert np.array_equal(read_png(att["fake_path"]), wrong_recoloring(read_png(att["real_path"])))
     with pytest.raises(SystemExit) as exc:  # argparse refuses it
+        cli(["ctt", "build", "--db", info["url"], "--medium", "gif"])
+    assert exc.value.code == 2 and "invalid choice: 'gif'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the old flag checks its value the same way
         cli(["ctt", "build", "--db", info["url"], "--kind", "gif"])
     assert exc.value.code == 2 and "invalid choice: 'gif'" in capsys.readouterr().err
 
@@ -155,11 +180,11 @@ def test_legacy_build_needs_a_checkpoint_and_options_combine(fx, tmp_path, capsy
         build.build_items(store, "fixture", clip=1)
     # settings given next to options replace those fields: one frame item of the best trial
     items = build.build_items(store, "fixture", build.BuildOptions(top=1, clips=5, attention_rate=0.0),
-                              clips=1, kind="frame", out=tmp_path / "one")
+                              clips=1, medium="frame", out=tmp_path / "one")
     assert list(items.columns) == ["uid", "trial_id", "is_attention", "split", "real_is_color"]
     assert items[["trial_id", "is_attention", "split"]].values.tolist() == [["t_002", False, "val"]]
     stored = store.ctt_items("fixture")
-    assert list(stored["kind"]) == ["frame"] and len(list((tmp_path / "one").iterdir())) == 2
+    assert list(stored["medium"]) == ["frame"] and len(list((tmp_path / "one").iterdir())) == 2
 
 
 @pytest.mark.slow
@@ -215,7 +240,7 @@ def test_build_renders_test_clips_from_the_checkpoint(demo_shards, tmp_path):
         "uid"] for k in range(60)}
 
     # still frames rendered from the checkpoint
-    frame_items = build.build_items(store, "s", clips=1, attention_rate=0.0, kind="frame", out=tmp_path / "still")
+    frame_items = build.build_items(store, "s", clips=1, attention_rate=0.0, medium="frame", out=tmp_path / "still")
     it = store.ctt_items("s").set_index("uid").loc[frame_items["uid"].iloc[0]]
-    assert it["kind"] == "frame" and it["frame"] == (clip_len - 1) // 2 and it["split"] == "test"
+    assert it["medium"] == "frame" and it["frame"] == (clip_len - 1) // 2 and it["split"] == "test"
     assert read_png(it["real_path"]).shape == read_png(it["fake_path"]).shape

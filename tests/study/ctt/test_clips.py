@@ -55,12 +55,12 @@ def test_rendered_media_folder_is_removed(monkeypatch):
         seen.append((checkpoint, shards, split, clips, png))
         path = Path(out_dir) / "pred.png"
         path.write_bytes(b"x")
-        return [SimpleNamespace(kind="pred_png", path=str(path), video_id="vid", clip=3, frame=4)]
+        return [SimpleNamespace(media_type="pred_png", path=str(path), video_id="vid", clip=3, frame=4)]
 
     # stands in for study.media.samples (which imports torch): the renderer's call and its files
     monkeypatch.setitem(sys.modules, "study.media.samples", SimpleNamespace(render_samples=fake_render))
     with clips.rendered_media("ck", "shards", "legacy", 2, stills=True) as media:
-        assert media.to_dict("records") == [{"kind": "pred_png", "path": media["path"][0], "video_id": "vid",
+        assert media.to_dict("records") == [{"media_type": "pred_png", "path": media["path"][0], "video_id": "vid",
                                              "clip": 3, "frame": 4}]
         folder = Path(media["path"][0]).parent
         assert folder.is_dir() and folder.name.startswith("vidcolor-ctt-")

@@ -48,8 +48,8 @@ def test_render_clip_writes_playable_media_and_registers_it(tmp_path):
     clip = Clip("vid_a", 2, 32, frames)
     files = render_clip(model, clip, config.temperature, torch.device("cpu"), tmp_path, fps=12.0)
 
-    kinds = sorted({f.kind for f in files})
-    assert kinds == ["gray_mp4", "gray_png", "gt_mp4", "gt_png", "pred_mp4", "pred_png"]
+    media_types = sorted({f.media_type for f in files})
+    assert media_types == ["gray_mp4", "gray_png", "gt_mp4", "gt_png", "pred_mp4", "pred_png"]
     assert len(files) == 3 * (4 + 1)
     folder = tmp_path / "vid_a_c00002"
     assert all(Path(f.path).parent == folder and Path(f.path).is_file() for f in files)
@@ -81,8 +81,8 @@ def test_render_clip_writes_playable_media_and_registers_it(tmp_path):
     assert register_media(store, "s", "t1", files) == 15
     df = store.media("s", "t1")
     assert len(df) == 15 and set(df["video_id"]) == {"vid_a"} and set(df["clip"]) == {2}
-    assert sorted(df.loc[df["kind"] == "pred_png", "frame"]) == [0, 1, 2, 3]
-    assert df.loc[df["kind"] == "pred_mp4", "frame"].isna().all()
+    assert sorted(df.loc[df["media_type"] == "pred_png", "frame"]) == [0, 1, 2, 3]
+    assert df.loc[df["media_type"] == "pred_mp4", "frame"].isna().all()
     store.close()
 
 
@@ -115,7 +115,7 @@ def test_render_samples_from_shards_into_the_store(demo_shards, tmp_path):
     df = store.media("s", "t1")
     assert len(df) == len(files) and set(df["video_id"]) <= val_videos
     assert df[["video_id", "clip"]].drop_duplicates().shape[0] == 2  # two distinct clips
-    mp4 = df.loc[df["kind"] == "pred_mp4", "path"].iloc[0]
+    mp4 = df.loc[df["media_type"] == "pred_mp4", "path"].iloc[0]
     with av.open(mp4) as container:
         stream = container.streams.video[0]
         assert float(stream.average_rate) == pytest.approx(shard_set.manifest["videos"][0]["fps"], rel=0.01)

@@ -1,6 +1,7 @@
 """Fixtures of the results store tests: a store on a SQLite file and, when the PostgreSQL binaries
 and psycopg are there, the same store on a throwaway PostgreSQL server (the `store` fixture runs
-each test on both); `study` adds one study to it."""
+each test on both; `empty_db_url` is such a database before any store opened it); `study` adds one
+study to it."""
 
 from __future__ import annotations
 
@@ -73,12 +74,18 @@ def new_postgres_db(postgres_server) -> Callable[[], str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
-def store(request, tmp_path):
+def empty_db_url(request, tmp_path) -> str:
+    """The URL of an empty database no store has opened yet: a SQLite file, or a fresh database on
+    the test PostgreSQL server (each test runs on both)."""
     if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'results.db'}")
-    else:
-        template = request.getfixturevalue("postgres_server")
-        s = Store(template.format(db=request.getfixturevalue("new_postgres_db")()))
+        return f"sqlite:///{tmp_path / 'results.db'}"
+    return request.getfixturevalue("postgres_server").format(db=request.getfixturevalue("new_postgres_db")())
+
+
+@pytest.fixture()
+def store(empty_db_url):
+    s = Store(empty_db_url)
+    if not empty_db_url.startswith("sqlite"):
         assert s.engine.dialect.name == "postgresql" and s.url.startswith("postgresql+psycopg://")
     yield s
     s.close()

@@ -16,14 +16,14 @@ def test_ctt_items_next_item_and_votes(store, study):
     uids = store.add_ctt_items(study, [
         {"real_path": "/m/a_real.mp4", "fake_path": "/m/a_fake.mp4", "trial_id": "t1", "video_id": "v0", "clip": 0},
         {"real_path": "/m/b_real.mp4", "fake_path": "/m/b_fake.mp4", "trial_id": "t1", "video_id": "v1", "clip": 3},
-        {"real_path": "/m/c_real.mp4", "fake_path": "/m/c_bad.mp4", "is_attention": True, "kind": "clip"},
+        {"real_path": "/m/c_real.mp4", "fake_path": "/m/c_bad.mp4", "is_attention": True, "medium": "clip"},
     ])
     assert len(set(uids)) == 3 and all(len(u) == 16 for u in uids)
     assert all("t1" not in u and "real" not in u for u in uids)
     with pytest.raises(VidcolorError, match="fake_path"):
         store.add_ctt_items(study, [{"real_path": "x"}])
-    with pytest.raises(VidcolorError, match="kind"):
-        store.add_ctt_items(study, [{"real_path": "x", "fake_path": "y", "kind": "gif"}])
+    with pytest.raises(VidcolorError, match=r"CTT item 0: medium must be one of \('clip', 'frame'\), got 'gif'"):
+        store.add_ctt_items(study, [{"real_path": "x", "fake_path": "y", "medium": "gif"}])
     assert len(store.ctt_items(study)) == 3  # the failed batches left nothing behind
 
     alice, bob = store.add_rater("alice"), store.add_rater("bob")
@@ -32,7 +32,7 @@ def test_ctt_items_next_item_and_votes(store, study):
     assert store.record_vote(bob, uids[0], choice="left", picked_real=True, response_ms=900)
     assert store.record_vote(bob, uids[1], choice="right", picked_real=False, response_ms=1200)
     nxt = store.next_ctt_item(study, alice)
-    assert nxt["uid"] == uids[2] and nxt["is_attention"] and "trial_id" not in nxt
+    assert nxt["uid"] == uids[2] and nxt["is_attention"] and "trial_id" not in nxt and nxt["medium"] == "clip"
     assert store.next_ctt_item(study, bob)["uid"] == uids[2]
     assert store.record_vote(alice, uids[2], choice="left", picked_real=True, response_ms=500)
     # now every item has one vote; Alice has not seen 0 and 1
@@ -59,6 +59,7 @@ def test_ctt_items_next_item_and_votes(store, study):
     assert mine.loc[uids[0], "fooled"] is True and mine.loc[uids[0], "experiment"] == "exp2"
     assert mine.loc[uids[2], "is_attention"] and mine.loc[uids[2], "fooled"] is False
     assert mine.loc[uids[1], "rating"] == 4 and mine.loc[uids[1], "mode"] == "rating"
+    assert set(votes["medium"]) == {"clip"} and "kind" not in votes.columns
     assert store.ctt_items(study).set_index("uid")["votes"].to_dict() == {uids[0]: 2, uids[1]: 2, uids[2]: 1}
     assert set(store.raters()["name"].dropna()) == {"alice", "bob"}
 
@@ -68,20 +69,23 @@ def test_ctt_items_record_split_and_legacy_items_are_rated_only(store, study):
     color, legacy = store.add_ctt_items(study, [
         {"real_path": "/m/a.mp4", "fake_path": "/m/b.mp4", "trial_id": "t1", "split": "test",
          "source": "/videos/cockatoo.mp4", "video_id": "cockatoo", "clip": 2},
-        {"real_path": "/m/c.png", "fake_path": "/m/d.png", "trial_id": "t1", "split": "legacy", "kind": "frame",
+        {"real_path": "/m/c.png", "fake_path": "/m/d.png", "trial_id": "t1", "split": "legacy", "medium": "frame",
          "frame": 5, "source": "/videos/film.mp4", "real_is_color": False},
     ])
     items = store.ctt_items(study).set_index("uid")
-    assert items.loc[color, ["split", "source", "real_is_color", "kind"]].tolist() == [
+    assert items.loc[color, ["split", "source", "real_is_color", "medium"]].tolist() == [
         "test", "/videos/cockatoo.mp4", True, "clip"]
-    assert items.loc[legacy, ["split", "frame", "real_is_color", "kind"]].tolist() == ["legacy", 5, False, "frame"]
+    assert items.loc[legacy, ["split", "frame", "real_is_color", "medium"]].tolist() == ["legacy", 5, False, "frame"]
     rater = store.add_rater("carol")
     # "which is real" never draws the black-and-white original; the rating mode draws both
     for _ in range(5):
         assert store.next_ctt_item(study, rater, mode="2afc", rng=random.Random(_))["uid"] == color
     assert {store.next_ctt_item(study, rater, mode="rating", rng=random.Random(k))["uid"] for k in range(20)} == {
         color, legacy}
-    assert store.next_ctt_item(study, rater, kind="frame")["uid"] == legacy
+    assert store.next_ctt_item(study, rater, medium="frame")["uid"] == legacy
+    assert store.next_ctt_item(study, rater, medium="clip")["uid"] == color
+    with pytest.raises(VidcolorError, match=r"CTT medium must be one of \('clip', 'frame'\), got 'gif'"):
+        store.next_ctt_item(study, rater, medium="gif")
     with pytest.raises(VidcolorError, match="black-and-white original"):
         store.record_vote(rater, legacy, choice="left", picked_real=False, mode="2afc")
     with pytest.raises(VidcolorError, match="mode must be one of"):

@@ -1,4 +1,5 @@
-"""The results store's engine on real databases: URLs, WAL, schema upgrade, pickling, shared Optuna tables."""
+"""The results store's engine on real databases: URLs, WAL, pickling, shared Optuna tables (schema
+upgrades: test_upgrade.py)."""
 
 from __future__ import annotations
 
@@ -69,25 +70,6 @@ def test_import_pulls_in_neither_torch_nor_ray():
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
-
-
-def test_old_database_gains_the_new_ctt_item_columns(tmp_path):
-    db = tmp_path / "old.db"
-    con = sqlite3.connect(db)  # vc_ctt_items as the first release made it, with one item in it
-    con.executescript(
-        "CREATE TABLE vc_ctt_items (id INTEGER PRIMARY KEY, uid VARCHAR(64) UNIQUE, study_id INTEGER NOT NULL, "
-        "trial_pk INTEGER, real_path TEXT NOT NULL, fake_path TEXT NOT NULL, kind VARCHAR(10) NOT NULL, "
-        "is_attention BOOLEAN NOT NULL, video_id VARCHAR(200), clip INTEGER, created DATETIME NOT NULL);")
-    con.close()
-    store = Store(f"sqlite:///{db}")
-    store.create_study("s", objective="val_rmse_rgb")
-    [uid] = store.add_ctt_items("s", [{"real_path": "/r.mp4", "fake_path": "/f.mp4"}])
-    con = sqlite3.connect(db)
-    cols = {row[1] for row in con.execute("PRAGMA table_info(vc_ctt_items)")}
-    con.close()
-    assert {"frame", "split", "source", "real_is_color"} <= cols
-    assert store.next_ctt_item("s", store.add_rater(), mode="2afc")["uid"] == uid  # default: color original
-    Store(f"sqlite:///{db}")  # opening it again changes nothing and does not fail
 
 
 def test_store_pickles_as_its_url(store, study):

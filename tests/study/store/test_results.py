@@ -138,10 +138,13 @@ def test_media_round_trip(store, study, tmp_path):
     store.add_media(study, "t1", "pred_mp4", tmp_path / "v0_pred.mp4", video_id="v0", clip=0)
     for f in range(2):
         store.add_media(study, "t1", "gray_png", tmp_path / f"v0_{f}_gray.png", video_id="v0", clip=0, frame=f)
-    store.add_media(study, "t1", "pred_mp4", tmp_path / "v0_pred.mp4", video_id="v0", clip=0)  # idempotent
+    store.add_media(study, "t1", media_type="pred_mp4", path=tmp_path / "v0_pred.mp4", video_id="v0", clip=0)  # again
     df = store.media(study, "t1")
     assert len(df) == 3
-    assert sorted(df["kind"]) == ["gray_png", "gray_png", "pred_mp4"]
-    assert set(df.loc[df["kind"] == "gray_png", "frame"]) == {0, 1}
+    assert sorted(df["media_type"]) == ["gray_png", "gray_png", "pred_mp4"]
+    assert set(df.loc[df["media_type"] == "gray_png", "frame"]) == {0, 1}
     assert df["path"].str.startswith(str(tmp_path)).all()
     assert len(store.media(study)) == 3 and store.media(study, "t9").empty
+    with pytest.raises(VidcolorError, match="media item 0 of trial t1: media_type and path are required"):
+        store.add_media_many(study, "t1", [{"kind": "gt_png", "path": tmp_path / "old_key.png"}])
+    assert len(store.media(study, "t1")) == 3  # the refused batch left nothing behind

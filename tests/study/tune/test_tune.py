@@ -121,7 +121,7 @@ def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards,
     media = store.media("e2e")
     for trial in (good, worse, last):  # media for every finished trial, files on disk
         mine = media[media.trial_id == trial.trial_id]
-        assert {"gray_mp4", "pred_mp4", "gt_mp4", "pred_png"} <= set(mine.kind), trial.trial_id
+        assert {"gray_mp4", "pred_mp4", "gt_mp4", "pred_png"} <= set(mine.media_type), trial.trial_id
         assert all(Path(p).is_file() for p in mine.path)
         assert Path(trial.checkpoint, "model.safetensors").is_file()
     assert result.best["trial_id"] == good.trial_id or result.best["objective"] <= good.objective
