@@ -9,7 +9,7 @@ one process (no loader workers), best of ``--repeat`` runs:
 - ``shard train``: `train_loader` random windows of 8 frames, as many frames as the sources hold.
 
 ``speedup`` = shard eval frames/s / source frames/s. Sources default to generated demo scenes at
-360 px (480x360, 24 fps), plus ``/work/shared/data/cockatoo.mp4`` (1280x720) when it exists.
+360 px (480x360, 24 fps), plus ``../shared/data/cockatoo.mp4`` beside the checkout (1280x720) when it exists.
 
     python bench/loader.py [--json FILE] [--sizes 64,256] [--sources A.mp4 B.mp4 ...]
 """
@@ -31,7 +31,7 @@ from data_shards.video import iter_frames, probe
 from data_shards.writer import write_shard_set
 from study.report import fmt, format_table, write_json
 
-REAL = Path("/work/shared/data/cockatoo.mp4")
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cockatoo.mp4"  # beside the checkout
 
 
 def _best(fn, repeat: int) -> tuple[float, int]:

@@ -3,11 +3,16 @@
 Readers use it instead of scanning tars (sample counts per split, shard and video), so
 equal-length epochs across ranks can be planned up front. Layout (CONTRACT.md "Shards")::
 
-    format: "vidcolor-shards/1", size, clip_len, fps (target or null), lossless,
+    format: "vidcolor-shards/2", size, clip_len, fps (target or null), lossless,
     videos: [{id, source, split, frames, clips, fps, width, height, grayscale, tone, shards, has_audio}]
     (``tone``: gray | tinted | color, see data_shards.stats; ``grayscale`` = tone != color),
-    splits: {name: {shards, clips, frames, videos}}, shard_stats: {file: {clips, frames}},
+    splits: {name: {shards, clips, frames, videos}}, shard_stats: {file: {clips, frames, bytes, sha256}},
     skipped: [{source, reason}], command, versions, created
+
+``shard_stats`` gives the readers what each shard must hold: they count the samples they get
+against ``clips`` and warn about every shortfall, and ``ShardSet.verify`` checks ``sha256`` (of
+the whole tar file). Sets made before checksums (``vidcolor-shards/1``: ``shard_stats`` has only
+clips and frames) are still read; only verifying them is refused.
 
 A video's ``frames`` are its distinct stored frames (all decoded frames after fps picking); it is
 cut into ``clips = ceil(frames / clip_len)`` clips, the last one aligned to the video's end (so it
@@ -16,6 +21,7 @@ may overlap the one before). ``shard_stats`` frames count stored frames, overlap
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -24,7 +30,9 @@ from typing import Any
 
 from models.errors import VidcolorError
 
-FORMAT = "vidcolor-shards/1"
+FORMAT = "vidcolor-shards/2"
+FORMAT_V1 = "vidcolor-shards/1"  # no checksums; still read
+CHUNK = 1 << 20  # bytes hashed at a time
 MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "val", "test")
 LEGACY = "legacy"
@@ -68,8 +76,9 @@ def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
         raise VidcolorError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise VidcolorError(f"{where}: expected a JSON object")
-    if manifest.get("format") != FORMAT:
-        raise VidcolorError(f"{where}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if manifest.get("format") not in (FORMAT, FORMAT_V1):
+        raise VidcolorError(f"{where}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r} "
+                            f"(or the older {FORMAT_V1!r})")
     for field, kind in _REQUIRED.items():
         if not isinstance(manifest.get(field), kind):
             raise VidcolorError(f"{where}: field {field!r} missing or not a {kind.__name__}")
@@ -81,7 +90,31 @@ def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
         for field in ("shards", "clips", "frames", "videos"):
             if field not in split:
                 raise VidcolorError(f"{where}: splits.{name} has no field {field!r}")
+    _check_shard_stats(manifest, where)
     return manifest
+
+
+def _check_shard_stats(manifest: dict[str, Any], where: str) -> None:
+    """Every shard of every split has its counts (and, from format 2 on, its checksum)."""
+    fields = ("clips", "frames") + (("bytes", "sha256") if manifest["format"] == FORMAT else ())
+    for split in manifest["splits"].values():
+        for name in split["shards"]:
+            stat = manifest["shard_stats"].get(name)
+            if not isinstance(stat, dict):
+                raise VidcolorError(f"{where}: shard_stats has no entry for shard {name!r}")
+            for field in fields:
+                if field not in stat:
+                    raise VidcolorError(f"{where}: shard_stats.{name} has no field {field!r}")
+
+
+def file_digest(path: str | Path) -> tuple[int, str]:
+    """(size in bytes, sha256 hex digest) of a file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def write_manifest(path: str | Path, manifest: dict[str, Any]) -> None:

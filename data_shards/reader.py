@@ -1,7 +1,7 @@
 """Read shard sets for training and evaluation: equal batch counts on every rank.
 
-- `ShardSet(location)`: a local folder or a URL prefix (``http(s)://...``; ``s3://...`` is read
-  through ``pipe:aws s3 cp URL -``), its manifest and ab histogram.
+- `ShardSet(location)` (from `data_shards.shardset`): a local folder or a URL prefix, its
+  manifest, ab histogram and checksums.
 - `train_loader(...)`: an endless, resampled stream of random windows of ``window`` consecutive
   frames, cut from the stored clips at load time (so the sequence length never needs
   re-sharding). Shards are split by Ray Train rank and DataLoader worker (rank and world size are
@@ -16,6 +16,9 @@
 
 ``start`` in a batch is the window's first stored-frame position within its video. Corrupt
 samples (unreadable tars, bad images, bad json, missing members) are counted, logged and skipped.
+Both loaders count the samples of each shard against the manifest (`data_shards.integrity`) and
+log a warning naming every shard that falls short; after a full pass, an `EvalLoader`'s
+``shortfalls`` lists them (and the split's missing windows), for `vidcolor evaluate` to report.
 """
 
 from __future__ import annotations
@@ -23,10 +26,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import shlex
-import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,102 +34,12 @@ import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
-from data_shards import manifest as mf
-from data_shards import stats
+from data_shards import integrity
 from data_shards.samples import CORRUPT, clip_meta, collate, decode_frame, frame_members, stack_frames
+from data_shards.shardset import ShardSet
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
-
-
-# ----------------------------------------------------------------------------- shard sets
-
-class ShardSet:
-    """A shard set made by `vidcolor shard`: a local folder or a URL prefix."""
-
-    def __init__(self, location: str | Path):
-        self.location = str(location).rstrip("/") or "/"
-        if self.location.startswith(("http://", "https://")):
-            self.scheme = "http"
-        elif self.location.startswith("s3://"):
-            self.scheme = "s3"
-        else:
-            self.scheme = "local"
-            if self.location.startswith("file://"):
-                self.location = self.location[len("file://"):]
-            if not Path(self.location).is_dir():
-                raise VidcolorError(f"{self.location}: no such shard set folder")
-            # absolute, so the location still holds when handed to processes with another cwd
-            # (Ray runs trials and workers in their own folders)
-            self.location = str(Path(self.location).resolve())
-        self.manifest = mf.parse_manifest(self._read(mf.MANIFEST_FILE), self._where(mf.MANIFEST_FILE))
-
-    def __repr__(self) -> str:
-        return f"ShardSet({self.location!r})"
-
-    def _where(self, name: str) -> str:
-        return str(Path(self.location) / name) if self.scheme == "local" else f"{self.location}/{name}"
-
-    def _read(self, name: str) -> bytes:
-        where = self._where(name)
-        try:
-            if self.scheme == "local":
-                return Path(where).read_bytes()
-            if self.scheme == "http":
-                with urllib.request.urlopen(where, timeout=60) as resp:
-                    return resp.read()
-            proc = subprocess.run(["aws", "s3", "cp", where, "-"], capture_output=True, timeout=300)
-            if proc.returncode:
-                raise OSError(proc.stderr.decode(errors="replace").strip() or f"aws exited {proc.returncode}")
-            return proc.stdout
-        except FileNotFoundError:
-            raise VidcolorError(f"{where}: not found; is this a shard set made by `vidcolor shard`?") from None
-        except (OSError, urllib.error.URLError, subprocess.TimeoutExpired) as exc:
-            raise VidcolorError(f"{where}: cannot read ({exc})") from None
-
-    def url(self, name: str) -> str:
-        """What WebDataset opens for one shard file."""
-        where = self._where(name)
-        return f"pipe:aws s3 cp {shlex.quote(where)} -" if self.scheme == "s3" else where
-
-    @property
-    def size(self) -> int:
-        return int(self.manifest["size"])
-
-    @property
-    def clip_len(self) -> int:
-        return int(self.manifest["clip_len"])
-
-    @property
-    def splits(self) -> list[str]:
-        return list(self.manifest["splits"])
-
-    def _split(self, split: str) -> dict[str, Any]:
-        try:
-            return self.manifest["splits"][split]
-        except KeyError:
-            raise VidcolorError(f"{self._where(mf.MANIFEST_FILE)}: no split {split!r} "
-                                f"(has: {', '.join(self.splits) or 'none'})") from None
-
-    def urls(self, split: str) -> list[str]:
-        return [self.url(name) for name in self._split(split)["shards"]]
-
-    def videos(self, split: str) -> list[dict[str, Any]]:
-        self._split(split)
-        return [v for v in self.manifest["videos"] if v["split"] == split]
-
-    def num_videos(self, split: str) -> int:
-        return int(self._split(split)["videos"])
-
-    def num_clips(self, split: str) -> int:
-        return int(self._split(split)["clips"])
-
-    def num_frames(self, split: str) -> int:
-        return int(self._split(split)["frames"])
-
-    def ab_histogram(self) -> np.ndarray:
-        """The training split's ab histogram, np.int64 (256, 256); never unpickles."""
-        return stats.load_histogram(self._read(stats.AB_HIST_FILE))
 
 
 def _as_shardset(shards: ShardSet | str | Path) -> ShardSet:
@@ -151,6 +60,7 @@ class _TrainStream(IterableDataset):
                  seed: int, shuffle_buffer: int):
         super().__init__()
         self.urls, self.ordinals = shards.urls(split), _clip_ordinals(shards, split)
+        self.tally = integrity.ShardTally(shards, shards.manifest["splits"][split]["shards"])
         self.window, self.clip_len, self.size = window, shards.clip_len, shards.size
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.seed, self.shuffle_buffer = seed, shuffle_buffer
@@ -173,7 +83,7 @@ class _TrainStream(IterableDataset):
         rng = random.Random(f"{self.seed}/{self.epoch}/{self.rank}/{worker}")
         good, read = [0], [0]  # samples decoded into a window / read from the tars
 
-        def shard_stream() -> Iterator[dict[str, str]]:
+        def shard_stream() -> Iterator[str]:
             opened, mark = 0, (0, 0)  # shards opened since the last good sample; (good, read) then
             while True:  # resampled: shards drawn with replacement, forever
                 if good[0] > mark[0]:
@@ -183,7 +93,7 @@ class _TrainStream(IterableDataset):
                 stale = read[0] - mark[1]
                 if opened > 2 * len(urls) + 8 and (stale == 0 or stale > self.shuffle_buffer):
                     raise VidcolorError(f"no readable samples in {len(urls)} shard(s), e.g. {urls[0]}")
-                yield {"url": rng.choice(urls)}
+                yield rng.choice(urls)
                 opened += 1
 
         def counted(samples: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -191,7 +101,7 @@ class _TrainStream(IterableDataset):
                 read[0] += 1
                 yield sample
 
-        samples = wds.tarfile_to_samples(handler=CORRUPT)(shard_stream())
+        samples = self.tally.stream(shard_stream())  # a shard short of its manifest count: warned once
         if keep is not None:
             samples = (s for s in samples if s.get("__key__") in keep)
         samples = counted(samples)
@@ -288,7 +198,7 @@ class EvalLoader:
             raise VidcolorError(f"batch_size {batch_size} must be at least 1")
         if not 0 <= rank < world_size:
             raise VidcolorError(f"rank {rank} outside world_size {world_size}")
-        self.shards, self.window, self.batch_size = shards, window, batch_size
+        self.shards, self.split, self.window, self.batch_size = shards, split, window, batch_size
         videos = shards.videos(split)
         windows = {v["id"]: int(v["frames"]) // window for v in videos}
         dealt = deal_videos(windows, world_size)
@@ -300,8 +210,12 @@ class EvalLoader:
             needed = set(names)  # an older manifest without per-video shards: read them all
         else:
             needed = {name for v in videos if v["id"] in mine for name in v["shards"]}
-        self.urls = [shards.url(n) for n in names if n in needed]
-        self.expected_windows = sum(windows[v] for v in mine)
+        self.names = [n for n in names if n in needed]
+        self.urls = [shards.url(n) for n in self.names]
+        self.expected_windows = sum(windows[v] for v in mine)  # this rank's, when the data is whole
+        self.windows_read = 0
+        # after a full pass: what fell short of the manifest (see `_check`); empty when all is there
+        self.shortfalls: list[dict[str, Any]] = []
 
     def __len__(self) -> int:
         return self.num_batches
@@ -312,7 +226,9 @@ class EvalLoader:
         current, next_pos = None, 0
         buf: list[np.ndarray] = []
         buf_start = 0
-        for sample in wds.tarfile_to_samples(handler=CORRUPT)(iter([{"url": u} for u in self.urls])):
+        tally = integrity.ShardTally(self.shards, self.names)
+        self.windows_read, self.shortfalls = 0, []
+        for sample in tally.stream(self.urls, warn=False):
             try:
                 meta = clip_meta(sample)
                 if meta["video_id"] not in mine:
@@ -325,6 +241,7 @@ class EvalLoader:
                 new = [decode_frame(sample, names[p - start], size) for p in range(first, start + clip_len)]
             except ValueError as exc:
                 CORRUPT(exc)
+                tally.failed(sample)
                 continue
             if first != next_pos:  # a clip went missing: restart windows after the gap
                 buf = []
@@ -333,8 +250,23 @@ class EvalLoader:
             buf.extend(new)
             next_pos = start + clip_len
             while len(buf) >= window:
+                self.windows_read += 1
                 yield stack_frames(buf[:window]), current, buf_start
                 buf, buf_start = buf[window:], buf_start + window
+        self._check(tally)
+
+    def _check(self, tally: integrity.ShardTally) -> None:
+        """After a full pass: each shard short of its manifest count, and the split's windows short
+        of `expected_windows`, go to `shortfalls` and are logged as warnings naming them."""
+        shortfalls = tally.shortfalls()
+        if self.windows_read < self.expected_windows:
+            got, want, w = self.windows_read, self.expected_windows, self.window
+            shortfalls.append({"shard": None, "expected": want, "read": got, "unreadable": 0, "message": (
+                f"{self.shards.location} split {self.split!r}: {got} of the {want} windows of {w} frame(s) the "
+                f"manifest promises were read ({got * w} of {want * w} frames); results are incomplete")})
+        for item in shortfalls:
+            log.warning("%s", item["message"])
+        self.shortfalls = shortfalls
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         size, b = self.shards.size, self.batch_size

@@ -6,9 +6,10 @@ of ``--clip-len`` consecutive frames (the last clip aligned to the video's end s
 lost). Workers (`data_shards.staging`) encode each clip straight into a per-source staging tar and
 return the source's ab histogram; the main process then assigns splits by video (seeded;
 black-and-white sources go to ``legacy``) and copies the clips into ``{split}-NNNNNN.tar`` shards
-of at most ``--shard-size`` MB. Everything is built in a hidden folder inside ``--out`` and moved
-in place at the end, so a failed or interrupted run never leaves a half-written or mixed shard set
-behind.
+of at most ``--shard-size`` MB, recording each shard's counts and sha256 in the manifest.
+Everything is built in a hidden folder inside ``--out`` and moved in place at the end, so a failed
+or interrupted run never leaves a half-written or mixed shard set behind; ``--out`` is locked for
+the whole run (`data_shards.outdir`), and the next run removes what a killed one left.
 
 One WebDataset sample = one clip: key ``{video_id}_clipNNNNN``, members ``000.jpg ...`` (quality
 95, no chroma subsampling) or ``000.png`` (``--lossless``), and ``json`` with ``video_id, split,
@@ -22,7 +23,6 @@ import json
 import logging
 import math
 import multiprocessing as mp
-import os
 import re
 import shlex
 import shutil
@@ -39,7 +39,7 @@ import webdataset as wds
 from tqdm import tqdm
 
 from data_shards import manifest as mf
-from data_shards import stats
+from data_shards import outdir, stats
 from data_shards.splits import assign_splits, parse_split
 from data_shards.staging import process_source, read_staging, worker_init
 from data_shards.video import find_sources
@@ -48,8 +48,6 @@ from models.errors import VidcolorError
 log = logging.getLogger(__name__)
 
 MAX_CLIP_LEN = 999  # member names are three digits
-_BUILD_PREFIX = ".vidcolor-build-"
-_SHARD_NAME = re.compile(r"^[a-z]+-\d{6}\.tar$")
 
 
 # ----------------------------------------------------------------------------- options
@@ -102,42 +100,6 @@ class ShardOptions:
     @property
     def shard_bytes(self) -> int:
         return int(self.shard_size * 1e6)
-
-
-# ----------------------------------------------------------------------------- output folder
-
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise VidcolorError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VidcolorError(f"--out {out}: cannot create output folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise VidcolorError(f"--out {out}: folder is not writable")
-    present = [p.name for p in out.iterdir() if not p.name.startswith(_BUILD_PREFIX)]
-    if not present:
-        return
-    if not overwrite:
-        raise VidcolorError(f"--out {out}: folder is not empty ({', '.join(sorted(present)[:3])}"
-                            f"{', ...' if len(present) > 3 else ''}); pass --overwrite to replace the shard "
-                            "set there, or choose an empty folder (two shard sets are never mixed)")
-    if mf.MANIFEST_FILE not in present:
-        raise VidcolorError(f"--out {out}: not empty and holds no shard set ({mf.MANIFEST_FILE} missing); "
-                            "refusing to overwrite it")
-
-
-def _install(build: Path, out: Path) -> None:
-    """Replace the shard set in ``out`` by the one in ``build``; the manifest goes last."""
-    old_manifest = out / mf.MANIFEST_FILE
-    old_manifest.unlink(missing_ok=True)
-    for p in out.iterdir():
-        if p.is_file() and (_SHARD_NAME.match(p.name) or p.name == stats.AB_HIST_FILE):
-            p.unlink()
-    for p in sorted(build.iterdir()):
-        if p.is_file() and p.name != mf.MANIFEST_FILE:
-            os.replace(p, out / p.name)
-    os.replace(build / mf.MANIFEST_FILE, out / mf.MANIFEST_FILE)
 
 
 # ----------------------------------------------------------------------------- split shards
@@ -238,16 +200,19 @@ def write_shard_set(sources: list[str | Path], out: str | Path, *, overwrite: bo
     when nothing is usable."""
     opts = ShardOptions(**options)
     out = Path(out)
-    _prepare_out(out, overwrite)
-    paths, skipped = _collect_sources(sources)
-    try:
-        build = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=out))
-    except OSError as exc:
-        raise VidcolorError(f"--out {out}: folder is not writable ({exc.strerror or exc})") from None
-    try:
-        return _build(paths, skipped, out, build, opts, show_progress)
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
+    outdir.make_out(out)
+    with outdir.OutLock(out):  # held until the set is installed: a second run into `out` fails at once
+        outdir.check_contents(out, overwrite)
+        outdir.remove_leftovers(out)
+        paths, skipped = _collect_sources(sources)
+        try:
+            build = Path(tempfile.mkdtemp(prefix=outdir.BUILD_PREFIX, dir=out))
+        except OSError as exc:
+            raise VidcolorError(f"--out {out}: folder is not writable ({exc.strerror or exc})") from None
+        try:
+            return _build(paths, skipped, out, build, opts, show_progress)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
 
 
 def _collect_sources(sources: list[str | Path]) -> tuple[list[Path], list[dict[str, str]]]:
@@ -332,6 +297,8 @@ def _build(paths: list[Path], skipped: list[dict[str, str]], out: Path, build: P
         if split == "train":
             train_hist += sum(r["hist"] for r in members)
     shutil.rmtree(staging)
+    for name, stat in shard_stats.items():
+        stat["bytes"], stat["sha256"] = mf.file_digest(build / name)
     if "train" not in splits:
         log.warning("no color video in the train split: ab_hist.npy is empty and the set cannot train a model")
     manifest = {
@@ -343,7 +310,7 @@ def _build(paths: list[Path], skipped: list[dict[str, str]], out: Path, build: P
     }
     stats.save_histogram(build / stats.AB_HIST_FILE, train_hist)
     mf.write_manifest(build / mf.MANIFEST_FILE, manifest)
-    _install(build, out)
+    outdir.install(build, out)
     return manifest
 
 

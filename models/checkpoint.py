@@ -2,7 +2,9 @@
 
 config.json holds the format tag, kind (single | ensemble), the ExperimentConfig (and the members'
 for an ensemble), the frame size the model was trained at (the working size inference uses), the bin grid with its centers and their digest, the ab prior the weights were
-trained with (values and digest, or null), library versions and the caller's `extra`. Weights are
+trained with (values and digest, or null), the sha256 of model.safetensors (`weights_sha256`,
+checked on loading: a damaged or edited weights file is an error; checkpoints older than the field
+load unchecked), library versions and the caller's `extra`. Weights are
 read with safetensors and JSON only: loading never unpickles. An ensemble stores all members in
 one safetensors file under `members.{i}.` keys.
 
@@ -13,6 +15,7 @@ trunk of a trained colorizer into a new model and keeps the new model's head whe
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +40,15 @@ log = logging.getLogger(__name__)
 FORMAT = "vidcolor-checkpoint/1"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class LoadedCheckpoint(NamedTuple):
@@ -119,6 +131,7 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, config: Expe
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = d / f".{WEIGHTS}.tmp"
     save_file(tensors, str(tmp), metadata={"format": "pt"})
+    meta["weights_sha256"] = file_sha256(tmp)
     os.replace(tmp, d / WEIGHTS)
     tmp = d / f".{CONFIG}.tmp"
     tmp.write_text(json.dumps(meta, indent=1) + "\n")
@@ -184,6 +197,7 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise VidcolorError(f"{weights}: unreadable ({exc})") from None
+    _check_digest(weights, meta)
     _check_state(model, state, weights)
     model.load_state_dict(state, strict=True)
     if isinstance(model, VideoColorizer):
@@ -220,6 +234,16 @@ def load_ensemble(directories: list[str | os.PathLike], device: str | torch.devi
     meta = {"kind": "ensemble", "frame_size": sizes.pop() if sizes else None, "prior": first.meta.get("prior"),
             "extra": {"members": [str(d) for d in directories]}}
     return LoadedCheckpoint(ensemble, config, first.gamut, meta)
+
+
+def _check_digest(weights: Path, meta: dict[str, Any]) -> None:
+    """The weights file must hash to config.json's `weights_sha256` (absent in older checkpoints)."""
+    expected = meta.get("weights_sha256")
+    if expected is None:
+        log.debug("%s: config.json records no weights_sha256 (an older checkpoint): not checked", weights)
+        return
+    if not isinstance(expected, str) or file_sha256(weights) != expected.lower():
+        raise VidcolorError(f"{weights}: sha256 does not match {CONFIG} (damaged or edited?)")
 
 
 def _check_state(model: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:

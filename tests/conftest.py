@@ -24,6 +24,19 @@ DEMO_SIZE = 64
 DEMO_CLIP_LEN = 8
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real footage beside the checkout (``../shared/data``: cockatoo.mp4, realshort.mp4,
+    real/); never copied into the repo. Skips the test when it is not there."""
+    for folder in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if (folder / "cockatoo.mp4").is_file():
+            return folder
+    pytest.skip(f"real footage not found at {REPO.parent / 'shared' / 'data'}")
+
+
 @pytest.fixture(scope="session")
 def demo_videos(tmp_path_factory) -> Path:
     from data_shards.synthetic import make_demo_videos

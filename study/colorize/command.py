@@ -8,7 +8,8 @@ table. A color input is colorized from its lightness only, and a note says so, s
 be compared with the original.
 
 Bad input: a missing, empty, truncated or non-video IN gives an error naming the file, and every
-OUT is checked before any work. For a directory of inputs, one bad video is reported in the table
+OUT is checked before any work: an existing output is refused (all of them listed, for a
+directory run) unless ``--overwrite``. For a directory of inputs, one bad video is reported in the table
 and the others still get done (exit status 1).
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from data_shards.video import find_sources, is_frame_folder, probe
 from models.errors import VidcolorError
 from study.colorize.inference import FilmInference
-from study.colorize.pipeline import OUTPUT_VIDEO_SUFFIX, Result, colorize_source
+from study.colorize.pipeline import OUTPUT_VIDEO_SUFFIX, Result, colorize_source, is_frame_output
 from study.report import fmt, format_table
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,23 @@ def default_output(path: Path) -> Path:
     return path.with_name(stem + "_color" + OUTPUT_VIDEO_SUFFIX)
 
 
-def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
+def plan(input_path: Path, output: Path | None, overwrite: bool = False) -> list[tuple[Path, Path]]:
     """(source, output) pairs for IN and OUT; checks OUT can be written before any work.
 
     OUT naming an existing folder means "put the result in there" (IN_color.mp4 inside it), never
-    "replace that folder". No output may land on an input: OUT == IN, or a directory run whose
+    "replace that folder", unless it holds only numbered PNG frames (an earlier frame output, which
+    is then OUT itself). No output may land on an input: OUT == IN, or a directory run whose
     outputs would fall on its own sources, is refused before anything is written. Two inputs
-    that would share an output name (``clip.mp4`` and ``clip.avi``) get distinct names.
+    that would share an output name (``clip.mp4`` and ``clip.avi``) get distinct names. Without
+    ``overwrite`` an existing output is refused.
     """
+    pairs = _plan(input_path, output)
+    if not overwrite:
+        _refuse_existing(pairs, input_path, output)
+    return pairs
+
+
+def _plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
     if not input_path.exists():
         raise VidcolorError(f"{input_path}: no such file or folder")
     out = Path(output) if output is not None else default_output(input_path)
@@ -53,7 +63,8 @@ def plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
     if out.is_dir() and out.suffix.lower() != OUTPUT_VIDEO_SUFFIX:
         if is_frame_folder(out) and out.resolve() == input_path.resolve():
             raise VidcolorError(f"{out}: OUT is the input itself; refusing to overwrite it")
-        out = out / default_output(input_path).name  # an existing folder: the result goes inside
+        if not is_frame_output(out):
+            out = out / default_output(input_path).name  # an existing folder: the result goes inside
     if out.suffix and out.suffix.lower() != OUTPUT_VIDEO_SUFFIX:
         raise VidcolorError(f"{out}: OUT must be an .mp4 file or a frame folder (no extension)")
     if out.resolve() == input_path.resolve():
@@ -97,6 +108,19 @@ def _plan_directory(input_path: Path, out: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _refuse_existing(pairs: list[tuple[Path, Path]], input_path: Path, output: Path | None) -> None:
+    """An error naming every planned output that already exists (none is replaced without --overwrite)."""
+    existing = [out for _, out in pairs if out.exists() or out.is_symlink()]
+    if not existing:
+        return
+    if len(pairs) == 1 and pairs[0][0] == input_path:
+        raise VidcolorError(f"{existing[0]}: exists; pass --overwrite to replace it")
+    folder = Path(output) if output is not None else default_output(input_path)
+    shown = ", ".join(str(p) for p in existing[:10]) + (f" and {len(existing) - 10} more" if len(existing) > 10 else "")
+    raise VidcolorError(f"{folder}: {len(existing)} of the {len(pairs)} outputs exist ({shown}); "
+                        "pass --overwrite to replace them")
+
+
 def _check_writable(folder: Path, out: Path) -> None:
     probe_dir = folder
     while not probe_dir.exists() and probe_dir != probe_dir.parent:
@@ -126,7 +150,8 @@ def results_table(results: list[Result]) -> str:
 def main(args) -> int:
     """Handler of `vidcolor colorize`."""
     input_path = Path(args.input)
-    pairs = plan(input_path, Path(args.output) if args.output else None)
+    overwrite = bool(getattr(args, "overwrite", False))
+    pairs = plan(input_path, Path(args.output) if args.output else None, overwrite=overwrite)
     if args.batch_size is not None and args.batch_size < 1:
         raise VidcolorError(f"--batch-size: must be >= 1, got {args.batch_size}")
     inference = FilmInference.from_checkpoint(args.checkpoint, device=args.device, size=args.size,
@@ -142,7 +167,7 @@ def main(args) -> int:
         try:
             info = probe(src_path)
             out.parent.mkdir(parents=True, exist_ok=True)
-            results.append(colorize_source(inference, info, out, batch_size=batch_size))
+            results.append(colorize_source(inference, info, out, batch_size=batch_size, overwrite=overwrite))
         except VidcolorError as exc:
             if single:
                 raise

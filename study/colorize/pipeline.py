@@ -6,7 +6,8 @@ to the writer (libx264 through `study.media.video_out.VideoWriter`, or numbered 
 `FrameFolderWriter`) in another thread, so decoding and encoding run beside the model. A frame
 that fails to decode is replaced by its neighbour's colorized frame (the previous one, or the next
 one at the start), so the output keeps the input's frame count. Outputs are written under a
-temporary name and renamed only when complete, so nothing half-written ever sits under OUT.
+temporary name (tagged with the writer's pid) and renamed only when complete, so nothing
+half-written ever sits under OUT, and the next run removes what a killed one left.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from data_shards.video import VideoInfo, iter_frames_tolerant
 from models.color import chroma, frames_to_lab
 from models.errors import VidcolorError
 from study.colorize.inference import FilmInference
-from study.media.video_out import VideoWriter
+from study.media.video_out import VideoWriter, partial_tag, remove_stale_partials
 
 log = logging.getLogger(__name__)
 
@@ -120,24 +121,43 @@ class _BackgroundSink:
 
 # ---- outputs ------------------------------------------------------------------------------------
 
-class FrameFolderWriter:
-    """Numbered PNG frames into a folder; built in a temporary folder, renamed when complete."""
+def is_frame_output(path: Path) -> bool:
+    """A folder holding only numbered PNG frames, as `FrameFolderWriter` writes them (a previous result)."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    return bool(entries) and all(q.is_file() and q.suffix == ".png" and q.stem.isdigit() for q in entries)
 
-    def __init__(self, path: Path):
+
+class FrameFolderWriter:
+    """Numbered PNG frames into a folder; built in a temporary folder, renamed when complete.
+
+    The temporary folder is ``.NAME.PID@HOST.partial``; opening removes those that killed runs
+    left. ``overwrite=False`` refuses an existing folder; with it, only a previous frame output
+    (numbered PNGs, nothing else) may be replaced."""
+
+    def __init__(self, path: Path, overwrite: bool = True):
         self.path = Path(path)
+        self.overwrite = overwrite
         self.frames_written = 0
-        self._tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.partial"
+        self._prefix = f".{self.path.name}."
+        self._tmp = self.path.parent / f"{self._prefix}{partial_tag()}.partial"
 
     def __enter__(self) -> "FrameFolderWriter":
         if not self.path.parent.is_dir():
             raise VidcolorError(f"{self.path}: output folder {self.path.parent} does not exist")
+        if self.path.exists() and not self.overwrite:
+            raise VidcolorError(f"{self.path}: exists (pass --overwrite to replace it)")
         if self.path.is_dir():
-            # Only a previous frame output (numbered PNGs, nothing else) may be replaced.
             foreign = [q.name for q in self.path.iterdir() if not (q.is_file() and q.suffix == ".png"
                                                                     and q.stem.isdigit())]
             if foreign:
                 raise VidcolorError(f"{self.path}: folder exists and holds other files ({', '.join(sorted(foreign)[:3])}); "
                                     "refusing to replace it")
+        remove_stale_partials(self.path.parent, self._prefix, ".partial")
+        if self.path.exists():  # a killed swap left its .old copy: the new result is in place
+            remove_stale_partials(self.path.parent, self._prefix, ".old")
         shutil.rmtree(self._tmp, ignore_errors=True)
         try:
             self._tmp.mkdir()
@@ -156,10 +176,11 @@ class FrameFolderWriter:
                 raise VidcolorError(f"{self.path}: no frames were written")
             return
         if self.path.exists():
-            if not self.path.is_dir():
+            if not self.path.is_dir() or not self.overwrite:
                 shutil.rmtree(self._tmp, ignore_errors=True)
-                raise VidcolorError(f"{self.path}: exists and is not a folder")
-            old = self.path.parent / f".{self.path.name}.{os.getpid()}.old"
+                raise VidcolorError(f"{self.path}: exists" + (" and is not a folder" if self.overwrite
+                                                               else " (pass --overwrite to replace it)"))
+            old = self.path.parent / f"{self._prefix}{partial_tag()}.old"
             os.replace(self.path, old)
             os.replace(self._tmp, self.path)
             shutil.rmtree(old, ignore_errors=True)
@@ -250,16 +271,19 @@ def _run(inference: FilmInference, info: VideoInfo, put: Callable[[np.ndarray], 
 
 
 def colorize_source(inference: FilmInference, info: VideoInfo, out: Path, *, batch_size: int = 16,
-                    progress: bool = True, crf: int = 18, preset: str = "medium") -> Result:
-    """Colorize one probed source into ``out`` (an .mp4 file, or a frame folder for any other name)."""
+                    progress: bool = True, crf: int = 18, preset: str = "medium",
+                    overwrite: bool = True) -> Result:
+    """Colorize one probed source into ``out`` (an .mp4 file, or a frame folder for any other name);
+    ``overwrite=False`` refuses an existing ``out``."""
     from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise VidcolorError(f"--batch-size: must be >= 1, got {batch_size}")
     result = Result(info.path, out, width=info.width, height=info.height, fps=info.rate)
     writer = (VideoWriter(out, info.rate, info.width, info.height,
-                          audio_from=info.path if info.has_audio else None, crf=crf, preset=preset)
-              if out.suffix.lower() == OUTPUT_VIDEO_SUFFIX else FrameFolderWriter(out))
+                          audio_from=info.path if info.has_audio else None, crf=crf, preset=preset,
+                          overwrite=overwrite)
+              if out.suffix.lower() == OUTPUT_VIDEO_SUFFIX else FrameFolderWriter(out, overwrite=overwrite))
     inference.reset()
     start = time.perf_counter()
     bar = tqdm(total=info.frames or None, unit="frame", desc=info.path.name, disable=not progress,

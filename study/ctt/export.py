@@ -1,15 +1,20 @@
 """`vidcolor ctt export`: Color Turing Test results per trial and per experiment, as a CSV file
-or a printed table (the same figures the dashboard's results page shows)."""
+or a printed table (the same figures the dashboard's results page shows).
+
+`--out` is checked before the store is opened, and the CSV is written under a temporary name
+and renamed, so a bad path costs nothing and an existing file is replaced only by a whole one."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
+from models.errors import VidcolorError
 from study.ctt import stats as ctt_stats
 from study.ctt.build import resolve_study
-from study.report import format_table
+from study.report import check_output_file, format_table
 from study.store import Store
 
 # the columns of the printed table (the CSV file has every column of `results`)
@@ -36,14 +41,34 @@ def results_table(res: pd.DataFrame) -> str:
     return format_table(SHOWN_COLUMNS, rows, digits=3)
 
 
+def check_out_file(path: str | os.PathLike) -> Path:
+    """`--out FILE` as an absolute path, or a clear error naming it (see `study.report.check_output_file`)."""
+    return check_output_file(path, "--out", "a CSV file name")
+
+
+def write_csv(res: pd.DataFrame, path: Path) -> None:
+    """`res` as CSV at `path` (parents created), via a temporary file renamed when complete."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        res.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise VidcolorError(f"--out {path}: cannot write the CSV file ({exc.strerror or exc})") from None
+
+
 def main_export(args) -> int:
     """`vidcolor ctt export`: write the results to `--out` (CSV) or print them."""
+    out = check_out_file(args.out) if args.out else None  # before any store is opened or vote read
     store = Store(args.db)
     study = resolve_study(store, args.study)
     res = results(store, study, exclude_failed=args.exclude_failed)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        res.to_csv(args.out, index=False)
+    if out is not None:
+        write_csv(res, out)
         print(f"wrote {len(res)} rows to {args.out}")
         return 0
     if res.empty:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,7 +27,7 @@ from models.errors import VidcolorError
 from models.model import Predictor
 from study.devices import autocast_dtype, resolve_device
 from study.evaluation.metrics import METRICS, VideoMetrics
-from study.report import format_table, write_json
+from study.report import check_output_file, format_table, write_json
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,15 @@ def open_split(shards: str | os.PathLike, split: str):
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike, split: str = "test", *,
-                        batch_size: int = 8, device: str | torch.device | None = None, progress: bool = False) -> dict[str, Any]:
+                        batch_size: int = 8, device: str | torch.device | None = None, progress: bool = False,
+                        verify: bool = False) -> dict[str, Any]:
     """`evaluate_model` of a checkpoint folder on a split of a shard set, on `device` (default the
     first GPU, else the CPU; bf16 autocast on a GPU). Returns the document `vidcolor evaluate
     --json` writes: checkpoint, shards, split, temperature, device, config, metrics (which way is
-    better) and the results of `evaluate_model`."""
+    better) and the results of `evaluate_model`, plus ``expected_frames`` (what the manifest
+    promises), ``incomplete`` (the eval loader's ``shortfalls``: each shard, or the split, that
+    yielded less; empty when complete) and ``verified``. ``verify``: check the split's shard
+    checksums first (`ShardSet.verify`; an error names each damaged shard)."""
     from data_shards.reader import eval_loader  # noqa: PLC0415
 
     if batch_size < 1:
@@ -122,6 +127,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
     device = resolve_device(device)
     ckpt = load_checkpoint(checkpoint, device=device)
     shard_set = open_split(shards, split)
+    if verify:
+        shard_set.verify(split)
     window = ckpt.config.window
     temperature = float(ckpt.config.temperature)
     loader = eval_loader(shard_set, split=split, window=window, batch_size=batch_size)
@@ -130,10 +137,13 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
     results = evaluate_model(ckpt.model, loader, temperature, device, amp_dtype=autocast_dtype(device),
                              progress=progress)
     if results["num_videos"] == 0:
-        raise VidcolorError(f"split {split!r} of {shards} yielded no frames")
+        damage = "; ".join(s["message"] for s in loader.shortfalls)
+        raise VidcolorError(f"split {split!r} of {shards} yielded no frames{': ' + damage if damage else ''}")
     return {"checkpoint": str(checkpoint), "shards": str(shards), "split": split, "temperature": temperature,
             "device": str(device), "config": ckpt.config.to_dict(),
-            "metrics": {k: {"better": v} for k, v in METRICS.items()}, **results}
+            "metrics": {k: {"better": v} for k, v in METRICS.items()}, **results,
+            "expected_frames": loader.expected_windows * window, "incomplete": loader.shortfalls,
+            "verified": verify}
 
 
 def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUMNS) -> str:
@@ -146,11 +156,19 @@ def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUM
 
 def main(args: argparse.Namespace) -> int:
     """`vidcolor evaluate CKPT --shards DIR [--split test] [--json FILE] [--device D] [--batch-size N]`."""
+    if args.json:
+        check_output_file(args.json, "--json")  # before the work, which a bad path would otherwise lose
     doc = evaluate_checkpoint(args.checkpoint, args.shards, args.split, batch_size=args.batch_size,
-                              device=args.device, progress=True)
+                              device=args.device, progress=True, verify=getattr(args, "verify", False))
     print(f"{args.checkpoint} on {args.split} ({doc['num_videos']} videos, {doc['num_frames']} frames, "
           f"T={doc['temperature']:g}, {doc['seconds']:.1f} s)")
     print(video_table(doc))
     if args.json:
         print(f"wrote {write_json(args.json, doc)}")
+    for item in doc["incomplete"]:  # damaged data: metrics of part of the split must not pass for all of it
+        print(f"warning: {item['message']}", file=sys.stderr)
+    if doc["incomplete"]:
+        print(f"warning: these metrics cover {doc['num_frames']} of the {doc['expected_frames']} frames of "
+              f"split {args.split!r}; exit status 1", file=sys.stderr)
+        return 1
     return 0

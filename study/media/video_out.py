@@ -13,15 +13,22 @@ renderer (sample clips for the dashboard). PyAV (FFmpeg) does the work:
   (remuxed, no quality loss) if mp4 can carry its codec, otherwise re-encoded to AAC. Audio
   packets are interleaved with the video as frames are written, so nothing piles up in memory.
   Audio past the end of the written video is dropped, so the film does not run on silent.
-- Atomicity: everything goes to a hidden temporary file in the output's folder, renamed onto the
-  final name only when the writer closes without error; on error the temporary file is removed
-  and an existing file under the final name is left untouched.
+- Atomicity: everything goes to a hidden temporary file in the output's folder
+  (``.STEM.PID@HOST.partial.mp4``), renamed onto the final name only when the writer closes
+  without error; on error the temporary file is removed and an existing file under the final name
+  is left untouched. A killed run cannot remove its file, so opening a writer removes the
+  partials of the same output left by dead processes of this host (`remove_stale_partials`; a
+  live writer's file is never touched). With ``overwrite=False`` an existing final file is an
+  error, even one that appeared while the writer ran.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
+import socket
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +49,81 @@ MP4_AUDIO_COPY = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange codes.
 _AVCOL_BT709 = 1
 _AVCOL_RANGE_MPEG = 1
+
+
+def partial_tag() -> str:
+    """``PID@HOST`` of this process: the part of a temporary name that tells whose it is."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    return f"{os.getpid()}@{host}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OSError:
+        return True  # cannot tell: keep the file
+    return True
+
+
+def stale_partials(folder: Path, prefix: str, suffix: str) -> list[Path]:
+    """Entries ``{prefix}{PID@HOST}{suffix}`` (or an older ``{prefix}{PID}{suffix}``) in ``folder``
+    whose process is dead: this host's, never this process's, never a live one's."""
+    _, host = partial_tag().split("@", 1)
+    found = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(suffix)) or len(name) <= len(prefix) + len(suffix):
+            continue
+        match = re.fullmatch(r"(\d+)(?:@([A-Za-z0-9-]+))?", name[len(prefix):len(name) - len(suffix)])
+        if match is None or (match.group(2) is not None and match.group(2) != host):
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and not _pid_alive(pid):
+            found.append(entry)
+    return found
+
+
+def remove_stale_partials(folder: Path, prefix: str, suffix: str) -> list[Path]:
+    """Remove `stale_partials` (files or folders) left by killed runs; returns what was removed."""
+    removed = []
+    for entry in stale_partials(folder, prefix, suffix):
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as exc:
+            log.warning("%s: left by a killed run, could not be removed (%s)", entry, exc)
+            continue
+        log.info("removed %s, left by a killed run", entry)
+        removed.append(entry)
+    return removed
+
+
+def publish(tmp: Path, path: Path, overwrite: bool = True) -> None:
+    """Move the finished ``tmp`` onto ``path``. Without ``overwrite`` an existing ``path`` is an
+    error (checked atomically with a hard link where the file system has them)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise VidcolorError(f"{path}: exists (pass --overwrite to replace it)") from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if path.exists():
+            raise VidcolorError(f"{path}: exists (pass --overwrite to replace it)") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 def pick_h264_encoder() -> str:
@@ -72,12 +154,15 @@ class VideoWriter:
     """Write RGB ``uint8 (H, W, 3)`` frames to an H.264 mp4; a context manager.
 
     ``with VideoWriter(path, fps, width, height, audio_from=src) as w: w.write(frame)``.
-    The file appears under ``path`` only when the ``with`` block ends without an exception.
+    The file appears under ``path`` only when the ``with`` block ends without an exception;
+    ``overwrite=False`` refuses an existing ``path`` (on opening and again on renaming).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, width: int, height: int,
-                 audio_from: str | os.PathLike | None = None, crf: int = 18, preset: str = "medium"):
+                 audio_from: str | os.PathLike | None = None, crf: int = 18, preset: str = "medium",
+                 overwrite: bool = True):
         self.path = Path(path)
+        self.overwrite = overwrite
         self.fps = as_fraction(fps)
         if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer))
                 and width > 0 and height > 0):
@@ -111,7 +196,11 @@ class VideoWriter:
             raise VidcolorError(f"{self.path}: output folder {folder} does not exist")
         if self.path.is_dir():
             raise VidcolorError(f"{self.path}: is a folder, expected an .mp4 file name")
-        self._tmp = folder / f".{self.path.stem}.{os.getpid()}.partial.mp4"
+        if not self.overwrite and self.path.exists():
+            raise VidcolorError(f"{self.path}: exists (pass --overwrite to replace it)")
+        prefix, suffix = f".{self.path.stem}.", ".partial.mp4"
+        remove_stale_partials(folder, prefix, suffix)
+        self._tmp = folder / f"{prefix}{partial_tag()}{suffix}"
         try:
             self._container = av.open(str(self._tmp), mode="w", format="mp4",
                                       options={"movflags": "+faststart"})
@@ -244,7 +333,7 @@ class VideoWriter:
             self._container.close()
             self._container = None
             self._close_audio_in()
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path, self.overwrite)
         except BaseException:
             self._abort()
             raise

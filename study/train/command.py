@@ -20,7 +20,8 @@ def main(args) -> int:
                            address=args.address)
     print(f"trained {experiment.name} ({experiment.size}, grid {experiment.grid}, window {experiment.window}) "
           f"for {train.epochs} epochs x {train.steps_per_epoch} steps")
-    rows = [(k, v) for k, v in sorted(summary["metrics"].items()) if not k.startswith("checkpoint")]
+    rows = [(k, v) for k, v in sorted(summary["metrics"].items())
+            if isinstance(v, (int, float)) and not k.startswith("checkpoint")]
     print(format_table(["metric (best epoch)", "value"], rows, numeric_right=False, digits=4))
     print(f"best checkpoint: {summary['best']}")
     return 0

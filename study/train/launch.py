@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +93,8 @@ def run_training(experiment, train, shards: str, out: str | Path, *, workers: in
     from study.ray_runtime import init_ray
 
     placement = Placement(workers=workers, use_gpu=use_gpu)
+    out = prepare_run_folder(out)
     shards = ShardSet(shards).location  # a clear error before Ray starts; local paths made absolute
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     if workers > 0:
         init_ray(address)
     trainer = make_trainer(experiment, train, shards, placement, storage_path=str(out / "ray"), name="train")
@@ -111,6 +111,24 @@ def run_training(experiment, train, shards: str, out: str | Path, *, workers: in
         best_metrics = {"epoch": state["epoch"], train.metric: state.get("best")}
     return {"best": str(best_dir), "metrics": best_metrics, "last": dict(result.metrics or {}),
             "run": str(result.path) if result.path else None}
+
+
+def prepare_run_folder(out: str | Path) -> Path:
+    """The run folder ``--out`` (absolute, created), or a clear error naming it before any work:
+    a file in its place or on its path, or a folder this process cannot write."""
+    out = Path(out).resolve()
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker == out:
+        raise VidcolorError(f"--out {out}: exists and is a file, not a run folder")
+    if blocker is not None:
+        raise VidcolorError(f"--out {out}: {blocker} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VidcolorError(f"--out {out}: cannot create the run folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise VidcolorError(f"--out {out}: cannot write to it (permission denied)")
+    return out
 
 
 def _publish_best(path: str, out: Path) -> Path:

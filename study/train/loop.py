@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 TRAIN_STATE_FILE = "train_state.json"
 ERROR_KEY = "vidcolor_error"
+#: What every epoch's report holds besides ``val_<name>`` for each of study.evaluation.metrics.METRICS
+#: (and ``epoch``, ``best_<metric>``): the metrics a study's objective may name (study.config.spec).
+LOOP_METRICS = ("train_loss", "l_cl", "l_seq", "train_s", "val_frames", "epoch_s", "lr", "world_size")
+TRAIN_PG_KEY = "train_placement_group"  # rank 0 reports the id of the placement group it runs in
 
 
 class TrainingError(VidcolorError):
@@ -99,6 +103,7 @@ def _fit(run: _Run) -> dict[str, Any]:
                           steps_per_epoch=tc.steps_per_epoch, rank=run.ctx.rank, world_size=run.ctx.world_size,
                           num_workers=tc.loader_workers, seed=tc.seed, shuffle_buffer=tc.shuffle_buffer)
     summary: dict[str, Any] = {}
+    group = _placement_group(run)
     for epoch in range(run.start_epoch, tc.epochs):
         t0 = time.perf_counter()
         if hasattr(loader, "set_epoch"):
@@ -114,9 +119,20 @@ def _fit(run: _Run) -> dict[str, Any]:
         if isinstance(value, float) and run.better(value):
             run.best = value
         metrics["best_" + tc.metric] = run.best if run.best is not None else math.nan
+        if group:  # so the study can reclaim it if Ray Train leaves it behind (study.tune.reclaim)
+            metrics[TRAIN_PG_KEY] = group
         _report(run, metrics, epoch + 1)
         summary = metrics
     return {"epochs": tc.epochs, "best": run.best, "last": summary}
+
+
+def _placement_group(run: _Run) -> str | None:
+    """The id (hex) of the placement group rank 0 runs in; None in local mode and on other ranks."""
+    if run.local_mode or run.ctx.rank != 0:
+        return None
+    import ray
+
+    return ray.get_runtime_context().get_placement_group_id()
 
 
 # -- 1. setup and resume ---------------------------------------------------------------------------

@@ -229,6 +229,7 @@ def test_reads_over_http(demo_shards):
         s = ShardSet(url)
         assert s.urls("val") == [f"{url}/val-000000.tar"]
         assert np.array_equal(s.ab_histogram(), ShardSet(demo_shards).ab_histogram())
+        assert s.verify() == ["train-000000.tar", "val-000000.tar", "test-000000.tar", "legacy-000000.tar"]
         remote = list(eval_loader(s, "val", window=4, batch_size=2))
         local = list(eval_loader(demo_shards, "val", window=4, batch_size=2))
         assert len(remote) == len(local) == 3

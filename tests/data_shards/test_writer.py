@@ -19,7 +19,6 @@ from data_shards.writer import write_shard_set
 from models.errors import VidcolorError
 from study.cli import main as cli
 
-REAL = Path("/work/shared/data")
 JPEG_MEAN_TOL = 2.5  # q95 4:4:4 JPEG on noisy 64 px textures: mean |error| per 0-255 value over a clip (seen <= 1.7)
 JPEG_MAX_TOL = 48  # worst single value at a sharp texture edge
 
@@ -303,11 +302,9 @@ def test_frame_folder_source_davis_layout(tmp_path, demo_videos, shard_io):
 # ----------------------------------------------------------------------------- the real clips
 
 @pytest.mark.slow
-def test_real_clips_frame_counts_match_pyav(tmp_path, shard_io, count_frames):
-    all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
-    sources = [REAL / "cockatoo.mp4", REAL / "realshort.mp4"]
-    if not all(p.exists() for p in sources):
-        pytest.skip("real test clips not present")
+def test_real_clips_frame_counts_match_pyav(tmp_path, shard_io, count_frames, real_data):
+    all_samples = shard_io.all_samples
+    sources = [real_data / "cockatoo.mp4", real_data / "realshort.mp4"]
     rc = cli(["shard", *map(str, sources), "--out", str(tmp_path / "s"), "--size", "64", "--jobs", "2"])
     assert rc == 0
     m = load_manifest(tmp_path / "s" / "manifest.json")

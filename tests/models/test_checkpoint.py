@@ -142,3 +142,26 @@ def test_pretrained_trunk_other_grid_keeps_trunk_new_head(tmp_path, gamut, caplo
     small = create_model(get_preset("exp4").replace(size="small"), gamut)
     with pytest.raises(VidcolorError, match="size 'tiny', the model 'small'"):
         load_pretrained_trunk(small, tmp_path / "src")
+
+
+def test_weights_digest_is_recorded_and_checked(tmp_path, gamut, caplog):
+    import hashlib
+
+    model = create_model(get_preset("exp2"), gamut)
+    ck = save_checkpoint(tmp_path / "ck", model, model.config, gamut)
+    weights, config = ck / "model.safetensors", ck / "config.json"
+    meta = json.loads(config.read_text())
+    assert meta["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    load_checkpoint(ck)
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01  # one bit of one weight: safetensors still parses it
+    weights.write_bytes(bytes(data))
+    with pytest.raises(VidcolorError) as err:
+        load_checkpoint(ck)
+    assert str(err.value) == f"{weights}: sha256 does not match config.json (damaged or edited?)"
+    # an older checkpoint (no field) still loads, saying so at debug level
+    del meta["weights_sha256"]
+    config.write_text(json.dumps(meta))
+    with caplog.at_level(logging.DEBUG, logger="models.checkpoint"):
+        loaded = load_checkpoint(ck)
+    assert "records no weights_sha256" in caplog.text and loaded.config == model.config

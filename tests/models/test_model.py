@@ -151,7 +151,7 @@ def test_create_model_rejects_ensemble_and_grid_mismatch(gamut):
 
 
 @pytest.mark.slow
-def test_overfit_one_clip_50_steps(gamut):
+def test_overfit_one_clip_50_steps(gamut, real_data):
     """A tiny exp5 model memorizes one real 3-frame clip: the loss falls clearly."""
     av = pytest.importorskip("av")
     from PIL import Image
@@ -159,7 +159,7 @@ def test_overfit_one_clip_50_steps(gamut):
     from models.color import frames_to_lab
 
     frames = []
-    with av.open("/work/shared/data/cockatoo.mp4") as container:
+    with av.open(str(real_data / "cockatoo.mp4")) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i % 10 == 0:
                 img = frame.to_image().resize((32, 32), Image.BILINEAR)

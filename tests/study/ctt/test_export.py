@@ -85,3 +85,26 @@ def test_results_modules_import_neither_torch_nor_ray():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'ray', 'av', 'streamlit'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_export_out_on_a_bad_path_fails_before_the_store_is_opened(tmp_path, capsys):
+    from study.store import Store
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_bytes(b"my notes")
+    before = (blocker.read_bytes(), blocker.stat().st_mtime_ns)
+    db = tmp_path / "new.db"
+    assert cli(["ctt", "export", "--db", f"sqlite:///{db}", "--out", str(blocker / "res.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {blocker / 'res.csv'}: {blocker} is a file, not a folder" in err and "Traceback" not in err
+    assert cli(["ctt", "export", "--db", f"sqlite:///{db}", "--out", str(tmp_path)]) == 2
+    assert f"error: --out {tmp_path}: is a folder, expected a CSV file name" in capsys.readouterr().err
+    assert (blocker.read_bytes(), blocker.stat().st_mtime_ns) == before
+    assert not db.exists()  # refused before any store was opened (or created)
+    # a good path: the CSV replaces an earlier one whole, and no temporary file stays
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    Store(url).create_study("s", objective="val_rmse_rgb")
+    csv = tmp_path / "out" / "res.csv"
+    assert cli(["ctt", "export", "--db", url, "--out", str(csv)]) == 0
+    assert capsys.readouterr().out == f"wrote 0 rows to {csv}\n"
+    assert pd.read_csv(csv).empty and sorted(p.name for p in csv.parent.iterdir()) == ["res.csv"]

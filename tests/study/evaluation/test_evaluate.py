@@ -184,3 +184,31 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
     assert "missing" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--batch-size", "0"]) == 2
     assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_cli_evaluate_json_on_a_bad_path_fails_before_any_work(demo_shards, tiny_checkpoint, tmp_path, capsys,
+                                                               monkeypatch):
+    """`--json` under a regular file (tests run as root, so permissions cannot stand in): an error
+    naming the path, before the evaluation runs (it would be lost), the file untouched."""
+    from study.cli import main
+    from study.evaluation import evaluate
+
+    def never(*a, **k):
+        raise AssertionError("the evaluation ran although --json cannot be written")
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_bytes(b"my notes")
+    before = (blocker.read_bytes(), blocker.stat().st_mtime_ns)
+    base = ["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--device", "cpu"]
+    with monkeypatch.context() as m:
+        m.setattr(evaluate, "evaluate_checkpoint", never)
+        assert main([*base, "--json", str(blocker / "eval.json")]) == 2
+        err = capsys.readouterr().err
+        assert f"error: --json {blocker / 'eval.json'}: {blocker} is a file, not a folder" in err
+        assert "Traceback" not in err
+        assert main([*base, "--json", str(tmp_path)]) == 2
+        assert f"error: --json {tmp_path}: is a folder, expected a file name" in capsys.readouterr().err
+    assert (blocker.read_bytes(), blocker.stat().st_mtime_ns) == before
+    # a missing parent folder is fine: write_json creates it once the work is done
+    assert main([*base, "--json", str(tmp_path / "new" / "eval.json"), "--batch-size", "4"]) == 0
+    assert (tmp_path / "new" / "eval.json").is_file()

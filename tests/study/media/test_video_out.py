@@ -169,3 +169,46 @@ def test_bad_destinations_and_sources_name_the_file(tmp_path):
     assert not (tmp_path / "y.mp4").exists()
     with pytest.raises(VidcolorError, match="fps"):
         VideoWriter(tmp_path / "z.mp4", 0, 32, 32)
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_overwrite_false_refuses_an_existing_file_even_one_that_appears_meanwhile(tmp_path):
+    target = tmp_path / "film.mp4"
+    target.write_bytes(b"previous result")
+    with pytest.raises(VidcolorError, match=f"{target}: exists \\(pass --overwrite"):
+        VideoWriter(target, 12, 32, 32, overwrite=False).open()
+    assert target.read_bytes() == b"previous result"
+    racing = tmp_path / "race.mp4"
+    with pytest.raises(VidcolorError, match=f"{racing}: exists"):
+        with VideoWriter(racing, 12, 32, 32, overwrite=False) as w:
+            for f in gradient_frames(3, 32, 32):
+                w.write(f)
+            racing.write_bytes(b"another run's result")  # lands while this one still encodes
+    assert racing.read_bytes() == b"another run's result"
+    assert sorted(os.listdir(tmp_path)) == ["film.mp4", "race.mp4"]  # and no partial left
+
+
+def test_partials_of_dead_processes_are_removed_on_open(tmp_path):
+    from study.media.video_out import partial_tag, stale_partials
+
+    tag = partial_tag()
+    pid, host = tag.split("@", 1)
+    assert pid == str(os.getpid()) and host
+    dead = _dead_pid()
+    stale = tmp_path / f".clip.{dead}@{host}.partial.mp4"
+    other_stem = tmp_path / f".clip.x.{dead}@{host}.partial.mp4"  # belongs to clip.x.mp4, not clip.mp4
+    live = tmp_path / f".clip.{os.getppid()}@{host}.partial.mp4"
+    for p in (stale, other_stem, live):
+        p.write_bytes(b"x")
+    assert stale_partials(tmp_path, ".clip.", ".partial.mp4") == [stale]
+    with VideoWriter(tmp_path / "clip.mp4", 12, 32, 32) as w:
+        assert w._tmp.name == f".clip.{tag}.partial.mp4"
+        w.write(gradient_frames(1, 32, 32)[0])
+    assert sorted(os.listdir(tmp_path)) == sorted(["clip.mp4", other_stem.name, live.name])

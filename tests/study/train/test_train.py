@@ -189,3 +189,29 @@ def test_frame_size_the_checkpoint_cannot_record_fails_before_training(demo_shar
     with pytest.raises(TrainingError, match=r"size: must be an integer in \[8, 4096\], got 5000"):
         raise_for_error(result)
     assert result.checkpoint is None  # not one epoch was trained
+
+
+def test_cli_train_out_on_a_file_is_a_clear_error_before_any_work(demo_shards, tmp_path, capsys):
+    from study.cli import main as cli
+
+    existing = tmp_path / "results.txt"
+    existing.write_bytes(b"not a run folder")
+    before = (existing.read_bytes(), existing.stat().st_mtime_ns)
+    base = ["train", "--shards", str(demo_shards), "--preset", "exp1", "--workers", "0"]
+    assert cli([*base, "--out", str(existing)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {existing}: exists and is a file, not a run folder" in err and "Traceback" not in err
+    assert cli([*base, "--out", str(existing / "run")]) == 2
+    assert f"error: --out {existing / 'run'}: {existing} is a file, not a folder" in capsys.readouterr().err
+    assert (existing.read_bytes(), existing.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
+
+
+def test_cli_train_negative_workers_is_a_clear_error(demo_shards, tmp_path, capsys):
+    from study.cli import main as cli
+
+    out = tmp_path / "run"
+    assert cli(["train", "--shards", str(demo_shards), "--preset", "exp1", "--workers", "-1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error: --workers: must be an integer >= 0, got -1" in err and "Traceback" not in err
+    assert not out.exists()  # refused before the run folder was made
