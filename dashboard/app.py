@@ -18,6 +18,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from dashboard import data  # noqa: E402
+from models.errors import VidcolorError  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -47,7 +48,11 @@ if RATER_MODE:
 else:
     page = st.navigation(PAGES)
 
-studies = data.studies(data.db_url())
+try:
+    studies = data.studies(data.db_url())
+except VidcolorError as exc:  # no database there, or a damaged one: say which, no traceback
+    st.error(str(exc))
+    st.stop()
 with st.sidebar:
     if studies.empty:
         st.session_state["study"] = None

@@ -2,6 +2,7 @@
 
 Pages read only through here (and study.ctt.stats). Tables are cached for a few seconds so live
 studies refresh without hammering the database; CTT votes are never cached (counts must be fresh).
+The store is opened read-only (`create=False`): the dashboard never creates a database.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def db_url() -> str | None:
 
 @st.cache_resource(show_spinner=False)
 def _store(url: str | None) -> Store:
-    return Store(url)
+    return Store(url, create=False)
 
 
 def store() -> Store:

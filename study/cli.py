@@ -85,6 +85,9 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray head address (default: start a local Ray)")
     p.add_argument("--trials", type=int, default=None, help="override the spec's number of trials")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    p.add_argument("--stall-after", type=float, default=300.0, metavar="SECONDS",
+                   help="with no trial progress for this long, report what holds the resources and reclaim "
+                        "placement groups nothing uses (default 300)")
     p.set_defaults(handler="study.tune.command:main")
 
 

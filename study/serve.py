@@ -1,8 +1,10 @@
 """`vidcolor dashboard`: start the Streamlit dashboard (dashboard/app.py) as a subprocess.
 
 The database URL reaches the app through the environment variable VIDCOLOR_DB. The server listens
-on localhost unless --host says otherwise. This module imports neither the dashboard, torch nor
-Ray: it only finds the app file and execs `python -m streamlit run` on it.
+on localhost unless --host says otherwise. The database is opened once before the server starts
+(read-only: a missing or damaged one is an error naming it, and nothing is created) and shown with
+its password masked. This module imports neither the dashboard, torch nor Ray: it only finds the
+app file and execs `python -m streamlit run` on it.
 """
 
 from __future__ import annotations
@@ -55,10 +57,14 @@ def main(args) -> int:
     `vidcolor dashboard` reaches the server itself and no orphaned server is left behind. Elsewhere
     it runs Streamlit as a child and waits for it.
     """
+    from study.store import Store
+
     cmd = streamlit_command(args.port, args.host)
     env = dashboard_env(args.db)
-    print(f"dashboard: http://{args.host}:{args.port}  (database: {env.get('VIDCOLOR_DB', 'sqlite:///vidcolor.db')})",
-          flush=True)
+    store = Store(env.get("VIDCOLOR_DB"), create=False)  # the app opens the same one
+    shown = store.display_url
+    store.close()
+    print(f"dashboard: http://{args.host}:{args.port}  (database: {shown})", flush=True)
     log.debug("running %s", " ".join(cmd))
     if os.name == "posix":
         sys.stderr.flush()

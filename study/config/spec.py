@@ -37,7 +37,8 @@ The file follows the tuning playbook's split into scientific, nuisance and fixed
 
 Each table is a pydantic model (strict types, no unknown keys); :class:`StudySpec` then checks
 the tables against each other and builds the configs of the fixed settings and of both ends of
-every searched range. Every error is a ``VidcolorError`` naming the file and the field path:
+every searched range. A study searches at least one setting, and its objective is a metric the
+training loop reports (:func:`reported_metrics`). Every error is a ``VidcolorError`` naming the file and the field path:
 ``demo.toml: field search.lam.low: must be < high (low=1.0, high=0.2)``.
 """
 
@@ -162,11 +163,28 @@ class SearchParam(Table):
         return self.choices if self.type == "choice" else (self.low, self.high)
 
 
+def reported_metrics() -> tuple[str, ...]:
+    """The metrics every epoch of the training loop reports, sorted: ``val_<name>`` for each of
+    ``study.evaluation.metrics.METRICS`` and the loop's own ``LOOP_METRICS`` (losses, times...)."""
+    from study.evaluation.metrics import METRICS
+    from study.train.loop import LOOP_METRICS
+
+    return tuple(sorted({*(f"val_{name}" for name in METRICS), *LOOP_METRICS}))
+
+
 class Objective(Table):
     """``[objective]``: the metric the training loop reports that the study optimizes."""
 
     metric: str = Field("val_rmse_rgb", min_length=1)
     mode: Literal["min", "max"] = "min"
+
+    @field_validator("metric")
+    @classmethod
+    def _reported(cls, metric: str) -> str:
+        known = reported_metrics()  # another metric would fail every trial
+        if metric not in known:
+            raise ValueError(f"{metric!r} is not reported by the training loop (it reports: {', '.join(known)})")
+        return metric
 
 
 class SamplerSpec(Table):
@@ -308,6 +326,14 @@ class StudySpec(Table):
         if self.asha.grace_period > (self.asha.max_t or train.epochs):
             raise SpecProblem(("asha", "grace_period"),
                               f"must be <= max_t ({self.asha.max_t or train.epochs}), got {self.asha.grace_period!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_searched(self) -> "StudySpec":
+        """At least one ``[search.NAME]`` table (checked last: a more specific problem comes first)."""
+        if not self.search:
+            raise SpecProblem(("search",), "no searched setting: add at least one [search.NAME] table (e.g. "
+                              "[search.lam] with type, low, high); to train one configuration use `vidcolor train`")
         return self
 
     # -- derived configs and copies --------------------------------------------------------------

@@ -261,7 +261,7 @@ def resolve_study(store: Store, name: str | None) -> str:
 
 def main_build(args) -> int:
     """`vidcolor ctt build`: make the items, print how many per trial and split."""
-    store = Store(args.db)
+    store = Store(args.db, create=False)  # it needs a study's trials: a database that is not there is an error
     study = resolve_study(store, args.study)
     trial_ids = [t.strip() for t in args.trials.split(",") if t.strip()] if args.trials else None
     opts = BuildOptions(trial_ids=trial_ids, top=args.top, clips=args.clips, attention_rate=args.attention_rate,

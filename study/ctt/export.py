@@ -64,7 +64,7 @@ def write_csv(res: pd.DataFrame, path: Path) -> None:
 def main_export(args) -> int:
     """`vidcolor ctt export`: write the results to `--out` (CSV) or print them."""
     out = check_out_file(args.out) if args.out else None  # before any store is opened or vote read
-    store = Store(args.db)
+    store = Store(args.db, create=False)
     study = resolve_study(store, args.study)
     res = results(store, study, exclude_failed=args.exclude_failed)
     if out is not None:

@@ -6,6 +6,7 @@ dashboard reads it, and raters' votes land beside the trials they judge. SQLite 
 timeout, write transactions opened with `BEGIN IMMEDIATE` so concurrent writers queue instead of
 failing); PostgreSQL works by URL through psycopg (`pip install vidcolor[postgres]`). The Optuna
 study lives in the same database (pass `Store.url` to `optuna.storages.RDBStorage`).
+URLs are printed and logged only as `mask_url(url)` (`Store.display_url`): password as `***`.
 
 Each write method is one transaction; read methods return pandas DataFrames. The package imports
 neither torch nor Ray (the dashboard imports it at start-up). Parts: `schema` (tables),
@@ -13,17 +14,20 @@ neither torch nor Ray (the dashboard imports it at start-up). Parts: `schema` (t
 """
 
 from study.store.ctt import CttMixin
-from study.store.engine import DEFAULT_URL
+from study.store.engine import DEFAULT_URL, has_password, mask_url
 from study.store.media import MediaMixin
 from study.store.schema import CTT_MEDIA, STUDY_STATUSES, TRIAL_STATUSES, VOTE_MODES
 from study.store.studies import StudiesMixin
 from study.store.trials import TrialsMixin
 
-__all__ = ["CTT_MEDIA", "DEFAULT_URL", "STUDY_STATUSES", "TRIAL_STATUSES", "VOTE_MODES", "Store"]
+__all__ = ["CTT_MEDIA", "DEFAULT_URL", "STUDY_STATUSES", "TRIAL_STATUSES", "VOTE_MODES", "Store", "has_password",
+           "mask_url"]
 
 
 class Store(StudiesMixin, TrialsMixin, MediaMixin, CttMixin):
     """The results database. `Store(url)`; `url` defaults to `$VIDCOLOR_DB` or `sqlite:///vidcolor.db`.
+    Commands that only read open it with `Store(url, create=False)`: a database that is not there is
+    then an error naming it, and nothing is created.
 
     Studies and trials are addressed by name: `study` is the study's unique name and `trial_id`
     Ray Tune's trial id (unique within the study). Pickles as its URL, so it can ride along in a

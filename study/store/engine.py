@@ -8,12 +8,19 @@ sessions: `_write()` is one transaction, opened on SQLite with `BEGIN IMMEDIATE`
 writers queue on the busy timeout instead of failing, and WAL mode lets readers never block the
 writer. It also holds the name lookups (`_study`, `_trial`) every part shares. A store pickles as
 its URL, so it can ride along in a Ray Tune callback.
+
+`StoreEngine(url, create=False)` is how read-only commands open a store: a SQLite file that is not
+there is an error naming it (no folder or file is made), and so is a database without our tables.
+A file that is not a SQLite database is an error naming it too. `mask_url` is the URL with its
+password replaced by `***`: the only form of a URL that may be printed or logged.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Inspector, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
@@ -35,22 +42,56 @@ BUSY_TIMEOUT_MS = 30_000
 UPGRADED_TABLES = sorted({*RENAMED_COLUMNS, CttItemRow.__tablename__})
 
 
-def _normalize_url(url: str) -> str:
-    """Absolute SQLite paths (Ray workers and the dashboard run elsewhere); psycopg 3 for PostgreSQL."""
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password shown as ``***`` (the form to print or log); a URL that does not
+    parse is masked by pattern."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return _PASSWORD.sub(r"\1***@", str(url))
+
+
+def has_password(url: str) -> bool:
+    """Whether the URL carries a password (which then must not be printed or stored)."""
+    try:
+        return make_url(url).password is not None
+    except (ArgumentError, ValueError, TypeError):
+        return bool(_PASSWORD.search(str(url)))
+
+
+def _normalize_url(url: str, create: bool = True) -> str:
+    """Absolute SQLite paths (Ray workers and the dashboard run elsewhere); psycopg 3 for PostgreSQL.
+
+    With ``create`` the folder of a new SQLite file is made; without, a missing file is an error."""
     try:
         u = make_url(url)
-    except ArgumentError as exc:
-        raise VidcolorError(f"results database URL {url!r} is not a valid SQLAlchemy URL: {exc}") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise VidcolorError(f"results database URL {mask_url(url)!r} is not a valid SQLAlchemy URL: "
+                            f"{mask_url(str(exc))}") from None
     if u.drivername in ("postgres", "postgresql"):
         u = u.set(drivername="postgresql+psycopg")
-    on_disk = u.database not in (None, "", ":memory:") and not u.database.startswith("file:")
-    if u.get_backend_name() == "sqlite" and on_disk:
-        path = Path(u.database).expanduser().resolve()
+    path = sqlite_path(u)
+    if path is not None:
         if path.is_dir():
-            raise VidcolorError(f"results database {url!r} names the folder {path}, not a file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+            raise VidcolorError(f"results database {mask_url(url)!r} names the folder {path}, not a file")
+        if not create and not path.is_file():
+            raise VidcolorError(f"no results database at {path}; run `vidcolor tune` first or check --db")
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
         u = u.set(database=str(path))
     return u.render_as_string(hide_password=False)
+
+
+def sqlite_path(url) -> Path | None:
+    """The absolute file of an on-disk SQLite URL (str or URL); None for other databases, ``:memory:``
+    and ``file:`` URIs."""
+    u = make_url(url) if isinstance(url, str) else url
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:") or u.database.startswith("file:"):
+        return None
+    return Path(u.database).expanduser().resolve()
 
 
 def _upgrade_steps(inspector: Inspector) -> list[tuple[str, str]]:
@@ -93,25 +134,59 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class StoreEngine:
-    """The database behind a store: `StoreEngine(url)`; `url` defaults to `$VIDCOLOR_DB` or
-    `sqlite:///vidcolor.db`. Creates the tables on open."""
+    """The database behind a store: `StoreEngine(url, create=True)`; `url` defaults to
+    `$VIDCOLOR_DB` or `sqlite:///vidcolor.db`. Creates the tables on open; with `create=False`
+    (read-only commands) a database that is not there, or holds none of our tables, is an error."""
 
-    def __init__(self, url: str | None = None, *, echo: bool = False):
+    def __init__(self, url: str | None = None, *, echo: bool = False, create: bool = True):
         raw = url or os.environ.get("VIDCOLOR_DB") or DEFAULT_URL
-        self.url: str = _normalize_url(raw)
-        self._echo = echo
+        self.url: str = _normalize_url(raw, create)
+        self._echo, self._create = echo, create
         self.engine: Engine = self._make_engine()
         try:
+            if not create:
+                self._check_exists()
             Base.metadata.create_all(self.engine)
             self._upgrade_schema()
-        except OperationalError as exc:
-            raise VidcolorError(f"cannot open the results database {self.display_url}: {exc.orig}") from None
+        except DatabaseError as exc:  # OperationalError too: locked, unreachable, not a database
+            self.engine.dispose()
+            raise VidcolorError(self._open_error(str(exc.orig if exc.orig is not None else exc))) from None
         log.debug("results store at %s", self.display_url)
 
     @property
     def display_url(self) -> str:
         """The URL with any password masked (for logs and tables)."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        return mask_url(self.url)
+
+    def _open_error(self, reason: str) -> str:
+        """The message of a database that cannot be opened, naming its file (SQLite) or masked URL."""
+        reason = mask_url(reason).splitlines()[0] if reason.strip() else "unknown error"
+        path = sqlite_path(self.url)
+        if path is not None and "not a database" in reason:
+            return (f"results database {path} is damaged or not a SQLite database ({reason}); "
+                    "give another --db, or restore the file from a copy")
+        return f"cannot open the results database {path or self.display_url}: {reason}"
+
+    def _check_exists(self) -> None:
+        """For a read-only open: the database holds our tables (else there is nothing to read). A
+        SQLite file is looked at through a read-only connection, so not even its header is written."""
+        table = StudyRow.__tablename__
+        path = sqlite_path(self.url)
+        if path is None:
+            found = inspect(self.engine).has_table(table)
+        else:
+            try:
+                con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+                try:
+                    found = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                        (table,)).fetchone() is not None
+                finally:
+                    con.close()
+            except sqlite3.DatabaseError as exc:
+                raise VidcolorError(self._open_error(str(exc))) from None
+        if not found:
+            raise VidcolorError(f"no vidcolor results in {path or self.display_url} (no {table} table); "
+                                "run `vidcolor tune` first or check --db")
 
     @property
     def is_sqlite(self) -> bool:
@@ -138,6 +213,9 @@ class StoreEngine:
             raise VidcolorError(
                 f"results database {self.display_url}: driver missing ({exc}); "
                 "for PostgreSQL install the extra: pip install 'vidcolor[postgres]'") from None
+        except ArgumentError as exc:  # e.g. a SQLite URL with a user or host
+            raise VidcolorError(f"results database URL {self.display_url!r} is not usable: "
+                                f"{mask_url(str(exc)).splitlines()[0]}") from None
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
         return engine
@@ -147,10 +225,10 @@ class StoreEngine:
         self.engine.dispose()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "echo": self._echo}
+        return {"url": self.url, "echo": self._echo, "create": self._create}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], echo=state.get("echo", False))
+        self.__init__(state["url"], echo=state.get("echo", False), create=state.get("create", True))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"

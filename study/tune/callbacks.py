@@ -19,6 +19,7 @@ from ray import tune
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
 from study.report import fmt, format_table
+from study.tune.secrets import remember, resolve
 from study.tune.trial import FINISHED, StudyRun, finished_status
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class StoreCallback(tune.Callback):
     """Tune callback: the results store follows the study live; media for finished trials."""
 
     def __init__(self, store_url: str, run: StudyRun, media_root: str | None, max_t: int):
-        self.store_url, self.run, self.media_root, self.max_t = store_url, run, media_root, max_t
+        # Tune pickles its callbacks into its storage: only the masked URL is kept (study.tune.secrets)
+        self.store_url, self.run, self.media_root, self.max_t = remember(store_url), run, media_root, max_t
         self.study = run.spec.name
         self._store = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -81,7 +83,7 @@ class StoreCallback(tune.Callback):
         if self._store is None:
             from study.store import Store
 
-            self._store = Store(self.store_url)
+            self._store = Store(resolve(self.store_url))
         return self._store
 
     def on_trial_start(self, iteration, trials, trial, **info):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from models.errors import VidcolorError
 from study.config.spec import StudySpec, load_spec
 from study.report import fmt, format_table
 from study.tune.runner import StudyResult, override_spec, run_study
@@ -25,8 +26,10 @@ def print_summary(result: StudyResult, spec: StudySpec) -> None:
 
 def main(args) -> int:
     """Handler of ``vidcolor tune STUDY.toml [--shards] [--db] [--storage] [--address] [--trials] [--resume]``."""
+    if not args.stall_after > 0:
+        raise VidcolorError(f"--stall-after: must be > 0 seconds, got {args.stall_after:g}")
     spec = override_spec(load_spec(args.spec), trials=args.trials)
     result = run_study(spec, shards=args.shards, db=args.db, storage=args.storage, address=args.address,
-                       resume=args.resume)
+                       resume=args.resume, stall_after_s=args.stall_after)
     print_summary(result, spec)
     return 0

@@ -13,7 +13,8 @@ ways:
 
 1. **Known groups.** Rank 0 of every Train run reports the id of the group it runs in
    (``TRAIN_PG_KEY`` in its metrics). A few seconds after a trial completes, errors or is retried,
-   each group it reported that still exists is removed.
+   each group it reported that still exists is removed. (When the whole study ends, Ray removes
+   what is left with the job.)
 2. **Stalls.** When no trial has reported, started or ended for ``stall_after_s``, it logs what
    holds the cluster's resources (every placement group of this job: state, bundles, owning trial,
    live actors in it) and removes groups of this job that hold no live actor in two sweeps at
@@ -134,9 +135,6 @@ class PlacementGroupReclaimer(tune.Callback):
         if now - self._progress >= self.stall_after_s:
             self._sweep_orphans(now)
 
-    def on_experiment_end(self, trials, **info):
-        self._reclaim_due(float("inf"))
-
     # -- the work ------------------------------------------------------------------------------
 
     def _finish(self, trial_id: str) -> None:
@@ -194,3 +192,5 @@ class PlacementGroupReclaimer(tune.Callback):
                     self._remove(group, "holding resources with no live actor while the study stalled")
                 except Exception as exc:  # noqa: BLE001
                     log.warning("could not remove placement group %s: %s", group, exc)
+                else:
+                    self._progress = now  # the freed resources get a full period to be used

@@ -20,6 +20,7 @@ from typing import Any
 
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
+from study.tune.secrets import remember
 from study.tune.trial import StudyRun, finished_status, trial_driver
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,13 @@ class _Paths:
 
 def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = None, storage: str | None = None,
               address: str | None = None, resume: bool = False, media: bool = True,
-              progress_every_s: float = 10.0) -> StudyResult:
+              progress_every_s: float = 10.0, stall_after_s: float = 300.0) -> StudyResult:
     """Run (or resume) a study; returns the store's view of it. See the module docstring.
 
     ``shards`` defaults to the spec's, ``db`` to the store's default, ``storage`` (Ray's) to
-    ``./ray_results``; ``address`` joins a running Ray instead of starting one."""
+    ``./ray_results``; ``address`` joins a running Ray instead of starting one. After
+    ``stall_after_s`` without a trial starting, reporting or ending, the study logs what holds the
+    cluster's resources and reclaims placement groups nothing uses (``study.tune.reclaim``)."""
     import ray
 
     from study.ray_runtime import init_ray
@@ -60,6 +63,7 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
 
     paths = _resolve_paths(spec, shards, storage)
     store = Store(db)
+    remember(store.url)  # what Tune pickles holds it masked; a restored state gets it back here
     _open_study(store, spec, paths, resume)
     # Save Tune's experiment state often: a killed driver then loses at most a second or two.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
@@ -73,7 +77,8 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
         run = StudyRun(spec=spec, shards=paths.shards, train_storage=f"{paths.storage.rstrip('/')}/{spec.name}-train",
                        store_url=store.url)
         media_root = str(Path(store_media_root(store, paths.storage), spec.name)) if media else None
-        tuner, store_cb = _tuner(spec, run, store, paths, concurrency, resume, media_root, progress_every_s)
+        store_cb, callbacks = _callbacks(spec, run, store, media_root, progress_every_s, stall_after_s)
+        tuner = _tuner(spec, run, store, paths, concurrency, resume, callbacks)
         try:
             grid = tuner.fit()
         except KeyboardInterrupt:
@@ -134,16 +139,26 @@ def _open_study(store, spec: StudySpec, paths: _Paths, resume: bool) -> None:
                        spec=spec.to_record(), storage_path=paths.experiment, shards=paths.shards, exist_ok=resume)
 
 
-def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: int, resume: bool,
-           media_root: str | None, progress_every_s: float):
-    """The Tuner of a new study, or the restored one of an interrupted study; and its store callback."""
-    from ray import tune
-
-    from study.tune.callbacks import ProgressTable, StoreCallback  # imports Ray: after init_ray's auth mode
+def _callbacks(spec: StudySpec, run: StudyRun, store, media_root: str | None, progress_every_s: float,
+               stall_after_s: float):
+    """The study's Tune callbacks: the results store (returned first too), the live table, and
+    the placement-group reclaimer."""
+    # these import Ray: only after init_ray has set the auth mode
+    from study.tune.callbacks import ProgressTable, StoreCallback
+    from study.tune.reclaim import PlacementGroupReclaimer
 
     store_cb = StoreCallback(store.url, run, media_root, spec.max_t)
-    table = ProgressTable(spec, spec.max_t, every_s=progress_every_s)
-    trainable = tune.with_resources(tune.with_parameters(trial_driver, run=run), {"cpu": DRIVER_CPUS})
+    return store_cb, [store_cb, ProgressTable(spec, spec.max_t, every_s=progress_every_s),
+                      PlacementGroupReclaimer(stall_after_s=stall_after_s)]
+
+
+def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: int, resume: bool, callbacks: list):
+    """The Tuner of a new study, or the restored one of an interrupted study."""
+    from ray import tune
+
+    # the real database URL rides in Ray's object store (with_parameters), never in Tune's storage
+    trainable = tune.with_resources(tune.with_parameters(trial_driver, run=run, store_url=store.url),
+                                    {"cpu": DRIVER_CPUS})
     if resume:
         try:
             tuner = tune.Tuner.restore(paths.experiment, trainable=trainable, resume_unfinished=True,
@@ -152,8 +167,8 @@ def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: in
             raise VidcolorError(f"--resume: the study at {paths.experiment} was started by an older vidcolor "
                                 f"and cannot be resumed by this one ({exc}); start it again under another "
                                 "name or --storage") from None
-        return tuner, store_cb
-    tuner = tune.Tuner(
+        return tuner
+    return tune.Tuner(
         trainable,
         param_space=spec.param_space(),
         tune_config=tune.TuneConfig(
@@ -161,25 +176,23 @@ def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: in
             search_alg=_search_alg(spec, store.optuna_storage_url), scheduler=_scheduler(spec),
             num_samples=spec.num_trials, max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(
-            name=spec.name, storage_path=paths.storage, callbacks=[store_cb, table], verbose=0,
+            name=spec.name, storage_path=paths.storage, callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures)),
     )
-    return tuner, store_cb
 
 
 def _search_alg(spec: StudySpec, storage_url: str | None):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    from study.tune.optuna_storage import study_storage  # pickled with the password masked
+
     if spec.sampler.kind == "tpe":
         sampler = optuna.samplers.TPESampler(seed=spec.sampler.seed, multivariate=True, constant_liar=True,
                                              n_startup_trials=spec.sampler.n_startup_trials)
     else:
         sampler = optuna.samplers.RandomSampler(seed=spec.sampler.seed)
-    storage = None
-    if storage_url:
-        kwargs = {"connect_args": {"timeout": 30}} if storage_url.startswith("sqlite") else {}
-        storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=kwargs)
+    storage = study_storage(storage_url) if storage_url else None
     return OptunaSearch(sampler=sampler, storage=storage, study_name=spec.name,
                         points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None)
 

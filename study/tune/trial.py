@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from study.config.spec import StudySpec
+from study.tune.secrets import remember, resolve
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,22 @@ class StudyRun:
     spec: StudySpec
     shards: str
     train_storage: str  # where the Train runs of the trials live (shared storage on a cluster)
-    store_url: str | None = None
+    store_url: str | None = None  # the results database, password masked (study.tune.secrets)
+
+    def __post_init__(self):
+        # Tune pickles the run (in its callbacks) into its storage: never with a password in it.
+        object.__setattr__(self, "store_url", remember(self.store_url))
 
     @property
     def use_gpu(self) -> bool:
         return self.spec.resources.gpus_per_worker > 0
 
 
-def trial_driver(params: dict[str, Any], run: StudyRun) -> None:
-    """One Tune trial: train ``params`` with a TorchTrainer, forwarding rank 0's reports to Tune."""
+def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = None) -> None:
+    """One Tune trial: train ``params`` with a TorchTrainer, forwarding rank 0's reports to Tune.
+
+    ``store_url`` is the real URL of the results database (``run`` has it masked); it comes through
+    ``tune.with_parameters``, that is Ray's object store, never Tune's storage."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -54,7 +62,7 @@ def trial_driver(params: dict[str, Any], run: StudyRun) -> None:
     mark = Path(tune.get_context().get_trial_dir()) / ERROR_MARK
     if mark.is_file():  # a deterministic failure: a Tune-level retry would fail the same way
         raise TrainingError(mark.read_text())
-    if _finished_in_store(run, trial_id):
+    if _finished_in_store(run, trial_id, store_url):
         # Resumed from an experiment state saved just before the trial ended: it is done.
         log.info("trial %s already finished (results store); not run again", trial_id)
         return
@@ -74,13 +82,13 @@ def trial_driver(params: dict[str, Any], run: StudyRun) -> None:
         raise
 
 
-def _finished_in_store(run: StudyRun, trial_id: str) -> bool:
-    if not run.store_url:
+def _finished_in_store(run: StudyRun, trial_id: str, store_url: str | None = None) -> bool:
+    if not (store_url or run.store_url):
         return False
     try:
         from study.store import Store
 
-        row = Store(run.store_url).get_trial(run.spec.name, trial_id)
+        row = Store(store_url or resolve(run.store_url), create=False).get_trial(run.spec.name, trial_id)
     except Exception as exc:  # noqa: BLE001 - e.g. a SQLite file on another node: just train
         log.debug("results store not reachable from the trial driver: %s", exc)
         return False

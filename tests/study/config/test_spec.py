@@ -130,9 +130,42 @@ def test_bad_toml_and_missing_file(tmp_path):
         load_spec(tmp_path / "nope.toml")
 
 
+LAM = {"lam": {"type": "float", "low": 0.1, "high": 0.9}}
+
+
 def test_parse_spec_without_file():
-    spec = parse_spec({"name": "x", "preset": "exp1"})
-    assert spec.search == () and spec.num_trials == 4 and spec.source == "<spec>"
+    spec = parse_spec({"name": "x", "preset": "exp1", "search": LAM})
+    assert [p.name for p in spec.search] == ["lam"] and spec.num_trials == 4 and spec.source == "<spec>"
+    assert spec.objective.metric == "val_rmse_rgb"
+
+
+@pytest.mark.parametrize("search", ["[search]\n", ""])
+def test_a_study_without_searched_setting_is_refused_when_read(tmp_path, search):
+    """An empty [search] (or none) is named at once, before Ray starts or the store is touched."""
+    path = write(tmp_path, 'name = "s"\npreset = "exp2"\n[fixed]\nepochs = 2\n' + search)
+    with pytest.raises(VidcolorError) as err:
+        load_spec(path)
+    assert str(err.value).startswith(f"{path}: field search: no searched setting: add at least one [search.NAME]")
+    with pytest.raises(VidcolorError, match="^<spec>: field search: no searched setting"):
+        parse_spec({"name": "x", "preset": "exp1", "search": {}})
+
+
+def test_objective_metric_must_be_one_the_loop_reports(tmp_path):
+    from study.config.spec import reported_metrics
+    from study.evaluation.metrics import METRICS
+
+    known = reported_metrics()
+    # counted by hand: 8 validation metrics (val_rmse_rgb ... val_temporal_error) + 8 of the loop
+    assert len(METRICS) == 8 and len(known) == 16 and list(known) == sorted(known)
+    assert {"val_rmse_rgb", "val_psnr", "val_temporal_error", "train_loss", "l_cl", "l_seq", "val_frames",
+            "train_s", "epoch_s", "lr", "world_size"} <= set(known)
+    path = write(tmp_path, BASE + '[objective]\nmetric = "val_rmse"\nmode = "min"\n')
+    with pytest.raises(VidcolorError) as err:
+        load_spec(path)
+    assert str(err.value) == (f"{path}: field objective.metric: 'val_rmse' is not reported by the training loop "
+                              f"(it reports: {', '.join(known)})")
+    for metric in ("train_loss", "val_psnr", "l_seq"):  # every reported one is accepted
+        assert load_spec(write(tmp_path, BASE + f'[objective]\nmetric = "{metric}"\n')).objective.metric == metric
 
 
 def test_error_message_in_full(tmp_path):
@@ -210,7 +243,7 @@ def test_replace_validates_like_a_file():
 
 
 def test_fixed_text_is_parsed_like_set_and_cross_field_errors_name_the_table():
-    spec = parse_spec({"name": "x", "preset": "exp4", "fixed": {"pretrained": "none", "epochs": "3"}})
+    spec = parse_spec({"name": "x", "preset": "exp4", "fixed": {"pretrained": "none", "epochs": "3"}, "search": LAM})
     experiment, train = spec.base_configs()
     assert experiment.pretrained is None and train.epochs == 3
     with pytest.raises(VidcolorError) as err:

@@ -56,6 +56,10 @@ def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
                 "best_train_loss"):
         assert isinstance(metrics[key], float), key
     assert metrics["val_frames"] > 0 and metrics["l_seq"] > 0  # the ConvLSTM's loss is in the mix
+    # what the spec accepts as an objective is exactly what an epoch reports (beside bookkeeping)
+    from study.config.spec import reported_metrics
+
+    assert sorted(set(metrics) - {"epoch", "best_train_loss"}) == list(reported_metrics())
     assert metrics["best_train_loss"] <= result.return_value["last"]["train_loss"] + 1e-9
 
     folder = result.checkpoint.path

@@ -1,7 +1,7 @@
 """A real two-node Ray cluster on this machine: the session's head plus a second ``ray start
 --address`` node. A study runs with ``--address``; the second node's raylet is killed (-9) while a
-trial runs there; a replacement node joins (as an autoscaler's would); the study still completes
-with every trial recorded."""
+trial runs there; no node replaces it, so the head's 2 CPUs carry the retried trials; the study
+still completes with every trial recorded."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
     db = f"sqlite:///{tmp_path}/results.db"
     node = ray_cluster.start_node(num_cpus=2)
     node_pids = ray_tools.descendants(node.pid)
-    driver, spare, spare_pids = None, None, []
+    driver = None
     log = open(tmp_path / "driver.log", "w")
     try:
         raylets = [p for p in node_pids if ray_tools.process_name(p) == "raylet"]
@@ -76,7 +76,7 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
         assert ray.cluster_resources()["CPU"] == 4  # two nodes x 2 CPUs: two trials at once
 
         cmd = [ray_tools.VIDCOLOR, "tune", str(spec), "--shards", str(demo_shards), "--db", db,
-               "--storage", str(tmp_path / "ray"), "--address", ray_cluster.address]
+               "--storage", str(tmp_path / "ray"), "--address", ray_cluster.address, "--stall-after", "30"]
         driver = subprocess.Popen(cmd, env=ray_tools.env(), stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         store, victim = None, None
@@ -104,11 +104,8 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
         while any(n["Alive"] and n["NodeID"] == node_id for n in ray.nodes()):
             assert time.monotonic() < deadline, "Ray did not notice the lost node"
             time.sleep(1.0)
-        # A replacement node joins, as a cluster's autoscaler would bring one. Without it the
-        # head's 2 CPUs must carry the retried trials alone, and once (of many runs) a placement
-        # group of the lost attempt kept a head CPU reserved long enough for the study to stall.
-        spare = ray_cluster.start_node(num_cpus=2)
-        spare_pids = ray_tools.descendants(spare.pid)
+        # No replacement node: the head's 2 CPUs carry the retried trials alone. A placement group
+        # the lost attempt leaves reserved would stall the study for good; the study reclaims it.
 
         assert driver.wait(timeout=420) == 0, (tmp_path / "driver.log").read_text()[-4000:]
         trials = store.trials("nodes")
@@ -122,6 +119,4 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
         if driver is not None:
             ray_tools.stop_tree(driver)
         ray_tools.stop_tree(node, node_pids)
-        if spare is not None:
-            ray_tools.stop_tree(spare, spare_pids + ray_tools.descendants(spare.pid))
         log.close()

@@ -93,6 +93,11 @@ def test_a_stall_is_reported_and_empty_groups_are_swept(caplog):
         r.on_step_end(3, trials)
     assert groups.removed == ["leak"]  # empty in two sweeps 11 s apart; busy and pending ones kept
     assert "reclaimed placement group leak" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="study.tune.reclaim"):
+        clock.t = 42 + 29
+        r.on_step_end(4, trials)
+    assert "no progress" not in caplog.text  # the freed CPU gets a full period to be used
 
 
 def test_progress_resets_the_stall_clock():

@@ -3,7 +3,9 @@ trials, and a driver killed mid-study then resumed."""
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import signal
 import subprocess
 import textwrap
@@ -30,6 +32,10 @@ val_batch_size = 2
 """
 
 
+LAM = {"lam": {"type": "float", "low": 0.2, "high": 0.9}}
+SECRET_URL = "postgresql://vc:s3cret-pw@db.example:5432/results"
+
+
 def write_spec(tmp_path: Path, text: str, epochs: int = 2) -> Path:
     path = tmp_path / "study.toml"
     path.write_text(textwrap.dedent(text) + FIXED.format(epochs=epochs))
@@ -37,7 +43,7 @@ def write_spec(tmp_path: Path, text: str, epochs: int = 2) -> Path:
 
 
 def test_plan_concurrency_fits_the_cluster():
-    spec = parse_spec({"name": "x", "preset": "exp2", "max_concurrent": 4,
+    spec = parse_spec({"name": "x", "preset": "exp2", "max_concurrent": 4, "search": LAM,
                        "resources": {"workers": 2, "cpus_per_worker": 1}})
     assert plan_concurrency(spec, cpus=16, gpus=0, local=True) == 4
     assert plan_concurrency(spec, cpus=7, gpus=0, local=True) == 3  # 2.1 CPUs a trial (driver + 2 workers)
@@ -54,6 +60,51 @@ def test_run_study_refuses_missing_shards(tmp_path):
     spec = load_spec("demo")
     with pytest.raises(VidcolorError, match="does not exist"):
         run_study(spec, shards=str(tmp_path / "none"), db=f"sqlite:///{tmp_path}/r.db")
+
+
+def test_what_tune_pickles_holds_no_database_password(tmp_path):
+    """The trial's run, the store callback (pickled by Tune into --storage, cloudpickle as Tune does)
+    and the spec record carry the URL masked; the driver process resolves the real one."""
+    import ray.cloudpickle as cloudpickle
+
+    from study.tune import secrets
+    from study.tune.callbacks import StoreCallback
+    from study.tune.trial import StudyRun
+
+    spec = load_spec("demo")
+    run = StudyRun(spec=spec, shards="/data/shards", train_storage="/ray/demo-train", store_url=SECRET_URL)
+    callback = StoreCallback(SECRET_URL, run, str(tmp_path / "media"), spec.max_t)
+    masked = "postgresql://vc:***@db.example:5432/results"
+    assert run.store_url == masked and callback.store_url == masked
+    for blob in (pickle.dumps(run), cloudpickle.dumps(run), cloudpickle.dumps(callback),
+                 cloudpickle.dumps([callback]), json.dumps(spec.to_record()).encode()):
+        assert b"s3cret" not in blob
+    restored = cloudpickle.loads(cloudpickle.dumps(callback))
+    assert restored.store_url == masked and secrets.resolve(restored.store_url) == SECRET_URL
+    assert secrets.resolve("sqlite:////a/r.db") == "sqlite:////a/r.db"  # nothing to hide: as is
+    secrets._REAL.pop(masked)  # a process that never saw --db (e.g. a restored state elsewhere)
+    with pytest.raises(VidcolorError) as err:
+        secrets.resolve(restored.store_url)
+    assert str(err.value).startswith(f"the password of the results database {masked} is not known in this process")
+    assert "s3cret" not in str(err.value)
+
+
+def test_optuna_storage_pickles_without_the_password(tmp_path, monkeypatch):
+    """OptunaSearch pickles its Optuna study, storage included, into Tune's storage."""
+    import optuna
+
+    from study.tune import secrets
+    from study.tune.optuna_storage import study_storage
+
+    storage = study_storage(f"sqlite:///{tmp_path / 'r.db'}")
+    storage.url = "postgresql+psycopg://vc:s3cret-pw@db.example/results"  # as if opened on that server
+    secrets.remember(storage.url)
+    blob = pickle.dumps(storage)
+    assert b"s3cret" not in blob and b"postgresql+psycopg://vc:***@db.example/results" in blob
+    seen = []
+    monkeypatch.setattr(optuna.storages.RDBStorage, "__setstate__", lambda self, state: seen.append(state["url"]))
+    pickle.loads(blob)  # unpickled in the driver: connects with the real URL
+    assert seen == ["postgresql+psycopg://vc:s3cret-pw@db.example/results"]
 
 
 @pytest.mark.ray
@@ -205,3 +256,54 @@ def test_killed_driver_resumes_without_rerunning_or_losing(ray_cluster, ray_tool
     # The interrupted trial went on from its last checkpoint: its first epoch was not trained again.
     assert epochs_after[(interrupted, 1)] == epochs_before[(interrupted, 1)]
     assert store.get_study("resume")["status"] == "FINISHED"
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_a_leaked_placement_group_cannot_stall_a_study(ray_cluster, demo_shards, tmp_path, caplog):
+    """8 trials on the head's 2 CPUs, ASHA stopping most, while a placement group with nothing in
+    it holds 1 CPU, as a stopped trial's Train run leaves one behind (ray-project/ray#54305): a
+    trial needs 1.1 CPUs, so the study would wait for good. It reports the stall, reclaims the
+    group and finishes every trial."""
+    import logging
+
+    import ray
+    from ray.util.placement_group import placement_group, placement_group_table
+
+    path = write_spec(tmp_path, """
+        name = "leak"
+        preset = "exp1"
+        num_trials = 8
+        max_concurrent = 1
+        media_clips = 0
+        # a good one first, then each worse than all before it: ASHA stops those after epoch 1
+        points_to_evaluate = [{lr = 3e-3}, {lr = 7e-5}, {lr = 6e-5}, {lr = 5e-5},
+                              {lr = 4e-5}, {lr = 3e-5}, {lr = 2e-5}, {lr = 1e-5}]
+        [search.lr]
+        type = "float"
+        low = 1e-5
+        high = 1e-2
+        log = true
+        [objective]
+        metric = "train_loss"
+        mode = "min"
+        [asha]
+        grace_period = 1
+        reduction_factor = 4
+    """)
+    db = f"sqlite:///{tmp_path}/results.db"
+    ray.init(address=ray_cluster.address, log_to_driver=False)
+    try:
+        leaked = placement_group([{"CPU": 1.0}])
+        ray.get(leaked.ready(), timeout=60)
+        with caplog.at_level(logging.WARNING, logger="study.tune.reclaim"):
+            run_study(load_spec(path), shards=str(demo_shards), db=db, storage=str(tmp_path / "ray"),
+                      address=ray_cluster.address, media=False, progress_every_s=60, stall_after_s=20)
+        assert placement_group_table()[leaked.id.hex()]["state"] == "REMOVED"
+    finally:
+        ray.shutdown()
+    assert "no progress for" in caplog.text and f"reclaimed placement group {leaked.id.hex()}" in caplog.text
+    trials = Store(db).trials("leak")
+    assert len(trials) == 8 and set(trials.status) <= {"TERMINATED", "STOPPED"}, trials[["trial_id", "status"]]
+    assert (trials.status == "STOPPED").sum() >= 5  # ASHA stopped most of them after epoch 1
