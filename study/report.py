@@ -113,22 +113,28 @@ def check_output_file(path: str | os.PathLike, flag: str, expected: str = "a fil
     return path
 
 
-def write_json(path: str | os.PathLike, doc: Any) -> Path:
-    """Write ``json_clean(doc)`` to ``path`` (parent folders created), atomically: the file appears
-    complete or not at all. Returns the path."""
+def write_atomically(path: str | os.PathLike, write, what: str) -> Path:
+    """Call ``write(tmp)`` on a temporary name beside ``path`` (parent folders created), then rename
+    it to ``path``: the file appears complete or not at all. An OS error is a VidcolorError naming
+    the path and ``what`` it was to hold; nothing is left behind."""
     from models.errors import VidcolorError
 
     path = Path(path)
-    text = json.dumps(json_clean(doc), indent=2) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
+        write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        raise VidcolorError(f"{path}: cannot write the JSON file ({exc.strerror or exc})") from None
+        raise VidcolorError(f"{path}: cannot write the {what} ({exc.strerror or exc})") from None
     return path
+
+
+def write_json(path: str | os.PathLike, doc: Any) -> Path:
+    """Write ``json_clean(doc)`` to ``path`` atomically (see :func:`write_atomically`)."""
+    text = json.dumps(json_clean(doc), indent=2) + "\n"
+    return write_atomically(path, lambda tmp: tmp.write_text(text), "JSON file")

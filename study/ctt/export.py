@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.errors import VidcolorError
 from study.ctt import stats as ctt_stats
 from study.ctt.build import resolve_study
-from study.report import check_output_file, format_table
+from study.report import check_output_file, format_table, write_atomically
 from study.store import Store
 
 # the columns of the printed table (the CSV file has every column of `results`)
@@ -48,17 +47,7 @@ def check_out_file(path: str | os.PathLike) -> Path:
 
 def write_csv(res: pd.DataFrame, path: Path) -> None:
     """`res` as CSV at `path` (parents created), via a temporary file renamed when complete."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        res.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise VidcolorError(f"--out {path}: cannot write the CSV file ({exc.strerror or exc})") from None
+    write_atomically(path, lambda tmp: res.to_csv(tmp, index=False), "CSV file")
 
 
 def main_export(args) -> int:

@@ -49,10 +49,11 @@ def test_random_round_trip_within_half_of_8_bit():
 
 
 def test_batched_leading_dims_and_dtype():
-    rgb = torch.rand(2, 3, 3, 4, 5)  # (B, T, 3, H, W)
+    rgb = torch.rand(2, 3, 3, 4, 5, generator=torch.Generator().manual_seed(0))  # (B, T, 3, H, W)
     lab = rgb_to_lab(rgb)
     assert lab.shape == rgb.shape and lab.dtype == torch.float32
-    assert torch.allclose(lab[1, 2], rgb_to_lab(rgb[1, 2]))
+    # the same numbers batched or alone, up to float32 rounding (vectorized paths differ in the last bit)
+    assert torch.allclose(lab[1, 2], rgb_to_lab(rgb[1, 2]), rtol=1e-5, atol=1e-4)
     assert (lab[:, :, 0] >= 0).all() and (lab[:, :, 0] <= 100.0 + 1e-3).all()
 
 
