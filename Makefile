@@ -32,6 +32,7 @@ bench: setup
 	$(BIN)/python bench/colorize.py
 	$(BIN)/python bench/votes.py
 	$(BIN)/python bench/sweep.py
+	$(BIN)/python bench/soak.py   # 10 demo studies back to back under load: about 45 minutes
 
 clean:
 	rm -rf demo_run .pytest_cache
