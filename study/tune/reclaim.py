@@ -92,6 +92,7 @@ class PlacementGroupReclaimer(tune.Callback):
         self._suspects: dict[str, float] = {}  # group id -> when a stall sweep first saw it empty
         self._progress = clock()
         self._last_warning = 0.0
+        self._last_sweep = float("-inf")
         self.reclaimed: list[str] = []
 
     def __getstate__(self):  # Tune saves its callbacks with the experiment: keep only the settings
@@ -132,7 +133,9 @@ class PlacementGroupReclaimer(tune.Callback):
         if now - self._progress >= self.stall_after_s and now - self._last_warning >= self.stall_after_s:
             self._last_warning = now
             self._report_stall(trials, now)
-        if now - self._progress >= self.stall_after_s:
+        # Tune calls this every step of its loop: the State API sweep runs a few times per orphan_age_s
+        if now - self._progress >= self.stall_after_s and now - self._last_sweep >= self.orphan_age_s / 2:
+            self._last_sweep = now
             self._sweep_orphans(now)
 
     # -- the work ------------------------------------------------------------------------------

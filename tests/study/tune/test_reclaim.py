@@ -118,3 +118,17 @@ def test_the_reclaimer_pickles_as_its_settings():
     r = PlacementGroupReclaimer(stall_after_s=12, orphan_age_s=3, groups=FakeGroups({}))
     back = pickle.loads(pickle.dumps(r))
     assert (back.stall_after_s, back.orphan_age_s, back._groups) == (12, 3, None)
+
+
+def test_stall_sweeps_are_rate_limited():
+    """Tune calls on_step_end every step of its loop; the State API is asked a few times per orphan age."""
+    groups = FakeGroups({"busy": GroupInfo("busy", "CREATED", [{"CPU": 1.0}], ["ImplicitFunc"])})
+    calls = []
+    real_list = groups.list
+    groups.list = lambda: calls.append(1) or real_list()
+    clock = Clock()
+    r = PlacementGroupReclaimer(stall_after_s=30, orphan_age_s=10, groups=groups, clock=clock)
+    for step in range(200):  # 10 s of steps every 50 ms, all during a stall
+        clock.t = 31 + step * 0.05
+        r.on_step_end(step, [])
+    assert len(calls) == 1 + 2  # the stall report, and sweeps at 31 s and 36 s
