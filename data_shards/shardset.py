@@ -1,23 +1,25 @@
 """A shard set made by `vidcolor shard`, wherever it lies: its manifest, files and checksums.
 
-`ShardSet(location)`: a local folder or a URL prefix (``http(s)://...``; ``s3://...`` is read
-through ``aws s3 cp URL -``, and WebDataset opens its shards through ``pipe:``). ``.manifest`` is
-parsed and checked on construction; ``.ab_histogram()`` never unpickles; ``.verify(split)``
+`ShardSet(location)`: a local folder or a URL prefix (``http(s)://...``, or ``s3://BUCKET/PREFIX``
+read through pyarrow's S3 filesystem, the one Ray's ``--storage`` uses, configured the same way:
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` or ``~/.aws``, ``AWS_ENDPOINT_URL`` for an
+S3-compatible server; WebDataset opens ``s3://`` shards through the handler registered below).
+``.manifest`` is parsed and checked on construction; ``.ab_histogram()`` never unpickles; ``.verify(split)``
 checks the shards' sha256 against the manifest (`data_shards.integrity.verify_shards`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
-import shlex
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
+from webdataset.gopen import gopen_schemes
 
 from data_shards import integrity, stats
 from data_shards import manifest as mf
@@ -63,16 +65,11 @@ class ShardSet:
                 with urllib.request.urlopen(where, timeout=60) as resp:
                     yield resp
             else:
-                with subprocess.Popen(["aws", "s3", "cp", where, "-"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE) as proc:
-                    yield proc.stdout
-                    proc.stdout.read()  # drain, so aws can exit
-                    err = proc.stderr.read().decode(errors="replace").strip()
-                    if proc.wait(timeout=300):
-                        raise OSError(err or f"aws exited {proc.returncode}")
+                with open_s3(where) as f:
+                    yield f
         except FileNotFoundError:
             raise VidcolorError(f"{where}: not found; is this a shard set made by `vidcolor shard`?") from None
-        except (OSError, urllib.error.URLError, subprocess.TimeoutExpired) as exc:
+        except (OSError, urllib.error.URLError) as exc:
             raise VidcolorError(f"{where}: cannot read ({exc})") from None
 
     def _read(self, name: str) -> bytes:
@@ -96,9 +93,8 @@ class ShardSet:
         return names
 
     def url(self, name: str) -> str:
-        """What WebDataset opens for one shard file."""
-        where = self.where(name)
-        return f"pipe:aws s3 cp {shlex.quote(where)} -" if self.scheme == "s3" else where
+        """What WebDataset opens for one shard file (``s3://`` through `gopen_s3`)."""
+        return self.where(name)
 
     @property
     def size(self) -> int:
@@ -138,3 +134,40 @@ class ShardSet:
     def ab_histogram(self) -> np.ndarray:
         """The training split's ab histogram, np.int64 (256, 256); never unpickles."""
         return stats.load_histogram(self._read(stats.AB_HIST_FILE))
+
+
+# ----------------------------------------------------------------------------- S3
+
+@functools.lru_cache(maxsize=8)
+def _s3_filesystem(bucket: str):
+    """pyarrow's S3 filesystem for a bucket (credentials, region and endpoint from the environment
+    and ~/.aws, as for Ray's storage); one per bucket and process."""
+    from pyarrow import fs
+
+    filesystem, _ = fs.FileSystem.from_uri(f"s3://{bucket}")
+    return filesystem
+
+
+def open_s3(url: str) -> BinaryIO:
+    """A sequential binary stream of an ``s3://BUCKET/KEY`` object; FileNotFoundError when it is
+    absent, OSError for any other failure."""
+    rest = url[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    if not bucket or not key:
+        raise OSError(f"{url}: not an s3://BUCKET/KEY URL")
+    try:
+        return _s3_filesystem(bucket).open_input_stream(f"{bucket}/{key}")
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError or ArrowException subclasses
+        raise OSError(str(exc)) from None
+
+
+def gopen_s3(url: str, mode: str = "rb", bufsize: int = 8192, **kw) -> BinaryIO:
+    """WebDataset's opener for ``s3://`` shard URLs (its gopen has none of its own)."""
+    if mode != "rb":
+        raise ValueError(f"{url}: shard sets on S3 are read-only here (mode {mode!r})")
+    return open_s3(url)
+
+
+gopen_schemes["s3"] = gopen_s3

@@ -6,11 +6,22 @@ Both are read-only for tests: copy them before modifying anything.
 
 `fixture_study` / `fx`: a results database with one study of six trials and real media, for the
 dashboard's and the Color Turing Test's tests (see `build_fixture_study`).
+
+`s3_server`: an S3-compatible server on localhost (moto's server mode) for the whole session; it
+puts ``AWS_ENDPOINT_URL`` and test credentials into this process's environment (and so into the
+session's Ray head, whose nodes then reach it as a cluster's nodes reach their object store).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+import types
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +90,70 @@ def demo_shards(tmp_path_factory, demo_videos) -> Path:
     out = tmp_path_factory.mktemp("demo_shards")
     write_shard_set([demo_videos], out, size=DEMO_SIZE, clip_len=DEMO_CLIP_LEN, seed=0, show_progress=False)
     return out
+
+
+# -- an S3-compatible server --------------------------------------------------------------------
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "vidcolor-test", "AWS_SECRET_ACCESS_KEY": "vidcolor-test",
+          "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def _s3():
+    from pyarrow import fs
+
+    return fs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"], scheme="http", allow_bucket_creation=True)
+
+
+def _make_bucket(name: str) -> None:
+    _s3().create_dir(name)
+
+
+def _upload(local: Path, url: str) -> None:
+    """Copy a local folder's files to ``s3://BUCKET/PREFIX`` (the bucket is created if needed)."""
+    from pyarrow import fs
+
+    prefix = url[len("s3://"):]
+    s3 = _s3()
+    s3.create_dir(prefix.split("/", 1)[0])
+    fs.copy_files(str(local), prefix, source_filesystem=fs.LocalFileSystem(), destination_filesystem=s3)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1; yields ``.endpoint``, ``.make_bucket(name)`` and
+    ``.upload(folder, s3_url)``."""
+    moto = Path(sys.executable).with_name("moto_server")
+    if not moto.exists():
+        pytest.fail(f"{moto} not found: the S3 tests need moto[server] (make setup installs it)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=open(log, "w"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"moto_server did not come up on {endpoint}: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+    saved = {k: os.environ.get(k) for k in [*S3_ENV, "AWS_ENDPOINT_URL"]}
+    os.environ.update(S3_ENV, AWS_ENDPOINT_URL=endpoint)
+    try:
+        yield types.SimpleNamespace(endpoint=endpoint, make_bucket=_make_bucket, upload=_upload)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.terminate()
+        server.wait(timeout=30)
 
 
 # -- the fixture study (dashboard and CTT tests) --------------------------------------------------
@@ -208,6 +283,5 @@ def fixture_study(tmp_path_factory):
 @pytest.fixture(scope="session")
 def fx():
     """The fixture builder and its constants, for tests that need a fresh study of their own."""
-    import types
 
     return types.SimpleNamespace(build=build_fixture_study, TRIALS=TRIALS, FRAMES=FRAMES, STUDY=STUDY)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import nullcontext
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -74,12 +73,14 @@ class FilmInference:
                         temperature: float | None = None, amp: bool = True) -> "FilmInference":
         """Load a checkpoint folder; the working size is ``size`` or the frame size it was trained at."""
         from models.checkpoint import load_checkpoint
+        from study.remote import local_checkpoint
 
-        path = Path(checkpoint)
+        path = checkpoint
         if size is not None:
             check_frame_size(size, "--size")  # before the (slow) load
         dev = resolve_device(device)
-        loaded = load_checkpoint(path, device=dev)
+        with local_checkpoint(path) as folder:  # a URI (e.g. s3://, under Ray's storage) is fetched
+            loaded = load_checkpoint(folder, device=dev)
         if size is None:
             size = loaded.frame_size
             if size is None:

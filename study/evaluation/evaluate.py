@@ -27,6 +27,7 @@ from models.errors import VidcolorError
 from models.model import Predictor
 from study.devices import autocast_dtype, resolve_device
 from study.evaluation.metrics import METRICS, VideoMetrics
+from study.remote import local_checkpoint
 from study.report import check_output_file, format_table, write_json
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
     if batch_size < 1:
         raise VidcolorError(f"--batch-size must be at least 1, got {batch_size}")
     device = resolve_device(device)
-    ckpt = load_checkpoint(checkpoint, device=device)
+    with local_checkpoint(checkpoint) as folder:  # a URI (e.g. s3://, under Ray's storage) is fetched
+        ckpt = load_checkpoint(folder, device=device)
     shard_set = open_split(shards, split)
     if verify:
         shard_set.verify(split)

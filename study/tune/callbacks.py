@@ -152,10 +152,12 @@ class StoreCallback(tune.Callback):
 
     def _render_now(self, trial_id: str, checkpoint: str) -> None:
         from study.media.samples import register_media, render_samples
+        from study.remote import local_checkpoint
 
         try:
-            files = render_samples(_local_checkpoint(checkpoint), self.run.shards, Path(self.media_root) / trial_id,
-                                   split="val", clips=self.run.spec.media_clips, device="cpu")
+            with local_checkpoint(checkpoint) as folder:  # a URI under remote storage: fetched, then removed
+                files = render_samples(folder, self.run.shards, Path(self.media_root) / trial_id,
+                                       split="val", clips=self.run.spec.media_clips, device="cpu")
             register_media(self.store, self.study, trial_id, files)
         except Exception as exc:  # noqa: BLE001 - media are a bonus; never fail the study for them
             log.warning("media of trial %s failed: %s", trial_id, exc)
@@ -164,17 +166,6 @@ class StoreCallback(tune.Callback):
         for future in self._pending:
             future.result()
         self._pending.clear()
-
-
-def _local_checkpoint(path: str) -> str:
-    """A local folder for a checkpoint path or URI (remote ones are downloaded)."""
-    if "://" not in path:
-        return path
-    import tempfile
-
-    from ray.train import Checkpoint
-
-    return Checkpoint(path).to_directory(tempfile.mkdtemp(prefix="vidcolor-media-"))
 
 
 class ProgressTable(tune.Callback):

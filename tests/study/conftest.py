@@ -142,8 +142,9 @@ def ensure_auth_token() -> None:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """The session's Ray head; yields a RayCluster. Stopped by pid at the end of the session."""
+def ray_cluster(s3_server):
+    """The session's Ray head; yields a RayCluster. Stopped by pid at the end of the session. Its
+    processes see the session's S3 server (`s3_server` sets AWS_ENDPOINT_URL and credentials)."""
     ensure_auth_token()
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="vcr", dir="/tmp")  # short: Ray's socket paths are length-limited
