@@ -4,9 +4,13 @@ Each source is decoded once (PyAV or Pillow; in parallel with ``--jobs``), resiz
 ``--size`` (short side, then center crop), optionally picked down to ``--fps``, and cut into clips
 of ``--clip-len`` consecutive frames (the last clip aligned to the video's end so no frame is
 lost). Workers (`data_shards.staging`) encode each clip straight into a per-source staging tar and
-return the source's ab histogram; the main process then assigns splits by video (seeded;
-black-and-white sources go to ``legacy``) and copies the clips into ``{split}-NNNNNN.tar`` shards
-of at most ``--shard-size`` MB, recording each shard's counts and sha256 in the manifest.
+return the source's ab histogram; the main process then assigns splits by video (`data_shards.splits`:
+``--split`` percentages, seeded, and/or a ``--split-file``; black-and-white sources go to ``legacy``)
+and copies the clips into ``{split}-NNNNNN.tar`` shards of at most ``--shard-size`` MB, recording
+each shard's counts and sha256 in the manifest (and the split file's path and sha256, so the set
+can be made again). A split file is read and matched against the sources before anything is
+decoded; that every color source is listed can only be checked after decoding (black-and-white
+sources need no entry).
 Everything is built in a hidden folder inside ``--out`` and moved in place at the end, so a failed
 or interrupted run never leaves a half-written or mixed shard set behind; ``--out`` is locked for
 the whole run (`data_shards.outdir`), and the next run removes what a killed one left.
@@ -40,7 +44,7 @@ from tqdm import tqdm
 
 from data_shards import manifest as mf
 from data_shards import outdir, stats
-from data_shards.splits import assign_splits, parse_split
+from data_shards.splits import DEFAULT_SPLIT, SplitPlan, match_split_file, parse_split, read_split_file
 from data_shards.staging import process_source, read_staging, worker_init
 from data_shards.video import find_sources
 from models.errors import VidcolorError
@@ -73,7 +77,8 @@ class ShardOptions:
     size: int = 256
     clip_len: int = 16
     fps: float | None = None  # target frame rate, None to keep every frame
-    split: str = "80,10,10"
+    split: str | None = None  # train,val,test percentages; None: DEFAULT_SPLIT, or only the split file
+    split_file: str | None = None  # explicit source -> split assignment (data_shards.splits)
     seed: int = 0
     shard_size: float = 256.0  # MB per shard
     lossless: bool = False
@@ -91,10 +96,14 @@ class ShardOptions:
             raise VidcolorError(f"--shard-size {self.shard_size}: must be a positive number of MB")
         if self.jobs < 1:
             raise VidcolorError(f"--jobs {self.jobs}: must be at least 1")
-        parse_split(self.split)
+        if self.split is not None:
+            parse_split(self.split)
 
     @property
-    def percents(self) -> dict[str, float]:
+    def percents(self) -> dict[str, float] | None:
+        """The percentages the unlisted color videos are drawn by; None when a split file alone decides."""
+        if self.split is None:
+            return None if self.split_file else parse_split(DEFAULT_SPLIT)
         return parse_split(self.split)
 
     @property
@@ -182,8 +191,12 @@ def _pack_split(split: str, members: list[dict[str, Any]], build: Path, opts: Sh
 def shard_command(args: argparse.Namespace) -> str:
     """The `vidcolor shard` command line the manifest records."""
     parts = ["vidcolor", "shard", *map(str, args.sources), "--out", str(args.out), "--size", str(args.size),
-             "--clip-len", str(args.clip_len), "--split", args.split, "--seed", str(args.seed),
-             "--shard-size", f"{args.shard_size:g}", "--jobs", str(args.jobs)]
+             "--clip-len", str(args.clip_len)]
+    if args.split_file:
+        parts += ["--split-file", str(args.split_file)]
+    if args.split is not None or not args.split_file:
+        parts += ["--split", args.split or DEFAULT_SPLIT]
+    parts += ["--seed", str(args.seed), "--shard-size", f"{args.shard_size:g}", "--jobs", str(args.jobs)]
     if args.fps is not None:
         parts += ["--fps", f"{args.fps:g}"]
     if args.lossless:
@@ -196,21 +209,25 @@ def shard_command(args: argparse.Namespace) -> str:
 def write_shard_set(sources: list[str | Path], out: str | Path, *, overwrite: bool = False,
                     show_progress: bool = True, **options: Any) -> dict[str, Any]:
     """Shard ``sources`` into ``out``; ``options`` are `ShardOptions` fields (size, clip_len, fps,
-    split, seed, shard_size, lossless, jobs, command). Returns the manifest; raises VidcolorError
-    when nothing is usable."""
+    split, split_file, seed, shard_size, lossless, jobs, command). Returns the manifest; raises
+    VidcolorError when nothing is usable, and for a bad split file before anything is written."""
     opts = ShardOptions(**options)
+    split_file = read_split_file(opts.split_file) if opts.split_file else None
     out = Path(out)
     outdir.make_out(out)
     with outdir.OutLock(out):  # held until the set is installed: a second run into `out` fails at once
         outdir.check_contents(out, overwrite)
         outdir.remove_leftovers(out)
         paths, skipped = _collect_sources(sources)
+        ids = make_video_ids(paths)
+        listed = match_split_file(split_file, paths, ids, sources) if split_file else {}
+        plan = SplitPlan(opts.percents, opts.seed, split_file, listed)
         try:
             build = Path(tempfile.mkdtemp(prefix=outdir.BUILD_PREFIX, dir=out))
         except OSError as exc:
             raise VidcolorError(f"--out {out}: folder is not writable ({exc.strerror or exc})") from None
         try:
-            return _build(paths, skipped, out, build, opts, show_progress)
+            return _build(list(zip(paths, ids)), skipped, out, build, opts, plan, show_progress)
         finally:
             shutil.rmtree(build, ignore_errors=True)
 
@@ -252,9 +269,9 @@ def _decode_sources(tasks: list[dict[str, Any]], jobs: int, show_progress: bool)
     return sorted(results, key=lambda r: r["index"])
 
 
-def _assign(results: list[dict[str, Any]], skipped: list[dict[str, str]], opts: ShardOptions) -> list[dict[str, Any]]:
+def _assign(results: list[dict[str, Any]], skipped: list[dict[str, str]], plan: SplitPlan) -> list[dict[str, Any]]:
     """The usable results, each with its ``split`` (black-and-white ones: legacy); failures go
-    to ``skipped``. Raises when nothing is usable."""
+    to ``skipped``. Raises when nothing is usable, or when the split file leaves color sources out."""
     for res in results:
         if res["reason"]:
             log.warning("skipped %s", res["reason"])
@@ -263,24 +280,26 @@ def _assign(results: list[dict[str, Any]], skipped: list[dict[str, str]], opts: 
     if not usable:
         lines = "\n  ".join(s["reason"] for s in skipped) or "no sources given"
         raise VidcolorError(f"nothing usable to shard; every source was skipped:\n  {lines}")
-    split_of = assign_splits([r["id"] for r in usable if not r["grayscale"]], opts.percents, opts.seed)
+    split_of = plan.assign({r["id"]: r["source"] for r in usable if not r["grayscale"]},
+                           {r["id"]: r["source"] for r in usable if r["grayscale"]})
     for r in usable:
         r["split"] = mf.LEGACY if r["grayscale"] else split_of[r["id"]]
     return usable
 
 
-def _build(paths: list[Path], skipped: list[dict[str, str]], out: Path, build: Path, opts: ShardOptions,
-           show_progress: bool) -> dict[str, Any]:
-    """Decode, assign splits, pack the shards and the statistics in ``build``, then install in ``out``."""
+def _build(sources: list[tuple[Path, str]], skipped: list[dict[str, str]], out: Path, build: Path,
+           opts: ShardOptions, plan: SplitPlan, show_progress: bool) -> dict[str, Any]:
+    """Decode the (path, video id) ``sources``, assign splits by ``plan``, pack the shards and the
+    statistics in ``build``, then install in ``out``."""
     staging = build / "staging"
     staging.mkdir()
     tasks = [{"index": i, "id": vid, "path": str(p), "size": opts.size, "clip_len": opts.clip_len,
               "fps": opts.fps, "lossless": opts.lossless, "staging": str(staging / f"{i:06d}.tar")}
-             for i, (p, vid) in enumerate(zip(paths, make_video_ids(paths)))]
+             for i, (p, vid) in enumerate(sources)]
     t0 = time.perf_counter()
     results = _decode_sources(tasks, opts.jobs, show_progress)
     decode_s = time.perf_counter() - t0
-    usable = _assign(results, skipped, opts)
+    usable = _assign(results, skipped, plan)
 
     splits: dict[str, dict[str, Any]] = {}
     shard_stats: dict[str, dict[str, int]] = {}
@@ -300,11 +319,14 @@ def _build(paths: list[Path], skipped: list[dict[str, str]], out: Path, build: P
     for name, stat in shard_stats.items():
         stat["bytes"], stat["sha256"] = mf.file_digest(build / name)
     if "train" not in splits:
-        log.warning("no color video in the train split: ab_hist.npy is empty and the set cannot train a model")
+        asked = plan.split_file is not None or (plan.percents or {}).get("train") == 0
+        log.log(logging.INFO if asked else logging.WARNING, "no color video in the train split: ab_hist.npy is "
+                "empty and the set is for evaluation only (it cannot train a model)")
     manifest = {
         "format": mf.FORMAT, "size": opts.size, "clip_len": opts.clip_len, "fps": opts.fps,
         "lossless": opts.lossless, "videos": videos, "splits": splits, "shard_stats": shard_stats,
-        "skipped": skipped, "command": opts.command or "", "versions": mf.versions(),
+        "skipped": skipped, "split_file": plan.record([r["id"] for r in usable if not r["grayscale"]]),
+        "command": opts.command or "", "versions": mf.versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "decode_seconds": round(decode_s, 3),
     }
@@ -321,6 +343,10 @@ def print_summary(manifest: dict[str, Any], out: str | Path) -> None:
     print(f"{'split':<8} {'videos':>6} {'clips':>6} {'frames':>8} {'shards':>6}")
     for name, s in manifest["splits"].items():
         print(f"{name:<8} {s['videos']:>6} {s['clips']:>6} {s['frames']:>8} {len(s['shards']):>6}")
+    if manifest.get("split_file"):
+        sf = manifest["split_file"]
+        drawn = f"; {len(sf['drawn'])} unlisted drawn by --split" if sf["drawn"] else ""
+        print(f"splits from {sf['path']} (sha256 {sf['sha256'][:12]}){drawn}")
     total = sum(s["frames"] for s in manifest["splits"].values())
     secs = manifest.get("decode_seconds") or 0
     if secs:
@@ -334,7 +360,7 @@ def print_summary(manifest: dict[str, Any], out: str | Path) -> None:
 def main(args: argparse.Namespace) -> int:
     """Handler of `vidcolor shard`."""
     manifest = write_shard_set(args.sources, args.out, size=args.size, clip_len=args.clip_len, fps=args.fps,
-                               split=args.split, seed=args.seed, shard_size=args.shard_size,
+                               split=args.split, split_file=args.split_file, seed=args.seed, shard_size=args.shard_size,
                                lossless=args.lossless, jobs=args.jobs, overwrite=args.overwrite,
                                command=shard_command(args))
     print_summary(manifest, args.out)

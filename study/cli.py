@@ -35,7 +35,11 @@ def _add_shard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=256, help="square frame size: short side then center crop (default 256)")
     p.add_argument("--clip-len", type=int, default=16, help="frames per stored clip (default 16)")
     p.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep the source's)")
-    p.add_argument("--split", default="80,10,10", help="train,val,test percentages by video (default 80,10,10)")
+    p.add_argument("--split", default=None, help="train,val,test percentages by video (default 80,10,10; a 0 "
+                   "leaves a split empty, e.g. 0,0,100 for an evaluation-only set); with --split-file: how the "
+                   "sources the file does not list are drawn")
+    p.add_argument("--split-file", default=None, metavar="FILE",
+                   help="CSV of source,split lines (train, val or test) assigning sources by video id or path")
     p.add_argument("--seed", type=int, default=0, help="seed of the split")
     p.add_argument("--shard-size", type=float, default=256.0, help="max shard size in MB (default 256)")
     p.add_argument("--lossless", action="store_true", help="store PNG instead of quality-95 JPEG")
@@ -93,7 +97,10 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 def _add_experiments(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiments", help="the seed paper's experiments 1-5 with one budget, and their table")
-    p.add_argument("--shards", required=True)
+    p.add_argument("--shards", required=True, help="shard set the experiments train on")
+    p.add_argument("--test-shards", default=None, metavar="SET",
+                   help="shard set they are evaluated on (default: --shards), e.g. one made with --split 0,0,100")
+    p.add_argument("--split", default="test", help="split of the evaluation set (default test)")
     p.add_argument("--out", required=True)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--pretrained", default=None, help="checkpoint for exp4/exp5 (default: the exp2 model)")

@@ -11,10 +11,14 @@ Seed paper ("Automatic Colorization of Videos", Sahay and Choudhary), chained as
 
 Every trained experiment gets the same training budget (``TrainConfig`` with the ``--set``
 overrides), runs through ``study.train.launch.run_training`` (Ray Train) into ``OUT/expN/`` and
-is then evaluated on the test split (``study.evaluation.evaluate.evaluate_checkpoint``). The
+is then evaluated on the test split (``study.evaluation.evaluate.evaluate_checkpoint``), or on
+``--split`` of another shard set with ``--test-shards`` (e.g. a benchmark set made of test videos
+only, ``vidcolor shard --split 0,0,100``), so every experiment is trained on one set and scored on
+the same held-out videos. Both sets are checked before Ray starts: the training set must have a
+train split and the validation split, the test set the evaluated split. The
 table reports RMSE (RGB 0-255, the seed's metric), the colorfulness ratio (prediction over ground
 truth: below 1 is desaturated) and temporal stability (error of the frame-to-frame color change)
-per experiment; ``--json`` writes the figures.
+per experiment; ``--json`` writes the figures (with ``shards``, ``test_shards`` and ``split``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from models.errors import VidcolorError
 from models.presets import get_preset
 from study.config.settings import apply_settings, parse_sets
 from study.config.train import TrainConfig
-from study.evaluation.evaluate import evaluate_checkpoint
+from study.evaluation.evaluate import evaluate_checkpoint, open_split
 from study.ray_runtime import init_ray
 from study.report import format_table, write_json
 
@@ -77,6 +81,20 @@ def check_inputs(chosen: list[str], out: Path, pretrained: str | None) -> None:
                                     f"or keep {best_dir(out, need)}")
 
 
+def check_shard_sets(chosen: list[str], settings: Mapping[str, str], shards: str, test_shards: str,
+                     split: str) -> None:
+    """Refuse, before Ray starts, a training set without the splits training reads (when a chosen
+    experiment trains) and a test set without `split`."""
+    from data_shards.reader import ShardSet  # noqa: PLC0415
+    from study.train.launch import check_training_splits  # noqa: PLC0415
+
+    trained = [name for name in chosen if name != "exp3"]
+    if trained:
+        _, train = apply_settings(get_preset(trained[0]), TrainConfig(), settings)
+        check_training_splits(ShardSet(shards), train, f"--shards {shards}")
+    open_split(test_shards, split)
+
+
 def build_ensemble(members: list[Path], out: Path) -> Path:
     """exp3: save the ensemble of trained members as a checkpoint at ``out`` (``best/``)."""
     from models.checkpoint import load_ensemble, save_checkpoint  # noqa: PLC0415
@@ -88,9 +106,10 @@ def build_ensemble(members: list[Path], out: Path) -> Path:
 
 
 def run_experiment(name: str, settings: Mapping[str, str], shards: str, out: Path, *, pretrained: str | None,
-                   workers: int, split: str) -> dict[str, Any]:
-    """Train (1, 2, 4, 5) or assemble (3) one experiment into ``OUT/{name}/`` and evaluate its best
-    checkpoint on `split`; returns its entry of the figures."""
+                   workers: int, split: str, test_shards: str | None = None) -> dict[str, Any]:
+    """Train (1, 2, 4, 5) on `shards` or assemble (3) one experiment into ``OUT/{name}/`` and
+    evaluate its best checkpoint on `split` of `test_shards` (default `shards`); returns its entry
+    of the figures."""
     from study.train.launch import run_training  # noqa: PLC0415
 
     t0 = time.monotonic()
@@ -105,7 +124,7 @@ def run_experiment(name: str, settings: Mapping[str, str], shards: str, out: Pat
                  train.steps_per_epoch)
         trained = run_training(experiment, train, shards, out / name, workers=workers)
         folder, val = Path(trained["best"]), trained["metrics"]
-    figures = evaluate_checkpoint(folder, shards, split=split)
+    figures = evaluate_checkpoint(folder, test_shards or shards, split=split)
     log.info("%s: %s", name, figures["mean"])
     return {"checkpoint": str(folder), "config": experiment.to_dict(), "train": train.to_dict(),
             "mean": figures["mean"], "videos": figures["videos"], "num_frames": figures["num_frames"],
@@ -113,23 +132,27 @@ def run_experiment(name: str, settings: Mapping[str, str], shards: str, out: Pat
 
 
 def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained: str | None = None,
-                    only: str | None = None, workers: int = 1, split: str = "test") -> dict[str, Any]:
-    """Run the chosen experiments in chain order on one Ray (started here unless one is running);
-    returns the figures: shards, split, out, settings and ``experiments: {name: entry}``."""
+                    only: str | None = None, workers: int = 1, split: str = "test",
+                    test_shards: str | None = None) -> dict[str, Any]:
+    """Run the chosen experiments in chain order on one Ray (started here unless one is running),
+    trained on `shards` and evaluated on `split` of `test_shards` (default `shards`); returns the
+    figures: shards, test_shards, split, out, settings and ``experiments: {name: entry}``."""
     out = Path(out).resolve()
+    test_shards = test_shards or shards
     chosen = parse_only(only)
     settings = parse_sets(sets)
     check_inputs(chosen, out, pretrained)
+    check_shard_sets(chosen, settings, shards, test_shards, split)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"shards": shards, "split": split, "out": str(out), "settings": dict(settings),
-                               "experiments": {}}
+    results: dict[str, Any] = {"shards": shards, "test_shards": test_shards, "split": split, "out": str(out),
+                               "settings": dict(settings), "experiments": {}}
     started = init_ray()
     import ray  # noqa: PLC0415  (after init_ray has set RAY_AUTH_MODE)
 
     try:
         for name in chosen:
             results["experiments"][name] = run_experiment(name, settings, shards, out, pretrained=pretrained,
-                                                          workers=workers, split=split)
+                                                          workers=workers, split=split, test_shards=test_shards)
     finally:
         if started:
             ray.shutdown()
@@ -145,9 +168,12 @@ def experiments_table(results: Mapping[str, Any]) -> str:
 
 
 def main(args) -> int:
-    """``vidcolor experiments --shards DIR --out DIR [--set K=V ...] [--pretrained CKPT] [--only ...] [--json FILE]``."""
-    results = run_experiments(args.shards, args.out, args.set, pretrained=args.pretrained, only=args.only)
-    print(f"\nseed experiments on the {results['split']} split of {args.shards} "
+    """``vidcolor experiments --shards DIR --out DIR [--test-shards DIR] [--split S] [--set K=V ...]
+    [--pretrained CKPT] [--only ...] [--json FILE]``."""
+    results = run_experiments(args.shards, args.out, args.set, pretrained=args.pretrained, only=args.only,
+                              split=args.split, test_shards=args.test_shards)
+    trained_on = "" if results["test_shards"] == args.shards else f", trained on {args.shards}"
+    print(f"\nseed experiments on the {results['split']} split of {results['test_shards']}{trained_on} "
           "(RMSE on RGB 0-255; colorfulness ratio = prediction / ground truth; lower temporal error = steadier):")
     print(experiments_table(results))
     if args.json:

@@ -2,7 +2,9 @@
 
 ``make_trainer`` builds the ``TorchTrainer`` of one configuration (its Train run named so that a
 second trainer with the same name resumes from the run's latest checkpoint); ``run_training``
-fits it and leaves the best checkpoint at ``OUT/best/``.
+fits it and leaves the best checkpoint at ``OUT/best/``. ``check_training_splits`` refuses, before
+Ray starts, a shard set without the splits a run reads (``train``, and ``val_split``, which
+validation reads after every epoch: without it the loop would fail only after a whole epoch).
 """
 
 from __future__ import annotations
@@ -84,6 +86,22 @@ def best_checkpoint_path(result, metric: str, mode: str) -> str | None:
     return result.checkpoint.path if result.checkpoint is not None else None
 
 
+def check_training_splits(shard_set, train, name: str | None = None) -> None:
+    """Refuse a shard set (a `data_shards.reader.ShardSet`; called ``name`` in the message, default
+    its location) that has no ``train`` split or no ``train.val_split`` (a split without shards
+    counts as missing)."""
+    splits = shard_set.manifest["splits"]
+    have = [s for s, v in splits.items() if v.get("shards")]
+    where = name or shard_set.location
+    make = "make one with vidcolor shard --split ... or --split-file"
+    if "train" not in have:
+        raise VidcolorError(f"{where}: no 'train' split (it has: {', '.join(have) or 'none'}); {make}")
+    if train.val_split not in have:
+        raise VidcolorError(f"{where}: no {train.val_split!r} split for validation, which runs after every epoch "
+                            f"(it has: {', '.join(have)}); {make}, or validate on another split with "
+                            "--set val_split=NAME")
+
+
 def run_training(experiment, train, shards: str, out: str | Path, *, workers: int = 1, use_gpu: bool = False,
                  address: str | None = None) -> dict[str, Any]:
     """Train one configuration on Ray; leaves the best checkpoint at ``OUT/best/``.
@@ -94,7 +112,9 @@ def run_training(experiment, train, shards: str, out: str | Path, *, workers: in
 
     placement = Placement(workers=workers, use_gpu=use_gpu)
     out = prepare_run_folder(out)
-    shards = ShardSet(shards).location  # a clear error before Ray starts; local paths made absolute
+    shard_set = ShardSet(shards)  # a clear error before Ray starts
+    check_training_splits(shard_set, train, str(shards))
+    shards = shard_set.location  # local paths made absolute
     if workers > 0:
         init_ray(address)
     trainer = make_trainer(experiment, train, shards, placement, storage_path=str(out / "ray"), name="train")

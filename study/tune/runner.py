@@ -106,17 +106,20 @@ def override_spec(spec: StudySpec, *, name: str | None = None, trials: int | Non
 
 
 def _resolve_paths(spec: StudySpec, shards: str | None, storage: str | None) -> _Paths:
-    """The shard set (checked by the reader before any trial starts) and the Ray storage, absolute."""
+    """The shard set (checked by the reader before any trial starts, and to have the splits a trial
+    reads: train and the spec's val_split) and the Ray storage, absolute."""
     from data_shards.reader import ShardSet
+    from study.train.launch import check_training_splits
 
     shards = shards or spec.shards
     if not shards:
         raise VidcolorError(f"{spec.source}: no shard set: give --shards or set shards in the spec")
+    given = shards
     if "://" not in shards:
         if not Path(shards).exists():
             raise VidcolorError(f"shard set {shards} does not exist (make one with `vidcolor shard`)")
         shards = str(Path(shards).resolve())
-    ShardSet(shards)
+    check_training_splits(ShardSet(shards), spec.base_configs()[1], given)
     storage = storage or "ray_results"
     if "://" not in storage:
         storage = str(Path(storage).resolve())

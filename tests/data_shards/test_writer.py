@@ -52,7 +52,7 @@ def test_parse_split_and_counts_by_hand():
 
 @pytest.mark.parametrize("bad, words", [
     ("80,10", "three percentages"), ("80,10,x", "'x' is not a number"), ("80,30,10", "add up to 120"),
-    ("-10,60,50", "non-negative"), ("0,50,50", "train percentage"), ("nan,0,0", "finite"),
+    ("-10,60,50", "non-negative"), ("0,0,0", "add up to 0, not 100"), ("nan,0,0", "finite"),
 ])
 def test_bad_split_values(bad, words):
     with pytest.raises(VidcolorError, match=words):

@@ -109,15 +109,76 @@ def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, c
     monkeypatch.setattr(study.evaluation.experiments, "init_ray", lambda address=None, **kw: False)
     out, figures = tmp_path / "run", tmp_path / "figures.json"
     args = argparse.Namespace(shards=str(demo_shards), out=str(out), set=["size=tiny", "epochs=1"], pretrained=None,
-                              only="exp4,exp3,exp2,exp1", json=str(figures))
+                              only="exp4,exp3,exp2,exp1", json=str(figures), split="test", test_shards=None)
     assert main(args) == 0
     assert trained == [("exp1", None), ("exp2", None), ("exp4", str(out / "exp2" / "best"))]
     doc = json.loads(figures.read_text())
     assert list(doc["experiments"]) == ["exp1", "exp2", "exp3", "exp4"] and doc["settings"]["size"] == "tiny"
     assert doc["experiments"]["exp3"]["val"] is None and doc["experiments"]["exp1"]["val"] == {"val_rmse_rgb": 1.0}
     assert doc["experiments"]["exp3"]["checkpoint"] == str(out / "exp3" / "best")
+    assert doc["shards"] == doc["test_shards"] == str(demo_shards) and doc["split"] == "test"
     assert all(e["train"]["epochs"] == 1 and e["num_frames"] > 0 for e in doc["experiments"].values())
     printed = capsys.readouterr().out
     rows = [ln.split() for ln in printed.splitlines() if ln.startswith("exp")]
     assert [r[0] for r in rows[1:]] == ["exp1", "exp2", "exp3", "exp4"]
     assert rows[1][1] == f"{doc['experiments']['exp1']['mean']['rmse_rgb']:.3f}" and f"wrote {figures}" in printed
+
+
+@pytest.fixture()
+def test_only(demo_videos, tmp_path):
+    """A benchmark set of two test videos only (``--split 0,0,100``; kept small for the CPU)."""
+    from data_shards.writer import write_shard_set
+
+    write_shard_set([str(demo_videos / "scene_002.mp4"), str(demo_videos / "scene_005.mp4")], tmp_path / "bench",
+                    size=32, clip_len=8, split="0,0,100", show_progress=False)
+    return tmp_path / "bench"
+
+
+def test_train_on_one_set_evaluate_on_another(demo_shards, test_only, tmp_path, monkeypatch, capsys):
+    """``--test-shards``: trained on the demo set, scored on the benchmark set's test split; the
+    JSON records both sets and the split."""
+    import argparse
+
+    import study.evaluation.experiments
+    import study.train.launch
+    from study.evaluation.experiments import main
+
+    seen = []
+
+    def fake_training(experiment, train, shards, out, *, workers):
+        gamut = ABGamut(experiment.grid)
+        seen.append(shards)
+        save_checkpoint(out / "best", create_model(experiment, gamut), experiment, gamut)
+        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
+
+    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
+    monkeypatch.setattr(study.evaluation.experiments, "init_ray", lambda address=None, **kw: False)
+    figures = tmp_path / "figures.json"
+    args = argparse.Namespace(shards=str(demo_shards), out=str(tmp_path / "run"), set=["size=tiny"], pretrained=None,
+                              only="exp1", json=str(figures), split="test", test_shards=str(test_only))
+    assert main(args) == 0 and seen == [str(demo_shards)]
+    doc = json.loads(figures.read_text())
+    assert (doc["shards"], doc["test_shards"], doc["split"]) == (str(demo_shards), str(test_only), "test")
+    exp1 = doc["experiments"]["exp1"]
+    assert sorted(v["video_id"] for v in exp1["videos"]) == ["scene_002", "scene_005"] and exp1["num_frames"] == 48
+    assert f"seed experiments on the test split of {test_only}, trained on {demo_shards}" in capsys.readouterr().out
+
+
+def test_experiments_refuse_bad_sets_before_ray(demo_shards, test_only, tmp_path, monkeypatch):
+    """A training set without train, or a test set without the split, fail before Ray starts."""
+    import study.evaluation.experiments
+    from study.evaluation.experiments import run_experiments
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(study.evaluation.experiments, "init_ray", refuse)
+    with pytest.raises(VidcolorError) as err:
+        run_experiments(str(test_only), tmp_path / "run", ["size=tiny"], only="exp1")
+    assert str(err.value) == (f"--shards {test_only}: no 'train' split (it has: test); make one with vidcolor shard "
+                              "--split ... or --split-file")
+    with pytest.raises(VidcolorError, match=f"shard set {test_only} has no 'val' split \\(it has: test\\)"):
+        run_experiments(str(demo_shards), tmp_path / "run", [], only="exp1", test_shards=str(test_only), split="val")
+    with pytest.raises(VidcolorError, match=f"^--shards {demo_shards}: no 'nope' split for validation"):
+        run_experiments(str(demo_shards), tmp_path / "run", ["val_split=nope"], test_shards=str(test_only))
+    assert not (tmp_path / "run").exists()
