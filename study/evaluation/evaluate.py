@@ -7,6 +7,10 @@ its colors come from `models.model.Predictor.predict_ab` (the annealed mean of Z
 "Colorful Image Colorization", ECCV 2016, at temperature T, upsampled to the frame size), and the
 metrics of `study.evaluation.metrics` compare them with the true frames, per video, as the seed
 paper (Sahay and Choudhary, "Automatic Colorization of Videos") reports its RMSE.
+
+Every evaluation also scores the gray prediction (ab = 0 with the true L: the input as a user sees
+it) on the same frames, so a number has a reference: the results' ``gray`` section, and each
+video's ``rmse_ratio`` = model rmse_rgb / gray rmse_rgb (below 1 beats doing nothing).
 """
 
 from __future__ import annotations
@@ -26,13 +30,22 @@ from models.color import frames_to_lab
 from models.errors import VidcolorError
 from models.model import Predictor
 from study.devices import autocast_dtype, resolve_device
-from study.evaluation.metrics import METRICS, VideoMetrics
+from study.evaluation.metrics import METRICS, FlowCache, VideoMetrics
 from study.remote import local_checkpoint
-from study.report import check_output_file, format_table, write_json
+from study.report import check_output_file, fmt, format_table, write_json
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ("rmse_rgb", "rmse_ab", "psnr", "colorfulness_ratio", "temporal_error")
+TABLE_COLUMNS = ("rmse_rgb", "rmse_ab", "psnr", "ssim", "colorfulness_ratio", "temporal_error", "warp_error",
+                 "cdc", "rmse_ratio")
+#: short headers, so the table fits 120 columns (the others are the metric's name)
+TABLE_HEADERS = {"colorfulness_ratio": "cf_ratio", "temporal_error": "temporal", "warp_error": "warp",
+                 "rmse_ratio": "rmse/gray"}
+TABLE_LEGEND = ("cf_ratio = colorfulness_ratio, temporal = temporal_error, warp = warp_error (Lai et al. 2018),\n"
+                "cdc = color distribution consistency (TCVC), rmse/gray = rmse_rgb / the gray row's;\n"
+                "gray (ab=0) = the true L without color: the input as a user sees it")
+_SIGNIFICANT = {"cdc", "warp_error"}  # small numbers: 3 significant digits, not 3 decimals
+GRAY = "gray (ab=0)"
 
 
 @torch.no_grad()
@@ -51,10 +64,16 @@ def colorize_frames(model: torch.nn.Module, frames: torch.Tensor, temperature: f
 
 def evaluate_model(model: torch.nn.Module, loader: Iterable[Mapping[str, Any]], temperature: float,
                    device: str | torch.device, *, amp_dtype: torch.dtype | None = None,
-                   max_batches: int | None = None, progress: bool = False) -> dict[str, Any]:
+                   max_batches: int | None = None, progress: bool = False,
+                   baseline: VideoMetrics | None = None) -> dict[str, Any]:
     """One pass over an eval loader (`data_shards.reader.eval_loader` batches: frames uint8
     (B, T, H, W, 3), video_id, start, valid) -> `VideoMetrics.results()`:
-    {"videos": [per-video dict], "mean": {metric: value}, "num_videos", "num_frames"}, plus "seconds".
+    {"videos": [per-video dict], "mean": {metric: value}, "num_videos", "num_frames"}, plus "seconds"
+    and "gray": {"videos", "mean"}, the same metrics of the gray prediction (ab = 0) of the same
+    frames. Each model row and the model mean carry rmse_ratio (rmse_rgb / the gray rmse_rgb of the
+    video; the mean is the mean of the videos' ratios); the gray rows have 1 there. ``baseline``: the
+    gray accumulator of the same loader and ``max_batches`` from `gray_baseline` (the training loop
+    computes it once and reuses it every epoch); None computes it in this pass.
 
     Each window is colorized on its own (a temporal model starts from an empty state per window, as
     in training). Under torch.distributed every rank must call it (same number of batches, which
@@ -64,7 +83,8 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Mapping[str, Any]], 
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    acc = VideoMetrics()
+    flows = FlowCache()  # the ground truth's flows serve both accumulators
+    acc, gray = VideoMetrics(flows), (VideoMetrics(flows) if baseline is None else None)
     t0 = time.perf_counter()
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
@@ -81,11 +101,34 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Mapping[str, Any]], 
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 _, ab = colorize_frames(model, frames, temperature)
             acc.update_frames(list(batch["video_id"]), batch["start"], frames, ab, valid)
+            if gray is not None:
+                gray.update_frames(list(batch["video_id"]), batch["start"], frames, torch.zeros_like(ab), valid)
+            flows.clear()
     finally:
         model.train(was_training)
-    results = _gather(acc).results()
+    acc, gray = _gather(acc), (_gather(gray) if baseline is None else baseline)
+    results = acc.results(baseline=gray)
+    gray_results = gray.results(baseline=gray)
+    results["gray"] = {"videos": gray_results["videos"], "mean": gray_results["mean"]}
     results["seconds"] = time.perf_counter() - t0
     return results
+
+
+@torch.no_grad()
+def gray_baseline(loader: Iterable[Mapping[str, Any]], *, max_batches: int | None = None) -> VideoMetrics:
+    """The gray prediction's (ab = 0) accumulator over an eval loader, merged over ranks (every
+    rank must call it): `evaluate_model`'s ``baseline``. It depends on the frames only."""
+    gray = VideoMetrics()
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        valid = batch.get("valid")
+        if valid is not None and not bool(torch.as_tensor(valid).any()):
+            continue
+        frames = batch["frames"]
+        zeros = torch.zeros((*frames.shape[:2], 2, *frames.shape[2:4]), dtype=torch.float32)
+        gray.update_frames(list(batch["video_id"]), batch["start"], frames, zeros, valid)
+    return _gather(gray)
 
 
 def _gather(acc: VideoMetrics) -> VideoMetrics:
@@ -149,11 +192,19 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
 
 
 def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUMNS) -> str:
-    """The per-video table of `evaluate_model` results, with a final `mean` row (means over videos)."""
+    """The per-video table of `evaluate_model` results, with a final `mean` row (means over videos)
+    and, when the results have a gray section, a `gray (ab=0)` row of its means. Headers are
+    shortened as TABLE_HEADERS says; a metric a result lacks is shown as ``-``."""
     columns = list(columns)
-    rows = [[str(v["video_id"]), v["frames"], *(v[c] for c in columns)] for v in results["videos"]]
-    mean = ["mean", results["num_frames"], *(results["mean"][c] for c in columns)]
-    return format_table(["video", "frames", *columns], rows, footer=[mean])
+
+    def cells(values: Mapping[str, Any]) -> list[Any]:
+        return [fmt(values.get(c), 3, style="g") if c in _SIGNIFICANT else values.get(c) for c in columns]
+
+    rows = [[str(v["video_id"]), v["frames"], *cells(v)] for v in results["videos"]]
+    footer = [["mean", results["num_frames"], *cells(results["mean"])]]
+    if "gray" in results:
+        footer.append([GRAY, results["num_frames"], *cells(results["gray"]["mean"])])
+    return format_table(["video", "frames", *(TABLE_HEADERS.get(c, c) for c in columns)], rows, footer=footer)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -165,6 +216,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"{args.checkpoint} on {args.split} ({doc['num_videos']} videos, {doc['num_frames']} frames, "
           f"T={doc['temperature']:g}, {doc['seconds']:.1f} s)")
     print(video_table(doc))
+    print(TABLE_LEGEND)
     if args.json:
         print(f"wrote {write_json(args.json, doc)}")
     for item in doc["incomplete"]:  # damaged data: metrics of part of the split must not pass for all of it

@@ -1,4 +1,4 @@
-"""Colorization metrics per video: RMSE (RGB 0-255 and ab), PSNR, colorfulness, temporal stability.
+"""Colorization metrics per video: RMSE (RGB 0-255 and ab), PSNR, SSIM, colorfulness, temporal stability.
 
 Every metric is computed per frame (or per pair of consecutive frames), averaged over the frames
 of a video, then over videos, so a long video weighs as much as a short one, as in the seed paper
@@ -18,6 +18,24 @@ of a video, then over videos, so a long video weighs as much as a short one, as 
   sqrt(mean over pixels of |(ab_pred[t] - ab_pred[t-1]) - (ab_gt[t] - ab_gt[t-1])|^2): how much
   the predicted frame-to-frame color change departs from the true one (flicker scores high,
   colors that follow the motion score low).
+- ``ssim``: SSIM of Wang et al. 2004 ("Image quality assessment: from error visibility to
+  structural similarity", IEEE TIP) on 0-255 RGB, per channel, averaged over the channels and
+  the valid region of an 11x11 Gaussian window (sigma 1.5, K1 0.01, K2 0.03, population
+  statistics): scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=255, channel_axis=...)``.
+- ``cdc``: Color Distribution Consistency of Liu et al. ("Temporally Consistent Video
+  Colorization with Deep Feature Propagation and Self-regularization Learning", TCVC) on the
+  predicted frames: the Jensen-Shannon divergence (natural log) of the 256-bin histograms of each
+  channel of frames t and t+s, averaged over t and the channels, then over s in ``CDC_STEPS``.
+  Every frame's histogram (3 KB) is kept until the end (any arrival order); lower is more consistent.
+- ``warp_error``: the warping error of Lai et al. 2018 ("Learning Blind Video Temporal
+  Consistency", ECCV), as their evaluation code computes it: flow between consecutive
+  ground-truth frames (OpenCV DIS, medium preset, on the luma), the predicted frame t+1 warped
+  back to t, the mean squared [0, 1] RGB difference over the non-occluded pixels (see
+  `warp_error`); lower is more consistent. NaN for frames under FLOW_MIN_SIZE (DIS refuses them).
+- ``rmse_ratio``: rmse_rgb over the rmse_rgb of the gray prediction (ab = 0, the input as a
+  user sees it) of the same video, when `results` is given that baseline's accumulator; below 1
+  beats doing nothing. The mean is the mean of the per-video ratios.
 
 `VideoMetrics` is the accumulator the evaluation loop feeds batch by batch with video ids and
 frame indices; frames may arrive in any order and split across batches. Its `state()` is plain
@@ -29,15 +47,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+import cv2
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from models.color import denormalize_l, frames_to_lab, lab_to_rgb
 from models.errors import VidcolorError
 
 PSNR_CAP = 100.0  # dB, for a frame identical to its ground truth
 COLORFULNESS_MIN = 1e-6  # a ground truth less colorful than this has no defined ratio
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004; C1 = (0.01 L)^2, C2 = (0.03 L)^2 with L = 255
+_SSIM_C1, _SSIM_C2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+CDC_STEPS = (1, 2, 4)  # TCVC's frame distances
+FLOW_MIN_SIZE = 12  # OpenCV's DIS refuses smaller frames: their pairs get no warp_error
 
 #: metric -> the direction that is better ("min"/"max"); colorfulness_ratio is best at 1.
 METRICS = {
@@ -49,6 +74,10 @@ METRICS = {
     "colorfulness_ratio": "max",
     "colorfulness_gap": "min",
     "temporal_error": "min",
+    "ssim": "max",
+    "cdc": "min",
+    "warp_error": "min",
+    "rmse_ratio": "min",
 }
 
 
@@ -98,6 +127,168 @@ def temporal_error(pred_prev: torch.Tensor, pred: torch.Tensor, gt_prev: torch.T
     return d.pow(2).sum(dim=-3).mean(dim=(-2, -1)).sqrt()
 
 
+def ssim(pred_rgb: torch.Tensor, gt_rgb: torch.Tensor) -> torch.Tensor:
+    """Per-frame SSIM of RGB on 0-255: (..., 3, H, W) x2 -> (...), in float64.
+
+    Gaussian-weighted means, variances and covariance (population) over the valid positions of
+    the window (no padding), the SSIM map averaged per channel, then over the 3 channels. Frames
+    smaller than 11 pixels use the largest odd window that fits, min(11, H, W) (minus 1 when
+    even), with the same sigma 1.5 Gaussian renormalized over its taps (scikit-image refuses them).
+    The separable filter is two products with banded matrices: on CPU 10x faster than conv2d."""
+    _check_pair(pred_rgb, gt_rgb, 3, "ssim")
+    *lead, _, h, w = pred_rgb.shape
+    size = min(SSIM_WINDOW, h, w)
+    size -= 1 - size % 2
+    x, y = pred_rgb.double().reshape(-1, 1, h, w), gt_rgb.double().reshape(-1, 1, h, w)
+    maps = torch.cat((x, y, x * x, y * y, x * y), dim=1)  # (N*3, 5, H, W)
+    m = _gaussian_band(h, size, x.device).T @ maps @ _gaussian_band(w, size, x.device)  # valid filtering
+    mx, my, mxx, myy, mxy = m.unbind(1)
+    vx, vy, cxy = mxx - mx * mx, myy - my * my, mxy - mx * my
+    s = ((2 * mx * my + _SSIM_C1) * (2 * cxy + _SSIM_C2)) / ((mx * mx + my * my + _SSIM_C1) * (vx + vy + _SSIM_C2))
+    return s.mean(dim=(-2, -1)).view(*lead, 3).mean(dim=-1)
+
+
+def _gaussian_band(n: int, size: int, device: torch.device) -> torch.Tensor:
+    """(n, n - size + 1) float64: column j holds the normalized sigma-1.5 Gaussian of `size` taps
+    at rows j ... j + size - 1, so X @ band is X filtered along its last dim, valid positions only."""
+    taps = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    g = torch.exp(-taps ** 2 / (2 * SSIM_SIGMA ** 2))
+    k = torch.arange(n, device=device).unsqueeze(1) - torch.arange(n - size + 1, device=device)  # tap index
+    inside = (k >= 0) & (k < size)
+    return torch.where(inside, (g / g.sum())[k.clamp(0, size - 1)], torch.zeros((), dtype=torch.float64, device=device))
+
+
+def rgb_histograms(rgb: torch.Tensor) -> torch.Tensor:
+    """256-bin histogram of each channel of the rounded, clamped 0-255 values:
+    (..., C, H, W) -> int64 counts (..., C, 256)."""
+    if rgb.dim() < 3:
+        raise VidcolorError(f"rgb_histograms: expected (..., C, H, W), got {tuple(rgb.shape)}")
+    lead = rgb.shape[:-2]
+    v = rgb.detach().round().clamp(0, 255).long().reshape(-1, rgb.shape[-2] * rgb.shape[-1])
+    v = v + 256 * torch.arange(v.shape[0], device=v.device).unsqueeze(1)
+    return torch.bincount(v.flatten(), minlength=v.shape[0] * 256).view(*lead, 256)
+
+
+def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence (natural log) of histograms along the last dim, each normalized
+    to a distribution first: 0.5 KL(P||M) + 0.5 KL(Q||M), M = (P + Q) / 2; (..., K) x2 -> (...)."""
+    p, q = p.double(), q.double()
+    p, q = p / p.sum(dim=-1, keepdim=True), q / q.sum(dim=-1, keepdim=True)
+    m = 0.5 * (p + q)
+
+    def kl(a: torch.Tensor) -> torch.Tensor:
+        return torch.where(a > 0, a * (a / m).log(), torch.zeros_like(a)).sum(dim=-1)
+
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def cdc(histograms: Mapping[int, torch.Tensor]) -> float:
+    """TCVC's Color Distribution Consistency of one video from frame index -> (3, 256) histogram:
+    for each s of CDC_STEPS the mean over the pairs (t, t+s) present and the 3 channels of the
+    JS divergence, then the mean over the steps that have a pair (NaN when none has)."""
+    per_step = []
+    for s in CDC_STEPS:
+        pairs = [(f, f + s) for f in sorted(histograms) if f + s in histograms]
+        if pairs:
+            p = torch.stack([torch.as_tensor(histograms[a]) for a, _ in pairs])
+            q = torch.stack([torch.as_tensor(histograms[b]) for _, b in pairs])
+            per_step.append(float(js_divergence(p, q).mean()))
+    return sum(per_step) / len(per_step) if per_step else math.nan
+
+
+def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """image (C, H, W) sampled at x + flow(x), flow (2, H, W) in pixels (x then y): bilinear, the
+    edge values beyond the frame (float64)."""
+    _, h, w = image.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    gx = (xs + flow[0].double()) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[1].double()) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=-1)[None]
+    return F.grid_sample(image.double()[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+
+
+def occlusion(flow_fw: torch.Tensor, flow_bw: torch.Tensor) -> torch.Tensor:
+    """Pixels of frame t without a trustworthy match in t+1, (2, H, W) x2 -> bool (H, W), as Lai
+    et al.'s ``detect_occlusion``: forward-backward inconsistency |F_fw + W(F_bw)|^2 > 0.01
+    (|F_fw|^2 + |W(F_bw)|^2) + 0.5 (W: warped to t by F_fw), motion boundaries (squared forward
+    differences of F_fw summed > 0.01 |F_fw|^2 + 0.002), and, added here, forward flow that
+    leaves the frame."""
+    fw = flow_fw.double()
+    bw = backward_warp(flow_bw, fw)
+
+    def mag(f: torch.Tensor) -> torch.Tensor:
+        return f.pow(2).sum(dim=0)
+
+    inconsistent = mag(fw + bw) > 0.01 * (mag(fw) + mag(bw)) + 0.5
+    du, dv = torch.zeros_like(fw), torch.zeros_like(fw)
+    du[:, :, :-1] = fw[:, :, :-1] - fw[:, :, 1:]
+    dv[:, :-1, :] = fw[:, :-1, :] - fw[:, 1:, :]
+    boundary = (mag(du) + mag(dv)) > 0.01 * mag(fw) + 0.002
+    h, w = fw.shape[1:]
+    x = torch.arange(w, dtype=torch.float64) + fw[0]
+    y = torch.arange(h, dtype=torch.float64).unsqueeze(1) + fw[1]
+    outside = (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
+    return inconsistent | boundary | outside
+
+
+def warp_error(pred: torch.Tensor, pred_next: torch.Tensor, flow_fw: torch.Tensor, flow_bw: torch.Tensor) -> float:
+    """Lai et al.'s warping error of one pair: pred, pred_next (3, H, W) RGB in [0, 1], flows
+    (2, H, W) t -> t+1 and t+1 -> t. pred_next is warped back to t by flow_fw; the squared
+    difference summed over the non-occluded pixels and the channels, over 3 x their number (their
+    ``N = sum(noc_mask)`` over a 3-channel mask: a mean per channel). A fully occluded pair
+    scores 0, as theirs does (its masked difference is all zero)."""
+    return _masked_warp_error(pred, pred_next, flow_fw, ~occlusion(flow_fw, flow_bw))
+
+
+def _masked_warp_error(pred: torch.Tensor, pred_next: torch.Tensor, flow_fw: torch.Tensor, keep: torch.Tensor) -> float:
+    n = int(keep.sum())
+    if n == 0:
+        return 0.0
+    diff = (pred.double() - backward_warp(pred_next, flow_fw)) * keep
+    return float(diff.pow(2).sum()) / (3 * n)
+
+
+def dis_flows(gray: np.ndarray, gray_next: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """OpenCV DIS flow (medium preset) between two uint8 (H, W) frames: (forward, backward), each
+    (2, H, W) float32 in pixels. Frames under FLOW_MIN_SIZE on a side are refused."""
+    if min(gray.shape) < FLOW_MIN_SIZE:
+        raise VidcolorError(f"dis_flows: frames of {gray.shape[1]}x{gray.shape[0]} are under "
+                            f"{FLOW_MIN_SIZE} pixels on a side")
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    fw = dis.calc(gray, gray_next, None)
+    bw = dis.calc(gray_next, gray, None)
+    return torch.from_numpy(fw).permute(2, 0, 1), torch.from_numpy(bw).permute(2, 0, 1)
+
+
+class FlowCache:
+    """Ground-truth flow t -> t+1 and non-occluded mask of frame pairs, keyed by (video, t), for
+    accumulators fed the same frames (the model's and the gray baseline's: the flow depends on the
+    ground truth only, and is most of warp_error's cost). Whoever shares one clears it after each
+    batch: a batch's pairs are scored while it is fed."""
+
+    def __init__(self) -> None:
+        self._pairs: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, video_id: str, f: int, gray: torch.Tensor,
+            gray_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(forward flow (2, H, W), non-occluded mask (H, W)) of frames f, f + 1 of the video."""
+        key = (video_id, f)
+        if key not in self._pairs:
+            fw, bw = dis_flows(gray.numpy(), gray_next.numpy())
+            self._pairs[key] = (fw, ~occlusion(fw, bw))
+        return self._pairs[key]
+
+    def clear(self) -> None:
+        self._pairs.clear()
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """uint8 gray of RGB on 0-255, (..., 3, H, W) -> (..., H, W): Rec. 601 weights, as OpenCV's
+    RGB2GRAY (DIS works on one 8-bit channel)."""
+    r, g, b = rgb.double().unbind(-3)
+    return (0.299 * r + 0.587 * g + 0.114 * b).round().clamp(0, 255).to(torch.uint8)
+
+
 def _check_pair(pred: torch.Tensor, gt: torch.Tensor, channels: int, name: str) -> None:
     if pred.shape != gt.shape or pred.dim() < 3 or pred.shape[-3] != channels:
         raise VidcolorError(f"{name}: expected two tensors of the same shape (..., {channels}, H, W), "
@@ -106,7 +297,17 @@ def _check_pair(pred: torch.Tensor, gt: torch.Tensor, channels: int, name: str) 
 
 # -- the accumulator ------------------------------------------------------------------------------
 
-_SUMS = ("rmse_rgb", "rmse_ab", "psnr", "colorfulness_pred", "colorfulness_gt")
+_SUMS = ("rmse_rgb", "rmse_ab", "psnr", "colorfulness_pred", "colorfulness_gt", "ssim")
+
+
+class _Frame(NamedTuple):
+    """What a frame keeps while a neighbour is missing: ab for temporal_error, the predicted RGB
+    (uint8, as a user sees it) and the ground truth's luma for warp_error. CPU tensors."""
+
+    pred_ab: torch.Tensor  # (2, H, W) float32
+    gt_ab: torch.Tensor
+    pred_rgb: torch.Tensor  # (3, H, W) uint8
+    gt_luma: torch.Tensor  # (H, W) uint8
 
 
 @dataclass
@@ -115,8 +316,11 @@ class _Video:
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_SUMS, 0.0))
     pairs: int = 0
     temporal_sum: float = 0.0
+    warp_pairs: int = 0  # pairs with a flow (frames of at least FLOW_MIN_SIZE)
+    warp_sum: float = 0.0
+    histograms: dict[int, torch.Tensor] = field(default_factory=dict)  # frame -> (3, 256) int32, for cdc
     seen: set[int] = field(default_factory=set)
-    pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # frame -> (pred_ab, gt_ab)
+    pending: dict[int, _Frame] = field(default_factory=dict)
 
 
 class VideoMetrics:
@@ -125,11 +329,14 @@ class VideoMetrics:
     Feed it with `update_frames` (uint8 ground-truth frames + predicted ab, the evaluation path) or
     `update` (Lab-free: RGB 0-255 and ab tensors you computed). Frame indices identify frames within
     a video: a frame logged twice is an error, and temporal pairs are (f-1, f) for any f whose
-    neighbour has been seen, whatever the arrival order.
+    neighbour has been seen, whatever the arrival order. `flows`: a FlowCache shared with another
+    accumulator fed the same batches (its owner clears it after each batch); by default its own,
+    cleared after each `update`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, flows: FlowCache | None = None) -> None:
         self._videos: dict[str, _Video] = {}
+        self._flows, self._own_flows = (FlowCache(), True) if flows is None else (flows, False)
 
     def __len__(self) -> int:
         return len(self._videos)
@@ -165,9 +372,12 @@ class VideoMetrics:
         per_frame = {
             "rmse_rgb": rmse_rgb(pred_rgb, gt_rgb), "rmse_ab": rmse_ab(pred_ab, gt_ab),
             "psnr": psnr(pred_rgb, gt_rgb), "colorfulness_pred": colorfulness(pred_rgb),
-            "colorfulness_gt": colorfulness(gt_rgb),
+            "colorfulness_gt": colorfulness(gt_rgb), "ssim": ssim(pred_rgb, gt_rgb),
         }  # each (B, T)
         per_frame = {k: v.cpu().tolist() for k, v in per_frame.items()}
+        hists = rgb_histograms(pred_rgb).to(torch.int32).cpu()  # (B, T, 3, 256)
+        pred_u8 = pred_rgb.detach().round().clamp(0, 255).to(torch.uint8).cpu()
+        gt_luma = luma(gt_rgb).cpu()
         pred_ab_cpu, gt_ab_cpu = pred_ab.detach().float().cpu(), gt_ab.detach().float().cpu()
         for b in range(B):
             if not keep[b]:
@@ -180,19 +390,26 @@ class VideoMetrics:
                 video.frames += 1
                 for k in _SUMS:
                     video.sums[k] += per_frame[k][b][t]
-                self._pair(video, f, pred_ab_cpu[b, t], gt_ab_cpu[b, t])
+                video.histograms[f] = hists[b, t].clone()
+                frame = _Frame(pred_ab_cpu[b, t].clone(), gt_ab_cpu[b, t].clone(), pred_u8[b, t].clone(),
+                               gt_luma[b, t].clone())  # copies: a view would keep the whole batch alive
+                self._pair(str(video_ids[b]), video, f, frame)
+        if self._own_flows:
+            self._flows.clear()
 
-    def _pair(self, video: _Video, f: int, pred: torch.Tensor, gt: torch.Tensor) -> None:
+    def _pair(self, video_id: str, video: _Video, f: int, frame: _Frame) -> None:
         """Score f against its neighbours seen so far; keep f only while a neighbour is missing."""
-        for prev, nxt in ((f - 1, f), (f, f + 1)):
-            other = prev if nxt == f else nxt
+        for other in (f - 1, f + 1):
             if other in video.pending:
-                o_pred, o_gt = video.pending[other]
-                args = (o_pred, pred, o_gt, gt) if other == prev else (pred, o_pred, gt, o_gt)
-                video.temporal_sum += float(temporal_error(*args))
+                first, second = (video.pending[other], frame) if other < f else (frame, video.pending[other])
+                video.temporal_sum += float(temporal_error(first.pred_ab, second.pred_ab, first.gt_ab, second.gt_ab))
                 video.pairs += 1
+                if min(first.gt_luma.shape) >= FLOW_MIN_SIZE:
+                    fw, keep = self._flows.get(video_id, min(f, other), first.gt_luma, second.gt_luma)
+                    video.warp_sum += _masked_warp_error(first.pred_rgb / 255.0, second.pred_rgb / 255.0, fw, keep)
+                    video.warp_pairs += 1
         video.seen.add(f)
-        video.pending[f] = (pred, gt)
+        video.pending[f] = frame
         for g in (f - 1, f, f + 1):  # frames whose both neighbours are seen are done
             if g in video.pending and (g - 1) in video.seen and (g + 1) in video.seen:
                 del video.pending[g]
@@ -201,13 +418,16 @@ class VideoMetrics:
     # -- combining and reading --------------------------------------------------------------------
 
     def state(self) -> dict[str, dict[str, Any]]:
-        """Plain per-video sums (no tensors), for gathering across ranks."""
-        return {vid: {"frames": v.frames, "pairs": v.pairs, "temporal_sum": v.temporal_sum, **v.sums}
+        """Plain per-video sums and histograms (no tensors), for gathering across ranks."""
+        return {vid: {"frames": v.frames, "pairs": v.pairs, "temporal_sum": v.temporal_sum,
+                      "warp_pairs": v.warp_pairs, "warp_sum": v.warp_sum, **v.sums,
+                      "histograms": {f: h.tolist() for f, h in v.histograms.items()}}
                 for vid, v in self._videos.items()}
 
     @classmethod
     def merge(cls, states: Iterable[Mapping[str, Mapping[str, Any]]]) -> "VideoMetrics":
-        """One accumulator from several ranks' `state()` (a video seen on two ranks is summed)."""
+        """One accumulator from several ranks' `state()` (a video seen on two ranks is summed; its
+        frames must differ)."""
         out = cls()
         for state in states:
             for vid, s in state.items():
@@ -215,12 +435,20 @@ class VideoMetrics:
                 v.frames += int(s["frames"])
                 v.pairs += int(s["pairs"])
                 v.temporal_sum += float(s["temporal_sum"])
+                v.warp_pairs += int(s["warp_pairs"])
+                v.warp_sum += float(s["warp_sum"])
                 for k in _SUMS:
                     v.sums[k] += float(s[k])
+                for f, h in s["histograms"].items():
+                    if int(f) in v.histograms:
+                        raise VidcolorError(f"VideoMetrics.merge: frame {f} of video {vid!r} is in two states")
+                    v.histograms[int(f)] = torch.tensor(h, dtype=torch.int32)
         return out
 
-    def per_video(self) -> list[dict[str, Any]]:
-        """One dict per video (sorted by id): video_id, frames, pairs and every metric of METRICS."""
+    def per_video(self, baseline: "VideoMetrics | None" = None) -> list[dict[str, Any]]:
+        """One dict per video (sorted by id): video_id, frames, pairs and every metric of METRICS;
+        rmse_ratio against `baseline`'s rmse_rgb of the same video (NaN without one, or when the
+        baseline lacks the video or matches its ground truth exactly)."""
         rows = []
         for vid in sorted(self._videos):
             v = self._videos[vid]
@@ -233,20 +461,28 @@ class VideoMetrics:
             row["colorfulness_ratio"] = row["colorfulness_pred"] / cf_gt if cf_gt > COLORFULNESS_MIN else math.nan
             row["colorfulness_gap"] = abs(row["colorfulness_ratio"] - 1.0)
             row["temporal_error"] = v.temporal_sum / v.pairs if v.pairs else math.nan
+            row["cdc"] = cdc(v.histograms)
+            row["warp_error"] = v.warp_sum / v.warp_pairs if v.warp_pairs else math.nan
+            base = baseline._videos.get(vid) if baseline is not None else None
+            base_rmse = base.sums["rmse_rgb"] / base.frames if base is not None and base.frames else 0.0
+            row["rmse_ratio"] = row["rmse_rgb"] / base_rmse if base_rmse > 0 else math.nan
             rows.append(row)
         return rows
 
-    def means(self) -> dict[str, float]:
+    def means(self, baseline: "VideoMetrics | None" = None) -> dict[str, float]:
         """Each metric averaged over videos (NaN entries, e.g. a gray video's ratio, left out)."""
-        rows = self.per_video()
-        out = {}
-        for k in METRICS:
-            values = [r[k] for r in rows if not math.isnan(r[k])]
-            out[k] = sum(values) / len(values) if values else math.nan
-        return out
+        return _means(self.per_video(baseline))
 
-    def results(self) -> dict[str, Any]:
+    def results(self, baseline: "VideoMetrics | None" = None) -> dict[str, Any]:
         """{"videos": per_video(), "mean": means(), "num_videos", "num_frames"} (JSON-ready)."""
-        rows = self.per_video()
-        return {"videos": rows, "mean": self.means(), "num_videos": len(rows),
+        rows = self.per_video(baseline)
+        return {"videos": rows, "mean": _means(rows), "num_videos": len(rows),
                 "num_frames": sum(r["frames"] for r in rows)}
+
+
+def _means(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    out = {}
+    for k in METRICS:
+        values = [r[k] for r in rows if not math.isnan(r[k])]
+        out[k] = sum(values) / len(values) if values else math.nan
+    return out

@@ -46,7 +46,8 @@ TRAIN_STATE_FILE = "train_state.json"
 ERROR_KEY = "vidcolor_error"
 #: What every epoch's report holds besides ``val_<name>`` for each of study.evaluation.metrics.METRICS
 #: (and ``epoch``, ``best_<metric>``): the metrics a study's objective may name (study.config.spec).
-LOOP_METRICS = ("train_loss", "l_cl", "l_seq", "train_s", "val_frames", "epoch_s", "lr", "world_size")
+LOOP_METRICS = ("train_loss", "l_cl", "l_seq", "train_s", "val_frames", "val_gray_rmse_rgb", "epoch_s", "lr",
+                "world_size")
 TRAIN_PG_KEY = "train_placement_group"  # rank 0 reports the id of the placement group it runs in
 
 
@@ -71,6 +72,7 @@ class _Run:
     local_mode: bool  # Ray Train's local mode: the reported checkpoint folder is kept as is
     start_epoch: int = 0
     best: float | None = None
+    gray: Any = None  # the validation split's gray baseline (study.evaluation.metrics.VideoMetrics), once
 
     def better(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -268,14 +270,21 @@ def _validate(run: _Run) -> dict[str, float]:
     """Validation metrics of this epoch, merged over ranks, keys prefixed ``val_``."""
     from data_shards.reader import eval_loader
     from study.devices import autocast_dtype
-    from study.evaluation.evaluate import evaluate_model
+    from study.evaluation.evaluate import evaluate_model, gray_baseline
 
     tc, ctx = run.train, run.ctx
-    loader = eval_loader(run.shards, split=tc.val_split, window=run.experiment.window,
-                         batch_size=tc.val_batch_size, rank=ctx.rank, world_size=ctx.world_size)
-    result = evaluate_model(run.model, loader, run.experiment.temperature, ctx.device,
-                            amp_dtype=autocast_dtype(ctx.device, tc.amp), max_batches=tc.val_batches or None)
+
+    def loader():
+        return eval_loader(run.shards, split=tc.val_split, window=run.experiment.window,
+                           batch_size=tc.val_batch_size, rank=ctx.rank, world_size=ctx.world_size)
+
+    if run.gray is None:  # the gray baseline depends on the frames only: once per run
+        run.gray = gray_baseline(loader(), max_batches=tc.val_batches or None)
+    result = evaluate_model(run.model, loader(), run.experiment.temperature, ctx.device,
+                            amp_dtype=autocast_dtype(ctx.device, tc.amp), max_batches=tc.val_batches or None,
+                            baseline=run.gray)
     metrics = {f"val_{k}": float(v) for k, v in result["mean"].items()}
+    metrics["val_gray_rmse_rgb"] = float(result["gray"]["mean"]["rmse_rgb"])
     metrics["val_frames"] = float(result["num_frames"])
     return metrics
 

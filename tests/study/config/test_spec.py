@@ -155,9 +155,11 @@ def test_objective_metric_must_be_one_the_loop_reports(tmp_path):
     from study.evaluation.metrics import METRICS
 
     known = reported_metrics()
-    # counted by hand: 8 validation metrics (val_rmse_rgb ... val_temporal_error) + 8 of the loop
-    assert len(METRICS) == 8 and len(known) == 16 and list(known) == sorted(known)
-    assert {"val_rmse_rgb", "val_psnr", "val_temporal_error", "train_loss", "l_cl", "l_seq", "val_frames",
+    # counted by hand: 12 validation metrics (val_rmse_rgb ... val_temporal_error, val_ssim, val_cdc,
+    # val_warp_error, val_rmse_ratio) + 9 of the loop (val_gray_rmse_rgb among them)
+    assert len(METRICS) == 12 and len(known) == 21 and list(known) == sorted(known)
+    assert {"val_rmse_rgb", "val_psnr", "val_temporal_error", "val_ssim", "val_cdc", "val_warp_error",
+            "val_rmse_ratio", "val_gray_rmse_rgb", "train_loss", "l_cl", "l_seq", "val_frames",
             "train_s", "epoch_s", "lr", "world_size"} <= set(known)
     path = write(tmp_path, BASE + '[objective]\nmetric = "val_rmse"\nmode = "min"\n')
     with pytest.raises(VidcolorError) as err:

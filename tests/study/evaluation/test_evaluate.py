@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ from models.errors import VidcolorError
 from models.gamut import ABGamut
 from models.model import ColorizerOutput, Predictor, create_model
 from models.presets import ExperimentConfig
-from study.evaluation.evaluate import colorize_frames, evaluate_model, video_table
+from study.evaluation.evaluate import colorize_frames, evaluate_model, gray_baseline, video_table
 from study.report import json_clean
 
 
@@ -101,14 +102,26 @@ def test_real_tiny_colorizer_per_video_table(temporal):
     assert set(rows) == {"a", "b"}
     assert rows["a"]["frames"] == 6 and rows["b"]["frames"] == 3  # padding windows not counted
     assert rows["a"]["pairs"] == 5  # consecutive pairs across windows and batches
-    for key in ("rmse_rgb", "rmse_ab", "psnr", "colorfulness_ratio", "temporal_error"):
+    for key in ("rmse_rgb", "rmse_ab", "psnr", "colorfulness_ratio", "temporal_error", "ssim", "cdc", "warp_error",
+                "rmse_ratio"):
         assert math.isfinite(res["mean"][key])
         assert res["mean"][key] == pytest.approx((rows["a"][key] + rows["b"][key]) / 2)
-    assert 0 < res["mean"]["rmse_rgb"] < 255
+        assert res["gray"]["mean"][key] == pytest.approx(
+            (res["gray"]["videos"][0][key] + res["gray"]["videos"][1][key]) / 2, nan_ok=True)
+    assert 0 < res["mean"]["rmse_rgb"] < 255 and 0 < res["mean"]["ssim"] < 1
+    assert [r["frames"] for r in res["gray"]["videos"]] == [6, 3] and res["gray"]["mean"]["rmse_ratio"] == 1.0
+    assert res["gray"]["mean"]["colorfulness_pred"] < 1e-3  # gray is gray
 
     # the same frames with a batch size of 1 give the same numbers (order independent)
     again = evaluate_model(model, _batches(videos, window, batch_size=1), config.temperature, "cpu")
     assert again["mean"]["rmse_rgb"] == pytest.approx(res["mean"]["rmse_rgb"], rel=1e-5)
+
+    # a gray baseline computed once (as the training loop does every epoch) gives the same results
+    baseline = gray_baseline(_batches(videos, window, batch_size=2, pad_to=6))
+    cached = evaluate_model(model, _batches(videos, window, batch_size=2, pad_to=6), config.temperature, "cpu",
+                            baseline=baseline)
+    assert cached["gray"] == res["gray"]
+    assert [r["rmse_ratio"] for r in cached["videos"]] == pytest.approx([r["rmse_ratio"] for r in res["videos"]])
 
 
 def test_colorize_frames_one_bin_unwraps_and_refuses_other_modules():
@@ -127,21 +140,28 @@ def test_colorize_frames_one_bin_unwraps_and_refuses_other_modules():
 
 
 def test_video_table_and_json_clean():
-    res = {"videos": [{"video_id": "v0", "frames": 3, "rmse_rgb": 1.5, "rmse_ab": 2.0, "psnr": 30.0,
-                       "colorfulness_ratio": float("nan"), "temporal_error": 0.25}],
-           "mean": {"rmse_rgb": 1.5, "rmse_ab": 2.0, "psnr": 30.0, "colorfulness_ratio": float("nan"),
-                    "temporal_error": 0.25}, "num_frames": 3, "num_videos": 1}
+    row = {"rmse_rgb": 1.5, "rmse_ab": 2.0, "psnr": 30.0, "ssim": 0.5, "colorfulness_ratio": float("nan"),
+           "temporal_error": 0.25, "warp_error": 0.001234, "cdc": 0.0456789, "rmse_ratio": 0.75}
+    gray = {**row, "rmse_rgb": 2.0, "warp_error": 0.002, "cdc": 0.04, "rmse_ratio": 1.0}
+    res = {"videos": [{"video_id": "v0", "frames": 3, **row}], "mean": dict(row), "num_frames": 3, "num_videos": 1,
+           "gray": {"videos": [{"video_id": "v0", "frames": 3, **gray}], "mean": gray}}
     lines = video_table(res).splitlines()
-    assert lines[0].split() == ["video", "frames", "rmse_rgb", "rmse_ab", "psnr", "colorfulness_ratio",
-                                "temporal_error"]
-    assert lines[2].split() == ["v0", "3", "1.500", "2.000", "30.000", "-", "0.250"]
-    assert set(lines[1]) == {"-", " "} and lines[3] == lines[1]  # rules above the rows and the mean
-    assert lines[-1].split() == ["mean", "3", "1.500", "2.000", "30.000", "-", "0.250"]
-    assert len(lines) == 5
+    assert lines[0].split() == ["video", "frames", "rmse_rgb", "rmse_ab", "psnr", "ssim", "cf_ratio", "temporal",
+                                "warp", "cdc", "rmse/gray"]
+    # small numbers (warp, cdc) keep 3 significant digits
+    assert lines[2].split() == ["v0", "3", "1.500", "2.000", "30.000", "0.500", "-", "0.250", "0.00123", "0.0457",
+                                "0.750"]
+    assert set(lines[1]) == {"-", " "} and lines[3] == lines[1]  # rules above the rows and the footer
+    assert lines[4].split()[1:] == lines[2].split()[1:] and lines[4].startswith("mean ")
+    assert lines[5].split() == ["gray", "(ab=0)", "3", "2.000", "2.000", "30.000", "0.500", "-", "0.250", "0.002",
+                                "0.04", "1.000"]
+    assert len(lines) == 6
     # numbers are right-aligned under their headers, the video ids left-aligned
-    assert lines[2].startswith("v0 ") and lines[0].endswith("temporal_error") and lines[2].endswith("0.250")
+    assert lines[2].startswith("v0 ") and lines[0].endswith("rmse/gray") and lines[2].endswith("0.750")
     text = json.dumps(json_clean(res), allow_nan=False)  # strict JSON: NaN became null
     assert json.loads(text)["mean"]["colorfulness_ratio"] is None
+    del res["gray"]  # a result without the gray section (an older --json): no gray row
+    assert video_table(res).splitlines()[-1].startswith("mean ")
 
 
 def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys):
@@ -178,12 +198,56 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
     expected = sum(sum(v) / len(v) for v in per_video.values()) / len(per_video)
     assert doc["mean"]["rmse_rgb"] == pytest.approx(expected, abs=0.3)
 
+    # the gray baseline: ab = 0 with the true L is the sRGB encoding of the frame's luminance Y
+    gray_rows = {v["video_id"]: v for v in doc["gray"]["videos"]}
+    expected_gray = _gray_rmse_numpy(demo_shards)
+    assert set(gray_rows) == set(expected_gray) == set(test_videos) and set(doc["gray"]) == {"videos", "mean"}
+    for vid, rmse in expected_gray.items():
+        assert gray_rows[vid]["rmse_rgb"] == pytest.approx(rmse, abs=1e-3)
+        assert gray_rows[vid]["rmse_ratio"] == 1.0
+    for row in doc["videos"]:
+        assert row["rmse_ratio"] == pytest.approx(row["rmse_rgb"] / gray_rows[row["video_id"]]["rmse_rgb"])
+    ratios = [r["rmse_ratio"] for r in doc["videos"]]
+    assert doc["mean"]["rmse_ratio"] == pytest.approx(sum(ratios) / len(ratios))
+    assert doc["gray"]["mean"]["rmse_rgb"] == pytest.approx(sum(expected_gray.values()) / len(expected_gray), abs=1e-3)
+    assert doc["metrics"]["rmse_ratio"] == {"better": "min"} and doc["metrics"]["ssim"] == {"better": "max"}
+    table = printed.splitlines()
+    head = next(line for line in table if line.startswith("video "))
+    assert head.split() == ["video", "frames", "rmse_rgb", "rmse_ab", "psnr", "ssim", "cf_ratio", "temporal", "warp",
+                            "cdc", "rmse/gray"]
+    gray_line = next(line for line in table if line.startswith("gray (ab=0) "))
+    assert gray_line.split()[2] == str(doc["num_frames"]) and gray_line.split()[-1] == "1.000"
+    assert max(len(line) for line in table) <= 120
+
     assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--split", "nope"]) == 2
     assert "no 'nope' split" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing"), "--shards", str(demo_shards)]) == 2
     assert "missing" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--batch-size", "0"]) == 2
     assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err
+
+
+def _gray_rmse_numpy(shards) -> dict[str, float]:
+    """Per-video mean of the per-frame RGB RMSE of the ab = 0 prediction, in numpy (float64) from
+    the sRGB and CIE definitions: Lab (L, 0, 0) is the D65 gray of the frame's luminance Y."""
+    from data_shards.reader import eval_loader
+
+    def decode(c):  # sRGB -> linear
+        return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+    def encode(y):  # linear -> sRGB
+        return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.maximum(y, 1e-12) ** (1 / 2.4) - 0.055)
+
+    per_video: dict[str, list[float]] = {}
+    for batch in eval_loader(shards, split="test", window=1, batch_size=2):
+        rgb = batch["frames"].numpy().astype(np.float64)  # (B, 1, H, W, 3)
+        y = decode(rgb / 255.0) @ np.array([0.2126729, 0.7151522, 0.0721750])  # (B, 1, H, W)
+        gray = np.clip(encode(y), 0, 1)[..., None] * 255.0
+        err = np.sqrt(((gray - rgb) ** 2).mean(axis=(1, 2, 3, 4)))
+        for vid, e, ok in zip(batch["video_id"], err.tolist(), batch["valid"].tolist()):
+            if ok:
+                per_video.setdefault(vid, []).append(e)
+    return {vid: sum(v) / len(v) for vid, v in per_video.items()}
 
 
 def test_cli_evaluate_json_on_a_bad_path_fails_before_any_work(demo_shards, tiny_checkpoint, tmp_path, capsys,
