@@ -36,12 +36,19 @@ st.caption(f"{len(view)} of {len(trials)} trials · objective: best {info.get('o
            "· click a column header to sort, select rows to use them on the other pages")
 shown = view.drop(columns=["config"])
 # what people compare first, at the left; paths and timestamps after the metrics
-first = [c for c in ("trial_id", "experiment", "status", "objective", "epochs", "duration_s") if c in shown]
+first = [c for c in ("trial_id", "experiment", "status", "objective", "best_val_rmse_ratio", "best_val_rmse_rgb",
+                     "best_val_gray_rmse_rgb", "epochs", "duration_s") if c in shown]
 last = [c for c in ("best_epoch", "started", "ended", "checkpoint", "error") if c in shown]
 shown = shown[first + [c for c in shown.columns if c not in first and c not in last] + last]
 event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                      key="trials_table",
                      column_config={"objective": st.column_config.NumberColumn(format="%.4f"),
+                                    "best_val_rmse_ratio": st.column_config.NumberColumn(
+                                        "RMSE / gray", format="%.3f",
+                                        help="the trial's validation RMSE over the gray (ab = 0) prediction's, "
+                                             "per video, averaged: below 1 beats leaving the frames gray"),
+                                    "best_val_gray_rmse_rgb": st.column_config.NumberColumn(
+                                        "gray RMSE", format="%.2f", help="RMSE of ab = 0 on the same videos"),
                                     "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f")})
 picked = list(shown.iloc[event.selection.rows]["trial_id"]) if event and event.selection.rows else []
 if picked:

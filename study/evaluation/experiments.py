@@ -33,16 +33,17 @@ from models.errors import VidcolorError
 from models.presets import get_preset
 from study.config.settings import apply_settings, parse_sets
 from study.config.train import TrainConfig
-from study.evaluation.evaluate import evaluate_checkpoint, open_split
+from study.evaluation.evaluate import GRAY, evaluate_checkpoint, open_split
 from study.ray_runtime import init_ray
-from study.report import format_table, write_json
+from study.report import fmt, format_table, write_json
 
 log = logging.getLogger(__name__)
 
 EXPERIMENTS = ("exp1", "exp2", "exp3", "exp4", "exp5")
 TRANSFER = ("exp4", "exp5")  # start from --pretrained, else from the exp2 model
-COLUMNS = (("rmse_rgb", "RMSE"), ("rmse_ab", "RMSE ab"), ("psnr", "PSNR"),
-           ("colorfulness_ratio", "colorfulness ratio"), ("temporal_error", "temporal error"))
+COLUMNS = (("rmse_rgb", "RMSE"), ("rmse_ratio", "RMSE/gray"), ("psnr", "PSNR"), ("ssim", "SSIM"),
+           ("colorfulness_ratio", "colorful"), ("temporal_error", "temporal"), ("cdc", "CDC"),
+           ("warp_error", "warp err"))
 
 
 def parse_only(text: str | None) -> list[str]:
@@ -128,6 +129,7 @@ def run_experiment(name: str, settings: Mapping[str, str], shards: str, out: Pat
     log.info("%s: %s", name, figures["mean"])
     return {"checkpoint": str(folder), "config": experiment.to_dict(), "train": train.to_dict(),
             "mean": figures["mean"], "videos": figures["videos"], "num_frames": figures["num_frames"],
+            "gray": figures.get("gray"),
             "val": val, "seconds": time.monotonic() - t0}
 
 
@@ -160,11 +162,16 @@ def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained
 
 
 def experiments_table(results: Mapping[str, Any]) -> str:
-    """One row per experiment: the means of `COLUMNS` over the split's videos, and its frames."""
+    """One row per experiment: the means of `COLUMNS` over the split's videos, and its frames; then
+    the gray row (ab = 0 on the same videos, `evaluate_model`'s baseline), the reference of RMSE/gray."""
+    def cells(mean: Mapping[str, Any]) -> list[Any]:  # CDC and warping error are small: significant digits
+        return [fmt(mean.get(k), 3, style="g") if k in ("cdc", "warp_error") else mean.get(k) for k, _ in COLUMNS]
+
     head = ["exp", *(label for _, label in COLUMNS), "frames"]
-    rows = [[name, *(r["mean"].get(key) for key, _ in COLUMNS), r["num_frames"]]
-            for name, r in results["experiments"].items()]
-    return format_table(head, rows)
+    rows = [[name, *cells(r["mean"]), r["num_frames"]] for name, r in results["experiments"].items()]
+    gray = next((r for r in results["experiments"].values() if r.get("gray")), None)
+    footer = [[GRAY, *cells(gray["gray"]["mean"]), gray["num_frames"]]] if gray else []
+    return format_table(head, rows, footer=footer)
 
 
 def main(args) -> int:

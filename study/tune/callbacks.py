@@ -168,6 +168,9 @@ class StoreCallback(tune.Callback):
         self._pending.clear()
 
 
+RATIO = "val_rmse_ratio"
+
+
 class ProgressTable(tune.Callback):
     """Tune callback: a compact live table of the trials in the terminal (at most every few s)."""
 
@@ -195,13 +198,16 @@ class ProgressTable(tune.Callback):
         self._last = time.monotonic()
         metric = self.spec.objective.metric
         params = [p.name for p in self.spec.search]
+        # the gray baseline's reference: each trial's RMSE over gray's on the same validation videos
+        ratio = [] if metric == RATIO else [RATIO]
         rows = [[t.trial_id, trial_status(t, self.max_t), fmt((t.last_result or {}).get("epoch")),
-                 fmt((t.last_result or {}).get(metric), 4, style="g"),
+                 *(fmt((t.last_result or {}).get(m), 4, style="g") for m in (metric, *ratio)),
                  *(fmt(t.config.get(p), 4, style="g") for p in params)] for t in trials]
         counts: dict[str, int] = {}
         for r in rows:
             counts[r[1]] = counts.get(r[1], 0) + 1
-        text = format_table(["trial", "status", "epoch", f"last {metric}", *params], rows)
+        text = format_table(["trial", "status", "epoch", f"last {metric}", *(["rmse/gray"] if ratio else []), *params],
+                            rows)
         summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         print(f"\n[{self.spec.name}] {len(trials)}/{self.spec.num_trials} trials: {summary}\n{text}",
               file=self.stream or sys.stdout, flush=True)

@@ -47,17 +47,23 @@ def test_check_inputs_before_anything_trains(tmp_path):
 
 
 def test_experiments_table_by_hand():
+    gray = {"mean": {"rmse_rgb": 20.0, "rmse_ratio": 1.0, "psnr": 22.0, "ssim": 0.9, "colorfulness_ratio": 0.0,
+                     "temporal_error": 0.5, "cdc": 0.0012, "warp_error": 0.0004}}
     results = {"experiments": {
-        "exp1": {"mean": {"rmse_rgb": 12.3456, "rmse_ab": 9.0, "psnr": 25.5, "colorfulness_ratio": 0.5,
-                          "temporal_error": 1.25}, "num_frames": 48},
-        "exp3": {"mean": {"rmse_rgb": 10.0, "rmse_ab": float("nan")}, "num_frames": 7}}}
+        "exp1": {"mean": {"rmse_rgb": 12.3456, "rmse_ratio": 0.61728, "psnr": 25.5, "ssim": 0.95,
+                          "colorfulness_ratio": 0.5, "temporal_error": 1.25, "cdc": 0.002, "warp_error": 0.001},
+                 "num_frames": 48, "gray": gray},
+        "exp3": {"mean": {"rmse_rgb": 10.0, "psnr": float("nan")}, "num_frames": 48}}}
     lines = experiments_table(results).splitlines()
-    assert lines[0].split() == ["exp", "RMSE", "RMSE", "ab", "PSNR", "colorfulness", "ratio", "temporal", "error",
-                                "frames"]
+    assert lines[0].split() == ["exp", "RMSE", "RMSE/gray", "PSNR", "SSIM", "colorful", "temporal", "CDC", "warp",
+                                "err", "frames"]
     assert lines[0].index("RMSE") + len("RMSE") == lines[2].index("12.346") + len("12.346")  # right-aligned
-    assert lines[2].split() == ["exp1", "12.346", "9.000", "25.500", "0.500", "1.250", "48"]
-    assert lines[3].split() == ["exp3", "10.000", "-", "-", "-", "-", "7"]  # NaN and missing figures
-    assert len(lines) == 4 and len({len(ln) for ln in lines[:2]}) == 1
+    assert lines[2].split() == ["exp1", "12.346", "0.617", "25.500", "0.950", "0.500", "1.250", "0.002", "0.001", "48"]
+    assert lines[3].split() == ["exp3", "10.000", "-", "-", "-", "-", "-", "-", "-", "48"]  # NaN and missing
+    # after a rule, the gray baseline (ab = 0 on the same videos): the reference of RMSE/gray
+    assert set(lines[4]) <= {"-", " "} and lines[5].split() == ["gray", "(ab=0)", "20.000", "1.000", "22.000",
+                                                                "0.900", "0.000", "0.500", "0.0012", "0.0004", "48"]
+    assert len(lines) == 6 and len({len(ln) for ln in lines[:2]}) == 1
     assert experiments_table({"experiments": {}}).splitlines()[0].startswith("exp  RMSE")
 
 
