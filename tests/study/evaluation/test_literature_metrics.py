@@ -11,18 +11,17 @@ import pytest
 import torch
 
 from models.errors import VidcolorError
-from study.evaluation.metrics import (
+from study.evaluation.consistency import (
     FlowCache,
-    VideoMetrics,
     backward_warp,
     cdc,
     dis_flows,
     js_divergence,
     occlusion,
     rgb_histograms,
-    ssim,
     warp_error,
 )
+from study.evaluation.metrics import VideoMetrics, ssim
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 LN2 = math.log(2.0)
@@ -235,11 +234,11 @@ def test_warp_error_in_the_accumulator_with_dis_flow():
 
 
 def test_shared_flow_cache_and_merge_of_warp_sums(monkeypatch):
-    from study.evaluation import metrics
+    from study.evaluation import consistency
 
     calls = []
-    real = metrics.dis_flows
-    monkeypatch.setattr(metrics, "dis_flows", lambda *a: calls.append(1) or real(*a))
+    real = consistency.dis_flows
+    monkeypatch.setattr(consistency, "dis_flows", lambda *a: calls.append(1) or real(*a))
     gt = _moving_video(5, seed=4)
     flows = FlowCache()
     a, b = VideoMetrics(flows), VideoMetrics(flows)
