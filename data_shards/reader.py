@@ -35,6 +35,7 @@ import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
 from data_shards import integrity
+from data_shards.augment import Augment
 from data_shards.samples import CORRUPT, clip_meta, collate, decode_frame, frame_members, stack_frames
 from data_shards.shardset import ShardSet
 from models.errors import VidcolorError
@@ -57,8 +58,9 @@ class _TrainStream(IterableDataset):
     """The per-(rank, worker) endless stream of batches; ``epoch`` is set by `TrainLoader`."""
 
     def __init__(self, shards: ShardSet, split: str, *, window: int, batch_size: int, rank: int, world_size: int,
-                 seed: int, shuffle_buffer: int):
+                 seed: int, shuffle_buffer: int, augment: Augment | None = None):
         super().__init__()
+        self.augment = augment if augment is not None and not augment.identity else None
         self.urls, self.ordinals = shards.urls(split), _clip_ordinals(shards, split)
         self.tally = integrity.ShardTally(shards, shards.manifest["splits"][split]["shards"])
         self.window, self.clip_len, self.size = window, shards.clip_len, shards.size
@@ -115,6 +117,8 @@ class _TrainStream(IterableDataset):
                 meta = clip_meta(sample)
                 offset = rng.randint(0, self.clip_len - self.window)
                 frames = stack_frames([decode_frame(sample, n, self.size) for n in names[offset:offset + self.window]])
+                if self.augment is not None:
+                    frames = self.augment(frames, rng)
             except ValueError as exc:
                 CORRUPT(exc)
                 continue
@@ -160,9 +164,10 @@ def _clip_ordinals(shards: ShardSet, split: str) -> dict[str, int]:
 
 def train_loader(shards: ShardSet | str | Path, split: str = "train", window: int = 1, batch_size: int = 8,
                  steps_per_epoch: int = 100, rank: int = 0, world_size: int = 1, num_workers: int = 0,
-                 seed: int = 0, shuffle_buffer: int = 64) -> TrainLoader:
+                 seed: int = 0, shuffle_buffer: int = 64, augment: Augment | None = None) -> TrainLoader:
     """Batches ``{"frames": uint8 (B, window, H, W, 3), "video_id": [str], "start": int64 (B,)}``,
-    exactly ``steps_per_epoch`` per epoch on every rank."""
+    exactly ``steps_per_epoch`` per epoch on every rank; ``augment`` (`data_shards.augment`) is
+    applied to every window (H = W = its size then)."""
     shards = _as_shardset(shards)
     _check_window(window, shards.clip_len)
     if batch_size < 1 or steps_per_epoch < 1:
@@ -170,7 +175,7 @@ def train_loader(shards: ShardSet | str | Path, split: str = "train", window: in
     if not 0 <= rank < world_size:
         raise VidcolorError(f"rank {rank} outside world_size {world_size}")
     stream = _TrainStream(shards, split, window=window, batch_size=batch_size, rank=rank, world_size=world_size,
-                          seed=seed, shuffle_buffer=shuffle_buffer)
+                          seed=seed, shuffle_buffer=shuffle_buffer, augment=augment)
     if not stream.urls:
         raise VidcolorError(f"{shards.location}: split {split!r} has no shards")
     return TrainLoader(stream, steps_per_epoch, num_workers)

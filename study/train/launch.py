@@ -124,6 +124,8 @@ def run_training(experiment, train, shards: str, out: str | Path, *, workers: in
     if path is None:
         raise VidcolorError(f"training in {out} reported no checkpoint")
     best_dir = _publish_best(path, out)
+    if workers == 0 and "://" not in path:  # local mode: the loop's temporary folder, now copied
+        shutil.rmtree(path, ignore_errors=True)
     best_metrics = next((dict(m) for ckpt, m in getattr(result, "best_checkpoints", None) or []
                          if ckpt.path == path), {})
     if not best_metrics:

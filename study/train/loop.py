@@ -73,6 +73,7 @@ class _Run:
     start_epoch: int = 0
     best: float | None = None
     gray: Any = None  # the validation split's gray baseline (study.evaluation.metrics.VideoMetrics), once
+    local_best: str | None = None  # local mode: the folder of the best checkpoint reported so far
 
     def better(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -98,12 +99,15 @@ def train_loop(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _fit(run: _Run) -> dict[str, Any]:
+    from data_shards.augment import Augment
     from data_shards.reader import train_loader
 
     tc = run.train
+    augment = Augment(flip=tc.flip, min_scale=tc.crop_scale, size=tc.train_size or None)
     loader = train_loader(run.shards, split="train", window=run.experiment.window, batch_size=tc.batch_size,
                           steps_per_epoch=tc.steps_per_epoch, rank=run.ctx.rank, world_size=run.ctx.world_size,
-                          num_workers=tc.loader_workers, seed=tc.seed, shuffle_buffer=tc.shuffle_buffer)
+                          num_workers=tc.loader_workers, seed=tc.seed, shuffle_buffer=tc.shuffle_buffer,
+                          augment=augment)
     summary: dict[str, Any] = {}
     group = _placement_group(run)
     for epoch in range(run.start_epoch, tc.epochs):
@@ -118,12 +122,13 @@ def _fit(run: _Run) -> dict[str, Any]:
         if value is None:
             raise TrainingError(f"metric: {tc.metric!r} is not reported by the training loop "
                                 f"(reported: {', '.join(sorted(metrics))})")
-        if isinstance(value, float) and run.better(value):
+        improved = isinstance(value, float) and run.better(value)
+        if improved:
             run.best = value
         metrics["best_" + tc.metric] = run.best if run.best is not None else math.nan
         if group:  # so the study can reclaim it if Ray Train leaves it behind (study.tune.reclaim)
             metrics[TRAIN_PG_KEY] = group
-        _report(run, metrics, epoch + 1)
+        _report(run, metrics, epoch + 1, improved)
         summary = metrics
     return {"epochs": tc.epochs, "best": run.best, "last": summary}
 
@@ -236,6 +241,8 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
     sums = {"train_loss": 0.0, "l_cl": 0.0, "l_seq": 0.0}
     steps = 0
     for step, batch in enumerate(loader):
+        for group in run.optimizer.param_groups:  # the schedule is a function of the global step
+            group["lr"] = tc.lr_at(epoch * tc.steps_per_epoch + step)
         l_norm, ab = frames_to_lab(batch["frames"].to(ctx.device, non_blocking=True))  # (B,T,1,H,W), (B,T,2,H,W)
         ab_gt = downsample_ab(ab)  # (B, T, 2, h, w): stride 4, the logits' resolution
         with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -289,8 +296,11 @@ def _validate(run: _Run) -> dict[str, float]:
     return metrics
 
 
-def _report(run: _Run, metrics: dict[str, Any], epoch: int) -> None:
-    """Every rank reports once per epoch; rank 0 attaches the checkpoint."""
+def _report(run: _Run, metrics: dict[str, Any], epoch: int, improved: bool) -> None:
+    """Every rank reports once per epoch; rank 0 attaches the checkpoint. Ray Train keeps the best
+    by ``metric``; its local mode (``--workers 0``) ranks none and its result's checkpoint is the
+    one of the last report, so there an epoch that did not improve reports the best folder again
+    (in local mode a folder *is* the checkpoint: nothing is copied), and a new best replaces it."""
     import ray.train
     from ray.train import Checkpoint
 
@@ -298,6 +308,9 @@ def _report(run: _Run, metrics: dict[str, Any], epoch: int) -> None:
 
     if run.ctx.rank != 0:
         ray.train.report(metrics, checkpoint=None)
+        return
+    if run.local_mode and not improved and run.local_best is not None:
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(run.local_best))
         return
     folder = tempfile.mkdtemp(prefix="vidcolor-ckpt-")
     plain = _finite_or_none(metrics)
@@ -310,6 +323,10 @@ def _report(run: _Run, metrics: dict[str, Any], epoch: int) -> None:
     ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
     if not run.local_mode:  # Ray copied it to the run's storage; in local mode it *is* the checkpoint
         shutil.rmtree(folder, ignore_errors=True)
+        return
+    if run.local_best is not None:
+        shutil.rmtree(run.local_best, ignore_errors=True)
+    run.local_best = folder
 
 
 def _finite_or_none(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def test_train_config_round_trip_and_checks():
     with pytest.raises(VidcolorError, match="integer"):
         TrainConfig(epochs=2.5)
     # was "unknown TrainConfig field(s): wings"; now also lists the valid settings
-    with pytest.raises(VidcolorError, match=r"unknown training setting\(s\) wings \(valid: lr, weight_decay"):
+    with pytest.raises(VidcolorError, match=r"unknown training setting\(s\) wings \(valid: lr, schedule, warmup"):
         TrainConfig.from_dict({"epochs": 1, "wings": 2})
 
 
@@ -42,6 +42,11 @@ def test_train_config_round_trip_and_checks():
     ({"amp": 1}, "amp: must be true or false, got 1"),
     ({"epochs": True}, "epochs: must be an integer, got True"),
     ({"val_split": 3}, "val_split: must be a string, got 3"),
+    ({"schedule": "step"}, "schedule: must be one of constant, cosine, got 'step'"),
+    ({"warmup": 1.0}, "warmup: must be in [0, 1), got 1.0"),
+    ({"min_lr_ratio": 2.0}, "min_lr_ratio: must be in [0, 1], got 2.0"),
+    ({"crop_scale": 0.0}, "crop_scale: must be in (0, 1], got 0.0"),
+    ({"train_size": 4}, "train_size: must be 0 (the shard set's size) or in [8, 4096], got 4"),
 ])
 def test_each_check_names_the_field_and_value(changes, message):
     with pytest.raises(VidcolorError) as err:
@@ -73,3 +78,20 @@ def test_every_field_has_a_docstring():
                   if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr)
                   and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)}
     assert documented == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_learning_rate_schedule_by_hand():
+    """10 epochs x 10 steps, 10% warm-up: steps 0-9 ramp linearly from lr/100 to lr; then a half
+    cosine from lr (step 10) to lr * min_lr_ratio (step 99)."""
+    tc = TrainConfig(lr=1.0, epochs=10, steps_per_epoch=10, schedule="cosine", warmup=0.1, min_lr_ratio=0.1)
+    assert tc.total_steps == 100
+    assert tc.lr_at(0) == pytest.approx(0.01 + 0.99 * 1 / 10)
+    assert tc.lr_at(9) == pytest.approx(1.0)
+    assert tc.lr_at(10) == pytest.approx(1.0)
+    assert tc.lr_at(99) == pytest.approx(0.1)
+    mid = 10 + 89 / 2  # progress 1/2: cos(pi/2) = 0, halfway between lr and the floor
+    assert tc.lr_at(int(mid)) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (44 / 89))))
+    lrs = [tc.lr_at(s) for s in range(100)]
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:10])) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    flat = TrainConfig(lr=0.5, epochs=2, steps_per_epoch=5)
+    assert [flat.lr_at(s) for s in range(10)] == [0.5] * 10  # the default: constant, no warm-up

@@ -46,6 +46,27 @@ def test_optimizer_state_round_trip(tmp_path):
     assert not load_optimizer(fresh, tmp_path / "missing")
 
 
+def test_local_mode_keeps_the_best_epoch_not_the_last(demo_shards, tmp_path):
+    """Ray Train's local mode ranks no checkpoints: the loop reports one only when the epoch
+    improved. A cosine schedule makes each epoch's last lr lower, so with metric lr and mode max
+    epoch 1 is the best of 3; run_training publishes it and leaves no temporary folder behind."""
+    from study.train.launch import run_training
+
+    train = TINY.replace(epochs=3, schedule="cosine", metric="lr", mode="max")
+    result = make_trainer(get_preset("exp1").replace(grid=40), train, demo_shards, LOCAL).fit()
+    raise_for_error(result)
+    assert result.metrics["epoch"] == 3
+    assert json.loads(Path(result.checkpoint.path, "train_state.json").read_text())["epoch"] == 1
+    assert result.metrics["best_lr"] == pytest.approx(train.lr_at(train.steps_per_epoch - 1))
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("vidcolor-ckpt-*"))
+    out = run_training(get_preset("exp1").replace(grid=40), train, str(demo_shards), tmp_path / "run", workers=0)
+    state = json.loads(Path(out["best"], "train_state.json").read_text())
+    assert state["epoch"] == 1 and state["best"] == pytest.approx(train.lr_at(1))
+    assert set(Path(tempfile.gettempdir()).glob("vidcolor-ckpt-*")) <= before  # superseded and copied: removed
+
+
 def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
     experiment = get_preset("exp5").replace(transfer=False, seq_len=2, grid=20)
     result = make_trainer(experiment, TINY, demo_shards, LOCAL).fit()
