@@ -93,5 +93,8 @@ def test_learning_rate_schedule_by_hand():
     assert tc.lr_at(int(mid)) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (44 / 89))))
     lrs = [tc.lr_at(s) for s in range(100)]
     assert all(a < b for a, b in zip(lrs[:10], lrs[1:10])) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
-    flat = TrainConfig(lr=0.5, epochs=2, steps_per_epoch=5)
-    assert [flat.lr_at(s) for s in range(10)] == [0.5] * 10  # the default: constant, no warm-up
+    flat = TrainConfig(lr=0.5, epochs=2, steps_per_epoch=5, schedule="constant", warmup=0.0)
+    assert [flat.lr_at(s) for s in range(10)] == [0.5] * 10
+    default = TrainConfig(epochs=4, steps_per_epoch=250)  # the recipe: 5% warm-up to 3e-3, cosine to 5%
+    assert default.lr_at(0) == pytest.approx(3e-3 * (0.01 + 0.99 / 50)) and default.lr_at(49) == pytest.approx(3e-3)
+    assert default.lr_at(999) == pytest.approx(3e-3 * 0.05)

@@ -1,0 +1,185 @@
+"""Real footage end to end: the seed's five experiments trained on real clips with one fixed budget,
+scored on held-out real clips with color ground truth, beside the gray baseline.
+
+1. Shards ``DATA/train`` (train/val by video, ``--split 90,10,0``) and ``DATA/test`` (test only,
+   ``--split 0,0,100``) at ``--size`` px (default 64) into the work folder (reused when present).
+2. ``vidcolor experiments`` on them: exp1 ... exp5, each trained with the same budget (``--epochs``
+   x ``--steps`` optimizer steps of ``--batch`` windows, the tiny model, Ray Train's local mode;
+   exp4 and exp5 start from exp2's model, exp5's windows hold ``--seq-len`` + 1 frames, exp3
+   averages exp1 and exp2), evaluated on the test clips.
+3. The seed-style table on the test clips: RMSE, RMSE over gray's, PSNR, SSIM, colorfulness ratio,
+   CDC and warping error per experiment, and the gray row (ab = 0: the input as a viewer sees it).
+4. A contact sheet PNG per test clip (rows: frames; columns: the gray input, each experiment, the
+   ground truth), colorized at the clips' own resolution as ``vidcolor colorize`` would.
+5. The black-and-white films (``DATA/legacy``) colorized by the experiment with the best validation
+   RMSE ratio (chosen on validation, never on the test clips).
+
+    python bench/real.py [--data ../shared/data/real] [--workdir DIR] [--json FILE]
+
+The footage is the user's (see its terms); nothing of it is copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from study.report import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real"
+EXPERIMENTS = ("exp1", "exp2", "exp3", "exp4", "exp5")
+SHEET_FRAMES = 4
+SHEET_HEIGHT = 120  # px per tile row
+
+
+def shard_sets(data: Path, work: Path, size: int) -> tuple[Path, Path]:
+    """The training (train/val) and test-only shard sets, made once per work folder and size."""
+    from data_shards.writer import write_shard_set
+
+    out = []
+    for name, split in (("train", "90,10,0"), ("test", "0,0,100")):
+        folder = work / f"{name}{size}"
+        manifest = folder / "manifest.json"
+        if manifest.is_file() and json.loads(manifest.read_text()).get("size") == size:
+            print(f"  shard set {folder} (kept)")
+        else:
+            t0 = time.monotonic()
+            write_shard_set([data / name], folder, size=size, clip_len=16, split=split, seed=0,
+                            overwrite=True, show_progress=False, command=f"bench/real.py {name} --split {split}")
+            print(f"  shard set {folder} in {time.monotonic() - t0:.0f} s")
+        out.append(folder)
+    return out[0], out[1]
+
+
+def _display(frames: np.ndarray, height: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = frames.shape[1:3]
+    size = (max(8, round(w * height / h)), height)
+    return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.LANCZOS)) for f in frames])
+
+
+def _gray(frames: np.ndarray) -> np.ndarray:
+    """The frames' L with ab = 0, as RGB: what the model sees, and the gray baseline."""
+    import torch
+
+    from models.color import frames_to_lab, lab_to_frames
+
+    l_norm, ab = frames_to_lab(torch.from_numpy(frames)[None])
+    return lab_to_frames(l_norm, torch.zeros_like(ab))[0].numpy()
+
+
+def contact_sheet(clip: Path, checkpoints: dict[str, str], out: Path) -> Path:
+    """Rows: SHEET_FRAMES frames spread over the clip; columns: gray input, each model, ground truth."""
+    from PIL import Image, ImageDraw
+
+    from data_shards.video import decode_frames, probe
+    from study.colorize.inference import FilmInference
+
+    info = probe(clip)
+    frames = np.stack([frame for _, frame in decode_frames(info)])
+    picks = np.linspace(0, len(frames) - 1, SHEET_FRAMES).round().astype(int)
+    truth = _display(frames[picks], SHEET_HEIGHT)
+    columns = [("gray input", _gray(truth))]
+    for name, ckpt in checkpoints.items():
+        film = FilmInference.from_checkpoint(ckpt, device="cpu")
+        tiles = []
+        for f in truth:  # each frame alone: a temporal model starts from an empty state
+            film.reset()
+            tiles.append(film.colorize(f[None])[0])
+        columns.append((name, np.stack(tiles)))
+    columns.append(("ground truth", truth))
+    th, tw = truth.shape[1:3]
+    label_h = 18
+    sheet = Image.new("RGB", (tw * len(columns), label_h + th * len(picks)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, (label, tiles) in enumerate(columns):
+        draw.text((c * tw + 4, 3), label, fill="black")
+        for r, tile in enumerate(tiles):
+            sheet.paste(Image.fromarray(tile.astype(np.uint8)), (c * tw, label_h + r * th))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
+
+
+def colorize_films(legacy: Path, checkpoint: str, out: Path) -> list[dict]:
+    from study.cli import main as vidcolor
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for src in sorted(legacy.iterdir()):
+        dest = out / f"{src.stem}_color.mp4"
+        t0 = time.monotonic()
+        rc = vidcolor(["colorize", checkpoint, str(src), str(dest), "--overwrite", "--device", "cpu"])
+        rows.append({"film": src.name, "out": str(dest), "rc": rc, "seconds": time.monotonic() - t0})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder with train/, test/ and legacy/")
+    p.add_argument("--workdir", default="real_run", help="shard sets, runs, sheets and films (default real_run)")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--steps", type=int, default=250, help="optimizer steps per epoch")
+    p.add_argument("--batch", type=int, default=16, help="windows per step")
+    p.add_argument("--seq-len", type=int, default=2, help="exp5's ConvLSTM context (windows of seq_len + 1 frames)")
+    p.add_argument("--only", default=None, help="comma-separated experiments (default all five)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more settings for every experiment")
+    p.add_argument("--json", default=None, metavar="FILE")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    from study.evaluation.experiments import experiments_table, run_experiments
+    from study.report import check_output_file
+
+    if args.json:
+        check_output_file(args.json, "--json")
+    data, work = Path(args.data), Path(args.workdir).resolve()
+    for sub in ("train", "test", "legacy"):
+        if not (data / sub).is_dir():
+            print(f"error: {data / sub}: not found (the real footage: train/, test/, legacy/)", file=sys.stderr)
+            return 2
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.monotonic()
+    print(f"[1/4] shard sets at {args.size} px")
+    train, test = shard_sets(data, work, args.size)
+    budget = ["size=tiny", f"epochs={args.epochs}", f"steps_per_epoch={args.steps}", f"batch_size={args.batch}",
+              f"seq_len={args.seq_len}"]
+    print(f"[2/4] experiments, each {args.epochs} x {args.steps} steps of {args.batch} windows "
+          f"(tiny model, {args.size} px)")
+    t0 = time.monotonic()
+    results = run_experiments(str(train), work / "runs", [*budget, *args.set], only=args.only or ",".join(EXPERIMENTS),
+                              workers=0, split="test", test_shards=str(test))
+    train_s = time.monotonic() - t0
+    print(f"\nthe seed's experiments on {results['experiments'] and len(next(iter(results['experiments'].values()))['videos'])} "
+          f"real test clips ({data / 'test'}), {args.epochs} x {args.steps} steps x {args.batch}, tiny, {args.size} px:")
+    print(experiments_table(results))
+    print("[3/4] contact sheets")
+    checkpoints = {name: e["checkpoint"] for name, e in results["experiments"].items()}
+    sheets = [str(contact_sheet(clip, checkpoints, work / "sheets" / f"{clip.stem}.png"))
+              for clip in sorted((data / "test").iterdir())]
+    print("  " + "\n  ".join(sheets))
+    chosen = {n: e["val"]["val_rmse_ratio"] for n, e in results["experiments"].items()
+              if (e.get("val") or {}).get("val_rmse_ratio") is not None}  # trained ones, on validation
+    best_name = min(chosen, key=chosen.get) if chosen else "exp1"
+    print(f"[4/4] black-and-white films colorized by {best_name} (best validation RMSE/gray)")
+    films = colorize_films(data / "legacy", checkpoints[best_name], work / "films")
+    for f in films:
+        print(f"  {f['out']} ({'ok' if f['rc'] == 0 else 'exit ' + str(f['rc'])}, {f['seconds']:.0f} s)")
+    total = time.monotonic() - t_start
+    print(f"total {total / 60:.1f} min (training and evaluation {train_s / 60:.1f} min)")
+    if args.json:
+        write_json(args.json, {"budget": budget, "size": args.size, "results": results, "sheets": sheets,
+                               "films": films, "best": best_name, "seconds": total})
+    return 0 if all(f["rc"] == 0 for f in films) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
