@@ -32,7 +32,8 @@ bench: setup
 	$(BIN)/python bench/colorize.py
 	$(BIN)/python bench/votes.py
 	$(BIN)/python bench/sweep.py
-	$(BIN)/python bench/soak.py   # 10 demo studies back to back under load: about 45 minutes
+	$(BIN)/python bench/soak.py --kill-node   # 10 demo studies under load, 1 losing a node: about 50 minutes
+	$(BIN)/python bench/real.py   # the seed's experiments on real footage (../shared/data/real): about 25 minutes
 
 clean:
 	rm -rf demo_run .pytest_cache
