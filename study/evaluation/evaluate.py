@@ -91,12 +91,7 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Mapping[str, Any]], 
 
         loader = tqdm(loader, desc="evaluate", unit="batch")
     try:
-        for i, batch in enumerate(loader):
-            if max_batches is not None and i >= max_batches:
-                break
-            valid = batch.get("valid")
-            if valid is not None and not bool(torch.as_tensor(valid).any()):
-                continue  # a padding batch: every rank still walked through it
+        for batch, valid in _scored_batches(loader, max_batches):
             frames = batch["frames"].to(device, non_blocking=True)  # uint8 (B, T, H, W, 3)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 _, ab = colorize_frames(model, frames, temperature)
@@ -119,16 +114,22 @@ def gray_baseline(loader: Iterable[Mapping[str, Any]], *, max_batches: int | Non
     """The gray prediction's (ab = 0) accumulator over an eval loader, merged over ranks (every
     rank must call it): `evaluate_model`'s ``baseline``. It depends on the frames only."""
     gray = VideoMetrics()
-    for i, batch in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        valid = batch.get("valid")
-        if valid is not None and not bool(torch.as_tensor(valid).any()):
-            continue
+    for batch, valid in _scored_batches(loader, max_batches):
         frames = batch["frames"]
         zeros = torch.zeros((*frames.shape[:2], 2, *frames.shape[2:4]), dtype=torch.float32)
         gray.update_frames(list(batch["video_id"]), batch["start"], frames, zeros, valid)
     return _gather(gray)
+
+
+def _scored_batches(loader: Iterable[Mapping[str, Any]], max_batches: int | None):
+    """(batch, its ``valid`` mask or None) for the first ``max_batches`` batches, without the all-padding
+    ones (every rank still walks through those, so the ranks stay in step)."""
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            return
+        valid = batch.get("valid")
+        if valid is None or bool(torch.as_tensor(valid).any()):
+            yield batch, valid
 
 
 def _gather(acc: VideoMetrics) -> VideoMetrics:
