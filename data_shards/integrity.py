@@ -6,7 +6,8 @@
   the archive for its end, so a shortfall is the only trace such damage leaves; each is logged
   as a WARNING naming the shard.
 - `verify_shards`: the sha256 of every shard against the manifest's (format 2 and later), for
-  the damage that still decodes (a changed byte inside a JPEG is just other pixels).
+  the damage that still decodes (a changed quantization table is just other pixels; damaged
+  entropy-coded data is refused by the strict decoder, `data_shards.samples`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-import webdataset as wds
-
 from data_shards import manifest as mf
 from data_shards.samples import CORRUPT
+from data_shards.tarstream import tar_samples
 from models.errors import VidcolorError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class ShardTally:
         """The samples of one shard (corrupt tar data counted, logged and skipped by `CORRUPT`);
         ``warn``: log a count other than the manifest's when the shard ends (once per shard)."""
         read = 0
-        for sample in wds.tarfile_to_samples(handler=CORRUPT)(iter([{"url": url}])):
+        for sample in tar_samples([url], CORRUPT):
             read += 1
             self.read[url] += 1
             yield sample

@@ -110,23 +110,34 @@ class _TrainStream(IterableDataset):
         # shuffle *before* decoding: the buffer holds compressed clips, not decoded frames
         samples = wds.filters._shuffle(samples, bufsize=max(1, self.shuffle_buffer),
                                        initial=max(1, self.shuffle_buffer // 2), rng=rng)
-        batch: list[tuple[np.ndarray, str, int]] = []
+        # frames are decoded straight into the batch's array (no per-window stack, no collate copy);
+        # with augmentation each window is decoded into its own array first and augmented into the batch
+        out_size = (self.augment.size or self.size) if self.augment is not None else self.size
+        shape = (self.batch_size, self.window, out_size, out_size, 3)
+        frames = np.empty(shape, np.uint8)
+        window = np.empty((self.window, self.size, self.size, 3), np.uint8) if self.augment is not None else None
+        ids: list[str] = []
+        starts: list[int] = []
         for sample in samples:
+            slot = frames[len(ids)] if window is None else window
             try:
                 names = frame_members(sample, self.clip_len)
                 meta = clip_meta(sample)
                 offset = rng.randint(0, self.clip_len - self.window)
-                frames = stack_frames([decode_frame(sample, n, self.size) for n in names[offset:offset + self.window]])
-                if self.augment is not None:
-                    frames = self.augment(frames, rng)
+                for k, name in enumerate(names[offset:offset + self.window]):
+                    decode_frame(sample, name, self.size, out=slot[k])
+                if window is not None:
+                    frames[len(ids)] = self.augment(window, rng)
             except ValueError as exc:
                 CORRUPT(exc)
                 continue
             good[0] += 1
-            batch.append((frames, meta["video_id"], int(meta["start"]) + offset))
-            if len(batch) == self.batch_size:
-                yield collate(batch)
-                batch = []
+            ids.append(meta["video_id"])
+            starts.append(int(meta["start"]) + offset)
+            if len(ids) == self.batch_size:
+                yield {"frames": torch.from_numpy(frames), "video_id": ids,
+                       "start": torch.tensor(starts, dtype=torch.int64)}
+                frames, ids, starts = np.empty(shape, np.uint8), [], []
 
 
 class TrainLoader:

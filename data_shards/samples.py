@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import simplejpeg
 import torch
 from PIL import Image
 
@@ -55,17 +56,32 @@ def clip_meta(sample: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def decode_frame(sample: dict[str, Any], name: str, size: int) -> np.ndarray:
-    """Member ``name`` as uint8 (size, size, 3) RGB."""
+def decode_frame(sample: dict[str, Any], name: str, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Member ``name`` as uint8 (size, size, 3) RGB, decoded into ``out`` when given (a C-contiguous
+    (size, size, 3) slot of a batch: no copy afterwards).
+
+    JPEG goes through libjpeg-turbo's own API (simplejpeg): about twice Pillow's frames/s on the
+    shards' 4:4:4 q95 frames, and strict, so damaged entropy-coded data is an error rather than a
+    frame with gray blocks. PNG (``--lossless`` shards) goes through Pillow."""
+    data = sample[name]
     try:
-        with Image.open(io.BytesIO(sample[name])) as im:
-            frame = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+        if simplejpeg.is_jpeg(data):
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            if (height, width) == (size, size):
+                return simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out)
+            frame = np.empty((height, width, 3), np.uint8)  # reported below
+        else:
+            with Image.open(io.BytesIO(data)) as im:
+                frame = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"sample {sample.get('__key__')} member {name} in {sample.get('__url__')}: "
                          f"not a readable image ({exc})") from None
     if frame.shape != (size, size, 3):
         raise ValueError(f"sample {sample.get('__key__')} member {name}: {frame.shape[1]}x{frame.shape[0]}, "
                          f"expected {size}x{size}")
+    if out is not None:
+        out[...] = frame
+        return out
     return frame
 
 

@@ -29,20 +29,37 @@ def flip_header_byte(tar_path: Path, member_prefix: str) -> None:
     tar_path.write_bytes(bytes(data))
 
 
-def flip_jpeg_byte(tar_path: Path, member: str) -> tuple[np.ndarray, np.ndarray]:
-    """Change one byte in the middle of a JPEG member's entropy-coded data (no marker touched);
-    returns (frame before, frame after), which both decode."""
+def _change_member(tar_path: Path, member: str, pick) -> tuple[bytes, bytes]:
+    """Change one byte of a tar member in place (``pick(data) -> offset`` inside the member);
+    returns the member's (bytes before, bytes after)."""
     with tarfile.open(tar_path) as tar:
         info = tar.getmember(member)
         before = tar.extractfile(info).read()
     data = bytearray(tar_path.read_bytes())
-    at = info.offset_data + len(before) // 2
-    while data[at] == 0xFF or data[at - 1] == 0xFF:
-        at += 1
+    at = info.offset_data + pick(before)
     data[at] ^= 0x10
     tar_path.write_bytes(bytes(data))
-    after = bytes(data[info.offset_data:info.offset_data + info.size])
-    return tuple(np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in (before, after))
+    return before, bytes(data[info.offset_data:info.offset_data + info.size])
+
+
+def flip_entropy_byte(tar_path: Path, member: str) -> tuple[bytes, bytes]:
+    """One bit in the middle of a JPEG member's entropy-coded data (no marker touched)."""
+    def pick(jpeg: bytes) -> int:
+        at = len(jpeg) // 2
+        while jpeg[at] == 0xFF or jpeg[at - 1] == 0xFF:
+            at += 1
+        return at
+    return _change_member(tar_path, member, pick)
+
+
+def change_quant_table(tar_path: Path, member: str) -> tuple[bytes, bytes]:
+    """One value of a JPEG member's first quantization table (DQT segment: marker, length, Pq/Tq,
+    then 64 values): the image still decodes, cleanly, to other pixels."""
+    return _change_member(tar_path, member, lambda jpeg: jpeg.index(b"\xff\xdb") + 5 + 10)
+
+
+def _pixels(jpeg: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
 
 
 def _copy(demo_shards: Path, tmp_path: Path) -> Path:
@@ -154,12 +171,24 @@ def test_undecodable_sample_counts_as_a_shortfall(demo_shards, tmp_path):
 
 # ----------------------------------------------------------------------------- checksums
 
+def test_damaged_entropy_data_is_refused_by_the_loader(demo_shards, tmp_path):
+    folder = _copy(demo_shards, tmp_path)
+    key = _test_keys(folder)[0]
+    flip_entropy_byte(folder / "test-000000.tar", key + ".004.jpg")
+    loader = eval_loader(folder, "test", batch_size=8)
+    # the strict JPEG decoder refuses the frame, so its 8-frame clip is skipped, counted and named
+    assert sum(int(b["valid"].sum()) for b in loader) == 16
+    unreadable = [f for f in loader.shortfalls if f["shard"] is not None]
+    assert [(Path(f["shard"]).name, f["unreadable"]) for f in unreadable] == [("test-000000.tar", 1)]
+
+
 def test_verify_names_a_shard_whose_jpeg_changed(demo_shards, tmp_path):
     folder = _copy(demo_shards, tmp_path)
     assert ShardSet(folder).verify() == ["train-000000.tar", "val-000000.tar", "test-000000.tar",
                                          "legacy-000000.tar"]
-    before, after = flip_jpeg_byte(folder / "test-000000.tar", _test_keys(folder)[0] + ".004.jpg")
-    assert before.shape == after.shape == (64, 64, 3) and (before != after).any()  # other pixels, no error
+    before, after = change_quant_table(folder / "test-000000.tar", _test_keys(folder)[0] + ".004.jpg")
+    assert _pixels(before).shape == _pixels(after).shape == (64, 64, 3)
+    assert (_pixels(before) != _pixels(after)).any()  # other pixels, no error
     loader = eval_loader(folder, "test", batch_size=8)
     assert sum(int(b["valid"].sum()) for b in loader) == 24 and loader.shortfalls == []  # unseen by counts
     s = ShardSet(folder)
