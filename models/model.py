@@ -43,6 +43,7 @@ def check_l_norm(l_norm: torch.Tensor) -> None:
 
 NET_STRIDE = 8  # conv1-3 each halve the frame: sizes the net sees are padded to a multiple of 8
 MIN_FRAME_SIZE = NET_STRIDE
+_CPU_DECODE_VALUES = 1 << 21  # logits decoded per annealed-mean call on the CPU (8 MB of float32)
 MAX_FRAME_SIZE = 4096  # the largest `vidcolor shard --size`; larger working sizes are refused (memory)
 
 
@@ -70,6 +71,17 @@ class Predictor:
         default the input's (H, W). Any H, W works (padded to a multiple of NET_STRIDE inside).
         Pass the returned state to the next call to stream a long video window by window.
         """
+        ab, state = self.predict_ab_coarse(l_norm, temperature, state)
+        h, w = l_norm.shape[-2:]
+        with torch.autocast(l_norm.device.type, enabled=False):
+            return upsample_ab(ab.flatten(0, 1), (h, w), size).unflatten(0, ab.shape[:2]), state
+
+    @torch.no_grad()
+    def predict_ab_coarse(self, l_norm: torch.Tensor, temperature: float | None = None,
+                          state: Any = None) -> tuple[torch.Tensor, Any]:
+        """`predict_ab` before the upsampling: ab (B, T, 2, H'/4, W'/4) float32 at the logits'
+        resolution, H' and W' being H and W padded to a multiple of NET_STRIDE; `upsample_ab` takes
+        it to any output size (a frame at a time, so a batch never has to exist at full size)."""
         check_l_norm(l_norm)
         if not bool(self.ab_centers.abs().sum() > 0):
             raise VidcolorError("model has no bin centers: build it with create_model(config, gamut) or load_checkpoint")
@@ -81,13 +93,23 @@ class Predictor:
             x = F.pad(l_norm.flatten(0, 1), (0, pw, 0, ph), mode="replicate").unflatten(0, (b, n))
         out = self(x, state)
         with torch.autocast(l_norm.device.type, enabled=False):
-            logits = final_logits(out).flatten(0, 1).float()  # (B*T, Q, (H+ph)/4, (W+pw)/4)
-            ab = annealed_mean(logits, self.ab_centers, t)  # (B*T, 2, (H+ph)/4, (W+pw)/4)
-            out_h, out_w = (h, w) if size is None else size
-            # upsample the padded prediction so its unpadded part covers exactly (out_h, out_w)
-            full_h, full_w = round(out_h * (h + ph) / h), round(out_w * (w + pw) / w)
-            ab = F.interpolate(ab, size=(full_h, full_w), mode="bilinear", align_corners=False)[..., :out_h, :out_w]
+            logits = final_logits(out).flatten(0, 1)  # (B*T, Q, (H+ph)/4, (W+pw)/4)
+            # on the CPU a few frames at a time: the softmax's temporaries for a whole batch of large
+            # frames (hundreds of MB) cost more in page faults and cache misses than the arithmetic
+            chunk = max(1, _CPU_DECODE_VALUES // logits[0].numel()) if logits.device.type == "cpu" else len(logits)
+            ab = torch.cat([annealed_mean(part.float(), self.ab_centers, t) for part in logits.split(chunk)])
         return ab.unflatten(0, (b, n)), out.state
+
+
+def upsample_ab(ab: torch.Tensor, input_size: tuple[int, int], size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Coarse ab (N, 2, H'/4, W'/4) of `Predictor.predict_ab_coarse` for an input of ``input_size``
+    = (H, W) -> (N, 2, *size) float32, bilinear; ``size`` defaults to the input's. The padded
+    prediction is upsampled so that its unpadded part covers exactly ``size``."""
+    h, w = input_size
+    ph, pw = (-h) % NET_STRIDE, (-w) % NET_STRIDE
+    out_h, out_w = (h, w) if size is None else size
+    full_h, full_w = round(out_h * (h + ph) / h), round(out_w * (w + pw) / w)
+    return F.interpolate(ab.float(), size=(full_h, full_w), mode="bilinear", align_corners=False)[..., :out_h, :out_w]
 
 
 class VideoColorizer(Predictor, nn.Module):

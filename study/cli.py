@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from models.errors import VidcolorError
+from study.media import ENCODER_PRESET, X264_PRESETS
 from study.ray_runtime import configure_auth
 
 
@@ -115,7 +116,10 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="IN", help="video file, frame folder, or a directory of them")
     p.add_argument("output", metavar="OUT", nargs="?", default=None, help="mp4 file or folder (default: IN_color.mp4)")
     p.add_argument("--device", default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="frames per model call (default 16 on GPU, 1 on CPU)")
+    p.add_argument("--batch-size", type=int, default=None, help="frames per model call (default 16)")
+    p.add_argument("--crf", type=int, default=18, help="libx264 quality, 0 (lossless) to 51 (default 18)")
+    p.add_argument("--encoder-preset", default=ENCODER_PRESET, choices=X264_PRESETS,
+                   help=f"libx264 speed/size trade-off (default {ENCODER_PRESET})")
     p.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (default: the checkpoint's)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse them)")

@@ -27,7 +27,7 @@ from study.report import fmt, format_table
 
 log = logging.getLogger(__name__)
 
-GPU_BATCH_SIZE = 16  # default --batch-size on a GPU (on the CPU: 1)
+BATCH_SIZE = 16  # default --batch-size (bench/colorize.py: batching is never slower, on CPU or GPU)
 
 
 def default_output(path: Path) -> Path:
@@ -156,9 +156,7 @@ def main(args) -> int:
         raise VidcolorError(f"--batch-size: must be >= 1, got {args.batch_size}")
     inference = FilmInference.from_checkpoint(args.checkpoint, device=args.device, size=args.size,
                                               temperature=args.temperature)
-    # bench/colorize.py: on CPU whole-frame batches only thrash the cache (frame by frame was
-    # 1.4-3x faster at 720p); a GPU needs batches to be busy
-    batch_size = args.batch_size or (GPU_BATCH_SIZE if inference.device.type == "cuda" else 1)
+    batch_size = args.batch_size or BATCH_SIZE
     log.info("colorizing on %s at working size %d (T=%.2f), batches of %d", inference.device,
              inference.size, inference.temperature, batch_size)
     results: list[Result] = []
@@ -167,7 +165,8 @@ def main(args) -> int:
         try:
             info = probe(src_path)
             out.parent.mkdir(parents=True, exist_ok=True)
-            results.append(colorize_source(inference, info, out, batch_size=batch_size, overwrite=overwrite))
+            results.append(colorize_source(inference, info, out, batch_size=batch_size, overwrite=overwrite,
+                                           crf=args.crf, preset=args.encoder_preset))
         except VidcolorError as exc:
             if single:
                 raise

@@ -14,7 +14,16 @@ by the annealed mean (`Predictor.predict_ab`, the one decode path shared with ev
    without colors.
 3. The predicted ab is upsampled bilinearly to full resolution and joined with the original
    full-resolution L; Lab -> RGB gives the output frame. Detail and sharpness therefore come
-   from the original film, only chroma comes from the net.
+   from the original film, only chroma comes from the net. On the CPU this full-resolution work
+   is done one frame at a time, however large the batch: a batch of 720p float planes is
+   hundreds of MB, and allocating, faulting in and streaming those through the cache made a
+   batch of 16 slower per frame than one frame at a time. The net itself runs on a few frames
+   per call on the CPU (`CPU_NET_PIXELS`), on the whole batch on a GPU.
+   That work is done with OpenCV in buffers reused from frame to frame (`CpuFrames`: the sRGB
+   table and Y through ``cv2.LUT``/``cv2.transform``, bilinear ab upsampling, Lab -> RGB), about
+   4x the torch arithmetic per 720p frame; its L equals `models.color.frames_to_l`'s to 1e-4 and
+   its RGB is within one uint8 level of `models.color.lab_to_frames`, which the GPU path and
+   evaluation use.
 4. A temporal model (ConvLSTM) runs its per-frame trunk on a whole batch at once, then its
    recurrent steps in order; its state is carried from one call to the next, so it runs across
    the entire film, never reset per batch. An ensemble (exp3) averages its members' distributions.
@@ -26,16 +35,22 @@ import logging
 import os
 from contextlib import nullcontext
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.color import frames_to_l, lab_to_frames
+from models.color import _EPS, _KAPPA, _RGB_TO_XYZ, _linear_lut, frames_to_l, lab_to_frames, normalize_l
 from models.errors import VidcolorError
-from models.model import NET_STRIDE, check_frame_size
+from models.model import NET_STRIDE, check_frame_size, upsample_ab
 from study.devices import autocast_dtype, resolve_device
 
 log = logging.getLogger(__name__)
+
+
+# Net input pixels per call on the CPU: at a 456x256 working size 4 frames per call ran 1.3x the
+# frames/s of 1 and 1.45x that of 16, whose activations (~0.5 GB) no longer stay in cache.
+CPU_NET_PIXELS = 480_000
 
 
 def working_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -67,6 +82,7 @@ class FilmInference:
         self.temperature = float(temperature)
         self.autocast = autocast_dtype(self.device, amp)  # bf16 on CUDA, None (float32) otherwise
         self.state = None
+        self.cpu_frames = CpuFrames()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike, device: str | None = None, size: int | None = None,
@@ -98,15 +114,75 @@ class FilmInference:
         """uint8 (N, H, W, 3) consecutive frames -> uint8 (N, H, W, 3) colorized, the input's L kept."""
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
-        height, width = frames.shape[1:3]
-        x = torch.from_numpy(frames).to(self.device, non_blocking=True)
-        l_full = frames_to_l(x)  # (N, 1, H, W) normalized L; the input's own ab is never computed
+        n, height, width = frames.shape[:3]
         w, h = working_size(width, height, self.size)
-        l_work = F.interpolate(l_full, size=(h, w), mode="bilinear", align_corners=False,
-                               antialias=(h < height or w < width))  # (N, 1, h, w)
+        antialias = h < height or w < width
+        cpu = self.device.type == "cpu"
+        if cpu:  # full resolution a frame at a time (see the module docstring)
+            l_full = [self.cpu_frames.lightness(f) for f in frames]  # L in [0, 100], (H, W) float32 each
+            l_work = torch.stack([F.interpolate(normalize_l(torch.from_numpy(l))[None, None], size=(h, w),
+                                                mode="bilinear", align_corners=False, antialias=antialias)[0]
+                                  for l in l_full])  # (N, 1, h, w)
+        else:
+            l_full = frames_to_l(torch.from_numpy(frames).to(self.device, non_blocking=True))  # (N, 1, H, W)
+            l_work = F.interpolate(l_full, size=(h, w), mode="bilinear", align_corners=False, antialias=antialias)
         amp = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else nullcontext()
+        # one sequence of N frames, the state carried from call to call (so any split of it gives
+        # the same colors); on the CPU in runs of about CPU_NET_PIXELS, the net's best speed per frame
+        chunk = max(1, CPU_NET_PIXELS // (h * w)) if cpu else n
+        parts = []
         with amp:
-            # one sequence of N frames: the trunk runs on all N at once, the ConvLSTM steps in order
-            ab, self.state = self.model.predict_ab(l_work.unsqueeze(0), self.temperature, self.state,
-                                                   size=(height, width))  # (1, N, 2, H, W) float32
-        return lab_to_frames(l_full, ab[0]).cpu().numpy()  # (N, H, W, 3)
+            for part in l_work.split(chunk):
+                coarse, self.state = self.model.predict_ab_coarse(part.unsqueeze(0), self.temperature, self.state)
+                parts.append(coarse[0])
+        coarse = torch.cat(parts)  # (N, 2, h/4, w/4) float32
+        if not cpu:
+            return lab_to_frames(l_full, upsample_ab(coarse, (h, w), (height, width))).cpu().numpy()
+        out = np.empty((n, height, width, 3), np.uint8)
+        for i in range(n):
+            self.cpu_frames.colorize(l_full[i], coarse[i].numpy(), (h, w), out[i])
+        return out
+
+
+class CpuFrames:
+    """Full-resolution color work on the CPU for one frame at a time, with OpenCV, in buffers kept
+    from frame to frame (same-size frames reuse them: no allocation, no page faults)."""
+
+    def __init__(self) -> None:
+        linear = _linear_lut(torch.device("cpu")).numpy()
+        self._linear3 = np.repeat(linear[None, :, None], 3, axis=2)  # (1, 256, 3): the sRGB curve per channel
+        self._y_row = np.array([_RGB_TO_XYZ[1]], np.float32)  # (1, 3): linear RGB -> Y (Y_white = 1)
+        self._size: tuple[int, int] | None = None
+
+    def _buffers(self, height: int, width: int) -> None:
+        if self._size != (height, width):
+            self._size = (height, width)
+            self._rgb_f = np.empty((height, width, 3), np.float32)
+            self._lab = np.empty((height, width, 3), np.float32)
+
+    def lightness(self, frame: np.ndarray) -> np.ndarray:
+        """uint8 RGB (H, W, 3) -> L (H, W) float32 in [0, 100] (CIE: the cube root above epsilon)."""
+        self._buffers(*frame.shape[:2])
+        cv2.LUT(np.ascontiguousarray(frame), self._linear3, dst=self._rgb_f)
+        y = cv2.transform(self._rgb_f, self._y_row)  # (H, W)
+        l = np.cbrt(y)
+        l *= 116.0
+        l -= 16.0
+        low = y <= _EPS
+        if low.any():
+            l[low] = _KAPPA * y[low]
+        return l
+
+    def colorize(self, l: np.ndarray, coarse_ab: np.ndarray, net_size: tuple[int, int], out: np.ndarray) -> None:
+        """L (H, W) and the net's coarse ab (2, h', w') for a net input of ``net_size`` = (h, w)
+        -> sRGB uint8 (H, W, 3) into ``out``: ab upsampled bilinearly as `upsample_ab` does, then
+        Lab -> RGB (D65, the sRGB curve, out-of-gamut colors clipped)."""
+        height, width = l.shape
+        self._buffers(height, width)
+        h, w = net_size
+        full_w, full_h = round(width * (w + (-w) % NET_STRIDE) / w), round(height * (h + (-h) % NET_STRIDE) / h)
+        planes = [cv2.resize(c, (full_w, full_h), interpolation=cv2.INTER_LINEAR)[:height, :width] for c in coarse_ab]
+        cv2.merge([l, *(np.ascontiguousarray(p) for p in planes)], dst=self._lab)
+        cv2.cvtColor(self._lab, cv2.COLOR_Lab2RGB, dst=self._rgb_f)  # float32 in about [0, 1]
+        np.clip(self._rgb_f, 0.0, 1.0, out=self._rgb_f)
+        cv2.convertScaleAbs(self._rgb_f, dst=out, alpha=255.0)

@@ -31,6 +31,7 @@ from data_shards.video import VideoInfo, iter_frames_tolerant
 from models.color import chroma, frames_to_lab
 from models.errors import VidcolorError
 from study.colorize.inference import FilmInference
+from study.media import ENCODER_PRESET
 from study.media.video_out import VideoWriter, partial_tag, remove_stale_partials
 
 log = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ def _run(inference: FilmInference, info: VideoInfo, put: Callable[[np.ndarray], 
 
 
 def colorize_source(inference: FilmInference, info: VideoInfo, out: Path, *, batch_size: int = 16,
-                    progress: bool = True, crf: int = 18, preset: str = "medium",
+                    progress: bool = True, crf: int = 18, preset: str = ENCODER_PRESET,
                     overwrite: bool = True) -> Result:
     """Colorize one probed source into ``out`` (an .mp4 file, or a frame folder for any other name);
     ``overwrite=False`` refuses an existing ``out``."""

@@ -38,6 +38,7 @@ import av
 import numpy as np
 
 from models.errors import VidcolorError
+from study.media import X264_PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,8 @@ class VideoWriter:
             raise VidcolorError(f"{self.path}: frame size must be positive integers, got {width!r}x{height!r}")
         if not 0 <= crf <= 51:
             raise VidcolorError(f"{self.path}: crf must be in 0..51, got {crf!r}")
+        if preset not in X264_PRESETS:
+            raise VidcolorError(f"{self.path}: unknown x264 preset {preset!r}; one of {', '.join(X264_PRESETS)}")
         self.width, self.height = int(width), int(height)
         self.out_width, self.out_height = even_size(self.width, self.height)
         self.audio_from = Path(audio_from) if audio_from is not None else None

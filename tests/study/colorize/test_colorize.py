@@ -29,7 +29,7 @@ from models.model import create_model, final_logits
 from models.presets import get_preset
 from study.cli import main as cli
 from study.colorize.inference import FilmInference, working_size
-from study.media.video_out import write_video
+from study.media.video_out import VideoWriter, write_video
 
 H, W, FPS = 48, 64, 12
 
@@ -297,7 +297,9 @@ def test_colorize_equals_decoding_by_hand(name, gamut, ckpt_exp1, ckpt_exp5, ckp
             ab = gamut.decode(final_logits(out)[0].float(), temperature=0.3)
             ab = torch.nn.functional.interpolate(ab, size=(41, 57), mode="bilinear", align_corners=False)
             expected.append(lab_to_frames(l_full[part], ab).numpy())
-    np.testing.assert_array_equal(got, np.concatenate(expected))
+    # the CPU's full-resolution work is OpenCV's (study.colorize.inference): within one uint8 level
+    diff = np.abs(got.astype(int) - np.concatenate(expected))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.002
 
 
 def test_working_size_comes_from_the_checkpoint_without_any_shard_set(tmp_path, gamut):
@@ -526,3 +528,20 @@ def test_batch_size_does_not_change_the_output(name, ckpt_exp1, ckpt_exp5):
     one_by_one = np.concatenate([colorizer.colorize(frames[i:i + 1]) for i in range(len(frames))])
     # float sums in another order (batched convolutions) may move a value across a rounding edge
     assert np.abs(batched.astype(int) - one_by_one).max() <= 1
+
+
+def test_encoder_settings_reach_the_output(tmp_path, ckpt_exp1, capsys):
+    src = make_video(tmp_path / "film.mp4", gray_frames(8))
+    sizes = {}
+    for name, flags in {"default": [], "coarse": ["--crf", "40", "--encoder-preset", "ultrafast"]}.items():
+        out = tmp_path / f"{name}.mp4"
+        assert cli(["colorize", str(ckpt_exp1), str(src), str(out), *flags]) == 0
+        sizes[name] = out.stat().st_size
+        assert len(decode(out)[0]) == 8
+    assert sizes["coarse"] < 0.9 * sizes["default"]  # crf 40 keeps less detail
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli(["colorize", str(ckpt_exp1), str(src), str(tmp_path / "x.mp4"), "--encoder-preset", "quick"])
+    assert "invalid choice: 'quick'" in capsys.readouterr().err and not (tmp_path / "x.mp4").exists()
+    with pytest.raises(VidcolorError, match=r"x\.mp4: unknown x264 preset 'quick'; one of ultrafast, superfast"):
+        VideoWriter(tmp_path / "x.mp4", 24, 64, 48, preset="quick")

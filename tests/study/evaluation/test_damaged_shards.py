@@ -56,15 +56,34 @@ def test_flipped_tar_header_byte_warns_naming_the_shard_and_exits_1(demo_shards,
     assert f"{shard} (sha256 " in capsys.readouterr().err
 
 
-def test_changed_jpeg_byte_is_caught_by_verify_only(demo_shards, tiny_checkpoint, tmp_path, capsys):
-    folder = _copy(demo_shards, tmp_path)
-    shard = folder / "test-000000.tar"
+def _entropy_byte(shard: Path) -> int:
+    """An offset in the middle of a JPEG member's entropy-coded data, clear of markers."""
     jpeg = next(m for m in _member_offsets(shard) if m.name.endswith("_clip00000.004.jpg"))
     at = jpeg.offset_data + jpeg.size // 2
     data = shard.read_bytes()
-    while 0xFF in (data[at], data[at - 1]):  # stay clear of JPEG markers: the image still decodes
+    while 0xFF in (data[at], data[at - 1]):
         at += 1
-    _flip(shard, at, 0x10)
+    return at
+
+
+def test_damaged_jpeg_data_is_an_incomplete_pass(demo_shards, tiny_checkpoint, tmp_path, capsys):
+    folder = _copy(demo_shards, tmp_path)
+    shard = folder / "test-000000.tar"
+    _flip(shard, _entropy_byte(shard), 0x10)
+    out = tmp_path / "eval.json"
+    assert _evaluate(tiny_checkpoint, folder, "--json", str(out)) == 1  # an incomplete pass
+    err = capsys.readouterr().err  # the strict decoder refused the frame, so its 8-frame clip is skipped
+    assert "warning: these metrics cover 16 of the 24 frames of split 'test'; exit status 1" in err.splitlines()
+    doc = json.loads(out.read_text())
+    assert [(i["shard"], i["unreadable"]) for i in doc["incomplete"]] == [("test-000000.tar", 1), (None, 0)]
+
+
+def test_changed_jpeg_table_is_caught_by_verify_only(demo_shards, tiny_checkpoint, tmp_path, capsys):
+    folder = _copy(demo_shards, tmp_path)
+    shard = folder / "test-000000.tar"
+    jpeg = next(m for m in _member_offsets(shard) if m.name.endswith("_clip00000.004.jpg"))
+    member = shard.read_bytes()[jpeg.offset_data:jpeg.offset_data + jpeg.size]
+    _flip(shard, jpeg.offset_data + member.index(b"\xff\xdb") + 5 + 10, 0x10)  # a quantization table value
     out = tmp_path / "eval.json"
     assert _evaluate(tiny_checkpoint, folder, "--json", str(out)) == 0  # other pixels, nothing to count
     capsys.readouterr()
