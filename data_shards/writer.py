@@ -213,6 +213,9 @@ def write_shard_set(sources: list[str | Path], out: str | Path, *, overwrite: bo
     VidcolorError when nothing is usable, and for a bad split file before anything is written."""
     opts = ShardOptions(**options)
     split_file = read_split_file(opts.split_file) if opts.split_file else None
+    if "://" in str(out):
+        raise VidcolorError(f"--out {out}: vidcolor shard writes a local folder; shard into one, then upload it "
+                            f"(e.g. `aws s3 sync FOLDER {out}`): readers and studies take the s3:// set")
     out = Path(out)
     outdir.make_out(out)
     with outdir.OutLock(out):  # held until the set is installed: a second run into `out` fails at once

@@ -115,6 +115,7 @@ def run_training(experiment, train, shards: str, out: str | Path, *, workers: in
     shard_set = ShardSet(shards)  # a clear error before Ray starts
     check_training_splits(shard_set, train, str(shards))
     shards = shard_set.location  # local paths made absolute
+    experiment = absolute_pretrained(experiment)
     if workers > 0:
         init_ray(address)
     trainer = make_trainer(experiment, train, shards, placement, storage_path=str(out / "ray"), name="train")
@@ -133,6 +134,20 @@ def run_training(experiment, train, shards: str, out: str | Path, *, workers: in
         best_metrics = {"epoch": state["epoch"], train.metric: state.get("best")}
     return {"best": str(best_dir), "metrics": best_metrics, "last": dict(result.metrics or {}),
             "run": str(result.path) if result.path else None}
+
+
+def absolute_pretrained(experiment):
+    """The config with a local ``pretrained`` folder as an absolute path (Ray Train's workers run
+    in folders of their own), refused here, before Ray starts, when it does not exist."""
+    from study.remote import is_uri
+
+    pretrained = experiment.pretrained
+    if not pretrained or is_uri(pretrained):
+        return experiment
+    if not Path(pretrained).is_dir():
+        raise VidcolorError(f"pretrained: checkpoint folder {pretrained} does not exist "
+                            f"(relative paths are taken from {Path.cwd()})")
+    return experiment.replace(pretrained=str(Path(pretrained).resolve()))
 
 
 def prepare_run_folder(out: str | Path) -> Path:

@@ -185,12 +185,15 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
 
 def _load_pretrained(model: torch.nn.Module, folder: str) -> None:
     """Transfer learning (exp4, exp5): the colorizer trunk (and the head and ConvLSTM where they
-    fit) from a trained checkpoint, via ``models.checkpoint.load_pretrained_trunk``."""
+    fit) from a trained checkpoint (a folder, made absolute by the driver, or a URI), via
+    ``models.checkpoint.load_pretrained_trunk``."""
     from models.checkpoint import load_pretrained_trunk
+    from study.remote import is_uri, local_checkpoint
 
-    if not Path(folder).exists():
+    if not is_uri(folder) and not Path(folder).exists():
         raise TrainingError(f"pretrained: checkpoint folder {folder} does not exist")
-    info = load_pretrained_trunk(model, folder)
+    with local_checkpoint(folder) as local:  # an s3:// checkpoint is fetched for the load
+        info = load_pretrained_trunk(model, local)
     log.info("initialised from %s: %s trunk tensors, head %s, temporal %s", folder, info.get("trunk"),
              info.get("head"), info.get("temporal"))
 

@@ -61,6 +61,7 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
     from study.ray_runtime import init_ray
     from study.store import Store
 
+    spec = absolute_checkpoints(spec)
     paths = _resolve_paths(spec, shards, storage)
     store = Store(db)
     remember(store.url)  # what Tune pickles holds it masked; a restored state gets it back here
@@ -103,6 +104,25 @@ def override_spec(spec: StudySpec, *, name: str | None = None, trials: int | Non
             raise VidcolorError(f"--trials must be >= 1, got {trials}")
         spec = spec.replace(num_trials=trials)
     return spec
+
+
+def absolute_checkpoints(spec: StudySpec) -> StudySpec:
+    """The spec with its fixed ``pretrained`` checkpoint (and ensemble members that are folders)
+    as absolute paths: Ray starts every trial in a folder of its own, where a relative path would
+    name nothing. A ``pretrained`` folder that does not exist is refused here, before Ray starts."""
+    from study.remote import is_uri
+
+    fixed = dict(spec.fixed)
+    pretrained = fixed.get("pretrained")
+    if isinstance(pretrained, str) and pretrained.lower() != "none" and not is_uri(pretrained):
+        if not Path(pretrained).is_dir():
+            raise VidcolorError(f"{spec.source}: [fixed] pretrained: checkpoint folder {pretrained} does not exist "
+                                f"(relative paths are taken from {Path.cwd()})")
+        fixed["pretrained"] = str(Path(pretrained).resolve())
+    members = fixed.get("ensemble")
+    if isinstance(members, (list, tuple)):
+        fixed["ensemble"] = [str(Path(m).resolve()) if isinstance(m, str) and Path(m).is_dir() else m for m in members]
+    return spec if fixed == dict(spec.fixed) else spec.replace(fixed=fixed)
 
 
 def _resolve_paths(spec: StudySpec, shards: str | None, storage: str | None) -> _Paths:

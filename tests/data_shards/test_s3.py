@@ -60,3 +60,12 @@ def test_s3_missing_set_and_changed_shard_are_named(s3_server, demo_shards, tmp_
     s3_server.upload(damaged, "s3://vidcolor-data/sets/damaged")
     with pytest.raises(VidcolorError, match=f"1 of .* fail their checksum.*s3://vidcolor-data/sets/damaged/{name.name}"):
         ShardSet("s3://vidcolor-data/sets/damaged").verify()
+
+
+def test_shard_refuses_an_s3_out_instead_of_making_a_local_folder(demo_videos, tmp_path, monkeypatch):
+    from data_shards.writer import write_shard_set
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(VidcolorError, match=r"^--out s3://vidcolor/sets/a: vidcolor shard writes a local folder"):
+        write_shard_set(sorted(demo_videos.glob("*.mp4")), "s3://vidcolor/sets/a", size=32)
+    assert list(tmp_path.iterdir()) == []  # no folder named "s3:" left behind

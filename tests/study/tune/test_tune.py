@@ -17,7 +17,7 @@ import pytest
 from models.errors import VidcolorError
 from study.config.spec import load_spec, parse_spec
 from study.store import Store
-from study.tune.runner import plan_concurrency, run_study
+from study.tune.runner import absolute_checkpoints, plan_concurrency, run_study
 
 FIXED = """
 [fixed]
@@ -40,6 +40,29 @@ def write_spec(tmp_path: Path, text: str, epochs: int = 2) -> Path:
     path = tmp_path / "study.toml"
     path.write_text(textwrap.dedent(text) + FIXED.format(epochs=epochs))
     return path
+
+
+def test_checkpoint_paths_are_made_absolute_before_ray_starts(tmp_path, monkeypatch):
+    """Ray starts every trial in a folder of its own: a relative pretrained folder would name
+    nothing there, so the driver makes it absolute, or refuses it when it does not exist."""
+    from models.presets import get_preset
+    from study.train.launch import absolute_pretrained
+
+    (tmp_path / "checkpoints" / "eccv16").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec({"name": "x", "preset": "exp5", "search": LAM, "fixed": {"pretrained": "checkpoints/eccv16"}})
+    assert absolute_checkpoints(spec).fixed["pretrained"] == str(tmp_path / "checkpoints" / "eccv16")
+    assert absolute_checkpoints(spec).base_configs()[0].pretrained == str(tmp_path / "checkpoints" / "eccv16")
+    remote = spec.replace(fixed={"pretrained": "s3://bucket/eccv16"})
+    assert absolute_checkpoints(remote) is remote  # a URI is fetched by the trial itself
+    missing = spec.replace(fixed={"pretrained": "checkpoints/nope"})
+    with pytest.raises(VidcolorError, match=rf"\[fixed\] pretrained: checkpoint folder checkpoints/nope does not "
+                                            rf"exist \(relative paths are taken from {tmp_path}\)"):
+        absolute_checkpoints(missing)
+    experiment = get_preset("exp4").replace(pretrained="checkpoints/eccv16")
+    assert absolute_pretrained(experiment).pretrained == str(tmp_path / "checkpoints" / "eccv16")
+    with pytest.raises(VidcolorError, match="pretrained: checkpoint folder nope does not exist"):
+        absolute_pretrained(experiment.replace(pretrained="nope"))
 
 
 def test_plan_concurrency_fits_the_cluster():
