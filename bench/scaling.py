@@ -17,13 +17,21 @@ and each epoch's in-loop ``epoch_s`` = training steps + validation) each trial's
 and ``overhead`` = (trial time - its epochs' ``epoch_s``) / trial time. ``driver`` is what the
 study took beyond its trials (Ray, Tune and Optuna set up, trials scheduled).
 
+Last, an estimate of the seed's paper-scale sweep (20 trials x 10 epochs x 207k frames at 256
+px) on 1, 8 and 32 GPUs from a GPU's training images/s (``--gpu-images-per-s``; default 2,800,
+an H200's ceiling for ``base`` at 256 px, to be replaced by what bench/gpu.sh measures) and the
+Ray overheads measured here (see `paper_estimate`).
+
     python bench/scaling.py [--trials 2] [--epochs 2] [--steps 16] [--json FILE]
+    python bench/scaling.py --from-json FILE --gpu-images-per-s N --gpu-images-source "bench/gpu.sh, H200"
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -68,7 +76,9 @@ def one_study(base, shards: Path, db: str, storage: Path, label: str, trials: in
     from study.tune.runner import override_spec, run_study
 
     spec = base.replace(fixed={**base.fixed, "steps_per_epoch": steps}, num_trials=trials,
-                        resources=Resources(workers=workers, cpus_per_worker=1, gpus_per_worker=0))
+                        # logical CPUs: 2 workers on 2 cores get 0.95 each beside the trial driver's 0.1
+                        resources=Resources(workers=workers, cpus_per_worker=min(1.0, (os.cpu_count() - 0.1) / workers),
+                                            gpus_per_worker=0))
     name = f"scaling-{label.replace(' ', '-')}-{int(time.time())}"
     t0 = time.monotonic()
     result = run_study(override_spec(spec, name=name), shards=str(shards), db=db, storage=str(storage), media=False,
@@ -126,8 +136,32 @@ def run(args) -> dict:
     marginal = {"per_trial_s": round((by["trials x2"]["wall_s"] - b["wall_s"]) / t, 2),
                 "per_1k_frames_s": round((by["steps x4"]["wall_s"] - b["wall_s"])
                                          / ((by["steps x4"]["frames"] - b["frames"]) / 1000), 3)}
-    return {"runs": rows, "marginal": marginal, "cpu_cores": __import__("os").cpu_count(),
+    return {"runs": rows, "marginal": marginal, "cpu_cores": os.cpu_count(),
             "speedup": round(by["2 workers"]["train_fps"] / b["train_fps"], 2)}
+
+
+def paper_estimate(res: dict, images_per_s: float, gpus: tuple[int, ...] = (1, 8, 32), trials: int = 20,
+                   epochs: int = 10, frames: int = 207_000, ddp_efficiency: float = 0.9) -> list[dict]:
+    """Wall time of the seed's sweep (``trials`` x ``epochs`` x ``frames`` at 256 px) on N GPUs.
+
+    Per trial: compute = epochs x frames / (images_per_s x g x e), g GPUs by DDP (e = 1 for one,
+    ``ddp_efficiency`` for more), plus this run's measured Ray overheads (start, per epoch, end);
+    G // g trials at a time, so ceil(trials / (G // g)) waves; the driver's setup once. Every g
+    that divides G is tried and the fastest is kept."""
+    base = next(r for r in res["runs"] if r["label"] == "base")
+    overhead = base["start_s"] + epochs * base["per_epoch_s"] + base["end_s"]
+    out = []
+    for total in gpus:
+        options = []
+        for g in (d for d in range(1, total + 1) if total % d == 0 and d <= 8):
+            compute = epochs * frames / (images_per_s * g * (1.0 if g == 1 else ddp_efficiency))
+            waves = -(-trials // (total // g))
+            options.append((waves * (compute + overhead) + base["driver_s"], g, waves, compute))
+        wall, g, waves, compute = min(options)
+        out.append({"gpus": total, "gpus_per_trial": g, "concurrent": min(trials, total // g), "waves": waves,
+                    "trial_compute_s": round(compute, 1), "trial_overhead_s": round(overhead, 1),
+                    "wall_h": round(wall / 3600, 2), "gpu_hours": round(wall * total / 3600, 1)})
+    return out
 
 
 def table(res: dict) -> str:
@@ -138,10 +172,18 @@ def table(res: dict) -> str:
              fmt(r["end_s"], 1), fmt(r["driver_s"], 1), f"{r['overhead']:.0%}", fmt(r["train_fps"], 0))
             for r in res["runs"]]
     m = res["marginal"]
+    est = res["paper_estimate"]
+    e_head = ("GPUs", "GPUs/trial", "trials at once", "waves", "compute s/trial", "Ray s/trial", "wall h", "GPU-hours")
+    e_rows = [(e["gpus"], e["gpus_per_trial"], e["concurrent"], e["waves"], fmt(e["trial_compute_s"], 0),
+               fmt(e["trial_overhead_s"], 0), fmt(e["wall_h"], 2), fmt(e["gpu_hours"], 1)) for e in est]
     return "\n".join([format_table(head, rows),
                       f"marginal cost: {m['per_trial_s']:.1f} s per extra trial, {m['per_1k_frames_s']:.2f} s per "
                       f"extra 1000 training frames; 2 workers / 1 worker training frames/s (speedup): "
-                      f"{res['speedup']:.2f}x on {res['cpu_cores']} cores"])
+                      f"{res['speedup']:.2f}x on {res['cpu_cores']} cores",
+                      "",
+                      f"the seed's sweep, 20 trials x 10 epochs x 207k frames at 256 px, at {res['gpu_images_per_s']:.0f} "
+                      f"images/s per GPU ({res['gpu_images_per_s_source']}), with the Ray overheads measured above:",
+                      format_table(e_head, e_rows)])
 
 
 def main(argv=None) -> int:
@@ -151,10 +193,19 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--steps", type=int, default=16, help="steps per epoch of the base study")
     p.add_argument("--workdir", default=None)
+    p.add_argument("--gpu-images-per-s", type=float, default=2800.0,
+                   help="training images/s of `base` at 256 px on one GPU, for the paper-scale estimate")
+    p.add_argument("--gpu-images-source", default="assumed: an H200's ceiling for base at 256 px, not measured here",
+                   help="where --gpu-images-per-s comes from (printed beside the estimate)")
+    p.add_argument("--from-json", default=None, metavar="FILE",
+                   help="recompute the tables and the estimate from an earlier run's JSON instead of running")
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    res = run(args)
+    res = json.loads(Path(args.from_json).read_text()) if args.from_json else run(args)
+    res["gpu_images_per_s"] = args.gpu_images_per_s
+    res["gpu_images_per_s_source"] = args.gpu_images_source
+    res["paper_estimate"] = paper_estimate(res, args.gpu_images_per_s)
     print(table(res))
     if args.json:
         print(f"wrote {write_json(args.json, res)}")
