@@ -32,6 +32,7 @@ bench: setup
 	$(BIN)/python bench/colorize.py
 	$(BIN)/python bench/votes.py
 	$(BIN)/python bench/sweep.py
+	$(BIN)/python bench/scaling.py   # 4 studies: about 8 minutes
 	$(BIN)/python bench/soak.py --kill-node   # 10 demo studies under load, 1 losing a node: about 50 minutes
 	$(BIN)/python bench/real.py   # the seed's experiments on real footage (../shared/data/real): about 25 minutes
 

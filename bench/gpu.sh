@@ -33,6 +33,7 @@ if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'
   COLORIZE=(--device cuda --model-size base --frames 256 --repeat 1)
   LOADER=(--sizes 256 --workers 8,16 --train-steps 400 --repeat 1)
   SHARD_SIZE=256; RAY_SET=(--set size=base --set steps_per_epoch=200 --set batch_size=16); GPU_FLAG=--gpu
+  RAY_FRAMES=$((200 * 16 * 4))  # steps x batch x seq_len
   LIMITS=(240 120 120 150)
 else
   MODE=cpu
@@ -40,6 +41,7 @@ else
   COLORIZE=(--device cpu --model-size tiny --frames 16 --repeat 1)
   LOADER=(--sizes 64 --workers 0,1 --train-steps 10 --repeat 1)
   SHARD_SIZE=64; RAY_SET=(--set size=tiny --set steps_per_epoch=4 --set batch_size=4); GPU_FLAG=
+  RAY_FRAMES=$((4 * 4 * 4))
   LIMITS=(120 240 180 240)
 fi
 echo "bench/gpu.sh: mode $MODE, python $PY, writing $OUT_JSON"
@@ -75,14 +77,14 @@ export -f ray_train; export WORK PY SHARD_SIZE GPU_FLAG
 RAY_SET_STR="${RAY_SET[*]}"; export RAY_SET_STR
 step ray_train "${LIMITS[3]}" bash -c 'RAY_SET=($RAY_SET_STR); ray_train'
 
-"$PY" - "$WORK" "$OUT_JSON" "$MODE" <<'EOF'
+"$PY" - "$WORK" "$OUT_JSON" "$MODE" "$RAY_FRAMES" <<'EOF'
 """Merge the steps' JSON (and exit status, seconds, log tail) into one document."""
 import json, platform, sys
 from pathlib import Path
 
 import torch
 
-work, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+work, out, mode, ray_frames = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 CEILING = 2800.0  # images/s: an H200's ceiling for `base` at 256 px
 doc = {"mode": mode, "host": platform.node(), "torch": torch.__version__,
        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "steps": {}}
@@ -103,6 +105,8 @@ state = doc["steps"]["ray_train"]["result"]
 if state:
     m = state.get("metrics") or {}
     doc["ray_train_epoch"] = {k: m.get(k) for k in ("train_s", "epoch_s", "val_rmse_rgb", "world_size")}
+    if m.get("train_s"):
+        doc["ray_train_epoch"]["train_frames_per_s"] = round(ray_frames / m["train_s"], 1)
 out.write_text(json.dumps(doc, indent=2, default=str))
 failed = [k for k, v in doc["steps"].items() if v["rc"] != 0]
 print(f"wrote {out}; steps failed: {', '.join(failed) or 'none'}")
