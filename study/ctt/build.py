@@ -8,7 +8,8 @@ colored one), so legacy items are for the 1-5 rating mode only (`real_is_color` 
 never drawn for a 2AFC vote). The colorized clips are the trials' rendered sample media
 (``pred_mp4`` with its ``gt_mp4`` on the same clip, registered in the results store by the media
 renderer); when a trial has none, they are rendered from its checkpoint on the chosen split of the
-shard set. The files themselves are written by `study.ctt.clips`.
+shard set. The files themselves are written by `study.ctt.clips.write_pair`: both sides of every
+item, attention checks included, alike and of one size, so no byte tells them apart.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from models.errors import VidcolorError
-from study.ctt.clips import opaque_copy, rendered_media, write_attention_clip
+from study.ctt.clips import rendered_media, wrong_recoloring, write_pair
 from study.report import format_table
 from study.store import CTT_MEDIA, Store
 
@@ -161,13 +163,16 @@ def video_sources(shards: str | None) -> dict[str, str]:
 
 
 def copy_pairs(pairs: list[dict[str, Any]], trial_id: str, split: str, sources: dict[str, str],
-               out_dir: Path, opts: BuildOptions) -> list[dict[str, Any]]:
-    """Items of one trial: opaque copies of each pair's real and colorized side in `out_dir`."""
-    return [{"trial_id": trial_id, "real_path": str(opaque_copy(p["real"], out_dir)),
-             "fake_path": str(opaque_copy(p["fake"], out_dir)), "medium": opts.medium,
-             "video_id": p["video_id"], "clip": p["clip"], "frame": p["frame"], "split": split,
-             "source": sources.get(str(p["video_id"])), "real_is_color": opts.real_is_color, "is_attention": False}
-            for p in pairs]
+               out_dir: Path, opts: BuildOptions, dither_rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Items of one trial: each pair's real and colorized side written alike (`write_pair`) in `out_dir`."""
+    items = []
+    for p in pairs:
+        real, fake = write_pair(p["real"], p["fake"], out_dir, dither_rng)
+        items.append({"trial_id": trial_id, "real_path": str(real), "fake_path": str(fake), "medium": opts.medium,
+                      "video_id": p["video_id"], "clip": p["clip"], "frame": p["frame"], "split": split,
+                      "source": sources.get(str(p["video_id"])), "real_is_color": opts.real_is_color,
+                      "is_attention": False})
+    return items
 
 
 def attention_count(regular: int, rate: float) -> int:
@@ -179,8 +184,9 @@ def attention_count(regular: int, rate: float) -> int:
 
 
 def attention_items(regular: list[dict[str, Any]], opts: BuildOptions, out_dir: Path,
-                    rng: random.Random) -> list[dict[str, Any]]:
-    """Attention checks built on randomly drawn regular items (each at most once while they last).
+                    rng: random.Random, dither_rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Attention checks built on randomly drawn regular items (each at most once while they last),
+    written exactly as regular items are (`write_pair`), so their files tell nothing either.
 
     A color original is recolored wrongly; a black-and-white one has no colors, so there the
     colorized side is (the check then asks for a low naturalness rating)."""
@@ -188,9 +194,9 @@ def attention_items(regular: list[dict[str, Any]], opts: BuildOptions, out_dir: 
     bases = rng.sample(regular, k=min(n, len(regular))) + rng.choices(regular, k=max(0, n - len(regular)))
     checks = []
     for base in bases:
-        src = base["real_path"] if opts.real_is_color else base["fake_path"]
-        checks.append({"trial_id": None, "real_path": str(opaque_copy(base["real_path"], out_dir)),
-                       "fake_path": str(write_attention_clip(src, out_dir)), "medium": opts.medium,
+        real, fake = write_pair(base["real_path"], base["fake_path"], out_dir, dither_rng,
+                                recolor=wrong_recoloring, recolor_real=opts.real_is_color)
+        checks.append({"trial_id": None, "real_path": str(real), "fake_path": str(fake), "medium": opts.medium,
                        "video_id": None, "clip": None, "frame": None, "split": base["split"], "source": None,
                        "real_is_color": opts.real_is_color, "is_attention": True})
     return checks
@@ -225,6 +231,7 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     out_dir = Path(opts.out) if opts.out else default_out(store, study)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(opts.seed)
+    dither_rng = np.random.default_rng()  # fresh entropy: the files' noise owes nothing to --seed
     trials = store.trials(study)
     checkpoints = trials.set_index("trial_id")["checkpoint"]
     shards = opts.shards or st.get("shards")
@@ -233,8 +240,8 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     for tid in tqdm(choose_trials(trials, st["mode"], opts.trial_ids, opts.top), desc="CTT items", unit="trial",
                     disable=None):
         with trial_pairs(store, study, tid, checkpoints.loc[tid], shards, opts) as (pairs, split):
-            regular += copy_pairs(pairs[:opts.clips], tid, split, sources, out_dir, opts)
-    checks = attention_items(regular, opts, out_dir, rng)
+            regular += copy_pairs(pairs[:opts.clips], tid, split, sources, out_dir, opts, dither_rng)
+    checks = attention_items(regular, opts, out_dir, rng, dither_rng)
     items = regular + checks
     rng.shuffle(items)
     uids = store.add_ctt_items(study, items)

@@ -22,30 +22,38 @@ def test_wrong_recoloring_rotates_channels():
     assert out[0, 0].tolist() == [0, 255, 56]
 
 
-def test_png_copies_keep_pixels_but_not_bytes_or_name(tmp_path):
+def test_png_pairs_keep_pixels_within_the_dither_but_not_bytes_or_name(tmp_path):
     still = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
     src = tmp_path / "t_002_vid_a_gt.png"
     Image.fromarray(still).save(src)
     out = tmp_path / "out"
     out.mkdir()
-    a, b = clips.opaque_copy(src, out), clips.opaque_copy(src, out)
+    rng = np.random.default_rng(0)
+    a, b = clips.write_pair(src, src, out, rng)
     assert a != b and a.parent == out and b.parent == out
     assert len(a.name) == 28 and a.suffix == ".png" and all(ch in "0123456789abcdef" for ch in a.stem)
     digests = {hashlib.md5(p.read_bytes()).hexdigest() for p in (src, a, b)}
     assert len(digests) == 3
-    assert np.array_equal(clips.read_png(a), still) and np.array_equal(clips.read_png(b), still)
-    wrong = clips.write_attention_clip(src, out)
-    assert np.array_equal(clips.read_png(wrong), clips.wrong_recoloring(still))
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (a, b, wrong))  # no .part left
+    for p in (a, b):
+        got = clips.read_png(p).astype(int)
+        assert np.abs(got - still).max() == 1 and (got != still).mean() > 0.3  # every low bit is coin-flipped
+    real, wrong = clips.write_pair(src, src, out, rng, recolor=clips.wrong_recoloring, recolor_real=True)
+    assert np.abs(clips.read_png(wrong).astype(int) - clips.wrong_recoloring(still)).max() <= 1
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (a, b, real, wrong))  # nothing else left
 
 
 def test_bad_media_are_named(tmp_path):
+    rng = np.random.default_rng(0)
     with pytest.raises(VidcolorError, match="CTT media file .*missing.mp4 does not exist"):
-        clips.opaque_copy(tmp_path / "missing.mp4", tmp_path)
+        clips.write_pair(tmp_path / "missing.mp4", tmp_path / "missing.mp4", tmp_path, rng)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     with pytest.raises(VidcolorError, match="cannot read CTT still .*bad.png"):
         clips.read_png(bad)
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(tmp_path / "b.png")
+    with pytest.raises(VidcolorError, match=r"a\.png / .*b\.png: sizes differ"):
+        clips.write_pair(tmp_path / "a.png", tmp_path / "b.png", tmp_path, rng)
 
 
 def test_rendered_media_folder_is_removed(monkeypatch):
