@@ -150,6 +150,42 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--exclude-failed", action="store_true", help="drop raters who failed attention checks")
     e.add_argument("--out", default=None, help="CSV file (default: print a table)")
     e.set_defaults(handler="study.ctt.export:main_export")
+    c = ctt.add_parser("campaign", help="campaigns: a fixed protocol raters join through invite links")
+    cs = c.add_subparsers(dest="campaign_command", required=True)
+    cc = cs.add_parser("create", help="create a campaign and print its invite links")
+    cc.add_argument("--db", default=None)
+    cc.add_argument("--study", default=None, help="study name (default: the latest)")
+    cc.add_argument("--name", required=True, help="campaign name (unique in the study)")
+    cc.add_argument("--task", default="2afc", choices=("2afc", "rating"),
+                    help="2afc: which of two is real; rating: 1-5 naturalness of one")
+    cc.add_argument("--display-s", type=float, default=1.0, help="seconds each item is shown (0: until answered)")
+    cc.add_argument("--pairs", type=int, default=40, help="counted items per session (default 40)")
+    cc.add_argument("--practice", type=int, default=10, help="practice items with feedback first (default 10)")
+    cc.add_argument("--attention-share", type=float, default=0.1, help="share of attention checks (default 0.1)")
+    cc.add_argument("--trials", default=None, help="comma list of trial ids (default: every trial with items)")
+    cc.add_argument("--links", type=int, default=1, help="invite links to make (default 1)")
+    cc.add_argument("--uses", type=int, default=1, help="sessions per link (default 1; 0 = any number)")
+    cc.add_argument("--base-url", default="http://127.0.0.1:8502",
+                    help="where `vidcolor ctt serve` is reached, for the printed links")
+    cc.set_defaults(handler="study.ctt.campaign:main_create")
+    ci = cs.add_parser("invite", help="more invite links for a campaign")
+    for a in (("--db",), ("--study",)):
+        ci.add_argument(*a, default=None)
+    ci.add_argument("--name", required=True)
+    ci.add_argument("--links", type=int, default=1)
+    ci.add_argument("--uses", type=int, default=1, help="sessions per link (0 = any number)")
+    ci.add_argument("--base-url", default="http://127.0.0.1:8502")
+    ci.set_defaults(handler="study.ctt.campaign:main_invite")
+    cl = cs.add_parser("list", help="the study's campaigns, their sessions and votes")
+    cl.add_argument("--db", default=None)
+    cl.add_argument("--study", default=None)
+    cl.set_defaults(handler="study.ctt.campaign:main_list")
+    sv = ctt.add_parser("serve", help="serve the rating flow of open campaigns to raters (no researcher pages)")
+    sv.add_argument("--db", default=None)
+    sv.add_argument("--port", type=int, default=8502)
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default localhost only; "
+                    "0.0.0.0 to let raters on other machines in)")
+    sv.set_defaults(handler="study.serve:main_raters")
 
 
 def _add_dashboard(sub: argparse._SubParsersAction) -> None:

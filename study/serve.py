@@ -21,25 +21,30 @@ from models.errors import VidcolorError
 log = logging.getLogger(__name__)
 
 
-def app_path() -> Path:
-    """The dashboard's entry script, located without importing the `dashboard` package."""
+def app_path(script: str = "app.py") -> Path:
+    """The dashboard's entry script (or the rater server's, ``rater.py``), located without
+    importing the `dashboard` package."""
     spec = importlib.util.find_spec("dashboard")
     if spec is None or not spec.submodule_search_locations:
         raise VidcolorError("the `dashboard` package is not installed (pip install -e .)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "app.py"
+    path = Path(list(spec.submodule_search_locations)[0]) / script
     if not path.is_file():
         raise VidcolorError(f"dashboard app not found at {path}")
     return path
 
 
-def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    """The command line that serves the dashboard (headless, no usage statistics)."""
+def streamlit_command(port: int, host: str = "127.0.0.1", raters: bool = False) -> list[str]:
+    """The command line that serves the dashboard, or with ``raters`` the rater server (its one
+    page, no error details, no toolbar): headless, no usage statistics."""
     if not 0 < port < 65536:
         raise VidcolorError(f"--port must be in 1..65535, got {port}")
-    return [sys.executable, "-m", "streamlit", "run", str(app_path()),
-            "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--theme.base", "light",
-            "--client.toolbarMode", "viewer"]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path("rater.py" if raters else "app.py")),
+           "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--theme.base", "light"]
+    if raters:  # strangers: no tracebacks, no developer menu, no file watcher
+        return cmd + ["--client.showErrorDetails", "false", "--client.toolbarMode", "minimal",
+                      "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+    return cmd + ["--client.toolbarMode", "viewer"]
 
 
 def dashboard_env(db: str | None) -> dict[str, str]:
@@ -50,8 +55,13 @@ def dashboard_env(db: str | None) -> dict[str, str]:
     return env
 
 
-def main(args) -> int:
-    """Serve the dashboard until stopped.
+def main_raters(args) -> int:
+    """`vidcolor ctt serve`: the rater server, until stopped (as `main`)."""
+    return main(args, raters=True)
+
+
+def main(args, raters: bool = False) -> int:
+    """Serve the dashboard (or with ``raters`` the rater server) until stopped.
 
     On POSIX the process *becomes* the Streamlit server (exec), so a SIGTERM or Ctrl-C sent to
     `vidcolor dashboard` reaches the server itself and no orphaned server is left behind. Elsewhere
@@ -59,12 +69,13 @@ def main(args) -> int:
     """
     from study.store import Store
 
-    cmd = streamlit_command(args.port, args.host)
+    cmd = streamlit_command(args.port, args.host, raters=raters)
     env = dashboard_env(args.db)
     store = Store(env.get("VIDCOLOR_DB"), create=False)  # the app opens the same one
     shown = store.display_url
     store.close()
-    print(f"dashboard: http://{args.host}:{args.port}  (database: {shown})", flush=True)
+    what = "rater server (invite links only)" if raters else "dashboard"
+    print(f"{what}: http://{args.host}:{args.port}  (database: {shown})", flush=True)
     log.debug("running %s", " ".join(cmd))
     if os.name == "posix":
         sys.stderr.flush()

@@ -13,6 +13,7 @@ neither torch nor Ray (the dashboard imports it at start-up). Parts: `schema` (t
 `engine` (URL, engine, sessions), `studies`, `trials`, `media`, `ctt` (one mixin each).
 """
 
+from study.store.campaigns import CampaignsMixin
 from study.store.ctt import CttMixin
 from study.store.engine import DEFAULT_URL, has_password, mask_url
 from study.store.media import MediaMixin
@@ -24,7 +25,7 @@ __all__ = ["CTT_MEDIA", "DEFAULT_URL", "STUDY_STATUSES", "TRIAL_STATUSES", "VOTE
            "mask_url"]
 
 
-class Store(StudiesMixin, TrialsMixin, MediaMixin, CttMixin):
+class Store(StudiesMixin, TrialsMixin, MediaMixin, CttMixin, CampaignsMixin):
     """The results database. `Store(url)`; `url` defaults to `$VIDCOLOR_DB` or `sqlite:///vidcolor.db`.
     Commands that only read open it with `Store(url, create=False)`: a database that is not there is
     then an error naming it, and nothing is created.

@@ -164,3 +164,50 @@ class CttVoteRow(Base):
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1-5 naturalness
     mode: Mapped[str] = mapped_column(String(10), default="2afc")
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CampaignRow(Base):
+    """A Color Turing Test campaign: a study's protocol (task, display time, session length,
+    practice, share of attention checks, trials), which raters join through invite tokens."""
+
+    __tablename__ = "vc_ctt_campaigns"
+    __table_args__ = (UniqueConstraint("study_id", "name", name="uq_vc_campaign_study_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("vc_studies.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(10))  # one of VOTE_MODES
+    display_s: Mapped[float] = mapped_column(Float)  # each item shown this long (0 = until answered)
+    session_items: Mapped[int] = mapped_column(Integer)
+    practice_items: Mapped[int] = mapped_column(Integer)  # with feedback, never counted
+    attention_share: Mapped[float] = mapped_column(Float)
+    trial_ids: Mapped[Any | None] = mapped_column(JSON, nullable=True)  # None: every trial with items
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InviteRow(Base):
+    """An invite link's token: one use or `max_uses` (None = any number of rater sessions)."""
+
+    __tablename__ = "vc_ctt_invites"
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_campaigns.id", ondelete="CASCADE"), index=True)
+    max_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RaterSessionRow(Base):
+    """One rater's session of a campaign, opened through an invite: its own rater id (names are
+    display only), the items it shows in order (practice first) and how far it got."""
+
+    __tablename__ = "vc_ctt_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # random, the rater's handle
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_campaigns.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(ForeignKey("vc_ctt_invites.token", ondelete="CASCADE"), index=True)
+    rater_id: Mapped[str] = mapped_column(ForeignKey("vc_raters.id", ondelete="CASCADE"), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    plan: Mapped[Any] = mapped_column(JSON)  # item uids: the practice ones, then the counted ones
+    practice: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    started: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

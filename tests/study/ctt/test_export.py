@@ -108,3 +108,29 @@ def test_export_out_on_a_bad_path_fails_before_the_store_is_opened(tmp_path, cap
     assert cli(["ctt", "export", "--db", url, "--out", str(csv)]) == 0
     assert capsys.readouterr().out == f"wrote 0 rows to {csv}\n"
     assert pd.read_csv(csv).empty and sorted(p.name for p in csv.parent.iterdir()) == ["res.csv"]
+
+
+def test_campaign_cli_create_invite_list(fx, tmp_path, capsys):
+    info = fx.build(tmp_path / "db")
+    url = info["url"]
+    assert cli(["ctt", "campaign", "create", "--db", url, "--name", "pilot", "--pairs", "4", "--practice", "2",
+                "--attention-share", "0.25", "--links", "2", "--base-url", "https://ctt.example.org/"]) == 0
+    out = capsys.readouterr().out
+    assert "campaign 'pilot' of study fixture: task 2afc, 2 practice + 4 counted items per session, each shown " \
+           "1 s, 25% attention checks" in out
+    links = [line.strip() for line in out.splitlines() if line.strip().startswith("https://")]
+    assert len(links) == 2 and all(link.startswith("https://ctt.example.org/?invite=") for link in links)
+    token = links[0].split("invite=", 1)[1]
+    info["store"].open_session(token)  # the printed link lets a rater in
+    assert cli(["ctt", "campaign", "invite", "--db", url, "--name", "pilot", "--uses", "0"]) == 0
+    assert "1 invite link(s), each good for any number of sessions" in capsys.readouterr().out
+    assert cli(["ctt", "campaign", "list", "--db", url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["campaign", "task", "display"] and table[2].split()[:2] == ["pilot", "2afc"]
+    assert table[2].split()[-4:] == ["3", "1", "0", "0"]  # links, sessions, finished, votes
+    # refused before anything is written: bad link counts, too few items
+    assert cli(["ctt", "campaign", "create", "--db", url, "--name", "x", "--links", "0"]) == 2
+    assert "--links must be >= 1, got 0" in capsys.readouterr().err
+    assert cli(["ctt", "campaign", "create", "--db", url, "--name", "big"]) == 2
+    assert "a session needs 46 regular items" in capsys.readouterr().err
+    assert list(info["store"].campaigns("fixture")["name"]) == ["pilot"]

@@ -1,0 +1,144 @@
+"""The rater server's one page (`vidcolor ctt serve`): a campaign's rating flow and nothing else.
+
+No study picker, no researcher page, no trial id, no study name: a rater arrives through an
+invite link (``?invite=TOKEN``), gets a session of the campaign's protocol (study.store.campaigns),
+does the practice items with feedback, then the counted ones, each shown for the campaign's
+display time, and sees the end. Any other path of this server shows the same page. The session id
+rides in the URL (``?session=...``), so a reload continues where it was. Sides are shown as "A"
+and "B" in an order drawn per item; the files are the campaign's items, written alike
+(study.ctt.clips), and served by Streamlit under content hashes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import streamlit as st
+
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from dashboard import data  # noqa: E402
+from models.errors import VidcolorError  # noqa: E402
+
+st.set_page_config(page_title="Color Turing Test", page_icon=":material/visibility:", layout="wide",
+                   initial_sidebar_state="collapsed")
+ss = st.session_state
+LABELS = {1: "1 · clearly artificial", 2: "2", 3: "3", 4: "4", 5: "5 · fully natural"}
+store = data.store()
+
+
+def _start(token: str, name: str) -> None:
+    try:
+        ss["sid"] = store.open_session(token, name or None)
+    except VidcolorError as exc:
+        ss["start_error"] = str(exc)
+        return
+    st.query_params.clear()
+    st.query_params["session"] = ss["sid"]
+
+
+def _answer(uid: str, *, side: str | None = None, rating: int | None = None) -> None:
+    shown = ss.get("shown", {})
+    if shown.get("uid") != uid:
+        return
+    real = shown.get("real_side")
+    out = store.answer(ss["sid"], uid, choice=side, picked_real=None if side is None else side == real,
+                       rating=rating, response_ms=(time.monotonic() - shown["at"]) * 1000)
+    if out.get("practice"):
+        label = {"left": "A", "right": "B"}.get(real, "")
+        ss["feedback"] = (("Correct" if out["correct"] else "Not this time") + f": {label} was the real one."
+                          if out.get("correct") is not None else "Thank you: practice ratings are not counted.")
+
+
+if "sid" not in ss and st.query_params.get("session"):
+    ss["sid"] = st.query_params.get("session")
+
+st.title("Color Turing Test")
+if "sid" not in ss:
+    token = st.query_params.get("invite")
+    if not token:
+        st.info("This page is reached through an invite link. Ask the person running the test for one.")
+        st.stop()
+    st.markdown("You will see short clips (or pictures). In each pair one is real footage and the other was "
+                "colorized by a computer: pick the one you think is real. Or, in a rating session, rate how "
+                "natural the colors of one clip look, from 1 to 5. The first few are practice: you are told "
+                "the answer. Each one is shown only briefly; answer from memory after that.")
+    with st.form("start"):
+        name = st.text_input("Your name (optional, shown to nobody but you)")
+        if st.form_submit_button("Start", type="primary"):
+            _start(token, name)
+            if "sid" in ss:
+                st.rerun()
+    if ss.get("start_error"):
+        st.error(ss.pop("start_error"))
+    st.stop()
+
+try:
+    state = store.session_state(ss["sid"])
+except VidcolorError as exc:
+    st.error(str(exc))
+    st.stop()
+if state["done"]:
+    st.success("That was the last one. Thank you for taking part!")
+    st.stop()
+
+item, task, limit = state["item"], state["task"], float(state["display_s"])
+pos, practice = state["position"], state["practice"]
+where = (f"Practice {pos + 1} of {practice}" if item["practice"]
+         else f"{'Pair' if task == '2afc' else 'Clip'} {pos - practice + 1} of {state['counted']}")
+st.caption(where)
+if ss.get("feedback"):
+    st.info(ss.pop("feedback"))
+if ss.get("shown", {}).get("uid") != item["uid"]:  # a new item: draw its sides' order, start its clock
+    flip = secrets.randbelow(2) == 1
+    sides = {"left": item["fake_path"], "right": item["real_path"]} if flip else \
+        {"left": item["real_path"], "right": item["fake_path"]}
+    ss["shown"] = {"uid": item["uid"], "at": time.monotonic(), "real_side": "right" if flip else "left",
+                   "sides": sides if task == "2afc" else {"single": item["fake_path"]}}
+shown = ss["shown"]
+blobs = {k: data.file_bytes(p) for k, p in shown["sides"].items()}
+if any(b is None for b in blobs.values()):
+    st.error("A file of this item is missing on the server. Please tell the person running the test.")
+    st.stop()
+
+
+def _show(container, blob: bytes) -> None:
+    if item["medium"] == "frame":
+        container.image(blob, width="stretch")
+    else:
+        container.video(blob, format="video/mp4", autoplay=True, loop=True, muted=True)
+
+
+@st.fragment(run_every=0.25 if limit > 0 else None)
+def media() -> None:
+    left = limit - (time.monotonic() - shown["at"])
+    if limit > 0 and left <= 0:
+        st.markdown("##### Time is up: answer from memory.")
+        return
+    if task == "rating":
+        _, mid, _ = st.columns([1, 2, 1])
+        _show(mid, blobs["single"])
+    else:
+        for col, (side, label) in zip(st.columns(2), (("left", "A"), ("right", "B"))):
+            col.markdown(f"#### {label}")
+            _show(col, blobs[side])
+
+
+media()
+uid = item["uid"]
+if task == "rating":
+    st.markdown("**How natural do the colors look?**")
+    for col, r in zip(st.columns(5), range(1, 6)):
+        col.button(LABELS[r], key=f"rate_{r}", on_click=_answer, args=(uid,), kwargs={"rating": r}, width="stretch")
+else:
+    st.markdown("**Which one is real?**")
+    a, b = st.columns(2)
+    a.button("A is real", key="pick_a", on_click=_answer, args=(uid,), kwargs={"side": "left"}, width="stretch",
+             type="primary")
+    b.button("B is real", key="pick_b", on_click=_answer, args=(uid,), kwargs={"side": "right"}, width="stretch",
+             type="primary")

@@ -1,0 +1,77 @@
+"""`vidcolor ctt campaign create | invite | list`: CTT campaigns and their invite links.
+
+A link is ``BASE_URL/?invite=TOKEN`` on the rater server (`vidcolor ctt serve`); the token alone
+lets a rater in, for one session or as many as ``--uses`` allows. See `study.store.campaigns`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from study.ctt.build import resolve_study
+from study.store.campaigns import check_invites
+from study.report import format_table
+
+
+def invite_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/?{urlencode({'invite': token})}"
+
+
+def _trials(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _print_links(base_url: str, tokens: list[str], uses: int | None) -> None:
+    each = "any number of sessions" if uses is None else f"{uses} session{'s' if uses != 1 else ''}"
+    print(f"{len(tokens)} invite link(s), each good for {each}:")
+    for token in tokens:
+        print(f"  {invite_url(base_url, token)}")
+
+
+def main_create(args) -> int:
+    from study.store import Store
+
+    store = Store(args.db, create=False)
+    study = resolve_study(store, args.study)
+    uses = None if args.uses == 0 else args.uses
+    check_invites(args.links, uses)  # before anything is written
+    camp = store.create_campaign(study, args.name, task=args.task, display_s=args.display_s,
+                                 session_items=args.pairs, practice_items=args.practice,
+                                 attention_share=args.attention_share, trial_ids=_trials(args.trials))
+    shown = f"{camp['display_s']:g} s" if camp["display_s"] else "until answered"
+    print(f"campaign {camp['name']!r} of study {study}: task {camp['task']}, {camp['practice_items']} practice + "
+          f"{camp['session_items']} counted items per session, each shown {shown}, "
+          f"{camp['attention_share']:.0%} attention checks")
+    _print_links(args.base_url, store.add_invites(study, args.name, args.links, uses), uses)
+    print("serve them with: vidcolor ctt serve" + (f" --db {store.display_url}" if args.db else ""))
+    return 0
+
+
+def main_invite(args) -> int:
+    from study.store import Store
+
+    store = Store(args.db, create=False)
+    study = resolve_study(store, args.study)
+    uses = None if args.uses == 0 else args.uses
+    _print_links(args.base_url, store.add_invites(study, args.name, args.links, uses), uses)
+    return 0
+
+
+def main_list(args) -> int:
+    from study.store import Store
+
+    store = Store(args.db, create=False)
+    study = resolve_study(store, args.study)
+    df = store.campaigns(study)
+    if df.empty:
+        print(f"study {study} has no campaigns (vidcolor ctt campaign create --name NAME)")
+        return 0
+    rows = []
+    for _, c in df.iterrows():
+        votes = store.campaign_votes(study, c["name"])
+        rows.append((c["name"], c["task"], c["display_s"], c["practice_items"], c["session_items"],
+                     "open" if c["is_open"] else "closed", c["invites"], c["sessions"], c["finished_sessions"],
+                     len(votes)))
+    print(format_table(("campaign", "task", "display s", "practice", "pairs", "state", "links", "sessions",
+                        "finished", "votes"), rows))
+    return 0

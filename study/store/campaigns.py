@@ -1,0 +1,236 @@
+"""Color Turing Test campaigns: a fixed protocol, invite tokens, and rater sessions bound to them.
+
+A campaign fixes what raters do (Zhang et al. 2016's protocol by default: 10 practice pairs with
+feedback, then 40 counted pairs, each shown 1 s): the task (2afc "which is real" or a 1-5
+rating), the display time, the session length, the practice items, the share of attention
+checks and which trials' items to draw. Raters join only through an invite token (one use, or as
+many as the researcher allows); each session gets a rater id of its own, so a display name is
+never an identity and nobody votes as someone else. A session's items are drawn once, when it
+opens: practice items first (answered with feedback, never stored as votes), then the counted
+ones, none of them among the practice ones. Results are per campaign: the votes of its sessions'
+raters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select, update
+
+from models.errors import VidcolorError
+from study.store.engine import StoreEngine
+from study.store.schema import (VOTE_MODES, CampaignRow, CttItemRow, InviteRow, RaterRow, RaterSessionRow,
+                                TrialRow, utcnow)
+
+CAMPAIGN_COLUMNS = ["name", "task", "display_s", "session_items", "practice_items", "attention_share",
+                    "trial_ids", "is_open", "created", "invites", "sessions", "finished_sessions"]
+INVALID_INVITE = "this invite link is not valid (unknown, used up, or its campaign is closed)"
+
+
+class CampaignsMixin(StoreEngine):
+    """`create_campaign`, `add_invites`, `campaigns`, `close_campaign`, `open_session`,
+    `session_state`, `answer`, `campaign_votes`."""
+
+    def create_campaign(self, study: str, name: str, *, task: str = "2afc", display_s: float = 1.0,
+                        session_items: int = 40, practice_items: int = 10, attention_share: float = 0.1,
+                        trial_ids: list[str] | None = None) -> dict[str, Any]:
+        """Record a campaign; refused when the study has too few items for one session."""
+        _check_protocol(name, task, display_s, session_items, practice_items, attention_share)
+        with self._write() as s:
+            st = self._study(s, study)
+            if s.scalar(select(CampaignRow.id).where(CampaignRow.study_id == st.id, CampaignRow.name == name)):
+                raise VidcolorError(f"study {study!r} already has a campaign named {name!r}")
+            known = set(s.scalars(select(TrialRow.trial_id).where(TrialRow.study_id == st.id)))
+            unknown = sorted(set(trial_ids or ()) - known)
+            if unknown:
+                raise VidcolorError(f"--trials: study {study!r} has no trial {', '.join(map(repr, unknown))}")
+            row = CampaignRow(study_id=st.id, name=name, task=task, display_s=float(display_s),
+                              session_items=int(session_items), practice_items=int(practice_items),
+                              attention_share=float(attention_share), trial_ids=list(trial_ids) if trial_ids else None)
+            s.add(row)
+            s.flush()
+            regular, attention = _eligible(s, row)
+            need_att = _attention_count(row)
+            need_reg = row.session_items - need_att + row.practice_items
+            if len(regular) < need_reg or len(attention) < need_att:
+                raise VidcolorError(
+                    f"campaign {name!r}: a session needs {need_reg} regular items ({row.practice_items} practice + "
+                    f"{row.session_items - need_att} counted) and {need_att} attention checks; study {study!r} has "
+                    f"{len(regular)} and {len(attention)} for task {task} (make more with `vidcolor ctt build`, "
+                    "or ask for fewer with --pairs / --practice)")
+            return _campaign_dict(row)
+
+    def add_invites(self, study: str, campaign: str, count: int = 1, max_uses: int | None = 1) -> list[str]:
+        """`count` new invite tokens of a campaign, each good for `max_uses` sessions (None: any number)."""
+        check_invites(count, max_uses)
+        tokens = [secrets.token_urlsafe(24) for _ in range(count)]
+        with self._write() as s:
+            row = self._campaign(s, study, campaign)
+            s.add_all(InviteRow(token=t, campaign_id=row.id, max_uses=max_uses) for t in tokens)
+        return tokens
+
+    def campaigns(self, study: str) -> pd.DataFrame:
+        """One row per campaign of the study (CAMPAIGN_COLUMNS), oldest first."""
+        with self._read() as s:
+            st = self._study(s, study)
+            rows = s.scalars(select(CampaignRow).where(CampaignRow.study_id == st.id).order_by(CampaignRow.id)).all()
+            out = []
+            for r in rows:
+                sessions = s.scalars(select(RaterSessionRow).where(RaterSessionRow.campaign_id == r.id)).all()
+                invites = s.scalars(select(InviteRow.token).where(InviteRow.campaign_id == r.id)).all()
+                out.append({**_campaign_dict(r), "invites": len(invites), "sessions": len(sessions),
+                            "finished_sessions": sum(x.finished is not None for x in sessions)})
+        return pd.DataFrame(out, columns=CAMPAIGN_COLUMNS)
+
+    def close_campaign(self, study: str, campaign: str) -> None:
+        """No new sessions (open ones can finish)."""
+        with self._write() as s:
+            self._campaign(s, study, campaign).is_open = False
+
+    def open_session(self, token: str, display_name: str | None = None,
+                     rng: random.Random | None = None) -> str:
+        """A new rater session through an invite token; returns the session id. An unknown or used-up
+        token, or a closed campaign, is refused with one message that tells nothing more."""
+        rng = rng or random.SystemRandom()
+        with self._write() as s:
+            invite = s.get(InviteRow, str(token)) if token else None
+            row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
+            if row is None or not row.is_open:
+                raise VidcolorError(INVALID_INVITE)
+            # one UPDATE that only succeeds while uses are left: two raters racing for a one-use link
+            # cannot both get in
+            taken = s.execute(update(InviteRow).where(InviteRow.token == invite.token,
+                                                      (InviteRow.max_uses.is_(None)) | (InviteRow.uses < InviteRow.max_uses))
+                              .values(uses=InviteRow.uses + 1)).rowcount
+            if not taken:
+                raise VidcolorError(INVALID_INVITE)
+            regular, attention = _eligible(s, row)
+            rng.shuffle(regular)
+            practice = regular[:row.practice_items]
+            counted = regular[row.practice_items:row.practice_items + row.session_items - _attention_count(row)]
+            counted += rng.sample(attention, k=_attention_count(row))
+            rng.shuffle(counted)
+            rater = RaterRow(id=secrets.token_hex(16), name=None)
+            s.add(rater)
+            session = RaterSessionRow(id=secrets.token_hex(16), campaign_id=row.id, token=invite.token,
+                                      rater_id=rater.id, display_name=(display_name or "").strip()[:200] or None,
+                                      plan=practice + counted, practice=len(practice))
+            s.add(session)
+            return session.id
+
+    def session_state(self, session_id: str) -> dict[str, Any]:
+        """What a rater page needs: task, display_s, position, practice and counted totals, done,
+        and the current item (uid, medium, real_path, fake_path, practice) or None when done. No
+        trial, no side: the page must not know them."""
+        with self._read() as s:
+            sess, row = self._session(s, session_id)
+            plan, pos = list(sess.plan), sess.position
+            item = None
+            if pos < len(plan):
+                it = s.scalar(select(CttItemRow).where(CttItemRow.uid == plan[pos]))
+                item = {"uid": it.uid, "medium": it.medium, "real_path": it.real_path, "fake_path": it.fake_path,
+                        "practice": pos < sess.practice}
+            return {"task": row.task, "display_s": row.display_s, "position": pos, "practice": sess.practice,
+                    "counted": len(plan) - sess.practice, "done": pos >= len(plan), "item": item,
+                    "display_name": sess.display_name}
+
+    def answer(self, session_id: str, item_uid: str, *, picked_real: bool | None = None, choice: str | None = None,
+               rating: int | None = None, response_ms: float | None = None) -> dict[str, Any]:
+        """The rater's answer to the session's current item: a practice one is only checked
+        (``{"practice": True, "correct": ...}``), a counted one is stored as a vote. An answer to
+        any other item (a resubmitted form, a stale page) changes nothing: ``{"stale": True}``."""
+        with self._read() as s:
+            sess, row = self._session(s, session_id)
+            plan, pos, practice, rater_id, task = list(sess.plan), sess.position, sess.practice, sess.rater_id, row.task
+        if pos >= len(plan) or plan[pos] != item_uid:
+            return {"stale": True}
+        out: dict[str, Any] = {"practice": pos < practice}
+        if pos < practice:
+            out["correct"] = bool(picked_real) if task == "2afc" else None
+        else:
+            out["recorded"] = self.record_vote(rater_id, item_uid, choice=choice, picked_real=picked_real,
+                                               rating=rating, response_ms=response_ms, mode=task)
+        with self._write() as s:
+            moved = s.execute(update(RaterSessionRow).where(RaterSessionRow.id == session_id,
+                                                            RaterSessionRow.position == pos)
+                              .values(position=pos + 1,
+                                      finished=utcnow() if pos + 1 >= len(plan) else None)).rowcount
+        out["stale"] = not moved
+        return out
+
+    def campaign_votes(self, study: str, campaign: str) -> pd.DataFrame:
+        """The votes of a campaign's sessions (columns of `votes`), practice never among them."""
+        with self._read() as s:
+            row = self._campaign(s, study, campaign)
+            raters = set(s.scalars(select(RaterSessionRow.rater_id).where(RaterSessionRow.campaign_id == row.id)))
+        votes = self.votes(study)
+        return votes[votes["rater_id"].isin(raters)].reset_index(drop=True)
+
+    # -- lookups ------------------------------------------------------------------------------------
+
+    def _campaign(self, s, study: str, name: str) -> CampaignRow:
+        st = self._study(s, study)
+        row = s.scalar(select(CampaignRow).where(CampaignRow.study_id == st.id, CampaignRow.name == name))
+        if row is None:
+            raise VidcolorError(f"study {study!r} has no campaign named {name!r}")
+        return row
+
+    def _session(self, s, session_id: str) -> tuple[RaterSessionRow, CampaignRow]:
+        sess = s.get(RaterSessionRow, str(session_id)) if session_id else None
+        if sess is None:
+            raise VidcolorError("unknown rater session (open the invite link again)")
+        return sess, s.get(CampaignRow, sess.campaign_id)
+
+
+def check_invites(count: int, max_uses: int | None) -> None:
+    if count < 1:
+        raise VidcolorError(f"--links must be >= 1, got {count}")
+    if max_uses is not None and max_uses < 1:
+        raise VidcolorError(f"--uses must be >= 1 (or 0 for unlimited), got {max_uses}")
+
+
+def _check_protocol(name: str, task: str, display_s: float, session_items: int, practice_items: int,
+                    attention_share: float) -> None:
+    if not name or not name.strip() or len(name) > 200:
+        raise VidcolorError(f"--name: a campaign needs a name of 1 to 200 characters, got {name!r}")
+    if task not in VOTE_MODES:
+        raise VidcolorError(f"--task must be one of {', '.join(VOTE_MODES)}, got {task!r}")
+    if not 0 <= display_s <= 600:
+        raise VidcolorError(f"--display-s must be in [0, 600] seconds (0 = until answered), got {display_s}")
+    if session_items < 1:
+        raise VidcolorError(f"--pairs must be >= 1, got {session_items}")
+    if practice_items < 0:
+        raise VidcolorError(f"--practice must be >= 0, got {practice_items}")
+    if not 0 <= attention_share < 1:
+        raise VidcolorError(f"--attention-share must be in [0, 1), got {attention_share}")
+
+
+def _attention_count(row: CampaignRow) -> int:
+    return int(round(row.attention_share * row.session_items))
+
+
+def _eligible(s, row: CampaignRow) -> tuple[list[str], list[str]]:
+    """(regular item uids, attention item uids) a session of this campaign draws from, sorted."""
+    q = (select(CttItemRow.uid, CttItemRow.is_attention, TrialRow.trial_id)
+         .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id).where(CttItemRow.study_id == row.study_id))
+    if row.task == "2afc":
+        q = q.where(CttItemRow.real_is_color.is_(True))
+    wanted = set(row.trial_ids) if row.trial_ids else None
+    regular, attention = [], []
+    for uid, is_att, trial in s.execute(q.order_by(CttItemRow.id)).all():
+        if is_att:
+            attention.append(uid)
+        elif wanted is None or trial in wanted:
+            regular.append(uid)
+    return regular, attention
+
+
+def _campaign_dict(row: CampaignRow) -> dict[str, Any]:
+    return {"name": row.name, "task": row.task, "display_s": row.display_s, "session_items": row.session_items,
+            "practice_items": row.practice_items, "attention_share": row.attention_share,
+            "trial_ids": row.trial_ids, "is_open": row.is_open,
+            "created": row.created if isinstance(row.created, dt.datetime) else None}
