@@ -47,12 +47,16 @@ def _answer(uid: str, *, side: str | None = None, rating: int | None = None) -> 
     if shown.get("uid") != uid:
         return
     real = shown.get("real_side")
-    out = store.answer(ss["sid"], uid, choice=side, picked_real=None if side is None else side == real,
-                       rating=rating, response_ms=(time.monotonic() - shown["at"]) * 1000)
+    ms = (time.monotonic() - shown["at"]) * 1000
+    if shown["task"] == "pairwise":  # the sides show the pair's items a, b in a drawn order
+        out = store.answer(ss["sid"], uid, winner=shown["order"][side], response_ms=ms)
+    else:
+        out = store.answer(ss["sid"], uid, choice=side, picked_real=None if side is None else side == real,
+                           rating=rating, response_ms=ms)
     if out.get("practice"):
         label = {"left": "A", "right": "B"}.get(real, "")
         ss["feedback"] = (("Correct" if out["correct"] else "Not this time") + f": {label} was the real one."
-                          if out.get("correct") is not None else "Thank you: practice ratings are not counted.")
+                          if out.get("correct") is not None else "Thank you: practice answers are not counted.")
 
 
 if "sid" not in ss and st.query_params.get("session"):
@@ -66,7 +70,8 @@ if "sid" not in ss:
         st.stop()
     st.markdown("You will see short clips (or pictures). In each pair one is real footage and the other was "
                 "colorized by a computer: pick the one you think is real. Or, in a rating session, rate how "
-                "natural the colors of one clip look, from 1 to 5. The first few are practice: you are told "
+                "natural the colors of one clip look, from 1 to 5, or pick which of two colorizations looks more "
+                "natural. The first few are practice: you are told "
                 "the answer. Each one is shown only briefly; answer from memory after that.")
     with st.form("start"):
         name = st.text_input("Your name (optional, shown to nobody but you)")
@@ -90,16 +95,24 @@ if state["done"]:
 item, task, limit = state["item"], state["task"], float(state["display_s"])
 pos, practice = state["position"], state["practice"]
 where = (f"Practice {pos + 1} of {practice}" if item["practice"]
-         else f"{'Pair' if task == '2afc' else 'Clip'} {pos - practice + 1} of {state['counted']}")
+         else f"{'Clip' if task == 'rating' else 'Pair'} {pos - practice + 1} of {state['counted']}")
 st.caption(where)
 if ss.get("feedback"):
     st.info(ss.pop("feedback"))
 if ss.get("shown", {}).get("uid") != item["uid"]:  # a new item: draw its sides' order, start its clock
     flip = secrets.randbelow(2) == 1
-    sides = {"left": item["fake_path"], "right": item["real_path"]} if flip else \
-        {"left": item["real_path"], "right": item["fake_path"]}
-    ss["shown"] = {"uid": item["uid"], "at": time.monotonic(), "real_side": "right" if flip else "left",
-                   "sides": sides if task == "2afc" else {"single": item["fake_path"]}}
+    shown = {"uid": item["uid"], "at": time.monotonic(), "task": task}
+    if task == "pairwise":
+        a, b = item["paths"]
+        shown["order"] = {"left": "b", "right": "a"} if flip else {"left": "a", "right": "b"}
+        shown["sides"] = {"left": b, "right": a} if flip else {"left": a, "right": b}
+    elif task == "2afc":
+        shown["real_side"] = "right" if flip else "left"
+        shown["sides"] = ({"left": item["fake_path"], "right": item["real_path"]} if flip
+                          else {"left": item["real_path"], "right": item["fake_path"]})
+    else:
+        shown["sides"] = {"single": item["fake_path"]}
+    ss["shown"] = shown
 shown = ss["shown"]
 blobs = {k: data.file_bytes(p) for k, p in shown["sides"].items()}
 if any(b is None for b in blobs.values()):
@@ -136,9 +149,11 @@ if task == "rating":
     for col, r in zip(st.columns(5), range(1, 6)):
         col.button(LABELS[r], key=f"rate_{r}", on_click=_answer, args=(uid,), kwargs={"rating": r}, width="stretch")
 else:
-    st.markdown("**Which one is real?**")
+    pairwise = task == "pairwise"
+    st.markdown("**Which one looks more natural?**" if pairwise else "**Which one is real?**")
     a, b = st.columns(2)
-    a.button("A is real", key="pick_a", on_click=_answer, args=(uid,), kwargs={"side": "left"}, width="stretch",
+    verb = "looks more natural" if pairwise else "is real"
+    a.button(f"A {verb}", key="pick_a", on_click=_answer, args=(uid,), kwargs={"side": "left"}, width="stretch",
              type="primary")
-    b.button("B is real", key="pick_b", on_click=_answer, args=(uid,), kwargs={"side": "right"}, width="stretch",
+    b.button(f"B {verb}", key="pick_b", on_click=_answer, args=(uid,), kwargs={"side": "right"}, width="stretch",
              type="primary")

@@ -156,8 +156,9 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     cc.add_argument("--db", default=None)
     cc.add_argument("--study", default=None, help="study name (default: the latest)")
     cc.add_argument("--name", required=True, help="campaign name (unique in the study)")
-    cc.add_argument("--task", default="2afc", choices=("2afc", "rating"),
-                    help="2afc: which of two is real; rating: 1-5 naturalness of one")
+    cc.add_argument("--task", default="2afc", choices=("2afc", "rating", "pairwise"),
+                    help="2afc: which of two is real; rating: 1-5 naturalness of one; pairwise: which of two "
+                    "trials' colorizations of one source looks more natural (ranks the trials)")
     cc.add_argument("--display-s", type=float, default=1.0, help="seconds each item is shown (0: until answered)")
     cc.add_argument("--pairs", type=int, default=40, help="counted items per session (default 40)")
     cc.add_argument("--practice", type=int, default=10, help="practice items with feedback first (default 10)")

@@ -1,5 +1,6 @@
 """CTT results: fooling rate per trial and experiment with Wilson 95% intervals, mean naturalness
-rating with its t interval, votes, raters, attention-check failures; exclude flagged raters."""
+rating with its t interval, votes, raters, attention-check failures; exclude flagged raters; the
+Bradley-Terry ranking of trials from pairwise votes with bootstrap 95% intervals; the campaigns."""
 
 from __future__ import annotations
 
@@ -23,9 +24,17 @@ def results() -> None:
     votes = ctt_stats.votes_from_store(raw)
     flagged = ctt_stats.failed_raters(votes) if len(votes) else set()
     c[3].metric("Raters failing attention checks", len(flagged))
+    pairs = data.store().pair_votes(name)
+    if raw.empty and pairs.empty:
+        st.info("No votes yet. Build items with `vidcolor ctt build`, then make a campaign with invite links "
+                "(`vidcolor ctt campaign create`) served by `vidcolor ctt serve`, or send colleagues to the "
+                "*Rate clips* page.")
+        _campaigns()
+        return
+    if len(pairs):
+        _ranking(len(pairs))
     if raw.empty:
-        st.info("No votes yet. Build items with `vidcolor ctt build` and send raters to the *Rate clips* page "
-                "(add `?mode=rater` to the link to hide the researcher pages).")
+        _campaigns()
         return
     exclude = st.toggle("Exclude raters who failed an attention check", key="ctt_exclude")
     for level, label in (("trial", "Per trial"), ("experiment", "Per experiment")):
@@ -61,6 +70,40 @@ def results() -> None:
         st.dataframe(summ, hide_index=True)
     st.download_button("Download votes CSV", raw.to_csv(index=False).encode(), file_name=f"{name}_ctt_votes.csv",
                        mime="text/csv")
+    _campaigns()
+
+
+@st.cache_data(ttl=60, show_spinner="Fitting the ranking...")
+def _fit(study: str, n_votes: int):  # n_votes keys the cache: a new vote refits
+    return data.store().trial_ranking(study)
+
+
+def _ranking(n_votes: int) -> None:
+    st.subheader("Pairwise ranking (Bradley-Terry)")
+    rank = _fit(name, n_votes)
+    shown = rank.dropna(subset=["score"])
+    st.caption(f"{n_votes} pairwise votes (attention pairs left out of the fit); score = log-strength, "
+               "a difference of 1 means the better trial wins 73% of comparisons; bars: bootstrap 95% intervals.")
+    if len(shown):
+        fig = go.Figure(go.Scatter(
+            x=shown["score"], y=shown["trial"], mode="markers",
+            error_x=dict(type="data", symmetric=False, array=shown["high"] - shown["score"],
+                         arrayminus=shown["score"] - shown["low"])))
+        fig.update_layout(height=80 + 40 * len(shown), xaxis_title="Bradley-Terry score",
+                          yaxis=dict(autorange="reversed", title="trial"), margin=dict(t=20))
+        st.plotly_chart(fig, width="stretch", key="bt_rank")
+    st.dataframe(rank, hide_index=True, width="stretch", key="bt_table", column_config={
+        "score": st.column_config.NumberColumn("score", format="%.2f"),
+        "low": st.column_config.NumberColumn("95% low", format="%.2f"),
+        "high": st.column_config.NumberColumn("95% high", format="%.2f")})
+
+
+def _campaigns() -> None:
+    camps = data.store().campaigns(name)
+    if camps.empty:
+        return
+    with st.expander(f"Campaigns ({len(camps)})"):
+        st.dataframe(camps.drop(columns=["created"]), hide_index=True, width="stretch")
 
 
 results()

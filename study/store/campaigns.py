@@ -14,6 +14,7 @@ raters.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import secrets
 from typing import Any
@@ -23,11 +24,17 @@ from sqlalchemy import select, update
 
 from models.errors import VidcolorError
 from study.store.engine import StoreEngine
-from study.store.schema import (VOTE_MODES, CampaignRow, CttItemRow, InviteRow, RaterRow, RaterSessionRow,
-                                TrialRow, utcnow)
+from study.store.schema import (VOTE_MODES, CampaignRow, CttItemRow, CttPairVoteRow, InviteRow, RaterRow,
+                                RaterSessionRow, TrialRow, utcnow)
 
 CAMPAIGN_COLUMNS = ["name", "task", "display_s", "session_items", "practice_items", "attention_share",
                     "trial_ids", "is_open", "created", "invites", "sessions", "finished_sessions"]
+#: 2afc: which of two is real; rating: 1-5 naturalness of one; pairwise: which of two trials'
+#: colorizations of the same source looks more natural (a Bradley-Terry ranking of trials)
+CAMPAIGN_TASKS = (*VOTE_MODES, "pairwise")
+PAIR_SEP = "|"  # a pairwise plan entry is "uid_a|uid_b"
+PAIR_VOTES_COLUMNS = ["rater_id", "uid_a", "uid_b", "winner", "loser", "video_id", "clip", "is_attention",
+                      "response_ms", "created"]
 INVALID_INVITE = "this invite link is not valid (unknown, used up, or its campaign is closed)"
 
 
@@ -54,11 +61,14 @@ class CampaignsMixin(StoreEngine):
             s.add(row)
             s.flush()
             regular, attention = _eligible(s, row)
+            if row.task == "pairwise":
+                regular = _source_pairs(s, row)
             need_att = _attention_count(row)
             need_reg = row.session_items - need_att + row.practice_items
             if len(regular) < need_reg or len(attention) < need_att:
+                what = "pairs of two trials' clips of one source" if row.task == "pairwise" else "regular items"
                 raise VidcolorError(
-                    f"campaign {name!r}: a session needs {need_reg} regular items ({row.practice_items} practice + "
+                    f"campaign {name!r}: a session needs {need_reg} {what} ({row.practice_items} practice + "
                     f"{row.session_items - need_att} counted) and {need_att} attention checks; study {study!r} has "
                     f"{len(regular)} and {len(attention)} for task {task} (make more with `vidcolor ctt build`, "
                     "or ask for fewer with --pairs / --practice)")
@@ -108,12 +118,8 @@ class CampaignsMixin(StoreEngine):
                               .values(uses=InviteRow.uses + 1)).rowcount
             if not taken:
                 raise VidcolorError(INVALID_INVITE)
-            regular, attention = _eligible(s, row)
-            rng.shuffle(regular)
-            practice = regular[:row.practice_items]
-            counted = regular[row.practice_items:row.practice_items + row.session_items - _attention_count(row)]
-            counted += rng.sample(attention, k=_attention_count(row))
-            rng.shuffle(counted)
+            practice, counted = (_pairwise_plan(s, row, rng) if row.task == "pairwise"
+                                 else _plan(s, row, rng))
             rater = RaterRow(id=secrets.token_hex(16), name=None)
             s.add(rater)
             session = RaterSessionRow(id=secrets.token_hex(16), campaign_id=row.id, token=invite.token,
@@ -130,7 +136,11 @@ class CampaignsMixin(StoreEngine):
             sess, row = self._session(s, session_id)
             plan, pos = list(sess.plan), sess.position
             item = None
-            if pos < len(plan):
+            if pos < len(plan) and PAIR_SEP in plan[pos]:
+                a, b = (s.scalar(select(CttItemRow).where(CttItemRow.uid == u)) for u in plan[pos].split(PAIR_SEP))
+                item = {"uid": plan[pos], "medium": a.medium, "paths": (a.fake_path, b.fake_path),
+                        "practice": pos < sess.practice}
+            elif pos < len(plan):
                 it = s.scalar(select(CttItemRow).where(CttItemRow.uid == plan[pos]))
                 item = {"uid": it.uid, "medium": it.medium, "real_path": it.real_path, "fake_path": it.fake_path,
                         "practice": pos < sess.practice}
@@ -139,9 +149,11 @@ class CampaignsMixin(StoreEngine):
                     "display_name": sess.display_name}
 
     def answer(self, session_id: str, item_uid: str, *, picked_real: bool | None = None, choice: str | None = None,
-               rating: int | None = None, response_ms: float | None = None) -> dict[str, Any]:
+               rating: int | None = None, winner: str | None = None,
+               response_ms: float | None = None) -> dict[str, Any]:
         """The rater's answer to the session's current item: a practice one is only checked
-        (``{"practice": True, "correct": ...}``), a counted one is stored as a vote. An answer to
+        (``{"practice": True, "correct": ...}``), a counted one is stored as a vote (pairwise: `winner`
+        is "a" or "b", the first or the second of the pair's uids). An answer to
         any other item (a resubmitted form, a stale page) changes nothing: ``{"stale": True}``."""
         with self._read() as s:
             sess, row = self._session(s, session_id)
@@ -149,8 +161,12 @@ class CampaignsMixin(StoreEngine):
         if pos >= len(plan) or plan[pos] != item_uid:
             return {"stale": True}
         out: dict[str, Any] = {"practice": pos < practice}
+        if task == "pairwise" and winner not in ("a", "b"):
+            raise VidcolorError(f"a pairwise answer names the winner 'a' or 'b', got {winner!r}")
         if pos < practice:
             out["correct"] = bool(picked_real) if task == "2afc" else None
+        elif task == "pairwise":
+            out["recorded"] = self._record_pair_vote(rater_id, item_uid, winner, response_ms)
         else:
             out["recorded"] = self.record_vote(rater_id, item_uid, choice=choice, picked_real=picked_real,
                                                rating=rating, response_ms=response_ms, mode=task)
@@ -169,6 +185,59 @@ class CampaignsMixin(StoreEngine):
             raters = set(s.scalars(select(RaterSessionRow.rater_id).where(RaterSessionRow.campaign_id == row.id)))
         votes = self.votes(study)
         return votes[votes["rater_id"].isin(raters)].reset_index(drop=True)
+
+    def _record_pair_vote(self, rater_id: str, entry: str, winner: str, response_ms: float | None) -> bool:
+        from sqlalchemy.exc import IntegrityError
+
+        uid_a, uid_b = entry.split(PAIR_SEP)
+        try:
+            with self._write() as s:
+                ids = dict(s.execute(select(CttItemRow.uid, CttItemRow.id).where(CttItemRow.uid.in_([uid_a, uid_b]))).all())
+                s.add(CttPairVoteRow(rater_id=rater_id, item_a_id=ids[uid_a], item_b_id=ids[uid_b],
+                                     winner_id=ids[uid_a if winner == "a" else uid_b],
+                                     response_ms=None if response_ms is None else float(response_ms)))
+            return True
+        except IntegrityError:
+            return False
+
+    def pair_votes(self, study: str, campaign: str | None = None) -> pd.DataFrame:
+        """One row per pairwise vote (PAIR_VOTES_COLUMNS): the winner's and loser's trial ids (None
+        for an attention check's wrongly recolored side), the source, whether it was an attention pair."""
+        from sqlalchemy.orm import aliased
+
+        a, b = aliased(CttItemRow), aliased(CttItemRow)
+        ta, tb = aliased(TrialRow), aliased(TrialRow)
+        with self._read() as s:
+            st = self._study(s, study)
+            q = (select(CttPairVoteRow, a.uid, b.uid, ta.trial_id, tb.trial_id, a.video_id, a.clip, a.is_attention,
+                        b.is_attention, b.video_id, b.clip)
+                 .join(a, CttPairVoteRow.item_a_id == a.id).join(b, CttPairVoteRow.item_b_id == b.id)
+                 .outerjoin(ta, a.trial_pk == ta.id).outerjoin(tb, b.trial_pk == tb.id)
+                 .where(a.study_id == st.id).order_by(CttPairVoteRow.id))
+            if campaign is not None:
+                row = self._campaign(s, study, campaign)
+                q = q.where(CttPairVoteRow.rater_id.in_(
+                    select(RaterSessionRow.rater_id).where(RaterSessionRow.campaign_id == row.id)))
+            out = []
+            for v, ua, ub, tra, trb, vid_a, clip_a, att_a, att_b, vid_b, clip_b in s.execute(q).all():
+                a_won = v.winner_id == v.item_a_id
+                out.append({"rater_id": v.rater_id, "uid_a": ua, "uid_b": ub,
+                            "winner": tra if a_won else trb, "loser": trb if a_won else tra,
+                            "video_id": vid_a if not att_a else vid_b, "clip": clip_a if not att_a else clip_b,
+                            "is_attention": bool(att_a or att_b), "response_ms": v.response_ms, "created": v.created})
+        return pd.DataFrame(out, columns=PAIR_VOTES_COLUMNS)
+
+    def trial_ranking(self, study: str, campaign: str | None = None, n_boot: int = 500) -> pd.DataFrame:
+        """The Bradley-Terry ranking of trials (study.ctt.ranking) from the pairwise votes of the
+        study (or of one campaign), attention pairs left out; every trial with items is listed."""
+        from study.ctt.ranking import fit_bradley_terry
+
+        votes = self.pair_votes(study, campaign)
+        votes = votes[~votes["is_attention"]]
+        items = self.ctt_items(study)
+        trials = sorted(set(items.loc[~items["is_attention"], "trial_id"].dropna()) | set(votes["winner"]) |
+                        set(votes["loser"]))
+        return fit_bradley_terry(votes, items=trials, n_boot=n_boot)
 
     # -- lookups ------------------------------------------------------------------------------------
 
@@ -197,8 +266,8 @@ def _check_protocol(name: str, task: str, display_s: float, session_items: int, 
                     attention_share: float) -> None:
     if not name or not name.strip() or len(name) > 200:
         raise VidcolorError(f"--name: a campaign needs a name of 1 to 200 characters, got {name!r}")
-    if task not in VOTE_MODES:
-        raise VidcolorError(f"--task must be one of {', '.join(VOTE_MODES)}, got {task!r}")
+    if task not in CAMPAIGN_TASKS:
+        raise VidcolorError(f"--task must be one of {', '.join(CAMPAIGN_TASKS)}, got {task!r}")
     if not 0 <= display_s <= 600:
         raise VidcolorError(f"--display-s must be in [0, 600] seconds (0 = until answered), got {display_s}")
     if session_items < 1:
@@ -227,6 +296,91 @@ def _eligible(s, row: CampaignRow) -> tuple[list[str], list[str]]:
         elif wanted is None or trial in wanted:
             regular.append(uid)
     return regular, attention
+
+
+def _plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[str]]:
+    """(practice uids, counted uids) of a 2afc or rating session: disjoint, attention checks counted only."""
+    regular, attention = _eligible(s, row)
+    rng.shuffle(regular)
+    practice = regular[:row.practice_items]
+    counted = regular[row.practice_items:row.practice_items + row.session_items - _attention_count(row)]
+    counted += rng.sample(attention, k=_attention_count(row))
+    rng.shuffle(counted)
+    return practice, counted
+
+
+def _source_pairs(s, row: CampaignRow) -> list[str]:
+    """Every "uid_a|uid_b" pair of two trials' regular items of the same source clip (and medium)."""
+    q = (select(CttItemRow.uid, CttItemRow.video_id, CttItemRow.clip, CttItemRow.frame, CttItemRow.medium,
+                TrialRow.trial_id)
+         .join(TrialRow, CttItemRow.trial_pk == TrialRow.id)
+         .where(CttItemRow.study_id == row.study_id, CttItemRow.is_attention.is_(False)).order_by(CttItemRow.id))
+    wanted = set(row.trial_ids) if row.trial_ids else None
+    by_source: dict[tuple, list[tuple[str, str]]] = {}
+    for uid, vid, clip, frame, medium, trial in s.execute(q).all():
+        if wanted is None or trial in wanted:
+            by_source.setdefault((vid, clip, frame, medium), []).append((trial, uid))
+    pairs = []
+    for members in by_source.values():
+        for (ta, ua), (tb, ub) in itertools.combinations(members, 2):
+            if ta != tb:
+                pairs.append(f"{ua}{PAIR_SEP}{ub}")
+    return pairs
+
+
+def _campaign_pair_votes(s, row: CampaignRow) -> list[tuple[str, str]]:
+    """(winner trial, loser trial) of the campaign's pairwise votes so far, attention pairs left out."""
+    from sqlalchemy.orm import aliased
+
+    a, b, w = aliased(CttItemRow), aliased(CttItemRow), aliased(CttItemRow)
+    ta, tb = aliased(TrialRow), aliased(TrialRow)
+    q = (select(ta.trial_id, tb.trial_id, w.id == a.id)
+         .select_from(CttPairVoteRow)
+         .join(a, CttPairVoteRow.item_a_id == a.id).join(b, CttPairVoteRow.item_b_id == b.id)
+         .join(w, CttPairVoteRow.winner_id == w.id)
+         .join(ta, a.trial_pk == ta.id).join(tb, b.trial_pk == tb.id)
+         .where(CttPairVoteRow.rater_id.in_(select(RaterSessionRow.rater_id)
+                                             .where(RaterSessionRow.campaign_id == row.id))))
+    return [(x, y) if a_won else (y, x) for x, y, a_won in s.execute(q).all()]
+
+
+def _pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[str]]:
+    """(practice, counted) pairs of a pairwise session. Counted pairs go first to the trial pairs
+    where the campaign's ranking so far is least certain (study.ctt.ranking.next_pairs), each on a
+    source both trials colorized; attention pairs set an attention item's wrong recoloring against
+    a regular colorization. Practice pairs are drawn from the rest."""
+    from study.ctt.ranking import fit_bradley_terry, next_pairs
+
+    pairs = _source_pairs(s, row)
+    trial_of = dict(s.execute(select(CttItemRow.uid, TrialRow.trial_id)
+                              .join(TrialRow, CttItemRow.trial_pk == TrialRow.id)
+                              .where(CttItemRow.study_id == row.study_id)).all())
+    by_trials: dict[frozenset, list[str]] = {}
+    for p in pairs:
+        by_trials.setdefault(frozenset(trial_of[u] for u in p.split(PAIR_SEP)), []).append(p)
+    for options in by_trials.values():
+        rng.shuffle(options)
+    votes = _campaign_pair_votes(s, row)
+    ranking = fit_bradley_terry(votes, items=sorted({t for k in by_trials for t in k}), n_boot=100,
+                                rng=rng.randrange(2 ** 31))
+    n_regular = row.session_items - _attention_count(row)
+    order = next_pairs(ranking, k=len(by_trials), rng=rng.randrange(2 ** 31))
+    counted: list[str] = []
+    while len(counted) < n_regular and any(by_trials.values()):
+        for a, b in order:
+            options = by_trials.get(frozenset((a, b))) or []
+            if options and len(counted) < n_regular:
+                counted.append(options.pop())
+    rest = [p for options in by_trials.values() for p in options]
+    rng.shuffle(rest)
+    practice = rest[:row.practice_items]
+    _, attention = _eligible(s, row)
+    regular_uids = [u for p in counted + rest for u in p.split(PAIR_SEP)]
+    for att in rng.sample(attention, k=_attention_count(row)):
+        other = rng.choice(regular_uids)
+        counted.append(PAIR_SEP.join((att, other) if rng.random() < 0.5 else (other, att)))
+    rng.shuffle(counted)
+    return practice, counted
 
 
 def _campaign_dict(row: CampaignRow) -> dict[str, Any]:

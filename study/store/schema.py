@@ -211,3 +211,18 @@ class RaterSessionRow(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     started: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CttPairVoteRow(Base):
+    """One rater's pairwise vote: of two colorizations of the same source (items a and b, two
+    trials' fake sides), which looks more natural (`winner_id`, one of the two)."""
+
+    __tablename__ = "vc_ctt_pair_votes"
+    __table_args__ = (UniqueConstraint("rater_id", "item_a_id", "item_b_id", name="uq_vc_pair_vote"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rater_id: Mapped[str] = mapped_column(ForeignKey("vc_raters.id", ondelete="CASCADE"), index=True)
+    item_a_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_items.id", ondelete="CASCADE"), index=True)
+    item_b_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_items.id", ondelete="CASCADE"), index=True)
+    winner_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_items.id", ondelete="CASCADE"))
+    response_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -304,3 +304,59 @@ def test_ctt_still_frames_and_rating_only_legacy_items(tmp_path, monkeypatch, fx
         assert len(rating.get("image")) == 1  # the colorized still alone
         rating.button(key="rate_2").click().run()
     assert sorted(got) == sorted([still.uid, legacy]) and any("judged every item" in s.value for s in rating.success)
+
+
+def test_ctt_results_page_ranks_trials_from_pairwise_votes(tmp_path, monkeypatch, fx):
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    store = info["store"]
+    store.create_campaign("fixture", "rank", task="pairwise", session_items=6, practice_items=0, attention_share=0.0)
+    (token,) = store.add_invites("fixture", "rank", 1, max_uses=None)
+    trial_of = store.ctt_items("fixture").set_index("uid")["trial_id"]
+    order = {"t_002": 0, "t_004": 1, "t_001": 2}  # every rater prefers the earlier trial
+    for _ in range(3):
+        sid = store.open_session(token)
+        while not (state := store.session_state(sid))["done"]:
+            a, b = state["item"]["uid"].split("|")
+            store.answer(sid, state["item"]["uid"], winner="a" if order[trial_of[a]] < order[trial_of[b]] else "b")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("views/ctt_results.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Pairwise ranking (Bradley-Terry)" in texts(at) and "18 pairwise votes" in texts(at)
+    ranking = at.dataframe[0].value
+    assert list(ranking["trial"]) == ["t_002", "t_004", "t_001"] and list(ranking["rank"]) == [1, 2, 3]
+    campaigns = at.dataframe[-1].value
+    assert list(campaigns["name"]) == ["rank"] and int(campaigns["sessions"].iloc[0]) == 3
+
+
+RATER = str(Path(APP).parent / "rater.py")
+
+
+@pytest.mark.parametrize("task", ["pairwise", "rating"])
+def test_rater_page_runs_a_session_of_each_task(tmp_path, monkeypatch, fx, task):
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    store = info["store"]
+    store.create_campaign("fixture", "c", task=task, session_items=2, practice_items=1, attention_share=0.0,
+                          display_s=0)
+    (token,) = store.add_invites("fixture", "c")
+    at = AppTest.from_file(RATER, default_timeout=60)
+    at.query_params["invite"] = token
+    at.run()
+    at.text_input[0].input("Ann")
+    at.button[0].click().run()  # the form's Start
+    assert not at.exception, [e.value for e in at.exception]
+    labels = {"pairwise": "A looks more natural", "rating": "4"}
+    for step in range(3):
+        assert ("Practice 1 of 1" if step == 0 else f"{'Pair' if task == 'pairwise' else 'Clip'} {step} of 2") \
+            in texts(at)
+        assert "fixture" not in texts(at) and "t_00" not in texts(at)
+        next(b for b in at.button if b.label == labels[task]).click().run()
+        if step == 0:
+            assert "practice answers are not counted" in texts(at)
+    assert "That was the last one" in texts(at)
+    if task == "pairwise":
+        assert len(store.pair_votes("fixture", "c")) == 2
+    else:
+        assert store.campaign_votes("fixture", "c")["rating"].tolist() == [4, 4]

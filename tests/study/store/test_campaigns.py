@@ -128,3 +128,59 @@ def test_rating_campaign_draws_every_item_kind(study):
     uid = study.session_state(sid)["item"]["uid"]
     assert study.answer(sid, uid, rating=2)["recorded"]
     assert study.campaign_votes("fixture", "rate")["rating"].tolist() == [2]
+
+
+def _pairwise(study, **kw):
+    args = {"session_items": 4, "practice_items": 1, "attention_share": 0.25, **kw}
+    study.create_campaign("fixture", "rank", task="pairwise", **args)
+    (token,) = study.add_invites("fixture", "rank", 1, max_uses=None)
+    return token
+
+
+def _trials_of(study, entry):
+    by_uid = study.ctt_items("fixture").set_index("uid")["trial_id"]
+    return frozenset(by_uid[u] for u in entry.split("|"))
+
+
+def test_pairwise_sessions_pair_two_trials_on_one_source(study):
+    token = _pairwise(study)
+    sid = study.open_session(token, rng=random.Random(0))
+    items = study.ctt_items("fixture").set_index("uid")
+    counted = []
+    while not (state := study.session_state(sid))["done"]:
+        item = state["item"]
+        assert set(item) == {"uid", "medium", "paths", "practice"} and len(item["paths"]) == 2
+        a, b = item["uid"].split("|")
+        assert item["paths"] == (items.loc[a, "fake_path"], items.loc[b, "fake_path"])  # two colorizations
+        if not item["practice"]:
+            counted.append(item["uid"])
+        with pytest.raises(VidcolorError, match="names the winner 'a' or 'b', got None"):
+            study.answer(sid, item["uid"])
+        study.answer(sid, item["uid"], winner="a")
+    regular = [e for e in counted if not items.loc[e.split("|"), "is_attention"].any()]
+    for entry in regular:  # the same source, two trials
+        a, b = entry.split("|")
+        assert items.loc[a, ["video_id", "clip"]].tolist() == items.loc[b, ["video_id", "clip"]].tolist()
+        assert items.loc[a, "trial_id"] != items.loc[b, "trial_id"]
+    # the 3 trials make 3 trial pairs; with no votes yet a session asks each once
+    assert {_trials_of(study, e) for e in regular} == {frozenset(p) for p in
+                                                       [("t_001", "t_002"), ("t_001", "t_004"), ("t_002", "t_004")]}
+    votes = study.pair_votes("fixture", "rank")
+    assert len(votes) == 4 and int(votes["is_attention"].sum()) == 1  # the practice pair is not stored
+
+
+def test_simulated_raters_rank_the_trials(study):
+    token = _pairwise(study, practice_items=0, attention_share=0.0, session_items=6)
+    strength = {"t_002": 3.0, "t_004": 0.0, "t_001": -3.0}
+    rng = random.Random(1)
+    items = study.ctt_items("fixture").set_index("uid")["trial_id"]
+    for _ in range(6):
+        sid = study.open_session(token, rng=rng)
+        while not (state := study.session_state(sid))["done"]:
+            a, b = state["item"]["uid"].split("|")
+            p_a = 1 / (1 + pow(2.718281828, strength[items[b]] - strength[items[a]]))
+            study.answer(sid, state["item"]["uid"], winner="a" if rng.random() < p_a else "b")
+    ranking = study.trial_ranking("fixture", "rank", n_boot=200)
+    assert list(ranking["trial"]) == ["t_002", "t_004", "t_001"]
+    assert ranking["comparisons"].sum() == 2 * 36
+    assert (ranking["low"] <= ranking["score"]).all() and (ranking["score"] <= ranking["high"]).all()
