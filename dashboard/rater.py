@@ -11,6 +11,7 @@ and "B" in an order drawn per item; the files are the campaign's items, written 
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import time
@@ -30,6 +31,7 @@ st.set_page_config(page_title="Color Turing Test", page_icon=":material/visibili
 ss = st.session_state
 LABELS = {1: "1 · clearly artificial", 2: "2", 3: "3", 4: "4", 5: "5 · fully natural"}
 store = data.store()
+TIMINGS = os.environ.get("VIDCOLOR_RATER_TIMINGS")  # a file to append each answer's store time (ms) to
 
 
 def _start(token: str, name: str) -> None:
@@ -48,11 +50,15 @@ def _answer(uid: str, *, side: str | None = None, rating: int | None = None) -> 
         return
     real = shown.get("real_side")
     ms = (time.monotonic() - shown["at"]) * 1000
+    t0 = time.perf_counter()
     if shown["task"] == "pairwise":  # the sides show the pair's items a, b in a drawn order
         out = store.answer(ss["sid"], uid, winner=shown["order"][side], response_ms=ms)
     else:
         out = store.answer(ss["sid"], uid, choice=side, picked_real=None if side is None else side == real,
                            rating=rating, response_ms=ms)
+    if TIMINGS:  # bench/rater_load.py: the store's time per answer, as the server saw it
+        with open(TIMINGS, "a") as fh:
+            fh.write(f"{(time.perf_counter() - t0) * 1000:.3f}\n")
     if out.get("practice"):
         label = {"left": "A", "right": "B"}.get(real, "")
         ss["feedback"] = (("Correct" if out["correct"] else "Not this time") + f": {label} was the real one."
