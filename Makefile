@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/colorize.py
 	$(BIN)/python bench/votes.py
+	$(BIN)/python bench/rater_load.py   # 50 raters x 40 votes in Chromium against vidcolor ctt serve: about 9 minutes
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/scaling.py   # 4 studies: about 8 minutes
 	$(BIN)/python bench/soak.py --kill-node   # 10 demo studies under load, 1 losing a node: about 50 minutes

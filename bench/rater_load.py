@@ -3,7 +3,8 @@
 `vidcolor ctt serve` runs on localhost on a study of V + 10 items (two small mp4s) with one
 campaign (2afc, V counted pairs per session, no practice, no display limit) and one invite link
 good for any number of sessions. R raters, at most ``--concurrency`` at a time (each a browser
-context of one headless Chromium), open the link, start, and click "A is real" V times. Measured:
+context of one headless Chromium), open the link, start, and click "A is real" V times (once the page has settled; again when nothing happened in 10 s,
+counted as a retry). Measured:
 the click-to-next-pair time in the browser (a Streamlit rerun: websocket, the store, the media),
 and the store's own time per answer as the server saw it (``VIDCOLOR_RATER_TIMINGS``). Checked
 afterwards: every session finished, R x V votes stored, each (rater, item) once.
@@ -74,7 +75,14 @@ def serve(url: str, port: int, timings: Path, log: Path) -> subprocess.Popen:
         time.sleep(0.5)
 
 
-async def one_rater(browser, link: str, votes: int, sem: asyncio.Semaphore, latencies: list[float]) -> None:
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+
+
+async def one_rater(browser, link: str, votes: int, sem: asyncio.Semaphore, latencies: list[float],
+                    retries: list[int]) -> None:
+    """One rater's session. Like a person, it answers once the page has settled, and clicks again
+    when nothing happened within 10 s (a click on a button of the page being replaced is a click on
+    the previous pair, which the server ignores): `retries` counts those."""
     async with sem:
         ctx = await browser.new_context()
         page = await ctx.new_page()
@@ -82,10 +90,18 @@ async def one_rater(browser, link: str, votes: int, sem: asyncio.Semaphore, late
         await page.get_by_role("button", name="Start").click()
         for i in range(1, votes + 1):
             await page.wait_for_selector(f"text=Pair {i} of {votes}", timeout=120_000)
-            t0 = time.perf_counter()
-            await page.get_by_role("button", name="A is real").click()
+            await page.wait_for_function(IDLE, timeout=120_000)
             nxt = f"text=Pair {i + 1} of {votes}" if i < votes else "text=That was the last one"
-            await page.wait_for_selector(nxt, timeout=120_000)
+            t0 = time.perf_counter()
+            for attempt in range(6):
+                await page.get_by_role("button", name="A is real").click()
+                try:
+                    await page.wait_for_selector(nxt, timeout=10_000)
+                    break
+                except Exception:  # noqa: BLE001 - playwright's TimeoutError: click again
+                    retries.append(1)
+            else:
+                raise RuntimeError(f"pair {i}: no answer taken after 6 clicks")
             latencies.append((time.perf_counter() - t0) * 1000)
         await ctx.close()
 
@@ -94,12 +110,13 @@ async def drive(link: str, raters: int, votes: int, concurrency: int) -> list[fl
     from playwright.async_api import async_playwright
 
     latencies: list[float] = []
+    retries: list[int] = []
     sem = asyncio.Semaphore(concurrency)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        await asyncio.gather(*(one_rater(browser, link, votes, sem, latencies) for _ in range(raters)))
+        await asyncio.gather(*(one_rater(browser, link, votes, sem, latencies, retries) for _ in range(raters)))
         await browser.close()
-    return latencies
+    return latencies, len(retries)
 
 
 def run(url: str | None, raters: int, votes: int, concurrency: int) -> dict:
@@ -116,7 +133,7 @@ def run(url: str | None, raters: int, votes: int, concurrency: int) -> dict:
         proc = serve(url, port, timings, work / "server.log")
         t0 = time.perf_counter()
         try:
-            clicks = asyncio.run(drive(f"http://127.0.0.1:{port}/?invite={token}", raters, votes, concurrency))
+            clicks, retries = asyncio.run(drive(f"http://127.0.0.1:{port}/?invite={token}", raters, votes, concurrency))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -129,7 +146,7 @@ def run(url: str | None, raters: int, votes: int, concurrency: int) -> dict:
     return {"db": "postgresql" if url.startswith("postgres") else "sqlite", "raters": raters, "votes_each": votes,
             "concurrency": concurrency, "wall_s": round(wall, 1), "votes_stored": len(stored),
             "distinct_stored": len(pairs), "sessions_finished": int(camp["finished_sessions"]),
-            "all_stored_once": len(stored) == len(pairs) == raters * votes,
+            "all_stored_once": len(stored) == len(pairs) == raters * votes, "click_retries": retries,
             "click_p50_ms": round(float(np.percentile(clicks, 50)), 1),
             "click_p99_ms": round(float(np.percentile(clicks, 99)), 1),
             "store_p50_ms": round(float(np.percentile(server, 50)), 2) if server else None,

@@ -24,8 +24,8 @@ from sqlalchemy import select, update
 
 from models.errors import VidcolorError
 from study.store.engine import StoreEngine
-from study.store.schema import (VOTE_MODES, CampaignRow, CttItemRow, CttPairVoteRow, InviteRow, RaterRow,
-                                RaterSessionRow, TrialRow, utcnow)
+from study.store.schema import (VOTE_MODES, CampaignRow, CttItemRow, CttPairVoteRow, CttVoteRow, InviteRow,
+                                RaterRow, RaterSessionRow, TrialRow, utcnow)
 
 CAMPAIGN_COLUMNS = ["name", "task", "display_s", "session_items", "practice_items", "attention_share",
                     "trial_ids", "is_open", "created", "invites", "sessions", "finished_sessions"]
@@ -155,28 +155,45 @@ class CampaignsMixin(StoreEngine):
         (``{"practice": True, "correct": ...}``), a counted one is stored as a vote (pairwise: `winner`
         is "a" or "b", the first or the second of the pair's uids). An answer to
         any other item (a resubmitted form, a stale page) changes nothing: ``{"stale": True}``."""
-        with self._read() as s:
-            sess, row = self._session(s, session_id)
-            plan, pos, practice, rater_id, task = list(sess.plan), sess.position, sess.practice, sess.rater_id, row.task
-        if pos >= len(plan) or plan[pos] != item_uid:
+        from sqlalchemy.exc import IntegrityError
+
+        from study.store.ctt import _check_vote
+
+        try:
+            # one write transaction: the position read, the vote and the step forward commit together,
+            # so two tabs of one session cannot both answer the same item
+            with self._write() as s:
+                sess, row = self._session(s, session_id)
+                plan, pos, task = list(sess.plan), sess.position, row.task
+                if pos >= len(plan) or plan[pos] != item_uid:
+                    return {"stale": True}
+                if task == "pairwise" and winner not in ("a", "b"):
+                    raise VidcolorError(f"a pairwise answer names the winner 'a' or 'b', got {winner!r}")
+                out: dict[str, Any] = {"practice": pos < sess.practice, "stale": False}
+                if pos < sess.practice:
+                    out["correct"] = bool(picked_real) if task == "2afc" else None
+                elif task == "pairwise":
+                    uid_a, uid_b = item_uid.split(PAIR_SEP)
+                    ids = dict(s.execute(select(CttItemRow.uid, CttItemRow.id)
+                                         .where(CttItemRow.uid.in_([uid_a, uid_b]))).all())
+                    s.add(CttPairVoteRow(rater_id=sess.rater_id, item_a_id=ids[uid_a], item_b_id=ids[uid_b],
+                                         winner_id=ids[uid_a if winner == "a" else uid_b],
+                                         response_ms=None if response_ms is None else float(response_ms)))
+                    out["recorded"] = True
+                else:
+                    _check_vote(choice, picked_real, rating, task)
+                    item_id = s.scalar(select(CttItemRow.id).where(CttItemRow.uid == item_uid))
+                    s.add(CttVoteRow(rater_id=sess.rater_id, item_id=item_id, choice=choice,
+                                     picked_real=None if picked_real is None else bool(picked_real),
+                                     response_ms=None if response_ms is None else float(response_ms),
+                                     rating=None if rating is None else int(rating), mode=task))
+                    out["recorded"] = True
+                sess.position = pos + 1
+                if pos + 1 >= len(plan):
+                    sess.finished = utcnow()
+                return out
+        except IntegrityError:  # the same vote already stored (cannot happen through the position check)
             return {"stale": True}
-        out: dict[str, Any] = {"practice": pos < practice}
-        if task == "pairwise" and winner not in ("a", "b"):
-            raise VidcolorError(f"a pairwise answer names the winner 'a' or 'b', got {winner!r}")
-        if pos < practice:
-            out["correct"] = bool(picked_real) if task == "2afc" else None
-        elif task == "pairwise":
-            out["recorded"] = self._record_pair_vote(rater_id, item_uid, winner, response_ms)
-        else:
-            out["recorded"] = self.record_vote(rater_id, item_uid, choice=choice, picked_real=picked_real,
-                                               rating=rating, response_ms=response_ms, mode=task)
-        with self._write() as s:
-            moved = s.execute(update(RaterSessionRow).where(RaterSessionRow.id == session_id,
-                                                            RaterSessionRow.position == pos)
-                              .values(position=pos + 1,
-                                      finished=utcnow() if pos + 1 >= len(plan) else None)).rowcount
-        out["stale"] = not moved
-        return out
 
     def campaign_votes(self, study: str, campaign: str) -> pd.DataFrame:
         """The votes of a campaign's sessions (columns of `votes`), practice never among them."""
@@ -185,20 +202,6 @@ class CampaignsMixin(StoreEngine):
             raters = set(s.scalars(select(RaterSessionRow.rater_id).where(RaterSessionRow.campaign_id == row.id)))
         votes = self.votes(study)
         return votes[votes["rater_id"].isin(raters)].reset_index(drop=True)
-
-    def _record_pair_vote(self, rater_id: str, entry: str, winner: str, response_ms: float | None) -> bool:
-        from sqlalchemy.exc import IntegrityError
-
-        uid_a, uid_b = entry.split(PAIR_SEP)
-        try:
-            with self._write() as s:
-                ids = dict(s.execute(select(CttItemRow.uid, CttItemRow.id).where(CttItemRow.uid.in_([uid_a, uid_b]))).all())
-                s.add(CttPairVoteRow(rater_id=rater_id, item_a_id=ids[uid_a], item_b_id=ids[uid_b],
-                                     winner_id=ids[uid_a if winner == "a" else uid_b],
-                                     response_ms=None if response_ms is None else float(response_ms)))
-            return True
-        except IntegrityError:
-            return False
 
     def pair_votes(self, study: str, campaign: str | None = None) -> pd.DataFrame:
         """One row per pairwise vote (PAIR_VOTES_COLUMNS): the winner's and loser's trial ids (None
