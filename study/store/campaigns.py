@@ -136,12 +136,17 @@ class CampaignsMixin(StoreEngine):
             sess, row = self._session(s, session_id)
             plan, pos = list(sess.plan), sess.position
             item = None
+            uids = plan[pos].split(PAIR_SEP) if pos < len(plan) else []
+            found = {r.uid: r for r in s.scalars(select(CttItemRow).where(CttItemRow.uid.in_(uids)))}
+            if len(found) < len(uids):
+                raise VidcolorError("an item of this session is no longer on the server; please tell the person "
+                                    "running the test")
             if pos < len(plan) and PAIR_SEP in plan[pos]:
-                a, b = (s.scalar(select(CttItemRow).where(CttItemRow.uid == u)) for u in plan[pos].split(PAIR_SEP))
+                a, b = (found[u] for u in uids)
                 item = {"uid": plan[pos], "medium": a.medium, "paths": (a.fake_path, b.fake_path),
                         "practice": pos < sess.practice}
             elif pos < len(plan):
-                it = s.scalar(select(CttItemRow).where(CttItemRow.uid == plan[pos]))
+                it = found[plan[pos]]
                 item = {"uid": it.uid, "medium": it.medium, "real_path": it.real_path, "fake_path": it.fake_path,
                         "practice": pos < sess.practice}
             return {"task": row.task, "display_s": row.display_s, "position": pos, "practice": sess.practice,
@@ -367,20 +372,30 @@ def _pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], 
     ranking = fit_bradley_terry(votes, items=sorted({t for k in by_trials for t in k}), n_boot=100,
                                 rng=rng.randrange(2 ** 31))
     n_regular = row.session_items - _attention_count(row)
-    order = next_pairs(ranking, k=len(by_trials), rng=rng.randrange(2 ** 31))
+    n_trials = len(ranking)
+    order = [frozenset(p) for p in next_pairs(ranking, k=max(1, n_trials * (n_trials - 1) // 2),
+                                              rng=rng.randrange(2 ** 31))]
+    order = [k for k in order if k in by_trials] + [k for k in by_trials if k not in order]
     counted: list[str] = []
-    while len(counted) < n_regular and any(by_trials.values()):
-        for a, b in order:
-            options = by_trials.get(frozenset((a, b))) or []
-            if options and len(counted) < n_regular:
-                counted.append(options.pop())
+    while len(counted) < n_regular:
+        taken = 0
+        for key in order:
+            if by_trials[key] and len(counted) < n_regular:
+                counted.append(by_trials[key].pop())
+                taken += 1
+        if not taken:  # every pair used (create_campaign checked there are enough)
+            break
     rest = [p for options in by_trials.values() for p in options]
     rng.shuffle(rest)
     practice = rest[:row.practice_items]
     _, attention = _eligible(s, row)
+    medium = dict(s.execute(select(CttItemRow.uid, CttItemRow.medium).where(CttItemRow.study_id == row.study_id)).all())
     regular_uids = [u for p in counted + rest for u in p.split(PAIR_SEP)]
     for att in rng.sample(attention, k=_attention_count(row)):
-        other = rng.choice(regular_uids)
+        alike = [u for u in regular_uids if medium[u] == medium[att]]  # a clip beside a clip, a still beside a still
+        if not alike:
+            continue
+        other = rng.choice(alike)
         counted.append(PAIR_SEP.join((att, other) if rng.random() < 0.5 else (other, att)))
     rng.shuffle(counted)
     return practice, counted

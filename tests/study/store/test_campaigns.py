@@ -184,3 +184,24 @@ def test_simulated_raters_rank_the_trials(study):
     assert list(ranking["trial"]) == ["t_002", "t_004", "t_001"]
     assert ranking["comparisons"].sum() == 2 * 36
     assert (ranking["low"] <= ranking["score"]).all() and (ranking["score"] <= ranking["high"]).all()
+
+
+def test_pairwise_plan_when_some_trial_pairs_share_no_source(fx, tmp_path):
+    """t_001-t_002 share clip v1, t_002-t_004 share v2, t_001-t_004 nothing: a session still fills
+    (and opening one never spins on a trial pair without a common source)."""
+    info = fx.build(tmp_path / "db", with_items=False)
+    store = info["store"]
+    media = store.media("fixture")
+    path = str(media[media["media_type"] == "pred_mp4"]["path"].iloc[0])
+    store.add_ctt_items("fixture", [{"trial_id": t, "real_path": path, "fake_path": path, "video_id": v, "clip": 0}
+                                    for t, v in (("t_001", "v1"), ("t_002", "v1"), ("t_002", "v2"), ("t_004", "v2"))])
+    store.create_campaign("fixture", "sparse", task="pairwise", session_items=2, practice_items=0, attention_share=0.0)
+    sid = store.open_session(store.add_invites("fixture", "sparse")[0], rng=random.Random(0))
+    state = store.session_state(sid)
+    assert state["counted"] == 2
+    trials = store.ctt_items("fixture").set_index("uid")["trial_id"]
+    seen = set()
+    while not (state := store.session_state(sid))["done"]:
+        seen.add(frozenset(trials[u] for u in state["item"]["uid"].split("|")))
+        store.answer(sid, state["item"]["uid"], winner="b")
+    assert seen == {frozenset({"t_001", "t_002"}), frozenset({"t_002", "t_004"})}
