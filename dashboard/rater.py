@@ -107,7 +107,8 @@ if ss.get("feedback"):
     st.info(ss.pop("feedback"))
 if ss.get("shown", {}).get("uid") != item["uid"]:  # a new item: draw its sides' order, start its clock
     flip = secrets.randbelow(2) == 1
-    shown = {"uid": item["uid"], "at": time.monotonic(), "task": task}
+    # the clock of the server's session: a reload does not give an item a second display time
+    shown = {"uid": item["uid"], "at": time.monotonic() - state["shown_s"], "task": task}
     if task == "pairwise":
         a, b = item["paths"]
         shown["order"] = {"left": "b", "right": "a"} if flip else {"left": "a", "right": "b"}

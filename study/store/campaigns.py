@@ -130,10 +130,14 @@ class CampaignsMixin(StoreEngine):
 
     def session_state(self, session_id: str) -> dict[str, Any]:
         """What a rater page needs: task, display_s, position, practice and counted totals, done,
-        and the current item (uid, medium, real_path, fake_path, practice) or None when done. No
-        trial, no side: the page must not know them."""
-        with self._read() as s:
+        the current item (uid, medium, real_path, fake_path, practice) or None when done, and
+        `shown_s`: seconds since the current item was first shown (its clock starts on the first
+        call, and a reload does not restart it). No trial, no side: the page must not know them."""
+        with self._write() as s:
             sess, row = self._session(s, session_id)
+            if sess.shown_at is None:
+                sess.shown_at = utcnow()
+            shown_s = max(0.0, (utcnow() - sess.shown_at).total_seconds())
             plan, pos = list(sess.plan), sess.position
             item = None
             uids = plan[pos].split(PAIR_SEP) if pos < len(plan) else []
@@ -150,6 +154,7 @@ class CampaignsMixin(StoreEngine):
                 item = {"uid": it.uid, "medium": it.medium, "real_path": it.real_path, "fake_path": it.fake_path,
                         "practice": pos < sess.practice}
             return {"task": row.task, "display_s": row.display_s, "position": pos, "practice": sess.practice,
+                    "shown_s": shown_s,
                     "counted": len(plan) - sess.practice, "done": pos >= len(plan), "item": item,
                     "display_name": sess.display_name}
 
@@ -193,7 +198,7 @@ class CampaignsMixin(StoreEngine):
                                      response_ms=None if response_ms is None else float(response_ms),
                                      rating=None if rating is None else int(rating), mode=task))
                     out["recorded"] = True
-                sess.position = pos + 1
+                sess.position, sess.shown_at = pos + 1, None
                 if pos + 1 >= len(plan):
                     sess.finished = utcnow()
                 return out

@@ -209,6 +209,9 @@ class RaterSessionRow(Base):
     plan: Mapped[Any] = mapped_column(JSON)  # item uids: the practice ones, then the counted ones
     practice: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # when the current item was first shown: the display limit counts from here, so a reload of
+    # the page does not show it again for another display time
+    shown_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     started: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 

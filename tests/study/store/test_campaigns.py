@@ -205,3 +205,16 @@ def test_pairwise_plan_when_some_trial_pairs_share_no_source(fx, tmp_path):
         seen.add(frozenset(trials[u] for u in state["item"]["uid"].split("|")))
         store.answer(sid, state["item"]["uid"], winner="b")
     assert seen == {frozenset({"t_001", "t_002"}), frozenset({"t_002", "t_004"})}
+
+
+def test_display_clock_survives_a_reload_and_restarts_with_the_next_item(study):
+    import time
+
+    study.create_campaign("fixture", "clock", session_items=2, practice_items=0, attention_share=0.0, display_s=1)
+    sid = study.open_session(study.add_invites("fixture", "clock")[0])
+    first = study.session_state(sid)
+    time.sleep(0.3)
+    again = study.session_state(sid)  # a reload: the same item, its clock running on
+    assert again["item"]["uid"] == first["item"]["uid"] and again["shown_s"] >= first["shown_s"] + 0.25
+    study.answer(sid, first["item"]["uid"], picked_real=True, choice="left")
+    assert study.session_state(sid)["shown_s"] < 0.25  # the next item's clock starts when it is first shown
