@@ -9,7 +9,7 @@ never drawn for a 2AFC vote). The colorized clips are the trials' rendered sampl
 (``pred_mp4`` with its ``gt_mp4`` on the same clip, registered in the results store by the media
 renderer); when a trial has none, they are rendered from its checkpoint on the chosen split of the
 shard set. The files themselves are written by `study.ctt.clips.write_pair`: both sides of every
-item, attention checks included, alike and of one size, so no byte tells them apart.
+item, attention checks included, alike and of one size (see that module for what is not hidden).
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ through `write_pair`:
   bucket (`MP4_BUCKET`, `PNG_BUCKET`), with an mp4 ``free`` box or a PNG text chunk;
 - named at random (24 hex digits).
 
+Not hidden: the encoded streams' own sizes. The padding box or chunk states its length and the
+mp4's sample table the bitstream's, so a script that parses the files can still compare them
+(constant-bitrate encoding with filler would be needed for that).
+
 Attention checks show an obviously wrong recoloring (channels rotated, chroma doubled). When a
 trial has no rendered sample media, its clips are rendered here from its checkpoint into a
 temporary folder.
