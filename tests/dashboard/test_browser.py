@@ -7,6 +7,7 @@ researcher pages are not there; the campaign counts the votes; and bench/rater_l
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -43,13 +44,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def server(fx, tmp_path):
-    _need_chromium()
-    info = fx.build(tmp_path)
+@contextlib.contextmanager
+def _serving(args: list[str], tmp_path: Path, what: str):
+    """`python -m study ARGS --port P` on a free port until the block ends; yields (base URL, port)."""
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "study", "dashboard", "--db", info["url"], "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "study", *args, "--port", str(port)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -61,17 +61,25 @@ def server(fx, tmp_path):
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dashboard did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+                pytest.fail(f"{what} did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
             time.sleep(0.5)
-        yield base, info
+        yield base, port
     finally:
-        proc.terminate()  # `vidcolor dashboard` execs Streamlit: this pid is the server itself
+        proc.terminate()  # the command execs Streamlit: this pid is the server itself
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture()
+def server(fx, tmp_path):
+    _need_chromium()
+    info = fx.build(tmp_path)
+    with _serving(["dashboard", "--db", info["url"]], tmp_path, "dashboard") as (base, port):
+        yield base, info
     with socket.socket() as s:  # nothing listens on the port any more: no server left behind
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT connections
         s.bind(("127.0.0.1", port))
@@ -207,31 +215,8 @@ def rater_server(fx, tmp_path):
     store.create_campaign("fixture", "pilot", session_items=3, practice_items=2, attention_share=0.34,
                           display_s=DISPLAY_S)
     (token,) = store.add_invites("fixture", "pilot", 1, max_uses=1)
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "study", "ctt", "serve", "--db", info["url"], "--port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"rater server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with _serving(["ctt", "serve", "--db", info["url"]], tmp_path, "rater server") as (base, _):
         yield base, info, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _body(page) -> str:
