@@ -17,7 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from study import report
+
 log = logging.getLogger(__name__)
+
+pareto_front = report.pareto_front  # the trade-off chart's front (one implementation, in study.report)
 
 #: Metric name fragments -> (label, direction) for the trade-off chart; first match wins.
 TRADEOFF_AXES = {
@@ -26,26 +30,6 @@ TRADEOFF_AXES = {
     "temporal": ("temporal instability", "min"),
     "stability": ("temporal instability", "min"),
 }
-
-
-def pareto_front(df: pd.DataFrame, objectives: dict[str, str]) -> pd.Series:
-    """Boolean mask of the non-dominated rows for `objectives` ({column: "min"|"max"}).
-
-    A row is dominated when another row is at least as good on every objective and strictly better
-    on one. Rows with a missing objective are never on the front.
-    """
-    cols = list(objectives)
-    values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    sign = np.array([1.0 if objectives[c] == "min" else -1.0 for c in cols])
-    costs = values * sign  # (N, K) lower is better
-    valid = ~np.isnan(costs).any(axis=1)
-    on_front = np.zeros(len(df), dtype=bool)
-    idx = np.flatnonzero(valid)
-    for i in idx:
-        others = costs[idx]
-        dominated = np.any(np.all(others <= costs[i], axis=1) & np.any(others < costs[i], axis=1))
-        on_front[i] = not dominated
-    return pd.Series(on_front, index=df.index, name="pareto")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Output for people and files: one table printer, one number format, one JSON cleaner.
+"""Output for people and files: one table printer, one number format, one JSON cleaner, one Pareto filter.
 
 Every command that prints a table (``vidcolor train``, ``evaluate``, ``experiments``, ``tune``,
 ``colorize``, ``ctt export``) goes through :func:`format_table`; every figure written to JSON or
@@ -138,3 +138,26 @@ def write_json(path: str | os.PathLike, doc: Any) -> Path:
     """Write ``json_clean(doc)`` to ``path`` atomically (see :func:`write_atomically`)."""
     text = json.dumps(json_clean(doc), indent=2) + "\n"
     return write_atomically(path, lambda tmp: tmp.write_text(text), "JSON file")
+
+
+def pareto_front(df, objectives: dict[str, str]):
+    """Boolean mask of the non-dominated rows for `objectives` ({column: "min"|"max"}).
+
+    A row is dominated when another row is at least as good on every objective and strictly better
+    on one. Rows with a missing objective are never on the front.
+    """
+    import numpy as np
+    import pandas as pd
+
+    cols = list(objectives)
+    values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    sign = np.array([1.0 if objectives[c] == "min" else -1.0 for c in cols])
+    costs = values * sign  # (N, K) lower is better
+    valid = ~np.isnan(costs).any(axis=1)
+    on_front = np.zeros(len(df), dtype=bool)
+    idx = np.flatnonzero(valid)
+    for i in idx:
+        others = costs[idx]
+        dominated = np.any(np.all(others <= costs[i], axis=1) & np.any(others < costs[i], axis=1))
+        on_front[i] = not dominated
+    return pd.Series(on_front, index=df.index, name="pareto")

@@ -26,6 +26,11 @@ The file follows the tuning playbook's split into scientific, nuisance and fixed
     kind = "tpe"
     seed = 0
 
+    [human]                       # optional: the Color Turing Test's verdict as a second objective
+    score = "fool_rate"           # fool_rate | mean_rating | bt_score (pairwise), always maximized
+    campaign = "round1"           # only this campaign's votes (default: every vote of the study)
+    min_votes = 10                # a trial's score counts from this many votes (comparisons for bt_score)
+
     [asha]                        # early stopping of poor trials (epochs are ASHA's time unit)
     grace_period = 1
     reduction_factor = 2
@@ -196,6 +201,22 @@ class SamplerSpec(Table):
     """TPE's random trials before it models the space."""
 
 
+class HumanObjective(Table):
+    """``[human]``: the Color Turing Test's verdict as a second objective, beside ``[objective]``.
+
+    A study with this table continues an existing study once votes have come in: its finished trials
+    with at least ``min_votes`` votes become a multi-objective Optuna study (the objective, and the
+    score, maximized), from which the next trials are sampled (study.tune.human)."""
+
+    score: Literal["fool_rate", "mean_rating", "bt_score"] = "fool_rate"
+    """fool_rate: share of 2AFC votes that took the trial's clip for the real one; mean_rating: mean
+    1-5 naturalness rating; bt_score: Bradley-Terry log-strength from pairwise campaigns."""
+    campaign: str | None = None
+    """Only this campaign's votes count (default: every vote of the study)."""
+    min_votes: int = Field(10, ge=1)
+    """Votes (comparisons for bt_score) a trial needs before its score counts."""
+
+
 class AshaSpec(Table):
     """``[asha]``: early stopping of poor trials, in epochs."""
 
@@ -229,6 +250,8 @@ class StudySpec(Table):
     """The searched settings, in file order."""
     objective: Objective = Field(default_factory=Objective)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    human: HumanObjective | None = None
+    """The CTT verdict as a second objective (a continuation of the study once votes are in)."""
     asha: AshaSpec = Field(default_factory=AshaSpec)
     num_trials: int = Field(4, ge=1)
     max_concurrent: int = Field(1, ge=1)

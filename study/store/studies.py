@@ -28,7 +28,8 @@ class StudiesMixin(StoreEngine):
     def create_study(self, name: str, *, objective: str, mode: str = "min", spec: Mapping[str, Any] | None = None,
                      storage_path: str | None = None, shards: str | None = None,
                      exist_ok: bool = False) -> dict[str, Any]:
-        """Create a study; with `exist_ok` return the existing one (a resumed study), else refuse."""
+        """Create a study; with `exist_ok` return the existing one (a resumed study, whose spec record
+        becomes `spec` when given), else refuse."""
         if not name or not isinstance(name, str):
             raise VidcolorError(f"study name must be a non-empty string, got {name!r}")
         if mode not in MODES:
@@ -45,6 +46,8 @@ class StudiesMixin(StoreEngine):
                 s.flush()
             else:
                 self._resume_study(row, objective, mode, storage_path, shards, exist_ok)
+                if spec is not None:  # the spec of the latest run (a [human] round adds its table)
+                    row.spec = json_clean(dict(spec))
             return _study_dict(row)
 
     def _resume_study(self, row: StudyRow, objective: str, mode: str, storage_path: str | None,

@@ -21,7 +21,29 @@ def print_summary(result: StudyResult, spec: StudySpec) -> None:
     if result.best:
         print(f"best: trial {result.best['trial_id']} {metric}={fmt(result.best['objective'], 4, style='g')} "
               f"checkpoint {result.best['checkpoint']}")
+    if result.human is not None:
+        print_verdict(result, spec)
     print(f"results database: {result.db}\nRay results: {result.experiment_path}")
+
+
+def print_verdict(result: StudyResult, spec: StudySpec) -> None:
+    """A [human] round: every finished trial's objective and human score, and the Pareto front of the two."""
+    human, table = spec.human, result.human
+    metric = spec.objective.metric
+    where = f" in campaign {human.campaign!r}" if human.campaign else ""
+    rows = []
+    for _, r in table.sort_values(["pareto", "objective"], ascending=[False, spec.objective.mode == "min"]).iterrows():
+        new = r["trial_id"] in result.new_trials
+        score = fmt(r["score"], 3, style="g") if r["counted"] else f"waiting ({r['votes']}/{human.min_votes})"
+        rows.append([str(r["trial_id"]), "this round" if new else "", fmt(r["objective"], 4, style="g"), score,
+                     "*" if r["pareto"] else ""])
+    print(f"\nhuman verdict: {human.score}{where}, counted from {human.min_votes} votes; "
+          f"{int(table['counted'].sum())} of {len(table)} finished trials scored, "
+          f"{int(table['pareto'].sum())} on the Pareto front (*)")
+    print(format_table(["trial", "round", metric, human.score, "pareto"], rows))
+    if result.new_trials:
+        print(f"next: build CTT items of this round's trials (vidcolor ctt build --study {spec.name} --trials "
+              f"{','.join(result.new_trials)}), collect votes, then run this spec again")
 
 
 def main(args) -> int:

@@ -8,13 +8,18 @@ callbacks of ``study.tune.callbacks`` keep the results store and the terminal up
 that raises or hits a NaN loss is recorded as ERROR and the study goes on; worker or node failures
 are retried from the last checkpoint. ``resume=True`` restores the Tune experiment: finished trials
 are kept, unfinished and errored ones resume from their checkpoints.
+
+A spec with a ``[human]`` table runs a round of ``study.tune.human`` instead: it continues the
+study, sampling from a two-objective Optuna study (the objective and the CTT score) built from the
+store, as a Tune experiment of its own with no early stopping.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,8 @@ class StudyResult:
     trials: Any  # pandas DataFrame from the store
     best: dict[str, Any] | None
     db: str
+    human: Any = None  # a [human] round: study.tune.human.verdict_table after it (pandas DataFrame)
+    new_trials: tuple[str, ...] = ()  # a [human] round: the trials it trained
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class _Paths:
     shards: str  # absolute path or URL
     storage: str  # Ray storage (absolute path or URL)
     experiment: str  # the Tune experiment's folder under it
+    name: str  # the Tune experiment's name: the study's, or a [human] round's
 
 
 def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = None, storage: str | None = None,
@@ -65,7 +73,12 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
     paths = _resolve_paths(spec, shards, storage)
     store = Store(db)
     remember(store.url)  # what Tune pickles holds it masked; a restored state gets it back here
-    _open_study(store, spec, paths, resume)
+    plan = None
+    if spec.human is not None:
+        paths, plan = _open_human_round(store, spec, paths, resume)
+    else:
+        _open_study(store, spec, paths, resume)
+    before = set(store.trials(spec.name)["trial_id"]) if spec.human is not None else set()
     # Save Tune's experiment state often: a killed driver then loses at most a second or two.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     started_ray = init_ray(address)
@@ -79,7 +92,7 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
                        store_url=store.url)
         media_root = str(Path(store_media_root(store, paths.storage), spec.name)) if media else None
         store_cb, callbacks = _callbacks(spec, run, store, media_root, progress_every_s, stall_after_s)
-        tuner = _tuner(spec, run, store, paths, concurrency, resume, callbacks)
+        tuner = _tuner(spec, run, store, paths, concurrency, resume, callbacks, plan)
         try:
             grid = tuner.fit()
         except KeyboardInterrupt:
@@ -88,11 +101,18 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
         store_cb.wait_for_media()
         _reconcile(store, spec.name, grid, spec.max_t)
         store.set_study_status(spec.name, "FINISHED")
+        human = None
+        if spec.human is not None:  # the Optuna study now holds this round's trials too (waiting for votes)
+            from study.tune.human import rebuild, verdict_table
+
+            human = verdict_table(store, spec)
+            rebuild(store, spec, human)
     finally:
         if started_ray:
             ray.shutdown()
     df = store.trials(spec.name)
-    return StudyResult(spec.name, paths.experiment, df, _best(df, spec), store.display_url)
+    new = tuple(sorted(set(df["trial_id"]) - before)) if spec.human is not None else ()
+    return StudyResult(spec.name, paths.experiment, df, _best(df, spec), store.display_url, human, new)
 
 
 def override_spec(spec: StudySpec, *, name: str | None = None, trials: int | None = None) -> StudySpec:
@@ -143,7 +163,33 @@ def _resolve_paths(spec: StudySpec, shards: str | None, storage: str | None) -> 
     storage = storage or "ray_results"
     if "://" not in storage:
         storage = str(Path(storage).resolve())
-    return _Paths(shards, storage, f"{storage.rstrip('/')}/{spec.name}")
+    return _Paths(shards, storage, f"{storage.rstrip('/')}/{spec.name}", spec.name)
+
+
+def _open_human_round(store, spec: StudySpec, paths: _Paths, resume: bool):
+    """A [human] round: a new Tune experiment NAME-human-<UTC time> with the configurations
+    study.tune.human samples, or (``resume``) the study's last round, restored."""
+    from ray import tune
+
+    from study.tune.human import ROUND_MARK, plan_round
+
+    plan = None
+    if resume:
+        row = store.get_study(spec.name)
+        last = (row or {}).get("storage_path") or ""
+        if ROUND_MARK not in last.rsplit("/", 1)[-1] or not tune.Tuner.can_restore(last):
+            raise VidcolorError(f"--resume: study {spec.name!r} has no [human] round to resume"
+                                f"{' (its last run is ' + last + ')' if last else ''}")
+        name = last.rsplit("/", 1)[-1]
+    else:
+        plan = plan_round(store, spec)
+        name = f"{spec.name}{ROUND_MARK}{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+        log.info("[human] round %s: %d trial(s) with votes, %d waiting for votes; %d new configuration(s)",
+                 name, plan.scored, plan.waiting, len(plan.points))
+    paths = replace(paths, experiment=f"{paths.storage.rstrip('/')}/{name}", name=name)
+    store.create_study(spec.name, objective=spec.objective.metric, mode=spec.objective.mode,
+                       spec=spec.to_record(), storage_path=paths.experiment, shards=paths.shards, exist_ok=True)
+    return paths, plan
 
 
 def _open_study(store, spec: StudySpec, paths: _Paths, resume: bool) -> None:
@@ -175,9 +221,13 @@ def _callbacks(spec: StudySpec, run: StudyRun, store, media_root: str | None, pr
                       PlacementGroupReclaimer(stall_after_s=stall_after_s)]
 
 
-def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: int, resume: bool, callbacks: list):
-    """The Tuner of a new study, or the restored one of an interrupted study."""
+def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: int, resume: bool, callbacks: list,
+           plan=None):
+    """The Tuner of a new study, or the restored one of an interrupted study; a [human] round's
+    `plan` fixes its configurations (no early stopping)."""
     from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     # the real database URL rides in Ray's object store (with_parameters), never in Tune's storage
     trainable = tune.with_resources(tune.with_parameters(trial_driver, run=run, store_url=store.url),
@@ -191,15 +241,20 @@ def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: in
                                 f"and cannot be resumed by this one ({exc}); start it again under another "
                                 "name or --storage") from None
         return tuner
+    if plan is not None:  # each point replaces one sample: exactly the sampled configurations
+        search_alg, scheduler = BasicVariantGenerator(points_to_evaluate=list(plan.points)), FIFOScheduler()
+        samples = len(plan.points)
+    else:
+        search_alg, scheduler = _search_alg(spec, store.optuna_storage_url), _scheduler(spec)
+        samples = spec.num_trials
     return tune.Tuner(
         trainable,
         param_space=spec.param_space(),
         tune_config=tune.TuneConfig(
-            metric=spec.objective.metric, mode=spec.objective.mode,
-            search_alg=_search_alg(spec, store.optuna_storage_url), scheduler=_scheduler(spec),
-            num_samples=spec.num_trials, max_concurrent_trials=concurrency),
+            metric=spec.objective.metric, mode=spec.objective.mode, search_alg=search_alg, scheduler=scheduler,
+            num_samples=samples, max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(
-            name=spec.name, storage_path=paths.storage, callbacks=callbacks, verbose=0,
+            name=paths.name, storage_path=paths.storage, callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures)),
     )
 
