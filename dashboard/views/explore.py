@@ -90,3 +90,50 @@ else:
     st.plotly_chart(fig, width="stretch")
     st.caption("Stars: trials no other trial beats on all of " + ", ".join(axes[c][0] for c in cols) + ".")
     st.dataframe(df[front][["trial_id", "experiment", *cols]], hide_index=True)
+
+# -- human verdict ---------------------------------------------------------------------------------
+human = (info.get("spec") or {}).get("human") or {}
+score_name = human.get("score", "fool_rate")
+min_votes = int(human.get("min_votes", 1))
+
+
+@st.cache_data(ttl=data.REFRESH_S, show_spinner=False)
+def human_scores(url: str | None, name: str, score: str, campaign: str | None, min_votes: int) -> pd.DataFrame:
+    from study.ctt.verdict import trial_scores
+
+    return trial_scores(data.store(), name, score, campaign, min_votes)
+
+
+scores = human_scores(url, name, score_name, human.get("campaign"), min_votes)
+if human or not scores.empty:
+    from study.ctt.verdict import SCORES
+
+    label = SCORES[score_name]
+    st.subheader(f"Human verdict: {objective} vs {label}")
+    counted = scores[scores["counted"]].set_index("trial_id")
+    verdict = scored.assign(human_score=scored["trial_id"].map(counted["score"]),
+                            human_votes=scored["trial_id"].map(scores.set_index("trial_id")["votes"]).fillna(0).astype(int))
+    front = analysis.pareto_front(verdict, {"objective": mode, "human_score": "max"})
+    has = verdict["human_score"].notna()
+    where = f", campaign {human['campaign']}" if human.get("campaign") else ""
+    st.caption(f"{int(has.sum())} of {len(verdict)} trials have {min_votes}+ votes{where}. "
+               + ("The study searches both: `vidcolor tune` with its [human] table samples the next trials "
+                  "from this front (multi-objective TPE)." if human else
+                  "Add a [human] table to the study's spec to search both objectives."))
+    if not has.any():
+        st.info(f"No trial has {min_votes} votes yet: build its CTT items and collect votes.")
+    else:
+        shown = verdict[has].assign(pareto=np.where(front[has], "Pareto front", "dominated"))
+        fig = px.scatter(shown, x="objective", y="human_score", symbol="pareto", hover_data=["trial_id", "human_votes"],
+                         symbol_map={"Pareto front": "star", "dominated": "circle"},
+                         labels={"objective": f"{objective} ({'lower' if mode == 'min' else 'higher'} is better)",
+                                 "human_score": f"{label} (higher is better)"})
+        fig.update_traces(marker=dict(size=13, line=dict(width=1, color="black")))
+        fig.update_layout(height=420, legend=dict(orientation="h", y=-0.2))
+        st.plotly_chart(fig, width="stretch", key="human_front")
+        st.dataframe(shown[front[has]][["trial_id", "experiment", "objective", "human_score", "human_votes", *params]]
+                     .rename(columns={"human_score": score_name, "human_votes": "votes"}),
+                     hide_index=True, key="human_front_table")
+    waiting = verdict.loc[~has, "trial_id"].tolist()
+    if waiting:
+        st.caption(f"Waiting for votes ({len(waiting)}): {', '.join(waiting)}")

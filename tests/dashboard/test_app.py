@@ -77,6 +77,33 @@ def test_hyperparameter_page_warns_on_edge_and_marks_pareto(app):
     assert sorted(front["trial_id"]) == ["t_001", "t_002", "t_003", "t_004"]
 
 
+def test_hyperparameter_page_shows_the_human_verdict_front(tmp_path, monkeypatch, fx):
+    """Objectives by hand (conftest): t_002 17.24, t_004 18.7, t_001 19.6. Fooling rates voted here:
+    t_001 100%, t_002 50%, t_004 0%: t_004 is dominated by t_002, the front is {t_002, t_001}."""
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    store = info["store"]
+    spec = {**store.get_study("fixture")["spec"], "human": {"score": "fool_rate", "campaign": None, "min_votes": 4}}
+    store.create_study("fixture", objective="val_rmse_rgb", mode="min", spec=spec, exist_ok=True)
+    fooled = {"t_001": 2, "t_002": 1, "t_004": 0}  # of the two raters, per item
+    raters = [store.add_rater(f"r{k}") for k in range(2)]
+    items = store.ctt_items("fixture")
+    for it in items[~items["is_attention"]].itertuples():
+        for k, rater in enumerate(raters):
+            store.record_vote(rater, it.uid, choice="left", picked_real=k >= fooled[it.trial_id])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/explore.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == 4  # + objective vs fooling rate
+    assert any(s.value == "Human verdict: val_rmse_rgb vs fooling rate" for s in at.subheader)
+    [front] = [d.value for d in at.dataframe if "fool_rate" in d.value.columns]
+    assert sorted(front["trial_id"]) == ["t_001", "t_002"]
+    assert front.set_index("trial_id")["fool_rate"].to_dict() == {"t_001": 1.0, "t_002": 0.5}
+    captions = " ".join(c.value for c in at.caption)
+    assert "3 of 5 trials have 4+ votes" in captions and "Waiting for votes (2): t_003, t_005" in captions
+
+
 def test_learning_curves(app):
     at = app("curves")
     # default: the five best trials with epochs, objective and train loss
