@@ -8,7 +8,6 @@ The store is opened read-only (`create=False`): the dashboard never creates a da
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -61,15 +60,9 @@ def media(url: str | None, study: str, trial_id: str | None = None) -> pd.DataFr
     return _store(url).media(study, trial_id)
 
 
-_VOTE_LOCK = threading.Lock()
-
-
 def record_vote(rater_id: str, item_uid: str, **kwargs) -> bool:
-    """Store a vote (Store.record_vote). Votes from this server's sessions queue on a lock instead
-    of on SQLite's busy handler, whose sleeping back-off gave a ~1 s p99 with 20 concurrent raters
-    (about 0.2 s with the lock; see bench/votes.py --lock)."""
-    with _VOTE_LOCK:
-        return store().record_vote(rater_id, item_uid, **kwargs)
+    """Store a vote (Store.record_vote; on SQLite the server's writers queue on the store's own lock)."""
+    return store().record_vote(rater_id, item_uid, **kwargs)
 
 
 def votes(study: str) -> pd.DataFrame:

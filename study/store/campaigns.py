@@ -32,6 +32,7 @@ CAMPAIGN_COLUMNS = ["name", "task", "display_s", "session_items", "practice_item
 #: 2afc: which of two is real; rating: 1-5 naturalness of one; pairwise: which of two trials'
 #: colorizations of the same source looks more natural (a Bradley-Terry ranking of trials)
 CAMPAIGN_TASKS = (*VOTE_MODES, "pairwise")
+SESSION_COLUMNS = ["session_id", "rater_id", "display_name", "position", "items", "practice", "started", "finished"]
 PAIR_SEP = "|"  # a pairwise plan entry is "uid_a|uid_b"
 PAIR_VOTES_COLUMNS = ["rater_id", "uid_a", "uid_b", "winner", "loser", "video_id", "clip", "is_attention",
                       "response_ms", "created"]
@@ -40,7 +41,7 @@ INVALID_INVITE = "this invite link is not valid (unknown, used up, or its campai
 
 class CampaignsMixin(StoreEngine):
     """`create_campaign`, `add_invites`, `campaigns`, `close_campaign`, `open_session`,
-    `session_state`, `answer`, `campaign_votes`."""
+    `session_state`, `answer`, `campaign_votes`, `campaign_sessions`, `pair_votes`, `trial_ranking`."""
 
     def create_campaign(self, study: str, name: str, *, task: str = "2afc", display_s: float = 1.0,
                         session_items: int = 40, practice_items: int = 10, attention_share: float = 0.1,
@@ -106,6 +107,15 @@ class CampaignsMixin(StoreEngine):
         """A new rater session through an invite token; returns the session id. An unknown or used-up
         token, or a closed campaign, is refused with one message that tells nothing more."""
         rng = rng or random.SystemRandom()
+        planned = None
+        if token:  # a pairwise plan fits the ranking so far (a bootstrap): done before the write
+            # transaction, which would hold every other rater's vote behind it; votes that land in
+            # between only make the plan a moment older
+            with self._read() as s:
+                invite = s.get(InviteRow, str(token))
+                row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
+                if row is not None and row.is_open and row.task == "pairwise":
+                    planned = _pairwise_plan(s, row, rng)
         with self._write() as s:
             invite = s.get(InviteRow, str(token)) if token else None
             row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
@@ -118,8 +128,10 @@ class CampaignsMixin(StoreEngine):
                               .values(uses=InviteRow.uses + 1)).rowcount
             if not taken:
                 raise VidcolorError(INVALID_INVITE)
-            practice, counted = (_pairwise_plan(s, row, rng) if row.task == "pairwise"
-                                 else _plan(s, row, rng))
+            if row.task == "pairwise":
+                practice, counted = planned if planned is not None else _pairwise_plan(s, row, rng)
+            else:
+                practice, counted = _plan(s, row, rng)
             rater = RaterRow(id=secrets.token_hex(16), name=None)
             s.add(rater)
             session = RaterSessionRow(id=secrets.token_hex(16), campaign_id=row.id, token=invite.token,
@@ -212,6 +224,17 @@ class CampaignsMixin(StoreEngine):
             raters = set(s.scalars(select(RaterSessionRow.rater_id).where(RaterSessionRow.campaign_id == row.id)))
         votes = self.votes(study)
         return votes[votes["rater_id"].isin(raters)].reset_index(drop=True)
+
+    def campaign_sessions(self, study: str, campaign: str) -> pd.DataFrame:
+        """One row per session of a campaign (SESSION_COLUMNS): its id, rater id, display name, how far
+        it got of its items (practice included) and when it started and finished."""
+        with self._read() as s:
+            row = self._campaign(s, study, campaign)
+            rows = s.scalars(select(RaterSessionRow).where(RaterSessionRow.campaign_id == row.id)
+                             .order_by(RaterSessionRow.started)).all()
+            out = [(r.id, r.rater_id, r.display_name, r.position, len(r.plan), r.practice, r.started, r.finished)
+                   for r in rows]
+        return pd.DataFrame(out, columns=SESSION_COLUMNS)
 
     def pair_votes(self, study: str, campaign: str | None = None) -> pd.DataFrame:
         """One row per pairwise vote (PAIR_VOTES_COLUMNS): the winner's and loser's trial ids (None

@@ -38,3 +38,12 @@ def test_next_item_is_among_the_least_voted(tmp_path):
     counts = store.ctt_items(bench.STUDY)["votes"]
     # 20 votes over 15 items, always drawn among the least-voted: counts 1 or 2, never 0 and 3
     assert counts.sum() == 20 and counts.max() - counts.min() <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_rater_server_sessions_under_load_store_each_vote_once(tmp_path):
+    """The rater server's path: 10 sessions through one invite, 12 answers each, a double click every 10th."""
+    res = _bench().run(f"sqlite:///{tmp_path}/votes.db", raters=10, votes=12, path="session")
+    assert res["votes_cast"] == res["votes_stored"] == res["distinct_stored"] == 120
+    assert res["stored_match_cast"] and res["duplicates_refused"] == 10 and res["duplicates_accepted"] == 0
