@@ -43,6 +43,9 @@ class TrainConfig(TypedConfig):
     """Split that validation reads."""
     grad_clip: float = 0.0
     """Clip the gradient norm to this value; 0 = no clipping."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights, updated after every step
+    (``torch.optim.swa_utils``); validation, checkpoints and inference use the average. 0 = off."""
     amp: bool = True
     """bf16 autocast when training on a GPU (ignored on CPU)."""
     seed: int = 0
@@ -80,6 +83,8 @@ class TrainConfig(TypedConfig):
                 raise field_error(name, "must be finite", getattr(self, name))
         if self.schedule not in SCHEDULES:
             raise field_error("schedule", f"must be one of {', '.join(SCHEDULES)}", self.schedule)
+        if not 0.0 <= self.ema < 1.0:
+            raise field_error("ema", "must be in [0, 1) (0 = no weight average)", self.ema)
         if not 0.0 <= self.warmup < 1.0:
             raise field_error("warmup", "must be in [0, 1)", self.warmup)
         if not 0.0 <= self.min_lr_ratio <= 1.0:

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 import torch
 
 from models.errors import VidcolorError
-from study.train.optim_state import load_optimizer, save_optimizer
+from study.train.optim_state import load_optimizer, load_train_weights, save_optimizer, save_train_weights
 from study.train.ranks import RankContext, all_ranks, mean_over_ranks, rank_context
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,12 @@ class _Run:
     best: float | None = None
     gray: Any = None  # the validation split's gray baseline (study.evaluation.metrics.VideoMetrics), once
     local_best: str | None = None  # local mode: the folder of the best checkpoint reported so far
+    ema: Any = None  # torch.optim.swa_utils.AveragedModel of `model` when train.ema > 0
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """What validation, checkpoints and inference use: the weight average, or the model."""
+        return self.model if self.ema is None else self.ema.module
 
     def better(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -173,8 +179,14 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     run = _Run(ctx, experiment, tc, shards, gamut, prior, None if weights is None else weights.to(ctx.device),
                model, model, optimizer, local_mode=bool(config.get("local_mode")))
+    if tc.ema > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema), use_buffers=True)
     _resume(run)
     model.to(ctx.device)
+    if run.ema is not None:
+        run.ema.to(ctx.device)
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -206,7 +218,7 @@ def _resume(run: _Run) -> None:
     if checkpoint is None:
         return
     with checkpoint.as_directory() as folder:
-        run.start_epoch, run.best = restore(folder, run.model, run.optimizer, run.ctx.device)
+        run.start_epoch, run.best = restore(folder, run.model, run.optimizer, run.ctx.device, run.ema)
         resumed_metrics = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text()).get("metrics")
     log.info("rank %d: resumed after epoch %d", run.ctx.rank, run.start_epoch)
     if resumed_metrics:
@@ -218,12 +230,16 @@ def _resume(run: _Run) -> None:
 
 
 def restore(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            device: torch.device) -> tuple[int, float | None]:
-    """Load a training checkpoint's weights and optimizer state; returns (epochs done, best value)."""
+            device: torch.device, ema=None) -> tuple[int, float | None]:
+    """Load a training checkpoint's weights and optimizer state (and the weight average's, with
+    `ema`); returns (epochs done, best value)."""
     from models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(folder)
-    model.load_state_dict(loaded.model.state_dict())
+    if ema is None or not load_train_weights(model, ema, loaded.model, folder):
+        model.load_state_dict(loaded.model.state_dict())
+        if ema is not None:  # a checkpoint made without the average: start it from these weights
+            ema.module.load_state_dict(loaded.model.state_dict())
     load_optimizer(optimizer, folder, device=device)
     state = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text())
     return int(state["epoch"]), state.get("best")
@@ -260,6 +276,8 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.grad_clip)
         run.optimizer.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
         sums["train_loss"] += float(loss.detach())
         for k in ("l_cl", "l_seq"):
             v = parts.get(k)
@@ -290,7 +308,7 @@ def _validate(run: _Run) -> dict[str, float]:
 
     if run.gray is None:  # the gray baseline depends on the frames only: once per run
         run.gray = gray_baseline(loader(), max_batches=tc.val_batches or None)
-    result = evaluate_model(run.model, loader(), run.experiment.temperature, ctx.device,
+    result = evaluate_model(run.evaluated, loader(), run.experiment.temperature, ctx.device,
                             amp_dtype=autocast_dtype(ctx.device, tc.amp), max_batches=tc.val_batches or None,
                             baseline=run.gray)
     metrics = {f"val_{k}": float(v) for k, v in result["mean"].items()}
@@ -318,9 +336,11 @@ def _report(run: _Run, metrics: dict[str, Any], epoch: int, improved: bool) -> N
     folder = tempfile.mkdtemp(prefix="vidcolor-ckpt-")
     plain = _finite_or_none(metrics)
     extra = {"epoch": epoch, "metrics": plain, "train": run.train.to_dict(), "shards": run.shards.location}
-    save_checkpoint(folder, run.model, run.experiment, run.gamut, prior=run.prior, extra=extra,
+    save_checkpoint(folder, run.evaluated, run.experiment, run.gamut, prior=run.prior, extra=extra,
                     frame_size=run.shards.size)
     save_optimizer(run.optimizer, folder)
+    if run.ema is not None:  # the checkpoint holds the average; resuming needs the trained weights too
+        save_train_weights(run.model, run.ema, folder)
     Path(folder, TRAIN_STATE_FILE).write_text(json.dumps({"epoch": epoch, "best": run.best,
                                                           "metric": run.train.metric, "metrics": plain}))
     ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))

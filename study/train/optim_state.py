@@ -70,3 +70,33 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.item()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+TRAIN_WEIGHTS_FILE = "train_weights.safetensors"
+
+
+def save_train_weights(model: torch.nn.Module, ema, folder: str | Path) -> None:
+    """With a weight average (``train.ema``) the checkpoint's model is the average; the weights the
+    optimizer trains, and the average's count, go beside it so a resumed run continues exactly."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(Path(folder) / TRAIN_WEIGHTS_FILE),
+              metadata={"n_averaged": str(int(ema.n_averaged.item()))})
+
+
+def load_train_weights(model: torch.nn.Module, ema, averaged: torch.nn.Module, folder: str | Path) -> bool:
+    """Undo `save_train_weights`: the trained weights into `model`, the checkpoint's (`averaged`)
+    into the average. False (nothing loaded) when the checkpoint has no such file."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(folder) / TRAIN_WEIGHTS_FILE
+    if not path.is_file():
+        return False
+    model.load_state_dict(load_file(str(path)))
+    with safe_open(str(path), framework="pt") as fh:
+        n = int((fh.metadata() or {}).get("n_averaged", "1"))
+    ema.module.load_state_dict(averaged.state_dict())
+    ema.n_averaged.fill_(n)
+    return True

@@ -42,7 +42,7 @@ def print_verdict(result: StudyResult, spec: StudySpec) -> None:
           f"{int(table['pareto'].sum())} on the Pareto front (*)")
     print(format_table(["trial", "round", metric, human.score, "pareto"], rows))
     if result.new_trials:
-        print(f"next: build CTT items of this round's trials (vidcolor ctt build --study {spec.name} --trials "
+        print(f"next: build CTT items of this round's trials (vidcolor ctt build --db {result.db} --study {spec.name} --trials "
               f"{','.join(result.new_trials)}), collect votes, then run this spec again")
 
 

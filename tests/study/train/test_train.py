@@ -103,6 +103,38 @@ def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
     assert all("exp_avg" in s for s in optimizer.state.values()) and len(optimizer.state) > 0
 
 
+def test_weight_average_is_what_is_checkpointed_and_resume_restores_both(demo_shards):
+    """train.ema: validation and the checkpoint's model are the average; the trained weights and
+    the average's count sit beside it, so a resumed run gets both back exactly."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from study.train.optim_state import TRAIN_WEIGHTS_FILE
+
+    experiment = get_preset("exp1").replace(grid=40)
+    train = TINY.replace(ema=0.9, epochs=1, steps_per_epoch=3)
+    result = make_trainer(experiment, train, demo_shards, LOCAL).fit()
+    raise_for_error(result)
+    folder = Path(result.checkpoint.path)
+    from safetensors.torch import load_file
+
+    trained = load_file(str(folder / TRAIN_WEIGHTS_FILE))
+    averaged = load_checkpoint(folder).model.state_dict()
+    moved = [k for k in averaged if averaged[k].is_floating_point() and not torch.equal(averaged[k], trained[k])]
+    assert moved  # the average lags the trained weights: they differ after 3 steps with decay 0.9
+
+    model = create_model(experiment, ABGamut(40))
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
+    start, _ = restore(folder, model, optimizer, torch.device("cpu"), ema)
+    assert start == 1 and int(ema.n_averaged) == 3  # one average update per step
+    for k, v in trained.items():
+        assert torch.equal(model.state_dict()[k], v), k
+    for k, v in averaged.items():
+        assert torch.equal(ema.module.state_dict()[k], v), k
+    with pytest.raises(Exception, match="ema: must be in"):
+        TINY.replace(ema=1.0)
+
+
 def test_nan_loss_is_a_clear_error_not_a_retry(demo_shards):
     experiment = get_preset("exp1").replace(grid=40)
     result = make_trainer(experiment, TINY.replace(lr=1e6, steps_per_epoch=4), demo_shards, LOCAL).fit()
