@@ -46,10 +46,10 @@ def optuna_name(study: str) -> str:
 
 @dataclass
 class HumanRound:
-    """What a round starts from: the configurations to train and the table they were sampled from."""
+    """What a round starts from: the configurations to train, and how many trials they were sampled
+    from (with votes) or kept away from (waiting for votes)."""
 
     points: list[dict[str, Any]]
-    table: pd.DataFrame  # one row per finished trial: trial_id, objective, score, votes, counted, pareto, params
     scored: int
     waiting: int
 
@@ -91,7 +91,7 @@ def plan_round(store, spec: StudySpec) -> HumanRound:
             "build its CTT items (vidcolor ctt build), collect votes, then run this round again")
     study, distributions = rebuild(store, spec, table)
     points = [dict(study.ask(distributions).params) for _ in range(spec.num_trials)]
-    return HumanRound(points=points, table=table, scored=int(table["counted"].sum()),
+    return HumanRound(points=points, scored=int(table["counted"].sum()),
                       waiting=int((~table["counted"]).sum()))
 
 
@@ -101,6 +101,8 @@ def rebuild(store, spec: StudySpec, table: pd.DataFrame | None = None):
     import optuna
     from optuna.trial import TrialState, create_trial
     from ray.tune.search.optuna import OptunaSearch
+
+    from study.tune.runner import optuna_sampler  # the single-objective study's sampler, same settings
 
     human = _human(spec)
     table = verdict_table(store, spec) if table is None else table
@@ -113,7 +115,7 @@ def rebuild(store, spec: StudySpec, table: pd.DataFrame | None = None):
     except KeyError:
         pass
     directions = ["minimize" if spec.objective.mode == "min" else "maximize", "maximize"]
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions, sampler=_sampler(spec))
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions, sampler=optuna_sampler(spec))
     with warnings.catch_warnings():  # "experimental" since Optuna 3.2; optuna-dashboard shows the names
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([spec.objective.metric, human.score])
@@ -137,18 +139,6 @@ def rebuild(store, spec: StudySpec, table: pd.DataFrame | None = None):
     return study, distributions
 
 
-def pareto_trials(store, spec: StudySpec) -> list[dict[str, Any]]:
-    """The Optuna study's own Pareto front (``best_trials``): trial id and both values per trial."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=optuna_name(spec.name), storage=_storage(store))
-    except KeyError:
-        return []
-    return [{"trial_id": t.user_attrs.get("trial_id"), "values": list(t.values)} for t in study.best_trials]
-
-
 def _human(spec: StudySpec):
     if spec.human is None:
         raise VidcolorError(f"{spec.source}: no [human] table: the study has one objective")
@@ -163,15 +153,6 @@ def _storage(store):
     from study.tune.optuna_storage import study_storage
 
     return study_storage(store.optuna_storage_url)
-
-
-def _sampler(spec: StudySpec):
-    import optuna
-
-    if spec.sampler.kind == "tpe":  # TPE handles several objectives (MOTPE) with the same settings
-        return optuna.samplers.TPESampler(seed=spec.sampler.seed, multivariate=True, constant_liar=True,
-                                          n_startup_trials=spec.sampler.n_startup_trials)
-    return optuna.samplers.RandomSampler(seed=spec.sampler.seed)
 
 
 def _params(row: pd.Series, spec: StudySpec) -> dict[str, Any] | None:

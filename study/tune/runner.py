@@ -260,19 +260,24 @@ def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: in
 
 
 def _search_alg(spec: StudySpec, storage_url: str | None):
-    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     from study.tune.optuna_storage import study_storage  # pickled with the password masked
 
-    if spec.sampler.kind == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=spec.sampler.seed, multivariate=True, constant_liar=True,
-                                             n_startup_trials=spec.sampler.n_startup_trials)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=spec.sampler.seed)
     storage = study_storage(storage_url) if storage_url else None
-    return OptunaSearch(sampler=sampler, storage=storage, study_name=spec.name,
+    return OptunaSearch(sampler=optuna_sampler(spec), storage=storage, study_name=spec.name,
                         points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None)
+
+
+def optuna_sampler(spec: StudySpec):
+    """The spec's sampler: multivariate TPE with the constant liar (it handles several objectives
+    too, as a [human] round's), or random."""
+    import optuna
+
+    if spec.sampler.kind == "tpe":
+        return optuna.samplers.TPESampler(seed=spec.sampler.seed, multivariate=True, constant_liar=True,
+                                          n_startup_trials=spec.sampler.n_startup_trials)
+    return optuna.samplers.RandomSampler(seed=spec.sampler.seed)
 
 
 def _scheduler(spec: StudySpec):
