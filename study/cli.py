@@ -76,6 +76,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="annealed-mean T, 0 (the mode) to 1 (the mean) and up (default: the checkpoint's)")
     p.add_argument("--verify", action="store_true",
                    help="check the split's shard checksums (sha256, from the manifest) before reading")
     p.set_defaults(handler="study.evaluation.evaluate:main")

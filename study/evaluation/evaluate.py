@@ -157,18 +157,21 @@ def open_split(shards: str | os.PathLike, split: str):
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike, split: str = "test", *,
                         batch_size: int = 8, device: str | torch.device | None = None, progress: bool = False,
-                        verify: bool = False) -> dict[str, Any]:
+                        verify: bool = False, temperature: float | None = None) -> dict[str, Any]:
     """`evaluate_model` of a checkpoint folder on a split of a shard set, on `device` (default the
     first GPU, else the CPU; bf16 autocast on a GPU). Returns the document `vidcolor evaluate
     --json` writes: checkpoint, shards, split, temperature, device, config, metrics (which way is
     better) and the results of `evaluate_model`, plus ``expected_frames`` (what the manifest
     promises), ``incomplete`` (the eval loader's ``shortfalls``: each shard, or the split, that
     yielded less; empty when complete) and ``verified``. ``verify``: check the split's shard
-    checksums first (`ShardSet.verify`; an error names each damaged shard)."""
+    checksums first (`ShardSet.verify`; an error names each damaged shard). ``temperature``: the
+    annealed-mean T to decode with (default: the checkpoint's)."""
     from data_shards.reader import eval_loader  # noqa: PLC0415
 
     if batch_size < 1:
         raise VidcolorError(f"--batch-size must be at least 1, got {batch_size}")
+    if temperature is not None and not 0 <= temperature <= 10:  # the range an ExperimentConfig takes
+        raise VidcolorError(f"--temperature: must be in [0, 10], got {temperature!r}")
     device = resolve_device(device)
     with local_checkpoint(checkpoint) as folder:  # a URI (e.g. s3://, under Ray's storage) is fetched
         ckpt = load_checkpoint(folder, device=device)
@@ -176,7 +179,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
     if verify:
         shard_set.verify(split)
     window = ckpt.config.window
-    temperature = float(ckpt.config.temperature)
+    temperature = float(ckpt.config.temperature if temperature is None else temperature)
     loader = eval_loader(shard_set, split=split, window=window, batch_size=batch_size)
     log.info("evaluating %s on %s split %r (window %d, T=%.2f, %s)", checkpoint, shards, split, window,
              temperature, device)
@@ -209,11 +212,13 @@ def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUM
 
 
 def main(args: argparse.Namespace) -> int:
-    """`vidcolor evaluate CKPT --shards DIR [--split test] [--json FILE] [--device D] [--batch-size N]`."""
+    """`vidcolor evaluate CKPT --shards DIR [--split test] [--json FILE] [--device D] [--batch-size N]
+    [--temperature T]`."""
     if args.json:
         check_output_file(args.json, "--json")  # before the work, which a bad path would otherwise lose
     doc = evaluate_checkpoint(args.checkpoint, args.shards, args.split, batch_size=args.batch_size,
-                              device=args.device, progress=True, verify=getattr(args, "verify", False))
+                              device=args.device, progress=True, verify=getattr(args, "verify", False),
+                              temperature=getattr(args, "temperature", None))
     print(f"{args.checkpoint} on {args.split} ({doc['num_videos']} videos, {doc['num_frames']} frames, "
           f"T={doc['temperature']:g}, {doc['seconds']:.1f} s)")
     print(video_table(doc))

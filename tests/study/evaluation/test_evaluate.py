@@ -276,3 +276,34 @@ def test_cli_evaluate_json_on_a_bad_path_fails_before_any_work(demo_shards, tiny
     # a missing parent folder is fine: write_json creates it once the work is done
     assert main([*base, "--json", str(tmp_path / "new" / "eval.json"), "--batch-size", "4"]) == 0
     assert (tmp_path / "new" / "eval.json").is_file()
+
+
+def test_evaluate_at_another_temperature(demo_shards, tiny_checkpoint, capsys):
+    """`--temperature T` decodes with T instead of the checkpoint's (the JSON says which), the RMSE
+    is the one of predict_ab at that T, and T outside [0, 10] is refused by name before any work."""
+    from data_shards.reader import eval_loader
+    from models.checkpoint import load_checkpoint
+    from models.color import lab_to_frames
+    from study.cli import main
+    from study.evaluation.evaluate import evaluate_checkpoint
+
+    doc = evaluate_checkpoint(tiny_checkpoint, demo_shards, "test", device="cpu", batch_size=4, temperature=0.0)
+    assert doc["temperature"] == 0.0 and doc["config"]["temperature"] == 0.38  # the checkpoint is unchanged
+    ck = load_checkpoint(tiny_checkpoint)
+    per_video: dict[str, list[float]] = {}
+    for batch in eval_loader(demo_shards, split="test", window=1, batch_size=2):
+        l_norm, _ = frames_to_lab(batch["frames"])
+        ab, _ = ck.model.predict_ab(l_norm, temperature=0.0)  # the mode of each pixel's distribution
+        err = ((lab_to_frames(l_norm, ab).double() - batch["frames"].double()) ** 2).mean(dim=(1, 2, 3, 4)).sqrt()
+        for vid, e, ok in zip(batch["video_id"], err.tolist(), batch["valid"].tolist()):
+            if ok:
+                per_video.setdefault(vid, []).append(e)
+    expected = sum(sum(v) / len(v) for v in per_video.values()) / len(per_video)
+    assert doc["mean"]["rmse_rgb"] == pytest.approx(expected, abs=0.3)
+    default = evaluate_checkpoint(tiny_checkpoint, demo_shards, "test", device="cpu", batch_size=4)
+    assert default["temperature"] == 0.38 and default["mean"]["rmse_rgb"] != doc["mean"]["rmse_rgb"]
+    assert doc["gray"]["mean"] == default["gray"]["mean"]  # the baseline does not depend on T
+
+    for bad in ("-0.5", "11"):
+        assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--temperature", bad]) == 2
+        assert f"--temperature: must be in [0, 10], got {float(bad)!r}" in capsys.readouterr().err
