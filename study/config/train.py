@@ -43,9 +43,10 @@ class TrainConfig(TypedConfig):
     """Split that validation reads."""
     grad_clip: float = 0.0
     """Clip the gradient norm to this value; 0 = no clipping."""
-    ema: float = 0.0
+    ema: float = 0.995
     """Decay of an exponential moving average of the weights, updated after every step
-    (``torch.optim.swa_utils``); validation, checkpoints and inference use the average. 0 = off."""
+    (``torch.optim.swa_utils``) and warmed up over the first steps (``study.train.optim_state.ema_decay``);
+    validation, checkpoints and inference use the average. 0 = off."""
     amp: bool = True
     """bf16 autocast when training on a GPU (ignored on CPU)."""
     seed: int = 0

@@ -37,7 +37,8 @@ from typing import Any, Mapping
 import torch
 
 from models.errors import VidcolorError
-from study.train.optim_state import load_optimizer, load_train_weights, save_optimizer, save_train_weights
+from study.train.optim_state import (ema_avg_fn, load_optimizer, load_train_weights, save_optimizer,
+                                     save_train_weights)
 from study.train.ranks import RankContext, all_ranks, mean_over_ranks, rank_context
 
 log = logging.getLogger(__name__)
@@ -180,9 +181,9 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
     run = _Run(ctx, experiment, tc, shards, gamut, prior, None if weights is None else weights.to(ctx.device),
                model, model, optimizer, local_mode=bool(config.get("local_mode")))
     if tc.ema > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        from torch.optim.swa_utils import AveragedModel
 
-        run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema), use_buffers=True)
+        run.ema = AveragedModel(model, multi_avg_fn=ema_avg_fn(tc.ema), use_buffers=True)
     _resume(run)
     model.to(ctx.device)
     if run.ema is not None:

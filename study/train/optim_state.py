@@ -75,6 +75,29 @@ def _json_default(value: Any) -> Any:
 TRAIN_WEIGHTS_FILE = "train_weights.safetensors"
 
 
+def ema_decay(decay: float, updates: int) -> float:
+    """The decay of the weight average's ``updates``-th update: ``decay``, warmed up as
+    ``1 - (1 + updates) ** -0.75`` while that is smaller (timm's warm-up), so a short run or the
+    first epoch averages over the steps it has made instead of keeping the random start."""
+    return min(decay, 1.0 - (1.0 + updates) ** -0.75)
+
+
+def ema_avg_fn(decay: float):
+    """``multi_avg_fn`` for ``torch.optim.swa_utils.AveragedModel``: an exponential moving average
+    with `ema_decay`'s warm-up (the model's integer buffers are copied, not averaged)."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        weight = 1.0 - ema_decay(decay, int(n_averaged))
+        for a, c in zip(averaged, current, strict=True):
+            if a.is_floating_point():
+                a.lerp_(c, weight)
+            else:
+                a.copy_(c)
+
+    return update
+
+
 def save_train_weights(model: torch.nn.Module, ema, folder: str | Path) -> None:
     """With a weight average (``train.ema``) the checkpoint's model is the average; the weights the
     optimizer trains, and the average's count, go beside it so a resumed run continues exactly."""

@@ -106,9 +106,9 @@ def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
 def test_weight_average_is_what_is_checkpointed_and_resume_restores_both(demo_shards):
     """train.ema: validation and the checkpoint's model are the average; the trained weights and
     the average's count sit beside it, so a resumed run gets both back exactly."""
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from torch.optim.swa_utils import AveragedModel
 
-    from study.train.optim_state import TRAIN_WEIGHTS_FILE
+    from study.train.optim_state import TRAIN_WEIGHTS_FILE, ema_avg_fn
 
     experiment = get_preset("exp1").replace(grid=40)
     train = TINY.replace(ema=0.9, epochs=1, steps_per_epoch=3)
@@ -123,7 +123,7 @@ def test_weight_average_is_what_is_checkpointed_and_resume_restores_both(demo_sh
     assert moved  # the average lags the trained weights: they differ after 3 steps with decay 0.9
 
     model = create_model(experiment, ABGamut(40))
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    ema = AveragedModel(model, multi_avg_fn=ema_avg_fn(0.9), use_buffers=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
     start, _ = restore(folder, model, optimizer, torch.device("cpu"), ema)
     assert start == 1 and int(ema.n_averaged) == 3  # one average update per step
@@ -133,6 +133,38 @@ def test_weight_average_is_what_is_checkpointed_and_resume_restores_both(demo_sh
         assert torch.equal(ema.module.state_dict()[k], v), k
     with pytest.raises(Exception, match="ema: must be in"):
         TINY.replace(ema=1.0)
+
+
+def test_weight_average_warms_up_by_hand():
+    """The average's n-th update uses decay min(decay, 1 - (1 + n) ** -0.75): the first update
+    copies, the next ones follow the warm-up until it reaches the set decay; integer buffers are
+    copied, never averaged."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from study.train.optim_state import ema_avg_fn, ema_decay
+
+    assert ema_decay(0.995, 1) == pytest.approx(1 - 2 ** -0.75)  # 0.405
+    assert ema_decay(0.995, 40) == pytest.approx(1 - 41 ** -0.75)  # 0.938: a 40-step run averages its last steps
+    assert ema_decay(0.995, 1000) == pytest.approx(1 - 1001 ** -0.75)  # 0.9944
+    assert ema_decay(0.995, 2000) == 0.995  # warmed up: 1 - 2001 ** -0.75 = 0.9967 > 0.995
+
+    net = torch.nn.BatchNorm1d(1)  # a weight and bias (floats) and num_batches_tracked (an integer buffer)
+    ema = AveragedModel(net, multi_avg_fn=ema_avg_fn(0.5), use_buffers=True)
+    expected = None
+    for step, value in enumerate([1.0, 3.0, 7.0]):
+        with torch.no_grad():
+            net.weight.fill_(value)
+            net.num_batches_tracked.fill_(10 * (step + 1))
+        ema.update_parameters(net)
+        if expected is None:
+            expected = value  # the first update copies
+        else:
+            d = min(0.5, 1 - (1 + step) ** -0.75)  # n_averaged = step before this update
+            expected = d * expected + (1 - d) * value
+        assert float(ema.module.weight.detach()) == pytest.approx(expected)
+        assert int(ema.module.num_batches_tracked) == 10 * (step + 1)
+    # by hand: 1 -> 0.4054 * 1 + 0.5946 * 3 = 2.189 -> 0.5 * 2.189 + 0.5 * 7 = 4.595
+    assert float(ema.module.weight.detach()) == pytest.approx(4.5946, abs=1e-3)
 
 
 def test_nan_loss_is_a_clear_error_not_a_retry(demo_shards):
