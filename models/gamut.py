@@ -33,11 +33,20 @@ DEFAULT_GRID = 10
 DEFAULT_SOFT_K = 5
 DEFAULT_SOFT_SIGMA = 5.0
 DEFAULT_TEMPERATURE = 0.38
+#: Annealed-mean temperatures a config, `vidcolor evaluate` and `vidcolor colorize` take.
+MAX_TEMPERATURE = 10.0
 DEFAULT_GAMMA = 0.5
 DEFAULT_PRIOR_SIGMA = 5.0
 MIN_GRID, MAX_GRID = 2, 64
 _FACE_SAMPLES = 512
 _CHUNK = 1 << 16  # pixels per distance computation (bounds memory to _CHUNK * Q floats)
+
+
+def check_temperature(value: float, name: str = "--temperature") -> float:
+    """``value`` as a float when it is an annealed-mean T in [0, MAX_TEMPERATURE], else an error naming ``name``."""
+    if not 0.0 <= value <= MAX_TEMPERATURE:  # NaN fails this too
+        raise VidcolorError(f"{name}: must be in [0, {MAX_TEMPERATURE:g}], got {value!r}")
+    return float(value)
 
 
 @functools.lru_cache(maxsize=None)

@@ -22,7 +22,7 @@ from typing import ClassVar
 from models.errors import VidcolorError
 from models.fields import TypedConfig, field_error, field_names
 from models.gamut import (DEFAULT_GAMMA, DEFAULT_GRID, DEFAULT_SOFT_K, DEFAULT_SOFT_SIGMA,
-                          DEFAULT_TEMPERATURE, MAX_GRID, MIN_GRID)
+                          DEFAULT_TEMPERATURE, MAX_GRID, MAX_TEMPERATURE, MIN_GRID)
 
 SIZES = ("tiny", "small", "base")
 TEMPORAL = ("none", "convlstm")
@@ -81,7 +81,7 @@ class ExperimentConfig(TypedConfig):
         check(0.0 <= self.lam <= 1.0, "lam", "must be in [0, 1]")
         check(1 <= self.soft_k <= 64, "soft_k", "must be in [1, 64]")
         check(0.0 < self.soft_sigma <= 100.0, "soft_sigma", "must be in (0, 100]")
-        check(0.0 <= self.temperature <= 10.0, "temperature", "must be in [0, 10]")
+        check(0.0 <= self.temperature <= MAX_TEMPERATURE, "temperature", f"must be in [0, {MAX_TEMPERATURE:g}]")
         check(self.pretrained is None or bool(self.pretrained), "pretrained",
               "must be a checkpoint folder path or None")
         check(all(self.ensemble), "ensemble", "must be a list of preset names or checkpoint folders")

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from models.color import _EPS, _KAPPA, _RGB_TO_XYZ, _linear_lut, frames_to_l, lab_to_frames, normalize_l
 from models.errors import VidcolorError
+from models.gamut import check_temperature
 from models.model import NET_STRIDE, check_frame_size, upsample_ab
 from study.devices import autocast_dtype, resolve_device
 
@@ -75,8 +76,7 @@ class FilmInference:
     def __init__(self, model: torch.nn.Module, *, temperature: float, size: int,
                  device: torch.device | str = "cpu", amp: bool = True):
         self.size = check_frame_size(size, "--size")
-        if not temperature >= 0:
-            raise VidcolorError(f"--temperature: must be >= 0, got {temperature!r}")
+        temperature = check_temperature(temperature)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.temperature = float(temperature)

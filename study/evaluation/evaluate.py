@@ -28,6 +28,7 @@ import torch
 from models.checkpoint import load_checkpoint, unwrap
 from models.color import frames_to_lab
 from models.errors import VidcolorError
+from models.gamut import check_temperature
 from models.model import Predictor
 from study.devices import autocast_dtype, resolve_device
 from study.evaluation.metrics import METRICS, FlowCache, VideoMetrics
@@ -170,8 +171,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
 
     if batch_size < 1:
         raise VidcolorError(f"--batch-size must be at least 1, got {batch_size}")
-    if temperature is not None and not 0 <= temperature <= 10:  # the range an ExperimentConfig takes
-        raise VidcolorError(f"--temperature: must be in [0, 10], got {temperature!r}")
+    if temperature is not None:
+        check_temperature(temperature)
     device = resolve_device(device)
     with local_checkpoint(checkpoint) as folder:  # a URI (e.g. s3://, under Ray's storage) is fetched
         ckpt = load_checkpoint(folder, device=device)

@@ -37,8 +37,8 @@ from typing import Any, Mapping
 import torch
 
 from models.errors import VidcolorError
-from study.train.optim_state import (ema_avg_fn, load_optimizer, load_train_weights, save_optimizer,
-                                     save_train_weights)
+from study.train.optim_state import (ema_avg_fn, load_optimizer, load_train_weights, load_trained_only,
+                                     save_optimizer, save_train_weights)
 from study.train.ranks import RankContext, all_ranks, mean_over_ranks, rank_context
 
 log = logging.getLogger(__name__)
@@ -233,14 +233,18 @@ def _resume(run: _Run) -> None:
 def restore(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             device: torch.device, ema=None) -> tuple[int, float | None]:
     """Load a training checkpoint's weights and optimizer state (and the weight average's, with
-    `ema`); returns (epochs done, best value)."""
+    `ema`; without it, the trained weights a checkpoint made with one keeps beside the average);
+    returns (epochs done, best value)."""
     from models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(folder)
-    if ema is None or not load_train_weights(model, ema, loaded.model, folder):
+    if ema is None:  # resumed without the average: go on with the trained weights where it kept them
+        if not load_trained_only(model, folder):
+            model.load_state_dict(loaded.model.state_dict())
+    elif not load_train_weights(model, ema, loaded.model, folder):
+        # a checkpoint made without the average: both start from its weights
         model.load_state_dict(loaded.model.state_dict())
-        if ema is not None:  # a checkpoint made without the average: start it from these weights
-            ema.module.load_state_dict(loaded.model.state_dict())
+        ema.module.load_state_dict(loaded.model.state_dict())
     load_optimizer(optimizer, folder, device=device)
     state = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text())
     return int(state["epoch"]), state.get("best")

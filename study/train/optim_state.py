@@ -108,17 +108,26 @@ def save_train_weights(model: torch.nn.Module, ema, folder: str | Path) -> None:
               metadata={"n_averaged": str(int(ema.n_averaged.item()))})
 
 
-def load_train_weights(model: torch.nn.Module, ema, averaged: torch.nn.Module, folder: str | Path) -> bool:
-    """Undo `save_train_weights`: the trained weights into `model`, the checkpoint's (`averaged`)
-    into the average. False (nothing loaded) when the checkpoint has no such file."""
-    from safetensors import safe_open
+def load_trained_only(model: torch.nn.Module, folder: str | Path) -> bool:
+    """The trained weights that a checkpoint made with the average keeps beside it, into `model`
+    (a run resumed with ``ema=0``); False (nothing loaded) when the checkpoint has none."""
     from safetensors.torch import load_file
 
     path = Path(folder) / TRAIN_WEIGHTS_FILE
     if not path.is_file():
         return False
     model.load_state_dict(load_file(str(path)))
-    with safe_open(str(path), framework="pt") as fh:
+    return True
+
+
+def load_train_weights(model: torch.nn.Module, ema, averaged: torch.nn.Module, folder: str | Path) -> bool:
+    """Undo `save_train_weights`: the trained weights into `model`, the checkpoint's (`averaged`)
+    into the average. False (nothing loaded) when the checkpoint has no such file."""
+    from safetensors import safe_open
+
+    if not load_trained_only(model, folder):
+        return False
+    with safe_open(str(Path(folder) / TRAIN_WEIGHTS_FILE), framework="pt") as fh:
         n = int((fh.metadata() or {}).get("n_averaged", "1"))
     ema.module.load_state_dict(averaged.state_dict())
     ema.n_averaged.fill_(n)

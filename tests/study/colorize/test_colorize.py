@@ -175,6 +175,15 @@ def test_fractional_fps_and_explicit_out(tmp_path, ckpt_exp1):
     assert len(frames) == 5 and info["fps"] == Fraction(30000, 1001) and info["audio"] == []
 
 
+def test_temperature_outside_its_range_is_refused_by_name(tmp_path, ckpt_exp1, capsys):
+    """colorize takes the T range evaluate and a config take, [0, 10], and writes nothing otherwise."""
+    src = make_video(tmp_path / "in.mp4", gray_frames(3))
+    for bad in ("-0.5", "11", "nan"):
+        assert cli(["colorize", str(ckpt_exp1), str(src), str(tmp_path / "out.mp4"), "--temperature", bad]) == 2
+        assert f"--temperature: must be in [0, 10], got {float(bad)!r}" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
 def test_color_input_is_turned_gray_with_a_note(tmp_path, ckpt_exp1, capsys):
     src_frames = gray_frames(6, color=True)
     src = make_video(tmp_path / "color.mp4", src_frames)

@@ -304,6 +304,6 @@ def test_evaluate_at_another_temperature(demo_shards, tiny_checkpoint, capsys):
     assert default["temperature"] == 0.38 and default["mean"]["rmse_rgb"] != doc["mean"]["rmse_rgb"]
     assert doc["gray"]["mean"] == default["gray"]["mean"]  # the baseline does not depend on T
 
-    for bad in ("-0.5", "11"):
+    for bad in ("-0.5", "11", "nan"):
         assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--temperature", bad]) == 2
         assert f"--temperature: must be in [0, 10], got {float(bad)!r}" in capsys.readouterr().err

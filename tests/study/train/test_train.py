@@ -17,7 +17,7 @@ from models.presets import get_preset
 from study.config.train import TrainConfig
 from study.train.launch import Placement, make_trainer, raise_for_error
 from study.train.loop import TRAIN_STATE_FILE, TrainingError, restore
-from study.train.optim_state import load_optimizer, save_optimizer
+from study.train.optim_state import TRAIN_WEIGHTS_FILE, load_optimizer, save_optimizer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -69,10 +69,11 @@ def test_local_mode_keeps_the_best_epoch_not_the_last(demo_shards, tmp_path):
 
 def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
     experiment = get_preset("exp5").replace(transfer=False, seq_len=2, grid=20)
-    result = make_trainer(experiment, TINY, demo_shards, LOCAL).fit()
+    result = make_trainer(experiment, TINY.replace(ema=0.0), demo_shards, LOCAL).fit()  # without the average
     raise_for_error(result)
     metrics = result.metrics
     assert metrics["epoch"] == 2 and metrics["world_size"] == 1
+    assert not (Path(result.checkpoint.path) / TRAIN_WEIGHTS_FILE).exists()  # the model is the trained weights
     for key in ("train_loss", "l_cl", "l_seq", "val_rmse_rgb", "val_colorfulness_ratio", "val_temporal_error",
                 "best_train_loss"):
         assert isinstance(metrics[key], float), key
@@ -108,7 +109,7 @@ def test_weight_average_is_what_is_checkpointed_and_resume_restores_both(demo_sh
     the average's count sit beside it, so a resumed run gets both back exactly."""
     from torch.optim.swa_utils import AveragedModel
 
-    from study.train.optim_state import TRAIN_WEIGHTS_FILE, ema_avg_fn
+    from study.train.optim_state import ema_avg_fn
 
     experiment = get_preset("exp1").replace(grid=40)
     train = TINY.replace(ema=0.9, epochs=1, steps_per_epoch=3)
@@ -133,6 +134,11 @@ def test_weight_average_is_what_is_checkpointed_and_resume_restores_both(demo_sh
         assert torch.equal(ema.module.state_dict()[k], v), k
     with pytest.raises(Exception, match="ema: must be in"):
         TINY.replace(ema=1.0)
+    # resumed with ema=0 (the average turned off): the trained weights, not the average, go on training
+    model = create_model(experiment, ABGamut(40))
+    restore(folder, model, torch.optim.Adam(model.parameters(), lr=train.lr), torch.device("cpu"))
+    for k, v in trained.items():
+        assert torch.equal(model.state_dict()[k], v), k
 
 
 def test_weight_average_warms_up_by_hand():
