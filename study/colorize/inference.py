@@ -76,10 +76,9 @@ class FilmInference:
     def __init__(self, model: torch.nn.Module, *, temperature: float, size: int,
                  device: torch.device | str = "cpu", amp: bool = True):
         self.size = check_frame_size(size, "--size")
-        temperature = check_temperature(temperature)
+        self.temperature = check_temperature(temperature)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.temperature = float(temperature)
         self.autocast = autocast_dtype(self.device, amp)  # bf16 on CUDA, None (float32) otherwise
         self.state = None
         self.cpu_frames = CpuFrames()

@@ -84,16 +84,15 @@ def ema_decay(decay: float, updates: int) -> float:
 
 def ema_avg_fn(decay: float):
     """``multi_avg_fn`` for ``torch.optim.swa_utils.AveragedModel``: an exponential moving average
-    with `ema_decay`'s warm-up (the model's integer buffers are copied, not averaged)."""
+    with `ema_decay`'s warm-up (the model's integer buffers are copied, not averaged). AveragedModel
+    calls it once per device and dtype, so each call's tensors are all floating or all integer."""
 
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        weight = 1.0 - ema_decay(decay, int(n_averaged))
-        for a, c in zip(averaged, current, strict=True):
-            if a.is_floating_point():
-                a.lerp_(c, weight)
-            else:
-                a.copy_(c)
+        if averaged[0].is_floating_point():  # one fused kernel, as torch's get_ema_multi_avg_fn does
+            torch._foreach_lerp_(averaged, current, 1.0 - ema_decay(decay, int(n_averaged)))
+        else:
+            torch._foreach_copy_(averaged, current)
 
     return update
 

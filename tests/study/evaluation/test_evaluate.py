@@ -166,9 +166,7 @@ def test_video_table_and_json_clean():
 
 def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys):
     """`vidcolor evaluate` on the shared demo shards; RMSE cross-checked frame by frame in numpy."""
-    from data_shards.reader import ShardSet, eval_loader
-    from models.checkpoint import load_checkpoint
-    from models.color import lab_to_frames
+    from data_shards.reader import ShardSet
     from study.cli import main
 
     out = tmp_path / "eval.json"
@@ -185,18 +183,7 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
     assert doc["device"] == "cpu" and doc["metrics"]["rmse_rgb"] == {"better": "min"}
 
     # independent check: per-frame RMSE of the rounded uint8 prediction, averaged per video, then over videos
-    ck = load_checkpoint(tiny_checkpoint)
-    per_video: dict[str, list[float]] = {}
-    for batch in eval_loader(demo_shards, split="test", window=1, batch_size=2):
-        l_norm, _ = frames_to_lab(batch["frames"])
-        ab, _ = ck.model.predict_ab(l_norm, temperature=0.38)
-        pred = lab_to_frames(l_norm, ab).double()  # (B, 1, H, W, 3)
-        err = ((pred - batch["frames"].double()) ** 2).mean(dim=(1, 2, 3, 4)).sqrt()
-        for vid, e, ok in zip(batch["video_id"], err.tolist(), batch["valid"].tolist()):
-            if ok:
-                per_video.setdefault(vid, []).append(e)
-    expected = sum(sum(v) / len(v) for v in per_video.values()) / len(per_video)
-    assert doc["mean"]["rmse_rgb"] == pytest.approx(expected, abs=0.3)
+    assert doc["mean"]["rmse_rgb"] == pytest.approx(_model_rmse(demo_shards, tiny_checkpoint, 0.38), abs=0.3)
 
     # the gray baseline: ab = 0 with the true L is the sRGB encoding of the frame's luminance Y
     gray_rows = {v["video_id"]: v for v in doc["gray"]["videos"]}
@@ -225,6 +212,26 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
     assert "missing" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--batch-size", "0"]) == 2
     assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err
+
+
+def _model_rmse(shards, checkpoint, temperature: float) -> float:
+    """Mean over test videos of the per-frame RGB RMSE of the checkpoint's uint8 prediction at
+    ``temperature`` (predict_ab, then lab_to_frames), averaged per video first."""
+    from data_shards.reader import eval_loader
+    from models.checkpoint import load_checkpoint
+    from models.color import lab_to_frames
+
+    ck = load_checkpoint(checkpoint)
+    per_video: dict[str, list[float]] = {}
+    for batch in eval_loader(shards, split="test", window=1, batch_size=2):
+        l_norm, _ = frames_to_lab(batch["frames"])
+        ab, _ = ck.model.predict_ab(l_norm, temperature=temperature)
+        pred = lab_to_frames(l_norm, ab).double()  # (B, 1, H, W, 3)
+        err = ((pred - batch["frames"].double()) ** 2).mean(dim=(1, 2, 3, 4)).sqrt()
+        for vid, e, ok in zip(batch["video_id"], err.tolist(), batch["valid"].tolist()):
+            if ok:
+                per_video.setdefault(vid, []).append(e)
+    return sum(sum(v) / len(v) for v in per_video.values()) / len(per_video)
 
 
 def _gray_rmse_numpy(shards) -> dict[str, float]:
@@ -281,25 +288,13 @@ def test_cli_evaluate_json_on_a_bad_path_fails_before_any_work(demo_shards, tiny
 def test_evaluate_at_another_temperature(demo_shards, tiny_checkpoint, capsys):
     """`--temperature T` decodes with T instead of the checkpoint's (the JSON says which), the RMSE
     is the one of predict_ab at that T, and T outside [0, 10] is refused by name before any work."""
-    from data_shards.reader import eval_loader
-    from models.checkpoint import load_checkpoint
-    from models.color import lab_to_frames
     from study.cli import main
     from study.evaluation.evaluate import evaluate_checkpoint
 
     doc = evaluate_checkpoint(tiny_checkpoint, demo_shards, "test", device="cpu", batch_size=4, temperature=0.0)
     assert doc["temperature"] == 0.0 and doc["config"]["temperature"] == 0.38  # the checkpoint is unchanged
-    ck = load_checkpoint(tiny_checkpoint)
-    per_video: dict[str, list[float]] = {}
-    for batch in eval_loader(demo_shards, split="test", window=1, batch_size=2):
-        l_norm, _ = frames_to_lab(batch["frames"])
-        ab, _ = ck.model.predict_ab(l_norm, temperature=0.0)  # the mode of each pixel's distribution
-        err = ((lab_to_frames(l_norm, ab).double() - batch["frames"].double()) ** 2).mean(dim=(1, 2, 3, 4)).sqrt()
-        for vid, e, ok in zip(batch["video_id"], err.tolist(), batch["valid"].tolist()):
-            if ok:
-                per_video.setdefault(vid, []).append(e)
-    expected = sum(sum(v) / len(v) for v in per_video.values()) / len(per_video)
-    assert doc["mean"]["rmse_rgb"] == pytest.approx(expected, abs=0.3)
+    # T = 0: the mode of each pixel's distribution
+    assert doc["mean"]["rmse_rgb"] == pytest.approx(_model_rmse(demo_shards, tiny_checkpoint, 0.0), abs=0.3)
     default = evaluate_checkpoint(tiny_checkpoint, demo_shards, "test", device="cpu", batch_size=4)
     assert default["temperature"] == 0.38 and default["mean"]["rmse_rgb"] != doc["mean"]["rmse_rgb"]
     assert doc["gray"]["mean"] == default["gray"]["mean"]  # the baseline does not depend on T
