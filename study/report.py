@@ -141,23 +141,31 @@ def write_json(path: str | os.PathLike, doc: Any) -> Path:
 
 
 def pareto_front(df, objectives: dict[str, str]):
-    """Boolean mask of the non-dominated rows for `objectives` ({column: "min"|"max"}).
+    """Boolean mask of the non-dominated rows for `objectives` ({column: "min"|"max"}), by Optuna.
 
-    A row is dominated when another row is at least as good on every objective and strictly better
-    on one. Rows with a missing objective are never on the front.
+    The rows become the complete trials of an in-memory Optuna study with one direction per
+    objective, and its `best_trials` (Optuna's own Pareto front) are the rows on the front: a row
+    is dominated when another row is at least as good on every objective and strictly better on
+    one, so equal rows are all on the front or all off it. Rows with a missing (or non-numeric)
+    objective are never on the front.
     """
     import numpy as np
+    import optuna
     import pandas as pd
+    from optuna.trial import create_trial
 
     cols = list(objectives)
     values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    sign = np.array([1.0 if objectives[c] == "min" else -1.0 for c in cols])
-    costs = values * sign  # (N, K) lower is better
-    valid = ~np.isnan(costs).any(axis=1)
+    rows = np.flatnonzero(~np.isnan(values).any(axis=1))
     on_front = np.zeros(len(df), dtype=bool)
-    idx = np.flatnonzero(valid)
-    for i in idx:
-        others = costs[idx]
-        dominated = np.any(np.all(others <= costs[i], axis=1) & np.any(others < costs[i], axis=1))
-        on_front[i] = not dominated
+    if len(rows):
+        directions = ["minimize" if objectives[c] == "min" else "maximize" for c in cols]
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+        try:
+            study = optuna.create_study(directions=directions)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        study.add_trials([create_trial(values=values[i].tolist(), user_attrs={"row": int(i)}) for i in rows])
+        on_front[[t.user_attrs["row"] for t in study.best_trials]] = True
     return pd.Series(on_front, index=df.index, name="pareto")
