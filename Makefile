@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup lint test test-fast demo bench clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
+
+# The import contracts of pyproject.toml's [tool.importlinter]: package and study layers, no cycles,
+# no torch/Ray where start-up must stay light (CONTRACT.md).
+lint: setup
+	$(BIN)/lint-imports --no-cache
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from study.evaluation.experiments import experiments_table, run_experiments
+    from study.experiments import experiments_table, run_experiments
     from study.report import check_output_file
 
     if args.json:

@@ -1,28 +1,24 @@
-"""Damaged shards are never silent: samples counted against the manifest, checksums verified.
+"""Damaged shards are never silent: the samples of each shard counted against the manifest.
 
-- `ShardTally`: the readers get their samples through it, shard by shard; it counts what each
-  shard yielded (and, in evaluation, which samples failed to decode) against the manifest's
-  ``shard_stats[name]["clips"]``. A flipped byte in a tar header makes tarfile take the rest of
-  the archive for its end, so a shortfall is the only trace such damage leaves; each is logged
-  as a WARNING naming the shard.
-- `verify_shards`: the sha256 of every shard against the manifest's (format 2 and later), for
-  the damage that still decodes (a changed quantization table is just other pixels; damaged
-  entropy-coded data is refused by the strict decoder, `data_shards.samples`).
+`ShardTally`: the readers get their samples through it, shard by shard; it counts what each
+shard yielded (and, in evaluation, which samples failed to decode) against the manifest's
+``shard_stats[name]["clips"]``. A flipped byte in a tar header makes tarfile take the rest of
+the archive for its end, so a shortfall is the only trace such damage leaves; each is logged
+as a WARNING naming the shard. The damage that still decodes (a changed quantization table is
+just other pixels; damaged entropy-coded data is refused by the strict decoder,
+`data_shards.samples`) is what `ShardSet.verify` finds: the sha256 of every shard against the
+manifest's (format 2 and later).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-from data_shards import manifest as mf
 from data_shards.samples import CORRUPT
+from data_shards.shardset import ShardSet
 from data_shards.tarstream import tar_samples
-from models.errors import VidcolorError
-
-if TYPE_CHECKING:
-    from data_shards.shardset import ShardSet
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +26,7 @@ log = logging.getLogger(__name__)
 class ShardTally:
     """Samples read per shard in one pass over ``names`` (shard file names of ``shards``)."""
 
-    def __init__(self, shards: "ShardSet", names: Iterable[str]):
+    def __init__(self, shards: ShardSet, names: Iterable[str]):
         stats = shards.manifest["shard_stats"]
         self.where = {shards.url(n): shards.where(n) for n in names}
         self.name = {shards.url(n): n for n in names}
@@ -85,21 +81,3 @@ class ShardTally:
                             "message": self._message(url, read, bad)})
         return out
 
-
-def verify_shards(shards: "ShardSet", names: list[str]) -> None:
-    """Check each shard's sha256 against the manifest; one error naming every shard that differs."""
-    manifest_where = shards.where(mf.MANIFEST_FILE)
-    if shards.manifest["format"] == mf.FORMAT_V1:
-        raise VidcolorError(f"{manifest_where}: format {mf.FORMAT_V1!r} records no checksums, so the shards "
-                            f"cannot be verified; shard the sources again to get {mf.FORMAT!r}")
-    bad = []
-    for name in names:
-        want = str(shards.manifest["shard_stats"][name]["sha256"])
-        got = shards.digest(name)
-        log.debug("sha256 %s %s", got, name)
-        if got != want:
-            bad.append(f"{shards.where(name)} (sha256 {got[:16]}..., the manifest lists {want[:16]}...)")
-    if bad:
-        raise VidcolorError(f"{len(bad)} of {len(names)} shard(s) fail their checksum (damaged, or changed "
-                            f"after `vidcolor shard` wrote {manifest_where}): {'; '.join(bad)}")
-    log.info("verified the sha256 of %d shard(s) of %s", len(names), shards.location)

@@ -1,9 +1,8 @@
 """Read source videos: probe and decode video files (PyAV) and DAVIS-style frame folders.
 
-A *source* is one video: either a file FFmpeg can decode, or a folder of numbered frames
-(``00000.jpg, 00001.jpg, ...`` as in DAVIS ``JPEGImages/480p/<sequence>/``). Frames come out as
-numpy ``uint8 (H, W, 3)`` RGB, optionally resized (short side to ``size``, then a center crop to
-``size x size``) and resampled to a lower frame rate by picking frames.
+A *source* (`data_shards.sources`) is a file FFmpeg can decode or a folder of numbered frames.
+Frames come out as numpy ``uint8 (H, W, 3)`` RGB, optionally resized (short side to ``size``, then
+a center crop to ``size x size``) and resampled to a lower frame rate by picking frames.
 
 `decode_frames` is the one decoding path (one packet loop for files): strict for the shard
 writer (`decode_frames`, `iter_frames`), or tolerant for colorizing a film
@@ -17,7 +16,6 @@ FFmpeg would open as a one-frame "video" (a PNG or JPEG renamed ``.mp4``) is ref
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,15 +25,12 @@ import av
 import numpy as np
 from PIL import Image
 
+from data_shards.sources import frame_files, warn_numbering_gaps
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
-                        ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp", ".gif", ".y4m"})
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 FOLDER_FPS = 24.0  # frame folders carry no rate; DAVIS sequences are 24 fps
-_NUMBER = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)
@@ -52,57 +47,6 @@ class VideoInfo:
     frames_exact: bool = True  # False when `frames` is only estimated from a duration
     path: Path | None = None  # the probed video file or frame folder
     is_folder: bool = False  # a folder of numbered frames (DAVIS layout), not a video file
-
-
-def is_frame_folder(path: Path) -> bool:
-    """A folder that directly holds image files (the DAVIS layout)."""
-    path = Path(path)
-    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir() if p.is_file())
-
-
-def _frame_number(p: Path) -> int | None:
-    nums = _NUMBER.findall(p.stem)
-    return int(nums[-1]) if nums else None
-
-
-def frame_files(folder: Path) -> list[Path]:
-    """The numbered frames of a folder in order; raises if any file is not a numbered image."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    frames = []
-    for p in files:
-        if p.suffix.lower() not in IMAGE_EXTS:
-            raise VidcolorError(f"{p}: not an image file inside frame folder {folder}")
-        number = _frame_number(p)
-        if number is None:
-            raise VidcolorError(f"{p}: frame file name has no frame number")
-        frames.append((number, p.name, p))
-    if not frames:
-        raise VidcolorError(f"{folder}: frame folder holds no images")
-    frames.sort()
-    numbers = [n for n, _, _ in frames]
-    if len(set(numbers)) != len(numbers):
-        dup = next(n for n in numbers if numbers.count(n) > 1)
-        raise VidcolorError(f"{folder}: two files carry frame number {dup}")
-    return [p for _, _, p in frames]
-
-
-def numbering_gaps(files: list[Path]) -> list[tuple[int, int]]:
-    """Runs of frame numbers missing from an ordered frame list: [(first_missing, last_missing)]."""
-    numbers = [_frame_number(p) for p in files]
-    return [(a + 1, b - 1) for a, b in zip(numbers, numbers[1:]) if b - a > 1]
-
-
-def warn_numbering_gaps(folder: Path, files: list[Path]) -> int:
-    """Log the frames missing from a folder's numbering (they are not invented); returns how many."""
-    gaps = numbering_gaps(files)
-    if gaps:
-        missing = sum(b - a + 1 for a, b in gaps)
-        runs = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in gaps[:5]) + (", ..." if len(gaps) > 5 else "")
-        log.warning("%s: %d frame number(s) missing (%s); the frames present are used as consecutive",
-                    folder, missing, runs)
-        return missing
-    return 0
 
 
 def open_video(path: Path):
@@ -375,30 +319,3 @@ def iter_frames_tolerant(info: VideoInfo) -> Iterator[np.ndarray | None]:
     for _, frame in decode_frames(info, tolerant=True):
         yield frame
 
-
-def find_sources(src: str | Path) -> list[Path]:
-    """Video files and frame folders under ``src`` (itself one of them, or a directory searched recursively).
-
-    Explicitly named files are returned whatever their extension (a non-video file is then
-    skipped later with a reason); inside directories only known video extensions count. Folders
-    named ``Annotations*`` (DAVIS segmentation masks) are not color video and are left out.
-    """
-    src = Path(src)
-    if not src.is_dir():
-        return [src]
-    if is_frame_folder(src):
-        return [src]
-    found: list[Path] = []
-    for child in sorted(src.iterdir()):
-        if child.name.startswith("."):
-            continue
-        if child.is_dir():
-            if child.name.lower().startswith("annotations"):
-                log.info("%s: DAVIS mask folder, not searched", child)
-                continue
-            found.extend(find_sources(child))
-        elif child.suffix.lower() in VIDEO_EXTS:
-            found.append(child)
-        else:
-            log.debug("%s: not a video file, ignored", child)
-    return found

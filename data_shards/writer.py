@@ -44,9 +44,9 @@ from tqdm import tqdm
 
 from data_shards import manifest as mf
 from data_shards import outdir, stats
+from data_shards.sources import find_sources
 from data_shards.splits import DEFAULT_SPLIT, SplitPlan, match_split_file, parse_split, read_split_file
 from data_shards.staging import process_source, read_staging, worker_init
-from data_shards.video import find_sources
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)

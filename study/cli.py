@@ -109,7 +109,7 @@ def _add_experiments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", default=None, help="checkpoint for exp4/exp5 (default: the exp2 model)")
     p.add_argument("--only", default=None, help="comma list, e.g. exp1,exp2,exp3")
     p.add_argument("--json", default=None, metavar="FILE")
-    p.set_defaults(handler="study.evaluation.experiments:main")
+    p.set_defaults(handler="study.experiments:main")
 
 
 def _add_colorize(sub: argparse._SubParsersAction) -> None:

@@ -2,7 +2,8 @@
 
 `demo_videos`: 6 color scenes (2 s at 12 fps, 64x86 px, `scene_000.mp4` ...) + `bw_000.mp4`.
 `demo_shards`: those sharded at 64 px with clip_len 8 (3 clips per video; split 4/1/1 + legacy).
-Both are read-only for tests: copy them before modifying anything.
+Both are read-only for tests: copy them before modifying anything. `tiny_checkpoint`: a tiny
+untrained exp2 checkpoint folder in the test's tmp_path.
 
 `fixture_study` / `fx`: a results database with one study of six trials and real media, for the
 dashboard's and the Color Turing Test's tests (see `build_fixture_study`).
@@ -90,6 +91,23 @@ def demo_shards(tmp_path_factory, demo_videos) -> Path:
     out = tmp_path_factory.mktemp("demo_shards")
     write_shard_set([demo_videos], out, size=DEMO_SIZE, clip_len=DEMO_CLIP_LEN, seed=0, show_progress=False)
     return out
+
+
+@pytest.fixture()
+def tiny_checkpoint(tmp_path) -> Path:
+    """A tiny untrained exp2 checkpoint folder (seeded), for the evaluation and experiments tests."""
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.gamut import ABGamut
+    from models.model import create_model
+    from models.presets import get_preset
+
+    torch.manual_seed(0)
+    config = get_preset("exp2").replace(size="tiny")
+    gamut = ABGamut(config.grid)
+    save_checkpoint(tmp_path / "ck", create_model(config, gamut), config, gamut)
+    return tmp_path / "ck"
 
 
 # -- an S3-compatible server --------------------------------------------------------------------

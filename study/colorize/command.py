@@ -19,7 +19,8 @@ import logging
 import os
 from pathlib import Path
 
-from data_shards.video import find_sources, is_frame_folder, probe
+from data_shards.sources import find_sources, is_frame_folder
+from data_shards.video import probe
 from models.errors import VidcolorError
 from study.colorize.inference import FilmInference
 from study.colorize.pipeline import OUTPUT_VIDEO_SUFFIX, Result, colorize_source, is_frame_output

@@ -58,6 +58,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from models.errors import VidcolorError
 from models.fields import FieldError
 from models.presets import PRESETS, ExperimentConfig, get_preset
+from study.config.metric_names import LOOP_METRICS, METRICS
 from study.config.settings import apply_settings, setting_names
 from study.config.tables import Number, SpecProblem, Table, first_problem
 from study.config.train import TrainConfig
@@ -171,9 +172,6 @@ class SearchParam(Table):
 def reported_metrics() -> tuple[str, ...]:
     """The metrics every epoch of the training loop reports, sorted: ``val_<name>`` for each of
     ``study.evaluation.metrics.METRICS`` and the loop's own ``LOOP_METRICS`` (losses, times...)."""
-    from study.evaluation.metrics import METRICS
-    from study.train.loop import LOOP_METRICS
-
     return tuple(sorted({*(f"val_{name}" for name in METRICS), *LOOP_METRICS}))
 
 

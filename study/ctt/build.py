@@ -254,22 +254,10 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
 # -- command -----------------------------------------------------------------------------------------
 
 
-def resolve_study(store: Store, name: str | None) -> str:
-    """The study `--study` names (checked to exist), or the latest one in the database."""
-    if name:
-        if store.get_study(name) is None:
-            raise VidcolorError(f"no study named {name!r} in {store.display_url}")
-        return name
-    latest = store.latest_study()
-    if latest is None:
-        raise VidcolorError(f"the results database {store.display_url} holds no study")
-    return latest["name"]
-
-
 def main_build(args) -> int:
     """`vidcolor ctt build`: make the items, print how many per trial and split."""
     store = Store(args.db, create=False)  # it needs a study's trials: a database that is not there is an error
-    study = resolve_study(store, args.study)
+    study = store.resolve_study(args.study)
     trial_ids = [t.strip() for t in args.trials.split(",") if t.strip()] if args.trials else None
     opts = BuildOptions(trial_ids=trial_ids, top=args.top, clips=args.clips, attention_rate=args.attention_rate,
                         out=args.out, shards=args.shards, split=args.split, medium=args.medium)

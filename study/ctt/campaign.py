@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from study.ctt.build import resolve_study
 from study.store.campaigns import check_invites
 from study.report import format_table
 
@@ -32,7 +31,7 @@ def main_create(args) -> int:
     from study.store import Store
 
     store = Store(args.db, create=False)
-    study = resolve_study(store, args.study)
+    study = store.resolve_study(args.study)
     uses = None if args.uses == 0 else args.uses
     check_invites(args.links, uses)  # before anything is written
     camp = store.create_campaign(study, args.name, task=args.task, display_s=args.display_s,
@@ -51,7 +50,7 @@ def main_invite(args) -> int:
     from study.store import Store
 
     store = Store(args.db, create=False)
-    study = resolve_study(store, args.study)
+    study = store.resolve_study(args.study)
     uses = None if args.uses == 0 else args.uses
     _print_links(args.base_url, store.add_invites(study, args.name, args.links, uses), uses)
     return 0
@@ -61,7 +60,7 @@ def main_list(args) -> int:
     from study.store import Store
 
     store = Store(args.db, create=False)
-    study = resolve_study(store, args.study)
+    study = store.resolve_study(args.study)
     df = store.campaigns(study)
     if df.empty:
         print(f"study {study} has no campaigns (vidcolor ctt campaign create --name NAME)")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 
 from study.ctt import stats as ctt_stats
-from study.ctt.build import resolve_study
 from study.report import check_output_file, format_table, write_atomically
 from study.store import Store
 
@@ -54,7 +53,7 @@ def main_export(args) -> int:
     """`vidcolor ctt export`: write the results to `--out` (CSV) or print them."""
     out = check_out_file(args.out) if args.out else None  # before any store is opened or vote read
     store = Store(args.db, create=False)
-    study = resolve_study(store, args.study)
+    study = store.resolve_study(args.study)
     res = results(store, study, exclude_failed=args.exclude_failed)
     if out is not None:
         write_csv(res, out)

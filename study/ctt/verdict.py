@@ -6,7 +6,7 @@ Three scores, each "higher is better":
   (Zhang et al. 2016's fooling rate; Wilson 95% interval), raters who failed an attention check left out;
 - ``mean_rating``: the mean 1-5 naturalness rating of its clips (t 95% interval), same raters left out;
 - ``bt_score``: its Bradley-Terry log-strength from pairwise votes between trials (bootstrap 95%
-  interval; study.ctt.ranking), attention pairs left out.
+  interval; study.ranking), attention pairs left out.
 
 ``votes`` is what the score rests on (2AFC votes, ratings or comparisons); a trial counts once it has
 ``min_votes``. Light imports only (no torch, no Ray): the dashboard calls this.

@@ -1,1 +1,1 @@
-"""Evaluation: per-video colorization metrics, `vidcolor evaluate` and the seed paper's experiments table."""
+"""Evaluation: per-video colorization metrics and `vidcolor evaluate` (also the training loop's validation; the seed paper's experiments table is `study.experiments`)."""

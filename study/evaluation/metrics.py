@@ -53,28 +53,13 @@ import torch
 
 from models.color import denormalize_l, frames_to_lab, lab_to_rgb
 from models.errors import VidcolorError
+from study.config.metric_names import METRICS  # each metric's name and better direction
 from study.evaluation.consistency import FLOW_MIN_SIZE, FlowCache, cdc, luma, masked_warp_error, rgb_histograms
 
 PSNR_CAP = 100.0  # dB, for a frame identical to its ground truth
 COLORFULNESS_MIN = 1e-6  # a ground truth less colorful than this has no defined ratio
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004; C1 = (0.01 L)^2, C2 = (0.03 L)^2 with L = 255
 _SSIM_C1, _SSIM_C2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
-
-#: metric -> the direction that is better ("min"/"max"); colorfulness_ratio is best at 1.
-METRICS = {
-    "rmse_rgb": "min",
-    "rmse_ab": "min",
-    "psnr": "max",
-    "colorfulness_pred": "max",
-    "colorfulness_gt": "max",
-    "colorfulness_ratio": "max",
-    "colorfulness_gap": "min",
-    "temporal_error": "min",
-    "ssim": "max",
-    "cdc": "min",
-    "warp_error": "min",
-    "rmse_ratio": "min",
-}
 
 
 # -- per-frame functions (any leading shape) ------------------------------------------------------

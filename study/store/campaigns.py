@@ -6,15 +6,12 @@ rating), the display time, the session length, the practice items, the share of 
 checks and which trials' items to draw. Raters join only through an invite token (one use, or as
 many as the researcher allows); each session gets a rater id of its own, so a display name is
 never an identity and nobody votes as someone else. A session's items are drawn once, when it
-opens: practice items first (answered with feedback, never stored as votes), then the counted
-ones, none of them among the practice ones. Results are per campaign: the votes of its sessions'
-raters.
+opens (`study.store.session_plans`). Results are per campaign: the votes of its sessions' raters.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import random
 import secrets
 from typing import Any
@@ -26,6 +23,8 @@ from models.errors import VidcolorError
 from study.store.engine import StoreEngine
 from study.store.schema import (VOTE_MODES, CampaignRow, CttItemRow, CttPairVoteRow, CttVoteRow, InviteRow,
                                 RaterRow, RaterSessionRow, TrialRow, utcnow)
+from study.store.session_plans import (PAIR_SEP, attention_count, draw_plan, eligible_items, pairwise_plan,
+                                       source_pairs)
 
 CAMPAIGN_COLUMNS = ["name", "task", "display_s", "session_items", "practice_items", "attention_share",
                     "trial_ids", "is_open", "created", "invites", "sessions", "finished_sessions"]
@@ -33,7 +32,6 @@ CAMPAIGN_COLUMNS = ["name", "task", "display_s", "session_items", "practice_item
 #: colorizations of the same source looks more natural (a Bradley-Terry ranking of trials)
 CAMPAIGN_TASKS = (*VOTE_MODES, "pairwise")
 SESSION_COLUMNS = ["session_id", "rater_id", "display_name", "position", "items", "practice", "started", "finished"]
-PAIR_SEP = "|"  # a pairwise plan entry is "uid_a|uid_b"
 PAIR_VOTES_COLUMNS = ["rater_id", "uid_a", "uid_b", "winner", "loser", "video_id", "clip", "is_attention",
                       "response_ms", "created"]
 INVALID_INVITE = "this invite link is not valid (unknown, used up, or its campaign is closed)"
@@ -61,10 +59,10 @@ class CampaignsMixin(StoreEngine):
                               attention_share=float(attention_share), trial_ids=list(trial_ids) if trial_ids else None)
             s.add(row)
             s.flush()
-            regular, attention = _eligible(s, row)
+            regular, attention = eligible_items(s, row)
             if row.task == "pairwise":
-                regular = _source_pairs(s, row)
-            need_att = _attention_count(row)
+                regular = source_pairs(s, row)
+            need_att = attention_count(row)
             need_reg = row.session_items - need_att + row.practice_items
             if len(regular) < need_reg or len(attention) < need_att:
                 what = "pairs of two trials' clips of one source" if row.task == "pairwise" else "regular items"
@@ -115,7 +113,7 @@ class CampaignsMixin(StoreEngine):
                 invite = s.get(InviteRow, str(token))
                 row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
                 if row is not None and row.is_open and row.task == "pairwise":
-                    planned = _pairwise_plan(s, row, rng)
+                    planned = pairwise_plan(s, row, rng)
         with self._write() as s:
             invite = s.get(InviteRow, str(token)) if token else None
             row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
@@ -129,9 +127,9 @@ class CampaignsMixin(StoreEngine):
             if not taken:
                 raise VidcolorError(INVALID_INVITE)
             if row.task == "pairwise":
-                practice, counted = planned if planned is not None else _pairwise_plan(s, row, rng)
+                practice, counted = planned if planned is not None else pairwise_plan(s, row, rng)
             else:
-                practice, counted = _plan(s, row, rng)
+                practice, counted = draw_plan(s, row, rng)
             rater = RaterRow(id=secrets.token_hex(16), name=None)
             s.add(rater)
             session = RaterSessionRow(id=secrets.token_hex(16), campaign_id=row.id, token=invite.token,
@@ -264,9 +262,9 @@ class CampaignsMixin(StoreEngine):
         return pd.DataFrame(out, columns=PAIR_VOTES_COLUMNS)
 
     def trial_ranking(self, study: str, campaign: str | None = None, n_boot: int = 500) -> pd.DataFrame:
-        """The Bradley-Terry ranking of trials (study.ctt.ranking) from the pairwise votes of the
+        """The Bradley-Terry ranking of trials (study.ranking) from the pairwise votes of the
         study (or of one campaign), attention pairs left out; every trial with items is listed."""
-        from study.ctt.ranking import fit_bradley_terry
+        from study.ranking import fit_bradley_terry  # choix and scipy: ~1.5 s to import, only here
 
         votes = self.pair_votes(study, campaign)
         votes = votes[~votes["is_attention"]]
@@ -312,121 +310,6 @@ def _check_protocol(name: str, task: str, display_s: float, session_items: int, 
         raise VidcolorError(f"--practice must be >= 0, got {practice_items}")
     if not 0 <= attention_share < 1:
         raise VidcolorError(f"--attention-share must be in [0, 1), got {attention_share}")
-
-
-def _attention_count(row: CampaignRow) -> int:
-    return int(round(row.attention_share * row.session_items))
-
-
-def _eligible(s, row: CampaignRow) -> tuple[list[str], list[str]]:
-    """(regular item uids, attention item uids) a session of this campaign draws from, sorted."""
-    q = (select(CttItemRow.uid, CttItemRow.is_attention, TrialRow.trial_id)
-         .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id).where(CttItemRow.study_id == row.study_id))
-    if row.task == "2afc":
-        q = q.where(CttItemRow.real_is_color.is_(True))
-    wanted = set(row.trial_ids) if row.trial_ids else None
-    regular, attention = [], []
-    for uid, is_att, trial in s.execute(q.order_by(CttItemRow.id)).all():
-        if is_att:
-            attention.append(uid)
-        elif wanted is None or trial in wanted:
-            regular.append(uid)
-    return regular, attention
-
-
-def _plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[str]]:
-    """(practice uids, counted uids) of a 2afc or rating session: disjoint, attention checks counted only."""
-    regular, attention = _eligible(s, row)
-    rng.shuffle(regular)
-    practice = regular[:row.practice_items]
-    counted = regular[row.practice_items:row.practice_items + row.session_items - _attention_count(row)]
-    counted += rng.sample(attention, k=_attention_count(row))
-    rng.shuffle(counted)
-    return practice, counted
-
-
-def _source_pairs(s, row: CampaignRow) -> list[str]:
-    """Every "uid_a|uid_b" pair of two trials' regular items of the same source clip (and medium)."""
-    q = (select(CttItemRow.uid, CttItemRow.video_id, CttItemRow.clip, CttItemRow.frame, CttItemRow.medium,
-                TrialRow.trial_id)
-         .join(TrialRow, CttItemRow.trial_pk == TrialRow.id)
-         .where(CttItemRow.study_id == row.study_id, CttItemRow.is_attention.is_(False)).order_by(CttItemRow.id))
-    wanted = set(row.trial_ids) if row.trial_ids else None
-    by_source: dict[tuple, list[tuple[str, str]]] = {}
-    for uid, vid, clip, frame, medium, trial in s.execute(q).all():
-        if wanted is None or trial in wanted:
-            by_source.setdefault((vid, clip, frame, medium), []).append((trial, uid))
-    pairs = []
-    for members in by_source.values():
-        for (ta, ua), (tb, ub) in itertools.combinations(members, 2):
-            if ta != tb:
-                pairs.append(f"{ua}{PAIR_SEP}{ub}")
-    return pairs
-
-
-def _campaign_pair_votes(s, row: CampaignRow) -> list[tuple[str, str]]:
-    """(winner trial, loser trial) of the campaign's pairwise votes so far, attention pairs left out."""
-    from sqlalchemy.orm import aliased
-
-    a, b, w = aliased(CttItemRow), aliased(CttItemRow), aliased(CttItemRow)
-    ta, tb = aliased(TrialRow), aliased(TrialRow)
-    q = (select(ta.trial_id, tb.trial_id, w.id == a.id)
-         .select_from(CttPairVoteRow)
-         .join(a, CttPairVoteRow.item_a_id == a.id).join(b, CttPairVoteRow.item_b_id == b.id)
-         .join(w, CttPairVoteRow.winner_id == w.id)
-         .join(ta, a.trial_pk == ta.id).join(tb, b.trial_pk == tb.id)
-         .where(CttPairVoteRow.rater_id.in_(select(RaterSessionRow.rater_id)
-                                             .where(RaterSessionRow.campaign_id == row.id))))
-    return [(x, y) if a_won else (y, x) for x, y, a_won in s.execute(q).all()]
-
-
-def _pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[str]]:
-    """(practice, counted) pairs of a pairwise session. Counted pairs go first to the trial pairs
-    where the campaign's ranking so far is least certain (study.ctt.ranking.next_pairs), each on a
-    source both trials colorized; attention pairs set an attention item's wrong recoloring against
-    a regular colorization. Practice pairs are drawn from the rest."""
-    from study.ctt.ranking import fit_bradley_terry, next_pairs
-
-    pairs = _source_pairs(s, row)
-    trial_of = dict(s.execute(select(CttItemRow.uid, TrialRow.trial_id)
-                              .join(TrialRow, CttItemRow.trial_pk == TrialRow.id)
-                              .where(CttItemRow.study_id == row.study_id)).all())
-    by_trials: dict[frozenset, list[str]] = {}
-    for p in pairs:
-        by_trials.setdefault(frozenset(trial_of[u] for u in p.split(PAIR_SEP)), []).append(p)
-    for options in by_trials.values():
-        rng.shuffle(options)
-    votes = _campaign_pair_votes(s, row)
-    ranking = fit_bradley_terry(votes, items=sorted({t for k in by_trials for t in k}), n_boot=100,
-                                rng=rng.randrange(2 ** 31))
-    n_regular = row.session_items - _attention_count(row)
-    n_trials = len(ranking)
-    order = [frozenset(p) for p in next_pairs(ranking, k=max(1, n_trials * (n_trials - 1) // 2),
-                                              rng=rng.randrange(2 ** 31))]
-    order = [k for k in order if k in by_trials] + [k for k in by_trials if k not in order]
-    counted: list[str] = []
-    while len(counted) < n_regular:
-        taken = 0
-        for key in order:
-            if by_trials[key] and len(counted) < n_regular:
-                counted.append(by_trials[key].pop())
-                taken += 1
-        if not taken:  # every pair used (create_campaign checked there are enough)
-            break
-    rest = [p for options in by_trials.values() for p in options]
-    rng.shuffle(rest)
-    practice = rest[:row.practice_items]
-    _, attention = _eligible(s, row)
-    medium = dict(s.execute(select(CttItemRow.uid, CttItemRow.medium).where(CttItemRow.study_id == row.study_id)).all())
-    regular_uids = [u for p in counted + rest for u in p.split(PAIR_SEP)]
-    for att in rng.sample(attention, k=_attention_count(row)):
-        alike = [u for u in regular_uids if medium[u] == medium[att]]  # a clip beside a clip, a still beside a still
-        if not alike:
-            continue
-        other = rng.choice(alike)
-        counted.append(PAIR_SEP.join((att, other) if rng.random() < 0.5 else (other, att)))
-    rng.shuffle(counted)
-    return practice, counted
 
 
 def _campaign_dict(row: CampaignRow) -> dict[str, Any]:

@@ -23,7 +23,7 @@ STUDIES_COLUMNS = ["name", "objective", "mode", "status", "created", "shards", "
 
 
 class StudiesMixin(StoreEngine):
-    """Studies: `create_study`, `get_study`, `latest_study`, `set_study_status`, `studies`."""
+    """Studies: `create_study`, `get_study`, `latest_study`, `resolve_study`, `set_study_status`, `studies`."""
 
     def create_study(self, name: str, *, objective: str, mode: str = "min", spec: Mapping[str, Any] | None = None,
                      storage_path: str | None = None, shards: str | None = None,
@@ -76,6 +76,17 @@ class StudiesMixin(StoreEngine):
         with self._read() as s:
             row = s.scalar(select(StudyRow).order_by(StudyRow.created.desc(), StudyRow.id.desc()).limit(1))
             return None if row is None else _study_dict(row)
+
+    def resolve_study(self, name: str | None) -> str:
+        """The study a command's `--study` names (checked to exist), or the latest one in the database."""
+        if name:
+            if self.get_study(name) is None:
+                raise VidcolorError(f"no study named {name!r} in {self.display_url}")
+            return name
+        latest = self.latest_study()
+        if latest is None:
+            raise VidcolorError(f"the results database {self.display_url} holds no study")
+        return latest["name"]
 
     def set_study_status(self, name: str, status: str) -> None:
         """Set a study's status (one of `STUDY_STATUSES`)."""

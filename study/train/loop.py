@@ -45,10 +45,8 @@ log = logging.getLogger(__name__)
 
 TRAIN_STATE_FILE = "train_state.json"
 ERROR_KEY = "vidcolor_error"
-#: What every epoch's report holds besides ``val_<name>`` for each of study.evaluation.metrics.METRICS
-#: (and ``epoch``, ``best_<metric>``): the metrics a study's objective may name (study.config.spec).
-LOOP_METRICS = ("train_loss", "l_cl", "l_seq", "train_s", "val_frames", "val_gray_rmse_rgb", "epoch_s", "lr",
-                "world_size")
+# What each epoch reports (besides val_<metric> and best_<metric>) is listed in
+# study.config.metric_names.LOOP_METRICS, the names a study's objective may use: keep them in step.
 TRAIN_PG_KEY = "train_placement_group"  # rank 0 reports the id of the placement group it runs in
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
 from study.report import pareto_front
+from study.tune.sampler import optuna_sampler  # the single-objective study's sampler, same settings
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,6 @@ def rebuild(store, spec: StudySpec, table: pd.DataFrame | None = None):
     import optuna
     from optuna.trial import TrialState, create_trial
     from ray.tune.search.optuna import OptunaSearch
-
-    from study.tune.runner import optuna_sampler  # the single-objective study's sampler, same settings
 
     human = _human(spec)
     table = verdict_table(store, spec) if table is None else table

@@ -25,6 +25,7 @@ from typing import Any
 
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
+from study.tune.sampler import optuna_sampler
 from study.tune.secrets import remember
 from study.tune.trial import StudyRun, finished_status, trial_driver
 
@@ -267,17 +268,6 @@ def _search_alg(spec: StudySpec, storage_url: str | None):
     storage = study_storage(storage_url) if storage_url else None
     return OptunaSearch(sampler=optuna_sampler(spec), storage=storage, study_name=spec.name,
                         points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None)
-
-
-def optuna_sampler(spec: StudySpec):
-    """The spec's sampler: multivariate TPE with the constant liar (it handles several objectives
-    too, as a [human] round's), or random."""
-    import optuna
-
-    if spec.sampler.kind == "tpe":
-        return optuna.samplers.TPESampler(seed=spec.sampler.seed, multivariate=True, constant_liar=True,
-                                          n_startup_trials=spec.sampler.n_startup_trials)
-    return optuna.samplers.RandomSampler(seed=spec.sampler.seed)
 
 
 def _scheduler(spec: StudySpec):

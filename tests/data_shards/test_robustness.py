@@ -78,7 +78,7 @@ def test_frame_folder_gaps_are_reported(tmp_path, caplog):
     folder.mkdir()
     for i in (0, 1, 2, 5, 6, 9):
         Image.fromarray(pattern(i, 16, 12)).save(folder / f"{i:05d}.png")
-    with caplog.at_level(logging.WARNING, logger="data_shards.video"):
+    with caplog.at_level(logging.WARNING, logger="data_shards.sources"):
         info = probe(folder)
     assert info.frames == 6
     assert "4 frame number(s) missing (3-4, 7-8)" in caplog.text and str(folder) in caplog.text

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from data_shards import writer
+from data_shards.sources import find_sources
 from data_shards.splits import SplitEntry, match_split_file, read_split_file
-from data_shards.video import find_sources
 from data_shards.writer import make_video_ids, write_shard_set
 from models.errors import VidcolorError
 from study.cli import main as cli

@@ -1,5 +1,5 @@
-"""Decoding sources: resize/crop arithmetic, frame picking, frame folders, source discovery, and the
-one decoding path in its strict (shard writer) and tolerant (colorize) forms."""
+"""Decoding sources: resize/crop arithmetic, frame picking, frame folders, and the one decoding path
+in its strict (shard writer) and tolerant (colorize) forms (finding sources: test_sources.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_shards.video import (FramePicker, decode_frames, find_sources, iter_frames, iter_frames_tolerant, probe,
-                               resize_center_crop, scaled_size)
+from data_shards.video import (FramePicker, decode_frames, iter_frames, iter_frames_tolerant, probe, resize_center_crop,
+                               scaled_size)
 from models.errors import VidcolorError
 
 
@@ -61,21 +61,6 @@ def test_frame_folder_numeric_order_and_exact_pixels(tmp_path):
     assert (info.frames, info.width, info.height, info.fps) == (3, 6, 4, 24.0)
     frames = list(iter_frames(folder))
     assert [tuple(f[0, 0]) for f in frames] == [colors[1], colors[2], colors[10]]
-
-
-def test_find_sources_recursive(tmp_path, demo_videos):
-    (tmp_path / "a" / "b").mkdir(parents=True)
-    (tmp_path / "a" / "b" / "clip.mp4").write_bytes((demo_videos / "scene_000.mp4").read_bytes())
-    (tmp_path / "a" / "notes.txt").write_text("x")
-    seq = tmp_path / "a" / "JPEGImages" / "bear"
-    seq.mkdir(parents=True)
-    Image.new("RGB", (4, 4)).save(seq / "00000.jpg")
-    masks = tmp_path / "a" / "Annotations" / "bear"
-    masks.mkdir(parents=True)
-    Image.new("RGB", (4, 4)).save(masks / "00000.png")
-    found = find_sources(tmp_path)
-    assert found == [seq, tmp_path / "a" / "b" / "clip.mp4"]
-    assert find_sources(tmp_path / "a" / "notes.txt") == [tmp_path / "a" / "notes.txt"]  # explicit files stay
 
 
 def test_probe_errors_name_the_file(tmp_path):

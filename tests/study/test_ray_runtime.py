@@ -20,7 +20,7 @@ def _run(code: str, **env: str) -> str:
 def test_importing_study_modules_neither_sets_the_mode_nor_imports_ray():
     out = _run("import os, sys\n"
                "import study.train.loop, study.train.launch, study.tune.runner, study.tune.command\n"
-               "import study.evaluation.experiments, study.demo\n"
+               "import study.experiments, study.demo\n"
                f"print(os.environ.get({AUTH_MODE_VAR!r}), 'ray' in sys.modules)")
     assert out == "None False"
 

@@ -218,7 +218,7 @@ def test_vidcolor_train_ddp_two_workers(ray_cluster, ray_tools, demo_shards, tmp
 def test_experiments_chain_ensemble_and_table(demo_shards, tmp_path):
     """exp3 = the ensemble of the exp1 and exp2 models, evaluated on the test split like the others."""
     from models.ensemble import Ensemble
-    from study.evaluation.experiments import build_ensemble, evaluate_checkpoint, experiments_table, parse_only
+    from study.experiments import build_ensemble, evaluate_checkpoint, experiments_table, parse_only
 
     assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only(None)[-1] == "exp5"
     with pytest.raises(Exception, match="exp7"):
@@ -251,7 +251,7 @@ def test_trained_checkpoint_colorizes_at_its_frame_size_without_the_shard_set(de
     import shutil
 
     from study.cli import main as cli
-    from study.evaluation.experiments import build_ensemble
+    from study.experiments import build_ensemble
 
     shards = tmp_path / "shards"
     shutil.copytree(demo_shards, shards)

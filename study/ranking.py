@@ -18,7 +18,8 @@ and for two trials s_A − s_B = ln((W_A + alpha)/(W_B + alpha)) exactly. The de
 empirical-logit correction (Cox 1970: add ½ to each count before taking log odds): a 10-0 trial
 stays finite (ln 21 ≈ 3.0), a 30-10 split moves from ln 3 = 1.099 to 1.066.
 
-Pure numpy/pandas/choix: no torch, no Ray (the dashboard imports this).
+Pure numpy/pandas/choix: no torch, no Ray. It sits below the results store, which ranks a campaign's
+trials with it (`Store.trial_ranking`, the plan of a pairwise session), and the CTT.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from models.errors import VidcolorError
-from study.ctt.stats import Z95
 
+Z95 = 1.959963984540054  # two-sided 95% normal quantile (as study.ctt.stats.Z95, which must not import choix)
 ALPHA = 0.5
 N_BOOT = 500
 RANKING_COLUMNS = ("trial", "score", "low", "high", "wins", "losses", "comparisons", "rank")

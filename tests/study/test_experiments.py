@@ -15,7 +15,7 @@ from models.gamut import ABGamut
 from models.model import create_model
 from models.presets import get_preset
 from study.evaluation.evaluate import evaluate_checkpoint, open_split
-from study.evaluation.experiments import build_ensemble, check_inputs, experiments_table, parse_only
+from study.experiments import build_ensemble, check_inputs, experiments_table, parse_only
 from study.report import write_json
 
 
@@ -99,9 +99,9 @@ def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, c
     exp4 starting from exp2's model, exp3 assembled, the printed table and the JSON figures."""
     import argparse
 
-    import study.evaluation.experiments
+    import study.experiments
     import study.train.launch
-    from study.evaluation.experiments import main
+    from study.experiments import main
 
     trained: list[tuple[str, str | None]] = []
 
@@ -112,7 +112,7 @@ def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, c
         return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
 
     monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.evaluation.experiments, "init_ray", lambda address=None, **kw: False)
+    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     out, figures = tmp_path / "run", tmp_path / "figures.json"
     args = argparse.Namespace(shards=str(demo_shards), out=str(out), set=["size=tiny", "epochs=1"], pretrained=None,
                               only="exp4,exp3,exp2,exp1", json=str(figures), split="test", test_shards=None)
@@ -145,9 +145,9 @@ def test_train_on_one_set_evaluate_on_another(demo_shards, test_only, tmp_path, 
     JSON records both sets and the split."""
     import argparse
 
-    import study.evaluation.experiments
+    import study.experiments
     import study.train.launch
-    from study.evaluation.experiments import main
+    from study.experiments import main
 
     seen = []
 
@@ -158,7 +158,7 @@ def test_train_on_one_set_evaluate_on_another(demo_shards, test_only, tmp_path, 
         return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
 
     monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.evaluation.experiments, "init_ray", lambda address=None, **kw: False)
+    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     figures = tmp_path / "figures.json"
     args = argparse.Namespace(shards=str(demo_shards), out=str(tmp_path / "run"), set=["size=tiny"], pretrained=None,
                               only="exp1", json=str(figures), split="test", test_shards=str(test_only))
@@ -172,13 +172,13 @@ def test_train_on_one_set_evaluate_on_another(demo_shards, test_only, tmp_path, 
 
 def test_experiments_refuse_bad_sets_before_ray(demo_shards, test_only, tmp_path, monkeypatch):
     """A training set without train, or a test set without the split, fail before Ray starts."""
-    import study.evaluation.experiments
-    from study.evaluation.experiments import run_experiments
+    import study.experiments
+    from study.experiments import run_experiments
 
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started")
 
-    monkeypatch.setattr(study.evaluation.experiments, "init_ray", refuse)
+    monkeypatch.setattr(study.experiments, "init_ray", refuse)
     with pytest.raises(VidcolorError) as err:
         run_experiments(str(test_only), tmp_path / "run", ["size=tiny"], only="exp1")
     assert str(err.value) == (f"--shards {test_only}: no 'train' split (it has: test); make one with vidcolor shard "

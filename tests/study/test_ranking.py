@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from models.errors import VidcolorError
-from study.ctt import ranking as rk
+from study import ranking as rk
 
 TINY = 1e-6  # alpha -> 0: the plain ML estimate
 
