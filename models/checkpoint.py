@@ -170,7 +170,7 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
     d = Path(directory)
     meta = read_meta(d)
     path = d / CONFIG
-    config = ExperimentConfig.from_dict(meta["config"], where=f"{path}: config")
+    config = ExperimentConfig.from_dict(meta["config"], str(path), ("config",))
     try:
         gamut = ABGamut(int(meta["grid"]), centers=np.asarray(meta["gamut_centers"], dtype=np.float32))
     except (VidcolorError, ValueError, TypeError) as exc:
@@ -185,7 +185,7 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
         members = meta.get("members")
         if not isinstance(members, list) or len(members) < 2:
             raise VidcolorError(f"{path}: an ensemble checkpoint needs a 'members' list of two or more configs")
-        models = [VideoColorizer(ExperimentConfig.from_dict(m, where=f"{path}: members[{i}]"), gamut.num_bins)
+        models = [VideoColorizer(ExperimentConfig.from_dict(m, str(path), ("members", i)), gamut.num_bins)
                   for i, m in enumerate(members)]
         for m in models:
             m.set_gamut(gamut)

@@ -8,85 +8,83 @@ Seed paper ("Automatic Colorization of Videos", Sahay and Choudhary), experiment
   5. 4 + the ConvLSTM sequence model, L = lam L_cl + (1 - lam) L_seq      -> exp5
 
 `ExperimentConfig` holds the model's settings only (training-loop settings such as lr, epochs
-and batch size live in `study.config.train.TrainConfig`). It is a frozen dataclass of plain values,
-so it pickles cleanly to Ray workers and round-trips through JSON (`to_dict` / `from_dict`). Every
-field is checked on construction (types from the annotations by `models.fields.TypedConfig`, ranges
-by `validate`); an error names the field and the value.
+and batch size live in `study.config.train.TrainConfig`). It is a frozen pydantic model of plain
+values (`models.config.Config`), so it pickles cleanly to Ray workers and round-trips through JSON
+(`to_dict` / `from_dict`). Every field is checked on construction (its type, its range or choices);
+an error names the field, what is allowed and the value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal, get_args
 
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from models.config import Config, FieldError, Problem, as_tuple, field_names
 from models.errors import VidcolorError
-from models.fields import TypedConfig, field_error, field_names
 from models.gamut import (DEFAULT_GAMMA, DEFAULT_GRID, DEFAULT_SOFT_K, DEFAULT_SOFT_SIGMA,
                           DEFAULT_TEMPERATURE, MAX_GRID, MAX_TEMPERATURE, MIN_GRID)
 
-SIZES = ("tiny", "small", "base")
-TEMPORAL = ("none", "convlstm")
+Size = Literal["tiny", "small", "base"]
+Temporal = Literal["none", "convlstm"]
+SIZES, TEMPORAL = get_args(Size), get_args(Temporal)
+Members = Annotated[tuple[Annotated[str, Field(min_length=1)], ...], BeforeValidator(as_tuple)]
 
 
-@dataclass(frozen=True)
-class ExperimentConfig(TypedConfig):
+class ExperimentConfig(Config):
     """The model side of one experiment."""
 
     KIND: ClassVar[str] = "experiment setting"
 
     name: str = "exp2"
     """Preset name this config came from (kept through overrides; shown in tables)."""
-    size: str = "tiny"
+    size: Size = "tiny"
     """Colorizer width: tiny (1/8 of the paper's channels), small (1/2), base (the paper's, ~32M parameters)."""
-    grid: int = DEFAULT_GRID
+    grid: int = Field(DEFAULT_GRID, ge=MIN_GRID, le=MAX_GRID)
     """Spacing of the ab bins in ab units; 10 gives 309 in-gamut bins (models.gamut)."""
     rebalance: bool = True
     """Weight each pixel's L_cl by its true bin's rarity weight (Zhang et al.); False = plain soft CE."""
-    gamma: float = DEFAULT_GAMMA
+    gamma: float = Field(DEFAULT_GAMMA, gt=0.0, le=1.0)
     """Mix of the prior with the uniform distribution in the rebalancing weights, in (0, 1]."""
-    temporal: str = "none"
+    temporal: Temporal = "none"
     """none (image-only colorizer) or convlstm (the seed's sequence model)."""
-    seq_len: int = 1
+    seq_len: int = Field(1, ge=1, le=64)
     """S: frames of context the ConvLSTM reads before the frame it colorizes; a training window
     holds S + 1 frames (`window`). Ignored when temporal is none."""
-    lam: float = 1.0
+    lam: float = Field(1.0, ge=0.0, le=1.0)
     """lambda in L = lam L_cl + (1 - lam) L_seq, in [0, 1]; ignored (L = L_cl) without a temporal module."""
-    soft_k: int = DEFAULT_SOFT_K
+    soft_k: int = Field(DEFAULT_SOFT_K, ge=1, le=64)
     """Nearest bins in the soft encoding of the ground truth (paper 5; Zhang's released code 10)."""
-    soft_sigma: float = DEFAULT_SOFT_SIGMA
+    soft_sigma: float = Field(DEFAULT_SOFT_SIGMA, gt=0.0, le=100.0)
     """Width of the Gaussian of the soft encoding, ab units."""
-    temperature: float = DEFAULT_TEMPERATURE
+    temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=MAX_TEMPERATURE)
     """Annealed-mean temperature T used for decoding (0 = mode, 1 = mean)."""
-    pretrained: str | None = None
+    pretrained: str | None = Field(None, min_length=1)
     """Checkpoint folder whose colorizer trunk initializes this model (exp4, exp5)."""
-    ensemble: tuple[str, ...] = ()
+    ensemble: Members = ()
     """exp3: member preset names or checkpoint folders whose distributions are averaged; empty otherwise."""
     transfer: bool = False
     """Transfer learning: training needs `pretrained` set (exp4, exp5); see `check_ready`."""
 
-    def validate(self) -> None:
-        """Ranges and choices of the fields (their types are checked by TypedConfig)."""
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("must be a non-empty name of letters, digits, - and _")
+        return name
 
-        def check(ok: bool, name: str, why: str) -> None:
-            if not ok:
-                raise field_error(name, why, getattr(self, name))
+    @field_validator("ensemble")
+    @classmethod
+    def _check_members(cls, ensemble: tuple[str, ...]) -> tuple[str, ...]:
+        if len(ensemble) == 1:
+            raise ValueError("needs at least two members (or none)")
+        return ensemble
 
-        check(bool(self.name) and self.name.replace("-", "").replace("_", "").isalnum(), "name",
-              "must be a non-empty name of letters, digits, - and _")
-        check(self.size in SIZES, "size", f"must be one of {', '.join(SIZES)}")
-        check(MIN_GRID <= self.grid <= MAX_GRID, "grid", f"must be in [{MIN_GRID}, {MAX_GRID}]")
-        check(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
-        check(self.temporal in TEMPORAL, "temporal", f"must be one of {', '.join(TEMPORAL)}")
-        check(1 <= self.seq_len <= 64, "seq_len", "must be in [1, 64]")
-        check(0.0 <= self.lam <= 1.0, "lam", "must be in [0, 1]")
-        check(1 <= self.soft_k <= 64, "soft_k", "must be in [1, 64]")
-        check(0.0 < self.soft_sigma <= 100.0, "soft_sigma", "must be in (0, 100]")
-        check(0.0 <= self.temperature <= MAX_TEMPERATURE, "temperature", f"must be in [0, {MAX_TEMPERATURE:g}]")
-        check(self.pretrained is None or bool(self.pretrained), "pretrained",
-              "must be a checkpoint folder path or None")
-        check(all(self.ensemble), "ensemble", "must be a list of preset names or checkpoint folders")
-        check(len(self.ensemble) != 1, "ensemble", "needs at least two members (or none)")
-        check(self.name not in self.ensemble, "ensemble", f"must not contain the config's own name {self.name!r}")
+    @model_validator(mode="after")
+    def _check_own_name(self) -> "ExperimentConfig":
+        if self.name in self.ensemble:
+            raise Problem(("ensemble",), f"must not contain the config's own name {self.name!r}, got {self.ensemble!r}")
+        return self
 
     # ---- derived -----------------------------------------------------------------------------
 
@@ -106,9 +104,8 @@ class ExperimentConfig(TypedConfig):
     def check_ready(self) -> None:
         """Raise if the config cannot be trained as is (a transfer preset without `pretrained`)."""
         if self.transfer and self.pretrained is None:
-            raise VidcolorError(
-                f"pretrained: {self.name} starts from a pretrained colorizer; give its checkpoint folder "
-                "(--set pretrained=DIR, or `vidcolor experiments --pretrained DIR`)")
+            raise FieldError(("pretrained",), f"{self.name} starts from a pretrained colorizer; give its checkpoint "
+                             "folder (--set pretrained=DIR, or `vidcolor experiments --pretrained DIR`)")
 
 
 FIELDS = field_names(ExperimentConfig)

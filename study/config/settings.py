@@ -4,15 +4,16 @@ A setting names a field of :class:`~study.config.train.TrainConfig` (the trainin
 ``models.presets.ExperimentConfig`` (the model); the two share no field name, so every key has
 exactly one home. ``--set`` text, a study spec's ``[fixed]`` table and a trial's sampled values all
 go through :func:`apply_settings`; a key that is neither config's field is an error that lists
-the valid ones.
+the valid ones. Errors are ``models.config.FieldError``: the source, the setting, what is allowed
+and the value (``--set: field grid: must be in [2, 64], got 1000``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from models.config import FieldError, field_names
 from models.errors import VidcolorError
-from models.fields import field_names
 from models.presets import ExperimentConfig
 from study.config.train import TrainConfig
 
@@ -23,9 +24,9 @@ def setting_names() -> tuple[str, ...]:
 
 
 def check_setting_name(key: str) -> None:
-    """Raise ``unknown setting 'key' (known: ...)`` unless ``key`` is a setting."""
+    """Raise ``field KEY: unknown setting (allowed: ...)`` unless ``key`` is a setting."""
     if key not in setting_names():
-        raise VidcolorError(f"unknown setting {key!r} (known: {', '.join(setting_names())})")
+        raise FieldError((key,), f"unknown setting (allowed: {', '.join(setting_names())})")
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, str]:
@@ -46,16 +47,16 @@ def apply_settings(experiment: ExperimentConfig, train: TrainConfig, settings: M
 
     Values may be typed (TOML) or text (``--set``), which is parsed by the field's type
     (``pretrained=none`` -> None, ``ensemble=a,b`` -> a tuple). ``where`` prefixes error messages
-    (a file and table, or ``--set``); with None the error is raised as is (a bad value is a
-    ``models.fields.FieldError`` naming the field)."""
+    (a file and table, or ``--set``); with None the error is raised without it. Either way it is a
+    ``models.config.FieldError`` whose path is the setting's name."""
     experiment_keys = set(field_names(ExperimentConfig))
     try:
         for key in settings:
             check_setting_name(key)
         experiment = experiment.with_settings({k: v for k, v in settings.items() if k in experiment_keys})
         train = train.with_settings({k: v for k, v in settings.items() if k not in experiment_keys})
-    except VidcolorError as exc:
+    except FieldError as exc:
         if where is None:
             raise
-        raise VidcolorError(f"{where}: {exc}") from None
+        raise exc.within(where) from None
     return experiment, train

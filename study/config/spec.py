@@ -40,11 +40,13 @@ The file follows the tuning playbook's split into scientific, nuisance and fixed
     cpus_per_worker = 1
     gpus_per_worker = 0
 
-Each table is a pydantic model (strict types, no unknown keys); :class:`StudySpec` then checks
-the tables against each other and builds the configs of the fixed settings and of both ends of
-every searched range. A study searches at least one setting, and its objective is a metric the
-training loop reports (:func:`reported_metrics`). Every error is a ``VidcolorError`` naming the file and the field path:
-``demo.toml: field search.lam.low: must be < high (low=1.0, high=0.2)``.
+Each table is a pydantic model (strict types, no unknown keys; ``study.config.tables``);
+:class:`StudySpec` then checks the tables against each other and builds the configs of the fixed
+settings and of both ends of every searched range. A study searches at least one setting, and its
+objective is a metric the training loop reports (:func:`reported_metrics`). Every error is a
+``models.config.FieldError`` naming the file, the field path, what is allowed and the value:
+``demo.toml: field search.lam.low: must be < high (low=1.0, high=0.2)``,
+``demo.toml: field search.grid.choices[1]: must be in [2, 64], got 999``.
 """
 
 from __future__ import annotations
@@ -55,118 +57,18 @@ from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from models.config import FieldError, Problem, config_error
 from models.errors import VidcolorError
-from models.fields import FieldError
 from models.presets import PRESETS, ExperimentConfig, get_preset
 from study.config.metric_names import LOOP_METRICS, METRICS
 from study.config.settings import apply_settings, setting_names
-from study.config.tables import Number, SpecProblem, Table, first_problem
+from study.config.tables import AshaSpec, HumanObjective, Resources, SamplerSpec, SearchParam, Table
 from study.config.train import TrainConfig
 from study.report import json_clean
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
-_RANGE_KEYS = ("type", "low", "high", "log", "step")
-_CHOICE_KEYS = ("type", "choices")
 _OBJECTIVE_KEYS = ("metric", "mode")  # from [objective] only: never fixed or searched
-
-
-class SearchParam(Table):
-    """One searched setting: a float or int range (``low``, ``high``, ``log``, ``step``) or a
-    ``choice`` among values. In the file its name is the table's (``[search.lam]``)."""
-
-    name: str
-    type: Literal["float", "int", "choice"]
-    low: Number | None = None
-    high: Number | None = None
-    log: bool = False
-    step: Number | None = None
-    choices: tuple[Any, ...] = Field((), strict=False)
-
-    INTERNAL_KEYS: ClassVar[tuple[str, ...]] = ("name",)
-
-    @classmethod
-    def allowed_keys(cls, data: Mapping[str, Any]) -> tuple[str, ...]:
-        return _CHOICE_KEYS if data.get("type") == "choice" else _RANGE_KEYS
-
-    @classmethod
-    def unknown_keys(cls, data: Mapping[str, Any]) -> list[str]:
-        """A key of the other kind of param is unknown unless it is empty (as ``to_record`` writes it)."""
-        def empty(value: Any) -> bool:
-            return value is None or value is False or (isinstance(value, (list, tuple)) and not value)
-
-        return [k for k in super().unknown_keys(data) if not (k in cls.model_fields and empty(data[k]))]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _float_bounds(cls, data: Any) -> Any:
-        """A float range keeps its bounds as floats (TOML writes ``high = 1`` for 1.0)."""
-        if isinstance(data, Mapping) and data.get("type") == "float":
-            data = {k: float(v) if k in ("low", "high") and type(v) is int else v for k, v in data.items()}
-        return data
-
-    @model_validator(mode="after")
-    def _check(self) -> "SearchParam":
-        if self.type == "choice":
-            if not self.choices:
-                raise SpecProblem(("choices",), "must not be empty")
-            if len(set(map(repr, self.choices))) != len(self.choices):
-                raise SpecProblem(("choices",), f"has duplicates: {list(self.choices)!r}")
-            return self
-        for key in ("low", "high"):
-            if getattr(self, key) is None:
-                raise SpecProblem((key,), "is required")
-        for key in ("low", "high", "step"):
-            value = getattr(self, key)
-            if self.type == "int" and value is not None and type(value) is not int:
-                raise SpecProblem((key,), f"must be an integer, got {value!r}")
-        if not self.low < self.high:
-            raise SpecProblem(("low",), f"must be < high (low={self.low!r}, high={self.high!r})")
-        if self.log and self.low <= 0:
-            raise SpecProblem(("low",), f"must be > 0 with log = true, got {self.low!r}")
-        if self.step is not None and self.step <= 0:
-            raise SpecProblem(("step",), f"must be > 0, got {self.step!r}")
-        if self.step is not None and self.log and self.type == "int":
-            raise SpecProblem(("step",), "cannot be combined with log for an int")
-        return self
-
-    @classmethod
-    def from_table(cls, name: str, table: Any) -> "SearchParam":
-        """The param of the file's ``[search.NAME]`` table; errors carry the path below ``search``."""
-        if isinstance(table, Mapping) and "name" in table:
-            raise SpecProblem((name, "name"), "unknown key (the table's name is the setting's)")
-        try:
-            return cls.model_validate({**table, "name": name} if isinstance(table, Mapping) else table)
-        except ValidationError as exc:
-            problem = first_problem(exc)
-            raise SpecProblem((name, *problem.path), problem.message) from None
-
-    def to_tune(self):
-        """The Ray Tune domain (OptunaSearch converts it to an Optuna distribution)."""
-        from ray import tune
-
-        if self.type == "choice":
-            return tune.choice(list(self.choices))
-        if self.type == "int":
-            step = int(self.step or 1)
-            if self.log:  # lograndint excludes the upper bound
-                return tune.lograndint(int(self.low), int(self.high) + 1)
-            return tune.qrandint(int(self.low), int(self.high), step)  # includes high
-        if self.step:
-            return (tune.qloguniform if self.log else tune.quniform)(self.low, self.high, self.step)
-        return (tune.loguniform if self.log else tune.uniform)(self.low, self.high)
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` lies in the searched range (or is one of the choices)."""
-        if self.type == "choice":
-            return value in self.choices
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False  # a string or a table where a number is searched
-        return self.low <= value <= self.high
-
-    def ends(self) -> tuple[Any, ...]:
-        """The extreme values of the space: every choice, or both ends of the range."""
-        return self.choices if self.type == "choice" else (self.low, self.high)
 
 
 def reported_metrics() -> tuple[str, ...]:
@@ -186,51 +88,8 @@ class Objective(Table):
     def _reported(cls, metric: str) -> str:
         known = reported_metrics()  # another metric would fail every trial
         if metric not in known:
-            raise ValueError(f"{metric!r} is not reported by the training loop (it reports: {', '.join(known)})")
+            raise Problem((), f"{metric!r} is not reported by the training loop (it reports: {', '.join(known)})")
         return metric
-
-
-class SamplerSpec(Table):
-    """``[sampler]``: how Optuna proposes trials."""
-
-    kind: Literal["tpe", "random"] = "tpe"
-    seed: int = 0
-    n_startup_trials: int = Field(3, ge=0)
-    """TPE's random trials before it models the space."""
-
-
-class HumanObjective(Table):
-    """``[human]``: the Color Turing Test's verdict as a second objective, beside ``[objective]``.
-
-    A study with this table continues an existing study once votes have come in: its finished trials
-    with at least ``min_votes`` votes become a multi-objective Optuna study (the objective, and the
-    score, maximized), from which the next trials are sampled (study.tune.human)."""
-
-    score: Literal["fool_rate", "mean_rating", "bt_score"] = "fool_rate"
-    """fool_rate: share of 2AFC votes that took the trial's clip for the real one; mean_rating: mean
-    1-5 naturalness rating; bt_score: Bradley-Terry log-strength from pairwise campaigns."""
-    campaign: str | None = None
-    """Only this campaign's votes count (default: every vote of the study)."""
-    min_votes: int = Field(10, ge=1)
-    """Votes (comparisons for bt_score) a trial needs before its score counts."""
-
-
-class AshaSpec(Table):
-    """``[asha]``: early stopping of poor trials, in epochs."""
-
-    enabled: bool = True
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(2.0, gt=1)
-    max_t: int = Field(0, ge=0)
-    """Epochs at most; 0 = the training epochs."""
-
-
-class Resources(Table):
-    """``[resources]``: per trial, the Ray Train workers and what each one gets."""
-
-    workers: int = Field(1, ge=1)
-    cpus_per_worker: float = Field(1.0, gt=0)
-    gpus_per_worker: float = Field(0.0, ge=0)
 
 
 class StudySpec(Table):
@@ -271,14 +130,14 @@ class StudySpec(Table):
     @classmethod
     def _check_name(cls, name: str) -> str:
         if not name or any(c in name for c in "/\\ ") or name.startswith("."):
-            raise ValueError(f"must be a non-empty name without spaces or slashes, got {name!r}")
+            raise ValueError("must be a non-empty name without spaces or slashes")
         return name
 
     @field_validator("preset")
     @classmethod
     def _check_preset(cls, preset: str) -> str:
         if preset not in PRESETS:
-            raise ValueError(f"must be one of {', '.join(sorted(PRESETS))}, got {preset!r}")
+            raise ValueError(f"must be one of {', '.join(sorted(PRESETS))}")
         return preset
 
     @field_validator("search", mode="before")
@@ -288,7 +147,7 @@ class StudySpec(Table):
         if isinstance(search, Mapping):
             return tuple(SearchParam.from_table(name, table) for name, table in search.items())
         if not isinstance(search, (tuple, list)):
-            raise ValueError(f"must be a table of searched settings, got {search!r}")
+            raise ValueError("must be a table of searched settings")
         return search
 
     # -- the tables against each other -------------------------------------------------------------
@@ -299,16 +158,16 @@ class StudySpec(Table):
         known = setting_names()
         for key in self.fixed:
             if key not in known:
-                raise SpecProblem(("fixed", key), f"unknown setting (known: {', '.join(known)})")
+                raise Problem(("fixed", key), f"unknown setting (allowed: {', '.join(known)})")
             if key in _OBJECTIVE_KEYS:
-                raise SpecProblem(("fixed", key), "comes from [objective], not [fixed]")
+                raise Problem(("fixed", key), "comes from [objective], not [fixed]")
         for param in self.search:
             if param.name not in known:
-                raise SpecProblem(("search", param.name), f"unknown setting (known: {', '.join(known)})")
+                raise Problem(("search", param.name), f"unknown setting (allowed: {', '.join(known)})")
             if param.name in self.fixed:
-                raise SpecProblem(("search", param.name), "is also in [fixed]; a setting is either fixed or searched")
+                raise Problem(("search", param.name), "is also in [fixed]; a setting is either fixed or searched")
             if param.name in _OBJECTIVE_KEYS:
-                raise SpecProblem(("search", param.name), "cannot be searched")
+                raise Problem(("search", param.name), "cannot be searched")
         return self
 
     @model_validator(mode="after")
@@ -317,11 +176,11 @@ class StudySpec(Table):
         by_name = {p.name: p for p in self.search}
         for i, point in enumerate(self.points_to_evaluate):
             if set(point) != set(by_name):
-                raise SpecProblem(("points_to_evaluate", i), f"must set exactly the searched settings "
-                                  f"({', '.join(sorted(by_name))}), got {', '.join(sorted(point))}")
+                raise Problem(("points_to_evaluate", i), f"must set exactly the searched settings "
+                              f"({', '.join(sorted(by_name))}), got {', '.join(sorted(point))}")
             for key, value in point.items():
                 if not by_name[key].contains(value):
-                    raise SpecProblem(("points_to_evaluate", i, key), f"{value!r} is outside the search space")
+                    raise Problem(("points_to_evaluate", i, key), f"{value!r} is outside the search space")
         return self
 
     @model_validator(mode="after")
@@ -331,30 +190,29 @@ class StudySpec(Table):
         try:
             experiment, train = apply_settings(get_preset(self.preset), self._objective_train(), self.fixed, where=None)
         except FieldError as exc:
-            if exc.field in self.fixed:
-                raise SpecProblem(("fixed", exc.field), exc.why) from None
-            raise SpecProblem(("fixed",), str(exc)) from None  # a check across fields (e.g. ensemble vs name)
-        except VidcolorError as exc:
-            raise SpecProblem(("fixed",), str(exc)) from None
+            if exc.path and exc.path[0] in self.fixed:
+                raise Problem(("fixed", *exc.path), exc.why) from None
+            raise Problem(("fixed",), f"{exc.field}: {exc.why}") from None  # across fields (e.g. ensemble vs name)
         for param in self.search:
-            for value in param.ends():
+            for key, value in param.ends_by_key():
                 try:
-                    apply_settings(experiment, train, {param.name: value}, where=f"value {value!r} is invalid")
-                except VidcolorError as exc:
-                    raise SpecProblem(("search", param.name), str(exc)) from None
+                    apply_settings(experiment, train, {param.name: value}, where=None)
+                except FieldError as exc:
+                    why = exc.why if exc.path == (param.name,) else f"{exc.field}: {exc.why}"
+                    raise Problem(("search", param.name, *key), why) from None
         if self.asha.max_t > train.epochs:
-            raise SpecProblem(("asha", "max_t"), f"must be <= epochs ({train.epochs}), got {self.asha.max_t!r}")
+            raise Problem(("asha", "max_t"), f"must be <= epochs ({train.epochs}), got {self.asha.max_t!r}")
         if self.asha.grace_period > (self.asha.max_t or train.epochs):
-            raise SpecProblem(("asha", "grace_period"),
-                              f"must be <= max_t ({self.asha.max_t or train.epochs}), got {self.asha.grace_period!r}")
+            raise Problem(("asha", "grace_period"),
+                          f"must be <= max_t ({self.asha.max_t or train.epochs}), got {self.asha.grace_period!r}")
         return self
 
     @model_validator(mode="after")
     def _check_searched(self) -> "StudySpec":
         """At least one ``[search.NAME]`` table (checked last: a more specific problem comes first)."""
         if not self.search:
-            raise SpecProblem(("search",), "no searched setting: add at least one [search.NAME] table (e.g. "
-                              "[search.lam] with type, low, high); to train one configuration use `vidcolor train`")
+            raise Problem(("search",), "no searched setting: add at least one [search.NAME] table (e.g. "
+                          "[search.lam] with type, low, high); to train one configuration use `vidcolor train`")
         return self
 
     # -- derived configs and copies --------------------------------------------------------------
@@ -396,14 +254,13 @@ def _validated(data: Mapping[str, Any], source: str) -> StudySpec:
     try:
         return StudySpec.model_validate({**data, "source": source})
     except ValidationError as exc:
-        problem = first_problem(exc)
-        raise VidcolorError(f"{source}: field {problem.dotted()}: {problem.message}") from None
+        raise config_error(exc, source, StudySpec) from None
 
 
 def parse_spec(data: Mapping[str, Any], source: str = "<spec>") -> StudySpec:
     """Validate a spec already parsed from TOML; ``source`` (the file) prefixes every error."""
     if "source" in data:
-        raise VidcolorError(f"{source}: field source: unknown key (it is the file's name)")
+        raise FieldError(("source",), "unknown key (it is the file's name)", source)
     return _validated(data, source)
 
 

@@ -1,49 +1,52 @@
-"""The training loop's settings of one run (the model's settings are ``ExperimentConfig``'s)."""
+"""The training loop's settings of one run (the model's settings are ``ExperimentConfig``'s).
+
+A frozen pydantic model (``models.config.Config``): types, ranges and choices are checked on
+construction, and an error names the field, what is allowed and the value."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
-from models.fields import TypedConfig, field_error
+from pydantic import Field, field_validator
+
+from models.config import Config
+
+Schedule = Literal["constant", "cosine"]
+SCHEDULES = get_args(Schedule)
 
 
-SCHEDULES = ("constant", "cosine")
-
-
-@dataclass(frozen=True)
-class TrainConfig(TypedConfig):
+class TrainConfig(Config):
     """Settings of the training loop of one run; validated on construction (an error names the field)."""
 
     KIND: ClassVar[str] = "training setting"
 
-    lr: float = 3e-3
+    lr: float = Field(3e-3, gt=0.0, allow_inf_nan=False)
     """Adam learning rate (the peak of the schedule)."""
-    schedule: str = "cosine"
+    schedule: Schedule = "cosine"
     """Learning-rate schedule over all epochs x steps_per_epoch steps: ``constant``, or ``cosine``
     (decay to ``lr * min_lr_ratio`` along a half cosine); either after ``warmup``."""
-    warmup: float = 0.05
+    warmup: float = Field(0.05, ge=0.0, lt=1.0)
     """Fraction of all steps over which the learning rate ramps up linearly from lr/100."""
-    min_lr_ratio: float = 0.05
+    min_lr_ratio: float = Field(0.05, ge=0.0, le=1.0)
     """The cosine schedule's final learning rate, as a fraction of ``lr``."""
-    weight_decay: float = 0.0
+    weight_decay: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     """Adam weight decay (L2)."""
-    epochs: int = 2
+    epochs: int = Field(2, gt=0)
     """Epochs; each ends with a validation pass, a report and a checkpoint."""
-    steps_per_epoch: int = 20
+    steps_per_epoch: int = Field(20, gt=0)
     """Optimizer steps per epoch, the same on every rank (shards are streamed, resampled)."""
-    batch_size: int = 8
+    batch_size: int = Field(8, gt=0)
     """Windows per step on each rank."""
-    val_batches: int = 0
+    val_batches: int = Field(0, ge=0)
     """Validation batches per rank and epoch; 0 = the whole validation split."""
-    val_batch_size: int = 8
+    val_batch_size: int = Field(8, gt=0)
     """Windows per validation batch."""
-    val_split: str = "val"
+    val_split: str = Field("val", min_length=1)
     """Split that validation reads."""
-    grad_clip: float = 0.0
+    grad_clip: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     """Clip the gradient norm to this value; 0 = no clipping."""
-    ema: float = 0.995
+    ema: float = Field(0.995, ge=0.0, lt=1.0)
     """Decay of an exponential moving average of the weights, updated after every step
     (``torch.optim.swa_utils``) and warmed up over the first steps (``study.train.optim_state.ema_decay``);
     validation, checkpoints and inference use the average. 0 = off."""
@@ -51,55 +54,32 @@ class TrainConfig(TypedConfig):
     """bf16 autocast when training on a GPU (ignored on CPU)."""
     seed: int = 0
     """Seed of the model's initialisation and of the loader's shuffling."""
-    loader_workers: int = 0
+    loader_workers: int = Field(0, ge=0)
     """DataLoader worker processes per rank."""
-    shuffle_buffer: int = 64
+    shuffle_buffer: int = Field(64, gt=0)
     """Shuffle buffer of the shard reader (clips, before decoding)."""
     flip: bool = True
     """Augmentation: flip each training window horizontally with probability 1/2."""
-    crop_scale: float = 0.7
+    crop_scale: float = Field(0.7, gt=0.0, le=1.0)
     """Augmentation: crop each training window to a random square of side U(crop_scale, 1) x the
     stored side, resized to ``train_size``; 1 = no crop."""
     train_size: int = 0
     """Side of the training frames after augmentation; 0 = the shard set's size. Validation and
     inference use whole frames."""
-    metric: str = "val_rmse_ratio"
+    metric: str = Field("val_rmse_ratio", min_length=1)
     """Validation metric that picks the best checkpoint. The default, each validation video's RMSE
     over its gray (ab = 0) RMSE averaged over videos, weighs every video alike: with plain RMSE one
     very saturated video (an aquarium: gray RMSE 74 against 10 to 28 for the rest of the real
     validation split) decides which epoch is kept."""
-    mode: str = "min"
+    mode: Literal["min", "max"] = "min"
     """``min`` or ``max`` for ``metric``."""
 
-    def validate(self) -> None:
-        """Ranges of the fields (their types are checked by TypedConfig)."""
-        for name in ("lr", "epochs", "steps_per_epoch", "batch_size", "val_batch_size", "shuffle_buffer"):
-            if not getattr(self, name) > 0:
-                raise field_error(name, "must be > 0", getattr(self, name))
-        for name in ("weight_decay", "val_batches", "grad_clip", "loader_workers"):
-            if not getattr(self, name) >= 0:
-                raise field_error(name, "must be >= 0", getattr(self, name))
-        for name in ("lr", "weight_decay", "grad_clip"):
-            if not math.isfinite(getattr(self, name)):
-                raise field_error(name, "must be finite", getattr(self, name))
-        if self.schedule not in SCHEDULES:
-            raise field_error("schedule", f"must be one of {', '.join(SCHEDULES)}", self.schedule)
-        if not 0.0 <= self.ema < 1.0:
-            raise field_error("ema", "must be in [0, 1) (0 = no weight average)", self.ema)
-        if not 0.0 <= self.warmup < 1.0:
-            raise field_error("warmup", "must be in [0, 1)", self.warmup)
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise field_error("min_lr_ratio", "must be in [0, 1]", self.min_lr_ratio)
-        if not 0.0 < self.crop_scale <= 1.0:
-            raise field_error("crop_scale", "must be in (0, 1]", self.crop_scale)
-        if self.train_size != 0 and not 8 <= self.train_size <= 4096:
-            raise field_error("train_size", "must be 0 (the shard set's size) or in [8, 4096]", self.train_size)
-        if self.mode not in ("min", "max"):
-            raise field_error("mode", "must be 'min' or 'max'", self.mode)
-        if not self.metric:
-            raise field_error("metric", "must not be empty", self.metric)
-        if not self.val_split:
-            raise field_error("val_split", "must not be empty", self.val_split)
+    @field_validator("train_size")
+    @classmethod
+    def _check_train_size(cls, size: int) -> int:
+        if size != 0 and not 8 <= size <= 4096:
+            raise ValueError("must be 0 (the shard set's size) or in [8, 4096]")
+        return size
 
     @property
     def total_steps(self) -> int:

@@ -158,8 +158,8 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
     from models.presets import ExperimentConfig
     from study.config.train import TrainConfig
 
-    experiment = ExperimentConfig.from_dict(config["experiment"])
-    tc = TrainConfig.from_dict(config["train"])
+    experiment = ExperimentConfig.from_dict(config["experiment"], "training loop config", ("experiment",))
+    tc = TrainConfig.from_dict(config["train"], "training loop config", ("train",))
     if experiment.is_ensemble:
         raise TrainingError(f"ensemble: {experiment.name} averages trained models and is not trained itself")
     experiment.check_ready()

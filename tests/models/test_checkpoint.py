@@ -101,8 +101,15 @@ def test_mismatched_config_is_a_clear_error(tmp_path, gamut):
         load_checkpoint(tmp_path / "ck")
     meta["config"]["temporal"] = "bogus"
     path.write_text(json.dumps(meta))
-    with pytest.raises(VidcolorError, match=r"config.json: config: temporal: must be one of"):
+    with pytest.raises(VidcolorError) as err:
         load_checkpoint(tmp_path / "ck")
+    assert str(err.value) == f"{path}: field config.temporal: must be one of none, convlstm, got 'bogus'"
+    meta["config"]["temporal"], meta["config"]["grid"] = "none", 10.5
+    path.write_text(json.dumps(meta))
+    with pytest.raises(VidcolorError) as err:
+        load_checkpoint(tmp_path / "ck")
+    assert str(err.value) == f"{path}: field config.grid: must be an integer, got 10.5"
+    meta["config"]["grid"] = 10
     meta["format"] = "other/9"
     path.write_text(json.dumps(meta))
     with pytest.raises(VidcolorError, match="format is 'other/9'"):
@@ -165,3 +172,34 @@ def test_weights_digest_is_recorded_and_checked(tmp_path, gamut, caplog):
     with caplog.at_level(logging.DEBUG, logger="models.checkpoint"):
         loaded = load_checkpoint(ck)
     assert "records no weights_sha256" in caplog.text and loaded.config == model.config
+
+
+# config.json's "config" of an exp2 checkpoint as the TypedConfig dataclass wrote it, before configs
+# became pydantic models (pinned: such checkpoints must keep loading)
+WRITTEN_EXP2 = {"name": "exp2", "size": "tiny", "grid": 10, "rebalance": True, "gamma": 0.5, "temporal": "none",
+                "seq_len": 1, "lam": 1.0, "soft_k": 5, "soft_sigma": 5.0, "temperature": 0.38, "pretrained": None,
+                "ensemble": [], "transfer": False}
+
+
+def test_checkpoints_written_before_still_load(tmp_path, gamut):
+    """The config as written before, and an older file without frame_size, weights_sha256, gamut_digest
+    and prior_digest; an ensemble's members likewise."""
+    model = _trained_like(create_model(get_preset("exp2"), gamut))
+    ck = save_checkpoint(tmp_path / "ck", model, model.config, gamut, frame_size=64)
+    meta = json.loads((ck / "config.json").read_text())
+    assert meta["config"] == WRITTEN_EXP2  # written as before
+    for key in ("frame_size", "weights_sha256", "gamut_digest", "prior_digest"):
+        del meta[key]
+    (ck / "config.json").write_text(json.dumps({**meta, "config": WRITTEN_EXP2}))
+    loaded = load_checkpoint(ck)
+    assert loaded.config == get_preset("exp2") and loaded.frame_size is None
+    members = [create_model(get_preset(n), gamut) for n in ("exp1", "exp2")]
+    ens = load_ensemble([save_checkpoint(tmp_path / f"m{i}", m, m.config, gamut) for i, m in enumerate(members)])
+    ck = save_checkpoint(tmp_path / "ens", ens.model, ens.config, gamut)
+    meta = json.loads((ck / "config.json").read_text())
+    assert meta["members"][1] == WRITTEN_EXP2
+    meta["members"][1] = {**WRITTEN_EXP2, "grid": "10"}
+    (ck / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(VidcolorError) as err:
+        load_checkpoint(ck)
+    assert str(err.value) == f"{ck / 'config.json'}: field members[1].grid: must be an integer, got '10'"

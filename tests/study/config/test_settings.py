@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from models.config import FieldError, field_names
 from models.errors import VidcolorError
-from models.fields import field_names
 from models.presets import ExperimentConfig, get_preset
 from study.config.settings import apply_settings, check_setting_name, parse_sets, setting_names
 from study.config.train import TrainConfig
@@ -49,36 +49,42 @@ def test_unknown_keys_are_always_an_error_naming_the_valid_ones(settings):
     with pytest.raises(VidcolorError) as err:
         apply_settings(get_preset("exp5"), TrainConfig(), settings, where="x.toml: [fixed]")
     message = str(err.value)
-    assert message.startswith("x.toml: [fixed]: unknown setting 'wings' (known: ")
+    assert message.startswith("x.toml: [fixed]: field wings: unknown setting (allowed: ")
     assert all(name in message for name in ("lam", "epochs", "lr", "size", "pretrained"))
 
 
 def test_check_setting_name():
     check_setting_name("lam")
     check_setting_name("epochs")
-    with pytest.raises(VidcolorError, match=r"unknown setting 'lamda' \(known: amp, batch_size"):
+    with pytest.raises(VidcolorError, match=r"^field lamda: unknown setting \(allowed: amp, batch_size"):
         check_setting_name("lamda")
 
 
-@pytest.mark.parametrize("item, words", [
-    ("lr", "KEY=VALUE"),
-    ("=3", "KEY=VALUE"),
-    ("colour=red", "unknown setting 'colour'"),
-    ("epochs=two", "epochs: expected int, got 'two'"),
-    ("epochs=0", "epochs: must be > 0, got 0"),
-    ("grid=1000", "grid"),
-    ("mode=up", "mode"),
-    ("amp=maybe", "amp: expected bool, got 'maybe'"),
+@pytest.mark.parametrize("item", ["lr", "=3"])
+def test_set_items_need_a_key_and_an_equals_sign(item):
+    with pytest.raises(VidcolorError, match=f"--set expects KEY=VALUE, got {item!r}"):
+        parse_sets([item])
+
+
+@pytest.mark.parametrize("item, message", [
+    ("colour=red", "--set: field colour: unknown setting (allowed: amp, batch_size"),
+    ("epochs=two", "--set: field epochs: must be an integer, got 'two'"),
+    ("epochs=1.5", "--set: field epochs: must be an integer, got '1.5'"),
+    ("epochs=0", "--set: field epochs: must be > 0, got 0"),
+    ("grid=1000", "--set: field grid: must be in [2, 64], got 1000"),
+    ("mode=up", "--set: field mode: must be one of min, max, got 'up'"),
+    ("amp=maybe", "--set: field amp: must be true or false, got 'maybe'"),
+    ("size=huge", "--set: field size: must be one of tiny, small, base, got 'huge'"),
+    ("ensemble=exp1", "--set: field ensemble: needs at least two members (or none), got ('exp1',)"),
 ])
-def test_set_errors(item, words):
-    with pytest.raises(VidcolorError, match=words) as err:
+def test_set_errors_name_the_source_the_setting_what_is_allowed_and_the_value(item, message):
+    with pytest.raises(FieldError) as err:
         apply_settings(ExperimentConfig(), TrainConfig(), parse_sets([item]))
-    assert item == "lr" or item.startswith("=") or "--set" in str(err.value)
+    assert str(err.value).startswith(message), str(err.value)
+    assert err.value.where == "--set" and err.value.path == (item.partition("=")[0],)
 
 
-def test_where_none_raises_the_field_error_as_is():
-    from models.fields import FieldError
-
+def test_where_none_raises_the_field_error_without_a_source():
     with pytest.raises(FieldError) as err:
         apply_settings(ExperimentConfig(), TrainConfig(), {"grid": 1000}, where=None)
-    assert (err.value.field, err.value.why) == ("grid", "must be in [2, 64], got 1000")
+    assert (err.value.field, err.value.why, err.value.where) == ("grid", "must be in [2, 64], got 1000", None)

@@ -12,7 +12,7 @@ import pytest
 
 from models.errors import VidcolorError
 from models.presets import ExperimentConfig
-from study.config.spec import load_spec, parse_spec, shipped_specs
+from study.config.spec import StudySpec, load_spec, parse_spec, shipped_specs
 from study.config.train import TrainConfig
 
 BASE = """
@@ -39,7 +39,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_every_shipped_config_loads():
     paths = shipped_specs()
     assert {p.name for p in paths} >= {"demo.toml", "paper.toml"}
-    for path in paths:
+    for path in [*paths, Path(__file__).parents[3] / "cluster" / "paper.toml"]:
         spec = load_spec(path)
         experiment, train = spec.base_configs()
         assert isinstance(experiment, ExperimentConfig) and isinstance(train, TrainConfig)
@@ -103,7 +103,7 @@ def test_search_param_domains(tmp_path):
     (BASE + '[search.epochs]\ntype = "int"\nlow = 1\nhigh = 5\n', "search.epochs", "also in [fixed]"),
     (BASE + '[search.wings]\ntype = "int"\nlow = 1\nhigh = 5\n', "search.wings", "unknown setting"),
     (BASE + '[search.grid]\ntype = "choice"\nchoices = []\n', "search.grid.choices", "empty"),
-    (BASE + '[search.grid]\ntype = "choice"\nchoices = [10, 999]\n', "search.grid", "999"),
+    (BASE + '[search.grid]\ntype = "choice"\nchoices = [10, 999]\n', "search.grid.choices[1]", "999"),
     (BASE + '[objective]\nmetric = "val_rmse_rgb"\nmode = "up"\n', "objective.mode", "min"),
     (BASE + '[sampler]\nkind = "grid"\n', "sampler.kind", "tpe"),
     (BASE + "[asha]\nreduction_factor = 1\n", "asha.reduction_factor", "> 1"),
@@ -193,7 +193,13 @@ def test_error_message_in_full(tmp_path):
     ("objective = 3", "field objective: must be a table, got 3"),
     ("points_to_evaluate = [1]", "field points_to_evaluate[0]: must be a table, got 1"),
     ('[fixed]\nmetric = "x"', "field fixed.metric: comes from [objective], not [fixed]"),
-    ('[fixed]\nensemble = ["exp1"]', "field fixed.ensemble: needs at least two members (or none), got ('exp1',)"),
+    ('[fixed]\nensemble = ["exp1"]', "field fixed.ensemble: needs at least two members (or none), got ['exp1']"),
+    ("[fixed]\ngrid = 10.5", "field fixed.grid: must be an integer, got 10.5"),
+    ('[fixed]\ngrid = "ten"', "field fixed.grid: must be an integer, got 'ten'"),  # text is parsed as --set's
+    ("[fixed]\nlam = 2", "field fixed.lam: must be in [0, 1], got 2"),
+    ('[search.grid]\ntype = "choice"\nchoices = [10, 999]',
+     "field search.grid.choices[1]: must be in [2, 64], got 999"),
+    ('[search.lam]\ntype = "float"\nlow = 0.5\nhigh = 1.5', "field search.lam.high: must be in [0, 1], got 1.5"),
     ("[fixed]\nlr = true", "field fixed.lr: must be a number, got True"),
     ('[objective]\nmetric = ""', "field objective.metric: must not be empty"),
     ("[sampler]\nn_startup_trials = -1", "field sampler.n_startup_trials: must be >= 0, got -1"),
@@ -217,7 +223,7 @@ def test_float_ranges_keep_float_bounds_and_int_ranges_int(tmp_path):
 
 
 def test_to_record_holds_every_field():
-    from study.config.spec import SearchParam, StudySpec
+    from study.config.spec import SearchParam
 
     spec = load_spec("demo").replace(points_to_evaluate=({"lam": 0.5, "grid": 10, "seq_len": 2, "lr": 1e-3,
                                                           "temperature": 0.38},))
@@ -252,3 +258,45 @@ def test_fixed_text_is_parsed_like_set_and_cross_field_errors_name_the_table():
         parse_spec({"name": "x", "preset": "exp3", "fixed": {"name": "exp1"}}, source="s.toml")
     assert str(err.value) == ("s.toml: field fixed: ensemble: must not contain the config's own name 'exp1', "
                               "got ('exp1', 'exp2')")
+
+
+# demo.toml's to_record() as the results store kept it (vc_studies.spec) before the config models
+# were unified (pinned: a stored spec must keep validating into the same StudySpec)
+STORED_DEMO = {
+    "name": "demo", "preset": "exp5", "shards": "demo_run/shards",
+    "fixed": {"size": "tiny", "transfer": False, "epochs": 4, "steps_per_epoch": 30, "batch_size": 8, "val_batches": 2,
+              "val_batch_size": 4},
+    "search": [{"name": "lam", "type": "float", "low": 0.2, "high": 1.0, "log": False, "step": None, "choices": []},
+               {"name": "grid", "type": "choice", "low": None, "high": None, "log": False, "step": None,
+                "choices": [10, 20]},
+               {"name": "seq_len", "type": "int", "low": 1, "high": 4, "log": False, "step": None, "choices": []},
+               {"name": "lr", "type": "float", "low": 0.0003, "high": 0.01, "log": True, "step": None, "choices": []},
+               {"name": "temperature", "type": "float", "low": 0.2, "high": 0.8, "log": False, "step": None,
+                "choices": []}],
+    "objective": {"metric": "val_rmse_rgb", "mode": "min"},
+    "sampler": {"kind": "tpe", "seed": 0, "n_startup_trials": 3},
+    "human": None, "asha": {"enabled": True, "grace_period": 1, "reduction_factor": 2.0, "max_t": 0}, "num_trials": 6,
+    "max_concurrent": 1, "resources": {"workers": 1, "cpus_per_worker": 1.0, "gpus_per_worker": 0.0},
+    "max_failures": 1, "media_clips": 2, "points_to_evaluate": [], "source": "study/configs/demo.toml"}
+# a trial's config in the results store (vc_trials.config, written by study.tune.callbacks) before then
+STORED_TRIAL = {
+    "experiment": {"name": "exp5", "size": "tiny", "grid": 20, "rebalance": True, "gamma": 0.5, "temporal": "convlstm",
+                   "seq_len": 3, "lam": 0.45, "soft_k": 5, "soft_sigma": 5.0, "temperature": 0.5, "pretrained": None,
+                   "ensemble": [], "transfer": False},
+    "train": {"lr": 0.002, "schedule": "cosine", "warmup": 0.05, "min_lr_ratio": 0.05, "weight_decay": 0.0, "epochs": 4,
+              "steps_per_epoch": 30, "batch_size": 8, "val_batches": 2, "val_batch_size": 4, "val_split": "val",
+              "grad_clip": 0.0, "ema": 0.995, "amp": True, "seed": 0, "loader_workers": 0, "shuffle_buffer": 64,
+              "flip": True, "crop_scale": 0.7, "train_size": 0, "metric": "val_rmse_rgb", "mode": "min"},
+    "shards": "demo_run/shards"}
+
+
+def test_stored_specs_and_trial_configs_still_load():
+    spec = load_spec("demo")
+    stored = StudySpec.model_validate(json.loads(json.dumps(STORED_DEMO)))
+    assert stored == spec.replace(source=STORED_DEMO["source"])
+    assert {**spec.to_record(), "source": STORED_DEMO["source"]} == STORED_DEMO  # and is recorded alike
+    params = {"lam": 0.45, "grid": 20, "seq_len": 3, "lr": 0.002, "temperature": 0.5}
+    experiment, train = spec.trial_configs(params)
+    assert ExperimentConfig.from_dict(STORED_TRIAL["experiment"]) == experiment
+    assert TrainConfig.from_dict(STORED_TRIAL["train"]) == train
+    assert {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": spec.shards} == STORED_TRIAL

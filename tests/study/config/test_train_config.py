@@ -1,15 +1,16 @@
-"""TrainConfig: field types and ranges checked on construction, JSON round trip, one docstring per field."""
+"""TrainConfig: field types and ranges checked on construction, JSON round trip (files written before
+included), one docstring per field."""
 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import inspect
 import json
 import math
 import pickle
 
 import pytest
+from pydantic import ValidationError
 
 from models.errors import VidcolorError
 from study.config import train as train_module
@@ -25,30 +26,34 @@ def test_train_config_round_trip_and_checks():
         TrainConfig(batch_size=0)
     with pytest.raises(VidcolorError, match="integer"):
         TrainConfig(epochs=2.5)
-    # was "unknown TrainConfig field(s): wings"; now also lists the valid settings
-    with pytest.raises(VidcolorError, match=r"unknown training setting\(s\) wings \(valid: lr, schedule, warmup"):
-        TrainConfig.from_dict({"epochs": 1, "wings": 2})
+    with pytest.raises(VidcolorError, match=r"^run.json: field train.wings: unknown training setting \(allowed: amp, "):
+        TrainConfig.from_dict({"epochs": 1, "wings": 2}, "run.json", ("train",))
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"epochs": 0}, "epochs: must be > 0, got 0"),
-    ({"lr": -1e-3}, "lr: must be > 0, got -0.001"),
-    ({"lr": math.inf}, "lr: must be finite, got inf"),
-    ({"lr": math.nan}, "lr: must be > 0, got nan"),
-    ({"weight_decay": -0.5}, "weight_decay: must be >= 0, got -0.5"),
-    ({"val_batches": -1}, "val_batches: must be >= 0, got -1"),
-    ({"mode": "up"}, "mode: must be 'min' or 'max', got 'up'"),
-    ({"metric": ""}, "metric: must not be empty, got ''"),
-    ({"amp": 1}, "amp: must be true or false, got 1"),
-    ({"epochs": True}, "epochs: must be an integer, got True"),
-    ({"val_split": 3}, "val_split: must be a string, got 3"),
-    ({"schedule": "step"}, "schedule: must be one of constant, cosine, got 'step'"),
-    ({"warmup": 1.0}, "warmup: must be in [0, 1), got 1.0"),
-    ({"min_lr_ratio": 2.0}, "min_lr_ratio: must be in [0, 1], got 2.0"),
-    ({"crop_scale": 0.0}, "crop_scale: must be in (0, 1], got 0.0"),
-    ({"train_size": 4}, "train_size: must be 0 (the shard set's size) or in [8, 4096], got 4"),
+    ({"epochs": 0}, "field epochs: must be > 0, got 0"),
+    ({"epochs": 2.5}, "field epochs: must be an integer, got 2.5"),
+    ({"lr": -1e-3}, "field lr: must be > 0, got -0.001"),
+    ({"lr": math.inf}, "field lr: must be finite, got inf"),
+    ({"lr": math.nan}, "field lr: must be finite, got nan"),
+    ({"weight_decay": -0.5}, "field weight_decay: must be >= 0, got -0.5"),
+    ({"grad_clip": math.inf}, "field grad_clip: must be finite, got inf"),
+    ({"val_batches": -1}, "field val_batches: must be >= 0, got -1"),
+    ({"mode": "up"}, "field mode: must be one of min, max, got 'up'"),
+    ({"metric": ""}, "field metric: must not be empty, got ''"),
+    ({"val_split": ""}, "field val_split: must not be empty, got ''"),
+    ({"amp": 1}, "field amp: must be true or false, got 1"),
+    ({"epochs": True}, "field epochs: must be an integer, got True"),
+    ({"val_split": 3}, "field val_split: must be a string, got 3"),
+    ({"schedule": "step"}, "field schedule: must be one of constant, cosine, got 'step'"),
+    ({"warmup": 1.0}, "field warmup: must be in [0, 1), got 1.0"),
+    ({"ema": 1.0}, "field ema: must be in [0, 1), got 1.0"),
+    ({"ema": math.nan}, "field ema: must be in [0, 1), got nan"),
+    ({"min_lr_ratio": 2.0}, "field min_lr_ratio: must be in [0, 1], got 2.0"),
+    ({"crop_scale": 0.0}, "field crop_scale: must be in (0, 1], got 0.0"),
+    ({"train_size": 4}, "field train_size: must be 0 (the shard set's size) or in [8, 4096], got 4"),
 ])
-def test_each_check_names_the_field_and_value(changes, message):
+def test_each_check_names_the_field_what_is_allowed_and_the_value(changes, message):
     with pytest.raises(VidcolorError) as err:
         TrainConfig(**changes)
     assert str(err.value) == message
@@ -56,12 +61,12 @@ def test_each_check_names_the_field_and_value(changes, message):
 
 def test_frozen_and_replace_validates():
     tc = TrainConfig()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         tc.lr = 0.1  # type: ignore[misc]
     assert tc.replace(epochs=7).epochs == 7
-    with pytest.raises(VidcolorError, match="epochs: must be > 0"):
+    with pytest.raises(VidcolorError, match="^field epochs: must be > 0, got 0$"):
         tc.replace(epochs=0)
-    with pytest.raises(VidcolorError, match="unknown training setting"):
+    with pytest.raises(VidcolorError, match="^field lam: unknown training setting"):
         tc.replace(lam=0.5)
 
 
@@ -77,7 +82,8 @@ def test_every_field_has_a_docstring():
     documented = {stmt.target.id for stmt, nxt in zip(body, body[1:])
                   if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr)
                   and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)}
-    assert documented == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert documented == set(TrainConfig.model_fields)
+    assert all(info.description for info in TrainConfig.model_fields.values())  # pydantic reads them too
 
 
 def test_learning_rate_schedule_by_hand():
@@ -98,3 +104,23 @@ def test_learning_rate_schedule_by_hand():
     default = TrainConfig(epochs=4, steps_per_epoch=250)  # the recipe: 5% warm-up to 3e-3, cosine to 5%
     assert default.lr_at(0) == pytest.approx(3e-3 * (0.01 + 0.99 / 50)) and default.lr_at(49) == pytest.approx(3e-3)
     assert default.lr_at(999) == pytest.approx(3e-3 * 0.05)
+
+
+# TrainConfig.to_dict() as the TypedConfig dataclass wrote it (the results store's trial config, the
+# training loop's config, a checkpoint's extra["train"]) before configs became pydantic models, and
+# an older one from before the schedule, augmentation and weight-average fields (pinned: both must load)
+WRITTEN = {"lr": 0.003, "schedule": "cosine", "warmup": 0.05, "min_lr_ratio": 0.05, "weight_decay": 0.0, "epochs": 2,
+           "steps_per_epoch": 20, "batch_size": 8, "val_batches": 0, "val_batch_size": 8, "val_split": "val",
+           "grad_clip": 0.0, "ema": 0.995, "amp": True, "seed": 0, "loader_workers": 0, "shuffle_buffer": 64,
+           "flip": True, "crop_scale": 0.7, "train_size": 0, "metric": "val_rmse_ratio", "mode": "min"}
+WRITTEN_OLDER = {"lr": 0.001, "weight_decay": 0.0, "epochs": 3, "steps_per_epoch": 30, "batch_size": 8,
+                 "val_batches": 2, "val_batch_size": 4, "val_split": "val", "grad_clip": 0.0, "amp": True, "seed": 0,
+                 "loader_workers": 0, "shuffle_buffer": 64, "metric": "val_rmse_rgb", "mode": "min"}
+
+
+def test_configs_written_before_still_load():
+    assert TrainConfig.from_dict(json.loads(json.dumps(WRITTEN))) == TrainConfig()
+    assert TrainConfig().to_dict() == WRITTEN  # and are written alike
+    older = TrainConfig.from_dict(WRITTEN_OLDER)
+    assert (older.lr, older.epochs, older.metric) == (0.001, 3, "val_rmse_rgb")
+    assert (older.schedule, older.ema, older.crop_scale) == ("cosine", 0.995, 0.7)  # the fields added since: defaults
