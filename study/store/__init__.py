@@ -10,7 +10,8 @@ URLs are printed and logged only as `mask_url(url)` (`Store.display_url`): passw
 
 Each write method is one transaction; read methods return pandas DataFrames. The package imports
 neither torch nor Ray (the dashboard imports it at start-up). Parts: `schema` (tables),
-`engine` (URL, engine, sessions), `studies`, `trials`, `media`, `ctt` (one mixin each).
+`migrations` (the schema's Alembic revisions), `engine` (URL, engine, sessions, bringing a database
+to the newest revision on open), `studies`, `trials`, `media`, `ctt` (one mixin each).
 """
 
 from study.store.campaigns import CampaignsMixin

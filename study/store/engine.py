@@ -2,12 +2,13 @@
 
 `StoreEngine` is the base every part of `study.store.Store` builds on. It normalizes the URL
 (`$VIDCOLOR_DB` or `sqlite:///vidcolor.db` by default; SQLite paths made absolute, plain
-`postgresql://` run through psycopg 3), creates the tables, upgrades a database made by an older
-version (renames the columns that have a new name, adds the ones it lacks), and hands out
-sessions: `_write()` is one transaction, opened on SQLite with `BEGIN IMMEDIATE` so concurrent
-writers queue on the busy timeout instead of failing, and WAL mode lets readers never block the
-writer. It also holds the name lookups (`_study`, `_trial`) every part shares. A store pickles as
-its URL, so it can ride along in a Ray Tune callback.
+`postgresql://` run through psycopg 3), brings the database to the newest schema revision
+(`study.store.migrations`: creates the tables of a new database, upgrades one made by an older
+version through its Alembic revisions, in one transaction, and logs from which revision to which),
+and hands out sessions: `_write()` is one transaction, opened on SQLite with `BEGIN IMMEDIATE` so
+concurrent writers queue on the busy timeout instead of failing, and WAL mode lets readers never
+block the writer. It also holds the name lookups (`_study`, `_trial`) every part shares. A store
+pickles as its URL, so it can ride along in a Ray Tune callback.
 
 `StoreEngine(url, create=False)` is how read-only commands open a store: a SQLite file that is not
 there is an error naming it (no folder or file is made), and so is a database without our tables.
@@ -23,23 +24,27 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Inspector, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from models.errors import VidcolorError
-from study.store.schema import CTT_ITEM_ADDED, RENAMED_COLUMNS, Base, CttItemRow, StudyRow, TrialRow
+from study.store import migrations
+from study.store.schema import Base, StudyRow, TrialRow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///vidcolor.db"
 BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL: the transaction-scoped advisory lock under which one process at a time upgrades (or
+# creates) the schema; a second process opening the database waits, then finds it at the head
+SCHEMA_LOCK_KEY = 0x76635F73  # "vc_s"
 
 # One lock per SQLite database per process: its writers (the threads of a dashboard or rater server)
 # queue here in order, instead of on SQLite's busy handler, whose sleeping back-off (up to 100 ms
@@ -52,7 +57,6 @@ _WRITE_LOCKS_GUARD = threading.Lock()
 def _write_lock(key: str) -> threading.RLock:
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(key, threading.RLock())
-UPGRADED_TABLES = sorted({*RENAMED_COLUMNS, CttItemRow.__tablename__})
 
 
 _PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
@@ -107,19 +111,9 @@ def sqlite_path(url) -> Path | None:
     return Path(u.database).expanduser().resolve()
 
 
-def _upgrade_steps(inspector: Inspector) -> list[tuple[str, str]]:
-    """(what, SQL) for each change an older database needs: renamed columns (where the old name is
-    there and the new one is not), then the CTT item columns it lacks. Empty when it is current."""
-    steps = []
-    for table, (old, new) in RENAMED_COLUMNS.items():
-        have = {c["name"] for c in inspector.get_columns(table)}
-        if old in have and new not in have:
-            steps.append((f"renamed {table}.{old} to {new}", f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}"))
-    table = CttItemRow.__tablename__
-    have = {c["name"] for c in inspector.get_columns(table)}
-    steps += [(f"added {table}.{name}", f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
-              for name, ddl in CTT_ITEM_ADDED.items() if name not in have]
-    return steps
+def _first_line(error: object) -> str:
+    """The first line of a database error, any password in it masked."""
+    return (mask_url(str(error)).strip().splitlines() or ["unknown error"])[0]
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -148,8 +142,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
 class StoreEngine:
     """The database behind a store: `StoreEngine(url, create=True)`; `url` defaults to
-    `$VIDCOLOR_DB` or `sqlite:///vidcolor.db`. Creates the tables on open; with `create=False`
-    (read-only commands) a database that is not there, or holds none of our tables, is an error."""
+    `$VIDCOLOR_DB` or `sqlite:///vidcolor.db`. Brings the schema to the newest revision on open
+    (creating the tables of a new database); with `create=False` (read-only commands) a database
+    that is not there, or holds none of our tables, is an error."""
 
     def __init__(self, url: str | None = None, *, echo: bool = False, create: bool = True):
         raw = url or os.environ.get("VIDCOLOR_DB") or DEFAULT_URL
@@ -159,11 +154,13 @@ class StoreEngine:
         try:
             if not create:
                 self._check_exists()
-            Base.metadata.create_all(self.engine)
-            self._upgrade_schema()
+            self._bring_schema_to_head()
         except DatabaseError as exc:  # OperationalError too: locked, unreachable, not a database
             self.engine.dispose()
             raise VidcolorError(self._open_error(str(exc.orig if exc.orig is not None else exc))) from None
+        except VidcolorError:
+            self.engine.dispose()
+            raise
         log.debug("results store at %s", self.display_url)
 
     @property
@@ -246,24 +243,45 @@ class StoreEngine:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"
 
-    def _upgrade_schema(self) -> None:
-        """Bring a database made by an older version up to this schema, nothing lost: rename the
-        columns of `RENAMED_COLUMNS` and add the CTT item columns it lacks, in one transaction."""
-        if not _upgrade_steps(inspect(self.engine)):
-            return
-        engine = self.engine.execution_options(vidcolor_immediate=True) if self.is_sqlite else self.engine
+    def _bring_schema_to_head(self) -> None:
+        """Bring the database to the newest schema revision (`study.store.migrations`) in one write
+        transaction: a new database gets the tables, an older one is upgraded, everything or nothing.
+        A database already there is only read (the usual open)."""
+        with self.engine.connect() as conn:
+            if migrations.recorded_revision(conn) == migrations.head():
+                return
+        start = None
         try:
-            with engine.begin() as conn:
-                if self.engine.dialect.name == "postgresql":  # a second process opening it waits here
-                    conn.exec_driver_sql(f"LOCK TABLE {', '.join(UPGRADED_TABLES)} IN ACCESS EXCLUSIVE MODE")
-                steps = _upgrade_steps(inspect(conn))  # again under the lock: another process may have done it
-                for _, sql in steps:
-                    conn.exec_driver_sql(sql)
+            with self._schema_transaction() as conn:  # read again under the lock: another process may be done
+                start, detected = migrations.current_revision(conn)
+                change = migrations.bring_to_head(conn, Base.metadata, start, detected)
+        except migrations.SchemaError as exc:
+            raise VidcolorError(f"cannot open the results database {self._where()}: {exc}") from None
         except DBAPIError as exc:
-            raise VidcolorError(f"cannot upgrade the results database {self.display_url} from an older version "
-                                f"({exc.orig}); it is left as it was") from None
-        if steps:
-            log.info("results store %s upgraded: %s", self.display_url, "; ".join(what for what, _ in steps))
+            if start is None:
+                raise  # a new database: reported as one that cannot be opened
+            raise VidcolorError(f"cannot upgrade the results database {self._where()} from schema revision "
+                                f"{start} to {migrations.head()} ({_first_line(exc.orig)}); "
+                                "it is left as it was") from None
+        if change is not None:
+            log.info("results store %s: %s", self.display_url, change.describe())
+
+    @contextmanager
+    def _schema_transaction(self) -> Iterator[Connection]:
+        """The one transaction of a schema change, taken so that concurrent openers queue: on SQLite
+        after this process's write lock with BEGIN IMMEDIATE, on PostgreSQL under an advisory lock."""
+        if self.is_sqlite:
+            engine, lock = self.engine.execution_options(vidcolor_immediate=True), _write_lock(self.url)
+        else:
+            engine, lock = self.engine, nullcontext()
+        with lock, engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+            yield conn
+
+    def _where(self) -> str:
+        """The database as errors name it: its file (SQLite) or its masked URL."""
+        return str(sqlite_path(self.url) or self.display_url)
 
     @contextmanager
     def _write(self) -> Iterator[Session]:

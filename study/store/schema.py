@@ -3,7 +3,8 @@ vocabularies (statuses, modes, media) their columns take.
 
 Every table name starts with `vc_`: the Optuna study lives in the same database and Optuna owns
 plain `studies`, `trials`, ... tables. Timestamps are naive UTC (`utcnow`), as SQLite keeps no
-time zone.
+time zone. A change here is also an Alembic revision in `study/store/migrations/versions/`, which
+brings databases made before it to the same tables.
 """
 
 from __future__ import annotations
@@ -138,13 +139,6 @@ class CttItemRow(Base):
     # is only shown in the 1-5 rating mode (the colorized clip alone)
     real_is_color: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-
-
-# columns added to vc_ctt_items after its first release: added to older databases on open
-CTT_ITEM_ADDED = {"frame": "INTEGER", "split": "VARCHAR(40)", "source": "TEXT",
-                   "real_is_color": "BOOLEAN NOT NULL DEFAULT TRUE"}
-# columns renamed since an earlier release, table -> (old name, new name): renamed in older databases on open
-RENAMED_COLUMNS = {"vc_media": ("kind", "media_type"), "vc_ctt_items": ("kind", "medium")}
 
 
 class CttVoteRow(Base):
