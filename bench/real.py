@@ -137,10 +137,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from study.experiments import experiments_table, run_experiments
-    from study.report import check_output_file
+    from data_shards.outdir import check_file
 
     if args.json:
-        check_output_file(args.json, "--json")
+        check_file(args.json, "--json", overwrite=True)  # a bench run replaces its own figures
     data, work = Path(args.data), Path(args.workdir).resolve()
     for sub in ("train", "test", "legacy"):
         if not (data / sub).is_dir():
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
           f"(tiny model, {args.size} px)")
     t0 = time.monotonic()
     results = run_experiments(str(train), work / "runs", [*budget, *args.set], only=args.only or ",".join(EXPERIMENTS),
-                              workers=0, split="test", test_shards=str(test))
+                              workers=0, split="test", test_shards=str(test), overwrite=True)  # its own runs
     train_s = time.monotonic() - t0
     print(f"\nthe seed's experiments on {results['experiments'] and len(next(iter(results['experiments'].values()))['videos'])} "
           f"real test clips ({data / 'test'}), {args.epochs} x {args.steps} steps x {args.batch}, tiny, {args.size} px:")

@@ -6,6 +6,10 @@ hue and its own brightness (sky is smooth light blue, grass is noisy green, bric
 and so on). Textured objects move over a two-material background while the camera pans. One
 extra clip (``bw_000.mp4``) is rendered the same way and then desaturated: it stands in for a
 legacy black-and-white film and must land in the shard set's ``legacy`` split.
+
+``--out`` is the command's own folder: one that is not empty is refused before anything is
+rendered, unless ``--overwrite``, which replaces a folder of earlier demo videos whole (never a
+folder without ``bw_000.mp4``), so no video of another run or of yours is ever mixed in.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from data_shards import outdir
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
+
+BW_NAME = "bw_000.mp4"  # the black-and-white clip, written last: every finished demo folder has it
 
 _TILE = 128  # texture tiles repeat every _TILE pixels
 
@@ -142,8 +149,11 @@ def encode_h264(path: str | Path, frames: np.ndarray, fps: int, crf: int = 16) -
 
 
 def make_demo_videos(out: str | Path, videos: int = 8, seconds: float = 4.0, size: int = 96,
-                     fps: int = 12, seed: int = 0) -> list[Path]:
-    """Write ``videos`` color scenes ``scene_NNN.mp4`` and one ``bw_000.mp4``; returns their paths."""
+                     fps: int = 12, seed: int = 0, *, overwrite: bool = False) -> list[Path]:
+    """Write ``videos`` color scenes ``scene_NNN.mp4`` and one ``bw_000.mp4`` into the folder
+    ``out``; returns their paths. ``out`` must be new or empty (`data_shards.outdir.check_folder`,
+    checked before anything is rendered); with ``overwrite`` a folder of earlier demo videos
+    (one holding ``bw_000.mp4``) is replaced whole, once the new videos are all written."""
     if videos < 1:
         raise VidcolorError(f"--videos must be at least 1, got {videos}")
     if seconds <= 0:
@@ -152,34 +162,31 @@ def make_demo_videos(out: str | Path, videos: int = 8, seconds: float = 4.0, siz
         raise VidcolorError(f"--size must be at least 16 px, got {size}")
     if fps < 1:
         raise VidcolorError(f"--fps must be at least 1, got {fps}")
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VidcolorError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    out = outdir.check_folder(out, "--out", overwrite, holds=(BW_NAME,), what="demo videos")
     height = size + size % 2
     width = int(round(height * 4 / 3 / 2)) * 2
     n_frames = max(1, int(round(seconds * fps)))
-    paths = []
-    for i in range(videos + 1):
-        rng = np.random.RandomState([seed, i])
-        frames = render_scene(rng, n_frames, height, width)
-        if i == videos:
-            path = out / "bw_000.mp4"
-            frames = to_gray(frames)
-        else:
-            path = out / f"scene_{i:03d}.mp4"
-        try:
-            encode_h264(path, frames, fps)
-        except OSError as exc:
-            raise VidcolorError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        log.debug("wrote %s (%d frames)", path, n_frames)
-        paths.append(path)
-    return paths
+    names = []
+    with outdir.replace_folder(out) as folder:
+        for i in range(videos + 1):
+            rng = np.random.RandomState([seed, i])
+            frames = render_scene(rng, n_frames, height, width)
+            if i == videos:
+                name, frames = BW_NAME, to_gray(frames)
+            else:
+                name = f"scene_{i:03d}.mp4"
+            try:
+                encode_h264(folder / name, frames, fps)
+            except OSError as exc:
+                raise VidcolorError(f"{out / name}: cannot write ({exc.strerror or exc})") from None
+            log.debug("wrote %s (%d frames)", out / name, n_frames)
+            names.append(name)
+    return [out / name for name in names]
 
 
 def main(args: argparse.Namespace) -> int:
-    paths = make_demo_videos(args.out, args.videos, args.seconds, args.size, args.fps, args.seed)
+    paths = make_demo_videos(args.out, args.videos, args.seconds, args.size, args.fps, args.seed,
+                             overwrite=args.overwrite)
     n_frames = max(1, int(round(args.seconds * args.fps)))
     print(f"{'video':<16} {'frames':>6} {'fps':>4}  kind")
     for p in paths:

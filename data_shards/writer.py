@@ -13,7 +13,7 @@ decoded; that every color source is listed can only be checked after decoding (b
 sources need no entry).
 Everything is built in a hidden folder inside ``--out`` and moved in place at the end, so a failed
 or interrupted run never leaves a half-written or mixed shard set behind; ``--out`` is locked for
-the whole run (`data_shards.outdir`), and the next run removes what a killed one left.
+the whole run (`data_shards.outlock`), and the next run removes what a killed one left.
 
 One WebDataset sample = one clip: key ``{video_id}_clipNNNNN``, members ``000.jpg ...`` (quality
 95, no chroma subsampling) or ``000.png`` (``--lossless``), and ``json`` with ``video_id, split,
@@ -43,7 +43,7 @@ import webdataset as wds
 from tqdm import tqdm
 
 from data_shards import manifest as mf
-from data_shards import outdir, stats
+from data_shards import outlock, stats
 from data_shards.sources import find_sources
 from data_shards.splits import DEFAULT_SPLIT, SplitPlan, match_split_file, parse_split, read_split_file
 from data_shards.staging import process_source, read_staging, worker_init
@@ -216,17 +216,20 @@ def write_shard_set(sources: list[str | Path], out: str | Path, *, overwrite: bo
     if "://" in str(out):
         raise VidcolorError(f"--out {out}: vidcolor shard writes a local folder; shard into one, then upload it "
                             f"(e.g. `aws s3 sync FOLDER {out}`): readers and studies take the s3:// set")
-    out = Path(out)
-    outdir.make_out(out)
-    with outdir.OutLock(out):  # held until the set is installed: a second run into `out` fails at once
-        outdir.check_contents(out, overwrite)
-        outdir.remove_leftovers(out)
+    out = outlock.check_out(out, overwrite)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VidcolorError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    with outlock.OutLock(out):  # held until the set is installed: a second run into `out` fails at once
+        outlock.check_out(out, overwrite)  # again: another run may have written there meanwhile
+        outlock.remove_leftovers(out)
         paths, skipped = _collect_sources(sources)
         ids = make_video_ids(paths)
         listed = match_split_file(split_file, paths, ids, sources) if split_file else {}
         plan = SplitPlan(opts.percents, opts.seed, split_file, listed)
         try:
-            build = Path(tempfile.mkdtemp(prefix=outdir.BUILD_PREFIX, dir=out))
+            build = Path(tempfile.mkdtemp(prefix=outlock.BUILD_PREFIX, dir=out))
         except OSError as exc:
             raise VidcolorError(f"--out {out}: folder is not writable ({exc.strerror or exc})") from None
         try:
@@ -335,7 +338,7 @@ def _build(sources: list[tuple[Path, str]], skipped: list[dict[str, str]], out: 
     }
     stats.save_histogram(build / stats.AB_HIST_FILE, train_hist)
     mf.write_manifest(build / mf.MANIFEST_FILE, manifest)
-    outdir.install(build, out)
+    outlock.install(build, out)
     return manifest
 
 

@@ -7,9 +7,10 @@ holds the 313 bin centers divided by 110 (the release decodes by that 1x1 conv: 
 The file is read with `torch.load(weights_only=True)`, so nothing is unpickled beyond tensors,
 and is expected on local disk (nothing is downloaded).
 
-`vidcolor import-eccv16 FILE.pth --out DIR` writes it as a checkpoint of this project: size
-`base`, grid 10, the release's own 313 centers (not this project's 309 derived ones), config
-otherwise exp2's (rebalanced), named "eccv16". Use it as `pretrained` for exp4/exp5.
+`import_eccv16` (the library side of `vidcolor import-eccv16 FILE.pth --out DIR`, whose handler
+is `study.train.import_weights`) writes it as a checkpoint of this project: size `base`, grid 10,
+the release's own 313 centers (not this project's 309 derived ones), config otherwise exp2's
+(rebalanced), named "eccv16". Use it as `pretrained` for exp4/exp5.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -104,10 +105,16 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[VideoColorize
     return model.eval(), gamut
 
 
-def import_eccv16(weights: str | Path, out: str | Path):
-    """Read the release file and write a checkpoint folder; returns (out, model, gamut)."""
-    from models.checkpoint import save_checkpoint
+class Release(NamedTuple):
+    """The release file read and converted: the model, its gamut, and what the checkpoint records of it."""
 
+    model: VideoColorizer
+    gamut: ABGamut
+    extra: dict
+
+
+def read_release(weights: str | Path) -> Release:
+    """Read and convert the release file (weights only; an error names the file)."""
     path = Path(weights)
     if not path.is_file():
         raise VidcolorError(f"{path}: file not found (download {RELEASE_NAME} from the ECCV16 release yourself)")
@@ -119,18 +126,18 @@ def import_eccv16(weights: str | Path, out: str | Path):
         state = state["state_dict"]
     model, gamut = convert_state_dict(state)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    save_checkpoint(out, model, model.config, gamut, prior=None, frame_size=ECCV16_FRAME_SIZE,
-                    extra={"source": "eccv16", "weights_file": path.name, "weights_sha256": digest})
-    return Path(out), model, gamut
+    return Release(model, gamut, {"source": "eccv16", "weights_file": path.name, "weights_sha256": digest})
 
 
-def main(args) -> int:
-    """`vidcolor import-eccv16 FILE.pth --out DIR`."""
-    out, model, gamut = import_eccv16(args.weights, args.out)
-    params = sum(p.numel() for p in model.parameters())
-    rows = [("checkpoint", str(out)), ("size", model.config.size), ("parameters", f"{params:,}"),
-            ("grid", str(gamut.grid)), ("bins", str(gamut.num_bins))]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
-    return 0
+def write_checkpoint(release: Release, out: str | Path) -> Path:
+    """Save ``release`` as a checkpoint folder ``out`` (at the release's 256 px frame size)."""
+    from models.checkpoint import save_checkpoint
+
+    return save_checkpoint(out, release.model, release.model.config, release.gamut, prior=None,
+                           frame_size=ECCV16_FRAME_SIZE, extra=release.extra)
+
+
+def import_eccv16(weights: str | Path, out: str | Path):
+    """Read the release file and write a checkpoint folder; returns (out, model, gamut)."""
+    release = read_release(weights)
+    return write_checkpoint(release, out), release.model, release.gamut

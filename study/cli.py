@@ -17,22 +17,33 @@ from models.errors import VidcolorError
 from study.media import ENCODER_PRESET, X264_PRESETS
 from study.ray_runtime import configure_auth
 
+# every command that can replace an output takes --overwrite with this help; each output's own help
+# says how a folder is replaced (data_shards.outdir checks every output before any work)
+OVERWRITE_HELP = "replace outputs that already exist (default: refuse them, before any work)"
+
+
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+
 
 def _add_demo_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-data", help="generate small deterministic color videos (+1 black-and-white)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder, new or empty (--overwrite replaces a folder of "
+                   "earlier demo videos whole, once the new ones are written)")
     p.add_argument("--videos", type=int, default=8, help="number of color videos (default 8)")
     p.add_argument("--seconds", type=float, default=4.0, help="length of each video (default 4)")
     p.add_argument("--size", type=int, default=96, help="frame height in px; width is 4:3 (default 96)")
     p.add_argument("--fps", type=int, default=12, help="frame rate (default 12)")
     p.add_argument("--seed", type=int, default=0)
+    _add_overwrite(p)
     p.set_defaults(handler="data_shards.synthetic:main")
 
 
 def _add_shard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("shard", help="videos or frame folders -> WebDataset shards + manifest")
     p.add_argument("sources", nargs="+", metavar="SRC", help="video files, frame folders, or directories of them")
-    p.add_argument("--out", required=True, help="output folder for the shard set")
+    p.add_argument("--out", required=True, help="output folder for the shard set, new or empty (--overwrite "
+                   "replaces the shard set there, once the new one is built; other files stay)")
     p.add_argument("--size", type=int, default=256, help="square frame size: short side then center crop (default 256)")
     p.add_argument("--clip-len", type=int, default=16, help="frames per stored clip (default 16)")
     p.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep the source's)")
@@ -45,15 +56,17 @@ def _add_shard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=float, default=256.0, help="max shard size in MB (default 256)")
     p.add_argument("--lossless", action="store_true", help="store PNG instead of quality-95 JPEG")
     p.add_argument("--jobs", type=int, default=1, help="videos decoded in parallel (default 1)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing shard set in --out")
+    _add_overwrite(p)
     p.set_defaults(handler="data_shards.writer:main")
 
 
 def _add_import_eccv16(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-eccv16", help="official ECCV16 weights (.pth, local file) -> a checkpoint")
     p.add_argument("weights", help="colorization_release_v2-9b330a0b.pth")
-    p.add_argument("--out", required=True, help="checkpoint folder to write")
-    p.set_defaults(handler="models.eccv16:main")
+    p.add_argument("--out", required=True, help="checkpoint folder to write, new or empty (--overwrite replaces "
+                   "a checkpoint folder whole, once the new one is written)")
+    _add_overwrite(p)
+    p.set_defaults(handler="study.train.import_weights:main")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -61,10 +74,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", required=True, help="shard set (folder or URL)")
     p.add_argument("--preset", default="exp2", help="exp1 ... exp5 (default exp2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting (repeatable)")
-    p.add_argument("--out", required=True, help="run folder; the best checkpoint lands in OUT/best/")
+    p.add_argument("--out", required=True, help="run folder, new or empty; the best checkpoint lands in OUT/best/ "
+                   "(--resume continues the run there, --overwrite deletes it before training)")
     p.add_argument("--workers", type=int, default=1, help="Ray Train workers (default 1)")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    _add_overwrite(p)
     p.set_defaults(handler="study.train.command:main")
 
 
@@ -80,6 +96,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="annealed-mean T, 0 (the mode) to 1 (the mean) and up (default: the checkpoint's)")
     p.add_argument("--verify", action="store_true",
                    help="check the split's shard checksums (sha256, from the manifest) before reading")
+    _add_overwrite(p)
     p.set_defaults(handler="study.evaluation.evaluate:main")
 
 
@@ -104,11 +121,13 @@ def _add_experiments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-shards", default=None, metavar="SET",
                    help="shard set they are evaluated on (default: --shards), e.g. one made with --split 0,0,100")
     p.add_argument("--split", default="test", help="split of the evaluation set (default test)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="workspace: one run folder OUT/expN per experiment; those of "
+                   "experiments not chosen are kept (and used); --overwrite deletes a chosen one's before it runs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--pretrained", default=None, help="checkpoint for exp4/exp5 (default: the exp2 model)")
     p.add_argument("--only", default=None, help="comma list, e.g. exp1,exp2,exp3")
-    p.add_argument("--json", default=None, metavar="FILE")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
+    _add_overwrite(p)
     p.set_defaults(handler="study.experiments:main")
 
 
@@ -124,7 +143,7 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
                    help=f"libx264 speed/size trade-off (default {ENCODER_PRESET})")
     p.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (default: the checkpoint's)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse them)")
+    _add_overwrite(p)
     p.set_defaults(handler="study.colorize.command:main")
 
 
@@ -144,13 +163,15 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
                    help=argparse.SUPPRESS)  # the old name of --medium, kept for existing scripts
     b.add_argument("--clips", type=int, default=8, help="clips per trial")
     b.add_argument("--attention-rate", type=float, default=0.1)
-    b.add_argument("--out", default=None, help="media folder (default: beside the database)")
+    b.add_argument("--out", default=None, help="media folder (default: beside the database); it only gains "
+                   "files, under new names")
     b.set_defaults(handler="study.ctt.build:main_build")
     e = ctt.add_parser("export", help="write CTT results (per trial and experiment)")
     e.add_argument("--db", default=None)
     e.add_argument("--study", default=None)
     e.add_argument("--exclude-failed", action="store_true", help="drop raters who failed attention checks")
     e.add_argument("--out", default=None, help="CSV file (default: print a table)")
+    _add_overwrite(e)
     e.set_defaults(handler="study.ctt.export:main_export")
     c = ctt.add_parser("campaign", help="campaigns: a fixed protocol raters join through invite links")
     cs = c.add_subparsers(dest="campaign_command", required=True)

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from data_shards import outdir
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def main(args) -> int:
     from study.tune.runner import override_spec, run_study
 
     t0 = time.monotonic()
-    workdir = Path(args.workdir).resolve()
+    workdir = outdir.check_place(Path(args.workdir).resolve(), "--workdir", folder=True)  # it is added to, never replaced
     workdir.mkdir(parents=True, exist_ok=True)
     shards = prepare_data(workdir)
     db = f"sqlite:///{workdir / 'results.db'}"

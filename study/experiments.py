@@ -19,6 +19,11 @@ train split and the validation split, the test set the evaluated split. The
 table reports RMSE (RGB 0-255, the seed's metric), the colorfulness ratio (prediction over ground
 truth: below 1 is desaturated) and temporal stability (error of the frame-to-frame color change)
 per experiment; ``--json`` writes the figures (with ``shards``, ``test_shards`` and ``split``).
+
+``OUT`` is a workspace: the folders of experiments not chosen are kept (exp3, exp4 and exp5 use
+them). A chosen experiment's folder holding an earlier run, and an existing ``--json`` file, are
+refused before anything trains, unless ``--overwrite``, which deletes that folder just before the
+experiment is redone and replaces the JSON file whole.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from data_shards import outdir
 from models.errors import VidcolorError
 from models.presets import get_preset
 from study.config.settings import apply_settings, parse_sets
@@ -133,16 +139,29 @@ def run_experiment(name: str, settings: Mapping[str, str], shards: str, out: Pat
             "val": val, "seconds": time.monotonic() - t0}
 
 
+def check_outputs(chosen: list[str], out: Path, overwrite: bool) -> None:
+    """Refuse, before anything trains, an ``OUT`` that cannot hold the runs, and a chosen
+    experiment's folder ``OUT/{name}`` that holds an earlier run, unless ``overwrite``
+    (`study.train.launch.check_run_folder`); the other experiments' folders are inputs and kept."""
+    from study.train.launch import check_run_folder  # noqa: PLC0415
+
+    outdir.check_place(out, "--out", folder=True)
+    for name in chosen:
+        check_run_folder(out / name, overwrite=overwrite)
+
+
 def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained: str | None = None,
                     only: str | None = None, workers: int = 1, split: str = "test",
-                    test_shards: str | None = None) -> dict[str, Any]:
+                    test_shards: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run the chosen experiments in chain order on one Ray (started here unless one is running),
     trained on `shards` and evaluated on `split` of `test_shards` (default `shards`); returns the
-    figures: shards, test_shards, split, out, settings and ``experiments: {name: entry}``."""
+    figures: shards, test_shards, split, out, settings and ``experiments: {name: entry}``. With
+    ``overwrite`` a chosen experiment's earlier folder is deleted just before it is redone."""
     out = Path(out).resolve()
     test_shards = test_shards or shards
     chosen = parse_only(only)
     settings = parse_sets(sets)
+    check_outputs(chosen, out, overwrite)
     check_inputs(chosen, out, pretrained)
     check_shard_sets(chosen, settings, shards, test_shards, split)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +172,7 @@ def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained
 
     try:
         for name in chosen:
+            outdir.empty_folder(out / name)  # checked above: new, empty, or an earlier run to replace
             results["experiments"][name] = run_experiment(name, settings, shards, out, pretrained=pretrained,
                                                           workers=workers, split=split, test_shards=test_shards)
     finally:
@@ -176,9 +196,12 @@ def experiments_table(results: Mapping[str, Any]) -> str:
 
 def main(args) -> int:
     """``vidcolor experiments --shards DIR --out DIR [--test-shards DIR] [--split S] [--set K=V ...]
-    [--pretrained CKPT] [--only ...] [--json FILE]``."""
+    [--pretrained CKPT] [--only ...] [--json FILE] [--overwrite]``."""
+    overwrite = getattr(args, "overwrite", False)
+    if args.json:
+        outdir.check_file(args.json, "--json", overwrite)  # before the work, which a bad path would lose
     results = run_experiments(args.shards, args.out, args.set, pretrained=args.pretrained, only=args.only,
-                              split=args.split, test_shards=args.test_shards)
+                              split=args.split, test_shards=args.test_shards, overwrite=overwrite)
     trained_on = "" if results["test_shards"] == args.shards else f", trained on {args.shards}"
     print(f"\nseed experiments on the {results['split']} split of {results['test_shards']}{trained_on} "
           "(RMSE on RGB 0-255; colorfulness ratio = prediction / ground truth; lower temporal error = steadier):")

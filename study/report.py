@@ -95,24 +95,6 @@ def json_clean(value: Any) -> Any:
     return str(value)
 
 
-def check_output_file(path: str | os.PathLike, flag: str, expected: str = "a file name") -> Path:
-    """``path`` (absolute) where a command will write a file, or a VidcolorError naming ``flag``
-    and the path: it is a folder, a file stands where a parent folder must be, or the nearest
-    existing folder is not writable. Commands call it *before* their long work, so the work is
-    never lost to a bad path; missing parent folders are fine (they are created on writing)."""
-    from models.errors import VidcolorError
-
-    path = Path(path).absolute()
-    if path.is_dir():
-        raise VidcolorError(f"{flag} {path}: is a folder, expected {expected}")
-    folder = next(p for p in path.parents if p.exists())
-    if not folder.is_dir():
-        raise VidcolorError(f"{flag} {path}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise VidcolorError(f"{flag} {path}: cannot write to {folder} (permission denied)")
-    return path
-
-
 def write_atomically(path: str | os.PathLike, write, what: str) -> Path:
     """Call ``write(tmp)`` on a temporary name beside ``path`` (parent folders created), then rename
     it to ``path``: the file appears complete or not at all. An OS error is a VidcolorError naming

@@ -16,9 +16,9 @@ and the others still get done (exit status 1).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
+from data_shards import outdir
 from data_shards.sources import find_sources, is_frame_folder
 from data_shards.video import probe
 from models.errors import VidcolorError
@@ -70,9 +70,7 @@ def _plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
         raise VidcolorError(f"{out}: OUT must be an .mp4 file or a frame folder (no extension)")
     if out.resolve() == input_path.resolve():
         raise VidcolorError(f"{out}: OUT is the input itself; refusing to overwrite it")
-    if out.is_dir() and out.suffix.lower() == OUTPUT_VIDEO_SUFFIX:
-        raise VidcolorError(f"{out}: is a folder, expected an .mp4 file name")
-    _check_writable(out.parent, out)
+    outdir.check_place(out, "OUT", folder=not out.suffix, expected="an .mp4 file name")
     return [(input_path, out)]
 
 
@@ -86,7 +84,7 @@ def _plan_directory(input_path: Path, out: Path) -> list[tuple[Path, Path]]:
     if out.resolve() == input_path.resolve():
         raise VidcolorError(f"{out}: OUT is the input folder itself; the results would overwrite the "
                             f"inputs of the same name. Choose another folder (default {default_output(input_path)})")
-    _check_writable(out if out.is_dir() else out.parent, out)
+    outdir.check_place(out, "OUT", folder=True)
     pairs: list[tuple[Path, Path]] = []
     taken: set[Path] = set()
     inputs = {s.resolve() for s in sources}
@@ -115,23 +113,11 @@ def _refuse_existing(pairs: list[tuple[Path, Path]], input_path: Path, output: P
     if not existing:
         return
     if len(pairs) == 1 and pairs[0][0] == input_path:
-        raise VidcolorError(f"{existing[0]}: exists; pass --overwrite to replace it")
+        raise outdir.exists_error("OUT", existing[0].absolute())
     folder = Path(output) if output is not None else default_output(input_path)
     shown = ", ".join(str(p) for p in existing[:10]) + (f" and {len(existing) - 10} more" if len(existing) > 10 else "")
-    raise VidcolorError(f"{folder}: {len(existing)} of the {len(pairs)} outputs exist ({shown}); "
+    raise VidcolorError(f"OUT {folder.absolute()}: {len(existing)} of the {len(pairs)} outputs exist ({shown}); "
                         "pass --overwrite to replace them")
-
-
-def _check_writable(folder: Path, out: Path) -> None:
-    probe_dir = folder
-    while not probe_dir.exists() and probe_dir != probe_dir.parent:
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise VidcolorError(f"{out}: {probe_dir} is not a folder")
-    if not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise VidcolorError(f"{out}: cannot write to {probe_dir} (permission denied)")
-    if folder != probe_dir and out.suffix.lower() == OUTPUT_VIDEO_SUFFIX and folder == out.parent:
-        raise VidcolorError(f"{out}: output folder {folder} does not exist")
 
 
 def results_table(results: list[Result]) -> str:

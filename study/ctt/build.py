@@ -10,6 +10,9 @@ never drawn for a 2AFC vote). The colorized clips are the trials' rendered sampl
 renderer); when a trial has none, they are rendered from its checkpoint on the chosen split of the
 shard set. The files themselves are written by `study.ctt.clips.write_pair`: both sides of every
 item, attention checks included, alike and of one size (see that module for what is not hidden).
+The media folder (`--out`) only gains files, under new random names (the items already in the
+store keep theirs), so nothing there is ever replaced; it is checked before any clip is made
+(`data_shards.outdir.check_place`: a file in its place or on its path, or no write permission).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_shards import outdir
 from models.errors import VidcolorError
 from study.ctt.clips import rendered_media, wrong_recoloring, write_pair
 from study.report import format_table
@@ -228,8 +232,12 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     st = store.get_study(study)
     if st is None:
         raise VidcolorError(f"no study named {study!r} in {store.display_url}")
-    out_dir = Path(opts.out) if opts.out else default_out(store, study)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # the media folder only gets new files (random names): existing items keep theirs, nothing is replaced
+    out_dir = outdir.check_place(opts.out or default_out(store, study), "--out", folder=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VidcolorError(f"--out {out_dir}: cannot create the media folder ({exc.strerror or exc})") from None
     rng = random.Random(opts.seed)
     dither_rng = np.random.default_rng()  # fresh entropy: the files' noise owes nothing to --seed
     trials = store.trials(study)

@@ -1,18 +1,19 @@
 """`vidcolor ctt export`: Color Turing Test results per trial and per experiment, as a CSV file
 or a printed table (the same figures the dashboard's results page shows).
 
-`--out` is checked before the store is opened, and the CSV is written under a temporary name
-and renamed, so a bad path costs nothing and an existing file is replaced only by a whole one."""
+`--out` is checked before the store is opened (`data_shards.outdir.check_file`: an existing file
+is refused unless `--overwrite`), and the CSV is written under a temporary name and renamed, so a
+bad path costs nothing and an existing file is replaced only by a whole one."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from data_shards import outdir
 from study.ctt import stats as ctt_stats
-from study.report import check_output_file, format_table, write_atomically
+from study.report import format_table, write_atomically
 from study.store import Store
 
 # the columns of the printed table (the CSV file has every column of `results`)
@@ -39,11 +40,6 @@ def results_table(res: pd.DataFrame) -> str:
     return format_table(SHOWN_COLUMNS, rows, digits=3)
 
 
-def check_out_file(path: str | os.PathLike) -> Path:
-    """`--out FILE` as an absolute path, or a clear error naming it (see `study.report.check_output_file`)."""
-    return check_output_file(path, "--out", "a CSV file name")
-
-
 def write_csv(res: pd.DataFrame, path: Path) -> None:
     """`res` as CSV at `path` (parents created), via a temporary file renamed when complete."""
     write_atomically(path, lambda tmp: res.to_csv(tmp, index=False), "CSV file")
@@ -51,7 +47,9 @@ def write_csv(res: pd.DataFrame, path: Path) -> None:
 
 def main_export(args) -> int:
     """`vidcolor ctt export`: write the results to `--out` (CSV) or print them."""
-    out = check_out_file(args.out) if args.out else None  # before any store is opened or vote read
+    out = None
+    if args.out:  # before any store is opened or vote read
+        out = outdir.check_file(args.out, "--out", getattr(args, "overwrite", False), expected="a CSV file name")
     store = Store(args.db, create=False)
     study = store.resolve_study(args.study)
     res = results(store, study, exclude_failed=args.exclude_failed)

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from data_shards import outdir
 from models.checkpoint import load_checkpoint, unwrap
 from models.color import frames_to_lab
 from models.errors import VidcolorError
@@ -33,7 +34,7 @@ from models.model import Predictor
 from study.devices import autocast_dtype, resolve_device
 from study.evaluation.metrics import METRICS, FlowCache, VideoMetrics
 from study.remote import local_checkpoint
-from study.report import check_output_file, fmt, format_table, write_json
+from study.report import fmt, format_table, write_json
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +216,8 @@ def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUM
 def main(args: argparse.Namespace) -> int:
     """`vidcolor evaluate CKPT --shards DIR [--split test] [--json FILE] [--device D] [--batch-size N]
     [--temperature T]`."""
-    if args.json:
-        check_output_file(args.json, "--json")  # before the work, which a bad path would otherwise lose
+    if args.json:  # before the work, which a bad path would otherwise lose
+        outdir.check_file(args.json, "--json", getattr(args, "overwrite", False))
     doc = evaluate_checkpoint(args.checkpoint, args.shards, args.split, batch_size=args.batch_size,
                               device=args.device, progress=True, verify=getattr(args, "verify", False),
                               temperature=getattr(args, "temperature", None))

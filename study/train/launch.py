@@ -2,7 +2,9 @@
 
 ``make_trainer`` builds the ``TorchTrainer`` of one configuration (its Train run named so that a
 second trainer with the same name resumes from the run's latest checkpoint); ``run_training``
-fits it and leaves the best checkpoint at ``OUT/best/``. ``check_training_splits`` refuses, before
+fits it and leaves the best checkpoint at ``OUT/best/``; ``check_run_folder`` checks ``OUT`` before
+any work (an earlier run there is continued with ``--resume`` or deleted with ``--overwrite``,
+else refused). ``check_training_splits`` refuses, before
 Ray starts, a shard set without the splits a run reads (``train``, and ``val_split``, which
 validation reads after every epoch: without it the loop would fail only after a whole epoch).
 """
@@ -11,14 +13,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_shards import outdir
 from models.errors import VidcolorError
 from study.train.loop import ERROR_KEY, TRAIN_STATE_FILE, TrainingError, train_loop
+
+
+RUN_NAME = "train"  # the Train run in OUT/ray/: a second trainer of this name continues it
+RUN_HOLDS = ("ray", "best")  # what a run folder of `run_training` holds
 
 
 @dataclass(frozen=True)
@@ -103,22 +109,28 @@ def check_training_splits(shard_set, train, name: str | None = None) -> None:
 
 
 def run_training(experiment, train, shards: str, out: str | Path, *, workers: int = 1, use_gpu: bool = False,
-                 address: str | None = None) -> dict[str, Any]:
-    """Train one configuration on Ray; leaves the best checkpoint at ``OUT/best/``.
+                 address: str | None = None, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+    """Train one configuration on Ray; leaves the best checkpoint at ``OUT/best/``. ``OUT`` is
+    checked first (`check_run_folder`: an earlier run there is refused unless ``resume``, which
+    continues it, or ``overwrite``, which deletes it once the shard set has been checked too).
 
     Returns ``{"best": path, "metrics": best metrics, "last": last metrics, "run": Train run path}``."""
     from data_shards.reader import ShardSet
     from study.ray_runtime import init_ray
 
     placement = Placement(workers=workers, use_gpu=use_gpu)
-    out = prepare_run_folder(out)
+    out = check_run_folder(out, overwrite=overwrite, resume=resume)
     shard_set = ShardSet(shards)  # a clear error before Ray starts
     check_training_splits(shard_set, train, str(shards))
     shards = shard_set.location  # local paths made absolute
     experiment = absolute_pretrained(experiment)
+    if resume:
+        out.mkdir(parents=True, exist_ok=True)
+    else:  # a Train run records absolute paths: it is written in place, never beside and moved
+        outdir.empty_folder(out)
     if workers > 0:
         init_ray(address)
-    trainer = make_trainer(experiment, train, shards, placement, storage_path=str(out / "ray"), name="train")
+    trainer = make_trainer(experiment, train, shards, placement, storage_path=str(out / "ray"), name=RUN_NAME)
     result = trainer.fit()
     raise_for_error(result)
     path = best_checkpoint_path(result, train.metric, train.mode)
@@ -150,21 +162,19 @@ def absolute_pretrained(experiment):
     return experiment.replace(pretrained=str(Path(pretrained).resolve()))
 
 
-def prepare_run_folder(out: str | Path) -> Path:
-    """The run folder ``--out`` (absolute, created), or a clear error naming it before any work:
-    a file in its place or on its path, or a folder this process cannot write."""
-    out = Path(out).resolve()
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocker == out:
-        raise VidcolorError(f"--out {out}: exists and is a file, not a run folder")
-    if blocker is not None:
-        raise VidcolorError(f"--out {out}: {blocker} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VidcolorError(f"--out {out}: cannot create the run folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise VidcolorError(f"--out {out}: cannot write to it (permission denied)")
+def check_run_folder(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """The run folder ``--out`` (absolute), or a clear error naming it before any work
+    (`data_shards.outdir.check_folder`): a file in its place or on its path, a folder this process
+    cannot write, an earlier run without ``overwrite`` or ``resume`` (a folder holding neither
+    ``ray/`` nor ``best/`` is never replaced), or ``resume`` with no run to continue."""
+    if overwrite and resume:
+        raise VidcolorError("--overwrite and --resume: choose one (replace the run in --out, or continue it)")
+    if not resume:
+        return outdir.check_folder(out, "--out", overwrite, holds=RUN_HOLDS, what="run")
+    out = outdir.check_place(out, "--out", folder=True)
+    if not (out / "ray" / RUN_NAME).is_dir():
+        raise VidcolorError(f"--resume: {out} holds no run to continue (no {Path('ray', RUN_NAME)}); "
+                            "leave --resume out to start one")
     return out
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from data_shards import outdir
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
 from study.tune.sampler import optuna_sampler
@@ -162,8 +163,10 @@ def _resolve_paths(spec: StudySpec, shards: str | None, storage: str | None) -> 
         shards = str(Path(shards).resolve())
     check_training_splits(ShardSet(shards), spec.base_configs()[1], given)
     storage = storage or "ray_results"
-    if "://" not in storage:
+    if "://" not in storage:  # Ray adds the study's folders to it; a file in their way is refused now
         storage = str(Path(storage).resolve())
+        for folder in (spec.name, f"{spec.name}-train"):
+            outdir.check_place(Path(storage, folder), "--storage", folder=True)
     return _Paths(shards, storage, f"{storage.rstrip('/')}/{spec.name}", spec.name)
 
 

@@ -1,118 +1,203 @@
-"""`vidcolor shard --out`: one run at a time (a lock naming its holder), killed runs' leftovers removed."""
+"""`data_shards.outdir`: the one output-path check of every command, and how a folder is replaced.
+
+"Unchanged" is checked on bytes, mtimes and folder listings. Tests run as root here, where
+permission bits stop nothing; the permission case skips then, and a file on the parent path (which
+stops root too) stands in for an unwritable place.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from data_shards.outdir import LOCK_FILE, OutLock
-from data_shards.writer import write_shard_set
+from data_shards import outdir
 from models.errors import VidcolorError
-from study.cli import main as cli
-
-HOLD = """
-import sys
-from pathlib import Path
-from data_shards.outdir import OutLock
-with OutLock(Path(sys.argv[1])):
-    print("locked", flush=True)
-    sys.stdin.read()  # hold until the test closes our stdin
-"""
 
 
-def _shard(sources, out, **kw):
-    return write_shard_set([str(s) for s in sources], out, size=32, clip_len=8, show_progress=False, **kw)
+def tree(folder: Path) -> dict[str, tuple[bytes, int] | None]:
+    """Every entry under ``folder``: a file's (bytes, mtime), None for a folder."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
 
 
-def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
-@pytest.fixture
-def holder():
-    """``hold(out)``: a separate process holding ``out``'s lock, as a running `vidcolor shard` does."""
-    procs = []
-
-    def hold(out: Path) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout.readline().strip() == "locked"
-        return proc
-
-    yield hold
-    for proc in procs:
-        proc.stdin.close()
-        proc.wait(timeout=30)
+# -- files -----------------------------------------------------------------------------------------
 
 
-def test_second_run_into_a_locked_folder_fails_at_once(tmp_path, demo_videos, holder, capsys):
-    src = [demo_videos / "scene_000.mp4"]
-    out = tmp_path / "s"
-    _shard(src, out)
-    (out / ".vidcolor-build-old").mkdir()  # a leftover: not touched while a live run holds the lock
-    (out / ".vidcolor-build-old" / "x.tar").write_bytes(b"partial")
-    before = _snapshot(out)
-    proc = holder(out)
-    message = (f"--out {out}: another `vidcolor shard` run is writing there (pid {proc.pid}, lock "
-               f"{out / LOCK_FILE}); wait for it to finish or choose another folder")
+def test_existing_file_is_refused_by_flag_and_path_unless_overwrite(tmp_path):
+    out = tmp_path / "eval.json"
+    out.write_bytes(b"earlier figures")
     with pytest.raises(VidcolorError) as err:
-        _shard(src + [demo_videos / "scene_001.mp4"], out, overwrite=True)
-    assert str(err.value) == message
-    assert cli(["shard", str(src[0]), "--out", str(out), "--size", "32", "--overwrite"]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {message}"
-    after = _snapshot(out)
-    assert after.pop(LOCK_FILE)[0] == f"{proc.pid}\n".encode()  # the holder's lock file, untouched
-    assert after == before  # nothing replaced, nothing removed
-    # once the holder is gone, the next run succeeds, cleans up, and leaves no lock behind
-    proc.stdin.close()
-    proc.wait(timeout=30)
-    assert not (out / LOCK_FILE).exists()
-    m = _shard(src + [demo_videos / "scene_001.mp4"], out, overwrite=True)
-    assert len(m["videos"]) == 2 and not [p.name for p in out.iterdir() if p.name.startswith(".")]
+        outdir.check_file(out, "--json")
+    assert str(err.value) == f"--json {out}: exists; pass --overwrite to replace it"
+    assert out.read_bytes() == b"earlier figures"
+    assert outdir.check_file(out, "--json", overwrite=True) == out
+    link = tmp_path / "dangling.json"
+    link.symlink_to(tmp_path / "nowhere")  # a link to nothing is still something the output would replace
+    with pytest.raises(VidcolorError, match="dangling.json: exists; pass --overwrite"):
+        outdir.check_file(link, "--json")
 
 
-def test_lock_of_a_dead_run_is_taken_over(tmp_path, demo_videos):
-    out = tmp_path / "s"
+def test_file_path_shapes(tmp_path, monkeypatch):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_bytes(b"mine")
+    with pytest.raises(VidcolorError) as err:
+        outdir.check_file(blocker / "sub" / "res.csv", "--out")
+    assert str(err.value) == f"--out {blocker / 'sub' / 'res.csv'}: {blocker} is a file, not a folder"
+    with pytest.raises(VidcolorError) as err:
+        outdir.check_file(tmp_path, "--out", overwrite=True, expected="a CSV file name")
+    assert str(err.value) == f"--out {tmp_path}: is a folder, expected a CSV file name"
+    # missing parent folders are fine (created on writing); a relative path comes back absolute
+    monkeypatch.chdir(tmp_path)
+    assert outdir.check_file(Path("new") / "deep" / "res.csv", "--out") == tmp_path / "new" / "deep" / "res.csv"
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"] and blocker.read_bytes() == b"mine"
+
+
+# -- folders ---------------------------------------------------------------------------------------
+
+
+def test_non_empty_folder_is_refused_unless_overwrite_and_listed(tmp_path):
+    out = tmp_path / "ck"
     out.mkdir()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (out / LOCK_FILE).write_text(f"{dead.pid}\n")  # what a killed run leaves: the file, no lock on it
-    m = _shard([demo_videos / "scene_000.mp4"], out)
-    assert len(m["videos"]) == 1 and not (out / LOCK_FILE).exists()
-    assert sorted(p.name for p in out.iterdir()) == ["ab_hist.npy", "manifest.json", "train-000000.tar"]
+    for name in ("config.json", "model.safetensors", "optimizer.safetensors", "train_state.json"):
+        (out / name).write_text(name)
+    before = tree(out)
+    with pytest.raises(VidcolorError) as err:
+        outdir.check_folder(out, "--out", holds=("config.json",), what="checkpoint")
+    assert str(err.value) == (f"--out {out}: exists and is not empty (config.json, model.safetensors, "
+                              "optimizer.safetensors, ...); pass --overwrite to replace it")
+    assert outdir.check_folder(out, "--out", True, holds=("config.json",), what="checkpoint") == out
+    assert tree(out) == before  # checking changes nothing
+    empty, missing = tmp_path / "empty", tmp_path / "a" / "b"
+    empty.mkdir()
+    assert outdir.check_folder(empty, "--out") == empty and outdir.check_folder(missing, "--out") == missing
+    assert not (tmp_path / "a").exists()
 
 
-def test_leftover_build_folders_are_removed_by_the_next_run(tmp_path, demo_videos):
-    out = tmp_path / "s"
-    _shard([demo_videos / "scene_000.mp4"], out)
-    left = out / ".vidcolor-build-x"
-    (left / "staging").mkdir(parents=True)
-    (left / "staging" / "000000.tar").write_bytes(b"\0" * 1024)
-    (out / ".vidcolor-build-empty").mkdir()
-    mine = out / ".vidcolor-build-notes.txt"  # a file, not a build folder: kept
-    mine.write_text("x")
-    _shard([demo_videos / "scene_001.mp4"], out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == [".vidcolor-build-notes.txt", "ab_hist.npy", "manifest.json",
-                                                     "train-000000.tar"]
+def test_a_folder_not_made_by_the_command_is_never_replaced(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    for overwrite in (False, True):
+        with pytest.raises(VidcolorError) as err:
+            outdir.check_folder(home, "--out", overwrite, holds=("config.json", "model.safetensors"),
+                                what="checkpoint")
+        assert str(err.value) == (f"--out {home}: not empty (thesis.tex) and holds no checkpoint (config.json "
+                                  "missing); refusing to replace it: choose a new or empty folder")
+    # names the caller ignores (a lock file, build leftovers) do not make a folder non-empty
+    (home / "thesis.tex").unlink()
+    (home / ".lock").write_text("1")
+    assert outdir.check_folder(home, "--out", ignore=(".lock",), holds=("config.json",)) == home
 
 
-def test_leftovers_alone_do_not_make_the_folder_non_empty(tmp_path, demo_videos):
-    out = tmp_path / "s"
-    (out / ".vidcolor-build-abc").mkdir(parents=True)
-    m = _shard([demo_videos / "scene_000.mp4"], out)  # no --overwrite needed
-    assert len(m["videos"]) == 1 and not (out / ".vidcolor-build-abc").exists()
+def test_folder_path_shapes(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_bytes(b"a file named like the folder")
+    with pytest.raises(VidcolorError) as err:
+        outdir.check_folder(blocker, "--out", overwrite=True)
+    assert str(err.value) == f"--out {blocker}: exists and is a file, not a folder"
+    with pytest.raises(VidcolorError) as err:
+        outdir.check_place(blocker / "exp1" / "best", "--out", folder=True)
+    assert str(err.value) == f"--out {blocker / 'exp1' / 'best'}: {blocker} is a file, not a folder"
+    assert blocker.read_bytes() == b"a file named like the folder"
+    # a folder the command adds to may hold anything
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "abc.mp4").write_bytes(b"an item's clip")
+    assert outdir.check_place(media, "--out", folder=True) == media
 
 
-def test_lock_is_exclusive_within_one_process_and_released(tmp_path):
-    with OutLock(tmp_path):
-        assert (tmp_path / LOCK_FILE).read_text().strip().isdigit()
-        with pytest.raises(VidcolorError, match=f"^--out {tmp_path}: another `vidcolor shard` run"):
-            OutLock(tmp_path).__enter__()
-    assert not (tmp_path / LOCK_FILE).exists()
-    with OutLock(tmp_path):  # free again
-        pass
+@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: permission bits do not stop writes")
+def test_unwritable_nearest_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        for check in (lambda: outdir.check_file(locked / "a" / "res.csv", "--out"),
+                      lambda: outdir.check_folder(locked / "run", "--out")):
+            with pytest.raises(VidcolorError, match=f"cannot write to {locked} \\(permission denied\\)"):
+                check()
+        with pytest.raises(VidcolorError, match=f"--out {locked}: cannot write to {locked}"):
+            outdir.check_place(locked, "--out", folder=True)  # an existing folder: itself must be writable
+    finally:
+        locked.chmod(0o700)
+
+
+# -- replacing a folder ----------------------------------------------------------------------------
+
+
+def test_replace_folder_swaps_in_a_whole_new_folder(tmp_path):
+    out = tmp_path / "ck"
+    out.mkdir()
+    (out / "config.json").write_text("old")
+    (out / "optimizer.safetensors").write_text("old state")  # not written by the new output: must go
+    with outdir.replace_folder(out) as folder:
+        assert folder != out and folder.parent == tmp_path and folder.name.startswith(".ck.vidcolor-new-")
+        assert sorted(os.listdir(out)) == ["config.json", "optimizer.safetensors"]  # the old one, while writing
+        (folder / "config.json").write_text("new")
+    assert {k: v[0] for k, v in tree(out).items()} == {"config.json": b"new"}
+    assert sorted(os.listdir(tmp_path)) == ["ck"]  # no temporary or old folder left
+
+
+def test_failed_replacement_keeps_the_old_folder(tmp_path):
+    out = tmp_path / "ck"
+    out.mkdir()
+    (out / "config.json").write_text("old")
+    before = tree(out)
+    with pytest.raises(RuntimeError, match="conversion failed"):
+        with outdir.replace_folder(out) as folder:
+            (folder / "config.json").write_text("half")
+            raise RuntimeError("conversion failed")
+    assert tree(out) == before and sorted(os.listdir(tmp_path)) == ["ck"]
+
+
+def test_a_new_or_empty_folder_is_written_in_place_and_cleaned_on_failure(tmp_path):
+    out = tmp_path / "new" / "videos"
+    with outdir.replace_folder(out) as folder:
+        assert folder == out and out.is_dir()
+        (folder / "a.mp4").write_bytes(b"a")
+    assert os.listdir(out) == ["a.mp4"]
+    with pytest.raises(KeyboardInterrupt):
+        with outdir.replace_folder(tmp_path / "fresh") as folder:
+            (folder / "half.mp4").write_bytes(b"h")
+            raise KeyboardInterrupt
+    assert not (tmp_path / "fresh").exists()
+    empty = tmp_path / "empty"  # made by the user, perhaps a mount point: kept, left empty on failure
+    empty.mkdir()
+    with pytest.raises(ValueError):
+        with outdir.replace_folder(empty) as folder:
+            assert folder == empty
+            (folder / "sub").mkdir()
+            raise ValueError
+    assert empty.is_dir() and os.listdir(empty) == []
+
+
+def test_leftovers_of_killed_replacements_are_removed(tmp_path):
+    out = tmp_path / "ck"
+    out.mkdir()
+    (out / "config.json").write_text("old")
+    stale = tmp_path / f".ck.vidcolor-new-{dead_pid()}"
+    live = tmp_path / f".ck.vidcolor-new-{os.getppid()}"  # a live process's: never touched
+    for p in (stale, live):
+        p.mkdir()
+        (p / "config.json").write_text("half")
+    with outdir.replace_folder(out) as folder:
+        (folder / "config.json").write_text("new")
+    assert sorted(os.listdir(tmp_path)) == [live.name, "ck"] and (out / "config.json").read_text() == "new"
+
+
+def test_empty_folder_removes_the_old_output_and_remakes_it(tmp_path):
+    run = tmp_path / "run"
+    (run / "ray" / "train").mkdir(parents=True)
+    (run / "best").mkdir()
+    (run / "best" / "config.json").write_text("old")
+    assert outdir.empty_folder(run) == run and run.is_dir() and os.listdir(run) == []
+    assert outdir.empty_folder(tmp_path / "x" / "y").is_dir()

@@ -18,6 +18,41 @@ def test_cli_writes_color_and_bw_videos(tmp_path, capsys):
     assert "black-and-white" in capsys.readouterr().out
 
 
+def listing(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_existing_videos_are_never_written_over_without_overwrite(tmp_path, capsys):
+    """A folder with a video of the user's named like a demo video: refused, even with --overwrite
+    (it holds no earlier demo output); an earlier demo folder: refused, then replaced whole."""
+    small = ["--seconds", "0.5", "--size", "16", "--fps", "4"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "scene_000.mp4").write_bytes(b"my holiday film")
+    for extra in ([], ["--overwrite"]):
+        assert cli(["demo-data", "--out", str(mine), "--videos", "1", *small, *extra]) == 2
+        err = capsys.readouterr().err
+        assert (f"error: --out {mine}: not empty (scene_000.mp4) and holds no demo videos (bw_000.mp4 missing); "
+                "refusing to replace it: choose a new or empty folder") in err and "Traceback" not in err
+        assert listing(mine) == {"scene_000.mp4": b"my holiday film"}
+
+    demo = tmp_path / "demo"
+    assert cli(["demo-data", "--out", str(demo), "--videos", "3", *small]) == 0
+    before = listing(demo)
+    assert cli(["demo-data", "--out", str(demo), "--videos", "1", *small, "--seed", "5"]) == 2
+    assert f"error: --out {demo}: exists and is not empty (bw_000.mp4, scene_000.mp4, scene_001.mp4, ...); " \
+           "pass --overwrite to replace it" in capsys.readouterr().err
+    assert listing(demo) == before
+    assert cli(["demo-data", "--out", str(demo), "--videos", "1", *small, "--seed", "5", "--overwrite"]) == 0
+    after = listing(demo)
+    assert sorted(after) == ["bw_000.mp4", "scene_000.mp4"]  # scene_001/002 of the earlier run are gone
+    assert after["scene_000.mp4"] != before["scene_000.mp4"]  # another seed, another scene
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "mine"]  # no temporary folder left
+    blocker = tmp_path / "mine" / "scene_000.mp4"
+    assert cli(["demo-data", "--out", str(blocker), *small]) == 2
+    assert f"error: --out {blocker}: exists and is a file, not a folder" in capsys.readouterr().err
+
+
 def test_deterministic(tmp_path):
     # The rendered frames are identical for a seed. The encoded bytes usually are too, but libx264
     # was seen (rarely, under load) to encode the flat-chroma gray clip differently, so the files

@@ -187,6 +187,26 @@ def test_refuses_non_empty_output_and_overwrites_only_shard_sets(tmp_path, demo_
     assert (other / "notes.txt").read_text() == "mine"
 
 
+def test_cli_refuses_an_existing_set_by_flag_and_path_before_decoding(tmp_path, demo_videos, capsys):
+    src = str(demo_videos / "scene_000.mp4")
+    out = tmp_path / "s"
+    assert cli(["shard", src, "--out", str(out), "--size", "32", "--clip-len", "8"]) == 0
+    capsys.readouterr()
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(out.iterdir())}
+    assert cli(["shard", src, "--out", str(out), "--size", "16", "--clip-len", "8"]) == 2
+    err = capsys.readouterr().err
+    assert (f"error: --out {out}: exists and is not empty (ab_hist.npy, manifest.json, train-000000.tar); "
+            "pass --overwrite to replace it") in err and "Traceback" not in err
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(out.iterdir())} == before
+    for bad, message in ((out / "manifest.json", f"{out / 'manifest.json'}: exists and is a file, not a folder"),
+                         (out / "manifest.json" / "s", f"{out / 'manifest.json' / 's'}: {out / 'manifest.json'} "
+                                                       "is a file, not a folder")):
+        assert cli(["shard", src, "--out", str(bad), "--size", "16", "--overwrite"]) == 2
+        assert f"error: --out {message}" in capsys.readouterr().err
+    assert cli(["shard", src, "--out", str(out), "--size", "16", "--clip-len", "8", "--overwrite"]) == 0
+    assert load_manifest(out / "manifest.json")["size"] == 16
+
+
 def test_failed_overwrite_keeps_the_old_set(tmp_path, demo_videos, shard_io):
     all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
     out = tmp_path / "s"

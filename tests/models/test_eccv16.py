@@ -1,8 +1,6 @@
 """Import of the official ECCV16 weights: a reference network with the release's layout is built
 here (nothing can be downloaded), its state dict saved as .pth, imported, and outputs compared."""
 
-import argparse
-
 import pytest
 import torch
 from torch import nn
@@ -67,7 +65,7 @@ def test_import_matches_reference_network(tmp_path):
     pth = tmp_path / eccv16.RELEASE_NAME
     state = {k: v for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}
     torch.save(state, pth)
-    assert eccv16.main(argparse.Namespace(weights=str(pth), out=str(tmp_path / "ck"))) == 0
+    assert eccv16.import_eccv16(pth, tmp_path / "ck")[0] == tmp_path / "ck"
     loaded = load_checkpoint(tmp_path / "ck")
     assert loaded.config.size == "base" and loaded.gamut.num_bins == 313 and loaded.gamut.grid == 10
     assert torch.equal(loaded.gamut.centers, _fake_release_centers())
@@ -98,10 +96,3 @@ def test_key_mapping_and_bad_files(tmp_path):
     with pytest.raises(VidcolorError, match="weights-only"):
         eccv16.import_eccv16(tmp_path / "pickle.pth", tmp_path / "out")
     assert not (tmp_path / "out").exists()
-
-
-def test_cli_reports_a_missing_file(tmp_path, capsys):
-    from study.cli import main
-
-    assert main(["import-eccv16", str(tmp_path / "none.pth"), "--out", str(tmp_path / "ck")]) == 2
-    assert "none.pth: file not found" in capsys.readouterr().err

@@ -130,6 +130,49 @@ def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, c
     assert rows[1][1] == f"{doc['experiments']['exp1']['mean']['rmse_rgb']:.3f}" and f"wrote {figures}" in printed
 
 
+def test_earlier_runs_and_figures_are_refused_unless_overwrite(demo_shards, tmp_path, monkeypatch, capsys):
+    """A chosen experiment's folder holding a run, and an existing --json file: refused before
+    anything trains, nothing changed; --overwrite empties that folder before the experiment is
+    redone and replaces the file, and the folders of experiments not chosen are kept."""
+    import study.experiments
+    import study.train.launch
+    from study.cli import main as cli
+
+    seen = []
+
+    def fake_training(experiment, train, shards, out, *, workers):
+        seen.append(sorted(p.name for p in out.iterdir()))
+        gamut = ABGamut(experiment.grid)
+        save_checkpoint(out / "best", create_model(experiment, gamut), experiment, gamut)
+        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
+
+    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
+    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
+    out, figures = tmp_path / "run", tmp_path / "figures.json"
+    (out / "exp1" / "ray" / "train").mkdir(parents=True)
+    (out / "exp1" / "ray" / "train" / "state.json").write_text("an earlier run")
+    _keep(out, "exp2")  # not chosen: an input of others, kept as it is
+    figures.write_text("my figures")
+
+    def snapshot():
+        return {str(p.relative_to(tmp_path)): p.read_bytes() if p.is_file() else None
+                for p in sorted(tmp_path.rglob("*"))}
+
+    before = snapshot()
+    base = ["experiments", "--shards", str(demo_shards), "--out", str(out), "--only", "exp1", "--set", "size=tiny"]
+    assert cli([*base, "--json", str(figures)]) == 2
+    assert f"error: --json {figures}: exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert cli([*base, "--json", str(tmp_path / "new.json")]) == 2
+    assert (f"error: --out {out / 'exp1'}: exists and is not empty (ray); pass --overwrite to replace it"
+            in capsys.readouterr().err)
+    assert snapshot() == before and seen == []
+    assert cli([*base, "--json", str(figures), "--overwrite"]) == 0
+    assert seen == [[]]  # the earlier run was gone before exp1 trained again
+    assert sorted(p.name for p in (out / "exp1").iterdir()) == ["best"]
+    assert (out / "exp2" / "best" / "config.json").read_text() == "{}"
+    assert list(json.loads(figures.read_text())["experiments"]) == ["exp1"]
+
+
 @pytest.fixture()
 def test_only(demo_videos, tmp_path):
     """A benchmark set of two test videos only (``--split 0,0,100``; kept small for the CPU)."""

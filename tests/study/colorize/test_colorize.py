@@ -386,7 +386,7 @@ def _truncated(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "not_video", "truncated", "unwritable_out", "out_parent_missing"])
+@pytest.mark.parametrize("case", ["missing", "empty", "not_video", "truncated", "unwritable_out"])
 def test_bad_input_is_a_clear_error_and_leaves_no_output(tmp_path, ckpt_exp1, capsys, case):
     src = tmp_path / "in.mp4"
     out = tmp_path / "out.mp4"
@@ -405,11 +405,7 @@ def test_bad_input_is_a_clear_error_and_leaves_no_output(tmp_path, ckpt_exp1, ca
         blocker = tmp_path / "blocker"
         blocker.write_text("a file where a folder should be")
         out = blocker / "out.mp4"
-        named = out
-    elif case == "out_parent_missing":
-        make_video(src, gray_frames(3))
-        out = tmp_path / "nowhere" / "out.mp4"
-        named = out
+        named = f"OUT {out}: {blocker} is a file, not a folder"
     extra = ["--overwrite"] if case == "truncated" else []  # the earlier result may be replaced, once complete
     rc = cli(["colorize", str(ckpt_exp1), str(src), str(out), *extra])
     err = capsys.readouterr().err
@@ -436,6 +432,14 @@ def test_read_only_output_folder(tmp_path, ckpt_exp1, capsys):
         assert "permission denied" in capsys.readouterr().err
     finally:
         locked.chmod(0o700)
+
+
+def test_missing_output_folders_are_created(tmp_path, ckpt_exp1):
+    """As for every command's output (data_shards.outdir): missing parent folders are made on writing."""
+    src = make_video(tmp_path / "in.mp4", gray_frames(3))
+    out = tmp_path / "new" / "deeper" / "out.mp4"
+    assert cli(["colorize", str(ckpt_exp1), str(src), str(out)]) == 0
+    assert sorted(os.listdir(out.parent)) == ["out.mp4"]
 
 
 def test_bad_checkpoint_and_flags(tmp_path, ckpt_exp1, capsys):

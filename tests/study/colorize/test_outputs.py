@@ -64,7 +64,7 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path, ckpt, capsys):
     before = snapshot(out)
     assert cli(["colorize", str(ckpt), str(src), str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert f"error: {out}: exists; pass --overwrite to replace it" in err and "Traceback" not in err
+    assert f"error: OUT {out}: exists; pass --overwrite to replace it" in err and "Traceback" not in err
     assert snapshot(out) == before
     assert sorted(os.listdir(tmp_path)) == ["existing.mp4", "in.mp4"]  # no partial, nothing else
     assert cli(["colorize", str(ckpt), str(src), str(out), "--device", "cpu", "--overwrite"]) == 0
@@ -73,7 +73,7 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path, ckpt, capsys):
     assert cli(["colorize", str(ckpt), str(src), "--device", "cpu"]) == 0
     first = snapshot(tmp_path / "in_color.mp4")
     assert cli(["colorize", str(ckpt), str(src), "--device", "cpu"]) == 2
-    assert f"{tmp_path / 'in_color.mp4'}: exists" in capsys.readouterr().err
+    assert f"error: OUT {tmp_path / 'in_color.mp4'}: exists; pass --overwrite" in capsys.readouterr().err
     assert snapshot(tmp_path / "in_color.mp4") == first
 
 
@@ -89,7 +89,7 @@ def test_directory_run_lists_every_existing_output_before_any_work(tmp_path, ckp
     before = snapshot(out / "a.mp4", out / "b.mp4")
     assert cli(["colorize", str(ckpt), str(films), str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert f"error: {out}: 2 of the 3 outputs exist ({out / 'a.mp4'}, {out / 'b.mp4'}); " \
+    assert f"error: OUT {out}: 2 of the 3 outputs exist ({out / 'a.mp4'}, {out / 'b.mp4'}); " \
            "pass --overwrite to replace them" in err
     assert snapshot(out / "a.mp4", out / "b.mp4") == before
     assert sorted(os.listdir(out)) == ["a.mp4", "b.mp4"]  # c was not done either: refused before any work
@@ -109,7 +109,7 @@ def test_frame_folder_output_is_refused_then_replaced_with_overwrite(tmp_path, c
     assert len(first) == 3
     # the earlier frame output is OUT itself (not a folder to put an mp4 into), and it is kept
     assert cli(["colorize", str(ckpt), str(seq), str(out), "--device", "cpu"]) == 2
-    assert f"error: {out}: exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert f"error: OUT {out}: exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert snapshot(*sorted(out.iterdir())) == first
     assert cli(["colorize", str(ckpt), str(seq), str(out), "--device", "cpu", "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png", "00002.png"]

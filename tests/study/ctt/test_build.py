@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from pathlib import Path
 
@@ -69,6 +70,27 @@ def test_old_flag_builds_the_same_items(fx, tmp_path, capsys):
                 "--attention-rate", "0", "--out", str(tmp_path / "m")]) == 0
     assert "study fixture: 1 CTT frame items" in capsys.readouterr().out
     assert list(info["store"].ctt_items("fixture")["medium"]) == ["frame"]
+
+
+def test_media_folder_is_checked_first_and_only_gains_files(fx, tmp_path, capsys):
+    """`--out` naming a file (the FileExistsError traceback of old) or under one: an error naming the
+    flag and path, before any item is made; an existing media folder keeps what it holds."""
+    info = fx.build(tmp_path / "db", with_items=False)
+    base = ["ctt", "build", "--db", info["url"], "--medium", "frame", "--top", "1", "--clips", "1",
+            "--attention-rate", "0"]
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"mine")
+    for out, message in ((notes, f"{notes}: exists and is a file, not a folder"),
+                         (notes / "m", f"{notes / 'm'}: {notes} is a file, not a folder")):
+        assert cli([*base, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"error: --out {message}" in err and "Traceback" not in err
+    assert notes.read_bytes() == b"mine" and info["store"].ctt_items("fixture").empty
+    media = tmp_path / "m"
+    media.mkdir()
+    (media / "earlier.png").write_bytes(b"an earlier item's still")
+    assert cli([*base, "--out", str(media)]) == 0
+    assert (media / "earlier.png").read_bytes() == b"an earlier item's still" and len(os.listdir(media)) == 3
 
 
 def test_attention_count_by_hand():

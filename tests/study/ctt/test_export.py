@@ -101,12 +101,20 @@ def test_export_out_on_a_bad_path_fails_before_the_store_is_opened(tmp_path, cap
     assert f"error: --out {tmp_path}: is a folder, expected a CSV file name" in capsys.readouterr().err
     assert (blocker.read_bytes(), blocker.stat().st_mtime_ns) == before
     assert not db.exists()  # refused before any store was opened (or created)
-    # a good path: the CSV replaces an earlier one whole, and no temporary file stays
+    # a good path: the CSV is written whole, and no temporary file stays
     url = f"sqlite:///{tmp_path / 'r.db'}"
     Store(url).create_study("s", objective="val_rmse_rgb")
     csv = tmp_path / "out" / "res.csv"
     assert cli(["ctt", "export", "--db", url, "--out", str(csv)]) == 0
     assert capsys.readouterr().out == f"wrote 0 rows to {csv}\n"
+    assert pd.read_csv(csv).empty and sorted(p.name for p in csv.parent.iterdir()) == ["res.csv"]
+    # an existing file is refused by flag and path, untouched; --overwrite replaces it whole
+    csv.write_bytes(b"level,name\nmy,edits\n")
+    before = (csv.read_bytes(), csv.stat().st_mtime_ns)
+    assert cli(["ctt", "export", "--db", url, "--out", str(csv)]) == 2
+    assert f"error: --out {csv}: exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert (csv.read_bytes(), csv.stat().st_mtime_ns) == before
+    assert cli(["ctt", "export", "--db", url, "--out", str(csv), "--overwrite"]) == 0
     assert pd.read_csv(csv).empty and sorted(p.name for p in csv.parent.iterdir()) == ["res.csv"]
 
 

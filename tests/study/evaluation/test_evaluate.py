@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import math
 
 import numpy as np
@@ -281,8 +282,22 @@ def test_cli_evaluate_json_on_a_bad_path_fails_before_any_work(demo_shards, tiny
         assert f"error: --json {tmp_path}: is a folder, expected a file name" in capsys.readouterr().err
     assert (blocker.read_bytes(), blocker.stat().st_mtime_ns) == before
     # a missing parent folder is fine: write_json creates it once the work is done
-    assert main([*base, "--json", str(tmp_path / "new" / "eval.json"), "--batch-size", "4"]) == 0
-    assert (tmp_path / "new" / "eval.json").is_file()
+    figures = tmp_path / "new" / "eval.json"
+    assert main([*base, "--json", str(figures), "--batch-size", "4"]) == 0
+    first = json.loads(figures.read_text())
+    assert first["num_frames"] > 0
+    # an existing file: refused by flag and path before any work, untouched; --overwrite replaces it
+    figures.write_text('{"mine": 1}')
+    before = (figures.read_bytes(), figures.stat().st_mtime_ns)
+    with monkeypatch.context() as m:
+        m.setattr(evaluate, "evaluate_checkpoint", never)
+        assert main([*base, "--json", str(figures)]) == 2
+    assert f"error: --json {figures}: exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert (figures.read_bytes(), figures.stat().st_mtime_ns) == before
+    with monkeypatch.context() as m:
+        m.setattr(evaluate, "evaluate_checkpoint", lambda *a, **k: first)
+        assert main([*base, "--json", str(figures), "--overwrite"]) == 0
+    assert json.loads(figures.read_text()) == first and sorted(os.listdir(figures.parent)) == ["eval.json"]
 
 
 def test_evaluate_at_another_temperature(demo_shards, tiny_checkpoint, capsys):

@@ -297,11 +297,52 @@ def test_cli_train_out_on_a_file_is_a_clear_error_before_any_work(demo_shards, t
     base = ["train", "--shards", str(demo_shards), "--preset", "exp1", "--workers", "0"]
     assert cli([*base, "--out", str(existing)]) == 2
     err = capsys.readouterr().err
-    assert f"error: --out {existing}: exists and is a file, not a run folder" in err and "Traceback" not in err
+    assert f"error: --out {existing}: exists and is a file, not a folder" in err and "Traceback" not in err
     assert cli([*base, "--out", str(existing / "run")]) == 2
     assert f"error: --out {existing / 'run'}: {existing} is a file, not a folder" in capsys.readouterr().err
     assert (existing.read_bytes(), existing.stat().st_mtime_ns) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
+
+
+def test_cli_train_refuses_an_earlier_run_unless_resume_or_overwrite(demo_shards, tmp_path, monkeypatch, capsys):
+    """An earlier run in --out is refused before any work (nothing changed); --resume needs a run
+    to continue; --overwrite deletes the earlier run, after the shard set's checks, before training."""
+    import study.train.launch
+    from study.cli import main as cli
+
+    run = tmp_path / "run"
+    (run / "ray" / "train").mkdir(parents=True)
+    (run / "ray" / "train" / "checkpoint.json").write_text("epoch 3")
+    (run / "best").mkdir()
+    (run / "best" / "config.json").write_text("{}")
+
+    def snapshot():
+        return {str(p.relative_to(tmp_path)): p.read_bytes() if p.is_file() else None
+                for p in sorted(tmp_path.rglob("*"))}
+
+    seen = []
+
+    def trainer(*args, storage_path, **kwargs):
+        seen.append(snapshot())
+        raise KeyboardInterrupt  # stop here: training itself is tested above
+
+    monkeypatch.setattr(study.train.launch, "make_trainer", trainer)
+    before = snapshot()
+    base = ["train", "--shards", str(demo_shards), "--preset", "exp1", "--workers", "0", "--out", str(run)]
+    assert cli(base) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {run}: exists and is not empty (best, ray); pass --overwrite to replace it" in err
+    assert cli([*base, "--resume", "--overwrite"]) == 2
+    assert "error: --overwrite and --resume: choose one" in capsys.readouterr().err
+    assert cli([*base[:-1], str(tmp_path / "new"), "--resume"]) == 2
+    assert f"error: --resume: {tmp_path / 'new'} holds no run to continue (no ray/train)" in capsys.readouterr().err
+    assert snapshot() == before and seen == []
+    assert cli([*base, "--resume"]) == 130  # continues the run in place: nothing deleted
+    assert seen.pop() == before
+    assert cli([*base, "--overwrite", "--shards", str(tmp_path / "missing")]) == 2  # a bad set: nothing deleted
+    assert snapshot() == before
+    assert cli([*base, "--overwrite"]) == 130
+    assert seen.pop() == {"run": None}  # the earlier run deleted before the new one started
 
 
 def test_cli_train_negative_workers_is_a_clear_error(demo_shards, tmp_path, capsys):

@@ -85,6 +85,28 @@ def test_run_study_refuses_missing_shards(tmp_path):
         run_study(spec, shards=str(tmp_path / "none"), db=f"sqlite:///{tmp_path}/r.db")
 
 
+def test_storage_in_the_way_of_a_file_is_refused_before_anything_starts(demo_shards, tmp_path, capsys):
+    """`--storage` naming a file, or with a file where the study's folder goes: an error naming the
+    flag and path before the results database is created or Ray starts (nothing is written)."""
+    from study.cli import main as cli
+
+    spec = load_spec("demo")
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"mine")
+    db = tmp_path / "r.db"
+    base = ["tune", "demo", "--shards", str(demo_shards), "--db", f"sqlite:///{db}"]
+    assert cli([*base, "--storage", str(notes)]) == 2
+    assert (f"error: --storage {notes / spec.name}: {notes} is a file, not a folder"
+            in capsys.readouterr().err)
+    storage = tmp_path / "ray_results"
+    storage.mkdir()
+    (storage / f"{spec.name}-train").write_text("a file where the trials' runs go")
+    assert cli([*base, "--storage", str(storage)]) == 2
+    assert (f"error: --storage {storage / (spec.name + '-train')}: exists and is a file, not a folder"
+            in capsys.readouterr().err)
+    assert not db.exists() and notes.read_bytes() == b"mine" and sorted(os.listdir(storage)) == [f"{spec.name}-train"]
+
+
 def test_what_tune_pickles_holds_no_database_password(tmp_path):
     """The trial's run, the store callback (pickled by Tune into --storage, cloudpickle as Tune does)
     and the spec record carry the URL masked; the driver process resolves the real one."""
