@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-# The import contracts of pyproject.toml's [tool.importlinter]: package and study layers, no cycles,
-# no torch/Ray where start-up must stay light (CONTRACT.md).
+# ruff (rules in pyproject.toml's [tool.ruff]) and the import contracts of [tool.importlinter]:
+# package and study layers, no cycles, no torch/Ray where start-up must stay light (CONTRACT.md).
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
 test: setup

@@ -40,16 +40,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.gamut import ABGamut  # noqa: E402
-from models.model import create_model  # noqa: E402
-from models.presets import get_preset  # noqa: E402
-from data_shards.video import iter_frames_tolerant, probe  # noqa: E402
-from study.colorize.inference import FilmInference  # noqa: E402
-from study.colorize.pipeline import colorize_source  # noqa: E402
-from study.devices import resolve_device  # noqa: E402
-from study.media import ENCODER_PRESET  # noqa: E402
-from study.media.video_out import VideoWriter, write_video  # noqa: E402
-from study.report import format_table, write_json  # noqa: E402
+from data_shards.video import iter_frames_tolerant, probe
+from models.gamut import ABGamut
+from models.model import create_model
+from models.presets import get_preset
+from study.colorize.inference import FilmInference
+from study.colorize.pipeline import colorize_source
+from study.devices import resolve_device
+from study.media import ENCODER_PRESET
+from study.media.video_out import VideoWriter, write_video
+from study.report import format_table, write_json
 
 INPUTS = {"360p": (640, 360), "720p": (1280, 720)}
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cockatoo.mp4"  # beside the checkout
@@ -74,7 +74,11 @@ def input_frames(n: int, width: int, height: int) -> tuple[np.ndarray, str]:
     while len(frames) < n:
         for f in iter_frames_tolerant(probe(REAL)):
             if f is not None and len(frames) < n:
-                f = f if f.shape[:2] == (height, width) else cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                f = (
+                    f
+                    if f.shape[:2] == (height, width)
+                    else cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                )
                 frames.append(cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB))
     return np.stack(frames), f"{REAL.name} (made gray)"
 
@@ -82,7 +86,7 @@ def input_frames(n: int, width: int, height: int) -> tuple[np.ndarray, str]:
 class Clock:
     """Wall seconds and process CPU seconds (every thread) of one block."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.t, self.cpu = time.perf_counter(), _cpu()
@@ -110,8 +114,9 @@ def build(args, device: torch.device) -> tuple[FilmInference, str]:
         return colorizer, f"{colorizer.model.config.name}/{colorizer.model.config.size} ({args.checkpoint})"
     torch.manual_seed(0)
     config = get_preset(args.preset).replace(size=args.model_size)
-    colorizer = FilmInference(create_model(config, ABGamut(10)), temperature=config.temperature, size=args.size,
-                              device=device)
+    colorizer = FilmInference(
+        create_model(config, ABGamut(10)), temperature=config.temperature, size=args.size, device=device
+    )
     return colorizer, f"{args.preset}/{args.model_size}"
 
 
@@ -119,7 +124,7 @@ def model_run(colorizer: FilmInference, frames: np.ndarray, batch_size: int) -> 
     colorizer.reset()
     with Clock() as c:
         for i in range(0, len(frames), batch_size):
-            colorizer.colorize(frames[i:i + batch_size])
+            colorizer.colorize(frames[i : i + batch_size])
     return c
 
 
@@ -139,8 +144,9 @@ def file_runs(colorizer: FilmInference, frames: np.ndarray, batch_size: int, rep
                     writer.write(f)
             out["encode only"].append(c)
             with Clock() as c:
-                result = colorize_source(colorizer, probe(src), Path(tmp) / "out.mp4", batch_size=batch_size,
-                                         progress=False)
+                result = colorize_source(
+                    colorizer, probe(src), Path(tmp) / "out.mp4", batch_size=batch_size, progress=False
+                )
             assert result.frames == len(frames), (result.frames, len(frames))
             out["end to end"].append(c)
     return {k: best(v) for k, v in out.items()}
@@ -151,18 +157,34 @@ def measure(colorizer: FilmInference, label: str, size: tuple[int, int], args) -
     frames, origin = input_frames(args.frames, w, h)
     n = len(frames)
     model_runs: dict[str, list[Clock]] = {"batched": [], "frame by frame": []}
-    colorizer.colorize(frames[:args.batch_size])  # warm-up (allocator, oneDNN/cuDNN plans, buffers)
+    colorizer.colorize(frames[: args.batch_size])  # warm-up (allocator, oneDNN/cuDNN plans, buffers)
     for _ in range(args.repeat):  # interleaved: this machine is shared
         model_runs["batched"].append(model_run(colorizer, frames, args.batch_size))
         model_runs["frame by frame"].append(model_run(colorizer, frames, 1))
     clocks = {("model", mode): best(runs) for mode, runs in model_runs.items()}
     if not args.skip_file:
-        clocks.update({(k, "batched" if k == "end to end" else "-"): c
-                       for k, c in file_runs(colorizer, frames, args.batch_size, args.repeat).items()})
-    rows = [{"input": label, "width": w, "height": h, "frames_from": origin, "measure": m, "mode": mode,
-             "batch_size": args.batch_size if mode == "batched" else (1 if mode != "-" else None),
-             "frames": n, "seconds": round(c.wall, 3), "fps": round(n / c.wall, 2),
-             "core_ms_per_frame": round(1000 * c.cpu / n, 1)} for (m, mode), c in clocks.items()]
+        clocks.update(
+            {
+                (k, "batched" if k == "end to end" else "-"): c
+                for k, c in file_runs(colorizer, frames, args.batch_size, args.repeat).items()
+            }
+        )
+    rows = [
+        {
+            "input": label,
+            "width": w,
+            "height": h,
+            "frames_from": origin,
+            "measure": m,
+            "mode": mode,
+            "batch_size": args.batch_size if mode == "batched" else (1 if mode != "-" else None),
+            "frames": n,
+            "seconds": round(c.wall, 3),
+            "fps": round(n / c.wall, 2),
+            "core_ms_per_frame": round(1000 * c.cpu / n, 1),
+        }
+        for (m, mode), c in clocks.items()
+    ]
     fps = {(r["measure"], r["mode"]): r["fps"] for r in rows}
     core_ms = {(r["measure"], r["mode"]): r["core_ms_per_frame"] for r in rows}
     summary = {"speedup": round(fps["model", "batched"] / fps["model", "frame by frame"], 2)}
@@ -170,8 +192,13 @@ def measure(colorizer: FilmInference, label: str, size: tuple[int, int], args) -
         stages = [("model", "batched"), ("decode only", "-"), ("encode only", "-")]
         bound = min([os.cpu_count() * 1000 / sum(core_ms[s] for s in stages)] + [fps[s] for s in stages])
         e2e = fps["end to end", "batched"]
-        summary.update({"e2e_over_model": round(e2e / fps["model", "batched"], 2),
-                        "bound_fps": round(bound, 2), "e2e_over_bound": round(e2e / bound, 2)})
+        summary.update(
+            {
+                "e2e_over_model": round(e2e / fps["model", "batched"], 2),
+                "bound_fps": round(bound, 2),
+                "e2e_over_bound": round(e2e / bound, 2),
+            }
+        )
     return rows, summary
 
 
@@ -199,23 +226,55 @@ def main(argv=None) -> int:
         rows += r
 
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"colorize benchmark: model {model_name}, working size {args.size}, {precision} on {device} "
-          f"({dev_name}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}); "
-          f"frames from {rows[0]['frames_from']}")
+    print(
+        f"colorize benchmark: model {model_name}, working size {args.size}, {precision} on {device} "
+        f"({dev_name}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}); "
+        f"frames from {rows[0]['frames_from']}"
+    )
     head = ("input", "measure", "mode", "batch", "frames", "seconds", "frames/s", "core-ms/frame")
-    print(format_table(head, [(r["input"], r["measure"], r["mode"], r["batch_size"], r["frames"], r["seconds"],
-                               r["fps"], r["core_ms_per_frame"]) for r in rows], digits=2))
+    print(
+        format_table(
+            head,
+            [
+                (
+                    r["input"],
+                    r["measure"],
+                    r["mode"],
+                    r["batch_size"],
+                    r["frames"],
+                    r["seconds"],
+                    r["fps"],
+                    r["core_ms_per_frame"],
+                )
+                for r in rows
+            ],
+            digits=2,
+        )
+    )
     for label, s in summaries.items():
         line = f"{label}: batched / frame by frame (model) {s['speedup']:.2f}x"
         if "e2e_over_model" in s:
-            line += (f"; end to end / model {s['e2e_over_model']:.2f}; bound on these cores {s['bound_fps']:.1f} "
-                     f"frames/s, end to end / bound {s['e2e_over_bound']:.2f}")
+            line += (
+                f"; end to end / model {s['e2e_over_model']:.2f}; bound on these cores {s['bound_fps']:.1f} "
+                f"frames/s, end to end / bound {s['e2e_over_bound']:.2f}"
+            )
         print(line)
     if args.json:
-        write_json(args.json, {
-            "device": str(device), "device_name": dev_name, "precision": precision, "model": model_name,
-            "working_size": args.size, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "rows": rows, "speedup": {k: s["speedup"] for k, s in summaries.items()}, "summary": summaries})
+        write_json(
+            args.json,
+            {
+                "device": str(device),
+                "device_name": dev_name,
+                "precision": precision,
+                "model": model_name,
+                "working_size": args.size,
+                "cpu_cores": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "rows": rows,
+                "speedup": {k: s["speedup"] for k, s in summaries.items()},
+                "summary": summaries,
+            },
+        )
     return 0
 
 

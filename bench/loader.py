@@ -42,12 +42,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_shards.synthetic import make_demo_videos  # noqa: E402
-from data_shards.reader import eval_loader, train_loader  # noqa: E402
-from data_shards.video import iter_frames, probe  # noqa: E402
-from data_shards.writer import write_shard_set  # noqa: E402
-from models.color import rgb_to_lab  # noqa: E402
-from study.report import fmt, format_table, write_json  # noqa: E402
+from data_shards.reader import eval_loader, train_loader
+from data_shards.synthetic import make_demo_videos
+from data_shards.video import iter_frames, probe
+from data_shards.writer import write_shard_set
+from models.color import rgb_to_lab
+from study.report import fmt, format_table, write_json
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cockatoo.mp4"  # beside the checkout
 WINDOW, BATCH = 8, 8
@@ -62,8 +62,9 @@ def _best(fn, repeat: int) -> tuple[float, int]:
     return best, count
 
 
-def bench_size(sources: list[Path], size: int, workdir: Path, repeat: int, workers: list[int],
-               train_steps: int) -> dict:
+def bench_size(
+    sources: list[Path], size: int, workdir: Path, repeat: int, workers: list[int], train_steps: int
+) -> dict:
     shards = workdir / f"shards_{size}"
     t0 = time.perf_counter()
     manifest = write_shard_set(sources, shards, size=size, clip_len=16, split="100,0,0", show_progress=False)
@@ -78,9 +79,11 @@ def bench_size(sources: list[Path], size: int, workdir: Path, repeat: int, worke
 
     def shard_train(n_workers: int):
         def run() -> int:
-            loader = train_loader(shards, window=WINDOW, batch_size=BATCH, steps_per_epoch=train_steps,
-                                  num_workers=n_workers)
+            loader = train_loader(
+                shards, window=WINDOW, batch_size=BATCH, steps_per_epoch=train_steps, num_workers=n_workers
+            )
             return sum(b["frames"].shape[0] * b["frames"].shape[1] for b in loader)
+
         return run
 
     paths = [("source", source, 1), ("shard eval", shard_eval, 1)]
@@ -88,12 +91,21 @@ def bench_size(sources: list[Path], size: int, workdir: Path, repeat: int, worke
     rows = {}
     for name, fn, procs in paths:
         secs, count = _best(fn, repeat)
-        rows[name] = {"frames": count, "seconds": round(secs, 4), "frames_per_s": round(count / secs, 1),
-                      "per_worker": round(count / secs / procs, 1)}
+        rows[name] = {
+            "frames": count,
+            "seconds": round(secs, 4),
+            "frames_per_s": round(count / secs, 1),
+            "per_worker": round(count / secs / procs, 1),
+        }
     assert rows["source"]["frames"] == rows["shard eval"]["frames"] == n_frames, rows
     src = rows["source"]["frames_per_s"]
-    out = {"size": size, "frames": n_frames, "shard_seconds": round(shard_s, 3), "paths": rows,
-           "speedup_eval": round(rows["shard eval"]["frames_per_s"] / src, 2)}
+    out = {
+        "size": size,
+        "frames": n_frames,
+        "shard_seconds": round(shard_s, 3),
+        "paths": rows,
+        "speedup_eval": round(rows["shard eval"]["frames_per_s"] / src, 2),
+    }
     if 0 in workers:
         out["speedup"] = round(rows["shard train w=0"]["frames_per_s"] / src, 2)
     return out
@@ -119,11 +131,24 @@ def codec_table(sources: list[Path], size: int, repeat: int, n: int = 96) -> lis
         data = [_jpeg(f, quality, sub) for f in frames]
         decoded = np.stack([simplejpeg.decode_jpeg(d, colorspace="RGB") for d in data])
         ab_rms = float(((_ab(decoded) - ab_ref) ** 2).mean().sqrt())
-        pil, _ = _best(lambda: sum(np.asarray(Image.open(io.BytesIO(d)).convert("RGB")).shape[0] for d in data), repeat)
-        sj, _ = _best(lambda: sum(simplejpeg.decode_jpeg(d, colorspace="RGB").shape[0] for d in data), repeat)
-        rows.append({"storage": label, "bytes_per_frame": round(float(np.mean([len(d) for d in data]))),
-                     "pillow_fps": round(len(data) / pil, 1), "simplejpeg_fps": round(len(data) / sj, 1),
-                     "ab_rms": round(ab_rms, 3)})
+
+        def pil_decode(data=data):
+            return sum(np.asarray(Image.open(io.BytesIO(d)).convert("RGB")).shape[0] for d in data)
+
+        def sj_decode(data=data):
+            return sum(simplejpeg.decode_jpeg(d, colorspace="RGB").shape[0] for d in data)
+
+        pil, _ = _best(pil_decode, repeat)
+        sj, _ = _best(sj_decode, repeat)
+        rows.append(
+            {
+                "storage": label,
+                "bytes_per_frame": round(float(np.mean([len(d) for d in data]))),
+                "pillow_fps": round(len(data) / pil, 1),
+                "simplejpeg_fps": round(len(data) / sj, 1),
+                "ab_rms": round(ab_rms, 3),
+            }
+        )
     return rows
 
 
@@ -151,22 +176,53 @@ def main(argv: list[str] | None = None) -> int:
         results = [bench_size(sources, s, workdir, args.repeat, workers, args.train_steps) for s in sizes]
         codecs = codec_table(sources, max(sizes), args.repeat)
     print(f"sources: {', '.join(sources_desc)}; {os.cpu_count()} CPU cores")
-    rows = [(r["size"], name, row["frames"], fmt(row["seconds"], 3), fmt(row["frames_per_s"], 1),
-             fmt(row["per_worker"], 1), f"{row['frames_per_s'] / r['paths']['source']['frames_per_s']:.2f}x")
-            for r in results for name, row in r["paths"].items()]
+    rows = [
+        (
+            r["size"],
+            name,
+            row["frames"],
+            fmt(row["seconds"], 3),
+            fmt(row["frames_per_s"], 1),
+            fmt(row["per_worker"], 1),
+            f"{row['frames_per_s'] / r['paths']['source']['frames_per_s']:.2f}x",
+        )
+        for r in results
+        for name, row in r["paths"].items()
+    ]
     print(format_table(("size", "path", "frames", "seconds", "frames/s", "per worker", "vs source"), rows))
     for r in results:
         print(f"size {r['size']}: one-time sharding {r['shard_seconds']:.1f} s")
     print(f"\nstorage choices at {max(sizes)} px (decode in one process; ab error vs the uncompressed frames):")
-    print(format_table(("storage", "bytes/frame", "Pillow frames/s", "simplejpeg frames/s", "ab RMS"),
-                       [(c["storage"], c["bytes_per_frame"], fmt(c["pillow_fps"], 1), fmt(c["simplejpeg_fps"], 1),
-                         fmt(c["ab_rms"], 3)) for c in codecs]))
+    print(
+        format_table(
+            ("storage", "bytes/frame", "Pillow frames/s", "simplejpeg frames/s", "ab RMS"),
+            [
+                (
+                    c["storage"],
+                    c["bytes_per_frame"],
+                    fmt(c["pillow_fps"], 1),
+                    fmt(c["simplejpeg_fps"], 1),
+                    fmt(c["ab_rms"], 3),
+                )
+                for c in codecs
+            ],
+        )
+    )
     top = next((r for r in results if r["size"] == max(sizes)), results[-1])
     if "speedup" in top:
         print(f"speedup (training path, one process, {top['size']} px, vs source decode): {top['speedup']:.2f}x")
     if args.json:
-        write_json(args.json, {"benchmark": "loader", "speedup": top.get("speedup"), "size": top["size"],
-                               "cpu_cores": os.cpu_count(), "results": results, "codecs": codecs})
+        write_json(
+            args.json,
+            {
+                "benchmark": "loader",
+                "speedup": top.get("speedup"),
+                "size": top["size"],
+                "cpu_cores": os.cpu_count(),
+                "results": results,
+                "codecs": codecs,
+            },
+        )
     return 0
 
 

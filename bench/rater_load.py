@@ -3,8 +3,8 @@
 `vidcolor ctt serve` runs on localhost on a study of V + 10 items (two small mp4s) with one
 campaign (2afc, V counted pairs per session, no practice, no display limit) and one invite link
 good for any number of sessions. R raters, at most ``--concurrency`` at a time (each a browser
-context of one headless Chromium), open the link, start, and click "A is real" V times (once the page has settled; again when nothing happened in 10 s,
-counted as a retry). Measured:
+context of one headless Chromium), open the link, start, and click "A is real" V times (once the page has
+settled; again when nothing happened in 10 s, counted as a retry). Measured:
 the click-to-next-pair time in the browser (a Streamlit rerun: websocket, the store, the media),
 and the store's own time per answer as the server saw it (``VIDCOLOR_RATER_TIMINGS``). Checked
 afterwards: every session finished, R x V votes stored, each (rater, item) once.
@@ -37,8 +37,15 @@ from study.report import format_table, write_json  # noqa: E402
 
 STUDY = "rater-load"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def setup(url: str, work: Path, votes: int) -> str:
@@ -47,21 +54,33 @@ def setup(url: str, work: Path, votes: int) -> str:
     from study.store import Store
 
     rng = np.random.default_rng(0)
-    files = [write_video(work / f"{k}.mp4", list(rng.integers(0, 256, (8, 48, 64, 3), dtype=np.uint8)), fps=8)
-             for k in ("a", "b")]
+    files = [
+        write_video(work / f"{k}.mp4", list(rng.integers(0, 256, (8, 48, 64, 3), dtype=np.uint8)), fps=8)
+        for k in ("a", "b")
+    ]
     store = Store(url)
     store.create_study(STUDY, objective="val_rmse_rgb", mode="min")
     store.upsert_trial(STUDY, "t0", experiment="exp2", params={"lam": 0.5})
-    store.add_ctt_items(STUDY, [{"trial_id": "t0", "real_path": str(files[0]), "fake_path": str(files[1]),
-                                 "video_id": f"v{i}", "clip": 0} for i in range(votes + 10)])
+    store.add_ctt_items(
+        STUDY,
+        [
+            {"trial_id": "t0", "real_path": str(files[0]), "fake_path": str(files[1]), "video_id": f"v{i}", "clip": 0}
+            for i in range(votes + 10)
+        ],
+    )
     store.create_campaign(STUDY, "load", session_items=votes, practice_items=0, attention_share=0.0, display_s=0)
     return store.add_invites(STUDY, "load", 1, max_uses=None)[0]
 
 
 def serve(url: str, port: int, timings: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "VIDCOLOR_RATER_TIMINGS": str(timings)}
-    proc = subprocess.Popen([sys.executable, "-m", "study", "ctt", "serve", "--db", url, "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "study", "ctt", "serve", "--db", url, "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 90
     while True:
         try:
@@ -78,8 +97,9 @@ def serve(url: str, port: int, timings: Path, log: Path) -> subprocess.Popen:
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 
-async def one_rater(browser, link: str, votes: int, sem: asyncio.Semaphore, latencies: list[float],
-                    retries: list[int]) -> None:
+async def one_rater(
+    browser, link: str, votes: int, sem: asyncio.Semaphore, latencies: list[float], retries: list[int]
+) -> None:
     """One rater's session. Like a person, it answers once the page has settled, and clicks again
     when nothing happened within 10 s (a click on a button of the page being replaced is a click on
     the previous pair, which the server ignores): `retries` counts those."""
@@ -93,12 +113,12 @@ async def one_rater(browser, link: str, votes: int, sem: asyncio.Semaphore, late
             await page.wait_for_function(IDLE, timeout=120_000)
             nxt = f"text=Pair {i + 1} of {votes}" if i < votes else "text=That was the last one"
             t0 = time.perf_counter()
-            for attempt in range(6):
+            for _attempt in range(6):
                 await page.get_by_role("button", name="A is real").click()
                 try:
                     await page.wait_for_selector(nxt, timeout=10_000)
                     break
-                except Exception:  # noqa: BLE001 - playwright's TimeoutError: click again
+                except Exception:
                     retries.append(1)
             else:
                 raise RuntimeError(f"pair {i}: no answer taken after 6 clicks")
@@ -143,15 +163,23 @@ def run(url: str | None, raters: int, votes: int, concurrency: int) -> dict:
         stored = store.campaign_votes(STUDY, "load")
         camp = store.campaigns(STUDY).iloc[0]
     pairs = set(zip(stored["rater_id"], stored["uid"]))
-    return {"db": "postgresql" if url.startswith("postgres") else "sqlite", "raters": raters, "votes_each": votes,
-            "concurrency": concurrency, "wall_s": round(wall, 1), "votes_stored": len(stored),
-            "distinct_stored": len(pairs), "sessions_finished": int(camp["finished_sessions"]),
-            "all_stored_once": len(stored) == len(pairs) == raters * votes, "click_retries": retries,
-            "click_p50_ms": round(float(np.percentile(clicks, 50)), 1),
-            "click_p99_ms": round(float(np.percentile(clicks, 99)), 1),
-            "store_p50_ms": round(float(np.percentile(server, 50)), 2) if server else None,
-            "store_p99_ms": round(float(np.percentile(server, 99)), 2) if server else None,
-            "answers_timed": len(server)}
+    return {
+        "db": "postgresql" if url.startswith("postgres") else "sqlite",
+        "raters": raters,
+        "votes_each": votes,
+        "concurrency": concurrency,
+        "wall_s": round(wall, 1),
+        "votes_stored": len(stored),
+        "distinct_stored": len(pairs),
+        "sessions_finished": int(camp["finished_sessions"]),
+        "all_stored_once": len(stored) == len(pairs) == raters * votes,
+        "click_retries": retries,
+        "click_p50_ms": round(float(np.percentile(clicks, 50)), 1),
+        "click_p99_ms": round(float(np.percentile(clicks, 99)), 1),
+        "store_p50_ms": round(float(np.percentile(server, 50)), 2) if server else None,
+        "store_p99_ms": round(float(np.percentile(server, 99)), 2) if server else None,
+        "answers_timed": len(server),
+    }
 
 
 def main(argv=None) -> int:
@@ -163,11 +191,40 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     res = run(args.db, args.raters, args.votes, args.concurrency)
-    print(format_table(("db", "raters", "votes each", "at once", "wall s", "stored", "once each", "finished",
-                        "click p50 ms", "click p99 ms", "store p50 ms", "store p99 ms"),
-                       [(res["db"], res["raters"], res["votes_each"], res["concurrency"], res["wall_s"],
-                         res["votes_stored"], res["all_stored_once"], res["sessions_finished"], res["click_p50_ms"],
-                         res["click_p99_ms"], res["store_p50_ms"], res["store_p99_ms"])]))
+    print(
+        format_table(
+            (
+                "db",
+                "raters",
+                "votes each",
+                "at once",
+                "wall s",
+                "stored",
+                "once each",
+                "finished",
+                "click p50 ms",
+                "click p99 ms",
+                "store p50 ms",
+                "store p99 ms",
+            ),
+            [
+                (
+                    res["db"],
+                    res["raters"],
+                    res["votes_each"],
+                    res["concurrency"],
+                    res["wall_s"],
+                    res["votes_stored"],
+                    res["all_stored_once"],
+                    res["sessions_finished"],
+                    res["click_p50_ms"],
+                    res["click_p99_ms"],
+                    res["store_p50_ms"],
+                    res["store_p99_ms"],
+                )
+            ],
+        )
+    )
     if args.json:
         write_json(args.json, res)
     return 0 if res["all_stored_once"] and res["sessions_finished"] == args.raters else 1

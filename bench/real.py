@@ -51,8 +51,17 @@ def shard_sets(data: Path, work: Path, size: int) -> tuple[Path, Path]:
             print(f"  shard set {folder} (kept)")
         else:
             t0 = time.monotonic()
-            write_shard_set([data / name], folder, size=size, clip_len=16, split=split, seed=0,
-                            overwrite=True, show_progress=False, command=f"bench/real.py {name} --split {split}")
+            write_shard_set(
+                [data / name],
+                folder,
+                size=size,
+                clip_len=16,
+                split=split,
+                seed=0,
+                overwrite=True,
+                show_progress=False,
+                command=f"bench/real.py {name} --split {split}",
+            )
             print(f"  shard set {folder} in {time.monotonic() - t0:.0f} s")
         out.append(folder)
     return out[0], out[1]
@@ -136,8 +145,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from study.experiments import experiments_table, run_experiments
     from data_shards.outdir import check_file
+    from study.experiments import experiments_table, run_experiments
 
     if args.json:
         check_file(args.json, "--json", overwrite=True)  # a bench run replaces its own figures
@@ -150,24 +159,47 @@ def main(argv=None) -> int:
     t_start = time.monotonic()
     print(f"[1/4] shard sets at {args.size} px")
     train, test = shard_sets(data, work, args.size)
-    budget = ["size=tiny", f"epochs={args.epochs}", f"steps_per_epoch={args.steps}", f"batch_size={args.batch}",
-              f"seq_len={args.seq_len}"]
-    print(f"[2/4] experiments, each {args.epochs} x {args.steps} steps of {args.batch} windows "
-          f"(tiny model, {args.size} px)")
+    budget = [
+        "size=tiny",
+        f"epochs={args.epochs}",
+        f"steps_per_epoch={args.steps}",
+        f"batch_size={args.batch}",
+        f"seq_len={args.seq_len}",
+    ]
+    print(
+        f"[2/4] experiments, each {args.epochs} x {args.steps} steps of {args.batch} windows "
+        f"(tiny model, {args.size} px)"
+    )
     t0 = time.monotonic()
-    results = run_experiments(str(train), work / "runs", [*budget, *args.set], only=args.only or ",".join(EXPERIMENTS),
-                              workers=0, split="test", test_shards=str(test), overwrite=True)  # its own runs
+    results = run_experiments(
+        str(train),
+        work / "runs",
+        [*budget, *args.set],
+        only=args.only or ",".join(EXPERIMENTS),
+        workers=0,
+        split="test",
+        test_shards=str(test),
+        overwrite=True,
+    )  # its own runs
     train_s = time.monotonic() - t0
-    print(f"\nthe seed's experiments on {results['experiments'] and len(next(iter(results['experiments'].values()))['videos'])} "
-          f"real test clips ({data / 'test'}), {args.epochs} x {args.steps} steps x {args.batch}, tiny, {args.size} px:")
+    n_clips = results["experiments"] and len(next(iter(results["experiments"].values()))["videos"])
+    print(
+        f"\nthe seed's experiments on {n_clips} "
+        f"real test clips ({data / 'test'}), {args.epochs} x {args.steps} steps x {args.batch}, tiny, {args.size} px:"
+    )
     print(experiments_table(results))
     print("[3/4] contact sheets")
     checkpoints = {name: e["checkpoint"] for name, e in results["experiments"].items()}
-    sheets = [str(contact_sheet(clip, checkpoints, work / "sheets" / f"{clip.stem}.png"))
-              for clip in sorted((data / "test").iterdir())]
+    sheets = [
+        str(contact_sheet(clip, checkpoints, work / "sheets" / f"{clip.stem}.png"))
+        for clip in sorted((data / "test").iterdir())
+    ]
     print("  " + "\n  ".join(sheets))
-    chosen = {n: e["val"]["val_rmse_ratio"] for n, e in results["experiments"].items()
-              if (e.get("val") or {}).get("val_rmse_ratio") is not None}  # trained ones, on validation
+    chosen = {
+        n: e["val"]["val_rmse_ratio"]
+        for n, e in results["experiments"].items()
+        if (e.get("val") or {}).get("val_rmse_ratio") is not None
+    }  # trained ones, on validation
     best_name = min(chosen, key=chosen.get) if chosen else "exp1"
     print(f"[4/4] black-and-white films colorized by {best_name} (best validation RMSE/gray)")
     films = colorize_films(data / "legacy", checkpoints[best_name], work / "films")
@@ -176,8 +208,18 @@ def main(argv=None) -> int:
     total = time.monotonic() - t_start
     print(f"total {total / 60:.1f} min (training and evaluation {train_s / 60:.1f} min)")
     if args.json:
-        write_json(args.json, {"budget": budget, "size": args.size, "results": results, "sheets": sheets,
-                               "films": films, "best": best_name, "seconds": total})
+        write_json(
+            args.json,
+            {
+                "budget": budget,
+                "size": args.size,
+                "results": results,
+                "sheets": sheets,
+                "films": films,
+                "best": best_name,
+                "seconds": total,
+            },
+        )
     return 0 if all(f["rc"] == 0 for f in films) else 1
 
 

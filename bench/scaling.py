@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study.report import fmt, format_table, write_json  # noqa: E402
+from study.report import fmt, format_table, write_json
 
 BATCH, SEQ_LEN = 8, 2
 
@@ -66,8 +66,14 @@ def trial_split(trial, epochs) -> dict:
     total = trial["duration_s"]
     start = _seconds(trial["started"], times[0]) - in_loop[0]
     gaps = [_seconds(a, b) - e for a, b, e in zip(times, times[1:], in_loop[1:])]
-    return {"total": total, "epochs": sum(in_loop), "train": float(epochs["train_s"].sum()), "start": start,
-            "per_epoch": statistics.fmean(gaps) if gaps else 0.0, "end": _seconds(times[-1], trial["ended"])}
+    return {
+        "total": total,
+        "epochs": sum(in_loop),
+        "train": float(epochs["train_s"].sum()),
+        "start": start,
+        "per_epoch": statistics.fmean(gaps) if gaps else 0.0,
+        "end": _seconds(times[-1], trial["ended"]),
+    }
 
 
 def one_study(base, shards: Path, db: str, storage: Path, label: str, trials: int, steps: int, workers: int) -> dict:
@@ -75,14 +81,24 @@ def one_study(base, shards: Path, db: str, storage: Path, label: str, trials: in
     from study.store import Store
     from study.tune.runner import override_spec, run_study
 
-    spec = base.replace(fixed={**base.fixed, "steps_per_epoch": steps}, num_trials=trials,
-                        # logical CPUs: 2 workers on 2 cores get 0.95 each beside the trial driver's 0.1
-                        resources=Resources(workers=workers, cpus_per_worker=min(1.0, (os.cpu_count() - 0.1) / workers),
-                                            gpus_per_worker=0))
+    spec = base.replace(
+        fixed={**base.fixed, "steps_per_epoch": steps},
+        num_trials=trials,
+        # logical CPUs: 2 workers on 2 cores get 0.95 each beside the trial driver's 0.1
+        resources=Resources(
+            workers=workers, cpus_per_worker=min(1.0, (os.cpu_count() - 0.1) / workers), gpus_per_worker=0
+        ),
+    )
     name = f"scaling-{label.replace(' ', '-')}-{int(time.time())}"
     t0 = time.monotonic()
-    result = run_study(override_spec(spec, name=name), shards=str(shards), db=db, storage=str(storage), media=False,
-                       progress_every_s=600)
+    result = run_study(
+        override_spec(spec, name=name),
+        shards=str(shards),
+        db=db,
+        storage=str(storage),
+        media=False,
+        progress_every_s=600,
+    )
     wall = time.monotonic() - t0
     df = result.trials
     if (df["status"] != "TERMINATED").any():
@@ -92,13 +108,23 @@ def one_study(base, shards: Path, db: str, storage: Path, label: str, trials: in
     epochs = base.base_configs()[1].epochs
     frames = trials * epochs * steps * BATCH * SEQ_LEN * workers  # batch_size is per rank
     mean = {k: statistics.fmean(s[k] for s in splits) for k in splits[0]}
-    return {"label": label, "trials": trials, "steps_per_epoch": steps, "workers": workers, "epochs": epochs,
-            "frames": frames, "wall_s": round(wall, 2), "trial_s": round(mean["total"], 2),
-            "epochs_s": round(mean["epochs"], 2), "start_s": round(mean["start"], 2),
-            "per_epoch_s": round(mean["per_epoch"], 3), "end_s": round(mean["end"], 2),
-            "driver_s": round(wall - sum(s["total"] for s in splits), 2),
-            "overhead": round(1 - mean["epochs"] / mean["total"], 3),
-            "train_fps": round(frames / sum(s["train"] for s in splits), 1)}
+    return {
+        "label": label,
+        "trials": trials,
+        "steps_per_epoch": steps,
+        "workers": workers,
+        "epochs": epochs,
+        "frames": frames,
+        "wall_s": round(wall, 2),
+        "trial_s": round(mean["total"], 2),
+        "epochs_s": round(mean["epochs"], 2),
+        "start_s": round(mean["start"], 2),
+        "per_epoch_s": round(mean["per_epoch"], 3),
+        "end_s": round(mean["end"], 2),
+        "driver_s": round(wall - sum(s["total"] for s in splits), 2),
+        "overhead": round(1 - mean["epochs"] / mean["total"], 3),
+        "train_fps": round(frames / sum(s["train"] for s in splits), 1),
+    }
 
 
 def run(args) -> dict:
@@ -113,11 +139,14 @@ def run(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     shards = Path(args.shards) if args.shards else make_shards(work)
     demo = load_spec("demo")
-    base = demo.replace(fixed={**demo.fixed, "epochs": args.epochs, "seq_len": SEQ_LEN, "grid": 10,
-                               "batch_size": BATCH},
-                        search=tuple(p for p in demo.search if p.name not in ("seq_len", "grid")),
-                        max_concurrent=1, media_clips=0, sampler=SamplerSpec(kind="random", seed=0),
-                        asha=AshaSpec(enabled=False))
+    base = demo.replace(
+        fixed={**demo.fixed, "epochs": args.epochs, "seq_len": SEQ_LEN, "grid": 10, "batch_size": BATCH},
+        search=tuple(p for p in demo.search if p.name not in ("seq_len", "grid")),
+        max_concurrent=1,
+        media_clips=0,
+        sampler=SamplerSpec(kind="random", seed=0),
+        asha=AshaSpec(enabled=False),
+    )
     t, s = args.trials, args.steps
     plan = [("base", t, s, 1), ("trials x2", 2 * t, s, 1), ("steps x4", t, 4 * s, 1), ("2 workers", t, s, 2)]
     db = f"sqlite:///{work / 'scaling.db'}"
@@ -127,21 +156,37 @@ def run(args) -> dict:
         for label, trials, steps, workers in plan:
             rows.append(one_study(base, shards, db, work / "ray", label, trials, steps, workers))
             r = rows[-1]
-            print(f"  {label:10s}: {r['wall_s']:.1f} s, {r['trial_s']:.1f} s a trial, overhead {r['overhead']:.0%}",
-                  flush=True)
+            print(
+                f"  {label:10s}: {r['wall_s']:.1f} s, {r['trial_s']:.1f} s a trial, overhead {r['overhead']:.0%}",
+                flush=True,
+            )
     finally:
         ray.shutdown()
     by = {r["label"]: r for r in rows}
     b = by["base"]
-    marginal = {"per_trial_s": round((by["trials x2"]["wall_s"] - b["wall_s"]) / t, 2),
-                "per_1k_frames_s": round((by["steps x4"]["wall_s"] - b["wall_s"])
-                                         / ((by["steps x4"]["frames"] - b["frames"]) / 1000), 3)}
-    return {"runs": rows, "marginal": marginal, "cpu_cores": os.cpu_count(),
-            "speedup": round(by["2 workers"]["train_fps"] / b["train_fps"], 2)}
+    marginal = {
+        "per_trial_s": round((by["trials x2"]["wall_s"] - b["wall_s"]) / t, 2),
+        "per_1k_frames_s": round(
+            (by["steps x4"]["wall_s"] - b["wall_s"]) / ((by["steps x4"]["frames"] - b["frames"]) / 1000), 3
+        ),
+    }
+    return {
+        "runs": rows,
+        "marginal": marginal,
+        "cpu_cores": os.cpu_count(),
+        "speedup": round(by["2 workers"]["train_fps"] / b["train_fps"], 2),
+    }
 
 
-def paper_estimate(res: dict, images_per_s: float, gpus: tuple[int, ...] = (1, 8, 32), trials: int = 20,
-                   epochs: int = 10, frames: int = 207_000, ddp_efficiency: float = 0.9) -> list[dict]:
+def paper_estimate(
+    res: dict,
+    images_per_s: float,
+    gpus: tuple[int, ...] = (1, 8, 32),
+    trials: int = 20,
+    epochs: int = 10,
+    frames: int = 207_000,
+    ddp_efficiency: float = 0.9,
+) -> list[dict]:
     """Wall time of the seed's sweep (``trials`` x ``epochs`` x ``frames`` at 256 px) on N GPUs.
 
     Per trial: compute = epochs x frames / (images_per_s x g x e), g GPUs by DDP (e = 1 for one,
@@ -158,32 +203,85 @@ def paper_estimate(res: dict, images_per_s: float, gpus: tuple[int, ...] = (1, 8
             waves = -(-trials // (total // g))
             options.append((waves * (compute + overhead) + base["driver_s"], g, waves, compute))
         wall, g, waves, compute = min(options)
-        out.append({"gpus": total, "gpus_per_trial": g, "concurrent": min(trials, total // g), "waves": waves,
-                    "trial_compute_s": round(compute, 1), "trial_overhead_s": round(overhead, 1),
-                    "wall_h": round(wall / 3600, 2), "gpu_hours": round(wall * total / 3600, 1)})
+        out.append(
+            {
+                "gpus": total,
+                "gpus_per_trial": g,
+                "concurrent": min(trials, total // g),
+                "waves": waves,
+                "trial_compute_s": round(compute, 1),
+                "trial_overhead_s": round(overhead, 1),
+                "wall_h": round(wall / 3600, 2),
+                "gpu_hours": round(wall * total / 3600, 1),
+            }
+        )
     return out
 
 
 def table(res: dict) -> str:
-    head = ("study", "trials", "steps", "workers", "frames", "wall s", "s/trial", "epochs s", "start s",
-            "per-epoch s", "end s", "driver s", "overhead", "train frames/s")
-    rows = [(r["label"], r["trials"], r["steps_per_epoch"], r["workers"], r["frames"], fmt(r["wall_s"], 1),
-             fmt(r["trial_s"], 1), fmt(r["epochs_s"], 1), fmt(r["start_s"], 1), fmt(r["per_epoch_s"], 2),
-             fmt(r["end_s"], 1), fmt(r["driver_s"], 1), f"{r['overhead']:.0%}", fmt(r["train_fps"], 0))
-            for r in res["runs"]]
+    head = (
+        "study",
+        "trials",
+        "steps",
+        "workers",
+        "frames",
+        "wall s",
+        "s/trial",
+        "epochs s",
+        "start s",
+        "per-epoch s",
+        "end s",
+        "driver s",
+        "overhead",
+        "train frames/s",
+    )
+    rows = [
+        (
+            r["label"],
+            r["trials"],
+            r["steps_per_epoch"],
+            r["workers"],
+            r["frames"],
+            fmt(r["wall_s"], 1),
+            fmt(r["trial_s"], 1),
+            fmt(r["epochs_s"], 1),
+            fmt(r["start_s"], 1),
+            fmt(r["per_epoch_s"], 2),
+            fmt(r["end_s"], 1),
+            fmt(r["driver_s"], 1),
+            f"{r['overhead']:.0%}",
+            fmt(r["train_fps"], 0),
+        )
+        for r in res["runs"]
+    ]
     m = res["marginal"]
     est = res["paper_estimate"]
     e_head = ("GPUs", "GPUs/trial", "trials at once", "waves", "compute s/trial", "Ray s/trial", "wall h", "GPU-hours")
-    e_rows = [(e["gpus"], e["gpus_per_trial"], e["concurrent"], e["waves"], fmt(e["trial_compute_s"], 0),
-               fmt(e["trial_overhead_s"], 0), fmt(e["wall_h"], 2), fmt(e["gpu_hours"], 1)) for e in est]
-    return "\n".join([format_table(head, rows),
-                      f"marginal cost: {m['per_trial_s']:.1f} s per extra trial, {m['per_1k_frames_s']:.2f} s per "
-                      f"extra 1000 training frames; 2 workers / 1 worker training frames/s (speedup): "
-                      f"{res['speedup']:.2f}x on {res['cpu_cores']} cores",
-                      "",
-                      f"the seed's sweep, 20 trials x 10 epochs x 207k frames at 256 px, at {res['gpu_images_per_s']:.0f} "
-                      f"images/s per GPU ({res['gpu_images_per_s_source']}), with the Ray overheads measured above:",
-                      format_table(e_head, e_rows)])
+    e_rows = [
+        (
+            e["gpus"],
+            e["gpus_per_trial"],
+            e["concurrent"],
+            e["waves"],
+            fmt(e["trial_compute_s"], 0),
+            fmt(e["trial_overhead_s"], 0),
+            fmt(e["wall_h"], 2),
+            fmt(e["gpu_hours"], 1),
+        )
+        for e in est
+    ]
+    return "\n".join(
+        [
+            format_table(head, rows),
+            f"marginal cost: {m['per_trial_s']:.1f} s per extra trial, {m['per_1k_frames_s']:.2f} s per "
+            f"extra 1000 training frames; 2 workers / 1 worker training frames/s (speedup): "
+            f"{res['speedup']:.2f}x on {res['cpu_cores']} cores",
+            "",
+            f"the seed's sweep, 20 trials x 10 epochs x 207k frames at 256 px, at {res['gpu_images_per_s']:.0f} "
+            f"images/s per GPU ({res['gpu_images_per_s_source']}), with the Ray overheads measured above:",
+            format_table(e_head, e_rows),
+        ]
+    )
 
 
 def main(argv=None) -> int:
@@ -193,12 +291,23 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--steps", type=int, default=16, help="steps per epoch of the base study")
     p.add_argument("--workdir", default=None)
-    p.add_argument("--gpu-images-per-s", type=float, default=2800.0,
-                   help="training images/s of `base` at 256 px on one GPU, for the paper-scale estimate")
-    p.add_argument("--gpu-images-source", default="assumed: an H200's ceiling for base at 256 px, not measured here",
-                   help="where --gpu-images-per-s comes from (printed beside the estimate)")
-    p.add_argument("--from-json", default=None, metavar="FILE",
-                   help="recompute the tables and the estimate from an earlier run's JSON instead of running")
+    p.add_argument(
+        "--gpu-images-per-s",
+        type=float,
+        default=2800.0,
+        help="training images/s of `base` at 256 px on one GPU, for the paper-scale estimate",
+    )
+    p.add_argument(
+        "--gpu-images-source",
+        default="assumed: an H200's ceiling for base at 256 px, not measured here",
+        help="where --gpu-images-per-s comes from (printed beside the estimate)",
+    )
+    p.add_argument(
+        "--from-json",
+        default=None,
+        metavar="FILE",
+        help="recompute the tables and the estimate from an earlier run's JSON instead of running",
+    )
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

@@ -50,17 +50,34 @@ def _outcome(i: int, db: str, rc: int | None, wall: float, log_path: Path) -> di
     try:
         trials = Store(db, create=False).trials("demo")
         statuses = {str(k): int(v) for k, v in trials["status"].value_counts().items()}
-    except Exception as exc:  # noqa: BLE001 - a hung or failed study may have no store
+    except Exception as exc:
         statuses = {"unreadable": 1}
         print(f"  study {i}: store unreadable ({exc})", file=sys.stderr)
-    return {"study": i, "finished": rc == 0, "rc": rc, "wall_s": wall, "statuses": statuses,
-            "reclaimed": text.count("reclaimed placement group"), "stalls": text.count("made no progress")}
+    return {
+        "study": i,
+        "finished": rc == 0,
+        "rc": rc,
+        "wall_s": wall,
+        "statuses": statuses,
+        "reclaimed": text.count("reclaimed placement group"),
+        "stalls": text.count("made no progress"),
+    }
 
 
 def _tune_cmd(i: int, work: Path, shards: Path, *extra: str) -> tuple[list[str], str, Path]:
     db = f"sqlite:///{work}/soak-{i}.db"
-    cmd = [VIDCOLOR, "tune", str(ROOT / "study" / "configs" / "demo.toml"), "--shards", str(shards),
-           "--db", db, "--storage", str(work / f"ray-{i}"), *extra]
+    cmd = [
+        VIDCOLOR,
+        "tune",
+        str(ROOT / "study" / "configs" / "demo.toml"),
+        "--shards",
+        str(shards),
+        "--db",
+        db,
+        "--storage",
+        str(work / f"ray-{i}"),
+        *extra,
+    ]
     return cmd, db, work / f"soak-{i}.log"
 
 
@@ -86,6 +103,7 @@ def run_one(i: int, work: Path, shards: Path, limit_s: float) -> dict:
 
 # -- a study that loses a node ---------------------------------------------------------------------
 
+
 def _descendants(pid: int) -> list[int]:
     parent = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -104,8 +122,13 @@ def _descendants(pid: int) -> list[int]:
 
 def _ray_start(args: list[str], log_path: Path, env: dict, started: list) -> subprocess.Popen:
     """`ray start ... --block`, recorded in ``started`` at once, returned once Ray is up."""
-    proc = subprocess.Popen([RAY, "start", *args, "--block", "--disable-usage-stats"], env=env,
-                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [RAY, "start", *args, "--block", "--disable-usage-stats"],
+        env=env,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     started.append((proc, []))
     deadline = time.monotonic() + 120
     while "Ray runtime started" not in log_path.read_text(errors="replace"):
@@ -160,10 +183,22 @@ def run_node_loss(i: int, work: Path, shards: Path, limit_s: float) -> dict:
     started: list[tuple[subprocess.Popen, list[int]]] = []
     cmd, db, log_path = _tune_cmd(i, work, shards, "--address", address, "--stall-after", "60")
     try:  # every process is recorded as soon as it exists, so the finally clause stops it
-        _ray_start(["--head", f"--port={address.split(':')[1]}", "--node-ip-address=127.0.0.1",
-                           "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp}", "--include-dashboard=true",
-                           "--dashboard-host=127.0.0.1", f"--dashboard-port={_free_port()}"], temp / "head.log", env,
-                          started)
+        _ray_start(
+            [
+                "--head",
+                f"--port={address.split(':')[1]}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=2",
+                "--num-gpus=0",
+                f"--temp-dir={temp}",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={_free_port()}",
+            ],
+            temp / "head.log",
+            env,
+            started,
+        )
         _ray_start([f"--address={address}", "--num-cpus=2", "--num-gpus=0"], temp / "node.log", env, started)
         node_pids = started[-1][1]
         raylet = next(p for p in node_pids if Path(f"/proc/{p}/comm").read_text().strip() == "raylet")
@@ -176,7 +211,7 @@ def run_node_loss(i: int, work: Path, shards: Path, limit_s: float) -> dict:
                 time.sleep(2.0)
                 try:
                     trials = Store(db, create=False).trials("demo")
-                except Exception:  # noqa: BLE001 - not created yet
+                except Exception:
                     continue
                 if (trials.epochs >= 1).any() and _busy_workers(raylet):
                     os.kill(raylet, signal.SIGKILL)  # the node is lost mid-study; nothing replaces it
@@ -213,23 +248,43 @@ def main(argv=None) -> int:
         for i in range(args.studies):
             rows.append(run_one(i, work, shards, args.limit_s))
             r = rows[-1]
-            print(f"  study {i}: {'finished' if r['finished'] else 'FAILED/HUNG'} in {r['wall_s']:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  study {i}: {'finished' if r['finished'] else 'FAILED/HUNG'} in {r['wall_s']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         if args.kill_node:
             rows.append(run_node_loss(args.studies, work, shards, args.limit_s))
             r = rows[-1]
-            print(f"  node-loss study: {'finished' if r['finished'] else 'FAILED/HUNG'} in {r['wall_s']:.0f} s "
-                  f"(node killed at {fmt(r['node_killed_at_s'], 0)} s)", file=sys.stderr, flush=True)
+            print(
+                f"  node-loss study: {'finished' if r['finished'] else 'FAILED/HUNG'} in {r['wall_s']:.0f} s "
+                f"(node killed at {fmt(r['node_killed_at_s'], 0)} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         for b in burners:
             b.terminate()
-    print(f"soak: {len(rows)} demo studies back to back, {args.load} busy process(es) beside them, "
-          f"limit {args.limit_s:.0f} s each; work folder {work}")
-    print(format_table(["study", "finished", "wall s", "trials", "reclaimed", "stalls"],
-                       [[str(r["study"]) + (" (node killed)" if "node_killed_at_s" in r else ""),
-                         "yes" if r["finished"] else "NO", fmt(r["wall_s"], 0),
-                         ", ".join(f"{n} {s.lower()}" for s, n in sorted(r["statuses"].items())),
-                         str(r["reclaimed"]), str(r["stalls"])] for r in rows]))
+    print(
+        f"soak: {len(rows)} demo studies back to back, {args.load} busy process(es) beside them, "
+        f"limit {args.limit_s:.0f} s each; work folder {work}"
+    )
+    print(
+        format_table(
+            ["study", "finished", "wall s", "trials", "reclaimed", "stalls"],
+            [
+                [
+                    str(r["study"]) + (" (node killed)" if "node_killed_at_s" in r else ""),
+                    "yes" if r["finished"] else "NO",
+                    fmt(r["wall_s"], 0),
+                    ", ".join(f"{n} {s.lower()}" for s, n in sorted(r["statuses"].items())),
+                    str(r["reclaimed"]),
+                    str(r["stalls"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
     done = sum(r["finished"] for r in rows)
     print(f"{done} of {len(rows)} finished")
     if args.json:

@@ -46,12 +46,16 @@ def run(args) -> dict:
     shards = Path(args.shards) if args.shards else make_shards(work)
     base = load_spec(args.spec)
     fixed = {**base.fixed, "epochs": args.epochs, "steps_per_epoch": args.steps}
-    base = base.replace(fixed=fixed, num_trials=args.trials, max_concurrent=1, media_clips=0,
-                        asha=AshaSpec(enabled=True, grace_period=1, reduction_factor=2, max_t=0))
+    base = base.replace(
+        fixed=fixed,
+        num_trials=args.trials,
+        max_concurrent=1,
+        media_clips=0,
+        asha=AshaSpec(enabled=True, grace_period=1, reduction_factor=2, max_t=0),
+    )
     methods = {
         "tpe+asha": lambda s: base.replace(sampler=SamplerSpec(kind="tpe", seed=s, n_startup_trials=2)),
-        "random": lambda s: base.replace(sampler=SamplerSpec(kind="random", seed=s),
-                                         asha=AshaSpec(enabled=False)),
+        "random": lambda s: base.replace(sampler=SamplerSpec(kind="random", seed=s), asha=AshaSpec(enabled=False)),
     }
     db = f"sqlite:///{work / 'sweep.db'}"
     init_ray(None)
@@ -62,16 +66,29 @@ def run(args) -> dict:
                 spec = make(seed)
                 name = f"sweep-{method.replace('+', '-')}-s{seed}-{int(time.time())}"
                 t0 = time.monotonic()
-                result = run_study(override_spec(spec, name=name), shards=str(shards), db=db,
-                                   storage=str(work / "ray"), media=False, progress_every_s=600)
+                result = run_study(
+                    override_spec(spec, name=name),
+                    shards=str(shards),
+                    db=db,
+                    storage=str(work / "ray"),
+                    media=False,
+                    progress_every_s=600,
+                )
                 df = result.trials
                 values = df["objective"].dropna()
                 best = float(values.min() if spec.objective.mode == "min" else values.max()) if len(values) else None
-                rows.append({"method": method, "seed": seed, "trials": int(len(df)),
-                             "trial_epochs": int(df["epochs"].sum()), "best": best,
-                             "stopped": int((df["status"] == "STOPPED").sum()),
-                             "failed": int((df["status"] == "ERROR").sum()),
-                             "seconds": round(time.monotonic() - t0, 1)})
+                rows.append(
+                    {
+                        "method": method,
+                        "seed": seed,
+                        "trials": int(len(df)),
+                        "trial_epochs": int(df["epochs"].sum()),
+                        "best": best,
+                        "stopped": int((df["status"] == "STOPPED").sum()),
+                        "failed": int((df["status"] == "ERROR").sum()),
+                        "seconds": round(time.monotonic() - t0, 1),
+                    }
+                )
                 print(f"  {method:9s} seed {seed}: best {best}, {rows[-1]['trial_epochs']} trial-epochs", flush=True)
     finally:
         ray.shutdown()
@@ -79,21 +96,40 @@ def run(args) -> dict:
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         bests = [r["best"] for r in mine if r["best"] is not None]
-        summary[method] = {"best_mean": statistics.fmean(bests) if bests else None,
-                           "best_per_seed": [r["best"] for r in mine],
-                           "trial_epochs_mean": statistics.fmean(r["trial_epochs"] for r in mine),
-                           "seconds_mean": statistics.fmean(r["seconds"] for r in mine)}
+        summary[method] = {
+            "best_mean": statistics.fmean(bests) if bests else None,
+            "best_per_seed": [r["best"] for r in mine],
+            "trial_epochs_mean": statistics.fmean(r["trial_epochs"] for r in mine),
+            "seconds_mean": statistics.fmean(r["seconds"] for r in mine),
+        }
     ta, rnd = summary["tpe+asha"]["trial_epochs_mean"], summary["random"]["trial_epochs_mean"]
-    return {"objective": f"{base.objective.metric} ({base.objective.mode})", "trials": args.trials,
-            "epochs": args.epochs, "steps_per_epoch": args.steps, "seeds": args.seeds, "runs": rows,
-            "summary": summary, "speedup": rnd / ta if ta else None}
+    return {
+        "objective": f"{base.objective.metric} ({base.objective.mode})",
+        "trials": args.trials,
+        "epochs": args.epochs,
+        "steps_per_epoch": args.steps,
+        "seeds": args.seeds,
+        "runs": rows,
+        "summary": summary,
+        "speedup": rnd / ta if ta else None,
+    }
 
 
 def table(res: dict) -> str:
-    head = f"objective {res['objective']}, {res['trials']} trials x up to {res['epochs']} epochs " \
-           f"({res['steps_per_epoch']} steps), seeds {res['seeds']}"
-    rows = [[method, fmt(s["best_mean"]), ", ".join(fmt(v) for v in s["best_per_seed"]),
-             fmt(s["trial_epochs_mean"], 1), fmt(s["seconds_mean"], 0)] for method, s in res["summary"].items()]
+    head = (
+        f"objective {res['objective']}, {res['trials']} trials x up to {res['epochs']} epochs "
+        f"({res['steps_per_epoch']} steps), seeds {res['seeds']}"
+    )
+    rows = [
+        [
+            method,
+            fmt(s["best_mean"]),
+            ", ".join(fmt(v) for v in s["best_per_seed"]),
+            fmt(s["trial_epochs_mean"], 1),
+            fmt(s["seconds_mean"], 0),
+        ]
+        for method, s in res["summary"].items()
+    ]
     lines = [head, format_table(["method", "best (mean)", "best per seed", "trial-epochs", "s/study"], rows)]
     if res["speedup"]:
         lines.append(f"speedup (random's trial-epochs / TPE+ASHA's): {res['speedup']:.2f}x")

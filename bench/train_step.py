@@ -21,12 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.color import frames_to_lab  # noqa: E402
-from models.gamut import ABGamut  # noqa: E402
-from models.losses import colorization_loss, downsample_ab  # noqa: E402
-from models.model import count_parameters, create_model  # noqa: E402
-from models.presets import get_preset  # noqa: E402
-from study.report import fmt, format_table, write_json  # noqa: E402
+from models.color import frames_to_lab
+from models.gamut import ABGamut
+from models.losses import colorization_loss, downsample_ab
+from models.model import count_parameters, create_model
+from models.presets import get_preset
+from study.report import fmt, format_table, write_json
 
 
 def sync(device: torch.device) -> None:
@@ -47,11 +47,19 @@ def matmul_ceiling(device: torch.device, dtype: torch.dtype) -> float:
     for _ in range(reps):
         a @ b
     sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
 
 
-def run_case(size: str, res: int, batch: int, steps: int, device: torch.device, variant: str,
-             gamut: ABGamut, weights: torch.Tensor) -> dict:
+def run_case(
+    size: str,
+    res: int,
+    batch: int,
+    steps: int,
+    device: torch.device,
+    variant: str,
+    gamut: ABGamut,
+    weights: torch.Tensor,
+) -> dict:
     torch.manual_seed(0)
     cfg = get_preset("exp2").replace(size=size)
     model = create_model(cfg, gamut).to(device).train()
@@ -67,8 +75,7 @@ def run_case(size: str, res: int, batch: int, steps: int, device: torch.device, 
         l_norm, ab = frames_to_lab(frames)  # (B, 1, 1, H, W), (B, 1, 2, H, W)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = step_model(l_norm)
-            loss, _ = colorization_loss(out, downsample_ab(ab), gamut, w, soft_k=cfg.soft_k,
-                                        soft_sigma=cfg.soft_sigma)
+            loss, _ = colorization_loss(out, downsample_ab(ab), gamut, w, soft_k=cfg.soft_k, soft_sigma=cfg.soft_sigma)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -96,9 +103,19 @@ def run_case(size: str, res: int, batch: int, steps: int, device: torch.device, 
         sync(device)
         times.append(time.perf_counter() - t0)
     step_s = statistics.median(times)
-    return {"size": size, "res": res, "batch": batch, "variant": variant, "device": str(device),
-            "params": count_parameters(model), "step_s": step_s, "images_per_s": batch / step_s,
-            "warmup_s": first, "flops_per_step": flops, "tflops": flops / step_s / 1e12 if flops else None}
+    return {
+        "size": size,
+        "res": res,
+        "batch": batch,
+        "variant": variant,
+        "device": str(device),
+        "params": count_parameters(model),
+        "step_s": step_s,
+        "images_per_s": batch / step_s,
+        "warmup_s": first,
+        "flops_per_step": flops,
+        "tflops": flops / step_s / 1e12 if flops else None,
+    }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -108,11 +125,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=None, help="images per step (default: 8; base on CPU: 2)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: 10 GPU, 3 CPU, 2 base CPU)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    ap.add_argument("--variants", nargs="+", default=None,
-                    help="fp32 bf16 bf16_channels_last bf16_channels_last_compile (default: all on GPU, fp32 on CPU)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="CPU threads (default: torch's; use 1 on a shared machine, where OpenMP threads "
-                         "fighting for cores make steps 10-30x slower)")
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="fp32 bf16 bf16_channels_last bf16_channels_last_compile (default: all on GPU, fp32 on CPU)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: torch's; use 1 on a shared machine, where OpenMP threads "
+        "fighting for cores make steps 10-30x slower)",
+    )
     ap.add_argument("--json", default=None, metavar="FILE")
     return ap.parse_args(argv)
 
@@ -120,8 +145,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def measure(args, device: torch.device, ceilings: dict[str, float]) -> list[dict]:
     """One row per (size, resolution, variant), with its speedup over fp32 at the same size and res."""
     gpu = device.type == "cuda"
-    variants = args.variants or (["fp32", "bf16", "bf16_channels_last", "bf16_channels_last_compile"] if gpu
-                                 else ["fp32"])
+    variants = args.variants or (
+        ["fp32", "bf16", "bf16_channels_last", "bf16_channels_last_compile"] if gpu else ["fp32"]
+    )
     gamut = ABGamut(10)
     weights = gamut.rebalance_weights(torch.softmax(torch.randn(gamut.num_bins), 0))
     rows = []
@@ -158,17 +184,41 @@ def main(argv=None) -> int:
     if gpu:
         ceilings["bf16"] = matmul_ceiling(device, torch.bfloat16)
     rows = measure(args, device, ceilings)
-    print(f"device: {device} ({torch.cuda.get_device_name(device) if gpu else platform.processor() or 'cpu'}), "
-          f"threads {torch.get_num_threads()}, torch {torch.__version__}")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name(device) if gpu else platform.processor() or 'cpu'}), "
+        f"threads {torch.get_num_threads()}, torch {torch.__version__}"
+    )
     print("matmul ceiling TFLOP/s: " + ", ".join(f"{k} {v:.2f}" for k, v in ceilings.items()))
-    print(format_table(
-        ["size", "res", "batch", "variant", "ms/step", "img/s", "TFLOP/s", "% ceil", "speedup"],
-        [[r["size"], str(r["res"]), str(r["batch"]), r["variant"], fmt(r["step_s"] * 1e3, 1),
-          fmt(r["images_per_s"], 1), fmt(r["tflops"]), fmt(100 * r["of_ceiling"] if r["of_ceiling"] else None, 1),
-          fmt(r["speedup"], 2)] for r in rows]))
+    print(
+        format_table(
+            ["size", "res", "batch", "variant", "ms/step", "img/s", "TFLOP/s", "% ceil", "speedup"],
+            [
+                [
+                    r["size"],
+                    str(r["res"]),
+                    str(r["batch"]),
+                    r["variant"],
+                    fmt(r["step_s"] * 1e3, 1),
+                    fmt(r["images_per_s"], 1),
+                    fmt(r["tflops"]),
+                    fmt(100 * r["of_ceiling"] if r["of_ceiling"] else None, 1),
+                    fmt(r["speedup"], 2),
+                ]
+                for r in rows
+            ],
+        )
+    )
     if args.json:
-        write_json(args.json, {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                               "ceilings_tflops": ceilings, "rows": rows})
+        write_json(
+            args.json,
+            {
+                "device": str(device),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "ceilings_tflops": ceilings,
+                "rows": rows,
+            },
+        )
     return 0
 
 

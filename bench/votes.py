@@ -31,8 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from study.report import format_table, write_json  # noqa: E402
-from study.store import Store  # noqa: E402
+from study.report import format_table, write_json
+from study.store import Store
 
 STUDY = "vote-load"
 
@@ -43,8 +43,18 @@ def setup(url: str, raters: int, votes: int) -> list[str]:
     store.create_study(STUDY, objective="val_rmse_rgb", mode="min")
     store.upsert_trial(STUDY, "t0", experiment="exp2", params={"lam": 0.5})
     n_items = votes + 10
-    store.add_ctt_items(STUDY, [{"trial_id": "t0" if i % 10 else None, "is_attention": i % 10 == 0,
-                                 "real_path": f"/m/{i}a.mp4", "fake_path": f"/m/{i}b.mp4"} for i in range(n_items)])
+    store.add_ctt_items(
+        STUDY,
+        [
+            {
+                "trial_id": "t0" if i % 10 else None,
+                "is_attention": i % 10 == 0,
+                "real_path": f"/m/{i}a.mp4",
+                "fake_path": f"/m/{i}b.mp4",
+            }
+            for i in range(n_items)
+        ],
+    )
     return [store.add_rater(f"rater{r:02d}") for r in range(raters)]
 
 
@@ -61,8 +71,9 @@ def rater_loop(store: Store, rater_id: str, votes: int, seed: int, think_s: floa
         t1 = time.perf_counter()
         _pause(rng, think_s)
         t2 = time.perf_counter()
-        ok = store.record_vote(rater_id, item["uid"], choice=side, picked_real=rng.random() < 0.6,
-                               response_ms=rng.uniform(500, 4000))
+        ok = store.record_vote(
+            rater_id, item["uid"], choice=side, picked_real=rng.random() < 0.6, response_ms=rng.uniform(500, 4000)
+        )
         t3 = time.perf_counter()
         vote_ms.append((t3 - t2) * 1000)
         step_ms.append((t1 - t0 + t3 - t2) * 1000)
@@ -72,8 +83,14 @@ def rater_loop(store: Store, rater_id: str, votes: int, seed: int, think_s: floa
             again = store.record_vote(rater_id, item["uid"], choice=side, picked_real=True)
             dup_refused += int(not again)
             dup_accepted += int(again)
-    return {"rater": rater_id, "vote_ms": vote_ms, "step_ms": step_ms, "cast": cast,
-            "dup_refused": dup_refused, "dup_accepted": dup_accepted}
+    return {
+        "rater": rater_id,
+        "vote_ms": vote_ms,
+        "step_ms": step_ms,
+        "cast": cast,
+        "dup_refused": dup_refused,
+        "dup_accepted": dup_accepted,
+    }
 
 
 def session_loop(store: Store, token: str, votes: int, seed: int, think_s: float = 0.0) -> dict:
@@ -102,8 +119,15 @@ def session_loop(store: Store, token: str, votes: int, seed: int, think_s: float
             again = store.answer(sid, uid, choice=side, picked_real=True)
             dup_refused += int(bool(again.get("stale")))
             dup_accepted += int(bool(again.get("recorded")))
-    return {"rater": None, "sid": sid, "vote_ms": vote_ms, "step_ms": step_ms, "cast": cast,
-            "dup_refused": dup_refused, "dup_accepted": dup_accepted}
+    return {
+        "rater": None,
+        "sid": sid,
+        "vote_ms": vote_ms,
+        "step_ms": step_ms,
+        "cast": cast,
+        "dup_refused": dup_refused,
+        "dup_accepted": dup_accepted,
+    }
 
 
 def _pause(rng: random.Random, think_s: float) -> None:
@@ -117,8 +141,9 @@ def _process_main(args):
     return loop(Store(url), who, votes, seed, think_s)
 
 
-def run(url: str, raters: int = 20, votes: int = 50, processes: bool = False, think_s: float = 0.0,
-        path: str = "dashboard") -> dict:
+def run(
+    url: str, raters: int = 20, votes: int = 50, processes: bool = False, think_s: float = 0.0, path: str = "dashboard"
+) -> dict:
     """Run the load test on a fresh database at `url`; returns the figures and the checks."""
     if path not in ("session", "dashboard"):
         raise SystemExit(f"--path: session or dashboard, got {path!r}")
@@ -158,16 +183,25 @@ def run(url: str, raters: int = 20, votes: int = 50, processes: bool = False, th
     intended = {(r["rater"], uid) for r in results for uid in r["cast"]}
     stored_pairs = list(zip(stored["rater_id"], stored["uid"]))
     return {
-        "raters": raters, "votes_per_rater": votes, "mode": "processes" if processes else "threads", "path": path,
+        "raters": raters,
+        "votes_per_rater": votes,
+        "mode": "processes" if processes else "threads",
+        "path": path,
         "think_s": think_s,
-        "database": url.split("://")[0], "votes_intended": raters * votes,
-        "votes_cast": sum(len(r["cast"]) for r in results), "votes_stored": len(stored),
-        "distinct_stored": len(set(stored_pairs)), "stored_match_cast": set(stored_pairs) == intended,
+        "database": url.split("://")[0],
+        "votes_intended": raters * votes,
+        "votes_cast": sum(len(r["cast"]) for r in results),
+        "votes_stored": len(stored),
+        "distinct_stored": len(set(stored_pairs)),
+        "stored_match_cast": set(stored_pairs) == intended,
         "duplicates_refused": sum(r["dup_refused"] for r in results),
         "duplicates_accepted": sum(r["dup_accepted"] for r in results),
-        "wall_s": wall, "votes_per_s": len(stored) / wall,
-        "vote_p50_ms": float(np.percentile(vote_ms, 50)), "vote_p99_ms": float(np.percentile(vote_ms, 99)),
-        "step_p50_ms": float(np.percentile(step_ms, 50)), "step_p99_ms": float(np.percentile(step_ms, 99)),
+        "wall_s": wall,
+        "votes_per_s": len(stored) / wall,
+        "vote_p50_ms": float(np.percentile(vote_ms, 50)),
+        "vote_p99_ms": float(np.percentile(vote_ms, 99)),
+        "step_p50_ms": float(np.percentile(step_ms, 50)),
+        "step_p99_ms": float(np.percentile(step_ms, 99)),
     }
 
 
@@ -175,26 +209,42 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--raters", type=int, default=50)
     p.add_argument("--votes", type=int, default=40)
-    p.add_argument("--think-s", type=float, default=1.0, help="seconds a rater looks at a pair before voting "
-                   "(jittered 0.5-1.5x; 0: no pause, the store saturated)")
-    p.add_argument("--path", default="session", choices=("session", "dashboard"),
-                   help="the rater server's campaign sessions, or the dashboard's rating page")
-    p.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file in a temp folder; "
-                   "a PostgreSQL database must be empty)")
+    p.add_argument(
+        "--think-s",
+        type=float,
+        default=1.0,
+        help="seconds a rater looks at a pair before voting (jittered 0.5-1.5x; 0: no pause, the store saturated)",
+    )
+    p.add_argument(
+        "--path",
+        default="session",
+        choices=("session", "dashboard"),
+        help="the rater server's campaign sessions, or the dashboard's rating page",
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        help="database URL (default: a fresh SQLite file in a temp folder; a PostgreSQL database must be empty)",
+    )
     p.add_argument("--processes", action="store_true", help="one process per rater instead of threads")
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/votes.db"
         res = run(url, args.raters, args.votes, args.processes, args.think_s, args.path)
-    rows = [("raters x votes", f"{res['raters']} x {res['votes_per_rater']} ({res['path']} path, {res['mode']}, "
-                               f"{res['database']}, pause {res['think_s']:g} s)"),
-            ("votes stored / cast", f"{res['votes_stored']} / {res['votes_cast']}"),
-            ("exactly once", str(res["stored_match_cast"] and res["distinct_stored"] == res["votes_stored"])),
-            ("double clicks refused", f"{res['duplicates_refused']} (accepted: {res['duplicates_accepted']})"),
-            ("vote p50 / p99", f"{res['vote_p50_ms']:.1f} / {res['vote_p99_ms']:.1f} ms"),
-            ("state or draw + vote p50 / p99", f"{res['step_p50_ms']:.1f} / {res['step_p99_ms']:.1f} ms"),
-            ("throughput", f"{res['votes_per_s']:.0f} votes/s over {res['wall_s']:.1f} s")]
+    rows = [
+        (
+            "raters x votes",
+            f"{res['raters']} x {res['votes_per_rater']} ({res['path']} path, {res['mode']}, "
+            f"{res['database']}, pause {res['think_s']:g} s)",
+        ),
+        ("votes stored / cast", f"{res['votes_stored']} / {res['votes_cast']}"),
+        ("exactly once", str(res["stored_match_cast"] and res["distinct_stored"] == res["votes_stored"])),
+        ("double clicks refused", f"{res['duplicates_refused']} (accepted: {res['duplicates_accepted']})"),
+        ("vote p50 / p99", f"{res['vote_p50_ms']:.1f} / {res['vote_p99_ms']:.1f} ms"),
+        ("state or draw + vote p50 / p99", f"{res['step_p50_ms']:.1f} / {res['step_p99_ms']:.1f} ms"),
+        ("throughput", f"{res['votes_per_s']:.0f} votes/s over {res['wall_s']:.1f} s"),
+    ]
     print(format_table(["figure", "value"], rows, numeric_right=False))
     if args.json:
         write_json(args.json, res)

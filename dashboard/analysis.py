@@ -41,13 +41,22 @@ class EdgeWarning:
     side: str  # "low" or "high"
 
     def message(self) -> str:
-        return (f"best {self.param} = {self.best:g} sits on the {self.side} edge of the searched range "
-                f"[{self.low:g}, {self.high:g}]: the optimum may lie outside it; widen the range")
+        return (
+            f"best {self.param} = {self.best:g} sits on the {self.side} edge of the searched range "
+            f"[{self.low:g}, {self.high:g}]: the optimum may lie outside it; widen the range"
+        )
 
 
-def edge_of_range(trials: pd.DataFrame, params: list[str], objective: str, direction: str = "min",
-                  ranges: dict[str, tuple[float, float]] | None = None, tol: float = 0.05,
-                  log_params: set[str] | None = None, skip: set[str] | None = None) -> list[EdgeWarning]:
+def edge_of_range(
+    trials: pd.DataFrame,
+    params: list[str],
+    objective: str,
+    direction: str = "min",
+    ranges: dict[str, tuple[float, float]] | None = None,
+    tol: float = 0.05,
+    log_params: set[str] | None = None,
+    skip: set[str] | None = None,
+) -> list[EdgeWarning]:
     """Warnings for numeric hyperparameters whose best trial's value lies within `tol` of an edge.
 
     `ranges` gives the searched [low, high] per parameter (from the study spec); without it the
@@ -112,13 +121,13 @@ def rebuild_optuna_study(trials: pd.DataFrame, params: list[str], objective: str
                 break
             trial_params[p] = str(v) if isinstance(d, CategoricalDistribution) else float(v)
         else:
-            study.add_trial(optuna.trial.create_trial(
-                params=trial_params, distributions=dists, value=float(row[objective])))
+            study.add_trial(
+                optuna.trial.create_trial(params=trial_params, distributions=dists, value=float(row[objective]))
+            )
     return study
 
 
-def param_importance(trials: pd.DataFrame, params: list[str], objective: str,
-                     direction: str = "min") -> pd.Series:
+def param_importance(trials: pd.DataFrame, params: list[str], objective: str, direction: str = "min") -> pd.Series:
     """PED-ANOVA importances (Optuna's default evaluator; no scikit-learn needed) of `params` for
     `objective`; empty when too few trials."""
     import optuna
@@ -127,8 +136,7 @@ def param_importance(trials: pd.DataFrame, params: list[str], objective: str,
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 2 or not complete[0].distributions:
         return pd.Series(dtype=float)
-    imp = optuna.importance.get_param_importances(
-        study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    imp = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
     return pd.Series(imp, dtype=float).sort_values(ascending=False)
 
 
@@ -152,7 +160,7 @@ def tradeoff_columns(columns: list[str]) -> dict[str, tuple[str, str]]:
             continue
         prefs = TRADEOFF_PREFERRED.get(label, ())
 
-        def rank(c: str) -> tuple:
+        def rank(c: str, prefs: tuple = prefs) -> tuple:
             low = c.lower()
             exact = next((i for i, p in enumerate(prefs) if low.endswith(p)), len(prefs))
             # the prediction's own value, not a gap or ratio to the truth, nor the ab-only RMSE
@@ -183,8 +191,7 @@ def stored_optuna_importance(store, study_name: str) -> pd.Series | None:
     if len(complete) < 2 or len(study.directions) != 1:
         return None
     try:
-        imp = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+        imp = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
     except (ValueError, RuntimeError) as exc:
         log.info("optuna importance of %s failed: %s", study_name, exc)
         return None

@@ -26,7 +26,9 @@ st.set_page_config(page_title="vidcolor", page_icon=":material/palette:", layout
 
 PAGES = {
     "Study": [
-        st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True, url_path="overview"),
+        st.Page(
+            VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True, url_path="overview"
+        ),
         st.Page(VIEWS / "trials.py", title="Trials", icon=":material/table_rows:", url_path="trials"),
         st.Page(VIEWS / "explore.py", title="Hyperparameters", icon=":material/tune:", url_path="hyperparameters"),
         st.Page(VIEWS / "curves.py", title="Learning curves", icon=":material/show_chart:", url_path="curves"),
@@ -43,8 +45,10 @@ PAGES = {
 RATER_MODE = st.query_params.get("mode") == "rater"
 if RATER_MODE:
     # the rating page as the default ("/?mode=rater") and under its own path ("/ctt?mode=rater")
-    page = st.navigation([st.Page(VIEWS / "ctt_rate.py", title="Color Turing Test", default=True),
-                          PAGES["Color Turing Test"][0]], position="hidden")
+    page = st.navigation(
+        [st.Page(VIEWS / "ctt_rate.py", title="Color Turing Test", default=True), PAGES["Color Turing Test"][0]],
+        position="hidden",
+    )
 else:
     page = st.navigation(PAGES)
 

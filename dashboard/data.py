@@ -136,7 +136,9 @@ def search_ranges(info: dict | None) -> tuple[dict[str, tuple[float, float]], se
     choice ones. The spec's `search` is a list of {name, type, low, high, log, choices} (as the
     tune driver records it) or a {name: {...}} table (as in the TOML file)."""
     search = ((info or {}).get("spec") or {}).get("search") or []
-    entries = search.items() if isinstance(search, dict) else [(e.get("name"), e) for e in search if isinstance(e, dict)]
+    entries = (
+        search.items() if isinstance(search, dict) else [(e.get("name"), e) for e in search if isinstance(e, dict)]
+    )
     ranges, logs, choices = {}, set(), set()
     for name, space in entries:
         if not name or not isinstance(space, dict):

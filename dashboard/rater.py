@@ -26,8 +26,9 @@ if _ROOT not in sys.path:
 from dashboard import data  # noqa: E402
 from models.errors import VidcolorError  # noqa: E402
 
-st.set_page_config(page_title="Color Turing Test", page_icon=":material/visibility:", layout="wide",
-                   initial_sidebar_state="collapsed")
+st.set_page_config(
+    page_title="Color Turing Test", page_icon=":material/visibility:", layout="wide", initial_sidebar_state="collapsed"
+)
 ss = st.session_state
 LABELS = {1: "1 · clearly artificial", 2: "2", 3: "3", 4: "4", 5: "5 · fully natural"}
 store = data.store()
@@ -54,15 +55,24 @@ def _answer(uid: str, *, side: str | None = None, rating: int | None = None) -> 
     if shown["task"] == "pairwise":  # the sides show the pair's items a, b in a drawn order
         out = store.answer(ss["sid"], uid, winner=shown["order"][side], response_ms=ms)
     else:
-        out = store.answer(ss["sid"], uid, choice=side, picked_real=None if side is None else side == real,
-                           rating=rating, response_ms=ms)
+        out = store.answer(
+            ss["sid"],
+            uid,
+            choice=side,
+            picked_real=None if side is None else side == real,
+            rating=rating,
+            response_ms=ms,
+        )
     if TIMINGS:  # bench/rater_load.py: the store's time per answer, as the server saw it
         with open(TIMINGS, "a") as fh:
             fh.write(f"{(time.perf_counter() - t0) * 1000:.3f}\n")
     if out.get("practice"):
         label = {"left": "A", "right": "B"}.get(real, "")
-        ss["feedback"] = (("Correct" if out["correct"] else "Not this time") + f": {label} was the real one."
-                          if out.get("correct") is not None else "Thank you: practice answers are not counted.")
+        ss["feedback"] = (
+            ("Correct" if out["correct"] else "Not this time") + f": {label} was the real one."
+            if out.get("correct") is not None
+            else "Thank you: practice answers are not counted."
+        )
 
 
 if "sid" not in ss and st.query_params.get("session"):
@@ -74,11 +84,13 @@ if "sid" not in ss:
     if not token:
         st.info("This page is reached through an invite link. Ask the person running the test for one.")
         st.stop()
-    st.markdown("You will see short clips (or pictures). In each pair one is real footage and the other was "
-                "colorized by a computer: pick the one you think is real. Or, in a rating session, rate how "
-                "natural the colors of one clip look, from 1 to 5, or pick which of two colorizations looks more "
-                "natural. The first few are practice: you are told "
-                "the answer. Each one is shown only briefly; answer from memory after that.")
+    st.markdown(
+        "You will see short clips (or pictures). In each pair one is real footage and the other was "
+        "colorized by a computer: pick the one you think is real. Or, in a rating session, rate how "
+        "natural the colors of one clip look, from 1 to 5, or pick which of two colorizations looks more "
+        "natural. The first few are practice: you are told "
+        "the answer. Each one is shown only briefly; answer from memory after that."
+    )
     with st.form("start"):
         name = st.text_input("Your name (optional, shown to nobody but you)")
         if st.form_submit_button("Start", type="primary"):
@@ -100,8 +112,11 @@ if state["done"]:
 
 item, task, limit = state["item"], state["task"], float(state["display_s"])
 pos, practice = state["position"], state["practice"]
-where = (f"Practice {pos + 1} of {practice}" if item["practice"]
-         else f"{'Clip' if task == 'rating' else 'Pair'} {pos - practice + 1} of {state['counted']}")
+where = (
+    f"Practice {pos + 1} of {practice}"
+    if item["practice"]
+    else f"{'Clip' if task == 'rating' else 'Pair'} {pos - practice + 1} of {state['counted']}"
+)
 st.caption(where)
 if ss.get("feedback"):
     st.info(ss.pop("feedback"))
@@ -115,8 +130,11 @@ if ss.get("shown", {}).get("uid") != item["uid"]:  # a new item: draw its sides'
         shown["sides"] = {"left": b, "right": a} if flip else {"left": a, "right": b}
     elif task == "2afc":
         shown["real_side"] = "right" if flip else "left"
-        shown["sides"] = ({"left": item["fake_path"], "right": item["real_path"]} if flip
-                          else {"left": item["real_path"], "right": item["fake_path"]})
+        shown["sides"] = (
+            {"left": item["fake_path"], "right": item["real_path"]}
+            if flip
+            else {"left": item["real_path"], "right": item["fake_path"]}
+        )
     else:
         shown["sides"] = {"single": item["fake_path"]}
     ss["shown"] = shown
@@ -160,7 +178,21 @@ else:
     st.markdown("**Which one looks more natural?**" if pairwise else "**Which one is real?**")
     a, b = st.columns(2)
     verb = "looks more natural" if pairwise else "is real"
-    a.button(f"A {verb}", key="pick_a", on_click=_answer, args=(uid,), kwargs={"side": "left"}, width="stretch",
-             type="primary")
-    b.button(f"B {verb}", key="pick_b", on_click=_answer, args=(uid,), kwargs={"side": "right"}, width="stretch",
-             type="primary")
+    a.button(
+        f"A {verb}",
+        key="pick_a",
+        on_click=_answer,
+        args=(uid,),
+        kwargs={"side": "left"},
+        width="stretch",
+        type="primary",
+    )
+    b.button(
+        f"B {verb}",
+        key="pick_b",
+        on_click=_answer,
+        args=(uid,),
+        kwargs={"side": "right"},
+        width="stretch",
+        type="primary",
+    )

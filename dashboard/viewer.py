@@ -17,8 +17,10 @@ def clips_of(media: pd.DataFrame) -> list[tuple[str, int | None]]:
     if media.empty:
         return []
     keys = media[["video_id", "clip"]].drop_duplicates()
-    return sorted(((str(v), None if pd.isna(c) else int(c)) for v, c in keys.itertuples(index=False)),
-                  key=lambda k: (k[0], -1 if k[1] is None else k[1]))
+    return sorted(
+        ((str(v), None if pd.isna(c) else int(c)) for v, c in keys.itertuples(index=False)),
+        key=lambda k: (k[0], -1 if k[1] is None else k[1]),
+    )
 
 
 def clip_label(key: tuple[str, int | None]) -> str:
@@ -34,8 +36,11 @@ def _rows(media: pd.DataFrame, key: tuple[str, int | None]) -> pd.DataFrame:
 def clip_videos(media: pd.DataFrame, key) -> dict[str, str]:
     """role -> mp4 path for one clip."""
     rows = _rows(media, key)
-    return {r: rows.loc[rows["media_type"] == f"{r}_mp4", "path"].iloc[0]
-            for r in ROLES if (rows["media_type"] == f"{r}_mp4").any()}
+    return {
+        r: rows.loc[rows["media_type"] == f"{r}_mp4", "path"].iloc[0]
+        for r in ROLES
+        if (rows["media_type"] == f"{r}_mp4").any()
+    }
 
 
 def clip_frames(media: pd.DataFrame, key) -> dict[str, list[np.ndarray]]:

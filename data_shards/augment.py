@@ -44,7 +44,7 @@ class Augment:
             frames = frames[:, :, ::-1]
         crop = max(1, round(side * rng.uniform(self.min_scale, 1.0)))
         y, x = rng.randint(0, h - crop), rng.randint(0, w - crop)
-        frames = frames[:, y:y + crop, x:x + crop]
+        frames = frames[:, y : y + crop, x : x + crop]
         if crop != out:
             x_t = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
             x_t = F.interpolate(x_t, size=(out, out), mode="bilinear", antialias=crop > out, align_corners=False)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from data_shards.samples import CORRUPT
 from data_shards.shardset import ShardSet
@@ -63,8 +64,10 @@ class ShardTally:
     def _message(self, url: str, read: int, unreadable: int) -> str:
         expected, where = self.expected[url], self.where[url]
         if read > expected:
-            return (f"{where}: read {read} samples, the manifest lists {expected} "
-                    "(shard replaced after the manifest was written?)")
+            return (
+                f"{where}: read {read} samples, the manifest lists {expected} "
+                "(shard replaced after the manifest was written?)"
+            )
         text = f"{where}: read {read} of {expected} samples the manifest lists"
         if unreadable:
             text += f", {unreadable} of them unreadable"
@@ -77,7 +80,13 @@ class ShardTally:
         for url, name in self.name.items():
             read, bad = self.read[url], self.unreadable[url]
             if read != self.expected[url] or bad:
-                out.append({"shard": name, "expected": self.expected[url], "read": read, "unreadable": bad,
-                            "message": self._message(url, read, bad)})
+                out.append(
+                    {
+                        "shard": name,
+                        "expected": self.expected[url],
+                        "read": read,
+                        "unreadable": bad,
+                        "message": self._message(url, read, bad),
+                    }
+                )
         return out
-

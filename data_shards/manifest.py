@@ -36,26 +36,41 @@ CHUNK = 1 << 20  # bytes hashed at a time
 MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "val", "test")
 LEGACY = "legacy"
-_REQUIRED = {"format": str, "size": int, "clip_len": int, "lossless": bool, "videos": list,
-             "splits": dict, "shard_stats": dict, "skipped": list}
+_REQUIRED = {
+    "format": str,
+    "size": int,
+    "clip_len": int,
+    "lossless": bool,
+    "videos": list,
+    "splits": dict,
+    "shard_stats": dict,
+    "skipped": list,
+}
 _VIDEO_REQUIRED = ("id", "source", "split", "frames", "clips", "fps")
 
 
 def versions() -> dict[str, str]:
     """Versions of the packages that decide what the shards hold."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import av
     import numpy
     import PIL
     import webdataset
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         vidcolor = version("vidcolor")
     except PackageNotFoundError:  # running from a checkout without install
         vidcolor = "unknown"
-    return {"vidcolor": vidcolor, "python": platform.python_version(), "av": av.__version__,
-            "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
-            "webdataset": webdataset.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__}
+    return {
+        "vidcolor": vidcolor,
+        "python": platform.python_version(),
+        "av": av.__version__,
+        "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+        "webdataset": webdataset.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+    }
 
 
 def clip_starts(frames: int, clip_len: int) -> list[int]:
@@ -77,8 +92,9 @@ def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise VidcolorError(f"{where}: expected a JSON object")
     if manifest.get("format") not in (FORMAT, FORMAT_V1):
-        raise VidcolorError(f"{where}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r} "
-                            f"(or the older {FORMAT_V1!r})")
+        raise VidcolorError(
+            f"{where}: field 'format' is {manifest.get('format')!r}, expected {FORMAT!r} (or the older {FORMAT_V1!r})"
+        )
     for field, kind in _REQUIRED.items():
         if not isinstance(manifest.get(field), kind):
             raise VidcolorError(f"{where}: field {field!r} missing or not a {kind.__name__}")

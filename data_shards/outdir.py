@@ -53,8 +53,9 @@ def check_place(path: str | os.PathLike, flag: str, *, folder: bool, expected: s
         raise VidcolorError(f"{flag} {path}: exists and is a file, not a folder")
     if not folder and path.is_dir():
         raise VidcolorError(f"{flag} {path}: is a folder, expected {expected}")
-    nearest = next(p for p in (path, *path.parents) if p.exists()) if folder else \
-        next(p for p in path.parents if p.exists())
+    nearest = (
+        next(p for p in (path, *path.parents) if p.exists()) if folder else next(p for p in path.parents if p.exists())
+    )
     if not nearest.is_dir():
         raise VidcolorError(f"{flag} {path}: {nearest} is a file, not a folder")
     if not os.access(nearest, os.W_OK | os.X_OK):
@@ -70,8 +71,15 @@ def check_file(path: str | os.PathLike, flag: str, overwrite: bool = False, *, e
     return path
 
 
-def check_folder(path: str | os.PathLike, flag: str, overwrite: bool = False, *, holds: Iterable[str] = (),
-                 what: str = "output", ignore: Iterable[str] = ()) -> Path:
+def check_folder(
+    path: str | os.PathLike,
+    flag: str,
+    overwrite: bool = False,
+    *,
+    holds: Iterable[str] = (),
+    what: str = "output",
+    ignore: Iterable[str] = (),
+) -> Path:
     """`check_place` for a folder the command owns as a whole. A folder that exists and is not
     empty (names starting with an ``ignore`` prefix do not count) is refused unless ``overwrite``;
     with ``holds`` (names one of which every folder this command writes has, e.g. a checkpoint's
@@ -79,8 +87,9 @@ def check_folder(path: str | os.PathLike, flag: str, overwrite: bool = False, *,
     ``what``."""
     path = check_place(path, flag, folder=True)
     try:
-        present = sorted(p.name for p in path.iterdir() if not p.name.startswith(tuple(ignore))) \
-            if path.is_dir() else []
+        present = (
+            sorted(p.name for p in path.iterdir() if not p.name.startswith(tuple(ignore))) if path.is_dir() else []
+        )
     except OSError as exc:
         raise VidcolorError(f"{flag} {path}: cannot list the folder ({exc.strerror or exc})") from None
     if not present:
@@ -88,8 +97,10 @@ def check_folder(path: str | os.PathLike, flag: str, overwrite: bool = False, *,
     holds = tuple(holds)
     listing = ", ".join(present[:3]) + (", ..." if len(present) > 3 else "")
     if holds and not any(name in present for name in holds):
-        raise VidcolorError(f"{flag} {path}: not empty ({listing}) and holds no {what} ({holds[0]} missing); "
-                            "refusing to replace it: choose a new or empty folder")
+        raise VidcolorError(
+            f"{flag} {path}: not empty ({listing}) and holds no {what} ({holds[0]} missing); "
+            "refusing to replace it: choose a new or empty folder"
+        )
     if not overwrite:
         raise exists_error(flag, path, f"exists and is not empty ({listing})")
     return path
@@ -121,8 +132,7 @@ def replace_folder(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(new, ignore_errors=True)
         new.mkdir()
     except OSError as exc:
-        raise VidcolorError(f"{path}: cannot create the new folder beside it, {new} "
-                            f"({exc.strerror or exc})") from None
+        raise VidcolorError(f"{path}: cannot create the new folder beside it, {new} ({exc.strerror or exc})") from None
     try:
         yield new
         _swap_in(new, path)
@@ -177,7 +187,7 @@ def _remove_dead_leftovers(path: Path) -> None:
     except OSError:
         return
     for p in siblings:
-        pid = p.name[len(prefix):]
+        pid = p.name[len(prefix) :]
         if p.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)) and p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
 

@@ -37,8 +37,9 @@ def check_out(out: str | Path, overwrite: bool) -> Path:
     """``--out`` (absolute) checked by `data_shards.outdir.check_folder`: not empty (a lock file and
     build leftovers do not count) is refused unless ``overwrite``, and holding no shard set even
     then. Called before the lock is taken and again while holding it."""
-    return outdir.check_folder(out, "--out", overwrite, holds=(mf.MANIFEST_FILE,), what="shard set",
-                               ignore=(BUILD_PREFIX, LOCK_FILE))
+    return outdir.check_folder(
+        out, "--out", overwrite, holds=(mf.MANIFEST_FILE,), what="shard set", ignore=(BUILD_PREFIX, LOCK_FILE)
+    )
 
 
 def remove_leftovers(out: Path) -> list[str]:
@@ -72,7 +73,7 @@ class OutLock:
         self.out, self.path = out, out / LOCK_FILE
         self.fd: int | None = None
 
-    def __enter__(self) -> "OutLock":
+    def __enter__(self) -> OutLock:
         while self.fd is None:
             fd = self._open()
             try:
@@ -81,9 +82,11 @@ class OutLock:
                 holder = _read_pid(fd)
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise VidcolorError(f"--out {self.out}: another `vidcolor shard` run is writing there "
-                                        f"(pid {holder or 'unknown'}, lock {self.path}); wait for it to "
-                                        "finish or choose another folder") from None
+                    raise VidcolorError(
+                        f"--out {self.out}: another `vidcolor shard` run is writing there "
+                        f"(pid {holder or 'unknown'}, lock {self.path}); wait for it to "
+                        "finish or choose another folder"
+                    ) from None
                 raise VidcolorError(f"--out {self.out}: cannot lock {self.path} ({exc.strerror or exc})") from None
             if _same_file(fd, self.path):
                 self.fd = fd

@@ -26,8 +26,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,11 +55,23 @@ def _check_window(window: int, clip_len: int) -> None:
 
 # ----------------------------------------------------------------------------- training
 
+
 class _TrainStream(IterableDataset):
     """The per-(rank, worker) endless stream of batches; ``epoch`` is set by `TrainLoader`."""
 
-    def __init__(self, shards: ShardSet, split: str, *, window: int, batch_size: int, rank: int, world_size: int,
-                 seed: int, shuffle_buffer: int, augment: Augment | None = None):
+    def __init__(
+        self,
+        shards: ShardSet,
+        split: str,
+        *,
+        window: int,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int,
+        shuffle_buffer: int,
+        augment: Augment | None = None,
+    ):
         super().__init__()
         self.augment = augment if augment is not None and not augment.identity else None
         self.urls, self.ordinals = shards.urls(split), _clip_ordinals(shards, split)
@@ -108,8 +121,9 @@ class _TrainStream(IterableDataset):
             samples = (s for s in samples if s.get("__key__") in keep)
         samples = counted(samples)
         # shuffle *before* decoding: the buffer holds compressed clips, not decoded frames
-        samples = wds.filters._shuffle(samples, bufsize=max(1, self.shuffle_buffer),
-                                       initial=max(1, self.shuffle_buffer // 2), rng=rng)
+        samples = wds.filters._shuffle(
+            samples, bufsize=max(1, self.shuffle_buffer), initial=max(1, self.shuffle_buffer // 2), rng=rng
+        )
         # frames are decoded straight into the batch's array (no per-window stack, no collate copy);
         # with augmentation each window is decoded into its own array first and augmented into the batch
         out_size = (self.augment.size or self.size) if self.augment is not None else self.size
@@ -124,7 +138,7 @@ class _TrainStream(IterableDataset):
                 names = frame_members(sample, self.clip_len)
                 meta = clip_meta(sample)
                 offset = rng.randint(0, self.clip_len - self.window)
-                for k, name in enumerate(names[offset:offset + self.window]):
+                for k, name in enumerate(names[offset : offset + self.window]):
                     decode_frame(sample, name, self.size, out=slot[k])
                 if window is not None:
                     frames[len(ids)] = self.augment(window, rng)
@@ -135,8 +149,11 @@ class _TrainStream(IterableDataset):
             ids.append(meta["video_id"])
             starts.append(int(meta["start"]) + offset)
             if len(ids) == self.batch_size:
-                yield {"frames": torch.from_numpy(frames), "video_id": ids,
-                       "start": torch.tensor(starts, dtype=torch.int64)}
+                yield {
+                    "frames": torch.from_numpy(frames),
+                    "video_id": ids,
+                    "start": torch.tensor(starts, dtype=torch.int64),
+                }
                 frames, ids, starts = np.empty(shape, np.uint8), [], []
 
 
@@ -147,8 +164,9 @@ class TrainLoader:
     def __init__(self, stream: _TrainStream, steps_per_epoch: int, num_workers: int):
         self.stream, self.steps_per_epoch = stream, steps_per_epoch
         # with_epoch on the *loader*: on the dataset it would be multiplied by the worker count
-        self.loader = wds.WebLoader(stream, batch_size=None, num_workers=num_workers,
-                                    persistent_workers=False).with_epoch(steps_per_epoch)
+        self.loader = wds.WebLoader(
+            stream, batch_size=None, num_workers=num_workers, persistent_workers=False
+        ).with_epoch(steps_per_epoch)
         self.epoch = -1
 
     def set_epoch(self, epoch: int) -> None:
@@ -173,9 +191,19 @@ def _clip_ordinals(shards: ShardSet, split: str) -> dict[str, int]:
     return ordinals
 
 
-def train_loader(shards: ShardSet | str | Path, split: str = "train", window: int = 1, batch_size: int = 8,
-                 steps_per_epoch: int = 100, rank: int = 0, world_size: int = 1, num_workers: int = 0,
-                 seed: int = 0, shuffle_buffer: int = 64, augment: Augment | None = None) -> TrainLoader:
+def train_loader(
+    shards: ShardSet | str | Path,
+    split: str = "train",
+    window: int = 1,
+    batch_size: int = 8,
+    steps_per_epoch: int = 100,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    seed: int = 0,
+    shuffle_buffer: int = 64,
+    augment: Augment | None = None,
+) -> TrainLoader:
     """Batches ``{"frames": uint8 (B, window, H, W, 3), "video_id": [str], "start": int64 (B,)}``,
     exactly ``steps_per_epoch`` per epoch on every rank; ``augment`` (`data_shards.augment`) is
     applied to every window (H = W = its size then)."""
@@ -185,14 +213,24 @@ def train_loader(shards: ShardSet | str | Path, split: str = "train", window: in
         raise VidcolorError(f"batch_size {batch_size} and steps_per_epoch {steps_per_epoch} must be at least 1")
     if not 0 <= rank < world_size:
         raise VidcolorError(f"rank {rank} outside world_size {world_size}")
-    stream = _TrainStream(shards, split, window=window, batch_size=batch_size, rank=rank, world_size=world_size,
-                          seed=seed, shuffle_buffer=shuffle_buffer, augment=augment)
+    stream = _TrainStream(
+        shards,
+        split,
+        window=window,
+        batch_size=batch_size,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
+        shuffle_buffer=shuffle_buffer,
+        augment=augment,
+    )
     if not stream.urls:
         raise VidcolorError(f"{shards.location}: split {split!r} has no shards")
     return TrainLoader(stream, steps_per_epoch, num_workers)
 
 
 # ----------------------------------------------------------------------------- evaluation
+
 
 def deal_videos(windows: dict[str, int], world_size: int) -> list[list[str]]:
     """Whole videos to ranks, largest first to the least-loaded rank (deterministic)."""
@@ -277,9 +315,18 @@ class EvalLoader:
         shortfalls = tally.shortfalls()
         if self.windows_read < self.expected_windows:
             got, want, w = self.windows_read, self.expected_windows, self.window
-            shortfalls.append({"shard": None, "expected": want, "read": got, "unreadable": 0, "message": (
-                f"{self.shards.location} split {self.split!r}: {got} of the {want} windows of {w} frame(s) the "
-                f"manifest promises were read ({got * w} of {want * w} frames); results are incomplete")})
+            shortfalls.append(
+                {
+                    "shard": None,
+                    "expected": want,
+                    "read": got,
+                    "unreadable": 0,
+                    "message": (
+                        f"{self.shards.location} split {self.split!r}: {got} of the {want} windows of {w} frame(s) the "
+                        f"manifest promises were read ({got * w} of {want * w} frames); results are incomplete"
+                    ),
+                }
+            )
         for item in shortfalls:
             log.warning("%s", item["message"])
         self.shortfalls = shortfalls
@@ -311,7 +358,13 @@ class EvalLoader:
             emitted += 1
 
 
-def eval_loader(shards: ShardSet | str | Path, split: str = "val", window: int = 1, batch_size: int = 8,
-                rank: int = 0, world_size: int = 1) -> EvalLoader:
+def eval_loader(
+    shards: ShardSet | str | Path,
+    split: str = "val",
+    window: int = 1,
+    batch_size: int = 8,
+    rank: int = 0,
+    world_size: int = 1,
+) -> EvalLoader:
     """Ordered batches ``{"frames", "video_id", "start", "valid": bool (B,)}``; same count on every rank."""
     return EvalLoader(_as_shardset(shards), split, window, batch_size, rank, world_size)

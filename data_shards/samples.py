@@ -41,8 +41,9 @@ def frame_members(sample: dict[str, Any], clip_len: int) -> list[str]:
     names = [f"{j:03d}.{ext}" for j in range(clip_len)]
     missing = [n for n in names if n not in sample]
     if missing or "json" not in sample:
-        raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')}: missing "
-                         f"{', '.join(missing[:3] or ['json'])}")
+        raise ValueError(
+            f"sample {sample.get('__key__')} in {sample.get('__url__')}: missing {', '.join(missing[:3] or ['json'])}"
+        )
     return names
 
 
@@ -74,11 +75,13 @@ def decode_frame(sample: dict[str, Any], name: str, size: int, out: np.ndarray |
             with Image.open(io.BytesIO(data)) as im:
                 frame = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ValueError(f"sample {sample.get('__key__')} member {name} in {sample.get('__url__')}: "
-                         f"not a readable image ({exc})") from None
+        raise ValueError(
+            f"sample {sample.get('__key__')} member {name} in {sample.get('__url__')}: not a readable image ({exc})"
+        ) from None
     if frame.shape != (size, size, 3):
-        raise ValueError(f"sample {sample.get('__key__')} member {name}: {frame.shape[1]}x{frame.shape[0]}, "
-                         f"expected {size}x{size}")
+        raise ValueError(
+            f"sample {sample.get('__key__')} member {name}: {frame.shape[1]}x{frame.shape[0]}, expected {size}x{size}"
+        )
     if out is not None:
         out[...] = frame
         return out
@@ -92,6 +95,8 @@ def stack_frames(frames: list[np.ndarray]) -> np.ndarray:
 
 def collate(items: list[tuple[np.ndarray, str, int]]) -> dict[str, Any]:
     """(frames, video_id, start) windows -> ``{"frames": uint8 (B, S, H, W, 3), "video_id", "start"}``."""
-    return {"frames": torch.from_numpy(np.stack([f for f, _, _ in items])),  # (B, S, H, W, 3) uint8
-            "video_id": [v for _, v, _ in items],
-            "start": torch.tensor([s for _, _, s in items], dtype=torch.int64)}
+    return {
+        "frames": torch.from_numpy(np.stack([f for f, _, _ in items])),  # (B, S, H, W, 3) uint8
+        "video_id": [v for _, v, _ in items],
+        "start": torch.tensor([s for _, _, s in items], dtype=torch.int64),
+    }

@@ -17,14 +17,15 @@ import hashlib
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 from webdataset.gopen import gopen_schemes
 
-from data_shards import stats
 from data_shards import manifest as mf
+from data_shards import stats
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class ShardSet:
         else:
             self.scheme = "local"
             if self.location.startswith("file://"):
-                self.location = self.location[len("file://"):]
+                self.location = self.location[len("file://") :]
             if not Path(self.location).is_dir():
                 raise VidcolorError(f"{self.location}: no such shard set folder")
             # absolute, so the location still holds when handed to processes with another cwd
@@ -100,8 +101,10 @@ class ShardSet:
         """Each shard's sha256 against the manifest's; one error naming every shard that differs."""
         manifest_where = self.where(mf.MANIFEST_FILE)
         if self.manifest["format"] == mf.FORMAT_V1:
-            raise VidcolorError(f"{manifest_where}: format {mf.FORMAT_V1!r} records no checksums, so the shards "
-                                f"cannot be verified; shard the sources again to get {mf.FORMAT!r}")
+            raise VidcolorError(
+                f"{manifest_where}: format {mf.FORMAT_V1!r} records no checksums, so the shards "
+                f"cannot be verified; shard the sources again to get {mf.FORMAT!r}"
+            )
         bad = []
         for name in names:
             want = str(self.manifest["shard_stats"][name]["sha256"])
@@ -110,8 +113,10 @@ class ShardSet:
             if got != want:
                 bad.append(f"{self.where(name)} (sha256 {got[:16]}..., the manifest lists {want[:16]}...)")
         if bad:
-            raise VidcolorError(f"{len(bad)} of {len(names)} shard(s) fail their checksum (damaged, or changed "
-                                f"after `vidcolor shard` wrote {manifest_where}): {'; '.join(bad)}")
+            raise VidcolorError(
+                f"{len(bad)} of {len(names)} shard(s) fail their checksum (damaged, or changed "
+                f"after `vidcolor shard` wrote {manifest_where}): {'; '.join(bad)}"
+            )
         log.info("verified the sha256 of %d shard(s) of %s", len(names), self.location)
 
     def url(self, name: str) -> str:
@@ -134,8 +139,9 @@ class ShardSet:
         try:
             return self.manifest["splits"][split]
         except KeyError:
-            raise VidcolorError(f"{self.where(mf.MANIFEST_FILE)}: no split {split!r} "
-                                f"(has: {', '.join(self.splits) or 'none'})") from None
+            raise VidcolorError(
+                f"{self.where(mf.MANIFEST_FILE)}: no split {split!r} (has: {', '.join(self.splits) or 'none'})"
+            ) from None
 
     def urls(self, split: str) -> list[str]:
         return [self.url(name) for name in self._split(split)["shards"]]
@@ -160,6 +166,7 @@ class ShardSet:
 
 # ----------------------------------------------------------------------------- S3
 
+
 @functools.lru_cache(maxsize=8)
 def _s3_filesystem(bucket: str):
     """pyarrow's S3 filesystem for a bucket (credentials, region and endpoint from the environment
@@ -173,7 +180,7 @@ def _s3_filesystem(bucket: str):
 def open_s3(url: str) -> BinaryIO:
     """A sequential binary stream of an ``s3://BUCKET/KEY`` object; FileNotFoundError when it is
     absent, OSError for any other failure."""
-    rest = url[len("s3://"):]
+    rest = url[len("s3://") :]
     bucket, _, key = rest.partition("/")
     if not bucket or not key:
         raise OSError(f"{url}: not an s3://BUCKET/KEY URL")
@@ -181,7 +188,7 @@ def open_s3(url: str) -> BinaryIO:
         return _s3_filesystem(bucket).open_input_stream(f"{bucket}/{key}")
     except FileNotFoundError:
         raise
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError or ArrowException subclasses
+    except Exception as exc:
         raise OSError(str(exc)) from None
 
 

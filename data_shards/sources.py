@@ -16,8 +16,27 @@ from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
-                        ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp", ".gif", ".y4m"})
+VIDEO_EXTS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".flv",
+        ".wmv",
+        ".ogv",
+        ".3gp",
+        ".gif",
+        ".y4m",
+    }
+)
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _NUMBER = re.compile(r"(\d+)")
 
@@ -67,8 +86,9 @@ def warn_numbering_gaps(folder: Path, files: list[Path]) -> int:
     if gaps:
         missing = sum(b - a + 1 for a, b in gaps)
         runs = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in gaps[:5]) + (", ..." if len(gaps) > 5 else "")
-        log.warning("%s: %d frame number(s) missing (%s); the frames present are used as consecutive",
-                    folder, missing, runs)
+        log.warning(
+            "%s: %d frame number(s) missing (%s); the frames present are used as consecutive", folder, missing, runs
+        )
         return missing
     return 0
 

@@ -52,7 +52,9 @@ def parse_split(text: str) -> dict[str, float]:
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        raise VidcolorError(f"--split {text!r}: {next(p for p in parts if not _is_number(p))!r} is not a number") from None
+        raise VidcolorError(
+            f"--split {text!r}: {next(p for p in parts if not _is_number(p))!r} is not a number"
+        ) from None
     if any(not math.isfinite(v) or v < 0 for v in values):
         raise VidcolorError(f"--split {text!r}: percentages must be finite and non-negative")
     if abs(sum(values) - 100.0) > 1e-6:
@@ -95,13 +97,14 @@ def assign_splits(video_ids: list[str], percents: dict[str, float], seed: int) -
     out: dict[str, str] = {}
     start = 0
     for split, count in split_counts(len(ids), percents).items():
-        for vid in ids[start:start + count]:
+        for vid in ids[start : start + count]:
             out[vid] = split
         start += count
     return out
 
 
 # ----------------------------------------------------------------------------- split files
+
 
 @dataclass(frozen=True)
 class SplitEntry:
@@ -148,8 +151,9 @@ def read_split_file(path: str | Path) -> SplitFile:
             continue  # the header
         if split.lower() not in SPLITS:
             hint = "; black-and-white sources go to legacy by themselves" if split.lower() == "legacy" else ""
-            raise VidcolorError(f"{out.where(number)}: unknown split {split!r} for {source!r} "
-                                f"(use train, val or test{hint})")
+            raise VidcolorError(
+                f"{out.where(number)}: unknown split {split!r} for {source!r} (use train, val or test{hint})"
+            )
         entries.append(SplitEntry(number, source, split.lower()))
     if not entries:
         raise VidcolorError(f"{out.where()}: no 'source,split' entries in it")
@@ -166,15 +170,18 @@ def _fields(line: str, where: str) -> tuple[str, str] | None:
     except csv.Error as exc:
         raise VidcolorError(f"{where}: {stripped!r} is not a CSV line ({exc})") from None
     if len(fields) != 2:
-        raise VidcolorError(f"{where}: {stripped!r} has {len(fields)} field(s), expected 'source,split' "
-                            "(quote a source that has a comma in it)")
+        raise VidcolorError(
+            f"{where}: {stripped!r} has {len(fields)} field(s), expected 'source,split' "
+            "(quote a source that has a comma in it)"
+        )
     if not fields[0]:
         raise VidcolorError(f"{where}: {stripped!r} has an empty source")
     return fields[0], fields[1]
 
 
-def _source_keys(paths: list[Path], ids: list[str], roots: list[Path]) -> tuple[dict[str, set[int]],
-                                                                                dict[str, set[int]]]:
+def _source_keys(
+    paths: list[Path], ids: list[str], roots: list[Path]
+) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
     """({id, path as found, path relative to a folder given: source indices}, {resolved path: indices})."""
     names: dict[str, set[int]] = {}
     resolved: dict[str, set[int]] = {}
@@ -198,8 +205,9 @@ def _lookup(keys: tuple[dict[str, set[int]], dict[str, set[int]]], text: str) ->
     return hits
 
 
-def match_split_file(split_file: SplitFile, paths: list[Path], ids: list[str],
-                     roots: list[str | Path]) -> dict[str, SplitEntry]:
+def match_split_file(
+    split_file: SplitFile, paths: list[Path], ids: list[str], roots: list[str | Path]
+) -> dict[str, SplitEntry]:
     """Video id -> the entry that assigns it, for the sources found (``paths``, with their ``ids``)
     under the command line's ``roots``. Raises for an entry naming no source or several, and for a
     source given two different splits."""
@@ -209,18 +217,24 @@ def match_split_file(split_file: SplitFile, paths: list[Path], ids: list[str],
         hits = _lookup(keys, entry.source)
         if not hits:
             known = ", ".join(ids[:SHOWN]) + (f" ... ({len(ids)} in all)" if len(ids) > SHOWN else "")
-            raise VidcolorError(f"{split_file.where(entry.line)}: {entry.source!r} matches no source (a source is "
-                                f"named by its video id, its path, or its path inside a folder given; "
-                                f"video ids: {known or 'none'})")
+            raise VidcolorError(
+                f"{split_file.where(entry.line)}: {entry.source!r} matches no source (a source is "
+                f"named by its video id, its path, or its path inside a folder given; "
+                f"video ids: {known or 'none'})"
+            )
         if len(hits) > 1:
             named = ", ".join(str(paths[i]) for i in sorted(hits))
-            raise VidcolorError(f"{split_file.where(entry.line)}: {entry.source!r} matches {len(hits)} sources "
-                                f"({named}); name one by its video id or its full path")
+            raise VidcolorError(
+                f"{split_file.where(entry.line)}: {entry.source!r} matches {len(hits)} sources "
+                f"({named}); name one by its video id or its full path"
+            )
         i = hits.pop()
         first = chosen.setdefault(i, entry)
         if first.split != entry.split:
-            raise VidcolorError(f"{split_file.where(entry.line)}: {entry.source!r} puts {paths[i]} in "
-                                f"{entry.split!r}, but line {first.line} ({first.source!r}) puts it in {first.split!r}")
+            raise VidcolorError(
+                f"{split_file.where(entry.line)}: {entry.source!r} puts {paths[i]} in "
+                f"{entry.split!r}, but line {first.line} ({first.source!r}) puts it in {first.split!r}"
+            )
     return {ids[i]: e for i, e in chosen.items()}
 
 
@@ -242,15 +256,21 @@ class SplitPlan:
         for vid, source in gray.items():
             if vid in self.listed:
                 entry = self.listed[vid]
-                log.warning("%s: %s is black-and-white: it stays in legacy, not %s",
-                            self.split_file.where(entry.line), source, entry.split)
+                log.warning(
+                    "%s: %s is black-and-white: it stays in legacy, not %s",
+                    self.split_file.where(entry.line),
+                    source,
+                    entry.split,
+                )
         unlisted = [vid for vid in color if vid not in self.listed]
         if unlisted and self.percents is None:
             shown = ", ".join(color[v] for v in unlisted[:SHOWN])
             more = f" and {len(unlisted) - SHOWN} more" if len(unlisted) > SHOWN else ""
-            raise VidcolorError(f"{self.split_file.where()}: {len(unlisted)} color source(s) not listed: "
-                                f"{shown}{more}; list them, or give --split too to draw the unlisted ones by "
-                                "those percentages (among themselves)")
+            raise VidcolorError(
+                f"{self.split_file.where()}: {len(unlisted)} color source(s) not listed: "
+                f"{shown}{more}; list them, or give --split too to draw the unlisted ones by "
+                "those percentages (among themselves)"
+            )
         if not unlisted and self.percents is not None:
             log.info("%s lists every color source: the --split percentages are not used", self.split_file.where())
         out = {vid: self.listed[vid].split for vid in color if vid in self.listed}
@@ -262,5 +282,8 @@ class SplitPlan:
         """The manifest's ``split_file``: path (resolved), sha256, and the videos drawn by ``--split``."""
         if self.split_file is None:
             return None
-        return {"path": str(self.split_file.path.resolve()), "sha256": self.split_file.sha256,
-                "drawn": sorted(v for v in split_of if v not in self.listed)}
+        return {
+            "path": str(self.split_file.path.resolve()),
+            "sha256": self.split_file.sha256,
+            "drawn": sorted(v for v in split_of if v not in self.listed),
+        }

@@ -16,8 +16,9 @@ import logging
 import tarfile
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import av
 import numpy as np
@@ -71,8 +72,9 @@ def process_source(task: dict[str, Any], progress: Callable[[int], None] | None 
     return result
 
 
-def _write_clips(tar, frames: Iterator[tuple[int, np.ndarray]], task: dict[str, Any],
-                 progress: Callable[[int], None] | None) -> tuple[int, list[dict[str, Any]], np.ndarray]:
+def _write_clips(
+    tar, frames: Iterator[tuple[int, np.ndarray]], task: dict[str, Any], progress: Callable[[int], None] | None
+) -> tuple[int, list[dict[str, Any]], np.ndarray]:
     """Cut ``(source_index, frame)`` into clips written to ``tar``: (stored frames, clips, ab histogram).
 
     While streaming, a clip is written at every multiple of ``clip_len``; at the end the last of

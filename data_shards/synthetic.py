@@ -93,13 +93,15 @@ def render_scene(rng: np.random.RandomState, frames: int, height: int, width: in
     n_obj = rng.randint(2, 4)
     objects = []
     for _ in range(n_obj):
-        objects.append(dict(
-            material=MATERIALS[OBJECTS[rng.randint(len(OBJECTS))]],
-            shape=rng.choice(["disc", "box"]),
-            r=rng.uniform(0.12, 0.22) * height,
-            pos=np.array([rng.uniform(0.2, 0.8) * height, rng.uniform(0.1, 0.9) * width]),
-            vel=np.array([rng.uniform(-1.5, 1.5), rng.uniform(-2.5, 2.5)]),
-        ))
+        objects.append(
+            dict(
+                material=MATERIALS[OBJECTS[rng.randint(len(OBJECTS))]],
+                shape=rng.choice(["disc", "box"]),
+                r=rng.uniform(0.12, 0.22) * height,
+                pos=np.array([rng.uniform(0.2, 0.8) * height, rng.uniform(0.1, 0.9) * width]),
+                vel=np.array([rng.uniform(-1.5, 1.5), rng.uniform(-2.5, 2.5)]),
+            )
+        )
     ys, xs = np.mgrid[0:height, 0:width]
     sky_px = _paint(tex["smooth"], MATERIALS["sky"], ys, xs)  # the sky does not move with the pan
     out = np.empty((frames, height, width, 3), np.uint8)
@@ -112,9 +114,11 @@ def render_scene(rng: np.random.RandomState, frames: int, height: int, width: in
             cy, cx = _reflect(cy, height), _reflect(cx, width)
             dy, dx = ys - cy, xs - cx
             r = obj["r"]
-            mask = dy ** 2 + dx ** 2 < r ** 2 if obj["shape"] == "disc" else (abs(dy) < r) & (abs(dx) < r * 1.3)
+            mask = dy**2 + dx**2 < r**2 if obj["shape"] == "disc" else (abs(dy) < r) & (abs(dx) < r * 1.3)
             # texture is fixed to the object, so it moves with it
-            color = _paint(tex[obj["material"].texture], obj["material"], (dy + 1000).astype(int), (dx + 1000).astype(int))
+            color = _paint(
+                tex[obj["material"].texture], obj["material"], (dy + 1000).astype(int), (dx + 1000).astype(int)
+            )
             img = np.where(mask[..., None], color, img)
         out[t] = np.clip(img, 0, 255).astype(np.uint8)
     return out
@@ -148,8 +152,16 @@ def encode_h264(path: str | Path, frames: np.ndarray, fps: int, crf: int = 16) -
     os.replace(tmp, path)
 
 
-def make_demo_videos(out: str | Path, videos: int = 8, seconds: float = 4.0, size: int = 96,
-                     fps: int = 12, seed: int = 0, *, overwrite: bool = False) -> list[Path]:
+def make_demo_videos(
+    out: str | Path,
+    videos: int = 8,
+    seconds: float = 4.0,
+    size: int = 96,
+    fps: int = 12,
+    seed: int = 0,
+    *,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write ``videos`` color scenes ``scene_NNN.mp4`` and one ``bw_000.mp4`` into the folder
     ``out``; returns their paths. ``out`` must be new or empty (`data_shards.outdir.check_folder`,
     checked before anything is rendered); with ``overwrite`` a folder of earlier demo videos
@@ -185,8 +197,9 @@ def make_demo_videos(out: str | Path, videos: int = 8, seconds: float = 4.0, siz
 
 
 def main(args: argparse.Namespace) -> int:
-    paths = make_demo_videos(args.out, args.videos, args.seconds, args.size, args.fps, args.seed,
-                             overwrite=args.overwrite)
+    paths = make_demo_videos(
+        args.out, args.videos, args.seconds, args.size, args.fps, args.seed, overwrite=args.overwrite
+    )
     n_frames = max(1, int(round(args.seconds * args.fps)))
     print(f"{'video':<16} {'frames':>6} {'fps':>4}  kind")
     for p in paths:

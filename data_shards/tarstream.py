@@ -16,7 +16,8 @@ an error (``unexpected end of data``).
 from __future__ import annotations
 
 import struct
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 from webdataset.tariterators import group_by_keys, url_opener
 
@@ -56,7 +57,7 @@ def _pax_records(data: bytes) -> dict[str, str]:
     while pos < len(data):
         space = data.index(b" ", pos)
         length = int(data[pos:space])
-        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         records[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
         pos += length
     return records
@@ -106,6 +107,7 @@ def tar_members(f: BinaryIO) -> Iterator[tuple[str, bytes]]:
 def tar_samples(urls: Iterable[str], handler: Callable[[BaseException], bool]) -> Iterator[dict[str, Any]]:
     """WebDataset samples (``__key__``, ``__url__``, one entry per member suffix) of the shards at
     ``urls``, as `webdataset.tarfile_to_samples` gives them; errors go to ``handler`` (True: go on)."""
+
     def files() -> Iterator[dict[str, Any]]:
         for source in url_opener(({"url": u} for u in urls), handler=handler):
             try:
@@ -118,4 +120,5 @@ def tar_samples(urls: Iterable[str], handler: Callable[[BaseException], bool]) -
             finally:
                 source["stream"].close()
             yield {}  # end of shard: samples of two shards never merge
+
     return group_by_keys(files(), handler=handler)

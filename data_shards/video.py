@@ -16,10 +16,10 @@ FFmpeg would open as a one-frame "video" (a PNG or JPEG renamed ``.mp4``) is ref
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -54,7 +54,9 @@ def open_video(path: Path):
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as exc:
-        reason = "empty file (0 bytes)" if path.is_file() and path.stat().st_size == 0 else f"not a readable video ({exc})"
+        reason = (
+            "empty file (0 bytes)" if path.is_file() and path.stat().st_size == 0 else f"not a readable video ({exc})"
+        )
         raise VidcolorError(f"{path}: {reason}") from None
     if not container.streams.video:
         container.close()
@@ -62,8 +64,9 @@ def open_video(path: Path):
     still = still_image_format(container)
     if still:
         container.close()
-        raise VidcolorError(f"{path}: is a still image ({still}), not a video; put numbered images in a "
-                            "folder to use them as frames")
+        raise VidcolorError(
+            f"{path}: is a still image ({still}), not a video; put numbered images in a folder to use them as frames"
+        )
     return container
 
 
@@ -111,10 +114,20 @@ def probe(path: str | Path) -> VideoInfo:
         for p in files[1:]:
             size = _image_size(p)
             if size != (width, height):
-                raise VidcolorError(f"{p}: frame size {size[0]}x{size[1]} differs from the folder's "
-                                    f"first frame {files[0].name} ({width}x{height})")
-        return VideoInfo(len(files), FOLDER_FPS, width, height, False,
-                         rate=Fraction(FOLDER_FPS).limit_denominator(1001), path=path, is_folder=True)
+                raise VidcolorError(
+                    f"{p}: frame size {size[0]}x{size[1]} differs from the folder's "
+                    f"first frame {files[0].name} ({width}x{height})"
+                )
+        return VideoInfo(
+            len(files),
+            FOLDER_FPS,
+            width,
+            height,
+            False,
+            rate=Fraction(FOLDER_FPS).limit_denominator(1001),
+            path=path,
+            is_folder=True,
+        )
     container = open_video(path)
     try:
         stream = container.streams.video[0]
@@ -159,7 +172,7 @@ def scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
 def center_crop(frame: np.ndarray, size: int) -> np.ndarray:
     h, w = frame.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(frame[top:top + size, left:left + size])
+    return np.ascontiguousarray(frame[top : top + size, left : left + size])
 
 
 def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
@@ -200,8 +213,9 @@ def _read_image(p: Path, tolerant: bool) -> np.ndarray | None:
         return None
 
 
-def _folder_frames(info: VideoInfo, size: int | None, keep: Callable[[int], bool],
-                   tolerant: bool) -> Iterator[tuple[int, np.ndarray | None]]:
+def _folder_frames(
+    info: VideoInfo, size: int | None, keep: Callable[[int], bool], tolerant: bool
+) -> Iterator[tuple[int, np.ndarray | None]]:
     for i, p in enumerate(frame_files(info.path)):
         if not keep(i):
             continue
@@ -210,8 +224,10 @@ def _folder_frames(info: VideoInfo, size: int | None, keep: Callable[[int], bool
             yield i, None
             continue
         if frame.shape[:2] != (info.height, info.width):
-            raise VidcolorError(f"{p}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
-                                f"folder's first frame ({info.width}x{info.height})")
+            raise VidcolorError(
+                f"{p}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
+                f"folder's first frame ({info.width}x{info.height})"
+            )
         yield i, resize_center_crop(frame, size) if size else frame
 
 
@@ -227,8 +243,9 @@ def _packet_frames(container, path: Path, tolerant: bool) -> Iterator[av.VideoFr
         except StopIteration:
             return
         except av.FFmpegError as exc:
-            raise VidcolorError(f"{path}: corrupt or truncated video, reading stopped after frame {count} "
-                                f"({exc})") from None
+            raise VidcolorError(
+                f"{path}: corrupt or truncated video, reading stopped after frame {count} ({exc})"
+            ) from None
         try:
             frames = packet.decode()
         except av.FFmpegError as exc:
@@ -236,8 +253,9 @@ def _packet_frames(container, path: Path, tolerant: bool) -> Iterator[av.VideoFr
                 log.warning("%s: decoder flush failed (%s)", path, exc)
                 return
             if not tolerant:
-                raise VidcolorError(f"{path}: corrupt or truncated video, frame {count} failed to decode "
-                                    f"({exc})") from None
+                raise VidcolorError(
+                    f"{path}: corrupt or truncated video, frame {count} failed to decode ({exc})"
+                ) from None
             log.warning("%s: frame %d failed to decode (%s)", path, count, exc)
             count += 1
             yield None
@@ -259,8 +277,10 @@ def _to_rgb(vframe: av.VideoFrame, info: VideoInfo, size: int | None, index: int
         return center_crop(upright(small.to_ndarray(), info.rotation), size)
     frame = upright(vframe.to_ndarray(format="rgb24"), info.rotation)
     if frame.shape[:2] != (info.height, info.width):
-        raise VidcolorError(f"{info.path}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the stream is "
-                            f"{info.width}x{info.height} (size changes are not supported)")
+        raise VidcolorError(
+            f"{info.path}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the stream is "
+            f"{info.width}x{info.height} (size changes are not supported)"
+        )
     return frame
 
 
@@ -271,14 +291,21 @@ def _check_complete(info: VideoInfo, decoded: int) -> None:
     if missing <= 0:
         return
     if info.frames_exact and missing > max(2, info.frames // 50):
-        raise VidcolorError(f"{info.path}: truncated or damaged, decoded {decoded} of the {info.frames} "
-                            "frames the file declares")
-    log.warning("%s: decoded %d of the %d frames the file %s", info.path, decoded, info.frames,
-                "declares" if info.frames_exact else "is estimated to hold")
+        raise VidcolorError(
+            f"{info.path}: truncated or damaged, decoded {decoded} of the {info.frames} frames the file declares"
+        )
+    log.warning(
+        "%s: decoded %d of the %d frames the file %s",
+        info.path,
+        decoded,
+        info.frames,
+        "declares" if info.frames_exact else "is estimated to hold",
+    )
 
 
-def _file_frames(info: VideoInfo, size: int | None, keep: Callable[[int], bool],
-                 tolerant: bool) -> Iterator[tuple[int, np.ndarray | None]]:
+def _file_frames(
+    info: VideoInfo, size: int | None, keep: Callable[[int], bool], tolerant: bool
+) -> Iterator[tuple[int, np.ndarray | None]]:
     container = open_video(info.path)
     with container:
         if not tolerant:
@@ -292,8 +319,9 @@ def _file_frames(info: VideoInfo, size: int | None, keep: Callable[[int], bool],
     _check_complete(info, decoded)
 
 
-def decode_frames(info: VideoInfo, size: int | None = None, keep: Callable[[int], bool] | None = None,
-                  tolerant: bool = False) -> Iterator[tuple[int, np.ndarray | None]]:
+def decode_frames(
+    info: VideoInfo, size: int | None = None, keep: Callable[[int], bool] | None = None, tolerant: bool = False
+) -> Iterator[tuple[int, np.ndarray | None]]:
     """The one decoding path: ``(source_index, frame uint8 (H, W, 3) upright)`` of a probed source.
 
     ``size``: resized (short side) and center-cropped to ``size x size``; ``keep(index)`` picks the
@@ -318,4 +346,3 @@ def iter_frames_tolerant(info: VideoInfo) -> Iterator[np.ndarray | None]:
     """A probed source's frames at full size in order; ``None`` for a frame that fails to decode."""
     for _, frame in decode_frames(info, tolerant=True):
         yield frame
-

@@ -35,7 +35,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ MAX_CLIP_LEN = 999  # member names are three digits
 
 
 # ----------------------------------------------------------------------------- options
+
 
 def make_video_ids(paths: list[Path]) -> list[str]:
     """Readable, unique ids without dots (WebDataset cuts keys at the first dot)."""
@@ -113,6 +114,7 @@ class ShardOptions:
 
 # ----------------------------------------------------------------------------- split shards
 
+
 def _tar_bytes(key: str, sample: dict[str, Any]) -> int:
     """Bytes the members of one sample take in a tar: a 512-byte header each, data padded to 512
     (plus a long-name header pair for member names over 100 characters)."""
@@ -136,8 +138,14 @@ class _SplitShards:
     An integer mtime keeps tarfile from adding a PAX header (1 KB) to every member."""
 
     def __init__(self, build: Path, split: str, shard_bytes: int, mtime: int):
-        self.writer = wds.ShardWriter(str(build / f"{split}-%06d.tar"), maxcount=10 ** 12, maxsize=float("inf"),
-                                      verbose=0, encoder=False, mtime=mtime)
+        self.writer = wds.ShardWriter(
+            str(build / f"{split}-%06d.tar"),
+            maxcount=10**12,
+            maxsize=float("inf"),
+            verbose=0,
+            encoder=False,
+            mtime=mtime,
+        )
         self.shard_bytes = shard_bytes
         self.used = 0
         self.names: list[str] = []  # shard files in order
@@ -159,8 +167,9 @@ class _SplitShards:
         self.writer.close()
 
 
-def _pack_split(split: str, members: list[dict[str, Any]], build: Path, opts: ShardOptions,
-                shard_stats: dict[str, dict[str, int]]) -> tuple[list[str], list[dict[str, Any]]]:
+def _pack_split(
+    split: str, members: list[dict[str, Any]], build: Path, opts: ShardOptions, shard_stats: dict[str, dict[str, int]]
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Copy the staged clips of one split's sources into its shards (no re-encoding); counts each
     shard's clips and frames into ``shard_stats``. Returns (shard names, manifest video entries)."""
     shards = _SplitShards(build, split, opts.shard_bytes, mtime=int(time.time()))
@@ -169,18 +178,37 @@ def _pack_split(split: str, members: list[dict[str, Any]], build: Path, opts: Sh
         for r in members:
             r_shards: list[str] = []
             for (key, frames), clip in zip(read_staging(build / "staging" / f"{r['index']:06d}.tar"), r["clips"]):
-                meta = {"video_id": r["id"], "split": split, "fps": r["fps"], "frame_indices": clip["frame_indices"],
-                        "source": r["source"], "clip": int(key.rsplit("_clip", 1)[1]), "start": clip["start"]}
+                meta = {
+                    "video_id": r["id"],
+                    "split": split,
+                    "fps": r["fps"],
+                    "frame_indices": clip["frame_indices"],
+                    "source": r["source"],
+                    "clip": int(key.rsplit("_clip", 1)[1]),
+                    "start": clip["start"],
+                }
                 name = shards.write({"__key__": key, **frames, "json": json.dumps(meta).encode()})
                 stat = shard_stats.setdefault(name, {"clips": 0, "frames": 0})
                 stat["clips"] += 1
                 stat["frames"] += opts.clip_len
                 if name not in r_shards:
                     r_shards.append(name)
-            videos.append({"id": r["id"], "source": r["source"], "split": split, "frames": r["frames"],
-                           "clips": len(r["clips"]), "fps": r["fps"], "width": r["width"], "height": r["height"],
-                           "grayscale": r["grayscale"], "tone": r["tone"], "has_audio": r["has_audio"],
-                           "shards": r_shards})
+            videos.append(
+                {
+                    "id": r["id"],
+                    "source": r["source"],
+                    "split": split,
+                    "frames": r["frames"],
+                    "clips": len(r["clips"]),
+                    "fps": r["fps"],
+                    "width": r["width"],
+                    "height": r["height"],
+                    "grayscale": r["grayscale"],
+                    "tone": r["tone"],
+                    "has_audio": r["has_audio"],
+                    "shards": r_shards,
+                }
+            )
     finally:
         shards.close()
     return shards.names, videos
@@ -188,10 +216,20 @@ def _pack_split(split: str, members: list[dict[str, Any]], build: Path, opts: Sh
 
 # ----------------------------------------------------------------------------- the whole run
 
+
 def shard_command(args: argparse.Namespace) -> str:
     """The `vidcolor shard` command line the manifest records."""
-    parts = ["vidcolor", "shard", *map(str, args.sources), "--out", str(args.out), "--size", str(args.size),
-             "--clip-len", str(args.clip_len)]
+    parts = [
+        "vidcolor",
+        "shard",
+        *map(str, args.sources),
+        "--out",
+        str(args.out),
+        "--size",
+        str(args.size),
+        "--clip-len",
+        str(args.clip_len),
+    ]
     if args.split_file:
         parts += ["--split-file", str(args.split_file)]
     if args.split is not None or not args.split_file:
@@ -206,16 +244,19 @@ def shard_command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def write_shard_set(sources: list[str | Path], out: str | Path, *, overwrite: bool = False,
-                    show_progress: bool = True, **options: Any) -> dict[str, Any]:
+def write_shard_set(
+    sources: list[str | Path], out: str | Path, *, overwrite: bool = False, show_progress: bool = True, **options: Any
+) -> dict[str, Any]:
     """Shard ``sources`` into ``out``; ``options`` are `ShardOptions` fields (size, clip_len, fps,
     split, split_file, seed, shard_size, lossless, jobs, command). Returns the manifest; raises
     VidcolorError when nothing is usable, and for a bad split file before anything is written."""
     opts = ShardOptions(**options)
     split_file = read_split_file(opts.split_file) if opts.split_file else None
     if "://" in str(out):
-        raise VidcolorError(f"--out {out}: vidcolor shard writes a local folder; shard into one, then upload it "
-                            f"(e.g. `aws s3 sync FOLDER {out}`): readers and studies take the s3:// set")
+        raise VidcolorError(
+            f"--out {out}: vidcolor shard writes a local folder; shard into one, then upload it "
+            f"(e.g. `aws s3 sync FOLDER {out}`): readers and studies take the s3:// set"
+        )
     out = outlock.check_out(out, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -264,8 +305,9 @@ def _decode_sources(tasks: list[dict[str, Any]], jobs: int, show_progress: bool)
                 results.append(process_source(task, progress=bar.update))
                 bar.set_postfix_str(f"{len(results)}/{len(tasks)} sources")
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("fork"),
-                                     initializer=worker_init) as pool:
+            with ProcessPoolExecutor(
+                max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("fork"), initializer=worker_init
+            ) as pool:
                 futures = [pool.submit(process_source, task) for task in tasks]
                 for fut in as_completed(futures):
                     res = fut.result()
@@ -286,22 +328,41 @@ def _assign(results: list[dict[str, Any]], skipped: list[dict[str, str]], plan: 
     if not usable:
         lines = "\n  ".join(s["reason"] for s in skipped) or "no sources given"
         raise VidcolorError(f"nothing usable to shard; every source was skipped:\n  {lines}")
-    split_of = plan.assign({r["id"]: r["source"] for r in usable if not r["grayscale"]},
-                           {r["id"]: r["source"] for r in usable if r["grayscale"]})
+    split_of = plan.assign(
+        {r["id"]: r["source"] for r in usable if not r["grayscale"]},
+        {r["id"]: r["source"] for r in usable if r["grayscale"]},
+    )
     for r in usable:
         r["split"] = mf.LEGACY if r["grayscale"] else split_of[r["id"]]
     return usable
 
 
-def _build(sources: list[tuple[Path, str]], skipped: list[dict[str, str]], out: Path, build: Path,
-           opts: ShardOptions, plan: SplitPlan, show_progress: bool) -> dict[str, Any]:
+def _build(
+    sources: list[tuple[Path, str]],
+    skipped: list[dict[str, str]],
+    out: Path,
+    build: Path,
+    opts: ShardOptions,
+    plan: SplitPlan,
+    show_progress: bool,
+) -> dict[str, Any]:
     """Decode the (path, video id) ``sources``, assign splits by ``plan``, pack the shards and the
     statistics in ``build``, then install in ``out``."""
     staging = build / "staging"
     staging.mkdir()
-    tasks = [{"index": i, "id": vid, "path": str(p), "size": opts.size, "clip_len": opts.clip_len,
-              "fps": opts.fps, "lossless": opts.lossless, "staging": str(staging / f"{i:06d}.tar")}
-             for i, (p, vid) in enumerate(sources)]
+    tasks = [
+        {
+            "index": i,
+            "id": vid,
+            "path": str(p),
+            "size": opts.size,
+            "clip_len": opts.clip_len,
+            "fps": opts.fps,
+            "lossless": opts.lossless,
+            "staging": str(staging / f"{i:06d}.tar"),
+        }
+        for i, (p, vid) in enumerate(sources)
+    ]
     t0 = time.perf_counter()
     results = _decode_sources(tasks, opts.jobs, show_progress)
     decode_s = time.perf_counter() - t0
@@ -317,8 +378,12 @@ def _build(sources: list[tuple[Path, str]], skipped: list[dict[str, str]], out: 
             continue
         names, entries = _pack_split(split, members, build, opts, shard_stats)
         videos += entries
-        splits[split] = {"shards": names, "clips": sum(len(r["clips"]) for r in members),
-                         "frames": sum(r["frames"] for r in members), "videos": len(members)}
+        splits[split] = {
+            "shards": names,
+            "clips": sum(len(r["clips"]) for r in members),
+            "frames": sum(r["frames"] for r in members),
+            "videos": len(members),
+        }
         if split == "train":
             train_hist += sum(r["hist"] for r in members)
     shutil.rmtree(staging)
@@ -326,14 +391,25 @@ def _build(sources: list[tuple[Path, str]], skipped: list[dict[str, str]], out: 
         stat["bytes"], stat["sha256"] = mf.file_digest(build / name)
     if "train" not in splits:
         asked = plan.split_file is not None or (plan.percents or {}).get("train") == 0
-        log.log(logging.INFO if asked else logging.WARNING, "no color video in the train split: ab_hist.npy is "
-                "empty and the set is for evaluation only (it cannot train a model)")
+        log.log(
+            logging.INFO if asked else logging.WARNING,
+            "no color video in the train split: ab_hist.npy is "
+            "empty and the set is for evaluation only (it cannot train a model)",
+        )
     manifest = {
-        "format": mf.FORMAT, "size": opts.size, "clip_len": opts.clip_len, "fps": opts.fps,
-        "lossless": opts.lossless, "videos": videos, "splits": splits, "shard_stats": shard_stats,
-        "skipped": skipped, "split_file": plan.record([r["id"] for r in usable if not r["grayscale"]]),
-        "command": opts.command or "", "versions": mf.versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "format": mf.FORMAT,
+        "size": opts.size,
+        "clip_len": opts.clip_len,
+        "fps": opts.fps,
+        "lossless": opts.lossless,
+        "videos": videos,
+        "splits": splits,
+        "shard_stats": shard_stats,
+        "skipped": skipped,
+        "split_file": plan.record([r["id"] for r in usable if not r["grayscale"]]),
+        "command": opts.command or "",
+        "versions": mf.versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "decode_seconds": round(decode_s, 3),
     }
     stats.save_histogram(build / stats.AB_HIST_FILE, train_hist)
@@ -344,8 +420,10 @@ def _build(sources: list[tuple[Path, str]], skipped: list[dict[str, str]], out: 
 
 def print_summary(manifest: dict[str, Any], out: str | Path) -> None:
     """The table people read after `vidcolor shard`."""
-    print(f"shard set {out}: {manifest['size']} px, clip_len {manifest['clip_len']}, "
-          f"{'PNG' if manifest['lossless'] else 'JPEG q95'}")
+    print(
+        f"shard set {out}: {manifest['size']} px, clip_len {manifest['clip_len']}, "
+        f"{'PNG' if manifest['lossless'] else 'JPEG q95'}"
+    )
     print(f"{'split':<8} {'videos':>6} {'clips':>6} {'frames':>8} {'shards':>6}")
     for name, s in manifest["splits"].items():
         print(f"{name:<8} {s['videos']:>6} {s['clips']:>6} {s['frames']:>8} {len(s['shards']):>6}")
@@ -365,9 +443,20 @@ def print_summary(manifest: dict[str, Any], out: str | Path) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Handler of `vidcolor shard`."""
-    manifest = write_shard_set(args.sources, args.out, size=args.size, clip_len=args.clip_len, fps=args.fps,
-                               split=args.split, split_file=args.split_file, seed=args.seed, shard_size=args.shard_size,
-                               lossless=args.lossless, jobs=args.jobs, overwrite=args.overwrite,
-                               command=shard_command(args))
+    manifest = write_shard_set(
+        args.sources,
+        args.out,
+        size=args.size,
+        clip_len=args.clip_len,
+        fps=args.fps,
+        split=args.split,
+        split_file=args.split_file,
+        seed=args.seed,
+        shard_size=args.shard_size,
+        lossless=args.lossless,
+        jobs=args.jobs,
+        overwrite=args.overwrite,
+        command=shard_command(args),
+    )
     print_summary(manifest, args.out)
     return 0

@@ -1,15 +1,16 @@
 """Checkpoints: a folder with `model.safetensors` (weights) and `config.json` (everything else).
 
 config.json holds the format tag, kind (single | ensemble), the ExperimentConfig (and the members'
-for an ensemble), the frame size the model was trained at (the working size inference uses), the bin grid with its centers and their digest, the ab prior the weights were
-trained with (values and digest, or null), the sha256 of model.safetensors (`weights_sha256`,
-checked on loading: a damaged or edited weights file is an error; checkpoints older than the field
-load unchecked), library versions and the caller's `extra`. Weights are
-read with safetensors and JSON only: loading never unpickles. An ensemble stores all members in
-one safetensors file under `members.{i}.` keys.
+for an ensemble), the frame size the model was trained at (the working size inference uses), the
+bin grid with its centers and their digest, the ab prior the weights were trained with (values and
+digest, or null), the sha256 of model.safetensors (`weights_sha256`, checked on loading: a damaged
+or edited weights file is an error; checkpoints older than the field load unchecked), library
+versions and the caller's `extra`. Weights are read with safetensors and JSON only: loading never
+unpickles. An ensemble stores all members in one safetensors file under `members.{i}.` keys.
 
-`load_ensemble` assembles exp3 from trained member folders. `load_pretrained_trunk` is the transfer-learning start of exp4/exp5: it copies the grid-free
-trunk of a trained colorizer into a new model and keeps the new model's head when the bins differ.
+`load_ensemble` assembles exp3 from trained member folders. `load_pretrained_trunk` is the
+transfer-learning start of exp4/exp5: it copies the grid-free trunk of a trained colorizer into a
+new model and keeps the new model's head when the bins differ.
 """
 
 from __future__ import annotations
@@ -89,9 +90,16 @@ def versions() -> dict[str, str]:
     return out
 
 
-def save_checkpoint(directory: str | os.PathLike, model: nn.Module, config: ExperimentConfig, gamut: ABGamut,
-                    prior: torch.Tensor | np.ndarray | None = None, extra: dict[str, Any] | None = None, *,
-                    frame_size: int | None = None) -> Path:
+def save_checkpoint(
+    directory: str | os.PathLike,
+    model: nn.Module,
+    config: ExperimentConfig,
+    gamut: ABGamut,
+    prior: torch.Tensor | np.ndarray | None = None,
+    extra: dict[str, Any] | None = None,
+    *,
+    frame_size: int | None = None,
+) -> Path:
     """Write model.safetensors and config.json into `directory` (created; files replaced atomically).
 
     `frame_size` is the square size of the training frames (the shard set's `size`): inference
@@ -117,7 +125,7 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, config: Expe
         "prior": None if prior is None else [float(v) for v in torch.as_tensor(prior).flatten().tolist()],
         "prior_digest": prior_digest(prior),
         "versions": versions(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "extra": extra or {},
     }
     if meta["prior"] is not None and len(meta["prior"]) != gamut.num_bins:
@@ -185,8 +193,10 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
         members = meta.get("members")
         if not isinstance(members, list) or len(members) < 2:
             raise VidcolorError(f"{path}: an ensemble checkpoint needs a 'members' list of two or more configs")
-        models = [VideoColorizer(ExperimentConfig.from_dict(m, str(path), ("members", i)), gamut.num_bins)
-                  for i, m in enumerate(members)]
+        models = [
+            VideoColorizer(ExperimentConfig.from_dict(m, str(path), ("members", i)), gamut.num_bins)
+            for i, m in enumerate(members)
+        ]
         for m in models:
             m.set_gamut(gamut)
         model = Ensemble(models, config)
@@ -205,13 +215,15 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
     else:
         model.ab_centers.copy_(gamut.centers)
     model.to(device).eval()
-    log.info("loaded %s checkpoint %s (%s, size %s, %d bins)", meta["kind"], d, config.name, config.size,
-             gamut.num_bins)
+    log.info(
+        "loaded %s checkpoint %s (%s, size %s, %d bins)", meta["kind"], d, config.name, config.size, gamut.num_bins
+    )
     return LoadedCheckpoint(model, config, gamut, meta)
 
 
-def load_ensemble(directories: list[str | os.PathLike], device: str | torch.device = "cpu",
-                  config: ExperimentConfig | None = None) -> LoadedCheckpoint:
+def load_ensemble(
+    directories: list[str | os.PathLike], device: str | torch.device = "cpu", config: ExperimentConfig | None = None
+) -> LoadedCheckpoint:
     """exp3: the ensemble of trained single-model checkpoints (e.g. the exp1 and exp2 runs' best/).
 
     Each member is read once. The members must share the bin grid (Ensemble checks); the
@@ -224,15 +236,22 @@ def load_ensemble(directories: list[str | os.PathLike], device: str | torch.devi
             raise VidcolorError(f"{d}: an ensemble member must be a single-model checkpoint")
     sizes = {m.frame_size for m in loaded if m.frame_size is not None}
     if len(sizes) > 1:
-        raise VidcolorError(f"ensemble: members were trained at different frame sizes {sorted(sizes)} "
-                            f"({', '.join(map(str, directories))})")
+        raise VidcolorError(
+            f"ensemble: members were trained at different frame sizes {sorted(sizes)} "
+            f"({', '.join(map(str, directories))})"
+        )
     first = loaded[0]
     if config is None:
-        config = get_preset("exp3").replace(grid=first.config.grid, size=first.config.size,
-                                            ensemble=tuple(str(d) for d in directories))
+        config = get_preset("exp3").replace(
+            grid=first.config.grid, size=first.config.size, ensemble=tuple(str(d) for d in directories)
+        )
     ensemble = Ensemble([m.model for m in loaded], config).to(device).eval()
-    meta = {"kind": "ensemble", "frame_size": sizes.pop() if sizes else None, "prior": first.meta.get("prior"),
-            "extra": {"members": [str(d) for d in directories]}}
+    meta = {
+        "kind": "ensemble",
+        "frame_size": sizes.pop() if sizes else None,
+        "prior": first.meta.get("prior"),
+        "extra": {"members": [str(d) for d in directories]},
+    }
     return LoadedCheckpoint(ensemble, config, first.gamut, meta)
 
 
@@ -259,8 +278,9 @@ def _check_state(model: nn.Module, state: dict[str, torch.Tensor], where: Path) 
             parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, "
-                         f"config {expected[k]})")
+            parts.append(
+                f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, config {expected[k]})"
+            )
         raise VidcolorError(f"{where}: weights do not match config.json: " + "; ".join(parts))
 
 
@@ -290,12 +310,20 @@ def load_pretrained_trunk(model: nn.Module, directory: str | os.PathLike) -> dic
     if same_bins:
         copied.update({k: v for k, v in src_state.items() if k.startswith("colorizer.head.")})
     else:
-        log.info("pretrained %s: bins differ (grid %d, %d bins -> grid %d, %d bins): keeping the trunk, "
-                 "starting a new head", directory, loaded.gamut.grid, src.num_bins, target.config.grid,
-                 target.num_bins)
+        log.info(
+            "pretrained %s: bins differ (grid %d, %d bins -> grid %d, %d bins): keeping the trunk, starting a new head",
+            directory,
+            loaded.gamut.grid,
+            src.num_bins,
+            target.config.grid,
+            target.num_bins,
+        )
     # the ConvLSTM cell is grid-free; its output conv is copied only with the same bins
-    temporal_keys = {k: v for k, v in src_state.items() if k.startswith("temporal.")
-                     and (same_bins or not k.startswith("temporal.out."))}
+    temporal_keys = {
+        k: v
+        for k, v in src_state.items()
+        if k.startswith("temporal.") and (same_bins or not k.startswith("temporal.out."))
+    }
     same_temporal = bool(temporal_keys) and all(k in own and own[k].shape == v.shape for k, v in temporal_keys.items())
     if same_temporal:
         copied.update(temporal_keys)
@@ -304,6 +332,7 @@ def load_pretrained_trunk(model: nn.Module, directory: str | os.PathLike) -> dic
     with torch.no_grad():
         for k, v in copied.items():
             own[k].copy_(v.to(own[k].device))
-    log.info("pretrained %s: copied %d tensors (head: %s, temporal: %s)", directory, len(copied), same_bins,
-             same_temporal)
+    log.info(
+        "pretrained %s: copied %d tensors (head: %s, temporal: %s)", directory, len(copied), same_bins, same_temporal
+    )
     return {"trunk": len(trunk), "head": same_bins, "temporal": same_temporal, "source": str(directory)}

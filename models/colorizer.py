@@ -36,8 +36,10 @@ class ConvBlock(nn.Sequential):
         mods: list[nn.Module] = []
         for i in range(layers):
             s = stride if i == layers - 1 else 1
-            mods += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, stride=s, padding=dilation, dilation=dilation),
-                     nn.ReLU(inplace=True)]
+            mods += [
+                nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, stride=s, padding=dilation, dilation=dilation),
+                nn.ReLU(inplace=True),
+            ]
         mods.append(nn.BatchNorm2d(c_out))
         super().__init__(*mods)
 
@@ -63,9 +65,12 @@ class Colorizer(nn.Module):
         self.feature_channels = scaled(PAPER_UP_CHANNELS, width)
         c = self.feature_channels
         self.up = nn.Sequential(
-            nn.ConvTranspose2d(c_in, c, 4, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(c_in, c, 4, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Conv2d(c, self.num_bins, 1)
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 import types
 import typing
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -69,7 +70,7 @@ class FieldError(Problem, VidcolorError):
     def __reduce__(self):
         return type(self), (self.path, self.why, self.where)
 
-    def within(self, where: str | None = None, prefix: tuple[str | int, ...] = ()) -> "FieldError":
+    def within(self, where: str | None = None, prefix: tuple[str | int, ...] = ()) -> FieldError:
         """The same error seen from outside: ``where`` before its source, ``prefix`` before its path."""
         source = ": ".join(w for w in (where, self.where) if w) or None
         return FieldError(tuple(prefix) + self.path, self.why, source)
@@ -77,11 +78,22 @@ class FieldError(Problem, VidcolorError):
 
 # ---- pydantic errors as (path, what is allowed, value) ------------------------------------------
 
-_KIND_WORDS = {"int_type": "an integer", "float_type": "a number", "string_type": "a string",
-               "bool_type": "true or false", "dict_type": "a table", "model_type": "a table",
-               "tuple_type": "a list", "list_type": "a list"}
-_SIGNS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="), "less_than": ("lt", "<"),
-          "less_than_equal": ("le", "<=")}
+_KIND_WORDS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "tuple_type": "a list",
+    "list_type": "a list",
+}
+_SIGNS = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
 
 
 def _field_info(model: Any, loc: tuple[Any, ...]) -> Any:
@@ -98,8 +110,12 @@ def _field_info(model: Any, loc: tuple[Any, ...]) -> Any:
 
 def _allowed_range(info: Any) -> str | None:
     """``in [0, 1)`` from a field's bounds when it has both a lower and an upper one, else None."""
-    bounds = {key: getattr(m, key) for m in getattr(info, "metadata", ()) for key in ("ge", "gt", "le", "lt")
-              if getattr(m, key, None) is not None}
+    bounds = {
+        key: getattr(m, key)
+        for m in getattr(info, "metadata", ())
+        for key in ("ge", "gt", "le", "lt")
+        if getattr(m, key, None) is not None
+    }
     low = ("[", bounds["ge"]) if "ge" in bounds else ("(", bounds["gt"]) if "gt" in bounds else None
     high = ("]", bounds["le"]) if "le" in bounds else (")", bounds["lt"]) if "lt" in bounds else None
     if low is None or high is None:
@@ -144,8 +160,12 @@ def first_problem(exc: ValidationError, model: type[BaseModel] | None = None) ->
     return Problem(path, _message(error, _field_info(model, path)))
 
 
-def config_error(exc: ValidationError, where: str | None = None, model: type[BaseModel] | None = None,
-                 prefix: tuple[str | int, ...] = ()) -> FieldError:
+def config_error(
+    exc: ValidationError,
+    where: str | None = None,
+    model: type[BaseModel] | None = None,
+    prefix: tuple[str | int, ...] = (),
+) -> FieldError:
     """The one error of every config: pydantic's ``ValidationError`` as a :class:`FieldError` that
     names ``where`` (a file, ``--set``), the field's dotted path below ``prefix``, what is
     allowed and the value given."""
@@ -154,6 +174,7 @@ def config_error(exc: ValidationError, where: str | None = None, model: type[Bas
 
 
 # ---- the models ---------------------------------------------------------------------------------
+
 
 class StrictModel(BaseModel):
     """Frozen, strict types, unknown keys refused naming the allowed ones, fields documented by
@@ -212,8 +233,12 @@ class Config(StrictModel):
         """A copy with settings applied: typed values as they are, text (``--set``) parsed by the
         field's type (:func:`parse_text`)."""
         fields = type(self).model_fields
-        return self.replace(**{k: parse_text(type(self), k, v) if isinstance(v, str) and k in fields else v
-                               for k, v in settings.items()})
+        return self.replace(
+            **{
+                k: parse_text(type(self), k, v) if isinstance(v, str) and k in fields else v
+                for k, v in settings.items()
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (tuples become lists)."""
@@ -231,6 +256,7 @@ class Config(StrictModel):
 
 
 # ---- setting text ---------------------------------------------------------------------------------
+
 
 def _optional(hint: Any) -> Any | None:
     """X for ``X | None``, else None."""

@@ -19,8 +19,9 @@ import hashlib
 import logging
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -133,8 +134,15 @@ def write_checkpoint(release: Release, out: str | Path) -> Path:
     """Save ``release`` as a checkpoint folder ``out`` (at the release's 256 px frame size)."""
     from models.checkpoint import save_checkpoint
 
-    return save_checkpoint(out, release.model, release.model.config, release.gamut, prior=None,
-                           frame_size=ECCV16_FRAME_SIZE, extra=release.extra)
+    return save_checkpoint(
+        out,
+        release.model,
+        release.model.config,
+        release.gamut,
+        prior=None,
+        frame_size=ECCV16_FRAME_SIZE,
+        extra=release.extra,
+    )
 
 
 def import_eccv16(weights: str | Path, out: str | Path):

@@ -9,7 +9,8 @@ it like any single model. Loading members from checkpoint folders is
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,9 +37,13 @@ class Ensemble(Predictor, nn.Module):
         self.num_bins = q.pop()
         names = tuple(m.config.name for m in models)
         if config is None:
-            config = get_preset("exp3").replace(grid=models[0].config.grid, size=models[0].config.size,
-                                                ensemble=names if len(set(names)) == len(names) and "exp3" not in names
-                                                else tuple(f"member{i}" for i in range(len(models))))
+            config = get_preset("exp3").replace(
+                grid=models[0].config.grid,
+                size=models[0].config.size,
+                ensemble=names
+                if len(set(names)) == len(names) and "exp3" not in names
+                else tuple(f"member{i}" for i in range(len(models))),
+            )
         self.config = config
         self.register_buffer("ab_centers", ref.detach().clone(), persistent=False)
 

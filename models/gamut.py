@@ -49,7 +49,7 @@ def check_temperature(value: float, name: str = "--temperature") -> float:
     return float(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _srgb_ab_samples() -> np.ndarray:
     """ab of the RGB cube's six faces, float32 (2, 6 * 512 * 512). Computed once per process."""
     g = torch.linspace(0.0, 1.0, _FACE_SAMPLES)
@@ -66,7 +66,7 @@ def _srgb_ab_samples() -> np.ndarray:
     return lab[:, 1:].permute(1, 0, 2, 3).reshape(2, -1).numpy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gamut_centers(grid: int) -> np.ndarray:
     """In-gamut bin centers for a grid size, float32 (Q, 2) sorted by (a, b). Cached per grid."""
     ab = _srgb_ab_samples()
@@ -145,8 +145,11 @@ class ABGamut:
         """ab (N, 2, h, w) -> index of the nearest bin, int64 (N, h, w)."""
         n, _, h, w = ab.shape if ab.dim() == 4 else (0, 0, 0, 0)
         px = self._pixels(ab, "nearest_bin")
-        out = torch.cat([self._sq_dist(chunk).argmin(dim=1) for chunk in px.split(_CHUNK)]) if len(px) else \
-            torch.zeros(0, dtype=torch.long, device=ab.device)
+        out = (
+            torch.cat([self._sq_dist(chunk).argmin(dim=1) for chunk in px.split(_CHUNK)])
+            if len(px)
+            else torch.zeros(0, dtype=torch.long, device=ab.device)
+        )
         return out.view(n, h, w)
 
     def soft_encode(self, ab: torch.Tensor, k: int = DEFAULT_SOFT_K, sigma: float = DEFAULT_SOFT_SIGMA) -> torch.Tensor:
@@ -154,8 +157,9 @@ class ABGamut:
         width sigma (ab units), summing to 1 per pixel. k=1 gives the one-hot nearest bin."""
         return self.encode(ab, k, sigma)[0]
 
-    def encode(self, ab: torch.Tensor, k: int = DEFAULT_SOFT_K,
-               sigma: float = DEFAULT_SOFT_SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, ab: torch.Tensor, k: int = DEFAULT_SOFT_K, sigma: float = DEFAULT_SOFT_SIGMA
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(soft_encode(ab), nearest_bin(ab)) from one distance computation (the loss needs both)."""
         if not 1 <= int(k) <= self.num_bins:
             raise VidcolorError(f"soft_k: must be in [1, {self.num_bins}], got {k}")
@@ -166,12 +170,12 @@ class ABGamut:
         target = torch.zeros(px.shape[0], self.num_bins, device=ab.device)
         nearest = torch.zeros(px.shape[0], dtype=torch.long, device=ab.device)
         for start in range(0, px.shape[0], _CHUNK):
-            d2 = self._sq_dist(px[start:start + _CHUNK])
+            d2 = self._sq_dist(px[start : start + _CHUNK])
             d2_k, idx = d2.topk(int(k), dim=1, largest=False, sorted=True)  # (P, k), nearest first
             # subtract the nearest distance before exp so far-out-of-gamut pixels do not underflow
             wts = torch.exp(-(d2_k - d2_k[:, :1]) / (2.0 * sigma * sigma))
-            target[start:start + _CHUNK].scatter_(1, idx, wts / wts.sum(dim=1, keepdim=True))
-            nearest[start:start + _CHUNK] = idx[:, 0]
+            target[start : start + _CHUNK].scatter_(1, idx, wts / wts.sum(dim=1, keepdim=True))
+            nearest[start : start + _CHUNK] = idx[:, 0]
         return target.view(n, h, w, self.num_bins).permute(0, 3, 1, 2), nearest.view(n, h, w)
 
     # ---- bins -> ab -------------------------------------------------------------------------
@@ -186,7 +190,8 @@ class ABGamut:
         """
         if ab_logits.dim() != 4 or ab_logits.shape[1] != self.num_bins:
             raise VidcolorError(
-                f"decode: expected ab_logits of shape (N, {self.num_bins}, h, w), got {tuple(ab_logits.shape)}")
+                f"decode: expected ab_logits of shape (N, {self.num_bins}, h, w), got {tuple(ab_logits.shape)}"
+            )
         return annealed_mean(ab_logits, self.centers_on(ab_logits.device), temperature)
 
     # ---- class rebalancing ------------------------------------------------------------------
@@ -219,7 +224,7 @@ class ABGamut:
         if sigma > 0:
             radius = int(np.ceil(3 * sigma))
             x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-            g = torch.exp(-x ** 2 / (2 * sigma * sigma))
+            g = torch.exp(-(x**2) / (2 * sigma * sigma))
             g = g / g.sum()
             img = h.view(1, 1, AB_HIST_BINS, AB_HIST_BINS)
             img = F.conv2d(F.pad(img, (0, 0, radius, radius)), g.view(1, 1, -1, 1))  # along a
@@ -256,7 +261,9 @@ def rebalance_weights(prior: torch.Tensor | np.ndarray, gamma: float = DEFAULT_G
     """
     p = torch.as_tensor(prior, dtype=torch.float64)
     if p.dim() != 1 or p.numel() < 2 or not torch.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
-        raise VidcolorError(f"prior: expected a non-negative vector (Q,) with a positive sum, got shape {tuple(p.shape)}")
+        raise VidcolorError(
+            f"prior: expected a non-negative vector (Q,) with a positive sum, got shape {tuple(p.shape)}"
+        )
     if not 0.0 < gamma <= 1.0:
         raise VidcolorError(f"gamma: must be in (0, 1], got {gamma}")
     p = p / p.sum()

@@ -63,8 +63,15 @@ def loss_weights(rebalance: bool, gamut: ABGamut, prior: torch.Tensor | None, ga
     return gamut.rebalance_weights(prior, gamma)
 
 
-def colorization_loss(out, ab_gt: torch.Tensor, gamut: ABGamut, weights: torch.Tensor | None = None,
-                      lam: float = 1.0, soft_k: int = 5, soft_sigma: float = 5.0):
+def colorization_loss(
+    out,
+    ab_gt: torch.Tensor,
+    gamut: ABGamut,
+    weights: torch.Tensor | None = None,
+    lam: float = 1.0,
+    soft_k: int = 5,
+    soft_sigma: float = 5.0,
+):
     """L = lam L_cl + (1 - lam) L_seq for one batch; see the module docstring.
 
     out: ColorizerOutput (ab_logits (B, T, Q, h, w), seq_logits or None); ab_gt (B, T, 2, h, w)
@@ -72,10 +79,16 @@ def colorization_loss(out, ab_gt: torch.Tensor, gamut: ABGamut, weights: torch.T
     Returns (loss, {"l_cl": detached, "l_seq": detached, 0 without a temporal module}).
     """
     ab_logits = out.ab_logits
-    if ab_gt.dim() != 5 or ab_gt.shape[2] != 2 or ab_gt.shape[:2] != ab_logits.shape[:2] \
-            or ab_gt.shape[-2:] != ab_logits.shape[-2:]:
-        raise VidcolorError(f"ab_gt: expected shape {tuple(ab_logits.shape[:2]) + (2,) + tuple(ab_logits.shape[-2:])} "
-                            f"to match the logits {tuple(ab_logits.shape)}, got {tuple(ab_gt.shape)}")
+    if (
+        ab_gt.dim() != 5
+        or ab_gt.shape[2] != 2
+        or ab_gt.shape[:2] != ab_logits.shape[:2]
+        or ab_gt.shape[-2:] != ab_logits.shape[-2:]
+    ):
+        raise VidcolorError(
+            f"ab_gt: expected shape {tuple(ab_logits.shape[:2]) + (2,) + tuple(ab_logits.shape[-2:])} "
+            f"to match the logits {tuple(ab_logits.shape)}, got {tuple(ab_gt.shape)}"
+        )
     if ab_logits.shape[2] != gamut.num_bins:
         raise VidcolorError(f"logits have {ab_logits.shape[2]} bins, the gamut {gamut.num_bins}")
     if not 0.0 <= lam <= 1.0:
@@ -99,5 +112,12 @@ def colorization_loss(out, ab_gt: torch.Tensor, gamut: ABGamut, weights: torch.T
     return loss, {"l_cl": l_cl.detach(), "l_seq": l_seq.detach()}
 
 
-__all__ = ["colorization_loss", "downsample_ab", "loss_weights", "rebalance_weights", "color_frame_mask",
-           "soft_cross_entropy", "GRAY_AB_THRESHOLD"]
+__all__ = [
+    "colorization_loss",
+    "downsample_ab",
+    "loss_weights",
+    "rebalance_weights",
+    "color_frame_mask",
+    "soft_cross_entropy",
+    "GRAY_AB_THRESHOLD",
+]

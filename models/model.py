@@ -62,8 +62,13 @@ class Predictor:
     ab_centers: torch.Tensor
 
     @torch.no_grad()
-    def predict_ab(self, l_norm: torch.Tensor, temperature: float | None = None, state: Any = None,
-                   size: tuple[int, int] | None = None) -> tuple[torch.Tensor, Any]:
+    def predict_ab(
+        self,
+        l_norm: torch.Tensor,
+        temperature: float | None = None,
+        state: Any = None,
+        size: tuple[int, int] | None = None,
+    ) -> tuple[torch.Tensor, Any]:
         """l_norm (B, T, 1, H, W) -> (ab (B, T, 2, *size) float32, state).
 
         Decodes the final logits with the annealed mean at `temperature` (default: the config's)
@@ -77,14 +82,17 @@ class Predictor:
             return upsample_ab(ab.flatten(0, 1), (h, w), size).unflatten(0, ab.shape[:2]), state
 
     @torch.no_grad()
-    def predict_ab_coarse(self, l_norm: torch.Tensor, temperature: float | None = None,
-                          state: Any = None) -> tuple[torch.Tensor, Any]:
+    def predict_ab_coarse(
+        self, l_norm: torch.Tensor, temperature: float | None = None, state: Any = None
+    ) -> tuple[torch.Tensor, Any]:
         """`predict_ab` before the upsampling: ab (B, T, 2, H'/4, W'/4) float32 at the logits'
         resolution, H' and W' being H and W padded to a multiple of NET_STRIDE; `upsample_ab` takes
         it to any output size (a frame at a time, so a batch never has to exist at full size)."""
         check_l_norm(l_norm)
         if not bool(self.ab_centers.abs().sum() > 0):
-            raise VidcolorError("model has no bin centers: build it with create_model(config, gamut) or load_checkpoint")
+            raise VidcolorError(
+                "model has no bin centers: build it with create_model(config, gamut) or load_checkpoint"
+            )
         t = self.config.temperature if temperature is None else temperature
         b, n, _, h, w = l_norm.shape
         ph, pw = (-h) % NET_STRIDE, (-w) % NET_STRIDE
@@ -147,8 +155,7 @@ class VideoColorizer(Predictor, nn.Module):
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights that do not depend on the bin grid (colorizer trunk + upsampling block)."""
-        return {k: v for k, v in self.state_dict().items()
-                if k.startswith(("colorizer.trunk.", "colorizer.up."))}
+        return {k: v for k, v in self.state_dict().items() if k.startswith(("colorizer.trunk.", "colorizer.up."))}
 
 
 def create_model(config: ExperimentConfig, gamut: ABGamut) -> VideoColorizer:
@@ -157,8 +164,14 @@ def create_model(config: ExperimentConfig, gamut: ABGamut) -> VideoColorizer:
         raise VidcolorError(f"grid: config has {config.grid}, the gamut {gamut.grid}")
     model = VideoColorizer(config, gamut.num_bins)
     model.set_gamut(gamut)
-    log.debug("created %s (size %s, temporal %s, %d bins, %d parameters)", config.name, config.size,
-              config.temporal, gamut.num_bins, count_parameters(model))
+    log.debug(
+        "created %s (size %s, temporal %s, %d bins, %d parameters)",
+        config.name,
+        config.size,
+        config.temporal,
+        gamut.num_bins,
+        count_parameters(model),
+    )
     return model
 
 

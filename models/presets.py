@@ -22,8 +22,16 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from models.config import Config, FieldError, Problem, as_tuple, field_names
 from models.errors import VidcolorError
-from models.gamut import (DEFAULT_GAMMA, DEFAULT_GRID, DEFAULT_SOFT_K, DEFAULT_SOFT_SIGMA,
-                          DEFAULT_TEMPERATURE, MAX_GRID, MAX_TEMPERATURE, MIN_GRID)
+from models.gamut import (
+    DEFAULT_GAMMA,
+    DEFAULT_GRID,
+    DEFAULT_SOFT_K,
+    DEFAULT_SOFT_SIGMA,
+    DEFAULT_TEMPERATURE,
+    MAX_GRID,
+    MAX_TEMPERATURE,
+    MIN_GRID,
+)
 
 Size = Literal["tiny", "small", "base"]
 Temporal = Literal["none", "convlstm"]
@@ -81,7 +89,7 @@ class ExperimentConfig(Config):
         return ensemble
 
     @model_validator(mode="after")
-    def _check_own_name(self) -> "ExperimentConfig":
+    def _check_own_name(self) -> ExperimentConfig:
         if self.name in self.ensemble:
             raise Problem(("ensemble",), f"must not contain the config's own name {self.name!r}, got {self.ensemble!r}")
         return self
@@ -104,8 +112,11 @@ class ExperimentConfig(Config):
     def check_ready(self) -> None:
         """Raise if the config cannot be trained as is (a transfer preset without `pretrained`)."""
         if self.transfer and self.pretrained is None:
-            raise FieldError(("pretrained",), f"{self.name} starts from a pretrained colorizer; give its checkpoint "
-                             "folder (--set pretrained=DIR, or `vidcolor experiments --pretrained DIR`)")
+            raise FieldError(
+                ("pretrained",),
+                f"{self.name} starts from a pretrained colorizer; give its checkpoint "
+                "folder (--set pretrained=DIR, or `vidcolor experiments --pretrained DIR`)",
+            )
 
 
 FIELDS = field_names(ExperimentConfig)

@@ -27,7 +27,7 @@ class ConvLSTMCell(nn.Module):
         self.gates = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel, padding=kernel // 2)
         with torch.no_grad():  # forget-gate bias 1: remember by default early in training
             self.gates.bias.zero_()
-            self.gates.bias[hidden:2 * hidden].fill_(1.0)
+            self.gates.bias[hidden : 2 * hidden].fill_(1.0)
 
     def forward(self, x: torch.Tensor, state: State) -> State:
         h, c = state
@@ -51,8 +51,9 @@ class ConvLSTM(nn.Module):
         z = x.new_zeros(b, self.cell.hidden, h, w)
         return z, z
 
-    def forward(self, features: torch.Tensor, ab_logits: torch.Tensor,
-                state: State | None = None) -> tuple[torch.Tensor, State]:
+    def forward(
+        self, features: torch.Tensor, ab_logits: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
         if state is None:
             state = self.initial_state(features[:, 0])
         outs = []

@@ -1,4 +1,5 @@
 """`python -m study` is the `vidcolor` command."""
+
 import sys
 
 from study.cli import main

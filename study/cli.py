@@ -13,6 +13,7 @@ import logging
 import sys
 from typing import Sequence
 
+from models import DEFAULT_STABILIZE_STRENGTH
 from models.errors import VidcolorError
 from study.media import ENCODER_PRESET, X264_PRESETS
 from study.ray_runtime import configure_auth
@@ -143,8 +144,17 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
                    help=f"libx264 speed/size trade-off (default {ENCODER_PRESET})")
     p.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (default: the checkpoint's)")
+    _add_stabilize(p)
     _add_overwrite(p)
     p.set_defaults(handler="study.colorize.command:main")
+
+
+def _add_stabilize(p: argparse.ArgumentParser) -> None:
+    """``--stabilize [STRENGTH]``: the flow-guided temporal filter of models.stabilize (None: off)."""
+    p.add_argument("--stabilize", type=float, nargs="?", const=DEFAULT_STABILIZE_STRENGTH, default=None,
+                   metavar="STRENGTH", help="filter the colors over time along the optical flow of the gray "
+                   "frames (less flicker), STRENGTH in [0, 1] (alone: "
+                   f"{DEFAULT_STABILIZE_STRENGTH}, chosen on validation footage; default: off)")
 
 
 def _add_ctt(sub: argparse._SubParsersAction) -> None:

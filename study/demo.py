@@ -38,8 +38,7 @@ def prepare_data(workdir: Path) -> Path:
         print(f"[1/3] demo videos: {videos} (kept)")
     if not (shards / "manifest.json").is_file():
         print(f"[2/3] sharding at {DEMO_SIZE} px into {shards}", flush=True)
-        write_shard_set([videos], shards, size=DEMO_SIZE, clip_len=DEMO_CLIP_LEN, seed=0,
-                        command="vidcolor demo")
+        write_shard_set([videos], shards, size=DEMO_SIZE, clip_len=DEMO_CLIP_LEN, seed=0, command="vidcolor demo")
     else:
         print(f"[2/3] shard set: {shards} (kept)")
     return shards
@@ -61,7 +60,9 @@ def main(args) -> int:
     from study.tune.runner import override_spec, run_study
 
     t0 = time.monotonic()
-    workdir = outdir.check_place(Path(args.workdir).resolve(), "--workdir", folder=True)  # it is added to, never replaced
+    workdir = outdir.check_place(
+        Path(args.workdir).resolve(), "--workdir", folder=True
+    )  # it is added to, never replaced
     workdir.mkdir(parents=True, exist_ok=True)
     shards = prepare_data(workdir)
     db = f"sqlite:///{workdir / 'results.db'}"
@@ -71,15 +72,20 @@ def main(args) -> int:
     spec = load_spec(CONFIG_DIR / "demo.toml")
     name = free_study_name(Store(db), storage, spec.name)
     trials = args.trials or spec.num_trials
-    print(f"[3/3] study {name!r}: {trials} trials of {spec.source} on a local Ray "
-          f"(TPE + ASHA; the table below refreshes as trials go)", flush=True)
+    print(
+        f"[3/3] study {name!r}: {trials} trials of {spec.source} on a local Ray "
+        f"(TPE + ASHA; the table below refreshes as trials go)",
+        flush=True,
+    )
     spec = override_spec(spec, name=name, trials=args.trials)
     result = run_study(spec, shards=str(shards), db=db, storage=str(storage))
     print_summary(result, spec)
     minutes = (time.monotonic() - t0) / 60
     print(f"\ndone in {minutes:.1f} min. Everything is in {workdir}:")
-    print(f"  videos {workdir / 'videos'}, shards {shards}, results {db}, media {workdir / 'media'}, "
-          f"Ray results {storage}")
+    print(
+        f"  videos {workdir / 'videos'}, shards {shards}, results {db}, media {workdir / 'media'}, "
+        f"Ray results {storage}"
+    )
     print(f"open the dashboard:  vidcolor dashboard --db {db}")
     print(f"Optuna's view:       optuna-dashboard {db}   (if installed; study {name!r})")
     if not args.no_dashboard and sys.stdin.isatty():

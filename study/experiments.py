@@ -47,9 +47,16 @@ log = logging.getLogger(__name__)
 
 EXPERIMENTS = ("exp1", "exp2", "exp3", "exp4", "exp5")
 TRANSFER = ("exp4", "exp5")  # start from --pretrained, else from the exp2 model
-COLUMNS = (("rmse_rgb", "RMSE"), ("rmse_ratio", "RMSE/gray"), ("psnr", "PSNR"), ("ssim", "SSIM"),
-           ("colorfulness_ratio", "colorful"), ("temporal_error", "temporal"), ("cdc", "CDC"),
-           ("warp_error", "warp err"))
+COLUMNS = (
+    ("rmse_rgb", "RMSE"),
+    ("rmse_ratio", "RMSE/gray"),
+    ("psnr", "PSNR"),
+    ("ssim", "SSIM"),
+    ("colorfulness_ratio", "colorful"),
+    ("temporal_error", "temporal"),
+    ("cdc", "CDC"),
+    ("warp_error", "warp err"),
+)
 
 
 def parse_only(text: str | None) -> list[str]:
@@ -59,8 +66,9 @@ def parse_only(text: str | None) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     bad = [n for n in names if n not in EXPERIMENTS]
     if bad or not names:
-        raise VidcolorError(f"--only: unknown experiment(s) {', '.join(bad) or text!r} "
-                            f"(choose from {', '.join(EXPERIMENTS)})")
+        raise VidcolorError(
+            f"--only: unknown experiment(s) {', '.join(bad) or text!r} (choose from {', '.join(EXPERIMENTS)})"
+        )
     return [e for e in EXPERIMENTS if e in names]
 
 
@@ -84,16 +92,16 @@ def check_inputs(chosen: list[str], out: Path, pretrained: str | None) -> None:
             continue
         for need in needs:
             if need not in chosen and not (best_dir(out, need) / "config.json").is_file():
-                raise VidcolorError(f"{why} needs {need}'s model: run it too (--only ...,{need}) "
-                                    f"or keep {best_dir(out, need)}")
+                raise VidcolorError(
+                    f"{why} needs {need}'s model: run it too (--only ...,{need}) or keep {best_dir(out, need)}"
+                )
 
 
-def check_shard_sets(chosen: list[str], settings: Mapping[str, str], shards: str, test_shards: str,
-                     split: str) -> None:
+def check_shard_sets(chosen: list[str], settings: Mapping[str, str], shards: str, test_shards: str, split: str) -> None:
     """Refuse, before Ray starts, a training set without the splits training reads (when a chosen
     experiment trains) and a test set without `split`."""
-    from data_shards.reader import ShardSet  # noqa: PLC0415
-    from study.train.launch import check_training_splits  # noqa: PLC0415
+    from data_shards.reader import ShardSet
+    from study.train.launch import check_training_splits
 
     trained = [name for name in chosen if name != "exp3"]
     if trained:
@@ -104,20 +112,36 @@ def check_shard_sets(chosen: list[str], settings: Mapping[str, str], shards: str
 
 def build_ensemble(members: list[Path], out: Path) -> Path:
     """exp3: save the ensemble of trained members as a checkpoint at ``out`` (``best/``)."""
-    from models.checkpoint import load_ensemble, save_checkpoint  # noqa: PLC0415
+    from models.checkpoint import load_ensemble, save_checkpoint
 
     assembled = load_ensemble([str(m) for m in members])
-    save_checkpoint(out, assembled.model, assembled.config, assembled.gamut, prior=assembled.meta.get("prior"),
-                    extra=assembled.meta["extra"], frame_size=assembled.frame_size)
+    save_checkpoint(
+        out,
+        assembled.model,
+        assembled.config,
+        assembled.gamut,
+        prior=assembled.meta.get("prior"),
+        extra=assembled.meta["extra"],
+        frame_size=assembled.frame_size,
+    )
     return out
 
 
-def run_experiment(name: str, settings: Mapping[str, str], shards: str, out: Path, *, pretrained: str | None,
-                   workers: int, split: str, test_shards: str | None = None) -> dict[str, Any]:
+def run_experiment(
+    name: str,
+    settings: Mapping[str, str],
+    shards: str,
+    out: Path,
+    *,
+    pretrained: str | None,
+    workers: int,
+    split: str,
+    test_shards: str | None = None,
+) -> dict[str, Any]:
     """Train (1, 2, 4, 5) on `shards` or assemble (3) one experiment into ``OUT/{name}/`` and
     evaluate its best checkpoint on `split` of `test_shards` (default `shards`); returns its entry
     of the figures."""
-    from study.train.launch import run_training  # noqa: PLC0415
+    from study.train.launch import run_training
 
     t0 = time.monotonic()
     experiment, train = apply_settings(get_preset(name), TrainConfig(), settings)
@@ -127,32 +151,47 @@ def run_experiment(name: str, settings: Mapping[str, str], shards: str, out: Pat
     else:
         if name in TRANSFER:
             experiment = experiment.replace(pretrained=pretrained or str(best_dir(out, "exp2")))
-        log.info("training %s (%s, %d epochs x %d steps)", name, experiment.size, train.epochs,
-                 train.steps_per_epoch)
+        log.info("training %s (%s, %d epochs x %d steps)", name, experiment.size, train.epochs, train.steps_per_epoch)
         trained = run_training(experiment, train, shards, out / name, workers=workers)
         folder, val = Path(trained["best"]), trained["metrics"]
     figures = evaluate_checkpoint(folder, test_shards or shards, split=split)
     log.info("%s: %s", name, figures["mean"])
-    return {"checkpoint": str(folder), "config": experiment.to_dict(), "train": train.to_dict(),
-            "mean": figures["mean"], "videos": figures["videos"], "num_frames": figures["num_frames"],
-            "gray": figures.get("gray"),
-            "val": val, "seconds": time.monotonic() - t0}
+    return {
+        "checkpoint": str(folder),
+        "config": experiment.to_dict(),
+        "train": train.to_dict(),
+        "mean": figures["mean"],
+        "videos": figures["videos"],
+        "num_frames": figures["num_frames"],
+        "gray": figures.get("gray"),
+        "val": val,
+        "seconds": time.monotonic() - t0,
+    }
 
 
 def check_outputs(chosen: list[str], out: Path, overwrite: bool) -> None:
     """Refuse, before anything trains, an ``OUT`` that cannot hold the runs, and a chosen
     experiment's folder ``OUT/{name}`` that holds an earlier run, unless ``overwrite``
     (`study.train.launch.check_run_folder`); the other experiments' folders are inputs and kept."""
-    from study.train.launch import check_run_folder  # noqa: PLC0415
+    from study.train.launch import check_run_folder
 
     outdir.check_place(out, "--out", folder=True)
     for name in chosen:
         check_run_folder(out / name, overwrite=overwrite)
 
 
-def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained: str | None = None,
-                    only: str | None = None, workers: int = 1, split: str = "test",
-                    test_shards: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+def run_experiments(
+    shards: str,
+    out: str | Path,
+    sets: list[str],
+    *,
+    pretrained: str | None = None,
+    only: str | None = None,
+    workers: int = 1,
+    split: str = "test",
+    test_shards: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Run the chosen experiments in chain order on one Ray (started here unless one is running),
     trained on `shards` and evaluated on `split` of `test_shards` (default `shards`); returns the
     figures: shards, test_shards, split, out, settings and ``experiments: {name: entry}``. With
@@ -165,16 +204,30 @@ def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained
     check_inputs(chosen, out, pretrained)
     check_shard_sets(chosen, settings, shards, test_shards, split)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"shards": shards, "test_shards": test_shards, "split": split, "out": str(out),
-                               "settings": dict(settings), "experiments": {}}
+    results: dict[str, Any] = {
+        "shards": shards,
+        "test_shards": test_shards,
+        "split": split,
+        "out": str(out),
+        "settings": dict(settings),
+        "experiments": {},
+    }
     started = init_ray()
-    import ray  # noqa: PLC0415  (after init_ray has set RAY_AUTH_MODE)
+    import ray
 
     try:
         for name in chosen:
             outdir.empty_folder(out / name)  # checked above: new, empty, or an earlier run to replace
-            results["experiments"][name] = run_experiment(name, settings, shards, out, pretrained=pretrained,
-                                                          workers=workers, split=split, test_shards=test_shards)
+            results["experiments"][name] = run_experiment(
+                name,
+                settings,
+                shards,
+                out,
+                pretrained=pretrained,
+                workers=workers,
+                split=split,
+                test_shards=test_shards,
+            )
     finally:
         if started:
             ray.shutdown()
@@ -184,6 +237,7 @@ def run_experiments(shards: str, out: str | Path, sets: list[str], *, pretrained
 def experiments_table(results: Mapping[str, Any]) -> str:
     """One row per experiment: the means of `COLUMNS` over the split's videos, and its frames; then
     the gray row (ab = 0 on the same videos, `evaluate_model`'s baseline), the reference of RMSE/gray."""
+
     def cells(mean: Mapping[str, Any]) -> list[Any]:  # CDC and warping error are small: significant digits
         return [fmt(mean.get(k), 3, style="g") if k in ("cdc", "warp_error") else mean.get(k) for k, _ in COLUMNS]
 
@@ -200,11 +254,21 @@ def main(args) -> int:
     overwrite = getattr(args, "overwrite", False)
     if args.json:
         outdir.check_file(args.json, "--json", overwrite)  # before the work, which a bad path would lose
-    results = run_experiments(args.shards, args.out, args.set, pretrained=args.pretrained, only=args.only,
-                              split=args.split, test_shards=args.test_shards, overwrite=overwrite)
+    results = run_experiments(
+        args.shards,
+        args.out,
+        args.set,
+        pretrained=args.pretrained,
+        only=args.only,
+        split=args.split,
+        test_shards=args.test_shards,
+        overwrite=overwrite,
+    )
     trained_on = "" if results["test_shards"] == args.shards else f", trained on {args.shards}"
-    print(f"\nseed experiments on the {results['split']} split of {results['test_shards']}{trained_on} "
-          "(RMSE on RGB 0-255; colorfulness ratio = prediction / ground truth; lower temporal error = steadier):")
+    print(
+        f"\nseed experiments on the {results['split']} split of {results['test_shards']}{trained_on} "
+        "(RMSE on RGB 0-255; colorfulness ratio = prediction / ground truth; lower temporal error = steadier):"
+    )
     print(experiments_table(results))
     if args.json:
         print(f"wrote {write_json(args.json, results)}")

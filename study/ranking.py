@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import choix
 import numpy as np
@@ -80,23 +80,27 @@ def _trial_list(pairs: list[tuple[str, str]], items: Iterable[str] | None) -> li
     for i, pair in enumerate(pairs):
         for t in pair:
             if t not in known:
-                raise VidcolorError(f"pairwise vote {i} names trial {t!r}, which is not among the "
-                                    f"{len(trials)} items")
+                raise VidcolorError(f"pairwise vote {i} names trial {t!r}, which is not among the {len(trials)} items")
     return trials
 
 
 def _fit(counts: np.ndarray, alpha: float, init: np.ndarray | None = None) -> np.ndarray:
     """Centered MAP log-strengths from a win-count matrix (counts[i, j] = i beat j)."""
     try:
-        return choix.ilsr_pairwise_dense(counts, alpha=alpha / len(counts), initial_params=init,
-                                         max_iter=1000, tol=1e-6)
+        return choix.ilsr_pairwise_dense(
+            counts, alpha=alpha / len(counts), initial_params=init, max_iter=1000, tol=1e-6
+        )
     except (RuntimeError, ValueError) as e:  # alpha > 0 makes the chain irreducible: not expected
         raise VidcolorError(f"Bradley-Terry fit failed on {int(counts.sum())} votes: {e}") from e
 
 
-def fit_bradley_terry(votes: VoteInput, items: Iterable[str] | None = None, alpha: float = ALPHA,
-                      n_boot: int = N_BOOT,
-                      rng: np.random.Generator | int | None = 0) -> pd.DataFrame:
+def fit_bradley_terry(
+    votes: VoteInput,
+    items: Iterable[str] | None = None,
+    alpha: float = ALPHA,
+    n_boot: int = N_BOOT,
+    rng: np.random.Generator | int | None = 0,
+) -> pd.DataFrame:
     """Bradley-Terry ranking of trials, best first, with columns `RANKING_COLUMNS`.
 
     score: MAP log-strength (see the module docstring for `alpha`), centered to mean 0 over the
@@ -127,9 +131,17 @@ def fit_bradley_terry(votes: VoteInput, items: Iterable[str] | None = None, alph
         boot = np.array([_fit(d.reshape(sub.shape).astype(float), alpha, est) for d in draws])
         score[seen] = est
         low[seen], high[seen] = np.percentile(boot, [2.5, 97.5], axis=0)
-    out = pd.DataFrame({"trial": trials, "score": score, "low": low, "high": high,
-                        "wins": wins.astype(int), "losses": losses.astype(int),
-                        "comparisons": (wins + losses).astype(int)})
+    out = pd.DataFrame(
+        {
+            "trial": trials,
+            "score": score,
+            "low": low,
+            "high": high,
+            "wins": wins.astype(int),
+            "losses": losses.astype(int),
+            "comparisons": (wins + losses).astype(int),
+        }
+    )
     out["rank"] = out["score"].rank(method="min", ascending=False).astype("Int64")
     return out.sort_values(["rank", "trial"], na_position="last").reset_index(drop=True)
 
@@ -152,8 +164,12 @@ def _order_z(ranking: pd.DataFrame) -> np.ndarray:
     return np.where(np.isnan(diff) | np.isnan(spread), 0.0, z)
 
 
-def next_pairs(data: pd.DataFrame | VoteInput, k: int = 5, rng: np.random.Generator | int | None = 0,
-               items: Iterable[str] | None = None) -> list[tuple[str, str]]:
+def next_pairs(
+    data: pd.DataFrame | VoteInput,
+    k: int = 5,
+    rng: np.random.Generator | int | None = 0,
+    items: Iterable[str] | None = None,
+) -> list[tuple[str, str]]:
     """The `k` pairs of distinct trials to ask about next, where the ranking is least certain.
 
     `data` is a `fit_bradley_terry` ranking, or votes (fitted here with `items`). Pairs are picked
@@ -180,8 +196,10 @@ def next_pairs(data: pd.DataFrame | VoteInput, k: int = 5, rng: np.random.Genera
     uses = np.zeros(len(trials), dtype=int)
     chosen: list[tuple[int, int]] = []
     for _ in range(min(k, len(candidates))):
-        i, j = min((c for c in candidates if c not in chosen),
-                   key=lambda c: (z[c], uses[c[0]] + uses[c[1]], comps[c[0]] + comps[c[1]], tie[c]))
+        i, j = min(
+            (c for c in candidates if c not in chosen),
+            key=lambda c: (z[c], uses[c[0]] + uses[c[1]], comps[c[0]] + comps[c[1]], tie[c]),
+        )
         chosen.append((i, j))
         uses[[i, j]] += 1
     return [(trials[i], trials[j]) for i, j in chosen]

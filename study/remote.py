@@ -8,8 +8,8 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from models.errors import VidcolorError
 
@@ -25,7 +25,7 @@ def local_checkpoint(path: str | os.PathLike) -> Iterator[Path]:
     naming the URI."""
     text = str(path)
     if not is_uri(text):
-        yield Path(text[len("file://"):] if text.startswith("file://") else text)
+        yield Path(text[len("file://") :] if text.startswith("file://") else text)
         return
     from pyarrow import fs
 
@@ -38,7 +38,7 @@ def local_checkpoint(path: str | os.PathLike) -> Iterator[Path]:
             fs.copy_files(where, str(folder), source_filesystem=remote, destination_filesystem=fs.LocalFileSystem())
         except VidcolorError:
             raise
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError/ArrowException subclasses
+        except Exception as exc:
             raise VidcolorError(f"{text}: cannot read the checkpoint ({exc})") from None
         yield folder
     finally:

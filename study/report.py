@@ -36,8 +36,15 @@ def fmt(value: Any, digits: int = 3, *, style: str = "f") -> str:
     return str(value)
 
 
-def format_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric_right: bool = True,
-                 footer: Sequence[Sequence[Any]] = (), digits: int = 3, style: str = "f") -> str:
+def format_table(
+    head: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    numeric_right: bool = True,
+    footer: Sequence[Sequence[Any]] = (),
+    digits: int = 3,
+    style: str = "f",
+) -> str:
     """A plain-text table: a header, a rule, the rows, and (after a second rule) ``footer`` rows
     such as a ``mean`` line. Cells that are not strings are formatted with :func:`fmt`. With
     ``numeric_right`` every column but the first is right-aligned when all its cells are numbers."""
@@ -47,16 +54,15 @@ def format_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric_
         if len(row) != len(head):
             raise ValueError(f"format_table: a row has {len(row)} cells, the header {len(head)}")
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(head)]
-    right = [numeric_right and i > 0 and bool(cells) and all(_numeric(r[i]) for r in cells)
-             for i in range(len(head))]
+    right = [numeric_right and i > 0 and bool(cells) and all(_numeric(r[i]) for r in cells) for i in range(len(head))]
 
     def line(row: Sequence[str]) -> str:
         return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    out = [line(head), rule, *(line(r) for r in cells[:len(rows)])]
+    out = [line(head), rule, *(line(r) for r in cells[: len(rows)])]
     if footer:
-        out += [rule, *(line(r) for r in cells[len(rows):])]
+        out += [rule, *(line(r) for r in cells[len(rows) :])]
     return "\n".join(out)
 
 

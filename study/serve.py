@@ -38,12 +38,34 @@ def streamlit_command(port: int, host: str = "127.0.0.1", raters: bool = False) 
     page, no error details, no toolbar): headless, no usage statistics."""
     if not 0 < port < 65536:
         raise VidcolorError(f"--port must be in 1..65535, got {port}")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path("rater.py" if raters else "app.py")),
-           "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-           "--browser.gatherUsageStats", "false", "--theme.base", "light"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path("rater.py" if raters else "app.py")),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--theme.base",
+        "light",
+    ]
     if raters:  # strangers: no tracebacks, no developer menu, no file watcher
-        return cmd + ["--client.showErrorDetails", "false", "--client.toolbarMode", "minimal",
-                      "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+        return cmd + [
+            "--client.showErrorDetails",
+            "false",
+            "--client.toolbarMode",
+            "minimal",
+            "--server.fileWatcherType",
+            "none",
+            "--server.runOnSave",
+            "false",
+        ]
     return cmd + ["--client.toolbarMode", "viewer"]
 
 

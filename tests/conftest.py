@@ -58,8 +58,9 @@ def demo_videos(tmp_path_factory) -> Path:
     return out
 
 
-def _mjpeg_with_bad_frame(path: Path, frames: list[np.ndarray], bad: int, fps: int = 12,
-                          pix_fmt: str = "yuvj444p") -> Path:
+def _mjpeg_with_bad_frame(
+    path: Path, frames: list[np.ndarray], bad: int, fps: int = 12, pix_fmt: str = "yuvj444p"
+) -> Path:
     """An intra-only (MJPEG) mkv of ``frames`` whose frame ``bad`` has its JPEG data zeroed."""
     import av
 
@@ -73,7 +74,7 @@ def _mjpeg_with_bad_frame(path: Path, frames: list[np.ndarray], bad: int, fps: i
         payload = [bytes(p) for p in c.demux(video=0) if p.size][bad]
     data = bytearray(path.read_bytes())
     at = data.find(payload)
-    data[at:at + len(payload)] = bytes(len(payload))
+    data[at : at + len(payload)] = bytes(len(payload))
     path.write_bytes(bytes(data))
     return path
 
@@ -112,8 +113,13 @@ def tiny_checkpoint(tmp_path) -> Path:
 
 # -- an S3-compatible server --------------------------------------------------------------------
 
-S3_ENV = {"AWS_ACCESS_KEY_ID": "vidcolor-test", "AWS_SECRET_ACCESS_KEY": "vidcolor-test",
-          "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "vidcolor-test",
+    "AWS_SECRET_ACCESS_KEY": "vidcolor-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 def _s3():
@@ -130,7 +136,7 @@ def _upload(local: Path, url: str) -> None:
     """Copy a local folder's files to ``s3://BUCKET/PREFIX`` (the bucket is created if needed)."""
     from pyarrow import fs
 
-    prefix = url[len("s3://"):]
+    prefix = url[len("s3://") :]
     s3 = _s3()
     s3.create_dir(prefix.split("/", 1)[0])
     fs.copy_files(str(local), prefix, source_filesystem=fs.LocalFileSystem(), destination_filesystem=s3)
@@ -147,8 +153,12 @@ def s3_server(tmp_path_factory):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    server = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=open(log, "w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -191,11 +201,15 @@ TRIALS = {
     "t_006": ("exp1", 0.40, 1e-2, 12, 0.30, "ERROR", 0),
 }
 SPEC = {
-    "name": STUDY, "preset": "exp2", "num_trials": 8,
+    "name": STUDY,
+    "preset": "exp2",
+    "num_trials": 8,
     # as study.tune.driver records it
-    "search": [{"name": "lam", "type": "float", "low": 0.2, "high": 1.0, "log": False, "choices": []},
-               {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True, "choices": []},
-               {"name": "grid", "type": "choice", "low": None, "high": None, "log": False, "choices": [10, 12]}],
+    "search": [
+        {"name": "lam", "type": "float", "low": 0.2, "high": 1.0, "log": False, "choices": []},
+        {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True, "choices": []},
+        {"name": "grid", "type": "choice", "low": None, "high": None, "log": False, "choices": [10, 12]},
+    ],
     "objective": {"metric": "val_rmse_rgb", "mode": "min"},
 }
 
@@ -259,19 +273,42 @@ def build_fixture_study(root: Path, with_items: bool = True) -> dict:
     store.create_study(STUDY, objective="val_rmse_rgb", mode="min", spec=SPEC, shards=str(root / "shards"))
     t0 = dt.datetime(2026, 1, 1, 12, 0, 0)
     for k, (tid, (exp, lam, lr, grid, sat, status, n_epochs)) in enumerate(TRIALS.items()):
-        store.upsert_trial(STUDY, tid, experiment=exp, params={"lam": lam, "lr": lr, "grid": grid},
-                           config={"preset": exp, "lam": lam, "lr": lr, "grid": grid, "size": "tiny"},
-                           started=t0 + dt.timedelta(minutes=5 * k))
+        store.upsert_trial(
+            STUDY,
+            tid,
+            experiment=exp,
+            params={"lam": lam, "lr": lr, "grid": grid},
+            config={"preset": exp, "lam": lam, "lr": lr, "grid": grid, "size": "tiny"},
+            started=t0 + dt.timedelta(minutes=5 * k),
+        )
         for e in range(n_epochs):
             rmse = 20 - 4 * sat + 3 / (e + 1) + 0.5 * abs(lam - 0.9)
-            store.log_epoch(STUDY, tid, e, {  # the keys study.train.loop reports
-                "epoch": e, "lr": lr, "train_loss": 4.0 / (e + 1) + sat, "val_rmse_rgb": rmse, "val_rmse_ab": rmse / 2,
-                "val_psnr": 40 - rmse, "val_colorfulness_pred": 10 + 30 * sat, "val_colorfulness_gt": 40.0,
-                "val_colorfulness_gap": abs(30 - 30 * sat), "val_temporal_error": 1.0 + (lam - 0.2) * 2 + sat,
-            }, time=t0 + dt.timedelta(minutes=5 * k + e + 1))
+            store.log_epoch(
+                STUDY,
+                tid,
+                e,
+                {  # the keys study.train.loop reports
+                    "epoch": e,
+                    "lr": lr,
+                    "train_loss": 4.0 / (e + 1) + sat,
+                    "val_rmse_rgb": rmse,
+                    "val_rmse_ab": rmse / 2,
+                    "val_psnr": 40 - rmse,
+                    "val_colorfulness_pred": 10 + 30 * sat,
+                    "val_colorfulness_gt": 40.0,
+                    "val_colorfulness_gap": abs(30 - 30 * sat),
+                    "val_temporal_error": 1.0 + (lam - 0.2) * 2 + sat,
+                },
+                time=t0 + dt.timedelta(minutes=5 * k + e + 1),
+            )
         if status != "RUNNING":
-            store.finish_trial(STUDY, tid, status, error="CUDA out of memory" if status == "ERROR" else None,
-                               ended=t0 + dt.timedelta(minutes=5 * k + n_epochs + 1))
+            store.finish_trial(
+                STUDY,
+                tid,
+                status,
+                error="CUDA out of memory" if status == "ERROR" else None,
+                ended=t0 + dt.timedelta(minutes=5 * k + n_epochs + 1),
+            )
         if status == "ERROR":
             continue
         for seed, (vid, clip) in enumerate(CLIPS):
@@ -288,8 +325,10 @@ def build_fixture_study(root: Path, with_items: bool = True) -> dict:
     info = {"url": url, "study": STUDY, "root": root, "store": store}
     if with_items:
         from study.ctt import build as ctt
-        info["items"] = ctt.build_items(store, STUDY, trial_ids=None, top=None, clips=2,
-                                        attention_rate=0.25, out=root / "ctt", seed=0)
+
+        info["items"] = ctt.build_items(
+            store, STUDY, trial_ids=None, top=None, clips=2, attention_rate=0.25, out=root / "ctt", seed=0
+        )
     return info
 
 

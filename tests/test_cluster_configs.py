@@ -20,9 +20,10 @@ import json
 import re
 import shlex
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jsonschema
 import pytest
@@ -62,6 +63,7 @@ def _requirement(name: str) -> Requirement:
 
 # --- the field lists of the KubeRay v1 CRDs and the Kubernetes objects these manifests use ---
 
+
 @dataclass(frozen=True)
 class Struct:
     name: str
@@ -86,58 +88,138 @@ class OneOf:
 
 QTY = (str, int)  # a Kubernetes quantity: "8", 32Gi, 4
 KEY_REF = Struct("KeySelector", {"name": str, "key": str, "optional": bool}, ("key",))
-ENV = Struct("EnvVar", {"name": str, "value": str, "valueFrom": Struct(
-    "EnvVarSource", {"secretKeyRef": KEY_REF, "configMapKeyRef": KEY_REF})}, ("name",))
-CONTAINER = Struct("Container", {
-    "name": str, "image": str, "imagePullPolicy": OneOf(("Always", "IfNotPresent", "Never")),
-    "command": ListOf(str), "args": ListOf(str), "workingDir": str, "env": ListOf(ENV),
-    "resources": Struct("ResourceRequirements", {"limits": MapOf(QTY), "requests": MapOf(QTY)}),
-    "ports": ListOf(Struct("ContainerPort", {"containerPort": int, "name": str, "protocol": str}, ("containerPort",))),
-    "volumeMounts": ListOf(Struct("VolumeMount", {"name": str, "mountPath": str, "readOnly": bool, "subPath": str},
-                                  ("name", "mountPath"))),
-}, ("name", "image"))
-VOLUME = Struct("Volume", {
-    "name": str, "emptyDir": Struct("EmptyDirVolumeSource", {"medium": str, "sizeLimit": QTY}),
-    "persistentVolumeClaim": Struct("PersistentVolumeClaimVolumeSource", {"claimName": str, "readOnly": bool},
-                                    ("claimName",)),
-}, ("name",))
-POD_SPEC = Struct("PodSpec", {
-    "containers": ListOf(CONTAINER), "initContainers": ListOf(CONTAINER), "volumes": ListOf(VOLUME),
-    "nodeSelector": MapOf(str), "serviceAccountName": str,
-    "tolerations": ListOf(Struct("Toleration", {"key": str, "operator": OneOf(("Exists", "Equal")), "value": str,
-                                                "effect": str})),
-    "securityContext": Struct("PodSecurityContext", {"fsGroup": int, "runAsUser": int, "runAsGroup": int}),
-}, ("containers",))
+ENV = Struct(
+    "EnvVar",
+    {
+        "name": str,
+        "value": str,
+        "valueFrom": Struct("EnvVarSource", {"secretKeyRef": KEY_REF, "configMapKeyRef": KEY_REF}),
+    },
+    ("name",),
+)
+CONTAINER = Struct(
+    "Container",
+    {
+        "name": str,
+        "image": str,
+        "imagePullPolicy": OneOf(("Always", "IfNotPresent", "Never")),
+        "command": ListOf(str),
+        "args": ListOf(str),
+        "workingDir": str,
+        "env": ListOf(ENV),
+        "resources": Struct("ResourceRequirements", {"limits": MapOf(QTY), "requests": MapOf(QTY)}),
+        "ports": ListOf(
+            Struct("ContainerPort", {"containerPort": int, "name": str, "protocol": str}, ("containerPort",))
+        ),
+        "volumeMounts": ListOf(
+            Struct(
+                "VolumeMount", {"name": str, "mountPath": str, "readOnly": bool, "subPath": str}, ("name", "mountPath")
+            )
+        ),
+    },
+    ("name", "image"),
+)
+VOLUME = Struct(
+    "Volume",
+    {
+        "name": str,
+        "emptyDir": Struct("EmptyDirVolumeSource", {"medium": str, "sizeLimit": QTY}),
+        "persistentVolumeClaim": Struct(
+            "PersistentVolumeClaimVolumeSource", {"claimName": str, "readOnly": bool}, ("claimName",)
+        ),
+    },
+    ("name",),
+)
+POD_SPEC = Struct(
+    "PodSpec",
+    {
+        "containers": ListOf(CONTAINER),
+        "initContainers": ListOf(CONTAINER),
+        "volumes": ListOf(VOLUME),
+        "nodeSelector": MapOf(str),
+        "serviceAccountName": str,
+        "tolerations": ListOf(
+            Struct("Toleration", {"key": str, "operator": OneOf(("Exists", "Equal")), "value": str, "effect": str})
+        ),
+        "securityContext": Struct("PodSecurityContext", {"fsGroup": int, "runAsUser": int, "runAsGroup": int}),
+    },
+    ("containers",),
+)
 META = Struct("ObjectMeta", {"name": str, "namespace": str, "labels": MapOf(str), "annotations": MapOf(str)})
 TEMPLATE = Struct("PodTemplateSpec", {"metadata": META, "spec": POD_SPEC}, ("spec",))
-RAY_CLUSTER_SPEC = Struct("RayClusterSpec", {
-    "rayVersion": str, "enableInTreeAutoscaling": bool, "headServiceAnnotations": MapOf(str),
-    "authOptions": Struct("AuthOptions", {"mode": OneOf(("disabled", "token")), "secretName": str}),
-    "headGroupSpec": Struct("HeadGroupSpec", {"rayStartParams": MapOf(str), "template": TEMPLATE,
-                                              "serviceType": str, "enableIngress": bool}, ("rayStartParams", "template")),
-    "workerGroupSpecs": ListOf(Struct("WorkerGroupSpec", {
-        "groupName": str, "replicas": int, "minReplicas": int, "maxReplicas": int, "idleTimeoutSeconds": int,
-        "numOfHosts": int, "rayStartParams": MapOf(str), "template": TEMPLATE}, ("groupName", "rayStartParams",
-                                                                                 "template"))),
-}, ("headGroupSpec",))
-RAY_JOB_SPEC = Struct("RayJobSpec", {
-    "entrypoint": str, "runtimeEnvYAML": str, "shutdownAfterJobFinishes": bool, "ttlSecondsAfterFinished": int,
-    "activeDeadlineSeconds": int, "backoffLimit": int, "suspend": bool, "jobId": str, "metadata": MapOf(str),
-    "submissionMode": OneOf(("K8sJobMode", "HTTPMode", "InteractiveMode")), "entrypointNumCpus": (int, float),
-    "entrypointNumGpus": (int, float), "rayClusterSpec": RAY_CLUSTER_SPEC, "submitterPodTemplate": TEMPLATE,
-})
-PVC_SPEC = Struct("PersistentVolumeClaimSpec", {
-    "accessModes": ListOf(OneOf(("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"))),
-    "resources": Struct("VolumeResourceRequirements", {"requests": MapOf(QTY)}), "storageClassName": str})
+RAY_CLUSTER_SPEC = Struct(
+    "RayClusterSpec",
+    {
+        "rayVersion": str,
+        "enableInTreeAutoscaling": bool,
+        "headServiceAnnotations": MapOf(str),
+        "authOptions": Struct("AuthOptions", {"mode": OneOf(("disabled", "token")), "secretName": str}),
+        "headGroupSpec": Struct(
+            "HeadGroupSpec",
+            {"rayStartParams": MapOf(str), "template": TEMPLATE, "serviceType": str, "enableIngress": bool},
+            ("rayStartParams", "template"),
+        ),
+        "workerGroupSpecs": ListOf(
+            Struct(
+                "WorkerGroupSpec",
+                {
+                    "groupName": str,
+                    "replicas": int,
+                    "minReplicas": int,
+                    "maxReplicas": int,
+                    "idleTimeoutSeconds": int,
+                    "numOfHosts": int,
+                    "rayStartParams": MapOf(str),
+                    "template": TEMPLATE,
+                },
+                ("groupName", "rayStartParams", "template"),
+            )
+        ),
+    },
+    ("headGroupSpec",),
+)
+RAY_JOB_SPEC = Struct(
+    "RayJobSpec",
+    {
+        "entrypoint": str,
+        "runtimeEnvYAML": str,
+        "shutdownAfterJobFinishes": bool,
+        "ttlSecondsAfterFinished": int,
+        "activeDeadlineSeconds": int,
+        "backoffLimit": int,
+        "suspend": bool,
+        "jobId": str,
+        "metadata": MapOf(str),
+        "submissionMode": OneOf(("K8sJobMode", "HTTPMode", "InteractiveMode")),
+        "entrypointNumCpus": (int, float),
+        "entrypointNumGpus": (int, float),
+        "rayClusterSpec": RAY_CLUSTER_SPEC,
+        "submitterPodTemplate": TEMPLATE,
+    },
+)
+PVC_SPEC = Struct(
+    "PersistentVolumeClaimSpec",
+    {
+        "accessModes": ListOf(OneOf(("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"))),
+        "resources": Struct("VolumeResourceRequirements", {"requests": MapOf(QTY)}),
+        "storageClassName": str,
+    },
+)
 
 
 def _document(api: str, kind: str, spec: Struct) -> Struct:
-    return Struct(kind, {"apiVersion": OneOf((api,)), "kind": OneOf((kind,)), "metadata": META, "spec": spec},
-                  ("apiVersion", "kind", "metadata", "spec"))
+    return Struct(
+        kind,
+        {"apiVersion": OneOf((api,)), "kind": OneOf((kind,)), "metadata": META, "spec": spec},
+        ("apiVersion", "kind", "metadata", "spec"),
+    )
 
 
-DOCUMENTS = {"RayJob": _document("ray.io/v1", "RayJob", RAY_JOB_SPEC), "Pod": _document("v1", "Pod", POD_SPEC),
-             "PersistentVolumeClaim": _document("v1", "PersistentVolumeClaim", PVC_SPEC)}
+DOCUMENTS = {
+    "RayJob": _document("ray.io/v1", "RayJob", RAY_JOB_SPEC),
+    "Pod": _document("v1", "Pod", POD_SPEC),
+    "PersistentVolumeClaim": _document("v1", "PersistentVolumeClaim", PVC_SPEC),
+}
 
 
 def kube_errors(value: Any, schema: Any, path: str) -> list[str]:
@@ -145,8 +227,9 @@ def kube_errors(value: Any, schema: Any, path: str) -> list[str]:
     if isinstance(schema, Struct):
         if not isinstance(value, dict):
             return [f"{path}: expected a {schema.name} mapping, got {type(value).__name__}"]
-        errors = [f"{path}.{key}: required field of {schema.name} missing" for key in schema.required
-                  if key not in value]
+        errors = [
+            f"{path}.{key}: required field of {schema.name} missing" for key in schema.required if key not in value
+        ]
         for key, item in value.items():
             if key in schema.fields:
                 errors += kube_errors(item, schema.fields[key], f"{path}.{key}")
@@ -174,6 +257,7 @@ def manifest_errors(name: str) -> list[str]:
 
 # --- cluster/ray-cluster.yaml: `ray up` on AWS ---
 
+
 def _ray_schema() -> dict:
     return json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
 
@@ -184,16 +268,28 @@ def test_ray_cluster_passes_rays_schema_and_validate_config():
     validate_config(prepare_config(copy.deepcopy(config)))  # what `ray up` runs before the cloud calls
 
 
-@pytest.mark.parametrize("change, error, match", [
-    (lambda c: c.update(max_workers="many"), jsonschema.ValidationError, "'many' is not of type 'integer'"),
-    (lambda c: c.update(setup_comands=c.pop("setup_commands")), jsonschema.ValidationError,
-     r"\('setup_comands' was unexpected\)"),
-    (lambda c: c["available_node_types"]["ray.worker.gpu"]["resources"].update(GPU=-1), jsonschema.ValidationError,
-     "-1 is less than the minimum of 0"),
-    (lambda c: c.update(head_node_type="ray.head.gpu"), ValueError, "`head_node_type` must be one of"),
-    (lambda c: c["available_node_types"]["ray.worker.gpu"].update(min_workers=5), ValueError,
-     "smaller than the sum of `min_workers`"),
-])
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (lambda c: c.update(max_workers="many"), jsonschema.ValidationError, "'many' is not of type 'integer'"),
+        (
+            lambda c: c.update(setup_comands=c.pop("setup_commands")),
+            jsonschema.ValidationError,
+            r"\('setup_comands' was unexpected\)",
+        ),
+        (
+            lambda c: c["available_node_types"]["ray.worker.gpu"]["resources"].update(GPU=-1),
+            jsonschema.ValidationError,
+            "-1 is less than the minimum of 0",
+        ),
+        (lambda c: c.update(head_node_type="ray.head.gpu"), ValueError, "`head_node_type` must be one of"),
+        (
+            lambda c: c["available_node_types"]["ray.worker.gpu"].update(min_workers=5),
+            ValueError,
+            "smaller than the sum of `min_workers`",
+        ),
+    ],
+)
 def test_ray_cluster_validation_rejects_broken_configs(change: Callable, error: type, match: str):
     config = _yaml("ray-cluster.yaml")
     change(config)
@@ -259,9 +355,14 @@ def _excluded(path: str, patterns: list[str]) -> bool:
     """Whether a gitignore/dockerignore-style pattern list leaves ``path`` (relative) out."""
     parts = path.split("/")
     for pattern in (p.strip().strip("/").removeprefix("**/") for p in patterns):
-        if pattern and not pattern.startswith("#") and any(
-                fnmatch.fnmatch("/".join(parts[:i + 1]), pattern) or fnmatch.fnmatch(part, pattern)
-                for i, part in enumerate(parts)):
+        if (
+            pattern
+            and not pattern.startswith("#")
+            and any(
+                fnmatch.fnmatch("/".join(parts[: i + 1]), pattern) or fnmatch.fnmatch(part, pattern)
+                for i, part in enumerate(parts)
+            )
+        ):
             return True
     return False
 
@@ -280,6 +381,7 @@ def test_synced_tree_and_image_keep_the_spec_and_checkpoint_and_drop_local_state
 
 # --- cluster/kuberay-rayjob.yaml and cluster/kuberay-dashboard.yaml: KubeRay ---
 
+
 def test_kuberay_manifests_use_only_crd_fields():
     assert manifest_errors("kuberay-rayjob.yaml") == []
     assert manifest_errors("kuberay-dashboard.yaml") == []
@@ -289,24 +391,47 @@ CLUSTER_SPEC = "RayJob.spec.rayClusterSpec"
 WORKERS = f"{CLUSTER_SPEC}.workerGroupSpecs[0]"
 
 
-@pytest.mark.parametrize("change, error", [
-    (lambda j: j["spec"]["rayClusterSpec"].update(workerGroupSpec=j["spec"]["rayClusterSpec"].pop("workerGroupSpecs")),
-     f"{CLUSTER_SPEC}.workerGroupSpec: not a field of RayClusterSpec (it has rayVersion, "),
-    (lambda j: j["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(maxReplicas="many"),
-     f"{WORKERS}.maxReplicas: expected int, got str 'many'"),
-    (lambda j: j["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(replicas=True),
-     f"{WORKERS}.replicas: expected int, got bool True"),
-    (lambda j: j["spec"].update(shutdownAfterJobFinishes="yes"),
-     "RayJob.spec.shutdownAfterJobFinishes: expected bool, got str 'yes'"),
-    (lambda j: j["spec"]["rayClusterSpec"]["authOptions"].update(mode="tokens"),
-     f"{CLUSTER_SPEC}.authOptions.mode: 'tokens' is not one of disabled, token"),
-    (lambda j: j.update(apiVersion="ray.io/v1alpha1"), "RayJob.apiVersion: 'ray.io/v1alpha1' is not one of ray.io/v1"),
-    (lambda j: (e := j["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["env"][0])
-     .update(valueFrom={"secretkeyRef": e["valueFrom"]["secretKeyRef"]}),
-     f"{WORKERS}.template.spec.containers[0].env[0].valueFrom.secretkeyRef: not a field of EnvVarSource"),
-    (lambda j: j["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0].pop("name"),
-     f"{CLUSTER_SPEC}.headGroupSpec.template.spec.containers[0].name: required field of Container missing"),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        (
+            lambda j: j["spec"]["rayClusterSpec"].update(
+                workerGroupSpec=j["spec"]["rayClusterSpec"].pop("workerGroupSpecs")
+            ),
+            f"{CLUSTER_SPEC}.workerGroupSpec: not a field of RayClusterSpec (it has rayVersion, ",
+        ),
+        (
+            lambda j: j["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(maxReplicas="many"),
+            f"{WORKERS}.maxReplicas: expected int, got str 'many'",
+        ),
+        (
+            lambda j: j["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(replicas=True),
+            f"{WORKERS}.replicas: expected int, got bool True",
+        ),
+        (
+            lambda j: j["spec"].update(shutdownAfterJobFinishes="yes"),
+            "RayJob.spec.shutdownAfterJobFinishes: expected bool, got str 'yes'",
+        ),
+        (
+            lambda j: j["spec"]["rayClusterSpec"]["authOptions"].update(mode="tokens"),
+            f"{CLUSTER_SPEC}.authOptions.mode: 'tokens' is not one of disabled, token",
+        ),
+        (
+            lambda j: j.update(apiVersion="ray.io/v1alpha1"),
+            "RayJob.apiVersion: 'ray.io/v1alpha1' is not one of ray.io/v1",
+        ),
+        (
+            lambda j: (
+                e := j["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["env"][0]
+            ).update(valueFrom={"secretkeyRef": e["valueFrom"]["secretKeyRef"]}),
+            f"{WORKERS}.template.spec.containers[0].env[0].valueFrom.secretkeyRef: not a field of EnvVarSource",
+        ),
+        (
+            lambda j: j["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0].pop("name"),
+            f"{CLUSTER_SPEC}.headGroupSpec.template.spec.containers[0].name: required field of Container missing",
+        ),
+    ],
+)
 def test_kube_errors_name_a_misspelled_key_or_a_wrong_type(change: Callable, error: str):
     job = _kube("kuberay-rayjob.yaml")["RayJob"]
     change(job)
@@ -340,7 +465,7 @@ def test_rayjob_entrypoint_is_a_valid_cluster_study_command():
     args = _parse(shlex.split(job["spec"]["entrypoint"]), "tune")
     assert args.address == "auto" and args.stall_after > 0 and not args.resume
     assert args.shards.startswith("s3://") and args.storage.startswith("s3://")
-    assert args.spec.startswith(PROJECT_ROOT + "/") and (REPO / args.spec[len(PROJECT_ROOT) + 1:]).is_file()
+    assert args.spec.startswith(PROJECT_ROOT + "/") and (REPO / args.spec[len(PROJECT_ROOT) + 1 :]).is_file()
     claim, mount = _results_mount(_head(job)["template"]["spec"])
     assert claim == docs["PersistentVolumeClaim"]["metadata"]["name"]
     assert args.db == f"sqlite:///{mount}/paper.db"  # media go beside it, on the claim too
@@ -364,7 +489,9 @@ def test_rayjob_versions_gpus_credentials_and_lifecycle():
     for c in containers:
         refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
         assert {refs[k]["key"] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")} == {
-            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        }
     gpu = workers["template"]["spec"]["containers"][0]["resources"]
     assert gpu["limits"]["nvidia.com/gpu"] == gpu["requests"]["nvidia.com/gpu"] == 4
     assert "nvidia.com/gpu" not in str(pods[0]) and _head(job)["rayStartParams"] == {"num-cpus": "0"}

@@ -85,7 +85,7 @@ def _vidcolor_at(tokens: list[str], i: int) -> int | None:
     t = tokens[i]
     if t == "vidcolor" or t.endswith("/vidcolor"):
         return i + 1
-    if (t == "python" or re.fullmatch(r"(.*/)?python3?(\.\d+)?", t)) and tokens[i + 1:i + 3] == ["-m", "study"]:
+    if (t == "python" or re.fullmatch(r"(.*/)?python3?(\.\d+)?", t)) and tokens[i + 1 : i + 3] == ["-m", "study"]:
         return i + 3
     return None
 
@@ -149,6 +149,7 @@ def command_problems(pages: list[Path]) -> tuple[list[str], list[list[str]]]:
 
 # -- the commands --------------------------------------------------------------------------------
 
+
 def test_every_documented_command_parses():
     problems, commands = command_problems(PAGES)
     assert not problems, "documented commands the CLI rejects:\n" + "\n".join(problems)
@@ -169,14 +170,18 @@ def test_the_readme_shows_each_flow_and_the_docs_every_subcommand():
 
 def test_a_bad_flag_is_reported_with_its_file_and_line(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# A page\n\n```sh\nvidcolor shard videos/ --out shards/ \\\n    --no-such-flag 3\n"
-                    "RAY_AUTH_MODE=token ray job submit -- vidcolor tune spec.toml --trails 4\n"
-                    "ray exec c.yaml 'vidcolor dashboard --db sqlite:///<repo>/r.db'\n```\n\n"
-                    "```toml\nvidcolor = 'not a command'\n```\n")
+    page.write_text(
+        "# A page\n\n```sh\nvidcolor shard videos/ --out shards/ \\\n    --no-such-flag 3\n"
+        "RAY_AUTH_MODE=token ray job submit -- vidcolor tune spec.toml --trails 4\n"
+        "ray exec c.yaml 'vidcolor dashboard --db sqlite:///<repo>/r.db'\n```\n\n"
+        "```toml\nvidcolor = 'not a command'\n```\n"
+    )
     problems, commands = command_problems([page])
-    assert commands == [["shard", "videos/", "--out", "shards/", "--no-such-flag", "3"],
-                        ["tune", "spec.toml", "--trails", "4"],
-                        ["dashboard", "--db", "sqlite:///PLACEHOLDER/r.db"]]
+    assert commands == [
+        ["shard", "videos/", "--out", "shards/", "--no-such-flag", "3"],
+        ["tune", "spec.toml", "--trails", "4"],
+        ["dashboard", "--db", "sqlite:///PLACEHOLDER/r.db"],
+    ]
     assert len(problems) == 2, problems
     assert problems[0].startswith(f"{page}:4: `vidcolor shard videos/ --out shards/ --no-such-flag 3`: ")
     assert problems[0].endswith("unrecognized arguments: --no-such-flag 3")
@@ -191,6 +196,7 @@ def test_a_missing_required_flag_and_a_bad_choice_fail():
 
 
 # -- links and make targets ----------------------------------------------------------------------
+
 
 def _prose(text: str) -> str:
     """The page without its code blocks and inline code (links there are not links)."""
@@ -237,18 +243,21 @@ def named_make_targets(path: Path) -> list[str]:
 def test_make_targets_named_in_the_docs_exist():
     targets = makefile_targets()
     assert {"setup", "test", "demo", "bench"} <= targets, targets
-    missing = [f"{p.relative_to(ROOT)}: make {name}" for p in PAGES for name in named_make_targets(p)
-               if name not in targets]
+    missing = [
+        f"{p.relative_to(ROOT)}: make {name}" for p in PAGES for name in named_make_targets(p) if name not in targets
+    ]
     assert not missing, f"make targets not in the Makefile: {missing}"
     assert {"demo", "test"} <= set(named_make_targets(README))
 
 
 # -- the README itself ---------------------------------------------------------------------------
 
+
 def test_the_readme_is_short_and_its_picture_small():
     lines = README.read_text(encoding="utf-8").splitlines()
     assert len(lines) <= README_MAX_LINES, (
-        f"README.md has {len(lines)} lines (at most {README_MAX_LINES}): move detail to docs/")
+        f"README.md has {len(lines)} lines (at most {README_MAX_LINES}): move detail to docs/"
+    )
     pictures = [t for t in LINK.findall(_prose(README.read_text(encoding="utf-8"))) if t.endswith(".png")]
     assert pictures, "README.md shows no picture of the dashboard"
     for target in pictures:

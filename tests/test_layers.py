@@ -19,8 +19,9 @@ PACKAGES = ("data_shards", "models", "study", "dashboard")
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     """`lint-imports` in ``root`` (its pyproject.toml; its packages come first on the path)."""
-    return subprocess.run([LINT_IMPORTS, "--no-cache", "--no-logo"], cwd=root, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [LINT_IMPORTS, "--no-cache", "--no-logo"], cwd=root, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_import_contracts_hold():
@@ -33,8 +34,9 @@ def test_an_upward_import_and_a_cycle_break_the_contracts(tmp_path):
     for name in PACKAGES:
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    (tmp_path / "study" / "store" / "upward.py").write_text('"""The store using a study runner."""\n\n'
-                                                           "import study.tune.runner\n")
+    (tmp_path / "study" / "store" / "upward.py").write_text(
+        '"""The store using a study runner."""\n\nimport study.tune.runner\n'
+    )
     with open(tmp_path / "data_shards" / "manifest.py", "a") as f:
         f.write("\nimport data_shards.writer  # the writer already imports the manifest\n")
     proc = lint_imports(tmp_path)

@@ -16,7 +16,8 @@ if "compare_trials" not in st.session_state:
     chosen = [t for t in st.session_state.get("chosen_trials", []) if t in with_media][:4]
     if len(chosen) < 2:
         order = trials[trials["trial_id"].isin(with_media)].sort_values(
-            "objective", ascending=info.get("mode", "min") == "min")
+            "objective", ascending=info.get("mode", "min") == "min"
+        )
         chosen = list(order["trial_id"].head(3))
     st.session_state["compare_trials"] = chosen
 sel = st.multiselect("Trials (2 to 4)", with_media, key="compare_trials", max_selections=4)

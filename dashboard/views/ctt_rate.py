@@ -54,9 +54,14 @@ def _vote(side: str | None = None, rating: int | None = None) -> None:
         ok = data.record_vote(ss["ctt_rater"], uid, rating=rating, response_ms=response_ms, mode="rating")
     else:
         item = store.get_ctt_item(uid) or {}
-        ok = data.record_vote(ss["ctt_rater"], uid, choice=side,
-                               picked_real=(ss["ctt_shown"].get(side) == item.get("real_path")),
-                               response_ms=response_ms, mode="2afc")
+        ok = data.record_vote(
+            ss["ctt_rater"],
+            uid,
+            choice=side,
+            picked_real=(ss["ctt_shown"].get(side) == item.get("real_path")),
+            response_ms=response_ms,
+            mode="2afc",
+        )
     ss["ctt_cast"] = ss.get("ctt_cast", 0) + int(ok)
     ss["ctt_flash"] = "Vote recorded." if ok else "You already voted on that pair; it was not counted twice."
     _load_next()
@@ -76,17 +81,27 @@ if "ctt_rater" not in ss:
         preset_limit = float(qp.get("limit")) if qp.get("limit") else None
     except ValueError:
         preset_limit = None
-    st.markdown("**Which is real?** You see two short clips (or pictures) side by side: one is the real footage, "
-                "the other was colorized by a computer. Pick the one you think is real.  \n"
-                "**Rate naturalness:** you see one colorized clip and rate how natural its colors look, "
-                "from 1 (clearly artificial) to 5 (fully natural).  \nSome items are easy checks.")
+    st.markdown(
+        "**Which is real?** You see two short clips (or pictures) side by side: one is the real footage, "
+        "the other was colorized by a computer. Pick the one you think is real.  \n"
+        "**Rate naturalness:** you see one colorized clip and rate how natural its colors look, "
+        "from 1 (clearly artificial) to 5 (fully natural).  \nSome items are easy checks."
+    )
     with st.form("ctt_start"):
         rater_name = st.text_input("Your name (optional; leave empty to stay anonymous)", key="ctt_name")
         task = preset_task or st.radio(
-            "Task", ("2afc", "rating"), horizontal=True,
-            format_func=lambda t: "Which clip is real?" if t == "2afc" else "Rate naturalness 1-5")
-        limit = preset_limit if preset_limit is not None else st.number_input(
-            "Display time limit in seconds (0 = none)", min_value=0.0, max_value=60.0, value=0.0, step=0.5)
+            "Task",
+            ("2afc", "rating"),
+            horizontal=True,
+            format_func=lambda t: "Which clip is real?" if t == "2afc" else "Rate naturalness 1-5",
+        )
+        limit = (
+            preset_limit
+            if preset_limit is not None
+            else st.number_input(
+                "Display time limit in seconds (0 = none)", min_value=0.0, max_value=60.0, value=0.0, step=0.5
+            )
+        )
         if st.form_submit_button("Start", type="primary"):
             _start(rater_name, task, limit)
             st.rerun()

@@ -26,9 +26,11 @@ def results() -> None:
     c[3].metric("Raters failing attention checks", len(flagged))
     pairs = data.store().pair_votes(name)
     if raw.empty and pairs.empty:
-        st.info("No votes yet. Build items with `vidcolor ctt build`, then make a campaign with invite links "
-                "(`vidcolor ctt campaign create`) served by `vidcolor ctt serve`, or send colleagues to the "
-                "*Rate clips* page.")
+        st.info(
+            "No votes yet. Build items with `vidcolor ctt build`, then make a campaign with invite links "
+            "(`vidcolor ctt campaign create`) served by `vidcolor ctt serve`, or send colleagues to the "
+            "*Rate clips* page."
+        )
         _campaigns()
         return
     if len(pairs):
@@ -45,31 +47,51 @@ def results() -> None:
             continue
         shown = agg[agg["votes"] > 0]
         if len(shown):
-            fig = go.Figure(go.Bar(
-                x=shown[level], y=shown["fooling_rate"],
-                error_y=dict(type="data", symmetric=False, array=shown["fool_hi"] - shown["fooling_rate"],
-                             arrayminus=shown["fooling_rate"] - shown["fool_lo"]),
-                text=[f"{v:.0%} (n={n})" for v, n in zip(shown["fooling_rate"], shown["votes"])],
-                textposition="outside", cliponaxis=False))
+            fig = go.Figure(
+                go.Bar(
+                    x=shown[level],
+                    y=shown["fooling_rate"],
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=shown["fool_hi"] - shown["fooling_rate"],
+                        arrayminus=shown["fooling_rate"] - shown["fool_lo"],
+                    ),
+                    text=[f"{v:.0%} (n={n})" for v, n in zip(shown["fooling_rate"], shown["votes"])],
+                    textposition="outside",
+                    cliponaxis=False,
+                )
+            )
             fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance (50%)")
-            fig.update_layout(height=320, yaxis=dict(range=[0, 1.12], tickformat=".0%", title="fooling rate"),
-                              xaxis_title=level, margin=dict(t=40))
+            fig.update_layout(
+                height=320,
+                yaxis=dict(range=[0, 1.12], tickformat=".0%", title="fooling rate"),
+                xaxis_title=level,
+                margin=dict(t=40),
+            )
             st.plotly_chart(fig, width="stretch", key=f"fool_{level}")
-        st.dataframe(agg, hide_index=True, width="stretch", key=f"table_{level}", column_config={
-            "fooling_rate": st.column_config.NumberColumn("fooling rate", format="percent"),
-            "fool_lo": st.column_config.NumberColumn("95% low", format="percent"),
-            "fool_hi": st.column_config.NumberColumn("95% high", format="percent"),
-            "mean_rating": st.column_config.NumberColumn("mean rating", format="%.2f"),
-            "rating_lo": st.column_config.NumberColumn("rating 95% low", format="%.2f"),
-            "rating_hi": st.column_config.NumberColumn("rating 95% high", format="%.2f"),
-        })
+        st.dataframe(
+            agg,
+            hide_index=True,
+            width="stretch",
+            key=f"table_{level}",
+            column_config={
+                "fooling_rate": st.column_config.NumberColumn("fooling rate", format="percent"),
+                "fool_lo": st.column_config.NumberColumn("95% low", format="percent"),
+                "fool_hi": st.column_config.NumberColumn("95% high", format="percent"),
+                "mean_rating": st.column_config.NumberColumn("mean rating", format="%.2f"),
+                "rating_lo": st.column_config.NumberColumn("rating 95% low", format="%.2f"),
+                "rating_hi": st.column_config.NumberColumn("rating 95% high", format="%.2f"),
+            },
+        )
     with st.expander("Raters"):
         summ = ctt_stats.rater_summary(votes)
         names = raw.drop_duplicates("rater_id").set_index("rater_id")["rater"]
         summ.insert(1, "name", summ["rater"].map(names))
         st.dataframe(summ, hide_index=True)
-    st.download_button("Download votes CSV", raw.to_csv(index=False).encode(), file_name=f"{name}_ctt_votes.csv",
-                       mime="text/csv")
+    st.download_button(
+        "Download votes CSV", raw.to_csv(index=False).encode(), file_name=f"{name}_ctt_votes.csv", mime="text/csv"
+    )
     _campaigns()
 
 
@@ -82,20 +104,42 @@ def _ranking(n_votes: int) -> None:
     st.subheader("Pairwise ranking (Bradley-Terry)")
     rank = _fit(name, n_votes)
     shown = rank.dropna(subset=["score"])
-    st.caption(f"{n_votes} pairwise votes (attention pairs left out of the fit); score = log-strength, "
-               "a difference of 1 means the better trial wins 73% of comparisons; bars: bootstrap 95% intervals.")
+    st.caption(
+        f"{n_votes} pairwise votes (attention pairs left out of the fit); score = log-strength, "
+        "a difference of 1 means the better trial wins 73% of comparisons; bars: bootstrap 95% intervals."
+    )
     if len(shown):
-        fig = go.Figure(go.Scatter(
-            x=shown["score"], y=shown["trial"], mode="markers",
-            error_x=dict(type="data", symmetric=False, array=shown["high"] - shown["score"],
-                         arrayminus=shown["score"] - shown["low"])))
-        fig.update_layout(height=80 + 40 * len(shown), xaxis_title="Bradley-Terry score",
-                          yaxis=dict(autorange="reversed", title="trial"), margin=dict(t=20))
+        fig = go.Figure(
+            go.Scatter(
+                x=shown["score"],
+                y=shown["trial"],
+                mode="markers",
+                error_x=dict(
+                    type="data",
+                    symmetric=False,
+                    array=shown["high"] - shown["score"],
+                    arrayminus=shown["score"] - shown["low"],
+                ),
+            )
+        )
+        fig.update_layout(
+            height=80 + 40 * len(shown),
+            xaxis_title="Bradley-Terry score",
+            yaxis=dict(autorange="reversed", title="trial"),
+            margin=dict(t=20),
+        )
         st.plotly_chart(fig, width="stretch", key="bt_rank")
-    st.dataframe(rank, hide_index=True, width="stretch", key="bt_table", column_config={
-        "score": st.column_config.NumberColumn("score", format="%.2f"),
-        "low": st.column_config.NumberColumn("95% low", format="%.2f"),
-        "high": st.column_config.NumberColumn("95% high", format="%.2f")})
+    st.dataframe(
+        rank,
+        hide_index=True,
+        width="stretch",
+        key="bt_table",
+        column_config={
+            "score": st.column_config.NumberColumn("score", format="%.2f"),
+            "low": st.column_config.NumberColumn("95% low", format="%.2f"),
+            "high": st.column_config.NumberColumn("95% high", format="%.2f"),
+        },
+    )
 
 
 def _campaigns() -> None:

@@ -28,8 +28,15 @@ metrics = [c for c in ep.columns if c not in ("trial_id", "experiment", "epoch",
 objective = info.get("objective")
 default = [m for m in (objective, "train_loss") if m in metrics] or metrics[:1]
 for m in st.multiselect("Metrics", metrics, default=default):
-    fig = px.line(ep.dropna(subset=[m]), x="epoch", y=m, color="trial_id", markers=True,
-                  hover_data=["experiment"], title=m,
-                  color_discrete_sequence=px.colors.qualitative.D3)
+    fig = px.line(
+        ep.dropna(subset=[m]),
+        x="epoch",
+        y=m,
+        color="trial_id",
+        markers=True,
+        hover_data=["experiment"],
+        title=m,
+        color_discrete_sequence=px.colors.qualitative.D3,
+    )
     fig.update_layout(height=330, xaxis=dict(dtick=1))
     st.plotly_chart(fig, width="stretch")

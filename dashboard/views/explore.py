@@ -21,8 +21,7 @@ params = data.params_of(scored)
 ranges, log_params, choices = data.search_ranges(info)
 
 # -- edge of range -------------------------------------------------------------------------------
-warnings = analysis.edge_of_range(scored, params, "objective", mode, ranges=ranges, log_params=log_params,
-                                  skip=choices)
+warnings = analysis.edge_of_range(scored, params, "objective", mode, ranges=ranges, log_params=log_params, skip=choices)
 for w in warnings:
     st.warning(w.message().replace("param_", ""), icon="⚠️")
 if params and not warnings:
@@ -40,11 +39,21 @@ for p in params:
         dims.append(dict(label=label, values=vals))
     else:
         cats = sorted(col.astype(str).unique())
-        dims.append(dict(label=p.removeprefix("param_"), values=col.astype(str).map(cats.index),
-                         tickvals=list(range(len(cats))), ticktext=cats))
+        dims.append(
+            dict(
+                label=p.removeprefix("param_"),
+                values=col.astype(str).map(cats.index),
+                tickvals=list(range(len(cats))),
+                ticktext=cats,
+            )
+        )
 dims.append(dict(label=objective, values=scored["objective"]))
-fig = go.Figure(go.Parcoords(line=dict(color=scored["objective"], colorscale="Viridis",
-                                       reversescale=(mode == "min"), showscale=True), dimensions=dims))
+fig = go.Figure(
+    go.Parcoords(
+        line=dict(color=scored["objective"], colorscale="Viridis", reversescale=(mode == "min"), showscale=True),
+        dimensions=dims,
+    )
+)
 fig.update_layout(height=380, margin=dict(l=60, r=60, t=40, b=20))
 st.plotly_chart(fig, width="stretch")
 
@@ -60,14 +69,20 @@ def importance(url: str | None, name: str, table: pd.DataFrame, params: list[str
     return analysis.param_importance(table, params, "objective", mode), "a study rebuilt from the trials table"
 
 
-imp, source = importance(url, name, scored[["objective", *params]], params, mode) if params else (pd.Series(dtype=float), "")
+imp, source = (
+    importance(url, name, scored[["objective", *params]], params, mode) if params else (pd.Series(dtype=float), "")
+)
 if source:
     st.caption(f"PED-ANOVA (Optuna) on {source}.")
 if imp.empty:
     st.info("Importance needs at least two finished trials with varied hyperparameters.")
 else:
-    fig = px.bar(x=imp.values, y=[i.removeprefix("param_") for i in imp.index], orientation="h",
-                 labels={"x": f"importance for {objective}", "y": "hyperparameter"})
+    fig = px.bar(
+        x=imp.values,
+        y=[i.removeprefix("param_") for i in imp.index],
+        orientation="h",
+        labels={"x": f"importance for {objective}", "y": "hyperparameter"},
+    )
     fig.update_layout(height=80 + 40 * len(imp), yaxis=dict(autorange="reversed"))
     st.plotly_chart(fig, width="stretch")
 
@@ -81,10 +96,19 @@ else:
     front = analysis.pareto_front(scored, {c: d for c, (_, d) in axes.items()})
     df = scored.assign(pareto=np.where(front, "Pareto front", "dominated"))
     kw = dict(color=cols[2], color_continuous_scale="Viridis") if len(cols) > 2 else {}
-    fig = px.scatter(df, x=cols[0], y=cols[1], symbol="pareto", hover_data=["trial_id", "experiment"],
-                     symbol_map={"Pareto front": "star", "dominated": "circle"},
-                     labels={c: f"{axes[c][0]} ({c.removeprefix('best_')}, {'lower' if axes[c][1] == 'min' else 'higher'} is better)"
-                             for c in cols}, **kw)
+    fig = px.scatter(
+        df,
+        x=cols[0],
+        y=cols[1],
+        symbol="pareto",
+        hover_data=["trial_id", "experiment"],
+        symbol_map={"Pareto front": "star", "dominated": "circle"},
+        labels={
+            c: f"{axes[c][0]} ({c.removeprefix('best_')}, {'lower' if axes[c][1] == 'min' else 'higher'} is better)"
+            for c in cols
+        },
+        **kw,
+    )
     fig.update_traces(marker=dict(size=13, line=dict(width=1, color="black")))
     fig.update_layout(height=460, legend=dict(orientation="h", y=-0.2))
     st.plotly_chart(fig, width="stretch")
@@ -111,29 +135,48 @@ if human or not scores.empty:
     label = SCORES[score_name]
     st.subheader(f"Human verdict: {objective} vs {label}")
     counted = scores[scores["counted"]].set_index("trial_id")
-    verdict = scored.assign(human_score=scored["trial_id"].map(counted["score"]),
-                            human_votes=scored["trial_id"].map(scores.set_index("trial_id")["votes"]).fillna(0).astype(int))
+    verdict = scored.assign(
+        human_score=scored["trial_id"].map(counted["score"]),
+        human_votes=scored["trial_id"].map(scores.set_index("trial_id")["votes"]).fillna(0).astype(int),
+    )
     front = analysis.pareto_front(verdict, {"objective": mode, "human_score": "max"})
     has = verdict["human_score"].notna()
     where = f", campaign {human['campaign']}" if human.get("campaign") else ""
-    st.caption(f"{int(has.sum())} of {len(verdict)} trials have {min_votes}+ votes{where}. "
-               + ("The study searches both: `vidcolor tune` with its [human] table samples the next trials "
-                  "from this front (multi-objective TPE)." if human else
-                  "Add a [human] table to the study's spec to search both objectives."))
+    st.caption(
+        f"{int(has.sum())} of {len(verdict)} trials have {min_votes}+ votes{where}. "
+        + (
+            "The study searches both: `vidcolor tune` with its [human] table samples the next trials "
+            "from this front (multi-objective TPE)."
+            if human
+            else "Add a [human] table to the study's spec to search both objectives."
+        )
+    )
     if not has.any():
         st.info(f"No trial has {min_votes} votes yet: build its CTT items and collect votes.")
     else:
         shown = verdict[has].assign(pareto=np.where(front[has], "Pareto front", "dominated"))
-        fig = px.scatter(shown, x="objective", y="human_score", symbol="pareto", hover_data=["trial_id", "human_votes"],
-                         symbol_map={"Pareto front": "star", "dominated": "circle"},
-                         labels={"objective": f"{objective} ({'lower' if mode == 'min' else 'higher'} is better)",
-                                 "human_score": f"{label} (higher is better)"})
+        fig = px.scatter(
+            shown,
+            x="objective",
+            y="human_score",
+            symbol="pareto",
+            hover_data=["trial_id", "human_votes"],
+            symbol_map={"Pareto front": "star", "dominated": "circle"},
+            labels={
+                "objective": f"{objective} ({'lower' if mode == 'min' else 'higher'} is better)",
+                "human_score": f"{label} (higher is better)",
+            },
+        )
         fig.update_traces(marker=dict(size=13, line=dict(width=1, color="black")))
         fig.update_layout(height=420, legend=dict(orientation="h", y=-0.2))
         st.plotly_chart(fig, width="stretch", key="human_front")
-        st.dataframe(shown[front[has]][["trial_id", "experiment", "objective", "human_score", "human_votes", *params]]
-                     .rename(columns={"human_score": score_name, "human_votes": "votes"}),
-                     hide_index=True, key="human_front_table")
+        st.dataframe(
+            shown[front[has]][["trial_id", "experiment", "objective", "human_score", "human_votes", *params]].rename(
+                columns={"human_score": score_name, "human_votes": "votes"}
+            ),
+            hide_index=True,
+            key="human_front_table",
+        )
     waiting = verdict.loc[~has, "trial_id"].tolist()
     if waiting:
         st.caption(f"Waiting for votes ({len(waiting)}): {', '.join(waiting)}")

@@ -18,8 +18,12 @@ def live() -> None:
     if studies.empty:
         st.info("No study yet. Run `vidcolor tune STUDY.toml` (or `vidcolor demo`) to fill the database.")
         return
-    st.dataframe(studies, hide_index=True, width="stretch",
-                 column_config={"best": st.column_config.NumberColumn("best", format="%.4f")})
+    st.dataframe(
+        studies,
+        hide_index=True,
+        width="stretch",
+        column_config={"best": st.column_config.NumberColumn("best", format="%.4f")},
+    )
     name = data.selected_study()
     if not name:
         return
@@ -41,19 +45,32 @@ def live() -> None:
     if len(scored):
         scored = scored.sort_values("started")
         running_best = scored["objective"].cummin() if mode == "min" else scored["objective"].cummax()
-        fig = px.scatter(scored, x="started", y="objective", color="experiment", symbol="status",
-                         hover_data=["trial_id"], title=f"{objective} of each trial (line: best so far)",
-                         color_discrete_sequence=px.colors.qualitative.D3)
+        fig = px.scatter(
+            scored,
+            x="started",
+            y="objective",
+            color="experiment",
+            symbol="status",
+            hover_data=["trial_id"],
+            title=f"{objective} of each trial (line: best so far)",
+            color_discrete_sequence=px.colors.qualitative.D3,
+        )
         fig.update_traces(marker=dict(size=12, line=dict(width=1, color="white")))
-        fig.add_scatter(x=scored["started"], y=running_best, mode="lines", name="best so far",
-                        line=dict(color="gray", dash="dot", shape="hv"))
+        fig.add_scatter(
+            x=scored["started"],
+            y=running_best,
+            mode="lines",
+            name="best so far",
+            line=dict(color="gray", dash="dot", shape="hv"),
+        )
         fig.data = (fig.data[-1],) + tuple(fig.data[:-1])  # the line under the markers
         fig.update_layout(height=360, yaxis_title=objective)
         st.plotly_chart(fig, width="stretch")
     counts = trials.groupby(["experiment", "status"], dropna=False).size().rename("trials").reset_index()
     st.caption("Trials per experiment and status")
-    st.dataframe(counts.pivot_table(index="experiment", columns="status", values="trials", fill_value=0),
-                 width="content")
+    st.dataframe(
+        counts.pivot_table(index="experiment", columns="status", values="trials", fill_value=0), width="content"
+    )
     st.caption(f"Refreshes every {data.REFRESH_S} s. Last update {pd.Timestamp.now():%H:%M:%S}.")
 
 

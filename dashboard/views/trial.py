@@ -32,8 +32,10 @@ with left:
 with right:
     st.subheader("Metrics")
     metrics = sorted({c.split("_", 1)[1] for c in data.metrics_of(trials) + data.metrics_of(trials, "last_")})
-    table = pd.DataFrame({"best": [row.get(f"best_{m}") for m in metrics],
-                          "last": [row.get(f"last_{m}") for m in metrics]}, index=metrics)
+    table = pd.DataFrame(
+        {"best": [row.get(f"best_{m}") for m in metrics], "last": [row.get(f"last_{m}") for m in metrics]},
+        index=metrics,
+    )
     table = table.dropna(how="all")
     st.dataframe(table, width="stretch", height=min(36 * (len(table) + 1) + 4, 720))
     if row["checkpoint"]:

@@ -16,8 +16,11 @@ with st.expander("Filter", expanded=True):
     sel_exp = c[1].multiselect("Experiment", exps, default=exps)
     text = c[2].text_input("Trial id contains", "")
     ranges = {}
-    numeric_params = [p for p in data.params_of(trials) if trials[p].dropna().map(lambda v: isinstance(v, (int, float))).all()
-                      and trials[p].notna().any()]
+    numeric_params = [
+        p
+        for p in data.params_of(trials)
+        if trials[p].dropna().map(lambda v: isinstance(v, (int, float))).all() and trials[p].notna().any()
+    ]
     if numeric_params:
         cols = st.columns(len(numeric_params))
         for col, p in zip(cols, numeric_params):
@@ -25,35 +28,62 @@ with st.expander("Filter", expanded=True):
             if hi > lo:
                 ranges[p] = col.slider(p.removeprefix("param_"), lo, hi, (lo, hi), format="%.4g")
 
-view = trials[trials["status"].isin(sel_status)
-              & (trials["experiment"].isin(sel_exp) | (trials["experiment"].isna() & (len(exps) == len(sel_exp))))]
+view = trials[
+    trials["status"].isin(sel_status)
+    & (trials["experiment"].isin(sel_exp) | (trials["experiment"].isna() & (len(exps) == len(sel_exp))))
+]
 if text:
     view = view[view["trial_id"].str.contains(text, case=False, regex=False)]
 for p, (lo, hi) in ranges.items():
     view = view[view[p].isna() | view[p].between(lo, hi)]
 
-st.caption(f"{len(view)} of {len(trials)} trials · objective: best {info.get('objective')} ({info.get('mode')}) "
-           "· click a column header to sort, select rows to use them on the other pages")
+st.caption(
+    f"{len(view)} of {len(trials)} trials · objective: best {info.get('objective')} ({info.get('mode')}) "
+    "· click a column header to sort, select rows to use them on the other pages"
+)
 shown = view.drop(columns=["config"])
 # what people compare first, at the left; paths and timestamps after the metrics
-first = [c for c in ("trial_id", "experiment", "status", "objective", "best_val_rmse_ratio", "best_val_rmse_rgb",
-                     "best_val_gray_rmse_rgb", "epochs", "duration_s") if c in shown]
+first = [
+    c
+    for c in (
+        "trial_id",
+        "experiment",
+        "status",
+        "objective",
+        "best_val_rmse_ratio",
+        "best_val_rmse_rgb",
+        "best_val_gray_rmse_rgb",
+        "epochs",
+        "duration_s",
+    )
+    if c in shown
+]
 last = [c for c in ("best_epoch", "started", "ended", "checkpoint", "error") if c in shown]
 shown = shown[first + [c for c in shown.columns if c not in first and c not in last] + last]
-event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                     key="trials_table",
-                     column_config={"objective": st.column_config.NumberColumn(format="%.4f"),
-                                    "best_val_rmse_ratio": st.column_config.NumberColumn(
-                                        "RMSE / gray", format="%.3f",
-                                        help="the trial's validation RMSE over the gray (ab = 0) prediction's, "
-                                             "per video, averaged: below 1 beats leaving the frames gray"),
-                                    "best_val_gray_rmse_rgb": st.column_config.NumberColumn(
-                                        "gray RMSE", format="%.2f", help="RMSE of ab = 0 on the same videos"),
-                                    "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f")})
+event = st.dataframe(
+    shown,
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="multi-row",
+    key="trials_table",
+    column_config={
+        "objective": st.column_config.NumberColumn(format="%.4f"),
+        "best_val_rmse_ratio": st.column_config.NumberColumn(
+            "RMSE / gray",
+            format="%.3f",
+            help="the trial's validation RMSE over the gray (ab = 0) prediction's, "
+            "per video, averaged: below 1 beats leaving the frames gray",
+        ),
+        "best_val_gray_rmse_rgb": st.column_config.NumberColumn(
+            "gray RMSE", format="%.2f", help="RMSE of ab = 0 on the same videos"
+        ),
+        "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
+    },
+)
 picked = list(shown.iloc[event.selection.rows]["trial_id"]) if event and event.selection.rows else []
 if picked:
     st.session_state["chosen_trials"] = picked
     st.session_state["trial"] = picked[0]
     st.success(f"Selected: {', '.join(picked)} (open Trial, Learning curves or Compare)")
-st.download_button("Download CSV", shown.to_csv(index=False).encode(), file_name=f"{name}_trials.csv",
-                   mime="text/csv")
+st.download_button("Download CSV", shown.to_csv(index=False).encode(), file_name=f"{name}_trials.csv", mime="text/csv")

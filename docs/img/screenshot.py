@@ -23,8 +23,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 HEADINGS = {"trials": "Trials", "hyperparameters": "Hyperparameters", "overview": "Studies"}
 
 
@@ -75,8 +82,12 @@ def main(name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         info = conftest.build_fixture_study(Path(tmp))
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "study", "dashboard", "--db", info["url"], "--port", str(port)],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "study", "dashboard", "--db", info["url"], "--port", str(port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base, proc)

@@ -142,10 +142,13 @@ def main(args) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise VidcolorError(f"--batch-size: must be >= 1, got {args.batch_size}")
     inference = FilmInference.from_checkpoint(args.checkpoint, device=args.device, size=args.size,
-                                              temperature=args.temperature)
+                                              temperature=args.temperature,
+                                              stabilize=getattr(args, "stabilize", None))
     batch_size = args.batch_size or BATCH_SIZE
     log.info("colorizing on %s at working size %d (T=%.2f), batches of %d", inference.device,
              inference.size, inference.temperature, batch_size)
+    if inference.stabilizer is not None:
+        log.info("stabilizing the colors over time (strength %.2f)", inference.stabilizer.strength)
     results: list[Result] = []
     single = len(pairs) == 1 and pairs[0][0] == input_path
     for src_path, out in pairs:

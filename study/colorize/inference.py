@@ -27,6 +27,15 @@ by the annealed mean (`Predictor.predict_ab`, the one decode path shared with ev
 4. A temporal model (ConvLSTM) runs its per-frame trunk on a whole batch at once, then its
    recurrent steps in order; its state is carried from one call to the next, so it runs across
    the entire film, never reset per batch. An ensemble (exp3) averages its members' distributions.
+5. ``--stabilize`` (`models.stabilize.Stabilizer`, off by default) filters the predicted ab over
+   time at the working size, between steps 2 and 3: the coarse ab is upsampled to the net's input
+   size, filtered with the flow of the net's own gray input (its L as 8-bit gray), and then
+   upsampled to full resolution as in step 3. At the working size, not at the output size,
+   because the chroma has no more detail than the net gives it (its logits are at a quarter of
+   that size), while optical flow on a 1080p frame would cost many times the flow at 456x256 for
+   the same colors; at the coarse logits' size the flow would see too little texture. The filter
+   keeps one frame of state across the whole film (reset only by `reset`, or by the cuts it finds)
+   and sees only ab, so it works the same for any checkpoint (ensembles, imported ECCV16).
 """
 
 from __future__ import annotations
@@ -40,10 +49,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.color import _EPS, _KAPPA, _RGB_TO_XYZ, _linear_lut, frames_to_l, lab_to_frames, normalize_l
+from models.color import _EPS, _KAPPA, _RGB_TO_XYZ, _linear_lut, denormalize_l, frames_to_l, lab_to_frames, normalize_l
 from models.errors import VidcolorError
 from models.gamut import check_temperature
 from models.model import NET_STRIDE, check_frame_size, upsample_ab
+from models.stabilize import Stabilizer, check_strength
 from study.devices import autocast_dtype, resolve_device
 
 log = logging.getLogger(__name__)
@@ -70,13 +80,15 @@ class FilmInference:
     ``colorize(frames uint8 (N, H, W, 3)) -> uint8 (N, H, W, 3)``; call ``reset()`` between films.
     ``model`` is a `models.model.Predictor` (a VideoColorizer or an Ensemble with its bin centers).
     On CUDA the net runs under bf16 autocast (``amp=False`` turns that off); the annealed mean
-    and the color conversion stay in float32.
+    and the color conversion stay in float32. ``stabilize``: the strength of the temporal filter of
+    step 5 of the module docstring (None: off).
     """
 
     def __init__(self, model: torch.nn.Module, *, temperature: float, size: int,
-                 device: torch.device | str = "cpu", amp: bool = True):
+                 device: torch.device | str = "cpu", amp: bool = True, stabilize: float | None = None):
         self.size = check_frame_size(size, "--size")
         self.temperature = check_temperature(temperature)
+        self.stabilizer = None if stabilize is None else Stabilizer(check_strength(stabilize, "--stabilize"))
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.autocast = autocast_dtype(self.device, amp)  # bf16 on CUDA, None (float32) otherwise
@@ -85,7 +97,8 @@ class FilmInference:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike, device: str | None = None, size: int | None = None,
-                        temperature: float | None = None, amp: bool = True) -> "FilmInference":
+                        temperature: float | None = None, amp: bool = True,
+                        stabilize: float | None = None) -> "FilmInference":
         """Load a checkpoint folder; the working size is ``size`` or the frame size it was trained at."""
         from models.checkpoint import load_checkpoint
         from study.remote import local_checkpoint
@@ -93,6 +106,8 @@ class FilmInference:
         path = checkpoint
         if size is not None:
             check_frame_size(size, "--size")  # before the (slow) load
+        if stabilize is not None:
+            check_strength(stabilize, "--stabilize")
         dev = resolve_device(device)
         with local_checkpoint(path) as folder:  # a URI (e.g. s3://, under Ray's storage) is fetched
             loaded = load_checkpoint(folder, device=dev)
@@ -102,11 +117,13 @@ class FilmInference:
                 raise VidcolorError(f"{path}: the checkpoint does not record the frame size it was trained at "
                                     "(it predates frame_size); pass --size N with the training shard set's size")
         temp = loaded.config.temperature if temperature is None else temperature
-        return cls(loaded.model, temperature=temp, size=size, device=dev, amp=amp)
+        return cls(loaded.model, temperature=temp, size=size, device=dev, amp=amp, stabilize=stabilize)
 
     def reset(self) -> None:
-        """Start a new film: forget the temporal state."""
+        """Start a new film: forget the temporal state (the model's and the stabilizer's)."""
         self.state = None
+        if self.stabilizer is not None:
+            self.stabilizer.reset()
 
     @torch.inference_mode()
     def colorize(self, frames: np.ndarray) -> np.ndarray:
@@ -135,12 +152,21 @@ class FilmInference:
                 coarse, self.state = self.model.predict_ab_coarse(part.unsqueeze(0), self.temperature, self.state)
                 parts.append(coarse[0])
         coarse = torch.cat(parts)  # (N, 2, h/4, w/4) float32
+        if self.stabilizer is not None:  # (N, 2, h, w) from here on: upsampling below takes any size
+            coarse = self._stabilize(l_work, coarse, (h, w))
         if not cpu:
             return lab_to_frames(l_full, upsample_ab(coarse, (h, w), (height, width))).cpu().numpy()
         out = np.empty((n, height, width, 3), np.uint8)
         for i in range(n):
             self.cpu_frames.colorize(l_full[i], coarse[i].numpy(), (h, w), out[i])
         return out
+
+
+    def _stabilize(self, l_work: torch.Tensor, coarse: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The net's ab (N, 2, h/4, w/4) -> filtered ab (N, 2, h, w) at the working size (step 5)."""
+        gray = (denormalize_l(l_work[:, 0]) * (255.0 / 100.0)).round().clamp(0, 255).to(torch.uint8).cpu()
+        ab = upsample_ab(coarse, size).cpu()
+        return torch.stack([self.stabilizer.step(g, a) for g, a in zip(gray, ab)]).to(coarse.device)
 
 
 class CpuFrames:

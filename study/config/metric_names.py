@@ -26,5 +26,14 @@ METRICS = {
 
 #: What every epoch's report holds besides ``val_<name>`` for each of `METRICS` (and ``epoch``,
 #: ``best_<metric>``): the training loop's losses, times and sizes (`study.train.loop`).
-LOOP_METRICS = ("train_loss", "l_cl", "l_seq", "train_s", "val_frames", "val_gray_rmse_rgb", "epoch_s", "lr",
-                "world_size")
+LOOP_METRICS = (
+    "train_loss",
+    "l_cl",
+    "l_seq",
+    "train_s",
+    "val_frames",
+    "val_gray_rmse_rgb",
+    "epoch_s",
+    "lr",
+    "world_size",
+)

@@ -10,7 +10,8 @@ and the value (``--set: field grid: must be in [2, 64], got 1000``).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from models.config import FieldError, field_names
 from models.errors import VidcolorError
@@ -41,8 +42,9 @@ def parse_sets(items: Iterable[str]) -> dict[str, str]:
     return settings
 
 
-def apply_settings(experiment: ExperimentConfig, train: TrainConfig, settings: Mapping[str, Any],
-                   where: str | None = "--set") -> tuple[ExperimentConfig, TrainConfig]:
+def apply_settings(
+    experiment: ExperimentConfig, train: TrainConfig, settings: Mapping[str, Any], where: str | None = "--set"
+) -> tuple[ExperimentConfig, TrainConfig]:
     """Both configs with ``settings`` applied, validated.
 
     Values may be typed (TOML) or text (``--set``), which is parsed by the field's type

@@ -52,8 +52,9 @@ objective is a metric the training loop reports (:func:`reported_metrics`). Ever
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -153,7 +154,7 @@ class StudySpec(Table):
     # -- the tables against each other -------------------------------------------------------------
 
     @model_validator(mode="after")
-    def _check_keys(self) -> "StudySpec":
+    def _check_keys(self) -> StudySpec:
         """Fixed and searched settings are known settings, distinct, and not the objective's."""
         known = setting_names()
         for key in self.fixed:
@@ -171,20 +172,23 @@ class StudySpec(Table):
         return self
 
     @model_validator(mode="after")
-    def _check_points(self) -> "StudySpec":
+    def _check_points(self) -> StudySpec:
         """Each point to evaluate sets exactly the searched settings, inside their spaces."""
         by_name = {p.name: p for p in self.search}
         for i, point in enumerate(self.points_to_evaluate):
             if set(point) != set(by_name):
-                raise Problem(("points_to_evaluate", i), f"must set exactly the searched settings "
-                              f"({', '.join(sorted(by_name))}), got {', '.join(sorted(point))}")
+                raise Problem(
+                    ("points_to_evaluate", i),
+                    f"must set exactly the searched settings "
+                    f"({', '.join(sorted(by_name))}), got {', '.join(sorted(point))}",
+                )
             for key, value in point.items():
                 if not by_name[key].contains(value):
                     raise Problem(("points_to_evaluate", i, key), f"{value!r} is outside the search space")
         return self
 
     @model_validator(mode="after")
-    def _check_configs(self) -> "StudySpec":
+    def _check_configs(self) -> StudySpec:
         """The fixed settings make valid configs, and so does every searched setting at its ends;
         ASHA's budget fits in the training epochs."""
         try:
@@ -203,16 +207,21 @@ class StudySpec(Table):
         if self.asha.max_t > train.epochs:
             raise Problem(("asha", "max_t"), f"must be <= epochs ({train.epochs}), got {self.asha.max_t!r}")
         if self.asha.grace_period > (self.asha.max_t or train.epochs):
-            raise Problem(("asha", "grace_period"),
-                          f"must be <= max_t ({self.asha.max_t or train.epochs}), got {self.asha.grace_period!r}")
+            raise Problem(
+                ("asha", "grace_period"),
+                f"must be <= max_t ({self.asha.max_t or train.epochs}), got {self.asha.grace_period!r}",
+            )
         return self
 
     @model_validator(mode="after")
-    def _check_searched(self) -> "StudySpec":
+    def _check_searched(self) -> StudySpec:
         """At least one ``[search.NAME]`` table (checked last: a more specific problem comes first)."""
         if not self.search:
-            raise Problem(("search",), "no searched setting: add at least one [search.NAME] table (e.g. "
-                          "[search.lam] with type, low, high); to train one configuration use `vidcolor train`")
+            raise Problem(
+                ("search",),
+                "no searched setting: add at least one [search.NAME] table (e.g. "
+                "[search.lam] with type, low, high); to train one configuration use `vidcolor train`",
+            )
         return self
 
     # -- derived configs and copies --------------------------------------------------------------
@@ -220,8 +229,9 @@ class StudySpec(Table):
     def base_configs(self) -> tuple[ExperimentConfig, TrainConfig]:
         """(ExperimentConfig, TrainConfig) of the preset with the fixed settings applied; the
         best-checkpoint metric is the objective."""
-        return apply_settings(get_preset(self.preset), self._objective_train(), self.fixed,
-                              where=f"{self.source}: [fixed]")
+        return apply_settings(
+            get_preset(self.preset), self._objective_train(), self.fixed, where=f"{self.source}: [fixed]"
+        )
 
     def _objective_train(self) -> TrainConfig:
         return TrainConfig(metric=self.objective.metric, mode=self.objective.mode)
@@ -240,7 +250,7 @@ class StudySpec(Table):
         """ASHA's budget in epochs: ``asha.max_t``, or the training epochs when that is 0."""
         return self.asha.max_t or self.base_configs()[1].epochs
 
-    def replace(self, **changes: Any) -> "StudySpec":
+    def replace(self, **changes: Any) -> StudySpec:
         """A copy with some fields changed, validated like a file."""
         return _validated({**dict(self), **changes}, changes.get("source", self.source))
 

@@ -9,7 +9,8 @@ names the field path from the top of the file (``search.lam.low``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PlainValidator, ValidationError, model_validator
 
@@ -54,6 +55,7 @@ class SearchParam(Table):
     @classmethod
     def unknown_keys(cls, data: Mapping[str, Any]) -> list[str]:
         """A key of the other kind of param is unknown unless it is empty (as ``to_record`` writes it)."""
+
         def empty(value: Any) -> bool:
             return value is None or value is False or (isinstance(value, (list, tuple)) and not value)
 
@@ -68,7 +70,7 @@ class SearchParam(Table):
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> "SearchParam":
+    def _check(self) -> SearchParam:
         if self.type == "choice":
             if not self.choices:
                 raise Problem(("choices",), "must not be empty")
@@ -93,7 +95,7 @@ class SearchParam(Table):
         return self
 
     @classmethod
-    def from_table(cls, name: str, table: Any) -> "SearchParam":
+    def from_table(cls, name: str, table: Any) -> SearchParam:
         """The param of the file's ``[search.NAME]`` table; errors carry the path below ``search``."""
         if isinstance(table, Mapping) and "name" in table:
             raise Problem((name, "name"), "unknown key (the table's name is the setting's)")
@@ -178,5 +180,3 @@ class Resources(Table):
     workers: int = Field(1, ge=1)
     cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: float = Field(0.0, ge=0)
-
-

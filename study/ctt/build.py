@@ -31,7 +31,7 @@ import pandas as pd
 
 from data_shards import outdir
 from models.errors import VidcolorError
-from study.ctt.clips import rendered_media, wrong_recoloring, write_pair
+from study.ctt.clips import rendered_media, write_pair, wrong_recoloring
 from study.report import format_table
 from study.store import CTT_MEDIA, Store
 
@@ -77,8 +77,9 @@ class BuildOptions:
 # -- choosing trials and pairs ---------------------------------------------------------------------
 
 
-def choose_trials(trials: pd.DataFrame, mode: str, trial_ids: Sequence[str] | None = None,
-                  top: int | None = None) -> list[str]:
+def choose_trials(
+    trials: pd.DataFrame, mode: str, trial_ids: Sequence[str] | None = None, top: int | None = None
+) -> list[str]:
     """Trial ids for the test: the given ones, the `top` k by objective, or the best per experiment."""
     if trial_ids:
         unknown = sorted(set(trial_ids) - set(trials["trial_id"]))
@@ -115,7 +116,8 @@ def media_pairs(media: pd.DataFrame, medium: str = "clip") -> list[dict[str, Any
             vid, clip = key[0], None if pd.isna(key[1]) else int(key[1])
             frame = None if medium == "clip" or pd.isna(key[2]) else int(key[2])
             pairs.setdefault((vid, clip), []).append(
-                {"video_id": vid, "clip": clip, "frame": frame, "real": paths[real_media], "fake": paths[fake_media]})
+                {"video_id": vid, "clip": clip, "frame": frame, "real": paths[real_media], "fake": paths[fake_media]}
+            )
     out = []
     for cands in pairs.values():
         if medium == "frame":  # the still nearest the middle of the clip's stored frames
@@ -127,8 +129,9 @@ def media_pairs(media: pd.DataFrame, medium: str = "clip") -> list[dict[str, Any
 
 
 @contextmanager
-def trial_pairs(store: Store, study: str, trial_id: str, checkpoint: Any, shards: str | None,
-                opts: BuildOptions) -> Iterator[tuple[list[dict[str, Any]], str]]:
+def trial_pairs(
+    store: Store, study: str, trial_id: str, checkpoint: Any, shards: str | None, opts: BuildOptions
+) -> Iterator[tuple[list[dict[str, Any]], str]]:
     """Yields a trial's `media_pairs` and the split they come from: rendered from its checkpoint on
     `opts.split` when it and the shard set exist (files removed on exit), else (test split only)
     its stored sample media of the validation split."""
@@ -138,16 +141,23 @@ def trial_pairs(store: Store, study: str, trial_id: str, checkpoint: Any, shards
             yield media_pairs(media, opts.medium), opts.split
         return
     if opts.split != "test":
-        raise VidcolorError(f"trial {trial_id}: legacy clips are rendered from the checkpoint, and "
-                            f"checkpoint={checkpoint!r}, shards={shards!r} is not usable")
+        raise VidcolorError(
+            f"trial {trial_id}: legacy clips are rendered from the checkpoint, and "
+            f"checkpoint={checkpoint!r}, shards={shards!r} is not usable"
+        )
     pairs = media_pairs(store.media(study, trial_id), opts.medium)
     if not pairs:
         want = " + ".join(reversed(PAIR_MEDIA[opts.medium]))
         raise VidcolorError(
             f"trial {trial_id}: no checkpoint and shard set to render test clips from "
-            f"(checkpoint={checkpoint!r}, shards={shards!r}) and no rendered sample media ({want})")
-    log.warning("trial %s: no checkpoint + shard set to render test clips; using its %d rendered "
-                "sample %ss (validation split)", trial_id, len(pairs), opts.medium)
+            f"(checkpoint={checkpoint!r}, shards={shards!r}) and no rendered sample media ({want})"
+        )
+    log.warning(
+        "trial %s: no checkpoint + shard set to render test clips; using its %d rendered sample %ss (validation split)",
+        trial_id,
+        len(pairs),
+        opts.medium,
+    )
     yield pairs, "val"
 
 
@@ -166,16 +176,34 @@ def video_sources(shards: str | None) -> dict[str, str]:
 # -- writing items -----------------------------------------------------------------------------------
 
 
-def copy_pairs(pairs: list[dict[str, Any]], trial_id: str, split: str, sources: dict[str, str],
-               out_dir: Path, opts: BuildOptions, dither_rng: np.random.Generator) -> list[dict[str, Any]]:
+def copy_pairs(
+    pairs: list[dict[str, Any]],
+    trial_id: str,
+    split: str,
+    sources: dict[str, str],
+    out_dir: Path,
+    opts: BuildOptions,
+    dither_rng: np.random.Generator,
+) -> list[dict[str, Any]]:
     """Items of one trial: each pair's real and colorized side written alike (`write_pair`) in `out_dir`."""
     items = []
     for p in pairs:
         real, fake = write_pair(p["real"], p["fake"], out_dir, dither_rng)
-        items.append({"trial_id": trial_id, "real_path": str(real), "fake_path": str(fake), "medium": opts.medium,
-                      "video_id": p["video_id"], "clip": p["clip"], "frame": p["frame"], "split": split,
-                      "source": sources.get(str(p["video_id"])), "real_is_color": opts.real_is_color,
-                      "is_attention": False})
+        items.append(
+            {
+                "trial_id": trial_id,
+                "real_path": str(real),
+                "fake_path": str(fake),
+                "medium": opts.medium,
+                "video_id": p["video_id"],
+                "clip": p["clip"],
+                "frame": p["frame"],
+                "split": split,
+                "source": sources.get(str(p["video_id"])),
+                "real_is_color": opts.real_is_color,
+                "is_attention": False,
+            }
+        )
     return items
 
 
@@ -187,8 +215,13 @@ def attention_count(regular: int, rate: float) -> int:
     return max(1, int(round(rate * regular / (1 - rate))))
 
 
-def attention_items(regular: list[dict[str, Any]], opts: BuildOptions, out_dir: Path,
-                    rng: random.Random, dither_rng: np.random.Generator) -> list[dict[str, Any]]:
+def attention_items(
+    regular: list[dict[str, Any]],
+    opts: BuildOptions,
+    out_dir: Path,
+    rng: random.Random,
+    dither_rng: np.random.Generator,
+) -> list[dict[str, Any]]:
     """Attention checks built on randomly drawn regular items (each at most once while they last),
     written exactly as regular items are (`write_pair`), so their files tell nothing either.
 
@@ -198,11 +231,29 @@ def attention_items(regular: list[dict[str, Any]], opts: BuildOptions, out_dir: 
     bases = rng.sample(regular, k=min(n, len(regular))) + rng.choices(regular, k=max(0, n - len(regular)))
     checks = []
     for base in bases:
-        real, fake = write_pair(base["real_path"], base["fake_path"], out_dir, dither_rng,
-                                recolor=wrong_recoloring, recolor_real=opts.real_is_color)
-        checks.append({"trial_id": None, "real_path": str(real), "fake_path": str(fake), "medium": opts.medium,
-                       "video_id": None, "clip": None, "frame": None, "split": base["split"], "source": None,
-                       "real_is_color": opts.real_is_color, "is_attention": True})
+        real, fake = write_pair(
+            base["real_path"],
+            base["fake_path"],
+            out_dir,
+            dither_rng,
+            recolor=wrong_recoloring,
+            recolor_real=opts.real_is_color,
+        )
+        checks.append(
+            {
+                "trial_id": None,
+                "real_path": str(real),
+                "fake_path": str(fake),
+                "medium": opts.medium,
+                "video_id": None,
+                "clip": None,
+                "frame": None,
+                "split": base["split"],
+                "source": None,
+                "real_is_color": opts.real_is_color,
+                "is_attention": True,
+            }
+        )
     return checks
 
 
@@ -245,18 +296,30 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     shards = opts.shards or st.get("shards")
     sources = video_sources(shards)
     regular: list[dict[str, Any]] = []
-    for tid in tqdm(choose_trials(trials, st["mode"], opts.trial_ids, opts.top), desc="CTT items", unit="trial",
-                    disable=None):
+    for tid in tqdm(
+        choose_trials(trials, st["mode"], opts.trial_ids, opts.top), desc="CTT items", unit="trial", disable=None
+    ):
         with trial_pairs(store, study, tid, checkpoints.loc[tid], shards, opts) as (pairs, split):
-            regular += copy_pairs(pairs[:opts.clips], tid, split, sources, out_dir, opts, dither_rng)
+            regular += copy_pairs(pairs[: opts.clips], tid, split, sources, out_dir, opts, dither_rng)
     checks = attention_items(regular, opts, out_dir, rng, dither_rng)
     items = regular + checks
     rng.shuffle(items)
     uids = store.add_ctt_items(study, items)
-    log.info("%d CTT %s items (%d attention checks, split %s) for study %s in %s",
-             len(uids), opts.medium, len(checks), opts.split, study, out_dir)
-    return pd.DataFrame({"uid": uids, **{col: [i[col] for i in items]
-                                         for col in ("trial_id", "is_attention", "split", "real_is_color")}})
+    log.info(
+        "%d CTT %s items (%d attention checks, split %s) for study %s in %s",
+        len(uids),
+        opts.medium,
+        len(checks),
+        opts.split,
+        study,
+        out_dir,
+    )
+    return pd.DataFrame(
+        {
+            "uid": uids,
+            **{col: [i[col] for i in items] for col in ("trial_id", "is_attention", "split", "real_is_color")},
+        }
+    )
 
 
 # -- command -----------------------------------------------------------------------------------------
@@ -267,12 +330,19 @@ def main_build(args) -> int:
     store = Store(args.db, create=False)  # it needs a study's trials: a database that is not there is an error
     study = store.resolve_study(args.study)
     trial_ids = [t.strip() for t in args.trials.split(",") if t.strip()] if args.trials else None
-    opts = BuildOptions(trial_ids=trial_ids, top=args.top, clips=args.clips, attention_rate=args.attention_rate,
-                        out=args.out, shards=args.shards, split=args.split, medium=args.medium)
+    opts = BuildOptions(
+        trial_ids=trial_ids,
+        top=args.top,
+        clips=args.clips,
+        attention_rate=args.attention_rate,
+        out=args.out,
+        shards=args.shards,
+        split=args.split,
+        medium=args.medium,
+    )
     items = build_items(store, study, opts)
     counts = items.assign(trial_id=items["trial_id"].fillna("(attention check)")).groupby(["trial_id", "split"]).size()
     task = "which-is-real pairs and ratings" if opts.real_is_color else "1-5 naturalness rating only"
     print(f"study {study}: {len(items)} CTT {opts.medium} items ({task})")
     print(format_table(["trial_id", "split", "items"], [[tid, split, int(n)] for (tid, split), n in counts.items()]))
     return 0
-

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from study.store.campaigns import check_invites
 from study.report import format_table
+from study.store.campaigns import check_invites
 
 
 def invite_url(base_url: str, token: str) -> str:
@@ -34,13 +34,22 @@ def main_create(args) -> int:
     study = store.resolve_study(args.study)
     uses = None if args.uses == 0 else args.uses
     check_invites(args.links, uses)  # before anything is written
-    camp = store.create_campaign(study, args.name, task=args.task, display_s=args.display_s,
-                                 session_items=args.pairs, practice_items=args.practice,
-                                 attention_share=args.attention_share, trial_ids=_trials(args.trials))
+    camp = store.create_campaign(
+        study,
+        args.name,
+        task=args.task,
+        display_s=args.display_s,
+        session_items=args.pairs,
+        practice_items=args.practice,
+        attention_share=args.attention_share,
+        trial_ids=_trials(args.trials),
+    )
     shown = f"{camp['display_s']:g} s" if camp["display_s"] else "until answered"
-    print(f"campaign {camp['name']!r} of study {study}: task {camp['task']}, {camp['practice_items']} practice + "
-          f"{camp['session_items']} counted items per session, each shown {shown}, "
-          f"{camp['attention_share']:.0%} attention checks")
+    print(
+        f"campaign {camp['name']!r} of study {study}: task {camp['task']}, {camp['practice_items']} practice + "
+        f"{camp['session_items']} counted items per session, each shown {shown}, "
+        f"{camp['attention_share']:.0%} attention checks"
+    )
     _print_links(args.base_url, store.add_invites(study, args.name, args.links, uses), uses)
     print("serve them with: vidcolor ctt serve" + (f" --db {store.display_url}" if args.db else ""))
     return 0
@@ -68,9 +77,24 @@ def main_list(args) -> int:
     rows = []
     for _, c in df.iterrows():
         votes = store.campaign_votes(study, c["name"])
-        rows.append((c["name"], c["task"], c["display_s"], c["practice_items"], c["session_items"],
-                     "open" if c["is_open"] else "closed", c["invites"], c["sessions"], c["finished_sessions"],
-                     len(votes)))
-    print(format_table(("campaign", "task", "display s", "practice", "pairs", "state", "links", "sessions",
-                        "finished", "votes"), rows))
+        rows.append(
+            (
+                c["name"],
+                c["task"],
+                c["display_s"],
+                c["practice_items"],
+                c["session_items"],
+                "open" if c["is_open"] else "closed",
+                c["invites"],
+                c["sessions"],
+                c["finished_sessions"],
+                len(votes),
+            )
+        )
+    print(
+        format_table(
+            ("campaign", "task", "display s", "practice", "pairs", "state", "links", "sessions", "finished", "votes"),
+            rows,
+        )
+    )
     return 0

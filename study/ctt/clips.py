@@ -141,8 +141,14 @@ def _bucket(size: int, bucket: int) -> int:
     return -(-size // bucket) * bucket
 
 
-def write_pair(real: str | Path, fake: str | Path, out_dir: Path, rng: np.random.Generator,
-               recolor: Callable[[np.ndarray], np.ndarray] | None = None, recolor_real: bool = False) -> tuple[Path, Path]:
+def write_pair(
+    real: str | Path,
+    fake: str | Path,
+    out_dir: Path,
+    rng: np.random.Generator,
+    recolor: Callable[[np.ndarray], np.ndarray] | None = None,
+    recolor_real: bool = False,
+) -> tuple[Path, Path]:
     """(real side, colorized side) of one item, made the same way (see the module docstring):
     two mp4s or two PNGs under random names in `out_dir`, of one size. `recolor` (an attention
     check) replaces the colorized side by `recolor` of the real side (`recolor_real`) or of the

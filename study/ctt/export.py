@@ -17,8 +17,18 @@ from study.report import format_table, write_atomically
 from study.store import Store
 
 # the columns of the printed table (the CSV file has every column of `results`)
-SHOWN_COLUMNS = ("level", "name", "votes", "fooling_rate", "fool_lo", "fool_hi", "ratings", "mean_rating",
-                 "raters", "attention_failures")
+SHOWN_COLUMNS = (
+    "level",
+    "name",
+    "votes",
+    "fooling_rate",
+    "fool_lo",
+    "fool_hi",
+    "ratings",
+    "mean_rating",
+    "raters",
+    "attention_failures",
+)
 
 
 def results(store: Store, study: str, exclude_failed: bool = False) -> pd.DataFrame:

@@ -19,7 +19,7 @@ else NaN).
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,38 @@ VOTE_TYPES = ("2afc", "attention", "rating")
 
 # Student t 0.975 quantiles for 1..30 degrees of freedom (standard tables); beyond 30 we use the
 # Cornish-Fisher expansion around the normal quantile, accurate to ~1e-4 there.
-_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-         2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+_T975 = (
+    12.7062,
+    4.3027,
+    3.1824,
+    2.7764,
+    2.5706,
+    2.4469,
+    2.3646,
+    2.3060,
+    2.2622,
+    2.2281,
+    2.2010,
+    2.1788,
+    2.1604,
+    2.1448,
+    2.1314,
+    2.1199,
+    2.1098,
+    2.1009,
+    2.0930,
+    2.0860,
+    2.0796,
+    2.0739,
+    2.0687,
+    2.0639,
+    2.0595,
+    2.0555,
+    2.0518,
+    2.0484,
+    2.0452,
+    2.0423,
+)
 
 
 def t975(df: int) -> float:
@@ -113,8 +142,9 @@ def failed_raters(votes: pd.DataFrame, max_failures: int = 0) -> set:
     return set(fails[fails > max_failures].index)
 
 
-def aggregate(votes: pd.DataFrame, by: str = "trial", exclude_failed: bool = False,
-              max_failures: int = 0) -> pd.DataFrame:
+def aggregate(
+    votes: pd.DataFrame, by: str = "trial", exclude_failed: bool = False, max_failures: int = 0
+) -> pd.DataFrame:
     """CTT results per `by` ("trial" or "experiment").
 
     Columns: `by`, votes (2AFC votes), fooled (votes for the colorized clip), fooling_rate,
@@ -140,17 +170,38 @@ def aggregate(votes: pd.DataFrame, by: str = "trial", exclude_failed: bool = Fal
         lo, hi = wilson_interval(fooled, n)
         mean, rlo, rhi = mean_interval(group.loc[group["vote_type"] == "rating", "rating"])
         raters = sorted(set(group["rater"]))
-        rows.append({
-            by: key, "votes": n, "fooled": fooled,
-            "fooling_rate": fooled / n if n else math.nan, "fool_lo": lo, "fool_hi": hi,
-            "ratings": int((group["vote_type"] == "rating").sum()),
-            "mean_rating": mean, "rating_lo": rlo, "rating_hi": rhi,
-            "raters": len(raters),
-            "attention_failures": int(fails.reindex(raters, fill_value=0).sum()),
-            "excluded_raters": len(excluded),
-        })
-    cols = [by, "votes", "fooled", "fooling_rate", "fool_lo", "fool_hi", "ratings", "mean_rating",
-            "rating_lo", "rating_hi", "raters", "attention_failures", "excluded_raters"]
+        rows.append(
+            {
+                by: key,
+                "votes": n,
+                "fooled": fooled,
+                "fooling_rate": fooled / n if n else math.nan,
+                "fool_lo": lo,
+                "fool_hi": hi,
+                "ratings": int((group["vote_type"] == "rating").sum()),
+                "mean_rating": mean,
+                "rating_lo": rlo,
+                "rating_hi": rhi,
+                "raters": len(raters),
+                "attention_failures": int(fails.reindex(raters, fill_value=0).sum()),
+                "excluded_raters": len(excluded),
+            }
+        )
+    cols = [
+        by,
+        "votes",
+        "fooled",
+        "fooling_rate",
+        "fool_lo",
+        "fool_hi",
+        "ratings",
+        "mean_rating",
+        "rating_lo",
+        "rating_hi",
+        "raters",
+        "attention_failures",
+        "excluded_raters",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -160,8 +211,13 @@ def rater_summary(votes: pd.DataFrame, max_failures: int = 0) -> pd.DataFrame:
     fails = attention_failures(votes)
     att = votes[votes["vote_type"] == "attention"].groupby("rater").size()
     total = votes.groupby("rater").size()
-    out = pd.DataFrame({"votes": total, "attention_checks": att.reindex(total.index, fill_value=0),
-                        "attention_failures": fails.reindex(total.index, fill_value=0)})
+    out = pd.DataFrame(
+        {
+            "votes": total,
+            "attention_checks": att.reindex(total.index, fill_value=0),
+            "attention_failures": fails.reindex(total.index, fill_value=0),
+        }
+    )
     out["flagged"] = out["attention_failures"] > max_failures
     return out.reset_index().rename(columns={"index": "rater"})
 
@@ -186,11 +242,15 @@ def votes_from_store(store_votes: pd.DataFrame) -> pd.DataFrame:
             return (row["rating"] <= 2) if bool(row["is_attention"]) and not pd.isna(row["rating"]) else None
         return None if row["picked_real"] is None or pd.isna(row["picked_real"]) else bool(row["picked_real"])
 
-    out = pd.DataFrame({
-        "rater": df["rater_id"], "item": df["uid"],
-        "trial": df["trial_id"].where(df["trial_id"].notna(), None),
-        "experiment": df["experiment"].where(df["experiment"].notna(), None),
-        "vote_type": df.apply(vote_type, axis=1), "correct": df.apply(correct, axis=1).astype(object),
-        "rating": pd.to_numeric(df["rating"], errors="coerce"),
-    })
+    out = pd.DataFrame(
+        {
+            "rater": df["rater_id"],
+            "item": df["uid"],
+            "trial": df["trial_id"].where(df["trial_id"].notna(), None),
+            "experiment": df["experiment"].where(df["experiment"].notna(), None),
+            "vote_type": df.apply(vote_type, axis=1),
+            "correct": df.apply(correct, axis=1).astype(object),
+            "rating": pd.to_numeric(df["rating"], errors="coerce"),
+        }
+    )
     return out

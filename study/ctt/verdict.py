@@ -26,8 +26,9 @@ SCORES = {
 COLUMNS = ["trial_id", "score", "low", "high", "votes", "counted"]
 
 
-def trial_scores(store, study: str, score: str = "fool_rate", campaign: str | None = None,
-                 min_votes: int = 1) -> pd.DataFrame:
+def trial_scores(
+    store, study: str, score: str = "fool_rate", campaign: str | None = None, min_votes: int = 1
+) -> pd.DataFrame:
     """One row per trial with votes (COLUMNS): the score, its 95% interval, the votes it rests on and
     whether they reach `min_votes`. Only `campaign`'s votes when it is given (an unknown campaign is
     an error naming it)."""
@@ -40,17 +41,38 @@ def trial_scores(store, study: str, score: str = "fool_rate", campaign: str | No
     if score == "bt_score":
         ranking = store.trial_ranking(study, campaign, n_boot=200)
         ranking = ranking[ranking["comparisons"] > 0]
-        out = pd.DataFrame({"trial_id": ranking["trial"], "score": ranking["score"], "low": ranking["low"],
-                            "high": ranking["high"], "votes": ranking["comparisons"].astype(int)})
+        out = pd.DataFrame(
+            {
+                "trial_id": ranking["trial"],
+                "score": ranking["score"],
+                "low": ranking["low"],
+                "high": ranking["high"],
+                "votes": ranking["comparisons"].astype(int),
+            }
+        )
     else:
         raw = store.campaign_votes(study, campaign) if campaign else store.votes(study)
         agg = aggregate(votes_from_store(raw), by="trial", exclude_failed=True)
         if score == "fool_rate":
-            out = pd.DataFrame({"trial_id": agg["trial"], "score": agg["fooling_rate"], "low": agg["fool_lo"],
-                                "high": agg["fool_hi"], "votes": agg["votes"].astype(int)})
+            out = pd.DataFrame(
+                {
+                    "trial_id": agg["trial"],
+                    "score": agg["fooling_rate"],
+                    "low": agg["fool_lo"],
+                    "high": agg["fool_hi"],
+                    "votes": agg["votes"].astype(int),
+                }
+            )
         else:
-            out = pd.DataFrame({"trial_id": agg["trial"], "score": agg["mean_rating"], "low": agg["rating_lo"],
-                                "high": agg["rating_hi"], "votes": agg["ratings"].astype(int)})
+            out = pd.DataFrame(
+                {
+                    "trial_id": agg["trial"],
+                    "score": agg["mean_rating"],
+                    "low": agg["rating_lo"],
+                    "high": agg["rating_hi"],
+                    "votes": agg["ratings"].astype(int),
+                }
+            )
         out = out[out["votes"] > 0]
     out = out.assign(counted=out["votes"] >= min_votes).reset_index(drop=True)
     return out[COLUMNS]

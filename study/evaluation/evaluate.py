@@ -38,20 +38,37 @@ from study.report import fmt, format_table, write_json
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ("rmse_rgb", "rmse_ab", "psnr", "ssim", "colorfulness_ratio", "temporal_error", "warp_error",
-                 "cdc", "rmse_ratio")
+TABLE_COLUMNS = (
+    "rmse_rgb",
+    "rmse_ab",
+    "psnr",
+    "ssim",
+    "colorfulness_ratio",
+    "temporal_error",
+    "warp_error",
+    "cdc",
+    "rmse_ratio",
+)
 #: short headers, so the table fits 120 columns (the others are the metric's name)
-TABLE_HEADERS = {"colorfulness_ratio": "cf_ratio", "temporal_error": "temporal", "warp_error": "warp",
-                 "rmse_ratio": "rmse/gray"}
-TABLE_LEGEND = ("cf_ratio = colorfulness_ratio, temporal = temporal_error, warp = warp_error (Lai et al. 2018),\n"
-                "cdc = color distribution consistency (TCVC), rmse/gray = rmse_rgb / the gray row's;\n"
-                "gray (ab=0) = the true L without color: the input as a user sees it")
+TABLE_HEADERS = {
+    "colorfulness_ratio": "cf_ratio",
+    "temporal_error": "temporal",
+    "warp_error": "warp",
+    "rmse_ratio": "rmse/gray",
+}
+TABLE_LEGEND = (
+    "cf_ratio = colorfulness_ratio, temporal = temporal_error, warp = warp_error (Lai et al. 2018),\n"
+    "cdc = color distribution consistency (TCVC), rmse/gray = rmse_rgb / the gray row's;\n"
+    "gray (ab=0) = the true L without color: the input as a user sees it"
+)
 _SIGNIFICANT = {"cdc", "warp_error"}  # small numbers: 3 significant digits, not 3 decimals
 GRAY = "gray (ab=0)"
 
 
 @torch.no_grad()
-def colorize_frames(model: torch.nn.Module, frames: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def colorize_frames(
+    model: torch.nn.Module, frames: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 frames (B, T, H, W, 3) -> (l_norm (B, T, 1, H, W), predicted ab float32 (B, T, 2, H, W)).
 
     L comes from the frames themselves; the colors from the model's `predict_ab` (a VideoColorizer
@@ -64,10 +81,17 @@ def colorize_frames(model: torch.nn.Module, frames: torch.Tensor, temperature: f
     return l_norm, ab
 
 
-def evaluate_model(model: torch.nn.Module, loader: Iterable[Mapping[str, Any]], temperature: float,
-                   device: str | torch.device, *, amp_dtype: torch.dtype | None = None,
-                   max_batches: int | None = None, progress: bool = False,
-                   baseline: VideoMetrics | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model: torch.nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    temperature: float,
+    device: str | torch.device,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    max_batches: int | None = None,
+    progress: bool = False,
+    baseline: VideoMetrics | None = None,
+) -> dict[str, Any]:
     """One pass over an eval loader (`data_shards.reader.eval_loader` batches: frames uint8
     (B, T, H, W, 3), video_id, start, valid) -> `VideoMetrics.results()`:
     {"videos": [per-video dict], "mean": {metric: value}, "num_videos", "num_frames"}, plus "seconds"
@@ -89,7 +113,7 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Mapping[str, Any]], 
     acc, gray = VideoMetrics(flows), (VideoMetrics(flows) if baseline is None else None)
     t0 = time.perf_counter()
     if progress:
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
 
         loader = tqdm(loader, desc="evaluate", unit="batch")
     try:
@@ -147,7 +171,7 @@ def _gather(acc: VideoMetrics) -> VideoMetrics:
 def open_split(shards: str | os.PathLike, split: str):
     """The shard set at `shards` (a `data_shards.reader.ShardSet`), refused when it has no
     `split` (the error names the splits it has)."""
-    from data_shards.reader import ShardSet  # noqa: PLC0415
+    from data_shards.reader import ShardSet
 
     shard_set = ShardSet(str(shards))
     splits = shard_set.manifest.get("splits", {})
@@ -157,9 +181,17 @@ def open_split(shards: str | os.PathLike, split: str):
     return shard_set
 
 
-def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike, split: str = "test", *,
-                        batch_size: int = 8, device: str | torch.device | None = None, progress: bool = False,
-                        verify: bool = False, temperature: float | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    shards: str | os.PathLike,
+    split: str = "test",
+    *,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    verify: bool = False,
+    temperature: float | None = None,
+) -> dict[str, Any]:
     """`evaluate_model` of a checkpoint folder on a split of a shard set, on `device` (default the
     first GPU, else the CPU; bf16 autocast on a GPU). Returns the document `vidcolor evaluate
     --json` writes: checkpoint, shards, split, temperature, device, config, metrics (which way is
@@ -168,7 +200,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
     yielded less; empty when complete) and ``verified``. ``verify``: check the split's shard
     checksums first (`ShardSet.verify`; an error names each damaged shard). ``temperature``: the
     annealed-mean T to decode with (default: the checkpoint's)."""
-    from data_shards.reader import eval_loader  # noqa: PLC0415
+    from data_shards.reader import eval_loader
 
     if batch_size < 1:
         raise VidcolorError(f"--batch-size must be at least 1, got {batch_size}")
@@ -183,18 +215,28 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, shards: str | os.PathLike
     window = ckpt.config.window
     temperature = float(ckpt.config.temperature if temperature is None else temperature)
     loader = eval_loader(shard_set, split=split, window=window, batch_size=batch_size)
-    log.info("evaluating %s on %s split %r (window %d, T=%.2f, %s)", checkpoint, shards, split, window,
-             temperature, device)
-    results = evaluate_model(ckpt.model, loader, temperature, device, amp_dtype=autocast_dtype(device),
-                             progress=progress)
+    log.info(
+        "evaluating %s on %s split %r (window %d, T=%.2f, %s)", checkpoint, shards, split, window, temperature, device
+    )
+    results = evaluate_model(
+        ckpt.model, loader, temperature, device, amp_dtype=autocast_dtype(device), progress=progress
+    )
     if results["num_videos"] == 0:
         damage = "; ".join(s["message"] for s in loader.shortfalls)
         raise VidcolorError(f"split {split!r} of {shards} yielded no frames{': ' + damage if damage else ''}")
-    return {"checkpoint": str(checkpoint), "shards": str(shards), "split": split, "temperature": temperature,
-            "device": str(device), "config": ckpt.config.to_dict(),
-            "metrics": {k: {"better": v} for k, v in METRICS.items()}, **results,
-            "expected_frames": loader.expected_windows * window, "incomplete": loader.shortfalls,
-            "verified": verify}
+    return {
+        "checkpoint": str(checkpoint),
+        "shards": str(shards),
+        "split": split,
+        "temperature": temperature,
+        "device": str(device),
+        "config": ckpt.config.to_dict(),
+        "metrics": {k: {"better": v} for k, v in METRICS.items()},
+        **results,
+        "expected_frames": loader.expected_windows * window,
+        "incomplete": loader.shortfalls,
+        "verified": verify,
+    }
 
 
 def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUMNS) -> str:
@@ -218,11 +260,20 @@ def main(args: argparse.Namespace) -> int:
     [--temperature T]`."""
     if args.json:  # before the work, which a bad path would otherwise lose
         outdir.check_file(args.json, "--json", getattr(args, "overwrite", False))
-    doc = evaluate_checkpoint(args.checkpoint, args.shards, args.split, batch_size=args.batch_size,
-                              device=args.device, progress=True, verify=getattr(args, "verify", False),
-                              temperature=getattr(args, "temperature", None))
-    print(f"{args.checkpoint} on {args.split} ({doc['num_videos']} videos, {doc['num_frames']} frames, "
-          f"T={doc['temperature']:g}, {doc['seconds']:.1f} s)")
+    doc = evaluate_checkpoint(
+        args.checkpoint,
+        args.shards,
+        args.split,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=True,
+        verify=getattr(args, "verify", False),
+        temperature=getattr(args, "temperature", None),
+    )
+    print(
+        f"{args.checkpoint} on {args.split} ({doc['num_videos']} videos, {doc['num_frames']} frames, "
+        f"T={doc['temperature']:g}, {doc['seconds']:.1f} s)"
+    )
     print(video_table(doc))
     print(TABLE_LEGEND)
     if args.json:
@@ -230,7 +281,10 @@ def main(args: argparse.Namespace) -> int:
     for item in doc["incomplete"]:  # damaged data: metrics of part of the split must not pass for all of it
         print(f"warning: {item['message']}", file=sys.stderr)
     if doc["incomplete"]:
-        print(f"warning: these metrics cover {doc['num_frames']} of the {doc['expected_frames']} frames of "
-              f"split {args.split!r}; exit status 1", file=sys.stderr)
+        print(
+            f"warning: these metrics cover {doc['num_frames']} of the {doc['expected_frames']} frames of "
+            f"split {args.split!r}; exit status 1",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -64,6 +64,7 @@ _SSIM_C1, _SSIM_C2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
 
 # -- per-frame functions (any leading shape) ------------------------------------------------------
 
+
 def mse_rgb(pred_rgb: torch.Tensor, gt_rgb: torch.Tensor) -> torch.Tensor:
     """Mean squared error over pixels and channels of RGB on 0-255: (..., 3, H, W) x2 -> (...)."""
     _check_pair(pred_rgb, gt_rgb, 3, "mse_rgb")
@@ -84,7 +85,7 @@ def rmse_ab(pred_ab: torch.Tensor, gt_ab: torch.Tensor) -> torch.Tensor:
 def psnr(pred_rgb: torch.Tensor, gt_rgb: torch.Tensor) -> torch.Tensor:
     """Per-frame PSNR in dB for RGB on 0-255, capped at PSNR_CAP: (..., 3, H, W) x2 -> (...)."""
     mse = mse_rgb(pred_rgb, gt_rgb)
-    out = 10.0 * torch.log10(255.0 ** 2 / mse.clamp_min(1e-300))
+    out = 10.0 * torch.log10(255.0**2 / mse.clamp_min(1e-300))
     return out.clamp(max=PSNR_CAP)
 
 
@@ -100,8 +101,9 @@ def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
     return std + 0.3 * mean
 
 
-def temporal_error(pred_prev: torch.Tensor, pred: torch.Tensor, gt_prev: torch.Tensor,
-                   gt: torch.Tensor) -> torch.Tensor:
+def temporal_error(
+    pred_prev: torch.Tensor, pred: torch.Tensor, gt_prev: torch.Tensor, gt: torch.Tensor
+) -> torch.Tensor:
     """Error of the predicted frame-to-frame ab change against the true one: (..., 2, H, W) x4 -> (...)."""
     _check_pair(pred, gt, 2, "temporal_error")
     d = (pred.double() - pred_prev.double()) - (gt.double() - gt_prev.double())
@@ -133,7 +135,7 @@ def _gaussian_band(n: int, size: int, device: torch.device) -> torch.Tensor:
     """(n, n - size + 1) float64: column j holds the normalized sigma-1.5 Gaussian of `size` taps
     at rows j ... j + size - 1, so X @ band is X filtered along its last dim, valid positions only."""
     taps = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
-    g = torch.exp(-taps ** 2 / (2 * SSIM_SIGMA ** 2))
+    g = torch.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
     k = torch.arange(n, device=device).unsqueeze(1) - torch.arange(n - size + 1, device=device)  # tap index
     inside = (k >= 0) & (k < size)
     return torch.where(inside, (g / g.sum())[k.clamp(0, size - 1)], torch.zeros((), dtype=torch.float64, device=device))
@@ -141,8 +143,10 @@ def _gaussian_band(n: int, size: int, device: torch.device) -> torch.Tensor:
 
 def _check_pair(pred: torch.Tensor, gt: torch.Tensor, channels: int, name: str) -> None:
     if pred.shape != gt.shape or pred.dim() < 3 or pred.shape[-3] != channels:
-        raise VidcolorError(f"{name}: expected two tensors of the same shape (..., {channels}, H, W), "
-                            f"got {tuple(pred.shape)} and {tuple(gt.shape)}")
+        raise VidcolorError(
+            f"{name}: expected two tensors of the same shape (..., {channels}, H, W), "
+            f"got {tuple(pred.shape)} and {tuple(gt.shape)}"
+        )
 
 
 # -- the accumulator ------------------------------------------------------------------------------
@@ -192,37 +196,70 @@ class VideoMetrics:
         return len(self._videos)
 
     @torch.no_grad()
-    def update_frames(self, video_ids: Sequence[str], starts: torch.Tensor | Sequence[int], frames: torch.Tensor,
-                      pred_ab: torch.Tensor, valid: torch.Tensor | Sequence[bool] | None = None) -> None:
+    def update_frames(
+        self,
+        video_ids: Sequence[str],
+        starts: torch.Tensor | Sequence[int],
+        frames: torch.Tensor,
+        pred_ab: torch.Tensor,
+        valid: torch.Tensor | Sequence[bool] | None = None,
+    ) -> None:
         """One eval batch: `frames` uint8 (B, T, H, W, 3) ground truth, `pred_ab` (B, T, 2, H, W)
         predicted ab at full size, `starts` (B,) index of each window's first frame in its video.
         The prediction is rendered with the ground truth's L."""
-        if frames.dim() != 5 or pred_ab.dim() != 5 or pred_ab.shape[:2] != frames.shape[:2] \
-                or pred_ab.shape[2] != 2 or pred_ab.shape[-2:] != frames.shape[2:4]:
-            raise VidcolorError(f"VideoMetrics: frames (B, T, H, W, 3) and pred_ab (B, T, 2, H, W) must match, "
-                                f"got {tuple(frames.shape)} and {tuple(pred_ab.shape)}")
+        if (
+            frames.dim() != 5
+            or pred_ab.dim() != 5
+            or pred_ab.shape[:2] != frames.shape[:2]
+            or pred_ab.shape[2] != 2
+            or pred_ab.shape[-2:] != frames.shape[2:4]
+        ):
+            raise VidcolorError(
+                f"VideoMetrics: frames (B, T, H, W, 3) and pred_ab (B, T, 2, H, W) must match, "
+                f"got {tuple(frames.shape)} and {tuple(pred_ab.shape)}"
+            )
         l_norm, gt_ab = frames_to_lab(frames)  # (B, T, 1, H, W), (B, T, 2, H, W)
         pred_rgb = lab_to_rgb(torch.cat((denormalize_l(l_norm), pred_ab.to(l_norm.dtype)), dim=2)) * 255.0
         gt_rgb = frames.movedim(-1, 2).to(pred_rgb.dtype)  # the true pixels, not a Lab round trip
         self.update(video_ids, starts, pred_rgb, gt_rgb, pred_ab, gt_ab, valid)
 
     @torch.no_grad()
-    def update(self, video_ids: Sequence[str], starts: torch.Tensor | Sequence[int], pred_rgb: torch.Tensor,
-               gt_rgb: torch.Tensor, pred_ab: torch.Tensor, gt_ab: torch.Tensor,
-               valid: torch.Tensor | Sequence[bool] | None = None) -> None:
+    def update(
+        self,
+        video_ids: Sequence[str],
+        starts: torch.Tensor | Sequence[int],
+        pred_rgb: torch.Tensor,
+        gt_rgb: torch.Tensor,
+        pred_ab: torch.Tensor,
+        gt_ab: torch.Tensor,
+        valid: torch.Tensor | Sequence[bool] | None = None,
+    ) -> None:
         """One batch of windows: RGB on 0-255 (B, T, 3, H, W), ab (B, T, 2, H, W); window b holds
         frames starts[b] ... starts[b] + T - 1 of video video_ids[b]; rows with valid False are padding."""
         B, T = pred_rgb.shape[:2]
-        if len(video_ids) != B or gt_rgb.shape != pred_rgb.shape or pred_ab.shape[:2] != (B, T) \
-                or gt_ab.shape != pred_ab.shape:
-            raise VidcolorError(f"VideoMetrics.update: batch shapes disagree: {len(video_ids)} ids, rgb "
-                                f"{tuple(pred_rgb.shape)}/{tuple(gt_rgb.shape)}, ab {tuple(pred_ab.shape)}/{tuple(gt_ab.shape)}")
+        if (
+            len(video_ids) != B
+            or gt_rgb.shape != pred_rgb.shape
+            or pred_ab.shape[:2] != (B, T)
+            or gt_ab.shape != pred_ab.shape
+        ):
+            raise VidcolorError(
+                f"VideoMetrics.update: batch shapes disagree: {len(video_ids)} ids, rgb "
+                f"{tuple(pred_rgb.shape)}/{tuple(gt_rgb.shape)}, ab {tuple(pred_ab.shape)}/{tuple(gt_ab.shape)}"
+            )
         starts = [int(s) for s in (starts.tolist() if isinstance(starts, torch.Tensor) else starts)]
-        keep = [True] * B if valid is None else [bool(v) for v in (valid.tolist() if isinstance(valid, torch.Tensor) else valid)]
+        keep = (
+            [True] * B
+            if valid is None
+            else [bool(v) for v in (valid.tolist() if isinstance(valid, torch.Tensor) else valid)]
+        )
         per_frame = {
-            "rmse_rgb": rmse_rgb(pred_rgb, gt_rgb), "rmse_ab": rmse_ab(pred_ab, gt_ab),
-            "psnr": psnr(pred_rgb, gt_rgb), "colorfulness_pred": colorfulness(pred_rgb),
-            "colorfulness_gt": colorfulness(gt_rgb), "ssim": ssim(pred_rgb, gt_rgb),
+            "rmse_rgb": rmse_rgb(pred_rgb, gt_rgb),
+            "rmse_ab": rmse_ab(pred_ab, gt_ab),
+            "psnr": psnr(pred_rgb, gt_rgb),
+            "colorfulness_pred": colorfulness(pred_rgb),
+            "colorfulness_gt": colorfulness(gt_rgb),
+            "ssim": ssim(pred_rgb, gt_rgb),
         }  # each (B, T)
         per_frame = {k: v.cpu().tolist() for k, v in per_frame.items()}
         hists = rgb_histograms(pred_rgb).to(torch.int32).cpu()  # (B, T, 3, 256)
@@ -241,8 +278,9 @@ class VideoMetrics:
                 for k in _SUMS:
                     video.sums[k] += per_frame[k][b][t]
                 video.histograms[f] = hists[b, t].clone()
-                frame = _Frame(pred_ab_cpu[b, t].clone(), gt_ab_cpu[b, t].clone(), pred_u8[b, t].clone(),
-                               gt_luma[b, t].clone())  # copies: a view would keep the whole batch alive
+                frame = _Frame(
+                    pred_ab_cpu[b, t].clone(), gt_ab_cpu[b, t].clone(), pred_u8[b, t].clone(), gt_luma[b, t].clone()
+                )  # copies: a view would keep the whole batch alive
                 self._pair(str(video_ids[b]), video, f, frame)
         if self._own_flows:
             self._flows.clear()
@@ -269,13 +307,21 @@ class VideoMetrics:
 
     def state(self) -> dict[str, dict[str, Any]]:
         """Plain per-video sums and histograms (no tensors), for gathering across ranks."""
-        return {vid: {"frames": v.frames, "pairs": v.pairs, "temporal_sum": v.temporal_sum,
-                      "warp_pairs": v.warp_pairs, "warp_sum": v.warp_sum, **v.sums,
-                      "histograms": {f: h.tolist() for f, h in v.histograms.items()}}
-                for vid, v in self._videos.items()}
+        return {
+            vid: {
+                "frames": v.frames,
+                "pairs": v.pairs,
+                "temporal_sum": v.temporal_sum,
+                "warp_pairs": v.warp_pairs,
+                "warp_sum": v.warp_sum,
+                **v.sums,
+                "histograms": {f: h.tolist() for f, h in v.histograms.items()},
+            }
+            for vid, v in self._videos.items()
+        }
 
     @classmethod
-    def merge(cls, states: Iterable[Mapping[str, Mapping[str, Any]]]) -> "VideoMetrics":
+    def merge(cls, states: Iterable[Mapping[str, Mapping[str, Any]]]) -> VideoMetrics:
         """One accumulator from several ranks' `state()` (a video seen on two ranks is summed; its
         frames must differ)."""
         out = cls()
@@ -295,7 +341,7 @@ class VideoMetrics:
                     v.histograms[int(f)] = torch.tensor(h, dtype=torch.int32)
         return out
 
-    def per_video(self, baseline: "VideoMetrics | None" = None) -> list[dict[str, Any]]:
+    def per_video(self, baseline: VideoMetrics | None = None) -> list[dict[str, Any]]:
         """One dict per video (sorted by id): video_id, frames, pairs and every metric of METRICS;
         rmse_ratio against `baseline`'s rmse_rgb of the same video (NaN without one, or when the
         baseline lacks the video or matches its ground truth exactly)."""
@@ -319,15 +365,19 @@ class VideoMetrics:
             rows.append(row)
         return rows
 
-    def means(self, baseline: "VideoMetrics | None" = None) -> dict[str, float]:
+    def means(self, baseline: VideoMetrics | None = None) -> dict[str, float]:
         """Each metric averaged over videos (NaN entries, e.g. a gray video's ratio, left out)."""
         return _means(self.per_video(baseline))
 
-    def results(self, baseline: "VideoMetrics | None" = None) -> dict[str, Any]:
+    def results(self, baseline: VideoMetrics | None = None) -> dict[str, Any]:
         """{"videos": per_video(), "mean": means(), "num_videos", "num_frames"} (JSON-ready)."""
         rows = self.per_video(baseline)
-        return {"videos": rows, "mean": _means(rows), "num_videos": len(rows),
-                "num_frames": sum(r["frames"] for r in rows)}
+        return {
+            "videos": rows,
+            "mean": _means(rows),
+            "num_videos": len(rows),
+            "num_frames": sum(r["frames"] for r in rows),
+        }
 
 
 def _means(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:

@@ -84,8 +84,15 @@ def pick_clips(batches: Iterable[Mapping[str, Any]], count: int, clip_len: int) 
     return (chosen + spare)[:count]
 
 
-def render_clip(model: torch.nn.Module, clip: Clip, temperature: float, device: torch.device, out_dir: Path,
-                fps: float, png: bool = True) -> list[MediaFile]:
+def render_clip(
+    model: torch.nn.Module,
+    clip: Clip,
+    temperature: float,
+    device: torch.device,
+    out_dir: Path,
+    fps: float,
+    png: bool = True,
+) -> list[MediaFile]:
     """Gray / prediction / ground truth of one clip as mp4s (and PNG frames); returns the files.
     The model is put in eval mode."""
     frames = clip.frames.to(device).unsqueeze(0)  # (1, T, H, W, 3)
@@ -131,13 +138,20 @@ def _video_fps(manifest: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def render_samples(checkpoint: str | os.PathLike, shards: str | os.PathLike, out_dir: str | os.PathLike, *,
-                   split: str = "val", clips: int = 2, device: str | torch.device | None = None,
-                   png: bool = True) -> list[MediaFile]:
+def render_samples(
+    checkpoint: str | os.PathLike,
+    shards: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    split: str = "val",
+    clips: int = 2,
+    device: str | torch.device | None = None,
+    png: bool = True,
+) -> list[MediaFile]:
     """Render `clips` clips of `split` at the checkpoint into `out_dir` on `device` (default the
     first GPU, else the CPU); returns the files (`register_media` puts them in the results store)."""
-    from data_shards.reader import eval_loader  # noqa: PLC0415
-    from models.checkpoint import load_checkpoint  # noqa: PLC0415
+    from data_shards.reader import eval_loader
+    from models.checkpoint import load_checkpoint
 
     if clips < 1:
         raise VidcolorError(f"clips must be at least 1, got {clips}")

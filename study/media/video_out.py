@@ -29,10 +29,10 @@ import os
 import re
 import shutil
 import socket
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Iterator
 
 import av
 import numpy as np
@@ -83,7 +83,7 @@ def stale_partials(folder: Path, prefix: str, suffix: str) -> list[Path]:
         name = entry.name
         if not (name.startswith(prefix) and name.endswith(suffix)) or len(name) <= len(prefix) + len(suffix):
             continue
-        match = re.fullmatch(r"(\d+)(?:@([A-Za-z0-9-]+))?", name[len(prefix):len(name) - len(suffix)])
+        match = re.fullmatch(r"(\d+)(?:@([A-Za-z0-9-]+))?", name[len(prefix) : len(name) - len(suffix)])
         if match is None or (match.group(2) is not None and match.group(2) != host):
             continue
         pid = int(match.group(1))
@@ -132,7 +132,7 @@ def pick_h264_encoder() -> str:
     for name in H264_ENCODERS:
         try:
             av.codec.Codec(name, "w")
-        except Exception:  # noqa: BLE001 - not compiled in
+        except Exception:
             continue
         return name
     raise VidcolorError(f"no H.264 encoder in this FFmpeg build (tried {', '.join(H264_ENCODERS)})")
@@ -159,14 +159,23 @@ class VideoWriter:
     ``overwrite=False`` refuses an existing ``path`` (on opening and again on renaming).
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float | Fraction, width: int, height: int,
-                 audio_from: str | os.PathLike | None = None, crf: int = 18, preset: str = "medium",
-                 overwrite: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float | Fraction,
+        width: int,
+        height: int,
+        audio_from: str | os.PathLike | None = None,
+        crf: int = 18,
+        preset: str = "medium",
+        overwrite: bool = True,
+    ):
         self.path = Path(path)
         self.overwrite = overwrite
         self.fps = as_fraction(fps)
-        if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer))
-                and width > 0 and height > 0):
+        if not (
+            isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer)) and width > 0 and height > 0
+        ):
             raise VidcolorError(f"{self.path}: frame size must be positive integers, got {width!r}x{height!r}")
         if not 0 <= crf <= 51:
             raise VidcolorError(f"{self.path}: crf must be in 0..51, got {crf!r}")
@@ -189,7 +198,7 @@ class VideoWriter:
 
     # -- opening -------------------------------------------------------------------------------
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         self.open()
         return self
 
@@ -205,8 +214,7 @@ class VideoWriter:
         remove_stale_partials(folder, prefix, suffix)
         self._tmp = folder / f"{prefix}{partial_tag()}{suffix}"
         try:
-            self._container = av.open(str(self._tmp), mode="w", format="mp4",
-                                      options={"movflags": "+faststart"})
+            self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         except (OSError, av.FFmpegError) as exc:
             raise VidcolorError(f"{self.path}: cannot write here ({exc})") from exc
         try:
@@ -273,15 +281,23 @@ class VideoWriter:
         if self._container is None:
             raise RuntimeError("VideoWriter is not open (use it in a `with` block)")
         if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
-            raise ValueError(f"{self.path}: expected a uint8 frame of shape {(self.height, self.width, 3)}, "
-                             f"got {frame.dtype} {frame.shape}")
+            raise ValueError(
+                f"{self.path}: expected a uint8 frame of shape {(self.height, self.width, 3)}, "
+                f"got {frame.dtype} {frame.shape}"
+            )
         if (self.out_width, self.out_height) != (self.width, self.height):
-            frame = np.pad(frame, ((0, self.out_height - self.height), (0, self.out_width - self.width), (0, 0)),
-                           mode="edge")
+            frame = np.pad(
+                frame, ((0, self.out_height - self.height), (0, self.out_width - self.width), (0, 0)), mode="edge"
+            )
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         # Explicit BT.709 limited-range conversion, matching the tags on the stream.
-        vf = vf.reformat(format="yuv420p", src_colorspace="itu709", dst_colorspace="itu709",
-                         src_color_range="JPEG", dst_color_range="MPEG")
+        vf = vf.reformat(
+            format="yuv420p",
+            src_colorspace="itu709",
+            dst_colorspace="itu709",
+            src_color_range="JPEG",
+            dst_color_range="MPEG",
+        )
         vf.pts = self.frames_written
         vf.time_base = 1 / self.fps  # the stream's time base changes once the muxer starts
         self._container.mux(self._video.encode(vf))
@@ -340,8 +356,15 @@ class VideoWriter:
         except BaseException:
             self._abort()
             raise
-        log.debug("wrote %s: %d frames %dx%d at %s fps%s", self.path, self.frames_written,
-                  self.out_width, self.out_height, self.fps, " with audio" if self.has_audio else "")
+        log.debug(
+            "wrote %s: %d frames %dx%d at %s fps%s",
+            self.path,
+            self.frames_written,
+            self.out_width,
+            self.out_height,
+            self.fps,
+            " with audio" if self.has_audio else "",
+        )
 
     def _close_audio_in(self) -> None:
         if self._audio_in is not None:
@@ -353,23 +376,25 @@ class VideoWriter:
         if self._container is not None:
             try:
                 self._container.close()
-            except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+            except Exception:
                 pass
             self._container = None
         self._close_audio_in()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()
         else:
             self._abort()
 
 
-def write_video(path: str | os.PathLike, frames, fps: float | Fraction,
-                audio_from: str | os.PathLike | None = None, crf: int = 18) -> Path:
+def write_video(
+    path: str | os.PathLike, frames, fps: float | Fraction, audio_from: str | os.PathLike | None = None, crf: int = 18
+) -> Path:
     """Write an iterable of RGB frames (the first one fixes the size) to ``path``; returns it."""
     frames = iter(frames)
     first = next(frames, None)

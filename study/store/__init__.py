@@ -22,8 +22,16 @@ from study.store.schema import CTT_MEDIA, STUDY_STATUSES, TRIAL_STATUSES, VOTE_M
 from study.store.studies import StudiesMixin
 from study.store.trials import TrialsMixin
 
-__all__ = ["CTT_MEDIA", "DEFAULT_URL", "STUDY_STATUSES", "TRIAL_STATUSES", "VOTE_MODES", "Store", "has_password",
-           "mask_url"]
+__all__ = [
+    "CTT_MEDIA",
+    "DEFAULT_URL",
+    "STUDY_STATUSES",
+    "TRIAL_STATUSES",
+    "VOTE_MODES",
+    "Store",
+    "has_password",
+    "mask_url",
+]
 
 
 class Store(StudiesMixin, TrialsMixin, MediaMixin, CttMixin, CampaignsMixin):

@@ -26,10 +26,40 @@ from study.store.schema import CTT_MEDIA, SIDES, VOTE_MODES, CttItemRow, CttVote
 
 log = logging.getLogger(__name__)
 
-CTT_ITEMS_COLUMNS = ["uid", "trial_id", "experiment", "medium", "is_attention", "video_id", "clip", "real_path",
-                     "fake_path", "created", "votes", "frame", "split", "source", "real_is_color"]
-VOTES_COLUMNS = ["rater_id", "rater", "uid", "trial_id", "experiment", "medium", "is_attention", "video_id", "clip",
-                 "choice", "picked_real", "response_ms", "rating", "mode", "created"]
+CTT_ITEMS_COLUMNS = [
+    "uid",
+    "trial_id",
+    "experiment",
+    "medium",
+    "is_attention",
+    "video_id",
+    "clip",
+    "real_path",
+    "fake_path",
+    "created",
+    "votes",
+    "frame",
+    "split",
+    "source",
+    "real_is_color",
+]
+VOTES_COLUMNS = [
+    "rater_id",
+    "rater",
+    "uid",
+    "trial_id",
+    "experiment",
+    "medium",
+    "is_attention",
+    "video_id",
+    "clip",
+    "choice",
+    "picked_real",
+    "response_ms",
+    "rating",
+    "mode",
+    "created",
+]
 
 
 class CttMixin(StoreEngine):
@@ -83,13 +113,28 @@ class CttMixin(StoreEngine):
             st = self._study(s, study)
             votes = _vote_counts()
             rows = s.execute(
-                select(CttItemRow.uid, TrialRow.trial_id, TrialRow.experiment, CttItemRow.medium,
-                       CttItemRow.is_attention, CttItemRow.video_id, CttItemRow.clip, CttItemRow.real_path,
-                       CttItemRow.fake_path, CttItemRow.created, func.coalesce(votes.c.n, 0), CttItemRow.frame,
-                       CttItemRow.split, CttItemRow.source, CttItemRow.real_is_color)
+                select(
+                    CttItemRow.uid,
+                    TrialRow.trial_id,
+                    TrialRow.experiment,
+                    CttItemRow.medium,
+                    CttItemRow.is_attention,
+                    CttItemRow.video_id,
+                    CttItemRow.clip,
+                    CttItemRow.real_path,
+                    CttItemRow.fake_path,
+                    CttItemRow.created,
+                    func.coalesce(votes.c.n, 0),
+                    CttItemRow.frame,
+                    CttItemRow.split,
+                    CttItemRow.source,
+                    CttItemRow.real_is_color,
+                )
                 .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id)
                 .outerjoin(votes, votes.c.item_id == CttItemRow.id)
-                .where(CttItemRow.study_id == st.id).order_by(CttItemRow.id)).all()
+                .where(CttItemRow.study_id == st.id)
+                .order_by(CttItemRow.id)
+            ).all()
         return pd.DataFrame([tuple(r) for r in rows], columns=CTT_ITEMS_COLUMNS)
 
     def get_ctt_item(self, uid: str) -> dict[str, Any] | None:
@@ -98,8 +143,15 @@ class CttMixin(StoreEngine):
             row = s.scalar(select(CttItemRow).where(CttItemRow.uid == uid))
             return None if row is None else _item_dict(row)
 
-    def next_ctt_item(self, study: str, rater_id: str, *, medium: str | None = None, mode: str | None = None,
-                      rng: random.Random | None = None) -> dict[str, Any] | None:
+    def next_ctt_item(
+        self,
+        study: str,
+        rater_id: str,
+        *,
+        medium: str | None = None,
+        mode: str | None = None,
+        rng: random.Random | None = None,
+    ) -> dict[str, Any] | None:
         """An item of the study this rater has not voted on, drawn at random among the least-voted
         ones; None when the rater has seen them all. `medium` ('clip'|'frame') narrows the draw;
         `mode='2afc'` draws only items with a color original (a "which is real" pair), 'rating'
@@ -113,9 +165,11 @@ class CttMixin(StoreEngine):
             st = self._study(s, study)
             seen = select(CttVoteRow.item_id).where(CttVoteRow.rater_id == rater_id)
             votes = _vote_counts()
-            q = (select(CttItemRow, func.coalesce(votes.c.n, 0).label("n"))
-                 .outerjoin(votes, votes.c.item_id == CttItemRow.id)
-                 .where(CttItemRow.study_id == st.id, CttItemRow.id.not_in(seen)))
+            q = (
+                select(CttItemRow, func.coalesce(votes.c.n, 0).label("n"))
+                .outerjoin(votes, votes.c.item_id == CttItemRow.id)
+                .where(CttItemRow.study_id == st.id, CttItemRow.id.not_in(seen))
+            )
             if medium is not None:
                 q = q.where(CttItemRow.medium == medium)
             if mode == "2afc":
@@ -127,9 +181,17 @@ class CttMixin(StoreEngine):
             pick = (rng or random).choice([item for item, n in rows if n == least])
             return _item_dict(pick)
 
-    def record_vote(self, rater_id: str, item_uid: str, *, choice: str | None = None,
-                    picked_real: bool | None = None, response_ms: float | None = None,
-                    rating: int | None = None, mode: str = "2afc") -> bool:
+    def record_vote(
+        self,
+        rater_id: str,
+        item_uid: str,
+        *,
+        choice: str | None = None,
+        picked_real: bool | None = None,
+        response_ms: float | None = None,
+        rating: int | None = None,
+        mode: str = "2afc",
+    ) -> bool:
         """Store one vote in its own transaction. `choice` is the displayed side the rater picked
         ('left'|'right'), `picked_real` whether that side showed the real clip; in 'rating' mode
         `rating` (1-5) is required and the choice optional. Returns False (and stores nothing) when
@@ -137,20 +199,29 @@ class CttMixin(StoreEngine):
         _check_vote(choice, picked_real, rating, mode)
         try:
             with self._write() as s:
-                row = s.execute(select(CttItemRow.id, CttItemRow.real_is_color)
-                                .where(CttItemRow.uid == item_uid)).first()
+                row = s.execute(
+                    select(CttItemRow.id, CttItemRow.real_is_color).where(CttItemRow.uid == item_uid)
+                ).first()
                 if row is None:
                     raise VidcolorError(f"unknown CTT item {item_uid!r}")
                 item_id, real_is_color = row
                 if mode == "2afc" and not real_is_color:
-                    raise VidcolorError(f"CTT item {item_uid!r} has a black-and-white original: "
-                                        "it takes rating votes only, not 2afc")
+                    raise VidcolorError(
+                        f"CTT item {item_uid!r} has a black-and-white original: it takes rating votes only, not 2afc"
+                    )
                 if s.get(RaterRow, rater_id) is None:
                     raise VidcolorError(f"unknown rater {rater_id!r}")
-                s.add(CttVoteRow(rater_id=rater_id, item_id=item_id, choice=choice,
-                                 picked_real=None if picked_real is None else bool(picked_real),
-                                 response_ms=None if response_ms is None else float(response_ms),
-                                 rating=None if rating is None else int(rating), mode=mode))
+                s.add(
+                    CttVoteRow(
+                        rater_id=rater_id,
+                        item_id=item_id,
+                        choice=choice,
+                        picked_real=None if picked_real is None else bool(picked_real),
+                        response_ms=None if response_ms is None else float(response_ms),
+                        rating=None if rating is None else int(rating),
+                        mode=mode,
+                    )
+                )
             return True
         except IntegrityError:
             log.info("duplicate vote of rater %s on item %s refused", rater_id, item_uid)
@@ -161,20 +232,38 @@ class CttMixin(StoreEngine):
         video_id, clip, choice, picked_real, fooled (picked the colorized side), response_ms,
         rating, mode, created."""
         with self._read() as s:
-            q = (select(CttVoteRow.rater_id, RaterRow.name, CttItemRow.uid, TrialRow.trial_id, TrialRow.experiment,
-                        CttItemRow.medium, CttItemRow.is_attention, CttItemRow.video_id, CttItemRow.clip,
-                        CttVoteRow.choice, CttVoteRow.picked_real, CttVoteRow.response_ms, CttVoteRow.rating,
-                        CttVoteRow.mode, CttVoteRow.created)
-                 .join(CttItemRow, CttVoteRow.item_id == CttItemRow.id)
-                 .join(RaterRow, CttVoteRow.rater_id == RaterRow.id)
-                 .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id)
-                 .order_by(CttVoteRow.id))
+            q = (
+                select(
+                    CttVoteRow.rater_id,
+                    RaterRow.name,
+                    CttItemRow.uid,
+                    TrialRow.trial_id,
+                    TrialRow.experiment,
+                    CttItemRow.medium,
+                    CttItemRow.is_attention,
+                    CttItemRow.video_id,
+                    CttItemRow.clip,
+                    CttVoteRow.choice,
+                    CttVoteRow.picked_real,
+                    CttVoteRow.response_ms,
+                    CttVoteRow.rating,
+                    CttVoteRow.mode,
+                    CttVoteRow.created,
+                )
+                .join(CttItemRow, CttVoteRow.item_id == CttItemRow.id)
+                .join(RaterRow, CttVoteRow.rater_id == RaterRow.id)
+                .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id)
+                .order_by(CttVoteRow.id)
+            )
             if study is not None:
                 q = q.where(CttItemRow.study_id == self._study(s, study).id)
             rows = s.execute(q).all()
         df = pd.DataFrame([tuple(r) for r in rows], columns=VOTES_COLUMNS)
-        df.insert(VOTES_COLUMNS.index("picked_real") + 1, "fooled",
-                  df["picked_real"].map(lambda v: None if v is None or pd.isna(v) else not bool(v)))
+        df.insert(
+            VOTES_COLUMNS.index("picked_real") + 1,
+            "fooled",
+            df["picked_real"].map(lambda v: None if v is None or pd.isna(v) else not bool(v)),
+        )
         return df
 
 
@@ -195,15 +284,21 @@ def _check_item(i: int, item: Mapping[str, Any]) -> None:
 
 def _item_row(item: Mapping[str, Any], *, study_id: int, trial_pk: int | None) -> CttItemRow:
     """The row for a checked item mapping (see `add_ctt_items`)."""
-    return CttItemRow(uid=str(item.get("uid") or secrets.token_hex(8)), study_id=study_id, trial_pk=trial_pk,
-                      real_path=os.fspath(item["real_path"]), fake_path=os.fspath(item["fake_path"]),
-                      medium=item.get("medium", "clip"), is_attention=bool(item.get("is_attention", False)),
-                      video_id=item.get("video_id"),
-                      clip=None if item.get("clip") is None else int(item["clip"]),
-                      frame=None if item.get("frame") is None else int(item["frame"]),
-                      split=item.get("split"),
-                      source=None if item.get("source") is None else os.fspath(item["source"]),
-                      real_is_color=bool(item.get("real_is_color", True)))
+    return CttItemRow(
+        uid=str(item.get("uid") or secrets.token_hex(8)),
+        study_id=study_id,
+        trial_pk=trial_pk,
+        real_path=os.fspath(item["real_path"]),
+        fake_path=os.fspath(item["fake_path"]),
+        medium=item.get("medium", "clip"),
+        is_attention=bool(item.get("is_attention", False)),
+        video_id=item.get("video_id"),
+        clip=None if item.get("clip") is None else int(item["clip"]),
+        frame=None if item.get("frame") is None else int(item["frame"]),
+        split=item.get("split"),
+        source=None if item.get("source") is None else os.fspath(item["source"]),
+        real_is_color=bool(item.get("real_is_color", True)),
+    )
 
 
 def _check_vote(choice: str | None, picked_real: bool | None, rating: int | None, mode: str) -> None:
@@ -221,6 +316,14 @@ def _check_vote(choice: str | None, picked_real: bool | None, rating: int | None
 
 
 def _item_dict(row: CttItemRow) -> dict[str, Any]:
-    return {"uid": row.uid, "real_path": row.real_path, "fake_path": row.fake_path, "medium": row.medium,
-            "is_attention": bool(row.is_attention), "video_id": row.video_id, "clip": row.clip,
-            "frame": row.frame, "real_is_color": bool(row.real_is_color)}
+    return {
+        "uid": row.uid,
+        "real_path": row.real_path,
+        "fake_path": row.fake_path,
+        "medium": row.medium,
+        "is_attention": bool(row.is_attention),
+        "video_id": row.video_id,
+        "clip": row.clip,
+        "frame": row.frame,
+        "real_is_color": bool(row.real_is_color),
+    }

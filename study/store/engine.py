@@ -86,8 +86,9 @@ def _normalize_url(url: str, create: bool = True) -> str:
     try:
         u = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-        raise VidcolorError(f"results database URL {mask_url(url)!r} is not a valid SQLAlchemy URL: "
-                            f"{mask_url(str(exc))}") from None
+        raise VidcolorError(
+            f"results database URL {mask_url(url)!r} is not a valid SQLAlchemy URL: {mask_url(str(exc))}"
+        ) from None
     if u.drivername in ("postgres", "postgresql"):
         u = u.set(drivername="postgresql+psycopg")
     path = sqlite_path(u)
@@ -125,7 +126,7 @@ def _configure_sqlite(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+    def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -135,7 +136,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # noqa: ANN001
+    def _on_begin(conn):
         immediate = conn.get_execution_options().get("vidcolor_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -173,8 +174,10 @@ class StoreEngine:
         reason = mask_url(reason).splitlines()[0] if reason.strip() else "unknown error"
         path = sqlite_path(self.url)
         if path is not None and "not a database" in reason:
-            return (f"results database {path} is damaged or not a SQLite database ({reason}); "
-                    "give another --db, or restore the file from a copy")
+            return (
+                f"results database {path} is damaged or not a SQLite database ({reason}); "
+                "give another --db, or restore the file from a copy"
+            )
         return f"cannot open the results database {path or self.display_url}: {reason}"
 
     def _check_exists(self) -> None:
@@ -188,15 +191,21 @@ class StoreEngine:
             try:
                 con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
                 try:
-                    found = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                        (table,)).fetchone() is not None
+                    found = (
+                        con.execute(
+                            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+                        ).fetchone()
+                        is not None
+                    )
                 finally:
                     con.close()
             except sqlite3.DatabaseError as exc:
                 raise VidcolorError(self._open_error(str(exc))) from None
         if not found:
-            raise VidcolorError(f"no vidcolor results in {path or self.display_url} (no {table} table); "
-                                "run `vidcolor tune` first or check --db")
+            raise VidcolorError(
+                f"no vidcolor results in {path or self.display_url} (no {table} table); "
+                "run `vidcolor tune` first or check --db"
+            )
 
     @property
     def is_sqlite(self) -> bool:
@@ -222,10 +231,12 @@ class StoreEngine:
         except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
             raise VidcolorError(
                 f"results database {self.display_url}: driver missing ({exc}); "
-                "for PostgreSQL install the extra: pip install 'vidcolor[postgres]'") from None
+                "for PostgreSQL install the extra: pip install 'vidcolor[postgres]'"
+            ) from None
         except ArgumentError as exc:  # e.g. a SQLite URL with a user or host
-            raise VidcolorError(f"results database URL {self.display_url!r} is not usable: "
-                                f"{mask_url(str(exc)).splitlines()[0]}") from None
+            raise VidcolorError(
+                f"results database URL {self.display_url!r} is not usable: {mask_url(str(exc)).splitlines()[0]}"
+            ) from None
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
         return engine
@@ -260,9 +271,11 @@ class StoreEngine:
         except DBAPIError as exc:
             if start is None:
                 raise  # a new database: reported as one that cannot be opened
-            raise VidcolorError(f"cannot upgrade the results database {self._where()} from schema revision "
-                                f"{start} to {migrations.head()} ({_first_line(exc.orig)}); "
-                                "it is left as it was") from None
+            raise VidcolorError(
+                f"cannot upgrade the results database {self._where()} from schema revision "
+                f"{start} to {migrations.head()} ({_first_line(exc.orig)}); "
+                "it is left as it was"
+            ) from None
         if change is not None:
             log.info("results store %s: %s", self.display_url, change.describe())
 

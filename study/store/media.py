@@ -23,11 +23,23 @@ MEDIA_COLUMNS = ["trial_id", "experiment", "media_type", "path", "video_id", "cl
 class MediaMixin(StoreEngine):
     """Media files of trials: `add_media`, `add_media_many`, `media`."""
 
-    def add_media(self, study: str, trial_id: str, media_type: str, path: str | os.PathLike, *,
-                  video_id: str | None = None, clip: int | None = None, frame: int | None = None) -> None:
+    def add_media(
+        self,
+        study: str,
+        trial_id: str,
+        media_type: str,
+        path: str | os.PathLike,
+        *,
+        video_id: str | None = None,
+        clip: int | None = None,
+        frame: int | None = None,
+    ) -> None:
         """Register a sample file of a trial (re-adding the same path updates it)."""
-        self.add_media_many(study, trial_id, [{"media_type": media_type, "path": path, "video_id": video_id,
-                                               "clip": clip, "frame": frame}])
+        self.add_media_many(
+            study,
+            trial_id,
+            [{"media_type": media_type, "path": path, "video_id": video_id, "clip": clip, "frame": frame}],
+        )
 
     def add_media_many(self, study: str, trial_id: str, items: Iterable[Mapping[str, Any]]) -> int:
         """Register many media files of a trial in one transaction; each item has media_type, path and
@@ -38,7 +50,8 @@ class MediaMixin(StoreEngine):
             for item in items:
                 if not item.get("media_type") or not item.get("path"):
                     raise VidcolorError(
-                        f"media item {n} of trial {trial_id}: media_type and path are required, got {dict(item)!r}")
+                        f"media item {n} of trial {trial_id}: media_type and path are required, got {dict(item)!r}"
+                    )
                 path = os.fspath(item["path"])
                 row = s.scalar(select(MediaRow).where(MediaRow.trial_pk == trial.id, MediaRow.path == path))
                 if row is None:
@@ -55,10 +68,21 @@ class MediaMixin(StoreEngine):
         """One row per media file: trial_id, experiment, media_type, path, video_id, clip, frame, created."""
         with self._read() as s:
             st = self._study(s, study)
-            q = (select(TrialRow.trial_id, TrialRow.experiment, MediaRow.media_type, MediaRow.path,
-                        MediaRow.video_id, MediaRow.clip, MediaRow.frame, MediaRow.created)
-                 .join(TrialRow, MediaRow.trial_pk == TrialRow.id).where(TrialRow.study_id == st.id)
-                 .order_by(TrialRow.trial_id, MediaRow.video_id, MediaRow.clip, MediaRow.media_type, MediaRow.frame))
+            q = (
+                select(
+                    TrialRow.trial_id,
+                    TrialRow.experiment,
+                    MediaRow.media_type,
+                    MediaRow.path,
+                    MediaRow.video_id,
+                    MediaRow.clip,
+                    MediaRow.frame,
+                    MediaRow.created,
+                )
+                .join(TrialRow, MediaRow.trial_pk == TrialRow.id)
+                .where(TrialRow.study_id == st.id)
+                .order_by(TrialRow.trial_id, MediaRow.video_id, MediaRow.clip, MediaRow.media_type, MediaRow.frame)
+            )
             if trial_id is not None:
                 q = q.where(TrialRow.trial_id == str(trial_id))
             rows = s.execute(q).all()

@@ -37,7 +37,7 @@ SIDES = ("left", "right")
 
 def utcnow() -> dt.datetime:
     """Naive UTC now (SQLite keeps no time zone; every timestamp in the store is UTC)."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):

@@ -27,8 +27,11 @@ def attention_count(row: CampaignRow) -> int:
 
 def eligible_items(s, row: CampaignRow) -> tuple[list[str], list[str]]:
     """(regular item uids, attention item uids) a session of this campaign draws from, sorted."""
-    q = (select(CttItemRow.uid, CttItemRow.is_attention, TrialRow.trial_id)
-         .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id).where(CttItemRow.study_id == row.study_id))
+    q = (
+        select(CttItemRow.uid, CttItemRow.is_attention, TrialRow.trial_id)
+        .outerjoin(TrialRow, CttItemRow.trial_pk == TrialRow.id)
+        .where(CttItemRow.study_id == row.study_id)
+    )
     if row.task == "2afc":
         q = q.where(CttItemRow.real_is_color.is_(True))
     wanted = set(row.trial_ids) if row.trial_ids else None
@@ -45,8 +48,8 @@ def draw_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[
     """(practice uids, counted uids) of a 2afc or rating session: disjoint, attention checks counted only."""
     regular, attention = eligible_items(s, row)
     rng.shuffle(regular)
-    practice = regular[:row.practice_items]
-    counted = regular[row.practice_items:row.practice_items + row.session_items - attention_count(row)]
+    practice = regular[: row.practice_items]
+    counted = regular[row.practice_items : row.practice_items + row.session_items - attention_count(row)]
     counted += rng.sample(attention, k=attention_count(row))
     rng.shuffle(counted)
     return practice, counted
@@ -54,10 +57,14 @@ def draw_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[
 
 def source_pairs(s, row: CampaignRow) -> list[str]:
     """Every "uid_a|uid_b" pair of two trials' regular items of the same source clip (and medium)."""
-    q = (select(CttItemRow.uid, CttItemRow.video_id, CttItemRow.clip, CttItemRow.frame, CttItemRow.medium,
-                TrialRow.trial_id)
-         .join(TrialRow, CttItemRow.trial_pk == TrialRow.id)
-         .where(CttItemRow.study_id == row.study_id, CttItemRow.is_attention.is_(False)).order_by(CttItemRow.id))
+    q = (
+        select(
+            CttItemRow.uid, CttItemRow.video_id, CttItemRow.clip, CttItemRow.frame, CttItemRow.medium, TrialRow.trial_id
+        )
+        .join(TrialRow, CttItemRow.trial_pk == TrialRow.id)
+        .where(CttItemRow.study_id == row.study_id, CttItemRow.is_attention.is_(False))
+        .order_by(CttItemRow.id)
+    )
     wanted = set(row.trial_ids) if row.trial_ids else None
     by_source: dict[tuple, list[tuple[str, str]]] = {}
     for uid, vid, clip, frame, medium, trial in s.execute(q).all():
@@ -77,13 +84,18 @@ def _campaign_pair_votes(s, row: CampaignRow) -> list[tuple[str, str]]:
 
     a, b, w = aliased(CttItemRow), aliased(CttItemRow), aliased(CttItemRow)
     ta, tb = aliased(TrialRow), aliased(TrialRow)
-    q = (select(ta.trial_id, tb.trial_id, w.id == a.id)
-         .select_from(CttPairVoteRow)
-         .join(a, CttPairVoteRow.item_a_id == a.id).join(b, CttPairVoteRow.item_b_id == b.id)
-         .join(w, CttPairVoteRow.winner_id == w.id)
-         .join(ta, a.trial_pk == ta.id).join(tb, b.trial_pk == tb.id)
-         .where(CttPairVoteRow.rater_id.in_(select(RaterSessionRow.rater_id)
-                                             .where(RaterSessionRow.campaign_id == row.id))))
+    q = (
+        select(ta.trial_id, tb.trial_id, w.id == a.id)
+        .select_from(CttPairVoteRow)
+        .join(a, CttPairVoteRow.item_a_id == a.id)
+        .join(b, CttPairVoteRow.item_b_id == b.id)
+        .join(w, CttPairVoteRow.winner_id == w.id)
+        .join(ta, a.trial_pk == ta.id)
+        .join(tb, b.trial_pk == tb.id)
+        .where(
+            CttPairVoteRow.rater_id.in_(select(RaterSessionRow.rater_id).where(RaterSessionRow.campaign_id == row.id))
+        )
+    )
     return [(x, y) if a_won else (y, x) for x, y, a_won in s.execute(q).all()]
 
 
@@ -95,21 +107,27 @@ def pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], l
     from study.ranking import fit_bradley_terry, next_pairs  # choix and scipy: ~1.5 s to import, only here
 
     pairs = source_pairs(s, row)
-    trial_of = dict(s.execute(select(CttItemRow.uid, TrialRow.trial_id)
-                              .join(TrialRow, CttItemRow.trial_pk == TrialRow.id)
-                              .where(CttItemRow.study_id == row.study_id)).all())
+    trial_of = dict(
+        s.execute(
+            select(CttItemRow.uid, TrialRow.trial_id)
+            .join(TrialRow, CttItemRow.trial_pk == TrialRow.id)
+            .where(CttItemRow.study_id == row.study_id)
+        ).all()
+    )
     by_trials: dict[frozenset, list[str]] = {}
     for p in pairs:
         by_trials.setdefault(frozenset(trial_of[u] for u in p.split(PAIR_SEP)), []).append(p)
     for options in by_trials.values():
         rng.shuffle(options)
     votes = _campaign_pair_votes(s, row)
-    ranking = fit_bradley_terry(votes, items=sorted({t for k in by_trials for t in k}), n_boot=100,
-                                rng=rng.randrange(2 ** 31))
+    ranking = fit_bradley_terry(
+        votes, items=sorted({t for k in by_trials for t in k}), n_boot=100, rng=rng.randrange(2**31)
+    )
     n_regular = row.session_items - attention_count(row)
     n_trials = len(ranking)
-    order = [frozenset(p) for p in next_pairs(ranking, k=max(1, n_trials * (n_trials - 1) // 2),
-                                              rng=rng.randrange(2 ** 31))]
+    order = [
+        frozenset(p) for p in next_pairs(ranking, k=max(1, n_trials * (n_trials - 1) // 2), rng=rng.randrange(2**31))
+    ]
     order = [k for k in order if k in by_trials] + [k for k in by_trials if k not in order]
     counted: list[str] = []
     while len(counted) < n_regular:
@@ -122,7 +140,7 @@ def pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], l
             break
     rest = [p for options in by_trials.values() for p in options]
     rng.shuffle(rest)
-    practice = rest[:row.practice_items]
+    practice = rest[: row.practice_items]
     _, attention = eligible_items(s, row)
     medium = dict(s.execute(select(CttItemRow.uid, CttItemRow.medium).where(CttItemRow.study_id == row.study_id)).all())
     regular_uids = [u for p in counted + rest for u in p.split(PAIR_SEP)]

@@ -18,16 +18,36 @@ from study.store.engine import StoreEngine
 from study.store.schema import MODES, STUDY_STATUSES, StudyRow, TrialRow
 from study.store.trials import objective_value
 
-STUDIES_COLUMNS = ["name", "objective", "mode", "status", "created", "shards", "storage_path", "trials",
-                   "finished", "running", "failed", "best"]
+STUDIES_COLUMNS = [
+    "name",
+    "objective",
+    "mode",
+    "status",
+    "created",
+    "shards",
+    "storage_path",
+    "trials",
+    "finished",
+    "running",
+    "failed",
+    "best",
+]
 
 
 class StudiesMixin(StoreEngine):
     """Studies: `create_study`, `get_study`, `latest_study`, `resolve_study`, `set_study_status`, `studies`."""
 
-    def create_study(self, name: str, *, objective: str, mode: str = "min", spec: Mapping[str, Any] | None = None,
-                     storage_path: str | None = None, shards: str | None = None,
-                     exist_ok: bool = False) -> dict[str, Any]:
+    def create_study(
+        self,
+        name: str,
+        *,
+        objective: str,
+        mode: str = "min",
+        spec: Mapping[str, Any] | None = None,
+        storage_path: str | None = None,
+        shards: str | None = None,
+        exist_ok: bool = False,
+    ) -> dict[str, Any]:
         """Create a study; with `exist_ok` return the existing one (a resumed study, whose spec record
         becomes `spec` when given), else refuse."""
         if not name or not isinstance(name, str):
@@ -39,9 +59,15 @@ class StudiesMixin(StoreEngine):
         with self._write() as s:
             row = s.scalar(select(StudyRow).where(StudyRow.name == name))
             if row is None:
-                row = StudyRow(name=name, spec=json_clean(dict(spec or {})), objective=objective, mode=mode,
-                               storage_path=None if storage_path is None else str(storage_path),
-                               shards=None if shards is None else str(shards), status="RUNNING")
+                row = StudyRow(
+                    name=name,
+                    spec=json_clean(dict(spec or {})),
+                    objective=objective,
+                    mode=mode,
+                    storage_path=None if storage_path is None else str(storage_path),
+                    shards=None if shards is None else str(shards),
+                    status="RUNNING",
+                )
                 s.add(row)
                 s.flush()
             else:
@@ -50,15 +76,18 @@ class StudiesMixin(StoreEngine):
                     row.spec = json_clean(dict(spec))
             return _study_dict(row)
 
-    def _resume_study(self, row: StudyRow, objective: str, mode: str, storage_path: str | None,
-                      shards: str | None, exist_ok: bool) -> None:
+    def _resume_study(
+        self, row: StudyRow, objective: str, mode: str, storage_path: str | None, shards: str | None, exist_ok: bool
+    ) -> None:
         """Mark an existing study RUNNING again, refusing without `exist_ok` or on another objective."""
         if not exist_ok:
             raise VidcolorError(
-                f"study {row.name!r} already exists in {self.display_url} (resume it or pick another name)")
+                f"study {row.name!r} already exists in {self.display_url} (resume it or pick another name)"
+            )
         if row.objective != objective or row.mode != mode:
             raise VidcolorError(
-                f"study {row.name!r} exists with objective {row.objective} ({row.mode}), not {objective} ({mode})")
+                f"study {row.name!r} exists with objective {row.objective} ({row.mode}), not {objective} ({mode})"
+            )
         row.status = "RUNNING"
         if storage_path is not None:
             row.storage_path = str(storage_path)
@@ -110,8 +139,13 @@ def _study_summary(st: StudyRow, trials: list[Any]) -> dict[str, Any]:
     values = [v for t in trials if (v := objective_value(t.best_metrics, st.objective)) is not None]
     best = (min(values) if st.mode == "min" else max(values)) if values else None
     return {
-        "name": st.name, "objective": st.objective, "mode": st.mode, "status": st.status,
-        "created": st.created, "shards": st.shards, "storage_path": st.storage_path,
+        "name": st.name,
+        "objective": st.objective,
+        "mode": st.mode,
+        "status": st.status,
+        "created": st.created,
+        "shards": st.shards,
+        "storage_path": st.storage_path,
         "trials": len(trials),
         "finished": sum(t.status in ("TERMINATED", "STOPPED") for t in trials),
         "running": sum(t.status == "RUNNING" for t in trials),
@@ -121,5 +155,14 @@ def _study_summary(st: StudyRow, trials: list[Any]) -> dict[str, Any]:
 
 
 def _study_dict(row: StudyRow) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "spec": row.spec or {}, "objective": row.objective, "mode": row.mode,
-            "created": row.created, "status": row.status, "storage_path": row.storage_path, "shards": row.shards}
+    return {
+        "id": row.id,
+        "name": row.name,
+        "spec": row.spec or {},
+        "objective": row.objective,
+        "mode": row.mode,
+        "created": row.created,
+        "status": row.status,
+        "storage_path": row.storage_path,
+        "shards": row.shards,
+    }

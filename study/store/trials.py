@@ -23,8 +23,19 @@ from study.store.schema import FINISHED_STATUSES, TRIAL_STATUSES, EpochRow, Stud
 
 # keys a training loop reports beside its metrics; never flattened into metric columns
 _BOOKKEEPING = frozenset({"epoch", "trial_id", "experiment", "time"})
-TRIALS_COLUMNS = ["trial_id", "experiment", "status", "started", "ended", "duration_s", "epochs", "best_epoch",
-                  "checkpoint", "error", "objective"]
+TRIALS_COLUMNS = [
+    "trial_id",
+    "experiment",
+    "status",
+    "started",
+    "ended",
+    "duration_s",
+    "epochs",
+    "best_epoch",
+    "checkpoint",
+    "error",
+    "objective",
+]
 EPOCHS_COLUMNS = ["trial_id", "experiment", "epoch", "time"]
 
 
@@ -40,10 +51,18 @@ def objective_value(metrics: Mapping[str, Any] | None, objective: str) -> float 
 class TrialsMixin(StoreEngine):
     """Trials and epochs: `upsert_trial`, `log_epoch`, `finish_trial`, `get_trial`, `trials`, `epochs`."""
 
-    def upsert_trial(self, study: str, trial_id: str, *, experiment: str | None = None,
-                     config: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
-                     status: str | None = None, started: dt.datetime | None = None,
-                     checkpoint: str | None = None) -> None:
+    def upsert_trial(
+        self,
+        study: str,
+        trial_id: str,
+        *,
+        experiment: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        status: str | None = None,
+        started: dt.datetime | None = None,
+        checkpoint: str | None = None,
+    ) -> None:
         """Insert the trial or update the given fields (None leaves a field as it is). A new trial
         starts RUNNING, started now."""
         if status is not None and status not in TRIAL_STATUSES:
@@ -69,8 +88,16 @@ class TrialsMixin(StoreEngine):
             if checkpoint is not None:
                 row.checkpoint = str(checkpoint)
 
-    def log_epoch(self, study: str, trial_id: str, epoch: int, metrics: Mapping[str, Any], *,
-                  checkpoint: str | None = None, time: dt.datetime | None = None) -> bool:
+    def log_epoch(
+        self,
+        study: str,
+        trial_id: str,
+        epoch: int,
+        metrics: Mapping[str, Any],
+        *,
+        checkpoint: str | None = None,
+        time: dt.datetime | None = None,
+    ) -> bool:
         """Upsert one epoch's metrics, update the trial's last metrics and, when the study's objective
         improved (NaN never does), its best metrics, best epoch and (if given) best checkpoint.
         Creates the trial if needed. Returns whether this epoch is now the trial's best."""
@@ -96,8 +123,16 @@ class TrialsMixin(StoreEngine):
                     trial.checkpoint = str(checkpoint)
             return improved
 
-    def finish_trial(self, study: str, trial_id: str, status: str = "TERMINATED", *, error: str | None = None,
-                     checkpoint: str | None = None, ended: dt.datetime | None = None) -> None:
+    def finish_trial(
+        self,
+        study: str,
+        trial_id: str,
+        status: str = "TERMINATED",
+        *,
+        error: str | None = None,
+        checkpoint: str | None = None,
+        ended: dt.datetime | None = None,
+    ) -> None:
         """Mark a trial TERMINATED (ran to the end), STOPPED (early-stopped by ASHA) or ERROR."""
         if status not in FINISHED_STATUSES:
             raise VidcolorError(f"trial {trial_id}: a finished status is TERMINATED, STOPPED or ERROR, not {status!r}")
@@ -129,29 +164,50 @@ class TrialsMixin(StoreEngine):
         (dict). Ordered by start time."""
         with self._read() as s:
             st = self._study(s, study)
-            rows = s.scalars(select(TrialRow).where(TrialRow.study_id == st.id)
-                             .order_by(TrialRow.started, TrialRow.id)).all()
-            counts = dict(s.execute(select(EpochRow.trial_pk, func.count()).join(TrialRow)
-                                    .where(TrialRow.study_id == st.id).group_by(EpochRow.trial_pk)).all())
+            rows = s.scalars(
+                select(TrialRow).where(TrialRow.study_id == st.id).order_by(TrialRow.started, TrialRow.id)
+            ).all()
+            counts = dict(
+                s.execute(
+                    select(EpochRow.trial_pk, func.count())
+                    .join(TrialRow)
+                    .where(TrialRow.study_id == st.id)
+                    .group_by(EpochRow.trial_pk)
+                ).all()
+            )
         out = [_trial_record(r, int(counts.get(r.id, 0)), st.objective) for r in rows]
         extra = {c for rec in out for c in rec} - set(TRIALS_COLUMNS) - {"config"}
-        ordered = TRIALS_COLUMNS + [c for prefix in ("param_", "best_", "last_")
-                                    for c in sorted(c for c in extra if c.startswith(prefix))] + ["config"]
+        ordered = (
+            TRIALS_COLUMNS
+            + [c for prefix in ("param_", "best_", "last_") for c in sorted(c for c in extra if c.startswith(prefix))]
+            + ["config"]
+        )
         return pd.DataFrame(out, columns=ordered)
 
     def epochs(self, study: str, trial_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """One row per (trial, epoch): trial_id, experiment, epoch, time, then one column per metric."""
         with self._read() as s:
             st = self._study(s, study)
-            q = (select(TrialRow.trial_id, TrialRow.experiment, EpochRow.epoch, EpochRow.time, EpochRow.metrics)
-                 .join(TrialRow, EpochRow.trial_pk == TrialRow.id).where(TrialRow.study_id == st.id)
-                 .order_by(TrialRow.trial_id, EpochRow.epoch))
+            q = (
+                select(TrialRow.trial_id, TrialRow.experiment, EpochRow.epoch, EpochRow.time, EpochRow.metrics)
+                .join(TrialRow, EpochRow.trial_pk == TrialRow.id)
+                .where(TrialRow.study_id == st.id)
+                .order_by(TrialRow.trial_id, EpochRow.epoch)
+            )
             if trial_ids is not None:
                 q = q.where(TrialRow.trial_id.in_([str(t) for t in trial_ids]))
             rows = s.execute(q).all()
         metric_cols = sorted({k for r in rows for k in (r.metrics or {})} - _BOOKKEEPING)
-        out = [{"trial_id": r.trial_id, "experiment": r.experiment, "epoch": r.epoch, "time": r.time,
-                **{k: (r.metrics or {}).get(k) for k in metric_cols}} for r in rows]
+        out = [
+            {
+                "trial_id": r.trial_id,
+                "experiment": r.experiment,
+                "epoch": r.epoch,
+                "time": r.time,
+                **{k: (r.metrics or {}).get(k) for k in metric_cols},
+            }
+            for r in rows
+        ]
         return pd.DataFrame(out, columns=[*EPOCHS_COLUMNS, *metric_cols])
 
 
@@ -159,11 +215,11 @@ def _find_trial(s: Session, st: StudyRow, trial_id: str) -> TrialRow | None:
     return s.scalar(select(TrialRow).where(TrialRow.study_id == st.id, TrialRow.trial_id == str(trial_id)))
 
 
-def _new_trial(s: Session, st: StudyRow, trial_id: str, *, status: str,
-               started: dt.datetime | None = None) -> TrialRow:
+def _new_trial(s: Session, st: StudyRow, trial_id: str, *, status: str, started: dt.datetime | None = None) -> TrialRow:
     """Add a trial row (started now unless given) and flush it, so it has its primary key."""
-    row = TrialRow(study_id=st.id, trial_id=str(trial_id), status=status, started=started or utcnow(),
-                   config={}, params={})
+    row = TrialRow(
+        study_id=st.id, trial_id=str(trial_id), status=status, started=started or utcnow(), config={}, params={}
+    )
     s.add(row)
     s.flush()
     return row
@@ -175,17 +231,24 @@ def _improves(st: StudyRow, trial: TrialRow, epoch: int, metrics: Mapping[str, A
     value = objective_value(metrics, st.objective)
     best = objective_value(trial.best_metrics, st.objective)
     return value is not None and (
-        best is None or trial.best_epoch == epoch or (value < best if st.mode == "min" else value > best))
+        best is None or trial.best_epoch == epoch or (value < best if st.mode == "min" else value > best)
+    )
 
 
 def _trial_record(r: TrialRow, epochs: int, objective: str) -> dict[str, Any]:
     """One `trials()` row: the trial's columns, then its params and best/last metrics flattened."""
     rec: dict[str, Any] = {
-        "trial_id": r.trial_id, "experiment": r.experiment, "status": r.status, "started": r.started,
+        "trial_id": r.trial_id,
+        "experiment": r.experiment,
+        "status": r.status,
+        "started": r.started,
         "ended": r.ended,
         "duration_s": (r.ended - r.started).total_seconds() if r.ended and r.started else None,
-        "epochs": epochs, "best_epoch": r.best_epoch, "checkpoint": r.checkpoint,
-        "error": r.error, "objective": objective_value(r.best_metrics, objective),
+        "epochs": epochs,
+        "best_epoch": r.best_epoch,
+        "checkpoint": r.checkpoint,
+        "error": r.error,
+        "objective": objective_value(r.best_metrics, objective),
     }
     for prefix, values in (("param_", r.params), ("best_", r.best_metrics), ("last_", r.last_metrics)):
         for k, v in (values or {}).items():
@@ -197,7 +260,17 @@ def _trial_record(r: TrialRow, epochs: int, objective: str) -> dict[str, Any]:
 
 
 def _trial_dict(row: TrialRow) -> dict[str, Any]:
-    return {"trial_id": row.trial_id, "experiment": row.experiment, "config": row.config or {},
-            "params": row.params or {}, "status": row.status, "started": row.started, "ended": row.ended,
-            "best_metrics": row.best_metrics, "last_metrics": row.last_metrics, "best_epoch": row.best_epoch,
-            "checkpoint": row.checkpoint, "error": row.error}
+    return {
+        "trial_id": row.trial_id,
+        "experiment": row.experiment,
+        "config": row.config or {},
+        "params": row.params or {},
+        "status": row.status,
+        "started": row.started,
+        "ended": row.ended,
+        "best_metrics": row.best_metrics,
+        "last_metrics": row.last_metrics,
+        "best_epoch": row.best_epoch,
+        "checkpoint": row.checkpoint,
+        "error": row.error,
+    }

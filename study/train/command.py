@@ -16,13 +16,26 @@ def main(args) -> int:
     experiment, train = apply_settings(get_preset(args.preset), TrainConfig(), parse_sets(args.set))
     experiment.check_ready()
     ShardSet(args.shards)  # fail early with the reader's message on a bad location
-    summary = run_training(experiment, train, args.shards, args.out, workers=args.workers, use_gpu=args.gpu,
-                           address=args.address, overwrite=getattr(args, "overwrite", False),
-                           resume=getattr(args, "resume", False))
-    print(f"trained {experiment.name} ({experiment.size}, grid {experiment.grid}, window {experiment.window}) "
-          f"for {train.epochs} epochs x {train.steps_per_epoch} steps")
-    rows = [(k, v) for k, v in sorted(summary["metrics"].items())
-            if isinstance(v, (int, float)) and not k.startswith("checkpoint")]
+    summary = run_training(
+        experiment,
+        train,
+        args.shards,
+        args.out,
+        workers=args.workers,
+        use_gpu=args.gpu,
+        address=args.address,
+        overwrite=getattr(args, "overwrite", False),
+        resume=getattr(args, "resume", False),
+    )
+    print(
+        f"trained {experiment.name} ({experiment.size}, grid {experiment.grid}, window {experiment.window}) "
+        f"for {train.epochs} epochs x {train.steps_per_epoch} steps"
+    )
+    rows = [
+        (k, v)
+        for k, v in sorted(summary["metrics"].items())
+        if isinstance(v, (int, float)) and not k.startswith("checkpoint")
+    ]
     print(format_table(["metric (best epoch)", "value"], rows, numeric_right=False, digits=4))
     print(f"best checkpoint: {summary['best']}")
     return 0

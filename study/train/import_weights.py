@@ -17,15 +17,21 @@ from models.checkpoint import CONFIG, WEIGHTS
 
 def main(args) -> int:
     """Handler of ``vidcolor import-eccv16 FILE.pth --out DIR [--overwrite]``."""
-    out = outdir.check_folder(args.out, "--out", getattr(args, "overwrite", False), holds=(CONFIG, WEIGHTS),
-                              what="checkpoint")
+    out = outdir.check_folder(
+        args.out, "--out", getattr(args, "overwrite", False), holds=(CONFIG, WEIGHTS), what="checkpoint"
+    )
     release = eccv16.read_release(args.weights)
     with outdir.replace_folder(out) as folder:
         eccv16.write_checkpoint(release, folder)
     model, gamut = release.model, release.gamut
     params = sum(p.numel() for p in model.parameters())
-    rows = [("checkpoint", str(out)), ("size", model.config.size), ("parameters", f"{params:,}"),
-            ("grid", str(gamut.grid)), ("bins", str(gamut.num_bins))]
+    rows = [
+        ("checkpoint", str(out)),
+        ("size", model.config.size),
+        ("parameters", f"{params:,}"),
+        ("grid", str(gamut.grid)),
+        ("bins", str(gamut.num_bins)),
+    ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

@@ -22,7 +22,6 @@ from data_shards import outdir
 from models.errors import VidcolorError
 from study.train.loop import ERROR_KEY, TRAIN_STATE_FILE, TrainingError, train_loop
 
-
 RUN_NAME = "train"  # the Train run in OUT/ray/: a second trainer of this name continues it
 RUN_HOLDS = ("ray", "best")  # what a run folder of `run_training` holds
 
@@ -44,9 +43,17 @@ class Placement:
             raise VidcolorError(f"cpus_per_worker: must be > 0, got {self.cpus_per_worker!r}")
 
 
-def make_trainer(experiment, train, shards: str, placement: Placement = Placement(), *,
-                 storage_path: str | None = None, name: str = "train", max_failures: int = 0,
-                 callbacks: list | None = None):
+def make_trainer(
+    experiment,
+    train,
+    shards: str,
+    placement: Placement = Placement(),
+    *,
+    storage_path: str | None = None,
+    name: str = "train",
+    max_failures: int = 0,
+    callbacks: list | None = None,
+):
     """A ``TorchTrainer`` for one configuration. The Train run is named ``name`` under
     ``storage_path``: a second trainer with the same name resumes from that run's latest checkpoint."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -56,18 +63,24 @@ def make_trainer(experiment, train, shards: str, placement: Placement = Placemen
     resources = {"CPU": placement.cpus_per_worker}
     if placement.use_gpu:
         resources["GPU"] = 1
-    scaling = ScalingConfig(num_workers=workers, use_gpu=placement.use_gpu,
-                            resources_per_worker=resources if workers > 0 else None)
+    scaling = ScalingConfig(
+        num_workers=workers, use_gpu=placement.use_gpu, resources_per_worker=resources if workers > 0 else None
+    )
     run_config = RunConfig(
         name=name,
         storage_path=None if storage_path is None else str(storage_path),
         failure_config=FailureConfig(max_failures=max_failures),
-        checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=train.metric,
-                                           checkpoint_score_order=train.mode),
+        checkpoint_config=CheckpointConfig(
+            num_to_keep=1, checkpoint_score_attribute=train.metric, checkpoint_score_order=train.mode
+        ),
         callbacks=callbacks or None,
     )
-    loop_config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": str(shards),
-                   "local_mode": workers == 0}
+    loop_config = {
+        "experiment": experiment.to_dict(),
+        "train": train.to_dict(),
+        "shards": str(shards),
+        "local_mode": workers == 0,
+    }
     return TorchTrainer(train_loop, train_loop_config=loop_config, scaling_config=scaling, run_config=run_config)
 
 
@@ -103,13 +116,25 @@ def check_training_splits(shard_set, train, name: str | None = None) -> None:
     if "train" not in have:
         raise VidcolorError(f"{where}: no 'train' split (it has: {', '.join(have) or 'none'}); {make}")
     if train.val_split not in have:
-        raise VidcolorError(f"{where}: no {train.val_split!r} split for validation, which runs after every epoch "
-                            f"(it has: {', '.join(have)}); {make}, or validate on another split with "
-                            "--set val_split=NAME")
+        raise VidcolorError(
+            f"{where}: no {train.val_split!r} split for validation, which runs after every epoch "
+            f"(it has: {', '.join(have)}); {make}, or validate on another split with "
+            "--set val_split=NAME"
+        )
 
 
-def run_training(experiment, train, shards: str, out: str | Path, *, workers: int = 1, use_gpu: bool = False,
-                 address: str | None = None, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+def run_training(
+    experiment,
+    train,
+    shards: str,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    use_gpu: bool = False,
+    address: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
     """Train one configuration on Ray; leaves the best checkpoint at ``OUT/best/``. ``OUT`` is
     checked first (`check_run_folder`: an earlier run there is refused unless ``resume``, which
     continues it, or ``overwrite``, which deletes it once the shard set has been checked too).
@@ -139,13 +164,18 @@ def run_training(experiment, train, shards: str, out: str | Path, *, workers: in
     best_dir = _publish_best(path, out)
     if workers == 0 and "://" not in path:  # local mode: the loop's temporary folder, now copied
         shutil.rmtree(path, ignore_errors=True)
-    best_metrics = next((dict(m) for ckpt, m in getattr(result, "best_checkpoints", None) or []
-                         if ckpt.path == path), {})
+    best_metrics = next(
+        (dict(m) for ckpt, m in getattr(result, "best_checkpoints", None) or [] if ckpt.path == path), {}
+    )
     if not best_metrics:
         state = json.loads((best_dir / TRAIN_STATE_FILE).read_text())
         best_metrics = {"epoch": state["epoch"], train.metric: state.get("best")}
-    return {"best": str(best_dir), "metrics": best_metrics, "last": dict(result.metrics or {}),
-            "run": str(result.path) if result.path else None}
+    return {
+        "best": str(best_dir),
+        "metrics": best_metrics,
+        "last": dict(result.metrics or {}),
+        "run": str(result.path) if result.path else None,
+    }
 
 
 def absolute_pretrained(experiment):
@@ -157,8 +187,9 @@ def absolute_pretrained(experiment):
     if not pretrained or is_uri(pretrained):
         return experiment
     if not Path(pretrained).is_dir():
-        raise VidcolorError(f"pretrained: checkpoint folder {pretrained} does not exist "
-                            f"(relative paths are taken from {Path.cwd()})")
+        raise VidcolorError(
+            f"pretrained: checkpoint folder {pretrained} does not exist (relative paths are taken from {Path.cwd()})"
+        )
     return experiment.replace(pretrained=str(Path(pretrained).resolve()))
 
 
@@ -173,8 +204,9 @@ def check_run_folder(out: str | Path, *, overwrite: bool = False, resume: bool =
         return outdir.check_folder(out, "--out", overwrite, holds=RUN_HOLDS, what="run")
     out = outdir.check_place(out, "--out", folder=True)
     if not (out / "ray" / RUN_NAME).is_dir():
-        raise VidcolorError(f"--resume: {out} holds no run to continue (no {Path('ray', RUN_NAME)}); "
-                            "leave --resume out to start one")
+        raise VidcolorError(
+            f"--resume: {out} holds no run to continue (no {Path('ray', RUN_NAME)}); leave --resume out to start one"
+        )
     return out
 
 

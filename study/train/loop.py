@@ -30,15 +30,22 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from models.errors import VidcolorError
-from study.train.optim_state import (ema_avg_fn, load_optimizer, load_train_weights, load_trained_only,
-                                     save_optimizer, save_train_weights)
+from study.train.optim_state import (
+    ema_avg_fn,
+    load_optimizer,
+    load_train_weights,
+    load_trained_only,
+    save_optimizer,
+    save_train_weights,
+)
 from study.train.ranks import RankContext, all_ranks, mean_over_ranks, rank_context
 
 log = logging.getLogger(__name__)
@@ -109,10 +116,19 @@ def _fit(run: _Run) -> dict[str, Any]:
 
     tc = run.train
     augment = Augment(flip=tc.flip, min_scale=tc.crop_scale, size=tc.train_size or None)
-    loader = train_loader(run.shards, split="train", window=run.experiment.window, batch_size=tc.batch_size,
-                          steps_per_epoch=tc.steps_per_epoch, rank=run.ctx.rank, world_size=run.ctx.world_size,
-                          num_workers=tc.loader_workers, seed=tc.seed, shuffle_buffer=tc.shuffle_buffer,
-                          augment=augment)
+    loader = train_loader(
+        run.shards,
+        split="train",
+        window=run.experiment.window,
+        batch_size=tc.batch_size,
+        steps_per_epoch=tc.steps_per_epoch,
+        rank=run.ctx.rank,
+        world_size=run.ctx.world_size,
+        num_workers=tc.loader_workers,
+        seed=tc.seed,
+        shuffle_buffer=tc.shuffle_buffer,
+        augment=augment,
+    )
     summary: dict[str, Any] = {}
     group = _placement_group(run)
     for epoch in range(run.start_epoch, tc.epochs):
@@ -121,12 +137,14 @@ def _fit(run: _Run) -> dict[str, Any]:
             loader.set_epoch(epoch)
         metrics = {"epoch": epoch + 1, **_train_epoch(run, loader, epoch)}
         metrics.update(_validate(run))
-        metrics.update(epoch_s=time.perf_counter() - t0, lr=run.optimizer.param_groups[0]["lr"],
-                       world_size=run.ctx.world_size)
+        metrics.update(
+            epoch_s=time.perf_counter() - t0, lr=run.optimizer.param_groups[0]["lr"], world_size=run.ctx.world_size
+        )
         value = metrics.get(tc.metric)
         if value is None:
-            raise TrainingError(f"metric: {tc.metric!r} is not reported by the training loop "
-                                f"(reported: {', '.join(sorted(metrics))})")
+            raise TrainingError(
+                f"metric: {tc.metric!r} is not reported by the training loop (reported: {', '.join(sorted(metrics))})"
+            )
         improved = isinstance(value, float) and run.better(value)
         if improved:
             run.best = value
@@ -176,8 +194,19 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
     if experiment.pretrained:
         _load_pretrained(model, experiment.pretrained)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    run = _Run(ctx, experiment, tc, shards, gamut, prior, None if weights is None else weights.to(ctx.device),
-               model, model, optimizer, local_mode=bool(config.get("local_mode")))
+    run = _Run(
+        ctx,
+        experiment,
+        tc,
+        shards,
+        gamut,
+        prior,
+        None if weights is None else weights.to(ctx.device),
+        model,
+        model,
+        optimizer,
+        local_mode=bool(config.get("local_mode")),
+    )
     if tc.ema > 0:
         from torch.optim.swa_utils import AveragedModel
 
@@ -189,8 +218,9 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        run.ddp_model = DistributedDataParallel(model, device_ids=[ctx.device.index]
-                                                if ctx.device.type == "cuda" else None)
+        run.ddp_model = DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
     return run
 
 
@@ -205,8 +235,13 @@ def _load_pretrained(model: torch.nn.Module, folder: str) -> None:
         raise TrainingError(f"pretrained: checkpoint folder {folder} does not exist")
     with local_checkpoint(folder) as local:  # an s3:// checkpoint is fetched for the load
         info = load_pretrained_trunk(model, local)
-    log.info("initialised from %s: %s trunk tensors, head %s, temporal %s", folder, info.get("trunk"),
-             info.get("head"), info.get("temporal"))
+    log.info(
+        "initialised from %s: %s trunk tensors, head %s, temporal %s",
+        folder,
+        info.get("trunk"),
+        info.get("head"),
+        info.get("temporal"),
+    )
 
 
 def _resume(run: _Run) -> None:
@@ -224,12 +259,12 @@ def _resume(run: _Run) -> None:
         # Report the checkpoint's epoch again (every rank, no checkpoint): if the failure came
         # between saving it and the report reaching Tune, its metrics are not lost; a duplicate
         # is harmless (the store keys epochs by number; ASHA's rungs by epoch).
-        ray.train.report({**{k: v for k, v in resumed_metrics.items() if v is not None}, "resumed": 1},
-                         checkpoint=None)
+        ray.train.report({**{k: v for k, v in resumed_metrics.items() if v is not None}, "resumed": 1}, checkpoint=None)
 
 
-def restore(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            device: torch.device, ema=None) -> tuple[int, float | None]:
+def restore(
+    folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, ema=None
+) -> tuple[int, float | None]:
     """Load a training checkpoint's weights and optimizer state (and the weight average's, with
     `ema`; without it, the trained weights a checkpoint made with one keeps beside the average);
     returns (epochs done, best value)."""
@@ -269,11 +304,13 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
         ab_gt = downsample_ab(ab)  # (B, T, 2, h, w): stride 4, the logits' resolution
         with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = run.ddp_model(l_norm)
-            loss, parts = colorization_loss(out, ab_gt, run.gamut, run.weights, lam=exp.lam,
-                                            soft_k=exp.soft_k, soft_sigma=exp.soft_sigma)
+            loss, parts = colorization_loss(
+                out, ab_gt, run.gamut, run.weights, lam=exp.lam, soft_k=exp.soft_k, soft_sigma=exp.soft_sigma
+            )
         if not all_ranks(ctx, bool(torch.isfinite(loss.detach()).item())):
-            raise TrainingError(f"loss is NaN or infinite at epoch {epoch + 1}, step {step + 1} "
-                                f"(lr={tc.lr:g}); the run is stopped")
+            raise TrainingError(
+                f"loss is NaN or infinite at epoch {epoch + 1}, step {step + 1} (lr={tc.lr:g}); the run is stopped"
+            )
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip > 0:
@@ -306,14 +343,26 @@ def _validate(run: _Run) -> dict[str, float]:
     tc, ctx = run.train, run.ctx
 
     def loader():
-        return eval_loader(run.shards, split=tc.val_split, window=run.experiment.window,
-                           batch_size=tc.val_batch_size, rank=ctx.rank, world_size=ctx.world_size)
+        return eval_loader(
+            run.shards,
+            split=tc.val_split,
+            window=run.experiment.window,
+            batch_size=tc.val_batch_size,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
 
     if run.gray is None:  # the gray baseline depends on the frames only: once per run
         run.gray = gray_baseline(loader(), max_batches=tc.val_batches or None)
-    result = evaluate_model(run.evaluated, loader(), run.experiment.temperature, ctx.device,
-                            amp_dtype=autocast_dtype(ctx.device, tc.amp), max_batches=tc.val_batches or None,
-                            baseline=run.gray)
+    result = evaluate_model(
+        run.evaluated,
+        loader(),
+        run.experiment.temperature,
+        ctx.device,
+        amp_dtype=autocast_dtype(ctx.device, tc.amp),
+        max_batches=tc.val_batches or None,
+        baseline=run.gray,
+    )
     metrics = {f"val_{k}": float(v) for k, v in result["mean"].items()}
     metrics["val_gray_rmse_rgb"] = float(result["gray"]["mean"]["rmse_rgb"])
     metrics["val_frames"] = float(result["num_frames"])
@@ -339,13 +388,15 @@ def _report(run: _Run, metrics: dict[str, Any], epoch: int, improved: bool) -> N
     folder = tempfile.mkdtemp(prefix="vidcolor-ckpt-")
     plain = _finite_or_none(metrics)
     extra = {"epoch": epoch, "metrics": plain, "train": run.train.to_dict(), "shards": run.shards.location}
-    save_checkpoint(folder, run.evaluated, run.experiment, run.gamut, prior=run.prior, extra=extra,
-                    frame_size=run.shards.size)
+    save_checkpoint(
+        folder, run.evaluated, run.experiment, run.gamut, prior=run.prior, extra=extra, frame_size=run.shards.size
+    )
     save_optimizer(run.optimizer, folder)
     if run.ema is not None:  # the checkpoint holds the average; resuming needs the trained weights too
         save_train_weights(run.model, run.ema, folder)
-    Path(folder, TRAIN_STATE_FILE).write_text(json.dumps({"epoch": epoch, "best": run.best,
-                                                          "metric": run.train.metric, "metrics": plain}))
+    Path(folder, TRAIN_STATE_FILE).write_text(
+        json.dumps({"epoch": epoch, "best": run.best, "metric": run.train.metric, "metrics": plain})
+    )
     ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
     if not run.local_mode:  # Ray copied it to the run's storage; in local mode it *is* the checkpoint
         shutil.rmtree(folder, ignore_errors=True)

@@ -47,8 +47,9 @@ def load_optimizer(optimizer: torch.optim.Optimizer, folder: str | Path, device:
         return False
     meta = json.loads((folder / OPTIMIZER_META).read_text())
     if meta.get("type") != type(optimizer).__name__:
-        raise VidcolorError(f"{folder / OPTIMIZER_META}: optimizer {meta.get('type')!r}, expected "
-                            f"{type(optimizer).__name__!r}")
+        raise VidcolorError(
+            f"{folder / OPTIMIZER_META}: optimizer {meta.get('type')!r}, expected {type(optimizer).__name__!r}"
+        )
     state: dict[int, dict[str, Any]] = {}
     for key, tensor in load_file(str(folder / OPTIMIZER_FILE)).items():
         pid, name = key.split(".", 1)
@@ -103,8 +104,7 @@ def save_train_weights(model: torch.nn.Module, ema, folder: str | Path) -> None:
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(Path(folder) / TRAIN_WEIGHTS_FILE),
-              metadata={"n_averaged": str(int(ema.n_averaged.item()))})
+    save_file(tensors, str(Path(folder) / TRAIN_WEIGHTS_FILE), metadata={"n_averaged": str(int(ema.n_averaged.item()))})
 
 
 def load_trained_only(model: torch.nn.Module, folder: str | Path) -> bool:

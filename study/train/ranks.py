@@ -6,8 +6,8 @@ DDP (and ``ray.train.report``, which is a barrier too).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 

@@ -11,8 +11,9 @@ import concurrent.futures
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ray import tune
 
@@ -25,9 +26,26 @@ from study.tune.trial import FINISHED, StudyRun, finished_status
 log = logging.getLogger(__name__)
 
 # keys Ray adds to every result; never stored as metrics
-_RAY_KEYS = {"done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s",
-             "pid", "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore",
-             "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "checkpoint_path", "resumed"}
+_RAY_KEYS = {
+    "done",
+    "training_iteration",
+    "trial_id",
+    "date",
+    "timestamp",
+    "time_this_iter_s",
+    "time_total_s",
+    "pid",
+    "hostname",
+    "node_ip",
+    "config",
+    "time_since_restore",
+    "iterations_since_restore",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "experiment_tag",
+    "checkpoint_path",
+    "resumed",
+}
 
 
 def trial_status(trial, max_t: int) -> str:
@@ -45,7 +63,7 @@ def error_message(trial) -> str:
             text = Path(trial.error_file).read_text(errors="replace")
         else:
             text = trial.get_error() or ""
-    except Exception:  # noqa: BLE001 - the message is best effort; the status is what matters
+    except Exception:
         pass
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     for ln in reversed(lines):
@@ -55,8 +73,11 @@ def error_message(trial) -> str:
 
 
 def _metrics(result: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items()
-            if k not in _RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in result.items()
+        if k not in _RAY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 class StoreCallback(tune.Callback):
@@ -98,8 +119,9 @@ class StoreCallback(tune.Callback):
             name = experiment.name
         except VidcolorError as exc:  # recorded; the driver fails the trial with the same message
             config, name = {"invalid": str(exc)}, self.run.spec.preset
-        self.store.upsert_trial(self.study, trial.trial_id, experiment=name, config=config, params=params,
-                                status="RUNNING")
+        self.store.upsert_trial(
+            self.study, trial.trial_id, experiment=name, config=config, params=params, status="RUNNING"
+        )
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         log.warning("trial %s failed and is retried from its last checkpoint", trial.trial_id)
@@ -111,8 +133,13 @@ class StoreCallback(tune.Callback):
             logged = self.store.epochs(self.study, [trial.trial_id])
             if int(epoch) in set(logged.epoch):
                 return
-        self.store.log_epoch(self.study, trial.trial_id, int(epoch), _metrics(result),
-                             checkpoint=self._uri(result.get("checkpoint_path")))
+        self.store.log_epoch(
+            self.study,
+            trial.trial_id,
+            int(epoch),
+            _metrics(result),
+            checkpoint=self._uri(result.get("checkpoint_path")),
+        )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if trial.trial_id in self._done_before:
@@ -156,10 +183,16 @@ class StoreCallback(tune.Callback):
 
         try:
             with local_checkpoint(checkpoint) as folder:  # a URI under remote storage: fetched, then removed
-                files = render_samples(folder, self.run.shards, Path(self.media_root) / trial_id,
-                                       split="val", clips=self.run.spec.media_clips, device="cpu")
+                files = render_samples(
+                    folder,
+                    self.run.shards,
+                    Path(self.media_root) / trial_id,
+                    split="val",
+                    clips=self.run.spec.media_clips,
+                    device="cpu",
+                )
             register_media(self.store, self.study, trial_id, files)
-        except Exception as exc:  # noqa: BLE001 - media are a bonus; never fail the study for them
+        except Exception as exc:
             log.warning("media of trial %s failed: %s", trial_id, exc)
 
     def wait_for_media(self) -> None:
@@ -200,14 +233,25 @@ class ProgressTable(tune.Callback):
         params = [p.name for p in self.spec.search]
         # the gray baseline's reference: each trial's RMSE over gray's on the same validation videos
         ratio = [] if metric == RATIO else [RATIO]
-        rows = [[t.trial_id, trial_status(t, self.max_t), fmt((t.last_result or {}).get("epoch")),
-                 *(fmt((t.last_result or {}).get(m), 4, style="g") for m in (metric, *ratio)),
-                 *(fmt(t.config.get(p), 4, style="g") for p in params)] for t in trials]
+        rows = [
+            [
+                t.trial_id,
+                trial_status(t, self.max_t),
+                fmt((t.last_result or {}).get("epoch")),
+                *(fmt((t.last_result or {}).get(m), 4, style="g") for m in (metric, *ratio)),
+                *(fmt(t.config.get(p), 4, style="g") for p in params),
+            ]
+            for t in trials
+        ]
         counts: dict[str, int] = {}
         for r in rows:
             counts[r[1]] = counts.get(r[1], 0) + 1
-        text = format_table(["trial", "status", "epoch", f"last {metric}", *(["rmse/gray"] if ratio else []), *params],
-                            rows)
+        text = format_table(
+            ["trial", "status", "epoch", f"last {metric}", *(["rmse/gray"] if ratio else []), *params], rows
+        )
         summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-        print(f"\n[{self.spec.name}] {len(trials)}/{self.spec.num_trials} trials: {summary}\n{text}",
-              file=self.stream or sys.stdout, flush=True)
+        print(
+            f"\n[{self.spec.name}] {len(trials)}/{self.spec.num_trials} trials: {summary}\n{text}",
+            file=self.stream or sys.stdout,
+            flush=True,
+        )

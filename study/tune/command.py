@@ -13,14 +13,26 @@ def print_summary(result: StudyResult, spec: StudySpec) -> None:
     df = result.trials
     metric = spec.objective.metric
     params = [p.name for p in spec.search]
-    rows = [[str(r["trial_id"]), str(r["status"]), str(r["epochs"]), fmt(r["objective"], 4, style="g"),
-             *(fmt(r.get(f"param_{p}"), 4, style="g") for p in params)] for _, r in df.iterrows()]
-    print(f"\nstudy {result.name}: {len(df)} trials "
-          f"({', '.join(f'{n} {s.lower()}' for s, n in df['status'].value_counts().items())})")
+    rows = [
+        [
+            str(r["trial_id"]),
+            str(r["status"]),
+            str(r["epochs"]),
+            fmt(r["objective"], 4, style="g"),
+            *(fmt(r.get(f"param_{p}"), 4, style="g") for p in params),
+        ]
+        for _, r in df.iterrows()
+    ]
+    print(
+        f"\nstudy {result.name}: {len(df)} trials "
+        f"({', '.join(f'{n} {s.lower()}' for s, n in df['status'].value_counts().items())})"
+    )
     print(format_table(["trial", "status", "epochs", f"best {metric}", *params], rows))
     if result.best:
-        print(f"best: trial {result.best['trial_id']} {metric}={fmt(result.best['objective'], 4, style='g')} "
-              f"checkpoint {result.best['checkpoint']}")
+        print(
+            f"best: trial {result.best['trial_id']} {metric}={fmt(result.best['objective'], 4, style='g')} "
+            f"checkpoint {result.best['checkpoint']}"
+        )
     if result.human is not None:
         print_verdict(result, spec)
     print(f"results database: {result.db}\nRay results: {result.experiment_path}")
@@ -35,15 +47,27 @@ def print_verdict(result: StudyResult, spec: StudySpec) -> None:
     for _, r in table.sort_values(["pareto", "objective"], ascending=[False, spec.objective.mode == "min"]).iterrows():
         new = r["trial_id"] in result.new_trials
         score = fmt(r["score"], 3, style="g") if r["counted"] else f"waiting ({r['votes']}/{human.min_votes})"
-        rows.append([str(r["trial_id"]), "this round" if new else "", fmt(r["objective"], 4, style="g"), score,
-                     "*" if r["pareto"] else ""])
-    print(f"\nhuman verdict: {human.score}{where}, counted from {human.min_votes} votes; "
-          f"{int(table['counted'].sum())} of {len(table)} finished trials scored, "
-          f"{int(table['pareto'].sum())} on the Pareto front (*)")
+        rows.append(
+            [
+                str(r["trial_id"]),
+                "this round" if new else "",
+                fmt(r["objective"], 4, style="g"),
+                score,
+                "*" if r["pareto"] else "",
+            ]
+        )
+    print(
+        f"\nhuman verdict: {human.score}{where}, counted from {human.min_votes} votes; "
+        f"{int(table['counted'].sum())} of {len(table)} finished trials scored, "
+        f"{int(table['pareto'].sum())} on the Pareto front (*)"
+    )
     print(format_table(["trial", "round", metric, human.score, "pareto"], rows))
     if result.new_trials:
-        print(f"next: build CTT items of this round's trials (vidcolor ctt build --db {result.db} --study {spec.name} --trials "
-              f"{','.join(result.new_trials)}), collect votes, then run this spec again")
+        print(
+            f"next: build CTT items of this round's trials (vidcolor ctt build --db {result.db} "
+            f"--study {spec.name} --trials "
+            f"{','.join(result.new_trials)}), collect votes, then run this spec again"
+        )
 
 
 def main(args) -> int:
@@ -51,7 +75,14 @@ def main(args) -> int:
     if not args.stall_after > 0:
         raise VidcolorError(f"--stall-after: must be > 0 seconds, got {args.stall_after:g}")
     spec = override_spec(load_spec(args.spec), trials=args.trials)
-    result = run_study(spec, shards=args.shards, db=args.db, storage=args.storage, address=args.address,
-                       resume=args.resume, stall_after_s=args.stall_after)
+    result = run_study(
+        spec,
+        shards=args.shards,
+        db=args.db,
+        storage=args.storage,
+        address=args.address,
+        resume=args.resume,
+        stall_after_s=args.stall_after,
+    )
     print_summary(result, spec)
     return 0

@@ -63,8 +63,10 @@ def verdict_table(store, spec: StudySpec) -> pd.DataFrame:
     human = _human(spec)
     trials = store.trials(spec.name)
     if trials.empty:
-        raise VidcolorError(f"[human]: study {spec.name!r} has no trials in {store.display_url}; a human round "
-                            "continues a study: run it first without [human], then collect CTT votes")
+        raise VidcolorError(
+            f"[human]: study {spec.name!r} has no trials in {store.display_url}; a human round "
+            "continues a study: run it first without [human], then collect CTT votes"
+        )
     done = trials[trials["status"].isin(FINISHED) & trials["objective"].notna()].copy()
     scores = trial_scores(store, spec.name, human.score, human.campaign, human.min_votes).set_index("trial_id")
     done["votes"] = done["trial_id"].map(scores["votes"]).fillna(0).astype(int)
@@ -81,19 +83,21 @@ def plan_round(store, spec: StudySpec) -> HumanRound:
     has enough votes: the sampler would have nothing to learn from."""
     human = _human(spec)
     if store.get_study(spec.name) is None:
-        raise VidcolorError(f"[human]: study {spec.name!r} is not in {store.display_url}; a human round continues "
-                            "a study: run it first without [human], then collect CTT votes on its trials")
+        raise VidcolorError(
+            f"[human]: study {spec.name!r} is not in {store.display_url}; a human round continues "
+            "a study: run it first without [human], then collect CTT votes on its trials"
+        )
     table = verdict_table(store, spec)
     if not table["counted"].any():
         most = int(table["votes"].max()) if len(table) else 0
         raise VidcolorError(
             f"[human]: no finished trial of study {spec.name!r} has {human.min_votes} {_vote_word(human.score)}"
             f"{' in campaign ' + repr(human.campaign) if human.campaign else ''} yet (the most any has is {most}); "
-            "build its CTT items (vidcolor ctt build), collect votes, then run this round again")
+            "build its CTT items (vidcolor ctt build), collect votes, then run this round again"
+        )
     study, distributions = rebuild(store, spec, table)
     points = [dict(study.ask(distributions).params) for _ in range(spec.num_trials)]
-    return HumanRound(points=points, scored=int(table["counted"].sum()),
-                      waiting=int((~table["counted"]).sum()))
+    return HumanRound(points=points, scored=int(table["counted"].sum()), waiting=int((~table["counted"]).sum()))
 
 
 def rebuild(store, spec: StudySpec, table: pd.DataFrame | None = None):
@@ -126,15 +130,21 @@ def rebuild(store, spec: StudySpec, table: pd.DataFrame | None = None):
             continue
         attrs = {"trial_id": str(row["trial_id"]), "votes": int(row["votes"])}
         if row["counted"]:
-            trial = create_trial(params=params, distributions=distributions, user_attrs=attrs,
-                                 values=[float(row["objective"]), float(row["score"])])
+            trial = create_trial(
+                params=params,
+                distributions=distributions,
+                user_attrs=attrs,
+                values=[float(row["objective"]), float(row["score"])],
+            )
         else:  # trained, waiting for votes: the constant liar keeps the sampler away from it
-            trial = create_trial(state=TrialState.RUNNING, params=params, distributions=distributions,
-                                 user_attrs=attrs)
+            trial = create_trial(state=TrialState.RUNNING, params=params, distributions=distributions, user_attrs=attrs)
         study.add_trial(trial)
     if skipped:
-        log.warning("[human]: %d trial(s) lie outside the spec's search space and are left out: %s",
-                    len(skipped), ", ".join(skipped))
+        log.warning(
+            "[human]: %d trial(s) lie outside the spec's search space and are left out: %s",
+            len(skipped),
+            ", ".join(skipped),
+        )
     return study, distributions
 
 

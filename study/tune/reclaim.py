@@ -58,15 +58,24 @@ class RayGroups:
         from ray.util.state import list_actors, list_placement_groups
 
         job = ray.get_runtime_context().get_job_id()
-        groups = [g for g in list_placement_groups(detail=True, limit=10_000, raise_on_missing_output=False)
-                  if g.creator_job_id == job]
+        groups = [
+            g
+            for g in list_placement_groups(detail=True, limit=10_000, raise_on_missing_output=False)
+            if g.creator_job_id == job
+        ]
         actors: dict[str, list[str]] = {}
         for a in list_actors(detail=True, limit=10_000, raise_on_missing_output=False):
             if a.placement_group_id and a.state != "DEAD":
                 actors.setdefault(a.placement_group_id, []).append(a.class_name)
-        return [GroupInfo(g.placement_group_id, g.state,
-                          [dict(b.get("unit_resources") or {}) for b in (g.bundles or [])],
-                          actors.get(g.placement_group_id, [])) for g in groups]
+        return [
+            GroupInfo(
+                g.placement_group_id,
+                g.state,
+                [dict(b.get("unit_resources") or {}) for b in (g.bundles or [])],
+                actors.get(g.placement_group_id, []),
+            )
+            for g in groups
+        ]
 
     def state(self, group_id: str) -> str:
         from ray.util.placement_group import placement_group_table
@@ -83,8 +92,13 @@ class RayGroups:
 class PlacementGroupReclaimer(tune.Callback):
     """Tune callback: removes the placement groups stopped trials leave behind; reports stalls."""
 
-    def __init__(self, stall_after_s: float = 300.0, orphan_age_s: float = 10.0, groups: Any = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        stall_after_s: float = 300.0,
+        orphan_age_s: float = 10.0,
+        groups: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stall_after_s, self.orphan_age_s = stall_after_s, orphan_age_s
         self._groups, self._clock = groups, clock
         self._owner: dict[str, str] = {}  # group id -> trial id that reported it
@@ -154,35 +168,42 @@ class PlacementGroupReclaimer(tune.Callback):
             try:
                 if self.groups.state(group) != REMOVED:
                     self._remove(group, f"of finished trial {self._owner.get(group, '?')}")
-            except Exception as exc:  # noqa: BLE001 - reclaiming is a repair; never fail the study for it
+            except Exception as exc:
                 log.warning("could not check or remove placement group %s: %s", group, exc)
 
     def _remove(self, group: str, why: str) -> None:
         self.groups.remove(group)
         self.reclaimed.append(group)
-        log.warning("reclaimed placement group %s %s: Ray Train left it reserved (ray-project/ray#54305)",
-                    group, why)
+        log.warning("reclaimed placement group %s %s: Ray Train left it reserved (ray-project/ray#54305)", group, why)
 
     def _report_stall(self, trials: Iterable, now: float) -> None:
         try:
             groups = self.groups.list()
-        except Exception as exc:  # noqa: BLE001 - the State API may be down; say what we know
+        except Exception as exc:
             groups, error = [], f" (placement groups unavailable: {exc})"
         else:
             error = ""
         states: dict[str, int] = {}
         for t in trials:
             states[t.status] = states.get(t.status, 0) + 1
-        lines = [f"  {g.id[:12]} {g.state:<9} bundles {g.bundles} trial {self._owner.get(g.id, '-')} "
-                 f"actors {g.live_actors or 'none'}" for g in groups if g.state != REMOVED]
-        log.warning("the study has made no progress for %.0f s (trials: %s)%s; placement groups of this job:\n%s",
-                    now - self._progress, ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())),
-                    error, "\n".join(lines) or "  none")
+        lines = [
+            f"  {g.id[:12]} {g.state:<9} bundles {g.bundles} trial {self._owner.get(g.id, '-')} "
+            f"actors {g.live_actors or 'none'}"
+            for g in groups
+            if g.state != REMOVED
+        ]
+        log.warning(
+            "the study has made no progress for %.0f s (trials: %s)%s; placement groups of this job:\n%s",
+            now - self._progress,
+            ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())),
+            error,
+            "\n".join(lines) or "  none",
+        )
 
     def _sweep_orphans(self, now: float) -> None:
         try:
             groups = self.groups.list()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("orphan sweep skipped: %s", exc)
             return
         empty = {g.id for g in groups if g.state == "CREATED" and not g.live_actors}
@@ -193,7 +214,7 @@ class PlacementGroupReclaimer(tune.Callback):
                 del self._suspects[group]
                 try:
                     self._remove(group, "holding resources with no live actor while the study stalled")
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     log.warning("could not remove placement group %s: %s", group, exc)
                 else:
                     self._progress = now  # the freed resources get a full period to be used

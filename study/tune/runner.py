@@ -57,9 +57,18 @@ class _Paths:
     name: str  # the Tune experiment's name: the study's, or a [human] round's
 
 
-def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = None, storage: str | None = None,
-              address: str | None = None, resume: bool = False, media: bool = True,
-              progress_every_s: float = 10.0, stall_after_s: float = 300.0) -> StudyResult:
+def run_study(
+    spec: StudySpec,
+    *,
+    shards: str | None = None,
+    db: str | None = None,
+    storage: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    media: bool = True,
+    progress_every_s: float = 10.0,
+    stall_after_s: float = 300.0,
+) -> StudyResult:
     """Run (or resume) a study; returns the store's view of it. See the module docstring.
 
     ``shards`` defaults to the spec's, ``db`` to the store's default, ``storage`` (Ray's) to
@@ -88,10 +97,15 @@ def run_study(spec: StudySpec, *, shards: str | None = None, db: str | None = No
         cluster = ray.cluster_resources()
         concurrency = plan_concurrency(spec, cluster.get("CPU", 0.0), cluster.get("GPU", 0.0), local=not address)
         if concurrency < spec.max_concurrent:
-            log.info("running %d trial(s) at a time (spec asks %d; that is what fits)", concurrency,
-                     spec.max_concurrent)
-        run = StudyRun(spec=spec, shards=paths.shards, train_storage=f"{paths.storage.rstrip('/')}/{spec.name}-train",
-                       store_url=store.url)
+            log.info(
+                "running %d trial(s) at a time (spec asks %d; that is what fits)", concurrency, spec.max_concurrent
+            )
+        run = StudyRun(
+            spec=spec,
+            shards=paths.shards,
+            train_storage=f"{paths.storage.rstrip('/')}/{spec.name}-train",
+            store_url=store.url,
+        )
         media_root = str(Path(store_media_root(store, paths.storage), spec.name)) if media else None
         store_cb, callbacks = _callbacks(spec, run, store, media_root, progress_every_s, stall_after_s)
         tuner = _tuner(spec, run, store, paths, concurrency, resume, callbacks, plan)
@@ -138,8 +152,10 @@ def absolute_checkpoints(spec: StudySpec) -> StudySpec:
     pretrained = fixed.get("pretrained")
     if isinstance(pretrained, str) and pretrained.lower() != "none" and not is_uri(pretrained):
         if not Path(pretrained).is_dir():
-            raise VidcolorError(f"{spec.source}: [fixed] pretrained: checkpoint folder {pretrained} does not exist "
-                                f"(relative paths are taken from {Path.cwd()})")
+            raise VidcolorError(
+                f"{spec.source}: [fixed] pretrained: checkpoint folder {pretrained} does not exist "
+                f"(relative paths are taken from {Path.cwd()})"
+            )
         fixed["pretrained"] = str(Path(pretrained).resolve())
     members = fixed.get("ensemble")
     if isinstance(members, (list, tuple)):
@@ -182,17 +198,31 @@ def _open_human_round(store, spec: StudySpec, paths: _Paths, resume: bool):
         row = store.get_study(spec.name)
         last = (row or {}).get("storage_path") or ""
         if ROUND_MARK not in last.rsplit("/", 1)[-1] or not tune.Tuner.can_restore(last):
-            raise VidcolorError(f"--resume: study {spec.name!r} has no [human] round to resume"
-                                f"{' (its last run is ' + last + ')' if last else ''}")
+            raise VidcolorError(
+                f"--resume: study {spec.name!r} has no [human] round to resume"
+                f"{' (its last run is ' + last + ')' if last else ''}"
+            )
         name = last.rsplit("/", 1)[-1]
     else:
         plan = plan_round(store, spec)
-        name = f"{spec.name}{ROUND_MARK}{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
-        log.info("[human] round %s: %d trial(s) with votes, %d waiting for votes; %d new configuration(s)",
-                 name, plan.scored, plan.waiting, len(plan.points))
+        name = f"{spec.name}{ROUND_MARK}{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}"
+        log.info(
+            "[human] round %s: %d trial(s) with votes, %d waiting for votes; %d new configuration(s)",
+            name,
+            plan.scored,
+            plan.waiting,
+            len(plan.points),
+        )
     paths = replace(paths, experiment=f"{paths.storage.rstrip('/')}/{name}", name=name)
-    store.create_study(spec.name, objective=spec.objective.metric, mode=spec.objective.mode,
-                       spec=spec.to_record(), storage_path=paths.experiment, shards=paths.shards, exist_ok=True)
+    store.create_study(
+        spec.name,
+        objective=spec.objective.metric,
+        mode=spec.objective.mode,
+        spec=spec.to_record(),
+        storage_path=paths.experiment,
+        shards=paths.shards,
+        exist_ok=True,
+    )
     return paths, plan
 
 
@@ -206,14 +236,24 @@ def _open_study(store, spec: StudySpec, paths: _Paths, resume: bool) -> None:
         if store.get_study(spec.name) is None:
             raise VidcolorError(f"--resume: study {spec.name!r} is not in {store.display_url}")
     elif _tune_state_exists(paths.experiment):
-        raise VidcolorError(f"study {spec.name!r} already has results at {paths.experiment}: continue it with "
-                            "--resume, or give another --storage or spec name")
-    store.create_study(spec.name, objective=spec.objective.metric, mode=spec.objective.mode,
-                       spec=spec.to_record(), storage_path=paths.experiment, shards=paths.shards, exist_ok=resume)
+        raise VidcolorError(
+            f"study {spec.name!r} already has results at {paths.experiment}: continue it with "
+            "--resume, or give another --storage or spec name"
+        )
+    store.create_study(
+        spec.name,
+        objective=spec.objective.metric,
+        mode=spec.objective.mode,
+        spec=spec.to_record(),
+        storage_path=paths.experiment,
+        shards=paths.shards,
+        exist_ok=resume,
+    )
 
 
-def _callbacks(spec: StudySpec, run: StudyRun, store, media_root: str | None, progress_every_s: float,
-               stall_after_s: float):
+def _callbacks(
+    spec: StudySpec, run: StudyRun, store, media_root: str | None, progress_every_s: float, stall_after_s: float
+):
     """The study's Tune callbacks: the results store (returned first too), the live table, and
     the placement-group reclaimer."""
     # these import Ray: only after init_ray has set the auth mode
@@ -221,12 +261,16 @@ def _callbacks(spec: StudySpec, run: StudyRun, store, media_root: str | None, pr
     from study.tune.reclaim import PlacementGroupReclaimer
 
     store_cb = StoreCallback(store.url, run, media_root, spec.max_t)
-    return store_cb, [store_cb, ProgressTable(spec, spec.max_t, every_s=progress_every_s),
-                      PlacementGroupReclaimer(stall_after_s=stall_after_s)]
+    return store_cb, [
+        store_cb,
+        ProgressTable(spec, spec.max_t, every_s=progress_every_s),
+        PlacementGroupReclaimer(stall_after_s=stall_after_s),
+    ]
 
 
-def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: int, resume: bool, callbacks: list,
-           plan=None):
+def _tuner(
+    spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: int, resume: bool, callbacks: list, plan=None
+):
     """The Tuner of a new study, or the restored one of an interrupted study; a [human] round's
     `plan` fixes its configurations (no early stopping)."""
     from ray import tune
@@ -234,16 +278,20 @@ def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: in
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     # the real database URL rides in Ray's object store (with_parameters), never in Tune's storage
-    trainable = tune.with_resources(tune.with_parameters(trial_driver, run=run, store_url=store.url),
-                                    {"cpu": DRIVER_CPUS})
+    trainable = tune.with_resources(
+        tune.with_parameters(trial_driver, run=run, store_url=store.url), {"cpu": DRIVER_CPUS}
+    )
     if resume:
         try:
-            tuner = tune.Tuner.restore(paths.experiment, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True)
+            tuner = tune.Tuner.restore(
+                paths.experiment, trainable=trainable, resume_unfinished=True, resume_errored=True
+            )
         except (ImportError, AttributeError) as exc:  # its pickled state names classes that moved
-            raise VidcolorError(f"--resume: the study at {paths.experiment} was started by an older vidcolor "
-                                f"and cannot be resumed by this one ({exc}); start it again under another "
-                                "name or --storage") from None
+            raise VidcolorError(
+                f"--resume: the study at {paths.experiment} was started by an older vidcolor "
+                f"and cannot be resumed by this one ({exc}); start it again under another "
+                "name or --storage"
+            ) from None
         return tuner
     if plan is not None:  # each point replaces one sample: exactly the sampled configurations
         search_alg, scheduler = BasicVariantGenerator(points_to_evaluate=list(plan.points)), FIFOScheduler()
@@ -255,11 +303,20 @@ def _tuner(spec: StudySpec, run: StudyRun, store, paths: _Paths, concurrency: in
         trainable,
         param_space=spec.param_space(),
         tune_config=tune.TuneConfig(
-            metric=spec.objective.metric, mode=spec.objective.mode, search_alg=search_alg, scheduler=scheduler,
-            num_samples=samples, max_concurrent_trials=concurrency),
+            metric=spec.objective.metric,
+            mode=spec.objective.mode,
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=samples,
+            max_concurrent_trials=concurrency,
+        ),
         run_config=tune.RunConfig(
-            name=paths.name, storage_path=paths.storage, callbacks=callbacks, verbose=0,
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures)),
+            name=paths.name,
+            storage_path=paths.storage,
+            callbacks=callbacks,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        ),
     )
 
 
@@ -269,8 +326,12 @@ def _search_alg(spec: StudySpec, storage_url: str | None):
     from study.tune.optuna_storage import study_storage  # pickled with the password masked
 
     storage = study_storage(storage_url) if storage_url else None
-    return OptunaSearch(sampler=optuna_sampler(spec), storage=storage, study_name=spec.name,
-                        points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None)
+    return OptunaSearch(
+        sampler=optuna_sampler(spec),
+        storage=storage,
+        study_name=spec.name,
+        points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None,
+    )
 
 
 def _scheduler(spec: StudySpec):
@@ -278,8 +339,12 @@ def _scheduler(spec: StudySpec):
 
     if not spec.asha.enabled:
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="epoch", max_t=spec.max_t, grace_period=spec.asha.grace_period,
-                         reduction_factor=spec.asha.reduction_factor)
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=spec.max_t,
+        grace_period=spec.asha.grace_period,
+        reduction_factor=spec.asha.reduction_factor,
+    )
 
 
 def plan_concurrency(spec: StudySpec, cpus: float, gpus: float, local: bool) -> int:
@@ -289,12 +354,15 @@ def plan_concurrency(spec: StudySpec, cpus: float, gpus: float, local: bool) -> 
     gpu_trial = res.workers * res.gpus_per_worker
     where = "this machine" if local else "the cluster"
     if per_trial > cpus:
-        raise VidcolorError(f"{spec.source}: a trial needs {per_trial:g} CPUs ({DRIVER_CPUS:g} for its driver + "
-                            f"{res.workers} workers x {res.cpus_per_worker:g}), {where} has {cpus:g}; "
-                            "lower [resources] workers or cpus_per_worker")
+        raise VidcolorError(
+            f"{spec.source}: a trial needs {per_trial:g} CPUs ({DRIVER_CPUS:g} for its driver + "
+            f"{res.workers} workers x {res.cpus_per_worker:g}), {where} has {cpus:g}; "
+            "lower [resources] workers or cpus_per_worker"
+        )
     if gpu_trial > gpus:
-        raise VidcolorError(f"{spec.source}: a trial needs {gpu_trial:g} GPUs ([resources] gpus_per_worker), "
-                            f"{where} has {gpus:g}")
+        raise VidcolorError(
+            f"{spec.source}: a trial needs {gpu_trial:g} GPUs ([resources] gpus_per_worker), {where} has {gpus:g}"
+        )
     fit = int(cpus // per_trial)
     if gpu_trial > 0:
         fit = min(fit, int(gpus // gpu_trial))

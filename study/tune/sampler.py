@@ -12,6 +12,10 @@ def optuna_sampler(spec: StudySpec):
     import optuna  # imported when a study starts, not with the CLI
 
     if spec.sampler.kind == "tpe":
-        return optuna.samplers.TPESampler(seed=spec.sampler.seed, multivariate=True, constant_liar=True,
-                                          n_startup_trials=spec.sampler.n_startup_trials)
+        return optuna.samplers.TPESampler(
+            seed=spec.sampler.seed,
+            multivariate=True,
+            constant_liar=True,
+            n_startup_trials=spec.sampler.n_startup_trials,
+        )
     return optuna.samplers.RandomSampler(seed=spec.sampler.seed)

@@ -43,6 +43,8 @@ def resolve(url: str | None) -> str | None:
         return url
     real = _REAL.get(url)
     if real is None:
-        raise VidcolorError(f"the password of the results database {url} is not known in this process: "
-                            "run the study with `vidcolor tune --db URL` (with --resume, the same --db)")
+        raise VidcolorError(
+            f"the password of the results database {url} is not known in this process: "
+            "run the study with `vidcolor tune --db URL` (with --resume, the same --db)"
+        )
     return real

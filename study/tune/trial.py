@@ -10,9 +10,10 @@ folder, so a Tune-level retry fails at once instead of training again in vain.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.config.spec import StudySpec
 from study.tune.secrets import remember, resolve
@@ -70,9 +71,16 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
     experiment.check_ready()
     res = run.spec.resources
     placement = Placement(workers=res.workers, cpus_per_worker=res.cpus_per_worker, use_gpu=run.use_gpu)
-    trainer = make_trainer(experiment, train, run.shards, placement, storage_path=run.train_storage,
-                           name=f"train-{trial_id}", max_failures=run.spec.max_failures,
-                           callbacks=[TuneReportCallback()])
+    trainer = make_trainer(
+        experiment,
+        train,
+        run.shards,
+        placement,
+        storage_path=run.train_storage,
+        name=f"train-{trial_id}",
+        max_failures=run.spec.max_failures,
+        callbacks=[TuneReportCallback()],
+    )
     result = trainer.fit()
     try:
         raise_for_error(result)
@@ -89,7 +97,7 @@ def _finished_in_store(run: StudyRun, trial_id: str, store_url: str | None = Non
         from study.store import Store
 
         row = Store(store_url or resolve(run.store_url), create=False).get_trial(run.spec.name, trial_id)
-    except Exception as exc:  # noqa: BLE001 - e.g. a SQLite file on another node: just train
+    except Exception as exc:
         log.debug("results store not reachable from the trial driver: %s", exc)
         return False
     return bool(row and row["status"] in FINISHED)

@@ -26,9 +26,12 @@ def test_pareto_front_by_hand():
 
 
 def test_edge_of_range_by_hand():
-    df = pd.DataFrame({"obj": [3.0, 1.0, 2.0], "lr": [1e-3, 1e-2, 1e-4], "lam": [0.5, 0.55, 0.9], "kind": ["a", "b", "c"]})
-    warns = analysis.edge_of_range(df, ["lr", "lam", "kind"], "obj", "min",
-                                   ranges={"lr": (1e-4, 1e-2), "lam": (0.0, 1.0)}, log_params={"lr"})
+    df = pd.DataFrame(
+        {"obj": [3.0, 1.0, 2.0], "lr": [1e-3, 1e-2, 1e-4], "lam": [0.5, 0.55, 0.9], "kind": ["a", "b", "c"]}
+    )
+    warns = analysis.edge_of_range(
+        df, ["lr", "lam", "kind"], "obj", "min", ranges={"lr": (1e-4, 1e-2), "lam": (0.0, 1.0)}, log_params={"lr"}
+    )
     assert [(w.param, w.side) for w in warns] == [("lr", "high")]  # lam 0.55 mid-range, kind categorical
     warns = analysis.edge_of_range(df, ["lr"], "obj", "max", ranges={"lr": (1e-4, 1e-2)}, log_params={"lr"})
     assert warns == []  # best (obj 3) has lr 1e-3: the middle in log space
@@ -51,25 +54,43 @@ def test_serve_command_and_imports(tmp_path):
     assert serve.dashboard_env("sqlite:///x.db")["VIDCOLOR_DB"] == "sqlite:///x.db"
     with pytest.raises(VidcolorError, match="--port"):
         serve.streamlit_command(70000)
-    code = ("import sys, study.serve, study.cli; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray', 'dashboard', 'streamlit')))")
+    code = (
+        "import sys, study.serve, study.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray', 'dashboard', 'streamlit')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
 
 
 def test_tradeoff_axes_follow_the_metric_names():
-    cols = ["best_val_rmse_ab", "best_val_rmse_rgb", "best_val_colorfulness_gt", "best_val_colorfulness_gap",
-            "best_val_colorfulness_ratio", "best_val_colorfulness_pred", "best_val_temporal_error", "best_val_psnr"]
+    cols = [
+        "best_val_rmse_ab",
+        "best_val_rmse_rgb",
+        "best_val_colorfulness_gt",
+        "best_val_colorfulness_gap",
+        "best_val_colorfulness_ratio",
+        "best_val_colorfulness_pred",
+        "best_val_temporal_error",
+        "best_val_psnr",
+    ]
     assert analysis.tradeoff_columns(cols) == {
-        "best_val_rmse_rgb": ("RMSE", "min"), "best_val_colorfulness_pred": ("colorfulness", "max"),
-        "best_val_temporal_error": ("temporal instability", "min")}
+        "best_val_rmse_rgb": ("RMSE", "min"),
+        "best_val_colorfulness_pred": ("colorfulness", "max"),
+        "best_val_temporal_error": ("temporal instability", "min"),
+    }
 
 
 def test_search_ranges_from_both_spec_forms():
     from dashboard import data
 
-    listed = {"spec": {"search": [{"name": "lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-                                  {"name": "grid", "type": "choice", "choices": [10, 20]}]}}
+    listed = {
+        "spec": {
+            "search": [
+                {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+                {"name": "grid", "type": "choice", "choices": [10, 20]},
+            ]
+        }
+    }
     table = {"spec": {"search": {"lam": {"type": "float", "low": 0.2, "high": 1.0}}}}
     assert data.search_ranges(listed) == ({"param_lr": (1e-4, 1e-2)}, {"param_lr"}, {"param_grid"})
     assert data.search_ranges(table) == ({"param_lam": (0.2, 1.0)}, set(), set())

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,12 +30,16 @@ def app(fixture_study, monkeypatch):
             at.run()
         assert not at.exception, [e.value for e in at.exception]
         return at
+
     return open_page
 
 
 def texts(at: AppTest) -> str:
-    parts = [e.value for element in ("markdown", "caption", "title", "subheader", "info", "success", "warning")
-             for e in getattr(at, element)]
+    parts = [
+        e.value
+        for element in ("markdown", "caption", "title", "subheader", "info", "success", "warning")
+        for e in getattr(at, element)
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -267,8 +270,7 @@ def test_start_up_imports_neither_torch_nor_ray(fixture_study):
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray'))))\n"
     )
     env = {**__import__("os").environ, "VIDCOLOR_DB": fixture_study["url"]}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
@@ -302,9 +304,19 @@ def test_ctt_still_frames_and_rating_only_legacy_items(tmp_path, monkeypatch, fx
     ctt.build_items(store, "fixture", top=1, clips=1, attention_rate=0.0, medium="frame", out=tmp_path / "ctt")
     [still] = store.ctt_items("fixture").itertuples()
     # a legacy-style item (black-and-white original): shown only in the rating task
-    [legacy] = store.add_ctt_items("fixture", [{"real_path": still.real_path, "fake_path": still.fake_path,
-                                                "medium": "frame", "trial_id": "t_002", "split": "legacy",
-                                                "real_is_color": False}])
+    [legacy] = store.add_ctt_items(
+        "fixture",
+        [
+            {
+                "real_path": still.real_path,
+                "fake_path": still.fake_path,
+                "medium": "frame",
+                "trial_id": "t_002",
+                "split": "legacy",
+                "real_is_color": False,
+            }
+        ],
+    )
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.switch_page("views/ctt_rate.py").run()
@@ -365,8 +377,9 @@ def test_rater_page_runs_a_session_of_each_task(tmp_path, monkeypatch, fx, task)
     info = fx.build(tmp_path)
     monkeypatch.setenv("VIDCOLOR_DB", info["url"])
     store = info["store"]
-    store.create_campaign("fixture", "c", task=task, session_items=2, practice_items=1, attention_share=0.0,
-                          display_s=0)
+    store.create_campaign(
+        "fixture", "c", task=task, session_items=2, practice_items=1, attention_share=0.0, display_s=0
+    )
     (token,) = store.add_invites("fixture", "c")
     at = AppTest.from_file(RATER, default_timeout=60)
     at.query_params["invite"] = token
@@ -376,8 +389,9 @@ def test_rater_page_runs_a_session_of_each_task(tmp_path, monkeypatch, fx, task)
     assert not at.exception, [e.value for e in at.exception]
     labels = {"pairwise": "A looks more natural", "rating": "4"}
     for step in range(3):
-        assert ("Practice 1 of 1" if step == 0 else f"{'Pair' if task == 'pairwise' else 'Clip'} {step} of 2") \
-            in texts(at)
+        assert ("Practice 1 of 1" if step == 0 else f"{'Pair' if task == 'pairwise' else 'Clip'} {step} of 2") in texts(
+            at
+        )
         assert "fixture" not in texts(at) and "t_00" not in texts(at)
         next(b for b in at.button if b.label == labels[task]).click().run()
         if step == 0:

@@ -24,8 +24,15 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENS = Path(os.environ.get("VIDCOLOR_SCREENS", "/tmp/screens"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -49,8 +56,9 @@ def _serving(args: list[str], tmp_path: Path, what: str):
     """`python -m study ARGS --port P` on a free port until the block ends; yields (base URL, port)."""
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "study", *args, "--port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "study", *args, "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -88,8 +96,7 @@ def server(fx, tmp_path):
 def _settle(page, timeout: float = 60_000) -> None:
     """Wait until Streamlit has finished the current run (no running-status widget)."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
     page.wait_for_timeout(300)
 
 
@@ -100,8 +107,9 @@ def _shot(page, name: str) -> None:
     assert errors.count() == 0, f"{name}: {errors.first.inner_text()[:2000]}"
     SCREENS.mkdir(parents=True, exist_ok=True)
     height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main, "
-        "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight), 900)")
+        '() => Math.max(...[...document.querySelectorAll(\'[data-testid="stMain"], section.main, '
+        '[data-testid="stAppViewContainer"]\')].map(e => e.scrollHeight), 900)'
+    )
     page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 4000)})
     page.wait_for_timeout(800)
     page.screenshot(path=str(SCREENS / f"{name}.png"))
@@ -112,8 +120,11 @@ def _assert_page_hides_the_answer(page, base: str, info: dict) -> None:
     """Nothing the browser gets (the served page, the live DOM, its URL, media names) names the
     real side, a stored file or the trial/experiment behind the pair."""
     items = info["store"].ctt_items("fixture")
-    secrets_ = set(items["trial_id"].dropna()) | set(items["experiment"].dropna()) | {
-        Path(p).stem for p in list(items["real_path"]) + list(items["fake_path"])}
+    secrets_ = (
+        set(items["trial_id"].dropna())
+        | set(items["experiment"].dropna())
+        | {Path(p).stem for p in list(items["real_path"]) + list(items["fake_path"])}
+    )
     served = urllib.request.urlopen(f"{base}/ctt", timeout=10).read().decode()
     html = page.content()
     for text in (served, html, page.url):
@@ -121,8 +132,9 @@ def _assert_page_hides_the_answer(page, base: str, info: dict) -> None:
         assert not leaked, leaked
     assert not re.search(r"real|fake|trial|exp\d", page.url, re.I), page.url
     # no attribute of any element (ids, classes, data-*, src, alt, title) says real or fake
-    attrs = page.evaluate("() => [...document.querySelectorAll('*')].flatMap(e => "
-                          "[...e.attributes].map(a => a.name + '=' + a.value))")
+    attrs = page.evaluate(
+        "() => [...document.querySelectorAll('*')].flatMap(e => [...e.attributes].map(a => a.name + '=' + a.value))"
+    )
     bad = [a for a in attrs if re.search(r"real|fake|colori[sz]ed|gt_|pred_|t_00\d", a, re.I)]
     assert not bad, bad
     srcs = page.locator("video").evaluate_all("vs => vs.map(v => v.currentSrc || v.src)")
@@ -145,7 +157,9 @@ def test_dashboard_in_chromium(server):
 
             page.goto(f"{base}/")
             expect(page.get_by_role("heading", name="Studies")).to_be_visible()
-            expect(page.get_by_text("6 of 8 trials finished").or_(page.get_by_text("5 of 8 trials finished"))).to_be_visible()
+            expect(
+                page.get_by_text("6 of 8 trials finished").or_(page.get_by_text("5 of 8 trials finished"))
+            ).to_be_visible()
             _settle(page)
             _shot(page, "overview")
 
@@ -158,10 +172,12 @@ def test_dashboard_in_chromium(server):
             _settle(page)
             _shot(page, "trials")
 
-            for path, heading, name in (("hyperparameters", "Hyperparameters", "hyperparameters"),
-                                        ("curves", "Learning curves", "curves"),
-                                        ("trial?trial=t_002", "Trial", "trial"),
-                                        ("compare", "Compare trials", "compare")):
+            for path, heading, name in (
+                ("hyperparameters", "Hyperparameters", "hyperparameters"),
+                ("curves", "Learning curves", "curves"),
+                ("trial?trial=t_002", "Trial", "trial"),
+                ("compare", "Compare trials", "compare"),
+            ):
                 page.goto(f"{base}/{path}")
                 expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
                 _settle(page)
@@ -212,8 +228,9 @@ def rater_server(fx, tmp_path):
     _need_chromium()
     info = fx.build(tmp_path)
     store = info["store"]
-    store.create_campaign("fixture", "pilot", session_items=3, practice_items=2, attention_share=0.34,
-                          display_s=DISPLAY_S)
+    store.create_campaign(
+        "fixture", "pilot", session_items=3, practice_items=2, attention_share=0.34, display_s=DISPLAY_S
+    )
     (token,) = store.add_invites("fixture", "pilot", 1, max_uses=1)
     with _serving(["ctt", "serve", "--db", info["url"]], tmp_path, "rater server") as (base, _):
         yield base, info, token

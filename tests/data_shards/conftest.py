@@ -36,8 +36,10 @@ def all_samples(shard_dir: Path) -> list[dict]:
 @pytest.fixture
 def shard_io():
     """`read_samples(tar)` and `all_samples(dir)`: plain tarfile + Pillow, independent of data_shards."""
+
     class _IO:
         pass
+
     io_ = _IO()
     io_.read_samples, io_.all_samples = read_samples, all_samples
     return io_

@@ -49,11 +49,14 @@ def test_crop_to_a_smaller_training_size():
     assert out.shape == (2, 8, 8, 3) and (out == 200).all()  # a flat frame stays flat through the resize
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"min_scale": 0.0}, "crop_scale: must be in (0, 1], got 0.0"),
-    ({"min_scale": 1.5}, "crop_scale: must be in (0, 1], got 1.5"),
-    ({"size": 4}, "train_size: must be at least 8 px, got 4"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"min_scale": 0.0}, "crop_scale: must be in (0, 1], got 0.0"),
+        ({"min_scale": 1.5}, "crop_scale: must be in (0, 1], got 1.5"),
+        ({"size": 4}, "train_size: must be at least 8 px, got 4"),
+    ],
+)
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(VidcolorError) as err:
         Augment(**kwargs)

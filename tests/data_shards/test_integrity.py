@@ -39,16 +39,18 @@ def _change_member(tar_path: Path, member: str, pick) -> tuple[bytes, bytes]:
     at = info.offset_data + pick(before)
     data[at] ^= 0x10
     tar_path.write_bytes(bytes(data))
-    return before, bytes(data[info.offset_data:info.offset_data + info.size])
+    return before, bytes(data[info.offset_data : info.offset_data + info.size])
 
 
 def flip_entropy_byte(tar_path: Path, member: str) -> tuple[bytes, bytes]:
     """One bit in the middle of a JPEG member's entropy-coded data (no marker touched)."""
+
     def pick(jpeg: bytes) -> int:
         at = len(jpeg) // 2
         while jpeg[at] == 0xFF or jpeg[at - 1] == 0xFF:
             at += 1
         return at
+
     return _change_member(tar_path, member, pick)
 
 
@@ -75,12 +77,16 @@ def _test_keys(shard_dir: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------- the manifest
 
+
 def test_manifest_records_each_shards_sha256_size_and_counts(demo_shards):
     m = json.loads((demo_shards / "manifest.json").read_text())
     assert m["format"] == "vidcolor-shards/2"
     tars = sorted(p.name for p in demo_shards.glob("*.tar"))
-    assert sorted(m["shard_stats"]) == tars == ["legacy-000000.tar", "test-000000.tar", "train-000000.tar",
-                                                 "val-000000.tar"]
+    assert (
+        sorted(m["shard_stats"])
+        == tars
+        == ["legacy-000000.tar", "test-000000.tar", "train-000000.tar", "val-000000.tar"]
+    )
     for name in tars:
         data = (demo_shards / name).read_bytes()
         stat = m["shard_stats"][name]
@@ -93,8 +99,11 @@ def test_manifest_records_each_shards_sha256_size_and_counts(demo_shards):
 
 def test_format_1_is_read_and_format_2_needs_checksums(demo_shards, tmp_path):
     m = json.loads((demo_shards / "manifest.json").read_text())
-    old = dict(m, format="vidcolor-shards/1",
-               shard_stats={n: {"clips": s["clips"], "frames": s["frames"]} for n, s in m["shard_stats"].items()})
+    old = dict(
+        m,
+        format="vidcolor-shards/1",
+        shard_stats={n: {"clips": s["clips"], "frames": s["frames"]} for n, s in m["shard_stats"].items()},
+    )
     assert mf.parse_manifest(json.dumps(old), "old.json")["format"] == "vidcolor-shards/1"
     broken = json.loads(json.dumps(m))
     del broken["shard_stats"]["val-000000.tar"]["sha256"]
@@ -110,12 +119,14 @@ def test_format_1_is_read_and_format_2_needs_checksums(demo_shards, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(old))
     s = ShardSet(folder)
     assert sum(int(b["valid"].sum()) for b in eval_loader(s, "test", batch_size=4)) == 24
-    with pytest.raises(VidcolorError, match=f"{folder / 'manifest.json'}: format 'vidcolor-shards/1' records "
-                                            "no checksums"):
+    with pytest.raises(
+        VidcolorError, match=f"{folder / 'manifest.json'}: format 'vidcolor-shards/1' records no checksums"
+    ):
         s.verify()
 
 
 # ----------------------------------------------------------------------------- counted against the manifest
+
 
 def test_flipped_tar_header_byte_is_a_warning_naming_the_shard(demo_shards, tmp_path, caplog):
     folder = _copy(demo_shards, tmp_path)
@@ -128,11 +139,17 @@ def test_flipped_tar_header_byte_is_a_warning_naming_the_shard(demo_shards, tmp_
     assert valid == 8 and loader.expected_windows == 24 and loader.windows_read == 8
     shard = folder / "test-000000.tar"
     message = f"{shard}: read 1 of 3 samples the manifest lists (damaged or truncated?)"
-    assert loader.shortfalls[0] == {"shard": "test-000000.tar", "expected": 3, "read": 1, "unreadable": 0,
-                                    "message": message}
+    assert loader.shortfalls[0] == {
+        "shard": "test-000000.tar",
+        "expected": 3,
+        "read": 1,
+        "unreadable": 0,
+        "message": message,
+    }
     assert loader.shortfalls[1]["shard"] is None and loader.shortfalls[1]["message"] == (
         f"{folder} split 'test': 8 of the 24 windows of 1 frame(s) the manifest promises were read "
-        "(8 of 24 frames); results are incomplete")
+        "(8 of 24 frames); results are incomplete"
+    )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [message, loader.shortfalls[1]["message"]]
     # the training stream warns too, once per shard however often it rereads it
@@ -164,12 +181,17 @@ def test_undecodable_sample_counts_as_a_shortfall(demo_shards, tmp_path):
             tar.addfile(m, io.BytesIO(data))
     loader = eval_loader(folder, "val", window=1, batch_size=8)
     assert sum(int(b["valid"].sum()) for b in loader) == 16  # the last clip is gone
-    assert loader.shortfalls[0] == {"shard": "val-000000.tar", "expected": 3, "read": 3, "unreadable": 1,
-                                    "message": f"{tar_path}: read 3 of 3 samples the manifest lists, 1 of them "
-                                               "unreadable (damaged or truncated?)"}
+    assert loader.shortfalls[0] == {
+        "shard": "val-000000.tar",
+        "expected": 3,
+        "read": 3,
+        "unreadable": 1,
+        "message": f"{tar_path}: read 3 of 3 samples the manifest lists, 1 of them unreadable (damaged or truncated?)",
+    }
 
 
 # ----------------------------------------------------------------------------- checksums
+
 
 def test_damaged_entropy_data_is_refused_by_the_loader(demo_shards, tmp_path):
     folder = _copy(demo_shards, tmp_path)
@@ -184,8 +206,7 @@ def test_damaged_entropy_data_is_refused_by_the_loader(demo_shards, tmp_path):
 
 def test_verify_names_a_shard_whose_jpeg_changed(demo_shards, tmp_path):
     folder = _copy(demo_shards, tmp_path)
-    assert ShardSet(folder).verify() == ["train-000000.tar", "val-000000.tar", "test-000000.tar",
-                                         "legacy-000000.tar"]
+    assert ShardSet(folder).verify() == ["train-000000.tar", "val-000000.tar", "test-000000.tar", "legacy-000000.tar"]
     before, after = change_quant_table(folder / "test-000000.tar", _test_keys(folder)[0] + ".004.jpg")
     assert _pixels(before).shape == _pixels(after).shape == (64, 64, 3)
     assert (_pixels(before) != _pixels(after)).any()  # other pixels, no error
@@ -197,9 +218,11 @@ def test_verify_names_a_shard_whose_jpeg_changed(demo_shards, tmp_path):
     got = hashlib.sha256((folder / "test-000000.tar").read_bytes()).hexdigest()
     with pytest.raises(VidcolorError) as err:
         s.verify("test")
-    assert str(err.value) == (f"1 of 1 shard(s) fail their checksum (damaged, or changed after `vidcolor shard` "
-                              f"wrote {folder / 'manifest.json'}): {folder / 'test-000000.tar'} "
-                              f"(sha256 {got[:16]}..., the manifest lists {want[:16]}...)")
+    assert str(err.value) == (
+        f"1 of 1 shard(s) fail their checksum (damaged, or changed after `vidcolor shard` "
+        f"wrote {folder / 'manifest.json'}): {folder / 'test-000000.tar'} "
+        f"(sha256 {got[:16]}..., the manifest lists {want[:16]}...)"
+    )
     with pytest.raises(VidcolorError, match=r"^1 of 4 shard\(s\) fail.*test-000000\.tar"):
         s.verify()
 

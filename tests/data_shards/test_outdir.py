@@ -19,8 +19,10 @@ from models.errors import VidcolorError
 
 def tree(folder: Path) -> dict[str, tuple[bytes, int] | None]:
     """Every entry under ``folder``: a file's (bytes, mtime), None for a folder."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def dead_pid() -> int:
@@ -72,8 +74,10 @@ def test_non_empty_folder_is_refused_unless_overwrite_and_listed(tmp_path):
     before = tree(out)
     with pytest.raises(VidcolorError) as err:
         outdir.check_folder(out, "--out", holds=("config.json",), what="checkpoint")
-    assert str(err.value) == (f"--out {out}: exists and is not empty (config.json, model.safetensors, "
-                              "optimizer.safetensors, ...); pass --overwrite to replace it")
+    assert str(err.value) == (
+        f"--out {out}: exists and is not empty (config.json, model.safetensors, "
+        "optimizer.safetensors, ...); pass --overwrite to replace it"
+    )
     assert outdir.check_folder(out, "--out", True, holds=("config.json",), what="checkpoint") == out
     assert tree(out) == before  # checking changes nothing
     empty, missing = tmp_path / "empty", tmp_path / "a" / "b"
@@ -88,10 +92,11 @@ def test_a_folder_not_made_by_the_command_is_never_replaced(tmp_path):
     (home / "thesis.tex").write_text("years of work")
     for overwrite in (False, True):
         with pytest.raises(VidcolorError) as err:
-            outdir.check_folder(home, "--out", overwrite, holds=("config.json", "model.safetensors"),
-                                what="checkpoint")
-        assert str(err.value) == (f"--out {home}: not empty (thesis.tex) and holds no checkpoint (config.json "
-                                  "missing); refusing to replace it: choose a new or empty folder")
+            outdir.check_folder(home, "--out", overwrite, holds=("config.json", "model.safetensors"), what="checkpoint")
+        assert str(err.value) == (
+            f"--out {home}: not empty (thesis.tex) and holds no checkpoint (config.json "
+            "missing); refusing to replace it: choose a new or empty folder"
+        )
     # names the caller ignores (a lock file, build leftovers) do not make a folder non-empty
     (home / "thesis.tex").unlink()
     (home / ".lock").write_text("1")
@@ -121,8 +126,10 @@ def test_unwritable_nearest_folder(tmp_path):
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        for check in (lambda: outdir.check_file(locked / "a" / "res.csv", "--out"),
-                      lambda: outdir.check_folder(locked / "run", "--out")):
+        for check in (
+            lambda: outdir.check_file(locked / "a" / "res.csv", "--out"),
+            lambda: outdir.check_folder(locked / "run", "--out"),
+        ):
             with pytest.raises(VidcolorError, match=f"cannot write to {locked} \\(permission denied\\)"):
                 check()
         with pytest.raises(VidcolorError, match=f"--out {locked}: cannot write to {locked}"):

@@ -29,8 +29,11 @@ def _shard(sources, out, **kw):
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -39,8 +42,9 @@ def holder():
     procs = []
 
     def hold(out: Path) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         procs.append(proc)
         assert proc.stdout.readline().strip() == "locked"
         return proc
@@ -59,8 +63,10 @@ def test_second_run_into_a_locked_folder_fails_at_once(tmp_path, demo_videos, ho
     (out / ".vidcolor-build-old" / "x.tar").write_bytes(b"partial")
     before = _snapshot(out)
     proc = holder(out)
-    message = (f"--out {out}: another `vidcolor shard` run is writing there (pid {proc.pid}, lock "
-               f"{out / LOCK_FILE}); wait for it to finish or choose another folder")
+    message = (
+        f"--out {out}: another `vidcolor shard` run is writing there (pid {proc.pid}, lock "
+        f"{out / LOCK_FILE}); wait for it to finish or choose another folder"
+    )
     with pytest.raises(VidcolorError) as err:
         _shard(src + [demo_videos / "scene_001.mp4"], out, overwrite=True)
     assert str(err.value) == message
@@ -98,8 +104,12 @@ def test_leftover_build_folders_are_removed_by_the_next_run(tmp_path, demo_video
     mine = out / ".vidcolor-build-notes.txt"  # a file, not a build folder: kept
     mine.write_text("x")
     _shard([demo_videos / "scene_001.mp4"], out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == [".vidcolor-build-notes.txt", "ab_hist.npy", "manifest.json",
-                                                     "train-000000.tar"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".vidcolor-build-notes.txt",
+        "ab_hist.npy",
+        "manifest.json",
+        "train-000000.tar",
+    ]
 
 
 def test_leftovers_alone_do_not_make_the_folder_non_empty(tmp_path, demo_videos):

@@ -23,7 +23,7 @@ from models.errors import VidcolorError
 JPEG_MEAN_TOL = 2.5  # as in test_writer: q95 JPEG vs the decoded source, mean |error| per value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source(path: str) -> np.ndarray:
     return np.stack(list(iter_frames(path, 64)))
 
@@ -50,8 +50,6 @@ def test_shardset_basics_and_errors(demo_shards, tmp_path):
         eval_loader(s, rank=2, world_size=2)
 
 
-
-
 @pytest.mark.parametrize("window", [1, 3, 8])
 def test_train_windows_are_consecutive_source_frames(demo_shards, window):
     s = ShardSet(demo_shards)
@@ -64,23 +62,34 @@ def test_train_windows_are_consecutive_source_frames(demo_shards, window):
         assert b["start"].dtype == torch.int64 and len(b["video_id"]) == 4
         for frames, vid, start in zip(b["frames"].numpy(), b["video_id"], b["start"].tolist()):
             assert 0 <= start <= 24 - window
-            expected = _source(sources[vid])[start:start + window]
+            expected = _source(sources[vid])[start : start + window]
             assert np.abs(frames.astype(int) - expected.astype(int)).mean() < JPEG_MEAN_TOL
 
 
 def test_epochs_differ_and_a_seed_reproduces(demo_shards):
     def starts(seed):
         loader = train_loader(demo_shards, window=2, batch_size=4, steps_per_epoch=4, seed=seed)
-        return [[(v, int(t)) for b in epoch for v, t in zip(b["video_id"], b["start"])]
-                for epoch in (list(loader), list(loader))]
+        return [
+            [(v, int(t)) for b in epoch for v, t in zip(b["video_id"], b["start"])]
+            for epoch in (list(loader), list(loader))
+        ]
+
     a, b = starts(5), starts(5)
     assert a == b and a[0] != a[1] and starts(6) != a
 
 
 def _slot_clips(shards, rank, world_size, num_workers, steps, clip_len):
     """{slot: set of clip keys}, relying on DataLoader's round-robin order of worker batches."""
-    loader = train_loader(shards, window=clip_len, batch_size=2, steps_per_epoch=steps, rank=rank,
-                          world_size=world_size, num_workers=num_workers, shuffle_buffer=4)
+    loader = train_loader(
+        shards,
+        window=clip_len,
+        batch_size=2,
+        steps_per_epoch=steps,
+        rank=rank,
+        world_size=world_size,
+        num_workers=num_workers,
+        shuffle_buffer=4,
+    )
     batches = list(loader)
     slots: dict[int, set] = {}
     for i, b in enumerate(batches):
@@ -119,22 +128,25 @@ def test_two_ranks_two_workers_disjoint_and_equal(demo_videos, demo_shards, tmp_
 def test_eval_covers_each_video_once_in_order_with_equal_counts(demo_shards, window, world_size):
     s = ShardSet(demo_shards)
     sources = _sources(s)
-    per_rank = [list(eval_loader(s, "train", window=window, batch_size=4, rank=r, world_size=world_size))
-                for r in range(world_size)]
+    per_rank = [
+        list(eval_loader(s, "train", window=window, batch_size=4, rank=r, world_size=world_size))
+        for r in range(world_size)
+    ]
     assert len({len(b) for b in per_rank}) == 1  # same number of batches on every rank
     seen: dict[str, list[int]] = {}
     owner: dict[str, int] = {}
     for rank, batches in enumerate(per_rank):
         for b in batches:
             assert b["frames"].shape == (4, window, 64, 64, 3) and b["valid"].dtype == torch.bool
-            for frames, vid, start, valid in zip(b["frames"].numpy(), b["video_id"], b["start"].tolist(),
-                                                 b["valid"].tolist()):
+            for frames, vid, start, valid in zip(
+                b["frames"].numpy(), b["video_id"], b["start"].tolist(), b["valid"].tolist()
+            ):
                 if not valid:
                     assert vid == "" and start == -1 and not frames.any()
                     continue
                 assert owner.setdefault(vid, rank) == rank  # a video lives on one rank
                 seen.setdefault(vid, []).append(start)
-                expected = _source(sources[vid])[start:start + window]
+                expected = _source(sources[vid])[start : start + window]
                 assert np.abs(frames.astype(int) - expected.astype(int)).mean() < JPEG_MEAN_TOL
     assert sorted(seen) == sorted(v["id"] for v in s.videos("train"))
     for starts in seen.values():
@@ -205,8 +217,9 @@ def test_every_image_corrupt_raises_instead_of_spinning(demo_shards, tmp_path):
 def test_split_smaller_than_the_shuffle_buffer_still_trains(demo_videos, tmp_path):
     """One video of 2 clips, batches of 8: the shuffle buffer (64) takes many passes over the shard
     to fill before the first sample comes out, which is no reason to stop."""
-    write_shard_set([demo_videos / "scene_000.mp4"], tmp_path / "s", size=32, clip_len=12, split="100,0,0",
-                    show_progress=False)
+    write_shard_set(
+        [demo_videos / "scene_000.mp4"], tmp_path / "s", size=32, clip_len=12, split="100,0,0", show_progress=False
+    )
     batches = list(train_loader(tmp_path / "s", window=4, batch_size=8, steps_per_epoch=2))
     assert len(batches) == 2 and batches[0]["frames"].shape == (8, 4, 32, 32, 3)
 

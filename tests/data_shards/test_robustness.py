@@ -21,8 +21,10 @@ from models.errors import VidcolorError
 def pattern(i: int, w: int, h: int, sat: float = 1.0) -> np.ndarray:
     """Colored moving waves; ``sat`` scales the color away from the gray of each pixel."""
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    rgb = np.stack([128 + 100 * np.sin((x + 3 * i) / 7), 128 + 100 * np.sin((y + 2 * i) / 5),
-                    128 + 100 * np.cos((x + y + i) / 9)], -1)
+    rgb = np.stack(
+        [128 + 100 * np.sin((x + 3 * i) / 7), 128 + 100 * np.sin((y + 2 * i) / 5), 128 + 100 * np.cos((x + y + i) / 9)],
+        -1,
+    )
     gray = rgb.mean(-1, keepdims=True)
     return np.clip(gray + sat * (rgb - gray), 0, 255).astype(np.uint8)
 
@@ -84,13 +86,19 @@ def test_frame_folder_gaps_are_reported(tmp_path, caplog):
     assert "4 frame number(s) missing (3-4, 7-8)" in caplog.text and str(folder) in caplog.text
 
 
-@pytest.mark.parametrize("name,make,tone", [
-    ("gray", lambda i: np.repeat(pattern(i, 64, 48).mean(-1, keepdims=True), 3, -1).astype(np.uint8), "gray"),
-    ("sepia", lambda i: sepia(pattern(i, 64, 48)), "tinted"),
-    ("faded", lambda i: pattern(i, 64, 48, sat=0.12), "color"),
-    ("faded_yellowed", lambda i: np.clip(pattern(i, 64, 48, sat=0.15) * np.array([1.05, 1.0, 0.85]), 0, 255)
-     .astype(np.uint8), "color"),
-])
+@pytest.mark.parametrize(
+    "name,make,tone",
+    [
+        ("gray", lambda i: np.repeat(pattern(i, 64, 48).mean(-1, keepdims=True), 3, -1).astype(np.uint8), "gray"),
+        ("sepia", lambda i: sepia(pattern(i, 64, 48)), "tinted"),
+        ("faded", lambda i: pattern(i, 64, 48, sat=0.12), "color"),
+        (
+            "faded_yellowed",
+            lambda i: np.clip(pattern(i, 64, 48, sat=0.15) * np.array([1.05, 1.0, 0.85]), 0, 255).astype(np.uint8),
+            "color",
+        ),
+    ],
+)
 def test_black_and_white_rule_after_h264(tmp_path, name, make, tone):
     """Low saturation alone is color; near-zero chroma or a single hue (sepia) is black-and-white."""
     path = write(tmp_path / f"{name}.mp4", [make(i) for i in range(6)], pix_fmt="yuv420p")
@@ -116,8 +124,12 @@ def test_odd_encodings_shard_with_decoded_frame_counts(tmp_path):
     write(src / "odd.mp4", [pattern(i, 33, 19) for i in range(5)])  # odd size, smaller than --size
     write(src / "portrait.mp4", [pattern(i, 24, 40) for i in range(5)])
     write(src / "tenbit.mp4", color, pix_fmt="yuv420p10le")
-    write(src / "gray8.mkv", [np.repeat(f.mean(-1, keepdims=True), 3, -1).astype(np.uint8) for f in color],
-          codec="ffv1", pix_fmt="gray")
+    write(
+        src / "gray8.mkv",
+        [np.repeat(f.mean(-1, keepdims=True), 3, -1).astype(np.uint8) for f in color],
+        codec="ffv1",
+        pix_fmt="gray",
+    )
     write(src / "vp9.webm", color, codec="libvpx-vp9", pix_fmt="yuv420p")
     write(src / "mj.avi", color, codec="mjpeg", pix_fmt="yuvj444p")
     write(src / "one.mp4", color[:1])
@@ -128,8 +140,14 @@ def test_odd_encodings_shard_with_decoded_frame_counts(tmp_path):
     out = tmp_path / "shards"
     m = write_shard_set([src], out, size=32, clip_len=4, split="100,0,0", show_progress=False)
     by_source = {v["source"]: v for v in m["videos"]}
-    assert {p.split("/")[-1] for p in by_source} == {"odd.mp4", "portrait.mp4", "tenbit.mp4", "gray8.mkv",
-                                                     "vp9.webm", "mj.avi"}
+    assert {p.split("/")[-1] for p in by_source} == {
+        "odd.mp4",
+        "portrait.mp4",
+        "tenbit.mp4",
+        "gray8.mkv",
+        "vp9.webm",
+        "mj.avi",
+    }
     ids = [v["id"] for v in m["videos"]]
     assert len(set(ids)) == len(ids) and all("." not in i for i in ids)
     assert all(v["frames"] == 5 for v in m["videos"])

@@ -23,8 +23,9 @@ def s3_shards(s3_server, demo_shards) -> str:
 def _frames(loader) -> dict[tuple[str, int], np.ndarray]:
     out = {}
     for batch in loader:
-        for frames, vid, start, valid in zip(batch["frames"].numpy(), batch["video_id"], batch["start"].tolist(),
-                                             batch["valid"].tolist()):
+        for frames, vid, start, valid in zip(
+            batch["frames"].numpy(), batch["video_id"], batch["start"].tolist(), batch["valid"].tolist()
+        ):
             if valid:
                 out[(vid, start)] = frames
     return out
@@ -46,8 +47,11 @@ def test_s3_shard_set_reads_like_the_local_one(s3_shards, demo_shards):
 
 
 def test_s3_missing_set_and_changed_shard_are_named(s3_server, demo_shards, tmp_path):
-    with pytest.raises(VidcolorError, match=r"s3://vidcolor-data/nothing-here/\.manifest\.json: not found|"
-                                            r"s3://vidcolor-data/nothing-here/.*not found"):
+    with pytest.raises(
+        VidcolorError,
+        match=r"s3://vidcolor-data/nothing-here/\.manifest\.json: not found|"
+        r"s3://vidcolor-data/nothing-here/.*not found",
+    ):
         ShardSet("s3://vidcolor-data/nothing-here")
     with pytest.raises(VidcolorError, match="s3://no-such-bucket-vc/x/"):
         ShardSet("s3://no-such-bucket-vc/x")
@@ -58,7 +62,9 @@ def test_s3_missing_set_and_changed_shard_are_named(s3_server, demo_shards, tmp_
     data[len(data) // 2] ^= 0xFF
     name.write_bytes(bytes(data))
     s3_server.upload(damaged, "s3://vidcolor-data/sets/damaged")
-    with pytest.raises(VidcolorError, match=f"1 of .* fail their checksum.*s3://vidcolor-data/sets/damaged/{name.name}"):
+    with pytest.raises(
+        VidcolorError, match=f"1 of .* fail their checksum.*s3://vidcolor-data/sets/damaged/{name.name}"
+    ):
         ShardSet("s3://vidcolor-data/sets/damaged").verify()
 
 

@@ -38,31 +38,47 @@ def _match(split_file: Path, roots: list[Path]):
 
 # ----------------------------------------------------------------------------- parsing
 
+
 def test_reads_csv_with_header_comments_blanks_and_quotes(tmp_path):
-    text = ("# benchmark split v1\n\nsource,split\n  scene_000 , Train\n# held out\n"
-            "\"odd, name.mp4\",test\nvideos/scene_001.mp4,val\n")
+    text = (
+        "# benchmark split v1\n\nsource,split\n  scene_000 , Train\n# held out\n"
+        '"odd, name.mp4",test\nvideos/scene_001.mp4,val\n'
+    )
     path = _file(tmp_path, text)
     sf = read_split_file(path)
-    assert sf.entries == (SplitEntry(4, "scene_000", "train"), SplitEntry(6, "odd, name.mp4", "test"),
-                          SplitEntry(7, "videos/scene_001.mp4", "val"))
+    assert sf.entries == (
+        SplitEntry(4, "scene_000", "train"),
+        SplitEntry(6, "odd, name.mp4", "test"),
+        SplitEntry(7, "videos/scene_001.mp4", "val"),
+    )
     assert sf.sha256 == hashlib.sha256(text.encode()).hexdigest() and sf.path == path
     # no header: the first line is an entry
     no_header = read_split_file(_file(tmp_path, "scene_000,test\n", "b.csv"))
     assert no_header.entries == (SplitEntry(1, "scene_000", "test"),)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("source,split\nscene_000,train,extra\n",
-     "line 2: 'scene_000,train,extra' has 3 field(s), expected 'source,split' (quote a source that has a comma"),
-    ("scene_000\n", "line 1: 'scene_000' has 1 field(s), expected 'source,split'"),
-    ("scene_000,train\n\nscene_001,training\n",
-     "line 3: unknown split 'training' for 'scene_001' (use train, val or test)"),
-    ("bw_000,legacy\n", "line 1: unknown split 'legacy' for 'bw_000' (use train, val or test; black-and-white "
-                        "sources go to legacy by themselves)"),
-    ("# c\n ,train\n", "line 2: ',train' has an empty source"),
-    ("scene_000,\n", "line 1: unknown split '' for 'scene_000'"),
-    ("# nothing but comments\n\nsource,split\n", ": no 'source,split' entries in it"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "source,split\nscene_000,train,extra\n",
+            "line 2: 'scene_000,train,extra' has 3 field(s), expected 'source,split' (quote a source that has a comma",
+        ),
+        ("scene_000\n", "line 1: 'scene_000' has 1 field(s), expected 'source,split'"),
+        (
+            "scene_000,train\n\nscene_001,training\n",
+            "line 3: unknown split 'training' for 'scene_001' (use train, val or test)",
+        ),
+        (
+            "bw_000,legacy\n",
+            "line 1: unknown split 'legacy' for 'bw_000' (use train, val or test; black-and-white "
+            "sources go to legacy by themselves)",
+        ),
+        ("# c\n ,train\n", "line 2: ',train' has an empty source"),
+        ("scene_000,\n", "line 1: unknown split '' for 'scene_000'"),
+        ("# nothing but comments\n\nsource,split\n", ": no 'source,split' entries in it"),
+    ],
+)
 def test_malformed_files_name_file_line_and_value(tmp_path, text, message):
     path = _file(tmp_path, text)
     with pytest.raises(VidcolorError) as err:
@@ -80,21 +96,31 @@ def test_missing_and_binary_files(tmp_path):
 
 # ----------------------------------------------------------------------------- matching
 
+
 def test_matches_by_id_by_path_as_given_relative_and_absolute(tmp_path, demo_videos, monkeypatch):
     monkeypatch.chdir(demo_videos.parent)
     root = Path(demo_videos.name)  # a relative folder, as on a command line
-    path = _file(tmp_path, "\n".join([
-        "scene_000,train",  # video id
-        f"{root}/scene_001.mp4,val",  # the path as found under the folder given
-        "scene_002.mp4,test",  # relative to the folder given
-        f"{(demo_videos / 'scene_003.mp4').resolve()},train",  # absolute
-        f"./{root}/scene_004.mp4,train",  # the same file, spelled otherwise
-        "scene_004,train",  # listed twice with the same split: fine
-    ]))
+    path = _file(
+        tmp_path,
+        "\n".join(
+            [
+                "scene_000,train",  # video id
+                f"{root}/scene_001.mp4,val",  # the path as found under the folder given
+                "scene_002.mp4,test",  # relative to the folder given
+                f"{(demo_videos / 'scene_003.mp4').resolve()},train",  # absolute
+                f"./{root}/scene_004.mp4,train",  # the same file, spelled otherwise
+                "scene_004,train",  # listed twice with the same split: fine
+            ]
+        ),
+    )
     listed = _match(path, [root])
-    assert {vid: e.split for vid, e in listed.items()} == {"scene_000": "train", "scene_001": "val",
-                                                           "scene_002": "test", "scene_003": "train",
-                                                           "scene_004": "train"}
+    assert {vid: e.split for vid, e in listed.items()} == {
+        "scene_000": "train",
+        "scene_001": "val",
+        "scene_002": "test",
+        "scene_003": "train",
+        "scene_004": "train",
+    }
     assert listed["scene_004"].line == 5  # the first entry naming it
 
 
@@ -102,8 +128,10 @@ def test_matching_errors_name_file_line_and_value(tmp_path, demo_videos):
     conflict = _file(tmp_path, f"scene_000,train\n{demo_videos}/scene_000.mp4,test\n", "c.csv")
     with pytest.raises(VidcolorError) as err:
         _match(conflict, [demo_videos])
-    assert str(err.value) == (f"--split-file {conflict} line 2: '{demo_videos}/scene_000.mp4' puts "
-                              f"{demo_videos}/scene_000.mp4 in 'test', but line 1 ('scene_000') puts it in 'train'")
+    assert str(err.value) == (
+        f"--split-file {conflict} line 2: '{demo_videos}/scene_000.mp4' puts "
+        f"{demo_videos}/scene_000.mp4 in 'test', but line 1 ('scene_000') puts it in 'train'"
+    )
 
     unknown = _file(tmp_path, "scene_000,train\nscene_999.mp4,test\n", "u.csv")
     with pytest.raises(VidcolorError) as err:
@@ -117,10 +145,13 @@ def test_matching_errors_name_file_line_and_value(tmp_path, demo_videos):
     ambiguous = _file(tmp_path, "x.mp4,train\n", "a.csv")
     with pytest.raises(VidcolorError) as err:
         _match(ambiguous, [tmp_path / "a", tmp_path / "b"])
-    assert str(err.value) == (f"--split-file {ambiguous} line 1: 'x.mp4' matches 2 sources ({tmp_path}/a/x.mp4, "
-                              f"{tmp_path}/b/x.mp4); name one by its video id or its full path")
-    assert {v: e.split for v, e in _match(_file(tmp_path, "x-2,val\n", "i.csv"),
-                                          [tmp_path / "a", tmp_path / "b"]).items()} == {"x-2": "val"}
+    assert str(err.value) == (
+        f"--split-file {ambiguous} line 1: 'x.mp4' matches 2 sources ({tmp_path}/a/x.mp4, "
+        f"{tmp_path}/b/x.mp4); name one by its video id or its full path"
+    )
+    assert {
+        v: e.split for v, e in _match(_file(tmp_path, "x-2,val\n", "i.csv"), [tmp_path / "a", tmp_path / "b"]).items()
+    } == {"x-2": "val"}
 
 
 def test_split_file_errors_come_before_anything_is_decoded(tmp_path, demo_videos, monkeypatch):
@@ -140,16 +171,25 @@ def test_split_file_errors_come_before_anything_is_decoded(tmp_path, demo_videos
 
 # ----------------------------------------------------------------------------- whole runs
 
+
 def test_split_file_assigns_the_demo_videos(tmp_path, demo_videos, caplog, capsys):
-    want = {"scene_000": "test", "scene_001": "train", "scene_002": "val", "scene_003": "train",
-            "scene_004": "test", "scene_005": "train"}
-    lines = [f"{demo_videos}/{vid}.mp4,{split}" if i % 2 else f"{vid},{split}"
-             for i, (vid, split) in enumerate(want.items())]
+    want = {
+        "scene_000": "test",
+        "scene_001": "train",
+        "scene_002": "val",
+        "scene_003": "train",
+        "scene_004": "test",
+        "scene_005": "train",
+    }
+    lines = [
+        f"{demo_videos}/{vid}.mp4,{split}" if i % 2 else f"{vid},{split}" for i, (vid, split) in enumerate(want.items())
+    ]
     path = _file(tmp_path, "source,split\n" + "\n".join(lines) + "\nbw_000.mp4,train\n")
     out = tmp_path / "s"
     with caplog.at_level(logging.WARNING, logger="data_shards.splits"):
-        rc = cli(["shard", str(demo_videos), "--out", str(out), "--split-file", str(path), "--size", "32",
-                  "--clip-len", "8"])
+        rc = cli(
+            ["shard", str(demo_videos), "--out", str(out), "--split-file", str(path), "--size", "32", "--clip-len", "8"]
+        )
     assert rc == 0, capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     assert {v["id"]: v["split"] for v in manifest["videos"]} == {**want, "bw_000": "legacy"}
@@ -159,7 +199,8 @@ def test_split_file_assigns_the_demo_videos(tmp_path, demo_videos, caplog, capsy
     assert f"--split-file {path}" in manifest["command"] and "--split " not in manifest["command"]
     assert f"splits from {path.resolve()} (sha256 {digest[:12]})\n" in capsys.readouterr().out
     assert [r.getMessage() for r in caplog.records if r.name == "data_shards.splits"] == [
-        f"--split-file {path} line 8: {demo_videos / 'bw_000.mp4'} is black-and-white: it stays in legacy, not train"]
+        f"--split-file {path} line 8: {demo_videos / 'bw_000.mp4'} is black-and-white: it stays in legacy, not train"
+    ]
 
 
 def test_unlisted_color_sources_are_an_error_without_split(tmp_path, demo_videos):
@@ -167,16 +208,22 @@ def test_unlisted_color_sources_are_an_error_without_split(tmp_path, demo_videos
     with pytest.raises(VidcolorError) as err:
         _shard([demo_videos], tmp_path / "s", split_file=str(path))
     shown = ", ".join(str(demo_videos / f"{v}.mp4") for v in SCENES[:5])
-    assert str(err.value) == (f"--split-file {path}: 6 color source(s) not listed: {shown} and 1 more; list them, or "
-                              "give --split too to draw the unlisted ones by those percentages (among themselves)")
+    assert str(err.value) == (
+        f"--split-file {path}: 6 color source(s) not listed: {shown} and 1 more; list them, or "
+        "give --split too to draw the unlisted ones by those percentages (among themselves)"
+    )
     assert not (tmp_path / "s" / "manifest.json").exists()
 
 
 def test_unlisted_sources_drawn_by_an_explicit_split(tmp_path, demo_videos):
     path = _file(tmp_path, "scene_000,test\nscene_001,val\n")  # bw_000 needs no entry
     m = _shard([demo_videos], tmp_path / "s", split_file=str(path), split="100,0,0", seed=3)
-    assert {v["id"]: v["split"] for v in m["videos"]} == {"scene_000": "test", "scene_001": "val", "bw_000": "legacy",
-                                                          **{v: "train" for v in SCENES[2:]}}
+    assert {v["id"]: v["split"] for v in m["videos"]} == {
+        "scene_000": "test",
+        "scene_001": "val",
+        "bw_000": "legacy",
+        **{v: "train" for v in SCENES[2:]},
+    }
     assert m["split_file"]["drawn"] == SCENES[2:]
     # drawn among themselves: 0,0,100 puts every unlisted one in test, whatever the file lists
     m = _shard([demo_videos], tmp_path / "t", split_file=str(path), split="0,0,100")

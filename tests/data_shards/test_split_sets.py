@@ -41,6 +41,7 @@ def no_test(demo_videos, tmp_path_factory) -> Path:
 @pytest.fixture()
 def no_ray(monkeypatch):
     """Starting Ray fails the test: the refusals must come first."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started")
 
@@ -52,6 +53,7 @@ def _manifest(folder: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- percentages with zeros
+
 
 def test_zero_percent_splits_by_hand():
     assert parse_split("0,0,100") == {"train": 0, "val": 0, "test": 100}
@@ -97,6 +99,7 @@ def test_set_without_test_split(no_test):
 
 # ----------------------------------------------------------------------------- using a test-only set
 
+
 @pytest.fixture()
 def tiny_checkpoint(tmp_path) -> Path:
     """An untrained tiny exp2 checkpoint (as tests/study/evaluation/conftest.py makes it)."""
@@ -114,13 +117,41 @@ def tiny_checkpoint(tmp_path) -> Path:
 def test_vidcolor_evaluate_on_a_test_only_set(tmp_path, demo_videos, tiny_checkpoint, capsys):
     """Made and recorded through the command line (two scenes, to keep the CPU evaluation short)."""
     shards = tmp_path / "s"
-    assert cli(["shard", str(demo_videos / "scene_000.mp4"), str(demo_videos / "scene_001.mp4"), "--out",
-                str(shards), "--size", "32", "--clip-len", "8", "--split", "0,0,100"]) == 0
+    assert (
+        cli(
+            [
+                "shard",
+                str(demo_videos / "scene_000.mp4"),
+                str(demo_videos / "scene_001.mp4"),
+                "--out",
+                str(shards),
+                "--size",
+                "32",
+                "--clip-len",
+                "8",
+                "--split",
+                "0,0,100",
+            ]
+        )
+        == 0
+    )
     m = _manifest(shards)
     assert list(m["splits"]) == ["test"] and "--split 0,0,100" in m["command"]
     out = tmp_path / "eval.json"
-    rc = cli(["evaluate", str(tiny_checkpoint), "--shards", str(shards), "--split", "test", "--device", "cpu",
-              "--json", str(out)])
+    rc = cli(
+        [
+            "evaluate",
+            str(tiny_checkpoint),
+            "--shards",
+            str(shards),
+            "--split",
+            "test",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     doc = json.loads(out.read_text())
     assert sorted(v["video_id"] for v in doc["videos"]) == SCENES[:2]
@@ -132,6 +163,7 @@ def test_vidcolor_evaluate_on_a_test_only_set(tmp_path, demo_videos, tiny_checkp
 
 # ----------------------------------------------------------------------------- training refused before Ray
 
+
 def test_training_on_a_set_without_train_fails_before_ray(test_only, no_test, tmp_path, no_ray, capsys):
     from models.presets import get_preset
     from study.train.launch import run_training
@@ -139,15 +171,20 @@ def test_training_on_a_set_without_train_fails_before_ray(test_only, no_test, tm
     experiment = get_preset("exp2").replace(size="tiny")
     with pytest.raises(VidcolorError) as err:
         run_training(experiment, TrainConfig(), str(test_only), tmp_path / "run")
-    assert str(err.value) == (f"{test_only}: no 'train' split (it has: test, legacy); make one with vidcolor shard "
-                              "--split ... or --split-file")
+    assert str(err.value) == (
+        f"{test_only}: no 'train' split (it has: test, legacy); make one with vidcolor shard "
+        "--split ... or --split-file"
+    )
     with pytest.raises(VidcolorError) as err:
         run_training(experiment, TrainConfig(val_split="test"), str(no_test), tmp_path / "run")
-    assert str(err.value) == (f"{no_test}: no 'test' split for validation, which runs after every epoch (it has: "
-                              "train, val, legacy); make one with vidcolor shard --split ... or --split-file, or "
-                              "validate on another split with --set val_split=NAME")
-    rc = cli(["train", "--shards", str(test_only), "--preset", "exp2", "--set", "size=tiny", "--out",
-              str(tmp_path / "cli")])
+    assert str(err.value) == (
+        f"{no_test}: no 'test' split for validation, which runs after every epoch (it has: "
+        "train, val, legacy); make one with vidcolor shard --split ... or --split-file, or "
+        "validate on another split with --set val_split=NAME"
+    )
+    rc = cli(
+        ["train", "--shards", str(test_only), "--preset", "exp2", "--set", "size=tiny", "--out", str(tmp_path / "cli")]
+    )
     assert rc == 2 and f"error: {test_only}: no 'train' split (it has: test, legacy)" in capsys.readouterr().err
 
 
@@ -156,6 +193,7 @@ def test_study_on_a_set_without_train_fails_before_ray(test_only, tmp_path, no_r
     from study.tune.runner import run_study
 
     with pytest.raises(VidcolorError, match=f"^{test_only}: no 'train' split \\(it has: test, legacy\\)"):
-        run_study(load_spec("demo"), shards=str(test_only), db=f"sqlite:///{tmp_path}/r.db",
-                  storage=str(tmp_path / "ray"))
+        run_study(
+            load_spec("demo"), shards=str(test_only), db=f"sqlite:///{tmp_path}/r.db", storage=str(tmp_path / "ray")
+        )
     assert not (tmp_path / "r.db").exists() and not (tmp_path / "ray").exists()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_shards.synthetic import MATERIALS, make_demo_videos, render_scene, to_gray
 from data_shards.stats import colorful_share, frames_histogram, tone
+from data_shards.synthetic import MATERIALS, make_demo_videos, render_scene, to_gray
 from data_shards.video import iter_frames, probe
 from study.cli import main as cli
 
@@ -32,16 +32,20 @@ def test_existing_videos_are_never_written_over_without_overwrite(tmp_path, caps
     for extra in ([], ["--overwrite"]):
         assert cli(["demo-data", "--out", str(mine), "--videos", "1", *small, *extra]) == 2
         err = capsys.readouterr().err
-        assert (f"error: --out {mine}: not empty (scene_000.mp4) and holds no demo videos (bw_000.mp4 missing); "
-                "refusing to replace it: choose a new or empty folder") in err and "Traceback" not in err
+        assert (
+            f"error: --out {mine}: not empty (scene_000.mp4) and holds no demo videos (bw_000.mp4 missing); "
+            "refusing to replace it: choose a new or empty folder"
+        ) in err and "Traceback" not in err
         assert listing(mine) == {"scene_000.mp4": b"my holiday film"}
 
     demo = tmp_path / "demo"
     assert cli(["demo-data", "--out", str(demo), "--videos", "3", *small]) == 0
     before = listing(demo)
     assert cli(["demo-data", "--out", str(demo), "--videos", "1", *small, "--seed", "5"]) == 2
-    assert f"error: --out {demo}: exists and is not empty (bw_000.mp4, scene_000.mp4, scene_001.mp4, ...); " \
-           "pass --overwrite to replace it" in capsys.readouterr().err
+    assert (
+        f"error: --out {demo}: exists and is not empty (bw_000.mp4, scene_000.mp4, scene_001.mp4, ...); "
+        "pass --overwrite to replace it" in capsys.readouterr().err
+    )
     assert listing(demo) == before
     assert cli(["demo-data", "--out", str(demo), "--videos", "1", *small, "--seed", "5", "--overwrite"]) == 0
     after = listing(demo)
@@ -83,5 +87,7 @@ def test_materials_differ_in_hue_and_brightness():
     rgb = np.array([m.rgb for m in MATERIALS.values()], np.uint8)[None]  # (1, M, 3)
     luma = to_gray(rgb)[0, :, 0].astype(int)
     assert len(set(luma.tolist())) == len(MATERIALS)  # gray alone tells the classes apart
-    assert min(abs(a - b) for i, a in enumerate(luma) for b in luma[i + 1:]) >= 8  # mean lumas 78 ... 204, at least 10 apart
+    assert (
+        min(abs(a - b) for i, a in enumerate(luma) for b in luma[i + 1 :]) >= 8
+    )  # mean lumas 78 ... 204, at least 10 apart
     assert len({m.texture for m in MATERIALS.values()}) == len(MATERIALS)

@@ -39,7 +39,7 @@ MEMBERS = [
     ("a_clip00000.json", b'{"start": 0}'),
     ("empty_clip00000.000.jpg", b""),
     ("exactly_one_block.bin", b"x" * 512),
-    ("v" * 150 + "_clip00000.000.jpg", b"long name"),             # PAX path record
+    ("v" * 150 + "_clip00000.000.jpg", b"long name"),  # PAX path record
     ("caf\u00e9_\u8996\u983b_clip00000.json", b"non-ASCII name"),  # PAX path record
 ]
 
@@ -63,22 +63,23 @@ def test_ustar_prefix_names():
 def test_damaged_header_ends_the_archive_as_tarfile_does():
     data = bytearray(_tar(MEMBERS[:4], tarfile.USTAR_FORMAT))
     third = 512 + 2 * 512 + 512 + 512  # member 1: header + 2 data blocks; member 2: header + 1 block
-    assert data[third:third + 5] == b"empty"
+    assert data[third : third + 5] == b"empty"
     data[third + 3] ^= 0x01  # the name changes, the checksum no longer matches
     assert list(tar_members(io.BytesIO(bytes(data)))) == _by_tarfile(bytes(data)) == MEMBERS[:2]
 
 
 def test_cut_member_data_is_an_error():
     data = _tar(MEMBERS[:2])
-    cut = data[:512 + 300]  # inside the first member's data
+    cut = data[: 512 + 300]  # inside the first member's data
     with pytest.raises(TarReadError, match="unexpected end of data"):
         list(tar_members(io.BytesIO(cut)))
     with pytest.raises(tarfile.ReadError, match="unexpected end of data"):
         _by_tarfile(cut)
 
 
-@pytest.mark.parametrize("data, message", [(b"", "empty file"), (b"<html>not a tar</html>" * 40, "not a tar"),
-                                           (bytes(1024), "not a tar")])
+@pytest.mark.parametrize(
+    "data, message", [(b"", "empty file"), (b"<html>not a tar</html>" * 40, "not a tar"), (bytes(1024), "not a tar")]
+)
 def test_not_a_tar_is_an_error(data, message):
     with pytest.raises(TarReadError, match=message):
         list(tar_members(io.BytesIO(data)))

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_shards.video import (FramePicker, decode_frames, iter_frames, iter_frames_tolerant, probe, resize_center_crop,
-                               scaled_size)
+from data_shards.video import (
+    FramePicker,
+    decode_frames,
+    iter_frames,
+    iter_frames_tolerant,
+    probe,
+    resize_center_crop,
+    scaled_size,
+)
 from models.errors import VidcolorError
 
 
@@ -32,6 +39,7 @@ def test_frame_picker_by_hand():
     def picked(src, fps, n):
         p = FramePicker(src, fps)
         return [i for i in range(n) if p.take(i)], p.out_fps
+
     assert picked(30, 10, 10) == ([0, 3, 6, 9], 10.0)
     assert picked(12, 6, 6) == ([0, 2, 4], 6.0)
     assert picked(12, None, 3) == ([0, 1, 2], 12.0)
@@ -74,6 +82,7 @@ def test_probe_errors_name_the_file(tmp_path):
 
 # ----------------------------------------------------------------------------- strict and tolerant decoding
 
+
 def _gradient(i: int, h: int = 24, w: int = 32) -> np.ndarray:
     xx = np.tile(np.arange(w, dtype=np.float32), (h, 1))
     g = np.clip(40 + 5 * xx + 10 * i, 0, 255).astype(np.uint8)
@@ -109,7 +118,7 @@ def test_unreadable_folder_frame_strict_and_tolerant(tmp_path):
     for i in range(3):
         Image.fromarray(_gradient(i)).save(folder / f"{i:05d}.png")
     data = (folder / "00001.png").read_bytes()
-    (folder / "00001.png").write_bytes(data[:len(data) // 2])  # header intact (probe passes), pixels cut
+    (folder / "00001.png").write_bytes(data[: len(data) // 2])  # header intact (probe passes), pixels cut
     info = probe(folder)
     with pytest.raises(VidcolorError, match=r"00001\.png: not a readable image"):
         list(decode_frames(info))
@@ -130,7 +139,7 @@ def test_keep_and_size_pick_and_shrink_frames(demo_videos):
 def test_truncated_file_is_an_error_in_both_modes(tmp_path, demo_videos):
     data = (demo_videos / "scene_000.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[:len(data) * 2 // 3])  # the index is up front: it opens, then breaks off
+    cut.write_bytes(data[: len(data) * 2 // 3])  # the index is up front: it opens, then breaks off
     for frames in (lambda: iter_frames(cut), lambda: iter_frames_tolerant(probe(cut))):
         with pytest.raises(VidcolorError, match=r"cut\.mp4: .*truncated"):
             list(frames())

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_shards.synthetic import encode_h264, make_demo_videos
 from data_shards.manifest import FORMAT, clip_starts, parse_manifest
 from data_shards.splits import assign_splits, parse_split, split_counts
 from data_shards.stats import load_histogram
+from data_shards.synthetic import encode_h264, make_demo_videos
 from data_shards.video import iter_frames
 from data_shards.writer import write_shard_set
 from models.errors import VidcolorError
@@ -40,6 +40,7 @@ def _source_frames(path, size, fps=None):
 
 # ----------------------------------------------------------------------------- pure helpers
 
+
 def test_parse_split_and_counts_by_hand():
     assert parse_split("80,10,10") == {"train": 80, "val": 10, "test": 10}
     assert parse_split(" 70, 20 ,10") == {"train": 70, "val": 20, "test": 10}
@@ -50,10 +51,17 @@ def test_parse_split_and_counts_by_hand():
     assert split_counts(5, parse_split("100,0,0")) == {"train": 5, "val": 0, "test": 0}
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("80,10", "three percentages"), ("80,10,x", "'x' is not a number"), ("80,30,10", "add up to 120"),
-    ("-10,60,50", "non-negative"), ("0,0,0", "add up to 0, not 100"), ("nan,0,0", "finite"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("80,10", "three percentages"),
+        ("80,10,x", "'x' is not a number"),
+        ("80,30,10", "add up to 120"),
+        ("-10,60,50", "non-negative"),
+        ("0,0,0", "add up to 0, not 100"),
+        ("nan,0,0", "finite"),
+    ],
+)
 def test_bad_split_values(bad, words):
     with pytest.raises(VidcolorError, match=words):
         parse_split(bad)
@@ -75,6 +83,7 @@ def test_clip_starts_cover_every_frame():
 
 
 # ----------------------------------------------------------------------------- the demo shard set
+
 
 def test_manifest_describes_the_demo_set(demo_shards, demo_videos, shard_io):
     all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
@@ -99,7 +108,7 @@ def test_manifest_describes_the_demo_set(demo_shards, demo_videos, shard_io):
 
 
 def test_no_video_in_two_splits_and_bw_in_legacy(demo_shards, shard_io):
-    all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
+    read_samples = shard_io.read_samples
     m = load_manifest(demo_shards / "manifest.json")
     split_of = {v["id"]: v["split"] for v in m["videos"]}
     assert split_of["bw_000"] == "legacy"
@@ -115,7 +124,7 @@ def test_no_video_in_two_splits_and_bw_in_legacy(demo_shards, shard_io):
 
 
 def test_jpeg_frames_in_equal_frames_out(demo_shards, demo_videos, shard_io):
-    all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
+    all_samples = shard_io.all_samples
     for s in all_samples(demo_shards):
         src = _source_frames(s["json"]["source"], 64)
         expected = src[s["json"]["frame_indices"]]
@@ -126,7 +135,7 @@ def test_jpeg_frames_in_equal_frames_out(demo_shards, demo_videos, shard_io):
 
 
 def test_png_frames_are_exact_and_tail_clip_overlaps(tmp_path, demo_videos, shard_io):
-    all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
+    all_samples = shard_io.all_samples
     # 24 frames, clip_len 10 -> clips at 0, 10 and 14 (aligned to the end)
     m = _shard([demo_videos / "scene_001.mp4"], tmp_path / "s", lossless=True, clip_len=10)
     assert m["lossless"] and m["videos"][0]["frames"] == 24 and m["videos"][0]["clips"] == 3
@@ -141,7 +150,7 @@ def test_png_frames_are_exact_and_tail_clip_overlaps(tmp_path, demo_videos, shar
 
 
 def test_fps_resampling_picks_frames(tmp_path, demo_videos, shard_io):
-    all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
+    all_samples = shard_io.all_samples
     m = _shard([demo_videos / "scene_002.mp4"], tmp_path / "s", fps=6, clip_len=4, lossless=True)
     v = m["videos"][0]
     assert m["fps"] == 6 and v["fps"] == 6.0 and v["frames"] == 12
@@ -153,7 +162,7 @@ def test_fps_resampling_picks_frames(tmp_path, demo_videos, shard_io):
 
 
 def test_shard_size_limit_and_parallel_jobs(tmp_path, demo_videos, shard_io):
-    all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
+    all_samples = shard_io.all_samples
     one = _shard([demo_videos], tmp_path / "one")
     many = _shard([demo_videos], tmp_path / "many", shard_size=0.04, jobs=2)
     assert len(many["splits"]["train"]["shards"]) > 1
@@ -161,14 +170,16 @@ def test_shard_size_limit_and_parallel_jobs(tmp_path, demo_videos, shard_io):
         # within the limit (a tar's real size, headers and padding included) unless one clip is bigger
         assert (tmp_path / "many" / name).stat().st_size <= 0.04e6 or st["clips"] == 1
     # parallel decoding and smaller shards change nothing about the content
-    assert [(v["id"], v["split"], v["frames"]) for v in one["videos"]] == \
-           [(v["id"], v["split"], v["frames"]) for v in many["videos"]]
+    assert [(v["id"], v["split"], v["frames"]) for v in one["videos"]] == [
+        (v["id"], v["split"], v["frames"]) for v in many["videos"]
+    ]
     a = {s["key"]: s["frames"] for s in all_samples(tmp_path / "one")}
     b = {s["key"]: s["frames"] for s in all_samples(tmp_path / "many")}
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 # ----------------------------------------------------------------------------- output folder rules
+
 
 def test_refuses_non_empty_output_and_overwrites_only_shard_sets(tmp_path, demo_videos):
     src = [demo_videos / "scene_000.mp4"]
@@ -195,12 +206,18 @@ def test_cli_refuses_an_existing_set_by_flag_and_path_before_decoding(tmp_path, 
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(out.iterdir())}
     assert cli(["shard", src, "--out", str(out), "--size", "16", "--clip-len", "8"]) == 2
     err = capsys.readouterr().err
-    assert (f"error: --out {out}: exists and is not empty (ab_hist.npy, manifest.json, train-000000.tar); "
-            "pass --overwrite to replace it") in err and "Traceback" not in err
+    assert (
+        f"error: --out {out}: exists and is not empty (ab_hist.npy, manifest.json, train-000000.tar); "
+        "pass --overwrite to replace it"
+    ) in err and "Traceback" not in err
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(out.iterdir())} == before
-    for bad, message in ((out / "manifest.json", f"{out / 'manifest.json'}: exists and is a file, not a folder"),
-                         (out / "manifest.json" / "s", f"{out / 'manifest.json' / 's'}: {out / 'manifest.json'} "
-                                                       "is a file, not a folder")):
+    for bad, message in (
+        (out / "manifest.json", f"{out / 'manifest.json'}: exists and is a file, not a folder"),
+        (
+            out / "manifest.json" / "s",
+            f"{out / 'manifest.json' / 's'}: {out / 'manifest.json'} is a file, not a folder",
+        ),
+    ):
         assert cli(["shard", src, "--out", str(bad), "--size", "16", "--overwrite"]) == 2
         assert f"error: --out {message}" in capsys.readouterr().err
     assert cli(["shard", src, "--out", str(out), "--size", "16", "--clip-len", "8", "--overwrite"]) == 0
@@ -208,7 +225,7 @@ def test_cli_refuses_an_existing_set_by_flag_and_path_before_decoding(tmp_path, 
 
 
 def test_failed_overwrite_keeps_the_old_set(tmp_path, demo_videos, shard_io):
-    all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
+    all_samples = shard_io.all_samples
     out = tmp_path / "s"
     before = _shard([demo_videos / "scene_000.mp4"], out)
     junk = tmp_path / "junk.mp4"
@@ -230,6 +247,7 @@ def test_unwritable_output(tmp_path, demo_videos):
 
 
 # ----------------------------------------------------------------------------- bad input
+
 
 @pytest.fixture(scope="module")
 def bad_sources(tmp_path_factory):
@@ -256,13 +274,19 @@ def bad_sources(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("empty.mp4", "empty file"), ("truncated.mp4", "not a readable video|truncated"),
-    ("corrupt.mp4", "not a readable video"), ("notes.txt", "not a readable video"),
-    ("short.mp4", "too short, 5 frames is less than one clip of 8"),
-    ("mixed_sizes", r"00004\.png: frame size 30x30 differs"), ("with_text", r"readme\.txt: not an image file"),
-    ("missing.mp4", "no such file"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("empty.mp4", "empty file"),
+        ("truncated.mp4", "not a readable video|truncated"),
+        ("corrupt.mp4", "not a readable video"),
+        ("notes.txt", "not a readable video"),
+        ("short.mp4", "too short, 5 frames is less than one clip of 8"),
+        ("mixed_sizes", r"00004\.png: frame size 30x30 differs"),
+        ("with_text", r"readme\.txt: not an image file"),
+        ("missing.mp4", "no such file"),
+    ],
+)
 def test_each_bad_input_is_skipped_with_its_reason(tmp_path, bad_sources, name, reason):
     good = bad_sources / "good" / "scene_000.mp4"
     m = _shard([good, bad_sources / name], tmp_path / "s")
@@ -272,6 +296,7 @@ def test_each_bad_input_is_skipped_with_its_reason(tmp_path, bad_sources, name, 
     assert skipped["source"].endswith(name)
     assert name in skipped["reason"]
     import re
+
     assert re.search(reason, skipped["reason"]), skipped["reason"]
 
 
@@ -284,11 +309,17 @@ def test_nothing_usable_exits_non_zero_naming_each_file(tmp_path, bad_sources, c
     assert not (tmp_path / "s" / "manifest.json").exists()
 
 
-@pytest.mark.parametrize("option, words", [
-    ({"size": 4}, "--size 4: must be between 8 and 4096"), ({"clip_len": 0}, "--clip-len 0"),
-    ({"fps": -1.0}, "--fps -1.0: must be a positive"), ({"shard_size": 0}, "--shard-size 0"),
-    ({"jobs": 0}, "--jobs 0"), ({"split": "50,50"}, "--split '50,50'"),
-])
+@pytest.mark.parametrize(
+    "option, words",
+    [
+        ({"size": 4}, "--size 4: must be between 8 and 4096"),
+        ({"clip_len": 0}, "--clip-len 0"),
+        ({"fps": -1.0}, "--fps -1.0: must be a positive"),
+        ({"shard_size": 0}, "--shard-size 0"),
+        ({"jobs": 0}, "--jobs 0"),
+        ({"split": "50,50"}, "--split '50,50'"),
+    ],
+)
 def test_bad_options_are_refused_before_anything_is_written(tmp_path, demo_videos, option, words):
     with pytest.raises(VidcolorError, match=words):
         _shard([demo_videos / "scene_000.mp4"], tmp_path / "s", **option)
@@ -302,7 +333,7 @@ def test_cli_bad_split_exit_status(tmp_path, demo_videos, capsys):
 
 
 def test_frame_folder_source_davis_layout(tmp_path, demo_videos, shard_io):
-    all_samples, read_samples = shard_io.all_samples, shard_io.read_samples
+    all_samples = shard_io.all_samples
     davis = tmp_path / "DAVIS" / "JPEGImages" / "480p" / "bear"
     davis.mkdir(parents=True)
     src = _source_frames(demo_videos / "scene_003.mp4", None)
@@ -314,12 +345,14 @@ def test_frame_folder_source_davis_layout(tmp_path, demo_videos, shard_io):
     m = _shard([tmp_path / "DAVIS"], tmp_path / "s", lossless=True)
     assert [(v["id"], v["frames"], v["fps"], v["width"]) for v in m["videos"]] == [("bear", 16, 24.0, 86)]
     from data_shards.video import resize_center_crop
+
     for s in all_samples(tmp_path / "s"):
         expected = np.stack([resize_center_crop(src[i], 32) for i in s["json"]["frame_indices"]])
         np.testing.assert_array_equal(s["frames"], expected)
 
 
 # ----------------------------------------------------------------------------- the real clips
+
 
 @pytest.mark.slow
 def test_real_clips_frame_counts_match_pyav(tmp_path, shard_io, count_frames, real_data):

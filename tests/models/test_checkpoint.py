@@ -176,9 +176,22 @@ def test_weights_digest_is_recorded_and_checked(tmp_path, gamut, caplog):
 
 # config.json's "config" of an exp2 checkpoint as the TypedConfig dataclass wrote it, before configs
 # became pydantic models (pinned: such checkpoints must keep loading)
-WRITTEN_EXP2 = {"name": "exp2", "size": "tiny", "grid": 10, "rebalance": True, "gamma": 0.5, "temporal": "none",
-                "seq_len": 1, "lam": 1.0, "soft_k": 5, "soft_sigma": 5.0, "temperature": 0.38, "pretrained": None,
-                "ensemble": [], "transfer": False}
+WRITTEN_EXP2 = {
+    "name": "exp2",
+    "size": "tiny",
+    "grid": 10,
+    "rebalance": True,
+    "gamma": 0.5,
+    "temporal": "none",
+    "seq_len": 1,
+    "lam": 1.0,
+    "soft_k": 5,
+    "soft_sigma": 5.0,
+    "temperature": 0.38,
+    "pretrained": None,
+    "ensemble": [],
+    "transfer": False,
+}
 
 
 def test_checkpoints_written_before_still_load(tmp_path, gamut):

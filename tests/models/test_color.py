@@ -4,8 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from models.color import (AB_HIST_BINS, L_CENT, L_NORM, ab_histogram, chroma, frames_to_l, frames_to_lab, lab_to_frames,
-                          lab_to_rgb, normalize_l, rgb_to_lab)
+from models.color import (
+    AB_HIST_BINS,
+    L_CENT,
+    L_NORM,
+    ab_histogram,
+    chroma,
+    frames_to_l,
+    frames_to_lab,
+    lab_to_frames,
+    lab_to_rgb,
+    normalize_l,
+    rgb_to_lab,
+)
 from models.errors import VidcolorError
 
 # CIE Lab (D65) of sRGB colors, as published (e.g. Bruce Lindbloom's calculator, colormine.org)

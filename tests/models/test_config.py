@@ -9,8 +9,17 @@ from typing import Annotated, ClassVar
 import pytest
 from pydantic import BeforeValidator, Field, ValidationError
 
-from models.config import (Config, FieldError, Problem, StrictModel, as_tuple, config_error, dotted, field_names,
-                           parse_text)
+from models.config import (
+    Config,
+    FieldError,
+    Problem,
+    StrictModel,
+    as_tuple,
+    config_error,
+    dotted,
+    field_names,
+    parse_text,
+)
 from models.errors import VidcolorError
 
 
@@ -35,22 +44,25 @@ class Outer(StrictModel):
     inner: Demo = Field(default_factory=Demo)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"count": 2.5}, "field count: must be an integer, got 2.5"),
-    ({"count": True}, "field count: must be an integer, got True"),
-    ({"count": "2"}, "field count: must be an integer, got '2'"),
-    ({"count": 0}, "field count: must be >= 1, got 0"),
-    ({"rate": "1"}, "field rate: must be a number, got '1'"),
-    ({"rate": False}, "field rate: must be a number, got False"),
-    ({"rate": 0.0}, "field rate: must be in (0, 1], got 0.0"),  # both bounds, from the field
-    ({"rate": 1.5}, "field rate: must be in (0, 1], got 1.5"),
-    ({"flag": 1}, "field flag: must be true or false, got 1"),
-    ({"label": 3}, "field label: must be a string, got 3"),
-    ({"path": 3}, "field path: must be a string, got 3"),
-    ({"members": "a,b"}, "field members: must be a list, got 'a,b'"),
-    ({"members": ["a", 1]}, "field members[1]: must be a string, got 1"),
-    ({"wings": 2}, "field wings: unknown demo setting (allowed: count, flag, label, members, path, rate)"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"count": 2.5}, "field count: must be an integer, got 2.5"),
+        ({"count": True}, "field count: must be an integer, got True"),
+        ({"count": "2"}, "field count: must be an integer, got '2'"),
+        ({"count": 0}, "field count: must be >= 1, got 0"),
+        ({"rate": "1"}, "field rate: must be a number, got '1'"),
+        ({"rate": False}, "field rate: must be a number, got False"),
+        ({"rate": 0.0}, "field rate: must be in (0, 1], got 0.0"),  # both bounds, from the field
+        ({"rate": 1.5}, "field rate: must be in (0, 1], got 1.5"),
+        ({"flag": 1}, "field flag: must be true or false, got 1"),
+        ({"label": 3}, "field label: must be a string, got 3"),
+        ({"path": 3}, "field path: must be a string, got 3"),
+        ({"members": "a,b"}, "field members: must be a list, got 'a,b'"),
+        ({"members": ["a", 1]}, "field members[1]: must be a string, got 1"),
+        ({"wings": 2}, "field wings: unknown demo setting (allowed: count, flag, label, members, path, rate)"),
+    ],
+)
 def test_construction_errors_name_the_field_what_is_allowed_and_the_value(changes, message):
     with pytest.raises(FieldError) as err:
         Demo(**changes)
@@ -65,23 +77,40 @@ def test_values_are_normalized():
     assert Demo.model_fields["rate"].description == "A share."  # the docstring under the field
 
 
-@pytest.mark.parametrize("name, text, expected", [
-    ("count", " 7 ", 7), ("rate", "1e-3", 1e-3), ("flag", "Yes", True), ("flag", "off", False),
-    ("flag", "0", False), ("label", " hi ", "hi"), ("path", "none", None), ("path", "NULL", None),
-    ("path", "", None), ("path", "runs/a", "runs/a"), ("members", "a, b,,c", ("a", "b", "c")), ("members", "", ()),
-    ("count", "ten", "ten"), ("count", "1.5", "1.5"), ("flag", "maybe", "maybe"),  # left for validation to refuse
-])
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("count", " 7 ", 7),
+        ("rate", "1e-3", 1e-3),
+        ("flag", "Yes", True),
+        ("flag", "off", False),
+        ("flag", "0", False),
+        ("label", " hi ", "hi"),
+        ("path", "none", None),
+        ("path", "NULL", None),
+        ("path", "", None),
+        ("path", "runs/a", "runs/a"),
+        ("members", "a, b,,c", ("a", "b", "c")),
+        ("members", "", ()),
+        ("count", "ten", "ten"),
+        ("count", "1.5", "1.5"),
+        ("flag", "maybe", "maybe"),  # left for validation to refuse
+    ],
+)
 def test_parse_text(name, text, expected):
     assert parse_text(Demo, name, text) == expected
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"count": "ten"}, "field count: must be an integer, got 'ten'"),
-    ({"count": "1.5"}, "field count: must be an integer, got '1.5'"),
-    ({"rate": "fast"}, "field rate: must be a number, got 'fast'"),
-    ({"flag": "maybe"}, "field flag: must be true or false, got 'maybe'"),
-    ({"wings": "2"}, "field wings: unknown demo setting (allowed: count, flag, label, members, path, rate)"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"count": "ten"}, "field count: must be an integer, got 'ten'"),
+        ({"count": "1.5"}, "field count: must be an integer, got '1.5'"),
+        ({"rate": "fast"}, "field rate: must be a number, got 'fast'"),
+        ({"flag": "maybe"}, "field flag: must be true or false, got 'maybe'"),
+        ({"wings": "2"}, "field wings: unknown demo setting (allowed: count, flag, label, members, path, rate)"),
+    ],
+)
 def test_setting_text_that_does_not_fit_is_refused_by_validation(settings, message):
     with pytest.raises(FieldError) as err:
         Demo().with_settings(settings)

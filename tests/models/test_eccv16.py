@@ -14,8 +14,10 @@ from models.gamut import ABGamut
 def _block(c_in, c_out, n, stride=1, dilation=1):
     layers = []
     for i in range(n):
-        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, stride if i == n - 1 else 1, dilation,
-                             dilation), nn.ReLU(True)]
+        layers += [
+            nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, stride if i == n - 1 else 1, dilation, dilation),
+            nn.ReLU(True),
+        ]
     return nn.Sequential(*layers, nn.BatchNorm2d(c_out))
 
 
@@ -31,10 +33,15 @@ class ReferenceECCV16(nn.Module):
         self.model5 = _block(512, 512, 3, dilation=2)
         self.model6 = _block(512, 512, 3, dilation=2)
         self.model7 = _block(512, 512, 3)
-        self.model8 = nn.Sequential(nn.ConvTranspose2d(512, 256, 4, 2, 1), nn.ReLU(True),
-                                    nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(True),
-                                    nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(True),
-                                    nn.Conv2d(256, 313, 1))
+        self.model8 = nn.Sequential(
+            nn.ConvTranspose2d(512, 256, 4, 2, 1),
+            nn.ReLU(True),
+            nn.Conv2d(256, 256, 3, 1, 1),
+            nn.ReLU(True),
+            nn.Conv2d(256, 256, 3, 1, 1),
+            nn.ReLU(True),
+            nn.Conv2d(256, 313, 1),
+        )
         self.model_out = nn.Conv2d(313, 2, 1, bias=False)
         with torch.no_grad():
             self.model_out.weight.copy_((centers / 110.0).T.reshape(2, 313, 1, 1))

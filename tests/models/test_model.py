@@ -29,9 +29,13 @@ def _build(name, size, gamut):
     return create_model(cfg.replace(seq_len=2) if cfg.is_temporal else cfg, gamut)
 
 
-@pytest.mark.parametrize("size,name", [
-    pytest.param(s, n, marks=[pytest.mark.slow] if s == "base" else [])
-    for s, n in itertools.product(["tiny", "small", "base"], PRESETS)])
+@pytest.mark.parametrize(
+    "size,name",
+    [
+        pytest.param(s, n, marks=[pytest.mark.slow] if s == "base" else [])
+        for s, n in itertools.product(["tiny", "small", "base"], PRESETS)
+    ],
+)
 def test_registry_forward_backward_without_nan(size, name, gamut):
     torch.manual_seed(0)
     model = _build(name, size, gamut).train()
@@ -121,8 +125,9 @@ def test_predict_ab_output_size_upsamples_the_decoded_prediction(gamut):
     ab, _ = model.predict_ab(l_norm, temperature=0.38, size=(96, 144))
     with torch.no_grad():
         logits = final_logits(model(l_norm)).flatten(0, 1)  # (2, Q, 8, 12)
-    by_hand = F.interpolate(gamut.decode(logits, temperature=0.38), size=(96, 144), mode="bilinear",
-                            align_corners=False)
+    by_hand = F.interpolate(
+        gamut.decode(logits, temperature=0.38), size=(96, 144), mode="bilinear", align_corners=False
+    )
     assert ab.shape == (1, 2, 2, 96, 144) and ab.dtype == torch.float32
     assert torch.allclose(ab[0], by_hand, atol=1e-5)
 

@@ -27,26 +27,29 @@ def test_every_preset_round_trips_json_and_pickle():
         assert pickle.loads(pickle.dumps(cfg)) == cfg
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("size", "huge", "field size: must be one of tiny, small, base, got 'huge'"),
-    ("grid", 1, "field grid: must be in [2, 64], got 1"),
-    ("grid", 10.5, "field grid: must be an integer, got 10.5"),
-    ("grid", True, "field grid: must be an integer, got True"),
-    ("gamma", 0.0, "field gamma: must be in (0, 1], got 0.0"),
-    ("temporal", "gru", "field temporal: must be one of none, convlstm, got 'gru'"),
-    ("seq_len", 0, "field seq_len: must be in [1, 64], got 0"),
-    ("lam", 1.5, "field lam: must be in [0, 1], got 1.5"),
-    ("soft_k", 0, "field soft_k: must be in [1, 64], got 0"),
-    ("soft_sigma", -1.0, "field soft_sigma: must be in (0, 100], got -1.0"),
-    ("temperature", -0.1, "field temperature: must be in [0, 10], got -0.1"),
-    ("rebalance", "yes", "field rebalance: must be true or false, got 'yes'"),
-    ("ensemble", ("exp1",), "field ensemble: needs at least two members (or none), got ('exp1',)"),
-    ("ensemble", ("exp1", ""), "field ensemble[1]: must not be empty, got ''"),
-    ("ensemble", "exp1,exp4", "field ensemble: must be a list, got 'exp1,exp4'"),
-    ("pretrained", "", "field pretrained: must not be empty, got ''"),
-    ("pretrained", 3, "field pretrained: must be a string, got 3"),
-    ("name", "a b", "field name: must be a non-empty name of letters, digits, - and _, got 'a b'"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("size", "huge", "field size: must be one of tiny, small, base, got 'huge'"),
+        ("grid", 1, "field grid: must be in [2, 64], got 1"),
+        ("grid", 10.5, "field grid: must be an integer, got 10.5"),
+        ("grid", True, "field grid: must be an integer, got True"),
+        ("gamma", 0.0, "field gamma: must be in (0, 1], got 0.0"),
+        ("temporal", "gru", "field temporal: must be one of none, convlstm, got 'gru'"),
+        ("seq_len", 0, "field seq_len: must be in [1, 64], got 0"),
+        ("lam", 1.5, "field lam: must be in [0, 1], got 1.5"),
+        ("soft_k", 0, "field soft_k: must be in [1, 64], got 0"),
+        ("soft_sigma", -1.0, "field soft_sigma: must be in (0, 100], got -1.0"),
+        ("temperature", -0.1, "field temperature: must be in [0, 10], got -0.1"),
+        ("rebalance", "yes", "field rebalance: must be true or false, got 'yes'"),
+        ("ensemble", ("exp1",), "field ensemble: needs at least two members (or none), got ('exp1',)"),
+        ("ensemble", ("exp1", ""), "field ensemble[1]: must not be empty, got ''"),
+        ("ensemble", "exp1,exp4", "field ensemble: must be a list, got 'exp1,exp4'"),
+        ("pretrained", "", "field pretrained: must not be empty, got ''"),
+        ("pretrained", 3, "field pretrained: must be a string, got 3"),
+        ("name", "a b", "field name: must be a non-empty name of letters, digits, - and _, got 'a b'"),
+    ],
+)
 def test_invalid_values_name_the_field_what_is_allowed_and_the_value(field, value, message):
     with pytest.raises(FieldError) as err:
         get_preset("exp2").replace(**{field: value})
@@ -62,8 +65,16 @@ def test_frozen_and_int_to_float():
 
 def test_with_settings_parses_text_and_rejects_unknown_keys():
     cfg = get_preset("exp5").with_settings(
-        {"lam": "0.25", "grid": "20", "rebalance": "false", "size": "small", "pretrained": "runs/exp2/best",
-         "ensemble": "exp1, exp2", "seq_len": 3})
+        {
+            "lam": "0.25",
+            "grid": "20",
+            "rebalance": "false",
+            "size": "small",
+            "pretrained": "runs/exp2/best",
+            "ensemble": "exp1, exp2",
+            "seq_len": 3,
+        }
+    )
     assert (cfg.lam, cfg.grid, cfg.rebalance, cfg.size, cfg.seq_len) == (0.25, 20, False, "small", 3)
     assert cfg.pretrained == "runs/exp2/best" and cfg.ensemble == ("exp1", "exp2")
     assert get_preset("exp4").with_settings({"pretrained": "none"}).pretrained is None
@@ -104,12 +115,38 @@ def test_ensemble_list_becomes_a_tuple_and_own_name_is_refused():
 
 # exp5's and exp3's to_dict() as the TypedConfig dataclass wrote them into checkpoints' config.json
 # and the results store before configs became pydantic models (pinned: such files must keep loading)
-WRITTEN_EXP5 = {"name": "exp5", "size": "tiny", "grid": 10, "rebalance": True, "gamma": 0.5, "temporal": "convlstm",
-                "seq_len": 6, "lam": 0.5, "soft_k": 5, "soft_sigma": 5.0, "temperature": 0.38, "pretrained": None,
-                "ensemble": [], "transfer": True}
-WRITTEN_EXP3 = {"name": "exp3", "size": "tiny", "grid": 10, "rebalance": True, "gamma": 0.5, "temporal": "none",
-                "seq_len": 1, "lam": 1.0, "soft_k": 5, "soft_sigma": 5.0, "temperature": 0.38, "pretrained": None,
-                "ensemble": ["exp1", "exp2"], "transfer": False}
+WRITTEN_EXP5 = {
+    "name": "exp5",
+    "size": "tiny",
+    "grid": 10,
+    "rebalance": True,
+    "gamma": 0.5,
+    "temporal": "convlstm",
+    "seq_len": 6,
+    "lam": 0.5,
+    "soft_k": 5,
+    "soft_sigma": 5.0,
+    "temperature": 0.38,
+    "pretrained": None,
+    "ensemble": [],
+    "transfer": True,
+}
+WRITTEN_EXP3 = {
+    "name": "exp3",
+    "size": "tiny",
+    "grid": 10,
+    "rebalance": True,
+    "gamma": 0.5,
+    "temporal": "none",
+    "seq_len": 1,
+    "lam": 1.0,
+    "soft_k": 5,
+    "soft_sigma": 5.0,
+    "temperature": 0.38,
+    "pretrained": None,
+    "ensemble": ["exp1", "exp2"],
+    "transfer": False,
+}
 
 
 def test_configs_written_before_still_load_and_are_written_alike():

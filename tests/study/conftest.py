@@ -39,8 +39,13 @@ def free_port() -> int:
 
 def ray_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
-               TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1", RAY_DEDUP_LOGS="0")
+    env.update(
+        RAY_AUTH_MODE="token",
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONUNBUFFERED="1",
+        TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1",
+        RAY_DEDUP_LOGS="0",
+    )
     return env
 
 
@@ -114,13 +119,21 @@ class RayCluster:
 
     def start_node(self, num_cpus: int, resources: str | None = None) -> subprocess.Popen:
         """A second node on this machine joining the head (a real two-node cluster on one box)."""
-        cmd = [RAY, "start", f"--address={self.address}", f"--num-cpus={num_cpus}",
-               "--object-store-memory=100000000", "--block", "--disable-usage-stats"]
+        cmd = [
+            RAY,
+            "start",
+            f"--address={self.address}",
+            f"--num-cpus={num_cpus}",
+            "--object-store-memory=100000000",
+            "--block",
+            "--disable-usage-stats",
+        ]
         if resources:
             cmd.append(f"--resources={resources}")
         log_path = Path(self.temp_dir) / f"node-{time.monotonic_ns()}.log"
-        node = subprocess.Popen(cmd, env=ray_env(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        node = subprocess.Popen(
+            cmd, env=ray_env(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 120
         while "Ray runtime started" not in log_path.read_text(errors="replace"):
             if node.poll() is not None or time.monotonic() > deadline:
@@ -137,8 +150,9 @@ def ensure_auth_token() -> None:
         return
     token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token").expanduser()
     if not token.is_file():
-        subprocess.run([RAY, "get-auth-token", "--generate"], env=ray_env(), check=True, capture_output=True,
-                       timeout=120)
+        subprocess.run(
+            [RAY, "get-auth-token", "--generate"], env=ray_env(), check=True, capture_output=True, timeout=120
+        )
 
 
 @pytest.fixture(scope="session")
@@ -148,13 +162,26 @@ def ray_cluster(s3_server):
     ensure_auth_token()
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="vcr", dir="/tmp")  # short: Ray's socket paths are length-limited
-    cmd = [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={HEAD_CPUS}",
-           "--num-gpus=0", "--object-store-memory=150000000", f"--temp-dir={temp_dir}",
-           "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={free_port()}",
-           "--disable-usage-stats", "--block"]
+    cmd = [
+        RAY,
+        "start",
+        "--head",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        f"--num-cpus={HEAD_CPUS}",
+        "--num-gpus=0",
+        "--object-store-memory=150000000",
+        f"--temp-dir={temp_dir}",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={free_port()}",
+        "--disable-usage-stats",
+        "--block",
+    ]
     log_path = Path(temp_dir) / "head.log"
-    head = subprocess.Popen(cmd, env=ray_env(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    head = subprocess.Popen(
+        cmd, env=ray_env(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     address = f"127.0.0.1:{port}"
     cluster = RayCluster(address, head, temp_dir)
     try:
@@ -183,6 +210,13 @@ def ray_tools():
     """The helpers above for test modules (conftest is not importable under --import-mode=importlib)."""
     import types
 
-    return types.SimpleNamespace(VIDCOLOR=VIDCOLOR, RAY=RAY, env=ray_env, stop_tree=stop_tree,
-                                 descendants=descendants, free_port=free_port,
-                                 process_name=process_name, kill_pid=kill_pid)
+    return types.SimpleNamespace(
+        VIDCOLOR=VIDCOLOR,
+        RAY=RAY,
+        env=ray_env,
+        stop_tree=stop_tree,
+        descendants=descendants,
+        free_port=free_port,
+        process_name=process_name,
+        kill_pid=kill_pid,
+    )

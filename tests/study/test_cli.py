@@ -27,8 +27,9 @@ def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, arg
 def test_every_command_that_replaces_outputs_takes_the_same_overwrite():
     found = commands(build_parser())
     assert REPLACING < set(found) and "ctt campaign create" in found
-    helps = {name: next((a.help for a in p._actions if "--overwrite" in a.option_strings), None)
-             for name, p in found.items()}
+    helps = {
+        name: next((a.help for a in p._actions if "--overwrite" in a.option_strings), None) for name, p in found.items()
+    }
     assert {name for name, h in helps.items() if h is not None} == REPLACING
     assert {helps[name] for name in REPLACING} == {OVERWRITE_HELP}
     assert OVERWRITE_HELP == "replace outputs that already exist (default: refuse them, before any work)"
@@ -37,8 +38,10 @@ def test_every_command_that_replaces_outputs_takes_the_same_overwrite():
 def test_demo_work_folder_in_the_way_of_a_file(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"mine")
-    for workdir, message in ((notes, f"{notes}: exists and is a file, not a folder"),
-                             (notes / "run", f"{notes / 'run'}: {notes} is a file, not a folder")):
+    for workdir, message in (
+        (notes, f"{notes}: exists and is a file, not a folder"),
+        (notes / "run", f"{notes / 'run'}: {notes} is a file, not a folder"),
+    ):
         assert cli(["demo", "--workdir", str(workdir), "--no-dashboard"]) == 2
         err = capsys.readouterr().err
         assert f"error: --workdir {message}" in err and "Traceback" not in err

@@ -47,22 +47,68 @@ def test_check_inputs_before_anything_trains(tmp_path):
 
 
 def test_experiments_table_by_hand():
-    gray = {"mean": {"rmse_rgb": 20.0, "rmse_ratio": 1.0, "psnr": 22.0, "ssim": 0.9, "colorfulness_ratio": 0.0,
-                     "temporal_error": 0.5, "cdc": 0.0012, "warp_error": 0.0004}}
-    results = {"experiments": {
-        "exp1": {"mean": {"rmse_rgb": 12.3456, "rmse_ratio": 0.61728, "psnr": 25.5, "ssim": 0.95,
-                          "colorfulness_ratio": 0.5, "temporal_error": 1.25, "cdc": 0.002, "warp_error": 0.001},
-                 "num_frames": 48, "gray": gray},
-        "exp3": {"mean": {"rmse_rgb": 10.0, "psnr": float("nan")}, "num_frames": 48}}}
+    gray = {
+        "mean": {
+            "rmse_rgb": 20.0,
+            "rmse_ratio": 1.0,
+            "psnr": 22.0,
+            "ssim": 0.9,
+            "colorfulness_ratio": 0.0,
+            "temporal_error": 0.5,
+            "cdc": 0.0012,
+            "warp_error": 0.0004,
+        }
+    }
+    results = {
+        "experiments": {
+            "exp1": {
+                "mean": {
+                    "rmse_rgb": 12.3456,
+                    "rmse_ratio": 0.61728,
+                    "psnr": 25.5,
+                    "ssim": 0.95,
+                    "colorfulness_ratio": 0.5,
+                    "temporal_error": 1.25,
+                    "cdc": 0.002,
+                    "warp_error": 0.001,
+                },
+                "num_frames": 48,
+                "gray": gray,
+            },
+            "exp3": {"mean": {"rmse_rgb": 10.0, "psnr": float("nan")}, "num_frames": 48},
+        }
+    }
     lines = experiments_table(results).splitlines()
-    assert lines[0].split() == ["exp", "RMSE", "RMSE/gray", "PSNR", "SSIM", "colorful", "temporal", "CDC", "warp",
-                                "err", "frames"]
+    assert lines[0].split() == [
+        "exp",
+        "RMSE",
+        "RMSE/gray",
+        "PSNR",
+        "SSIM",
+        "colorful",
+        "temporal",
+        "CDC",
+        "warp",
+        "err",
+        "frames",
+    ]
     assert lines[0].index("RMSE") + len("RMSE") == lines[2].index("12.346") + len("12.346")  # right-aligned
     assert lines[2].split() == ["exp1", "12.346", "0.617", "25.500", "0.950", "0.500", "1.250", "0.002", "0.001", "48"]
     assert lines[3].split() == ["exp3", "10.000", "-", "-", "-", "-", "-", "-", "-", "48"]  # NaN and missing
     # after a rule, the gray baseline (ab = 0 on the same videos): the reference of RMSE/gray
-    assert set(lines[4]) <= {"-", " "} and lines[5].split() == ["gray", "(ab=0)", "20.000", "1.000", "22.000",
-                                                                "0.900", "0.000", "0.500", "0.0012", "0.0004", "48"]
+    assert set(lines[4]) <= {"-", " "} and lines[5].split() == [
+        "gray",
+        "(ab=0)",
+        "20.000",
+        "1.000",
+        "22.000",
+        "0.900",
+        "0.000",
+        "0.500",
+        "0.0012",
+        "0.0004",
+        "48",
+    ]
     assert len(lines) == 6 and len({len(ln) for ln in lines[:2]}) == 1
     assert experiments_table({"experiments": {}}).splitlines()[0].startswith("exp  RMSE")
 
@@ -74,8 +120,13 @@ def test_build_ensemble_and_evaluate_checkpoint(demo_shards, tiny_checkpoint, tm
     config = get_preset("exp1").replace(size="tiny")
     gamut = ABGamut(config.grid)
     save_checkpoint(tmp_path / "exp1", create_model(config, gamut), config, gamut, frame_size=64)
-    save_checkpoint(tmp_path / "exp2", load_checkpoint(tiny_checkpoint).model, get_preset("exp2").replace(size="tiny"),
-                    gamut, frame_size=64)
+    save_checkpoint(
+        tmp_path / "exp2",
+        load_checkpoint(tiny_checkpoint).model,
+        get_preset("exp2").replace(size="tiny"),
+        gamut,
+        frame_size=64,
+    )
     folder = build_ensemble([tmp_path / "exp1", tmp_path / "exp2"], tmp_path / "exp3" / "best")
     loaded = load_checkpoint(folder)
     assert isinstance(loaded.model, Ensemble) and loaded.config.name == "exp3" and loaded.frame_size == 64
@@ -86,7 +137,9 @@ def test_build_ensemble_and_evaluate_checkpoint(demo_shards, tiny_checkpoint, tm
     again = evaluate_checkpoint(folder, demo_shards, "test", batch_size=1, device="cpu")
     assert again["mean"]["rmse_rgb"] == pytest.approx(doc["mean"]["rmse_rgb"], rel=1e-5)
     written = json.loads(write_json(tmp_path / "eval.json", doc).read_text())  # strict JSON
-    assert written["mean"]["rmse_rgb"] == pytest.approx(doc["mean"]["rmse_rgb"]) and written["checkpoint"] == str(folder)
+    assert written["mean"]["rmse_rgb"] == pytest.approx(doc["mean"]["rmse_rgb"]) and written["checkpoint"] == str(
+        folder
+    )
 
     with pytest.raises(VidcolorError, match=r"has no 'nope' split \(it has: .*test"):
         evaluate_checkpoint(folder, demo_shards, "nope", device="cpu")
@@ -114,8 +167,16 @@ def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, c
     monkeypatch.setattr(study.train.launch, "run_training", fake_training)
     monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     out, figures = tmp_path / "run", tmp_path / "figures.json"
-    args = argparse.Namespace(shards=str(demo_shards), out=str(out), set=["size=tiny", "epochs=1"], pretrained=None,
-                              only="exp4,exp3,exp2,exp1", json=str(figures), split="test", test_shards=None)
+    args = argparse.Namespace(
+        shards=str(demo_shards),
+        out=str(out),
+        set=["size=tiny", "epochs=1"],
+        pretrained=None,
+        only="exp4,exp3,exp2,exp1",
+        json=str(figures),
+        split="test",
+        test_shards=None,
+    )
     assert main(args) == 0
     assert trained == [("exp1", None), ("exp2", None), ("exp4", str(out / "exp2" / "best"))]
     doc = json.loads(figures.read_text())
@@ -155,16 +216,19 @@ def test_earlier_runs_and_figures_are_refused_unless_overwrite(demo_shards, tmp_
     figures.write_text("my figures")
 
     def snapshot():
-        return {str(p.relative_to(tmp_path)): p.read_bytes() if p.is_file() else None
-                for p in sorted(tmp_path.rglob("*"))}
+        return {
+            str(p.relative_to(tmp_path)): p.read_bytes() if p.is_file() else None for p in sorted(tmp_path.rglob("*"))
+        }
 
     before = snapshot()
     base = ["experiments", "--shards", str(demo_shards), "--out", str(out), "--only", "exp1", "--set", "size=tiny"]
     assert cli([*base, "--json", str(figures)]) == 2
     assert f"error: --json {figures}: exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert cli([*base, "--json", str(tmp_path / "new.json")]) == 2
-    assert (f"error: --out {out / 'exp1'}: exists and is not empty (ray); pass --overwrite to replace it"
-            in capsys.readouterr().err)
+    assert (
+        f"error: --out {out / 'exp1'}: exists and is not empty (ray); pass --overwrite to replace it"
+        in capsys.readouterr().err
+    )
     assert snapshot() == before and seen == []
     assert cli([*base, "--json", str(figures), "--overwrite"]) == 0
     assert seen == [[]]  # the earlier run was gone before exp1 trained again
@@ -178,8 +242,14 @@ def test_only(demo_videos, tmp_path):
     """A benchmark set of two test videos only (``--split 0,0,100``; kept small for the CPU)."""
     from data_shards.writer import write_shard_set
 
-    write_shard_set([str(demo_videos / "scene_002.mp4"), str(demo_videos / "scene_005.mp4")], tmp_path / "bench",
-                    size=32, clip_len=8, split="0,0,100", show_progress=False)
+    write_shard_set(
+        [str(demo_videos / "scene_002.mp4"), str(demo_videos / "scene_005.mp4")],
+        tmp_path / "bench",
+        size=32,
+        clip_len=8,
+        split="0,0,100",
+        show_progress=False,
+    )
     return tmp_path / "bench"
 
 
@@ -203,8 +273,16 @@ def test_train_on_one_set_evaluate_on_another(demo_shards, test_only, tmp_path, 
     monkeypatch.setattr(study.train.launch, "run_training", fake_training)
     monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     figures = tmp_path / "figures.json"
-    args = argparse.Namespace(shards=str(demo_shards), out=str(tmp_path / "run"), set=["size=tiny"], pretrained=None,
-                              only="exp1", json=str(figures), split="test", test_shards=str(test_only))
+    args = argparse.Namespace(
+        shards=str(demo_shards),
+        out=str(tmp_path / "run"),
+        set=["size=tiny"],
+        pretrained=None,
+        only="exp1",
+        json=str(figures),
+        split="test",
+        test_shards=str(test_only),
+    )
     assert main(args) == 0 and seen == [str(demo_shards)]
     doc = json.loads(figures.read_text())
     assert (doc["shards"], doc["test_shards"], doc["split"]) == (str(demo_shards), str(test_only), "test")
@@ -224,8 +302,10 @@ def test_experiments_refuse_bad_sets_before_ray(demo_shards, test_only, tmp_path
     monkeypatch.setattr(study.experiments, "init_ray", refuse)
     with pytest.raises(VidcolorError) as err:
         run_experiments(str(test_only), tmp_path / "run", ["size=tiny"], only="exp1")
-    assert str(err.value) == (f"--shards {test_only}: no 'train' split (it has: test); make one with vidcolor shard "
-                              "--split ... or --split-file")
+    assert str(err.value) == (
+        f"--shards {test_only}: no 'train' split (it has: test); make one with vidcolor shard "
+        "--split ... or --split-file"
+    )
     with pytest.raises(VidcolorError, match=f"shard set {test_only} has no 'val' split \\(it has: test\\)"):
         run_experiments(str(demo_shards), tmp_path / "run", [], only="exp1", test_shards=str(test_only), split="val")
     with pytest.raises(VidcolorError, match=f"^--shards {demo_shards}: no 'nope' split for validation"):

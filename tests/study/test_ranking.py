@@ -31,8 +31,8 @@ def test_two_trials_match_log_odds_and_documented_shrinkage():
     assert mapf["trial"].tolist() == ["A", "B"] and mapf["rank"].tolist() == [1, 2]
     s = by_trial(mapf)
     assert s.loc["A", "score"] - s.loc["B", "score"] == pytest.approx(math.log(7 / 3), abs=1e-5)
-    assert (s.loc["A", ["wins", "losses", "comparisons"]].tolist() == [3, 1, 4])
-    assert (s.loc["B", ["wins", "losses", "comparisons"]].tolist() == [1, 3, 4])
+    assert s.loc["A", ["wins", "losses", "comparisons"]].tolist() == [3, 1, 4]
+    assert s.loc["B", ["wins", "losses", "comparisons"]].tolist() == [1, 3, 4]
     assert s.loc["A", "low"] <= s.loc["A", "score"] <= s.loc["A", "high"]
 
 
@@ -109,8 +109,9 @@ def test_always_winner_stays_finite_and_ranks_first():
 
 
 def test_trials_without_comparisons_are_nan_and_last():
-    votes = pd.DataFrame({"winner": ["A", "A", "A", "B"], "loser": ["B", "B", "B", "A"],
-                          "source": ["s1", "s2", "s1", "s2"]})
+    votes = pd.DataFrame(
+        {"winner": ["A", "A", "A", "B"], "loser": ["B", "B", "B", "A"], "source": ["s1", "s2", "s1", "s2"]}
+    )
     r = rk.fit_bradley_terry(votes, items=["Z", "A", "B"])
     assert r["trial"].tolist() == ["A", "B", "Z"]
     z = r.iloc[2]
@@ -131,19 +132,24 @@ def test_bootstrap_is_seeded():
     assert not one[["low", "high"]].equals(rk.fit_bradley_terry(votes, rng=12)[["low", "high"]])
 
 
-@pytest.mark.parametrize("votes, items, message", [
-    ([("A", "B"), ("A", "A")], None, "pairwise vote 1 has trial 'A' as both winner and loser"),
-    ([("A", "B"), ("X", "B")], ["A", "B"],
-     "pairwise vote 1 names trial 'X', which is not among the 2 items"),
-    ([("A", "B")], [], "no trials to rank: items is empty"),
-    ([], None, "no trials to rank: no pairwise votes and no items given"),
-    ([("A", "B")], ["A", "B", "A"], "items lists trial(s) ['A'] more than once"),
-    ([("A", None)], None, "pairwise vote 0 must be (winner, loser) trial ids, got ('A', None)"),
-    (["AB"], None, "pairwise vote 0 must be (winner, loser) trial ids, got 'AB'"),
-    ([("A", "B", "C")], None, "pairwise vote 0 must be (winner, loser) trial ids, got ('A', 'B', 'C')"),
-    (pd.DataFrame({"winner": ["A"], "clip": ["c"]}), None,
-     "pairwise votes lack column(s) ['loser']; have ['winner', 'clip']"),
-])
+@pytest.mark.parametrize(
+    "votes, items, message",
+    [
+        ([("A", "B"), ("A", "A")], None, "pairwise vote 1 has trial 'A' as both winner and loser"),
+        ([("A", "B"), ("X", "B")], ["A", "B"], "pairwise vote 1 names trial 'X', which is not among the 2 items"),
+        ([("A", "B")], [], "no trials to rank: items is empty"),
+        ([], None, "no trials to rank: no pairwise votes and no items given"),
+        ([("A", "B")], ["A", "B", "A"], "items lists trial(s) ['A'] more than once"),
+        ([("A", None)], None, "pairwise vote 0 must be (winner, loser) trial ids, got ('A', None)"),
+        (["AB"], None, "pairwise vote 0 must be (winner, loser) trial ids, got 'AB'"),
+        ([("A", "B", "C")], None, "pairwise vote 0 must be (winner, loser) trial ids, got ('A', 'B', 'C')"),
+        (
+            pd.DataFrame({"winner": ["A"], "clip": ["c"]}),
+            None,
+            "pairwise votes lack column(s) ['loser']; have ['winner', 'clip']",
+        ),
+    ],
+)
 def test_bad_votes_are_named(votes, items, message):
     with pytest.raises(VidcolorError, match=re.escape(message)):
         rk.fit_bradley_terry(votes, items=items)
@@ -168,8 +174,14 @@ def test_win_probability():
 def clear_ranking_with_a_tie() -> list[tuple[str, str]]:
     """A far above B, B far above C and D, and C and D tied 10-10."""
     votes = []
-    for winner, loser, w, l in [("A", "B", 18, 2), ("A", "C", 19, 1), ("A", "D", 19, 1),
-                                ("B", "C", 18, 2), ("B", "D", 18, 2), ("C", "D", 10, 10)]:
+    for winner, loser, w, l in [
+        ("A", "B", 18, 2),
+        ("A", "C", 19, 1),
+        ("A", "D", 19, 1),
+        ("B", "C", 18, 2),
+        ("B", "D", 18, 2),
+        ("C", "D", 10, 10),
+    ]:
         votes += [(winner, loser)] * w + [(loser, winner)] * l
     return votes
 
@@ -180,9 +192,9 @@ def test_next_pairs_asks_the_near_tie_first_and_never_a_self_pair():
     pairs = rk.next_pairs(ranking, k=6)
     assert set(pairs[0]) == {"C", "D"}
     assert all(a != b for a, b in pairs)
-    assert {frozenset(p) for p in pairs} == {frozenset(p) for p in
-                                             [("A", "B"), ("A", "C"), ("A", "D"), ("B", "C"),
-                                              ("B", "D"), ("C", "D")]}
+    assert {frozenset(p) for p in pairs} == {
+        frozenset(p) for p in [("A", "B"), ("A", "C"), ("A", "D"), ("B", "C"), ("B", "D"), ("C", "D")]
+    }
     assert rk.next_pairs(ranking, k=100) == pairs  # at most all 6 pairs
     # from votes, seeded: the same pairs every time
     assert rk.next_pairs(votes, k=3, rng=5) == rk.next_pairs(votes, k=3, rng=5)

@@ -18,17 +18,21 @@ def _run(code: str, **env: str) -> str:
 
 
 def test_importing_study_modules_neither_sets_the_mode_nor_imports_ray():
-    out = _run("import os, sys\n"
-               "import study.train.loop, study.train.launch, study.tune.runner, study.tune.command\n"
-               "import study.experiments, study.demo\n"
-               f"print(os.environ.get({AUTH_MODE_VAR!r}), 'ray' in sys.modules)")
+    out = _run(
+        "import os, sys\n"
+        "import study.train.loop, study.train.launch, study.tune.runner, study.tune.command\n"
+        "import study.experiments, study.demo\n"
+        f"print(os.environ.get({AUTH_MODE_VAR!r}), 'ray' in sys.modules)"
+    )
     assert out == "None False"
 
 
 def test_cli_sets_token_mode_before_the_handler_and_keeps_an_explicit_one():
-    code = ("import os, sys\nfrom study.cli import main\n"
-            "rc = main(['tune', '/nonexistent.toml'])\n"
-            f"print(rc, os.environ.get({AUTH_MODE_VAR!r}))")
+    code = (
+        "import os, sys\nfrom study.cli import main\n"
+        "rc = main(['tune', '/nonexistent.toml'])\n"
+        f"print(rc, os.environ.get({AUTH_MODE_VAR!r}))"
+    )
     assert _run(code) == "2 token"
     assert _run(code, **{AUTH_MODE_VAR: "disabled"}) == "2 disabled"
 

@@ -24,8 +24,9 @@ def test_fmt_by_hand():
 
 
 def test_table_aligns_numbers_right_and_text_left():
-    text = format_table(["video", "frames", "rmse"], [["a", 10, 1.5], ["bbbb", 2, math.nan]],
-                        footer=[["mean", 12, 1.5]])
+    text = format_table(
+        ["video", "frames", "rmse"], [["a", 10, 1.5], ["bbbb", 2, math.nan]], footer=[["mean", 12, 1.5]]
+    )
     assert text.splitlines() == [
         "video  frames   rmse",
         "-----  ------  -----",
@@ -42,13 +43,31 @@ def test_table_rejects_ragged_rows():
 
 
 def test_json_clean_gives_strict_json():
-    doc = {"nan": math.nan, "inf": -math.inf, "np": np.float32(0.5), "i": np.int64(3), "t": torch.tensor(2.0),
-           "path": Path("/tmp/x"), "when": dt.datetime(2026, 1, 2, 3, 4, 5), "tuple": (1, (2, 3)),
-           "many": torch.tensor([1.0, 2.0]), 5: "key"}
+    doc = {
+        "nan": math.nan,
+        "inf": -math.inf,
+        "np": np.float32(0.5),
+        "i": np.int64(3),
+        "t": torch.tensor(2.0),
+        "path": Path("/tmp/x"),
+        "when": dt.datetime(2026, 1, 2, 3, 4, 5),
+        "tuple": (1, (2, 3)),
+        "many": torch.tensor([1.0, 2.0]),
+        5: "key",
+    }
     clean = json_clean(doc)
-    assert clean == {"nan": None, "inf": None, "np": 0.5, "i": 3, "t": 2.0, "path": "/tmp/x",
-                     "when": "2026-01-02T03:04:05", "tuple": [1, [2, 3]], "many": str(torch.tensor([1.0, 2.0])),
-                     "5": "key"}
+    assert clean == {
+        "nan": None,
+        "inf": None,
+        "np": 0.5,
+        "i": 3,
+        "t": 2.0,
+        "path": "/tmp/x",
+        "when": "2026-01-02T03:04:05",
+        "tuple": [1, [2, 3]],
+        "many": str(torch.tensor([1.0, 2.0])),
+        "5": "key",
+    }
     json.loads(json.dumps(clean, allow_nan=False))  # strict JSON
 
 
@@ -66,10 +85,14 @@ def test_pareto_front_is_optunas_and_matches_a_front_by_hand():
 
     from study.report import pareto_front
 
-    df = pd.DataFrame({"rmse": [1.0, 2.0, 2.0, 1.0, 3.0, None, 0.5, "x", 2.0],
-                       "fooled": [0.1, 0.4, 0.4, 0.1, 0.5, 0.9, 0.0, 0.9, 0.3],
-                       "ms": [5, 5, 5, 5, 1, 1, 9, 1, 4]},
-                      index=[f"t{i}" for i in range(9)])
+    df = pd.DataFrame(
+        {
+            "rmse": [1.0, 2.0, 2.0, 1.0, 3.0, None, 0.5, "x", 2.0],
+            "fooled": [0.1, 0.4, 0.4, 0.1, 0.5, 0.9, 0.0, 0.9, 0.3],
+            "ms": [5, 5, 5, 5, 1, 1, 9, 1, 4],
+        },
+        index=[f"t{i}" for i in range(9)],
+    )
     # rmse min, fooled max, ms min. By hand: t0 = t3 (equal rows, both kept: neither is strictly
     # better); t1 = t2 (kept: more fooling than t0 for more rmse); t4 best on fooled and ms; t6 best
     # on rmse; t8 fools less than t1 at the same rmse but is faster (4 ms against 5): kept;

@@ -48,7 +48,7 @@ def test_startup_line_masks_the_password(tmp_path, capsys, monkeypatch, no_exec)
     with pytest.raises(SystemExit):
         main(["dashboard", "--db", f"sqlite:///{db}", "--port", "8599"])
     assert f"dashboard: http://127.0.0.1:8599  (database: sqlite:///{db})" in capsys.readouterr().out
-    (cmd, env), = no_exec
+    ((cmd, env),) = no_exec
     assert env["VIDCOLOR_DB"] == f"sqlite:///{db}" and cmd[-1] == "viewer"
 
     class Opened:  # what Store gives for a PostgreSQL URL (no server needed to check the printed line)
@@ -62,7 +62,8 @@ def test_startup_line_masks_the_password(tmp_path, capsys, monkeypatch, no_exec)
 
     monkeypatch.setattr("study.store.Store", Opened)
     with pytest.raises(SystemExit):
-        serve.main(type("Args", (), {"db": "postgresql://vc:s3cret@db.example/results", "port": 8599,
-                                     "host": "127.0.0.1"})())
+        serve.main(
+            type("Args", (), {"db": "postgresql://vc:s3cret@db.example/results", "port": 8599, "host": "127.0.0.1"})()
+        )
     out = capsys.readouterr()
     assert "s3cret" not in out.out + out.err and "(database: postgresql+psycopg://vc:***@db.example/results)" in out.out

@@ -79,7 +79,8 @@ class Change:
         if self.start == self.end:
             return f"schema revision {self.end}{found}, now recorded"
         return f"upgraded from schema revision {self.start}{found} to {self.end}" + "".join(
-            f"; {step}" for step in self.steps)
+            f"; {step}" for step in self.steps
+        )
 
 
 def config(connection: Connection | None = None) -> Config:
@@ -117,8 +118,10 @@ def detect_revision(conn: Connection) -> str | None:
         return None
     missing = [t for t in FIRST_TABLES if t not in ours]
     if missing:
-        raise SchemaError(f"it holds vidcolor tables ({', '.join(sorted(ours))}) but not {', '.join(missing)}, "
-                          "so no version of vidcolor made it")
+        raise SchemaError(
+            f"it holds vidcolor tables ({', '.join(sorted(ours))}) but not {', '.join(missing)}, "
+            "so no version of vidcolor made it"
+        )
     for revision, tbl, col in PRE_REVISION_MARKS:
         if tbl in ours and (col is None or col in {c["name"] for c in insp.get_columns(tbl)}):
             return revision
@@ -153,8 +156,10 @@ def bring_to_head(conn: Connection, metadata: MetaData, start: str | None, detec
         return Change(None, end, False, ())
     known = {r.revision for r in scripts().walk_revisions()}
     if start not in known:
-        raise SchemaError(f"it is at schema revision {start!r}, which this version of vidcolor does not know "
-                          f"(its newest is {end!r}): a newer version made it; upgrade vidcolor")
+        raise SchemaError(
+            f"it is at schema revision {start!r}, which this version of vidcolor does not know "
+            f"(its newest is {end!r}): a newer version made it; upgrade vidcolor"
+        )
     if detected:
         command.stamp(cfg, start)  # the revision its tables show, then on from there
     if start != end:

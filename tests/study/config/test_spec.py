@@ -47,7 +47,7 @@ def test_every_shipped_config_loads():
         space = spec.param_space()
         assert set(space) == {p.name for p in spec.search}
         for param in spec.search:  # both ends of every range make a valid trial config
-            for value in (param.choices or (param.low, param.high)):
+            for value in param.choices or (param.low, param.high):
                 exp, tr = spec.trial_configs({param.name: value})
                 assert getattr(exp if hasattr(exp, param.name) else tr, param.name) == value
 
@@ -69,7 +69,11 @@ def test_paper_is_the_seed_setting():
 
 
 def test_search_param_domains(tmp_path):
-    spec = load_spec(write(tmp_path, BASE + """
+    spec = load_spec(
+        write(
+            tmp_path,
+            BASE
+            + """
         [search.grid]
         type = "choice"
         choices = [10, 20]
@@ -77,7 +81,9 @@ def test_search_param_domains(tmp_path):
         type = "int"
         low = 1
         high = 4
-    """))
+    """,
+        )
+    )
     space = spec.param_space()
     assert space["grid"].categories == [10, 20]
     assert (space["seq_len"].lower, space["seq_len"].upper) == (1, 4)  # qrandint includes 4
@@ -86,35 +92,38 @@ def test_search_param_domains(tmp_path):
     assert (experiment.grid, experiment.seq_len, train.lr) == (20, 3, 5e-3)
 
 
-@pytest.mark.parametrize("text, field, words", [
-    ('name = "s"\npreset = "exp9"', "preset", "exp1"),
-    ('preset = "exp2"', "name", "required"),
-    ('name = "a b"\npreset = "exp2"', "name", "spaces"),
-    (BASE + "bogus = 1", "bogus", "unknown key"),
-    (BASE.replace("num_trials = 4", "num_trials = 0"), "num_trials", ">= 1"),
-    (BASE.replace("num_trials = 4", 'num_trials = "4"'), "num_trials", "integer"),
-    (BASE + "[fixed.more]\n", "fixed", ""),
-    (BASE.replace('size = "tiny"', 'colour = "red"'), "fixed.colour", "unknown setting"),
-    (BASE.replace('size = "tiny"', 'size = "huge"'), "size", "tiny"),
-    (BASE.replace('size = "tiny"', "weight_decay = -1.0"), "weight_decay", ">= 0"),
-    (BASE.replace("low = 1e-4", "low = 1e-1"), "search.lr.low", "< high"),
-    (BASE.replace("low = 1e-4", "low = 0.0"), "search.lr.low", "log"),
-    (BASE.replace('type = "float"', 'type = "complex"'), "search.lr.type", "float, int, choice"),
-    (BASE + '[search.epochs]\ntype = "int"\nlow = 1\nhigh = 5\n', "search.epochs", "also in [fixed]"),
-    (BASE + '[search.wings]\ntype = "int"\nlow = 1\nhigh = 5\n', "search.wings", "unknown setting"),
-    (BASE + '[search.grid]\ntype = "choice"\nchoices = []\n', "search.grid.choices", "empty"),
-    (BASE + '[search.grid]\ntype = "choice"\nchoices = [10, 999]\n', "search.grid.choices[1]", "999"),
-    (BASE + '[objective]\nmetric = "val_rmse_rgb"\nmode = "up"\n', "objective.mode", "min"),
-    (BASE + '[sampler]\nkind = "grid"\n', "sampler.kind", "tpe"),
-    (BASE + "[asha]\nreduction_factor = 1\n", "asha.reduction_factor", "> 1"),
-    (BASE + "[asha]\ngrace_period = 5\n", "asha.grace_period", "<= max_t"),
-    (BASE + "[asha]\nmax_t = 9\n", "asha.max_t", "<= epochs"),
-    (BASE + "[resources]\nworkers = 0\n", "resources.workers", ">= 1"),
-    (BASE + "[resources]\ncpus_per_worker = 0\n", "resources.cpus_per_worker", "> 0"),
-    ("points_to_evaluate = [{lr = 1.0}]\n" + BASE, "points_to_evaluate[0].lr", "outside"),
-    ("points_to_evaluate = [{lr = \"fast\"}]\n" + BASE, "points_to_evaluate[0].lr", "outside"),
-    ("points_to_evaluate = [{grid = 10}]\n" + BASE, "points_to_evaluate[0]", "exactly"),
-])
+@pytest.mark.parametrize(
+    "text, field, words",
+    [
+        ('name = "s"\npreset = "exp9"', "preset", "exp1"),
+        ('preset = "exp2"', "name", "required"),
+        ('name = "a b"\npreset = "exp2"', "name", "spaces"),
+        (BASE + "bogus = 1", "bogus", "unknown key"),
+        (BASE.replace("num_trials = 4", "num_trials = 0"), "num_trials", ">= 1"),
+        (BASE.replace("num_trials = 4", 'num_trials = "4"'), "num_trials", "integer"),
+        (BASE + "[fixed.more]\n", "fixed", ""),
+        (BASE.replace('size = "tiny"', 'colour = "red"'), "fixed.colour", "unknown setting"),
+        (BASE.replace('size = "tiny"', 'size = "huge"'), "size", "tiny"),
+        (BASE.replace('size = "tiny"', "weight_decay = -1.0"), "weight_decay", ">= 0"),
+        (BASE.replace("low = 1e-4", "low = 1e-1"), "search.lr.low", "< high"),
+        (BASE.replace("low = 1e-4", "low = 0.0"), "search.lr.low", "log"),
+        (BASE.replace('type = "float"', 'type = "complex"'), "search.lr.type", "float, int, choice"),
+        (BASE + '[search.epochs]\ntype = "int"\nlow = 1\nhigh = 5\n', "search.epochs", "also in [fixed]"),
+        (BASE + '[search.wings]\ntype = "int"\nlow = 1\nhigh = 5\n', "search.wings", "unknown setting"),
+        (BASE + '[search.grid]\ntype = "choice"\nchoices = []\n', "search.grid.choices", "empty"),
+        (BASE + '[search.grid]\ntype = "choice"\nchoices = [10, 999]\n', "search.grid.choices[1]", "999"),
+        (BASE + '[objective]\nmetric = "val_rmse_rgb"\nmode = "up"\n', "objective.mode", "min"),
+        (BASE + '[sampler]\nkind = "grid"\n', "sampler.kind", "tpe"),
+        (BASE + "[asha]\nreduction_factor = 1\n", "asha.reduction_factor", "> 1"),
+        (BASE + "[asha]\ngrace_period = 5\n", "asha.grace_period", "<= max_t"),
+        (BASE + "[asha]\nmax_t = 9\n", "asha.max_t", "<= epochs"),
+        (BASE + "[resources]\nworkers = 0\n", "resources.workers", ">= 1"),
+        (BASE + "[resources]\ncpus_per_worker = 0\n", "resources.cpus_per_worker", "> 0"),
+        ("points_to_evaluate = [{lr = 1.0}]\n" + BASE, "points_to_evaluate[0].lr", "outside"),
+        ('points_to_evaluate = [{lr = "fast"}]\n' + BASE, "points_to_evaluate[0].lr", "outside"),
+        ("points_to_evaluate = [{grid = 10}]\n" + BASE, "points_to_evaluate[0]", "exactly"),
+    ],
+)
 def test_validation_errors_name_file_and_field(tmp_path, text, field, words):
     path = write(tmp_path, text)
     with pytest.raises(VidcolorError) as err:
@@ -158,14 +167,31 @@ def test_objective_metric_must_be_one_the_loop_reports(tmp_path):
     # counted by hand: 12 validation metrics (val_rmse_rgb ... val_temporal_error, val_ssim, val_cdc,
     # val_warp_error, val_rmse_ratio) + 9 of the loop (val_gray_rmse_rgb among them)
     assert len(METRICS) == 12 and len(known) == 21 and list(known) == sorted(known)
-    assert {"val_rmse_rgb", "val_psnr", "val_temporal_error", "val_ssim", "val_cdc", "val_warp_error",
-            "val_rmse_ratio", "val_gray_rmse_rgb", "train_loss", "l_cl", "l_seq", "val_frames",
-            "train_s", "epoch_s", "lr", "world_size"} <= set(known)
+    assert {
+        "val_rmse_rgb",
+        "val_psnr",
+        "val_temporal_error",
+        "val_ssim",
+        "val_cdc",
+        "val_warp_error",
+        "val_rmse_ratio",
+        "val_gray_rmse_rgb",
+        "train_loss",
+        "l_cl",
+        "l_seq",
+        "val_frames",
+        "train_s",
+        "epoch_s",
+        "lr",
+        "world_size",
+    } <= set(known)
     path = write(tmp_path, BASE + '[objective]\nmetric = "val_rmse"\nmode = "min"\n')
     with pytest.raises(VidcolorError) as err:
         load_spec(path)
-    assert str(err.value) == (f"{path}: field objective.metric: 'val_rmse' is not reported by the training loop "
-                              f"(it reports: {', '.join(known)})")
+    assert str(err.value) == (
+        f"{path}: field objective.metric: 'val_rmse' is not reported by the training loop "
+        f"(it reports: {', '.join(known)})"
+    )
     for metric in ("train_loss", "val_psnr", "l_seq"):  # every reported one is accepted
         assert load_spec(write(tmp_path, BASE + f'[objective]\nmetric = "{metric}"\n')).objective.metric == metric
 
@@ -177,35 +203,47 @@ def test_error_message_in_full(tmp_path):
     assert str(err.value) == f"{path}: field search.lam.low: must be < high (low=1.0, high=0.2)"
 
 
-@pytest.mark.parametrize("text, message", [
-    ('source = "x"', "field source: unknown key"),
-    ('[search.lam]\nname = "x"\ntype = "float"\nlow = 0.1\nhigh = 0.5', "field search.lam.name: unknown key"),
-    ('[search.seq_len]\ntype = "int"\nlow = 1.5\nhigh = 3', "field search.seq_len.low: must be an integer, got 1.5"),
-    ('[search.lam]\ntype = "float"\nlow = true\nhigh = 0.5', "field search.lam.low: must be a number, got True"),
-    ('[search.lam]\ntype = "float"\nhigh = 0.5', "field search.lam.low: is required"),
-    ('[search.lam]\ntype = "choice"\nchoices = [0.1, 0.2]\nlow = 3',
-     "field search.lam.low: unknown key (allowed: choices, type)"),
-    ('[search.grid]\ntype = "choice"\nchoices = [10, 10]', "field search.grid.choices: has duplicates"),
-    ('[search.seq_len]\ntype = "int"\nlow = 1\nhigh = 4\nlog = true\nstep = 2',
-     "field search.seq_len.step: cannot be combined with log"),
-    ("search = 3", "field search: must be a table of searched settings, got 3"),
-    ("[search]\nlam = 3", "field search.lam: must be a table, got 3"),
-    ("objective = 3", "field objective: must be a table, got 3"),
-    ("points_to_evaluate = [1]", "field points_to_evaluate[0]: must be a table, got 1"),
-    ('[fixed]\nmetric = "x"', "field fixed.metric: comes from [objective], not [fixed]"),
-    ('[fixed]\nensemble = ["exp1"]', "field fixed.ensemble: needs at least two members (or none), got ['exp1']"),
-    ("[fixed]\ngrid = 10.5", "field fixed.grid: must be an integer, got 10.5"),
-    ('[fixed]\ngrid = "ten"', "field fixed.grid: must be an integer, got 'ten'"),  # text is parsed as --set's
-    ("[fixed]\nlam = 2", "field fixed.lam: must be in [0, 1], got 2"),
-    ('[search.grid]\ntype = "choice"\nchoices = [10, 999]',
-     "field search.grid.choices[1]: must be in [2, 64], got 999"),
-    ('[search.lam]\ntype = "float"\nlow = 0.5\nhigh = 1.5', "field search.lam.high: must be in [0, 1], got 1.5"),
-    ("[fixed]\nlr = true", "field fixed.lr: must be a number, got True"),
-    ('[objective]\nmetric = ""', "field objective.metric: must not be empty"),
-    ("[sampler]\nn_startup_trials = -1", "field sampler.n_startup_trials: must be >= 0, got -1"),
-    ("[resources]\ngpus_per_worker = -1", "field resources.gpus_per_worker: must be >= 0, got -1"),
-    ("[asha]\nenabled = 1", "field asha.enabled: must be true or false, got 1"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('source = "x"', "field source: unknown key"),
+        ('[search.lam]\nname = "x"\ntype = "float"\nlow = 0.1\nhigh = 0.5', "field search.lam.name: unknown key"),
+        (
+            '[search.seq_len]\ntype = "int"\nlow = 1.5\nhigh = 3',
+            "field search.seq_len.low: must be an integer, got 1.5",
+        ),
+        ('[search.lam]\ntype = "float"\nlow = true\nhigh = 0.5', "field search.lam.low: must be a number, got True"),
+        ('[search.lam]\ntype = "float"\nhigh = 0.5', "field search.lam.low: is required"),
+        (
+            '[search.lam]\ntype = "choice"\nchoices = [0.1, 0.2]\nlow = 3',
+            "field search.lam.low: unknown key (allowed: choices, type)",
+        ),
+        ('[search.grid]\ntype = "choice"\nchoices = [10, 10]', "field search.grid.choices: has duplicates"),
+        (
+            '[search.seq_len]\ntype = "int"\nlow = 1\nhigh = 4\nlog = true\nstep = 2',
+            "field search.seq_len.step: cannot be combined with log",
+        ),
+        ("search = 3", "field search: must be a table of searched settings, got 3"),
+        ("[search]\nlam = 3", "field search.lam: must be a table, got 3"),
+        ("objective = 3", "field objective: must be a table, got 3"),
+        ("points_to_evaluate = [1]", "field points_to_evaluate[0]: must be a table, got 1"),
+        ('[fixed]\nmetric = "x"', "field fixed.metric: comes from [objective], not [fixed]"),
+        ('[fixed]\nensemble = ["exp1"]', "field fixed.ensemble: needs at least two members (or none), got ['exp1']"),
+        ("[fixed]\ngrid = 10.5", "field fixed.grid: must be an integer, got 10.5"),
+        ('[fixed]\ngrid = "ten"', "field fixed.grid: must be an integer, got 'ten'"),  # text is parsed as --set's
+        ("[fixed]\nlam = 2", "field fixed.lam: must be in [0, 1], got 2"),
+        (
+            '[search.grid]\ntype = "choice"\nchoices = [10, 999]',
+            "field search.grid.choices[1]: must be in [2, 64], got 999",
+        ),
+        ('[search.lam]\ntype = "float"\nlow = 0.5\nhigh = 1.5', "field search.lam.high: must be in [0, 1], got 1.5"),
+        ("[fixed]\nlr = true", "field fixed.lr: must be a number, got True"),
+        ('[objective]\nmetric = ""', "field objective.metric: must not be empty"),
+        ("[sampler]\nn_startup_trials = -1", "field sampler.n_startup_trials: must be >= 0, got -1"),
+        ("[resources]\ngpus_per_worker = -1", "field resources.gpus_per_worker: must be >= 0, got -1"),
+        ("[asha]\nenabled = 1", "field asha.enabled: must be true or false, got 1"),
+    ],
+)
 def test_more_errors_name_the_field_path(tmp_path, text, message):
     path = write(tmp_path, 'name = "s"\npreset = "exp2"\n' + text + "\n")
     with pytest.raises(VidcolorError) as err:
@@ -214,8 +252,13 @@ def test_more_errors_name_the_field_path(tmp_path, text, message):
 
 
 def test_float_ranges_keep_float_bounds_and_int_ranges_int(tmp_path):
-    spec = load_spec(write(tmp_path, 'name = "s"\npreset = "exp2"\n[search.lam]\ntype = "float"\nlow = 0\nhigh = 1\n'
-                                     '[search.seq_len]\ntype = "int"\nlow = 1\nhigh = 4\n'))
+    spec = load_spec(
+        write(
+            tmp_path,
+            'name = "s"\npreset = "exp2"\n[search.lam]\ntype = "float"\nlow = 0\nhigh = 1\n'
+            '[search.seq_len]\ntype = "int"\nlow = 1\nhigh = 4\n',
+        )
+    )
     lam, seq_len = spec.search
     assert (lam.name, type(lam.low), type(lam.high)) == ("lam", float, float)
     assert (seq_len.low, seq_len.high) == (1, 4) and type(seq_len.low) is int
@@ -225,8 +268,9 @@ def test_float_ranges_keep_float_bounds_and_int_ranges_int(tmp_path):
 def test_to_record_holds_every_field():
     from study.config.spec import SearchParam
 
-    spec = load_spec("demo").replace(points_to_evaluate=({"lam": 0.5, "grid": 10, "seq_len": 2, "lr": 1e-3,
-                                                          "temperature": 0.38},))
+    spec = load_spec("demo").replace(
+        points_to_evaluate=({"lam": 0.5, "grid": 10, "seq_len": 2, "lr": 1e-3, "temperature": 0.38},)
+    )
     record = spec.to_record()
     assert list(record) == list(StudySpec.model_fields)  # a field added later is recorded too
     for table in ("objective", "sampler", "asha", "resources"):
@@ -256,38 +300,89 @@ def test_fixed_text_is_parsed_like_set_and_cross_field_errors_name_the_table():
     assert experiment.pretrained is None and train.epochs == 3
     with pytest.raises(VidcolorError) as err:
         parse_spec({"name": "x", "preset": "exp3", "fixed": {"name": "exp1"}}, source="s.toml")
-    assert str(err.value) == ("s.toml: field fixed: ensemble: must not contain the config's own name 'exp1', "
-                              "got ('exp1', 'exp2')")
+    assert str(err.value) == (
+        "s.toml: field fixed: ensemble: must not contain the config's own name 'exp1', got ('exp1', 'exp2')"
+    )
 
 
 # demo.toml's to_record() as the results store kept it (vc_studies.spec) before the config models
 # were unified (pinned: a stored spec must keep validating into the same StudySpec)
 STORED_DEMO = {
-    "name": "demo", "preset": "exp5", "shards": "demo_run/shards",
-    "fixed": {"size": "tiny", "transfer": False, "epochs": 4, "steps_per_epoch": 30, "batch_size": 8, "val_batches": 2,
-              "val_batch_size": 4},
-    "search": [{"name": "lam", "type": "float", "low": 0.2, "high": 1.0, "log": False, "step": None, "choices": []},
-               {"name": "grid", "type": "choice", "low": None, "high": None, "log": False, "step": None,
-                "choices": [10, 20]},
-               {"name": "seq_len", "type": "int", "low": 1, "high": 4, "log": False, "step": None, "choices": []},
-               {"name": "lr", "type": "float", "low": 0.0003, "high": 0.01, "log": True, "step": None, "choices": []},
-               {"name": "temperature", "type": "float", "low": 0.2, "high": 0.8, "log": False, "step": None,
-                "choices": []}],
+    "name": "demo",
+    "preset": "exp5",
+    "shards": "demo_run/shards",
+    "fixed": {
+        "size": "tiny",
+        "transfer": False,
+        "epochs": 4,
+        "steps_per_epoch": 30,
+        "batch_size": 8,
+        "val_batches": 2,
+        "val_batch_size": 4,
+    },
+    "search": [
+        {"name": "lam", "type": "float", "low": 0.2, "high": 1.0, "log": False, "step": None, "choices": []},
+        {"name": "grid", "type": "choice", "low": None, "high": None, "log": False, "step": None, "choices": [10, 20]},
+        {"name": "seq_len", "type": "int", "low": 1, "high": 4, "log": False, "step": None, "choices": []},
+        {"name": "lr", "type": "float", "low": 0.0003, "high": 0.01, "log": True, "step": None, "choices": []},
+        {"name": "temperature", "type": "float", "low": 0.2, "high": 0.8, "log": False, "step": None, "choices": []},
+    ],
     "objective": {"metric": "val_rmse_rgb", "mode": "min"},
     "sampler": {"kind": "tpe", "seed": 0, "n_startup_trials": 3},
-    "human": None, "asha": {"enabled": True, "grace_period": 1, "reduction_factor": 2.0, "max_t": 0}, "num_trials": 6,
-    "max_concurrent": 1, "resources": {"workers": 1, "cpus_per_worker": 1.0, "gpus_per_worker": 0.0},
-    "max_failures": 1, "media_clips": 2, "points_to_evaluate": [], "source": "study/configs/demo.toml"}
+    "human": None,
+    "asha": {"enabled": True, "grace_period": 1, "reduction_factor": 2.0, "max_t": 0},
+    "num_trials": 6,
+    "max_concurrent": 1,
+    "resources": {"workers": 1, "cpus_per_worker": 1.0, "gpus_per_worker": 0.0},
+    "max_failures": 1,
+    "media_clips": 2,
+    "points_to_evaluate": [],
+    "source": "study/configs/demo.toml",
+}
 # a trial's config in the results store (vc_trials.config, written by study.tune.callbacks) before then
 STORED_TRIAL = {
-    "experiment": {"name": "exp5", "size": "tiny", "grid": 20, "rebalance": True, "gamma": 0.5, "temporal": "convlstm",
-                   "seq_len": 3, "lam": 0.45, "soft_k": 5, "soft_sigma": 5.0, "temperature": 0.5, "pretrained": None,
-                   "ensemble": [], "transfer": False},
-    "train": {"lr": 0.002, "schedule": "cosine", "warmup": 0.05, "min_lr_ratio": 0.05, "weight_decay": 0.0, "epochs": 4,
-              "steps_per_epoch": 30, "batch_size": 8, "val_batches": 2, "val_batch_size": 4, "val_split": "val",
-              "grad_clip": 0.0, "ema": 0.995, "amp": True, "seed": 0, "loader_workers": 0, "shuffle_buffer": 64,
-              "flip": True, "crop_scale": 0.7, "train_size": 0, "metric": "val_rmse_rgb", "mode": "min"},
-    "shards": "demo_run/shards"}
+    "experiment": {
+        "name": "exp5",
+        "size": "tiny",
+        "grid": 20,
+        "rebalance": True,
+        "gamma": 0.5,
+        "temporal": "convlstm",
+        "seq_len": 3,
+        "lam": 0.45,
+        "soft_k": 5,
+        "soft_sigma": 5.0,
+        "temperature": 0.5,
+        "pretrained": None,
+        "ensemble": [],
+        "transfer": False,
+    },
+    "train": {
+        "lr": 0.002,
+        "schedule": "cosine",
+        "warmup": 0.05,
+        "min_lr_ratio": 0.05,
+        "weight_decay": 0.0,
+        "epochs": 4,
+        "steps_per_epoch": 30,
+        "batch_size": 8,
+        "val_batches": 2,
+        "val_batch_size": 4,
+        "val_split": "val",
+        "grad_clip": 0.0,
+        "ema": 0.995,
+        "amp": True,
+        "seed": 0,
+        "loader_workers": 0,
+        "shuffle_buffer": 64,
+        "flip": True,
+        "crop_scale": 0.7,
+        "train_size": 0,
+        "metric": "val_rmse_rgb",
+        "mode": "min",
+    },
+    "shards": "demo_run/shards",
+}
 
 
 def test_stored_specs_and_trial_configs_still_load():

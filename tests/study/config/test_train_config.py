@@ -30,29 +30,32 @@ def test_train_config_round_trip_and_checks():
         TrainConfig.from_dict({"epochs": 1, "wings": 2}, "run.json", ("train",))
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"epochs": 0}, "field epochs: must be > 0, got 0"),
-    ({"epochs": 2.5}, "field epochs: must be an integer, got 2.5"),
-    ({"lr": -1e-3}, "field lr: must be > 0, got -0.001"),
-    ({"lr": math.inf}, "field lr: must be finite, got inf"),
-    ({"lr": math.nan}, "field lr: must be finite, got nan"),
-    ({"weight_decay": -0.5}, "field weight_decay: must be >= 0, got -0.5"),
-    ({"grad_clip": math.inf}, "field grad_clip: must be finite, got inf"),
-    ({"val_batches": -1}, "field val_batches: must be >= 0, got -1"),
-    ({"mode": "up"}, "field mode: must be one of min, max, got 'up'"),
-    ({"metric": ""}, "field metric: must not be empty, got ''"),
-    ({"val_split": ""}, "field val_split: must not be empty, got ''"),
-    ({"amp": 1}, "field amp: must be true or false, got 1"),
-    ({"epochs": True}, "field epochs: must be an integer, got True"),
-    ({"val_split": 3}, "field val_split: must be a string, got 3"),
-    ({"schedule": "step"}, "field schedule: must be one of constant, cosine, got 'step'"),
-    ({"warmup": 1.0}, "field warmup: must be in [0, 1), got 1.0"),
-    ({"ema": 1.0}, "field ema: must be in [0, 1), got 1.0"),
-    ({"ema": math.nan}, "field ema: must be in [0, 1), got nan"),
-    ({"min_lr_ratio": 2.0}, "field min_lr_ratio: must be in [0, 1], got 2.0"),
-    ({"crop_scale": 0.0}, "field crop_scale: must be in (0, 1], got 0.0"),
-    ({"train_size": 4}, "field train_size: must be 0 (the shard set's size) or in [8, 4096], got 4"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 0}, "field epochs: must be > 0, got 0"),
+        ({"epochs": 2.5}, "field epochs: must be an integer, got 2.5"),
+        ({"lr": -1e-3}, "field lr: must be > 0, got -0.001"),
+        ({"lr": math.inf}, "field lr: must be finite, got inf"),
+        ({"lr": math.nan}, "field lr: must be finite, got nan"),
+        ({"weight_decay": -0.5}, "field weight_decay: must be >= 0, got -0.5"),
+        ({"grad_clip": math.inf}, "field grad_clip: must be finite, got inf"),
+        ({"val_batches": -1}, "field val_batches: must be >= 0, got -1"),
+        ({"mode": "up"}, "field mode: must be one of min, max, got 'up'"),
+        ({"metric": ""}, "field metric: must not be empty, got ''"),
+        ({"val_split": ""}, "field val_split: must not be empty, got ''"),
+        ({"amp": 1}, "field amp: must be true or false, got 1"),
+        ({"epochs": True}, "field epochs: must be an integer, got True"),
+        ({"val_split": 3}, "field val_split: must be a string, got 3"),
+        ({"schedule": "step"}, "field schedule: must be one of constant, cosine, got 'step'"),
+        ({"warmup": 1.0}, "field warmup: must be in [0, 1), got 1.0"),
+        ({"ema": 1.0}, "field ema: must be in [0, 1), got 1.0"),
+        ({"ema": math.nan}, "field ema: must be in [0, 1), got nan"),
+        ({"min_lr_ratio": 2.0}, "field min_lr_ratio: must be in [0, 1], got 2.0"),
+        ({"crop_scale": 0.0}, "field crop_scale: must be in (0, 1], got 0.0"),
+        ({"train_size": 4}, "field train_size: must be 0 (the shard set's size) or in [8, 4096], got 4"),
+    ],
+)
 def test_each_check_names_the_field_what_is_allowed_and_the_value(changes, message):
     with pytest.raises(VidcolorError) as err:
         TrainConfig(**changes)
@@ -79,9 +82,14 @@ def test_every_field_has_a_docstring():
     """Each field is followed by its docstring in the class body."""
     tree = ast.parse(inspect.getsource(train_module))
     body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig").body
-    documented = {stmt.target.id for stmt, nxt in zip(body, body[1:])
-                  if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr)
-                  and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)}
+    documented = {
+        stmt.target.id
+        for stmt, nxt in zip(body, body[1:])
+        if isinstance(stmt, ast.AnnAssign)
+        and isinstance(nxt, ast.Expr)
+        and isinstance(nxt.value, ast.Constant)
+        and isinstance(nxt.value.value, str)
+    }
     assert documented == set(TrainConfig.model_fields)
     assert all(info.description for info in TrainConfig.model_fields.values())  # pydantic reads them too
 
@@ -109,13 +117,47 @@ def test_learning_rate_schedule_by_hand():
 # TrainConfig.to_dict() as the TypedConfig dataclass wrote it (the results store's trial config, the
 # training loop's config, a checkpoint's extra["train"]) before configs became pydantic models, and
 # an older one from before the schedule, augmentation and weight-average fields (pinned: both must load)
-WRITTEN = {"lr": 0.003, "schedule": "cosine", "warmup": 0.05, "min_lr_ratio": 0.05, "weight_decay": 0.0, "epochs": 2,
-           "steps_per_epoch": 20, "batch_size": 8, "val_batches": 0, "val_batch_size": 8, "val_split": "val",
-           "grad_clip": 0.0, "ema": 0.995, "amp": True, "seed": 0, "loader_workers": 0, "shuffle_buffer": 64,
-           "flip": True, "crop_scale": 0.7, "train_size": 0, "metric": "val_rmse_ratio", "mode": "min"}
-WRITTEN_OLDER = {"lr": 0.001, "weight_decay": 0.0, "epochs": 3, "steps_per_epoch": 30, "batch_size": 8,
-                 "val_batches": 2, "val_batch_size": 4, "val_split": "val", "grad_clip": 0.0, "amp": True, "seed": 0,
-                 "loader_workers": 0, "shuffle_buffer": 64, "metric": "val_rmse_rgb", "mode": "min"}
+WRITTEN = {
+    "lr": 0.003,
+    "schedule": "cosine",
+    "warmup": 0.05,
+    "min_lr_ratio": 0.05,
+    "weight_decay": 0.0,
+    "epochs": 2,
+    "steps_per_epoch": 20,
+    "batch_size": 8,
+    "val_batches": 0,
+    "val_batch_size": 8,
+    "val_split": "val",
+    "grad_clip": 0.0,
+    "ema": 0.995,
+    "amp": True,
+    "seed": 0,
+    "loader_workers": 0,
+    "shuffle_buffer": 64,
+    "flip": True,
+    "crop_scale": 0.7,
+    "train_size": 0,
+    "metric": "val_rmse_ratio",
+    "mode": "min",
+}
+WRITTEN_OLDER = {
+    "lr": 0.001,
+    "weight_decay": 0.0,
+    "epochs": 3,
+    "steps_per_epoch": 30,
+    "batch_size": 8,
+    "val_batches": 2,
+    "val_batch_size": 4,
+    "val_split": "val",
+    "grad_clip": 0.0,
+    "amp": True,
+    "seed": 0,
+    "loader_workers": 0,
+    "shuffle_buffer": 64,
+    "metric": "val_rmse_rgb",
+    "mode": "min",
+}
 
 
 def test_configs_written_before_still_load():

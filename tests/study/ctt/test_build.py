@@ -43,10 +43,12 @@ def test_build_options_are_checked_on_construction():
     opts = build.BuildOptions(trial_ids=["t_1", "t_2"])
     assert opts.trial_ids == ("t_1", "t_2") and opts.real_is_color  # a list becomes a tuple
     assert not build.BuildOptions(split="legacy").real_is_color
-    for bad, message in [({"split": "train"}, "--split must be test or legacy, got 'train'"),
-                         ({"medium": "gif"}, r"--medium must be one of \('clip', 'frame'\), got 'gif'"),
-                         ({"attention_rate": 1.0}, r"--attention-rate must be in \[0, 1\), got 1.0"),
-                         ({"clips": 0}, "--clips must be at least 1, got 0")]:
+    for bad, message in [
+        ({"split": "train"}, "--split must be test or legacy, got 'train'"),
+        ({"medium": "gif"}, r"--medium must be one of \('clip', 'frame'\), got 'gif'"),
+        ({"attention_rate": 1.0}, r"--attention-rate must be in \[0, 1\), got 1.0"),
+        ({"clips": 0}, "--clips must be at least 1, got 0"),
+    ]:
         with pytest.raises(VidcolorError, match=message):
             build.BuildOptions(**bad)
 
@@ -66,8 +68,27 @@ def test_medium_flag_and_its_hidden_old_name(capsys):
 
 def test_old_flag_builds_the_same_items(fx, tmp_path, capsys):
     info = fx.build(tmp_path / "db", with_items=False)
-    assert cli(["ctt", "build", "--db", info["url"], "--kind", "frame", "--top", "1", "--clips", "1",
-                "--attention-rate", "0", "--out", str(tmp_path / "m")]) == 0
+    assert (
+        cli(
+            [
+                "ctt",
+                "build",
+                "--db",
+                info["url"],
+                "--kind",
+                "frame",
+                "--top",
+                "1",
+                "--clips",
+                "1",
+                "--attention-rate",
+                "0",
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
     assert "study fixture: 1 CTT frame items" in capsys.readouterr().out
     assert list(info["store"].ctt_items("fixture")["medium"]) == ["frame"]
 
@@ -76,12 +97,26 @@ def test_media_folder_is_checked_first_and_only_gains_files(fx, tmp_path, capsys
     """`--out` naming a file (the FileExistsError traceback of old) or under one: an error naming the
     flag and path, before any item is made; an existing media folder keeps what it holds."""
     info = fx.build(tmp_path / "db", with_items=False)
-    base = ["ctt", "build", "--db", info["url"], "--medium", "frame", "--top", "1", "--clips", "1",
-            "--attention-rate", "0"]
+    base = [
+        "ctt",
+        "build",
+        "--db",
+        info["url"],
+        "--medium",
+        "frame",
+        "--top",
+        "1",
+        "--clips",
+        "1",
+        "--attention-rate",
+        "0",
+    ]
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"mine")
-    for out, message in ((notes, f"{notes}: exists and is a file, not a folder"),
-                         (notes / "m", f"{notes / 'm'}: {notes} is a file, not a folder")):
+    for out, message in (
+        (notes, f"{notes}: exists and is a file, not a folder"),
+        (notes / "m", f"{notes / 'm'}: {notes} is a file, not a folder"),
+    ):
         assert cli([*base, "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert f"error: --out {message}" in err and "Traceback" not in err
@@ -153,7 +188,7 @@ def test_built_items_hide_side_and_trial(fixture_study):
     a, b = by_clip.iloc[0][:2]
     assert md5(a) != md5(b)
     diff = frames(a).astype(float) - frames(b)
-    assert 10 * np.log10(255 ** 2 / (diff ** 2).mean()) > 34  # PSNR between the copies: dither + re-encoding
+    assert 10 * np.log10(255**2 / (diff**2).mean()) > 34  # PSNR between the copies: dither + re-encoding
     # the fake of a regular item is the trial's prediction: same shape, close to the real clip
     row = regular.iloc[0]
     real, fake = frames(row["real_path"]), frames(row["fake_path"])
@@ -166,8 +201,27 @@ def test_built_items_hide_side_and_trial(fixture_study):
 def test_frame_items_are_png_stills(fx, tmp_path, capsys):
     info = fx.build(tmp_path / "db", with_items=False)
     store = info["store"]
-    assert cli(["ctt", "build", "--db", info["url"], "--medium", "frame", "--top", "2", "--clips", "2",
-                "--attention-rate", "0.2", "--out", str(tmp_path / "m")]) == 0
+    assert (
+        cli(
+            [
+                "ctt",
+                "build",
+                "--db",
+                info["url"],
+                "--medium",
+                "frame",
+                "--top",
+                "2",
+                "--clips",
+                "2",
+                "--attention-rate",
+                "0.2",
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
     assert "study fixture: 5 CTT frame items" in capsys.readouterr().out  # 2 x 2 + round(0.2 * 4 / 0.8)
     items = store.ctt_items("fixture")
     assert set(items["medium"]) == {"frame"} and items["real_is_color"].all()
@@ -178,8 +232,9 @@ def test_frame_items_are_png_stills(fx, tmp_path, capsys):
     for _, it in items[~items["is_attention"]].iterrows():
         # stored stills are frames 0 and 7: the middle (3.5) is equally near both, the earlier wins
         assert it["frame"] == 0
-        src = media[(media["trial_id"] == it["trial_id"]) & (media["video_id"] == it["video_id"])
-                    & (media["frame"] == 0)].set_index("media_type")["path"]
+        src = media[
+            (media["trial_id"] == it["trial_id"]) & (media["video_id"] == it["video_id"]) & (media["frame"] == 0)
+        ].set_index("media_type")["path"]
         # lossless copies but for the dither (every value within one level), not the same bytes
         assert np.abs(read_png(it["real_path"]).astype(int) - read_png(src["gt_png"])).max() <= 1
         assert np.abs(read_png(it["fake_path"]).astype(int) - read_png(src["pred_png"])).max() <= 1
@@ -207,8 +262,14 @@ def test_legacy_build_needs_a_checkpoint_and_options_combine(fx, tmp_path, capsy
     with pytest.raises(TypeError):  # a misspelt setting is refused, not ignored
         build.build_items(store, "fixture", clip=1)
     # settings given next to options replace those fields: one frame item of the best trial
-    items = build.build_items(store, "fixture", build.BuildOptions(top=1, clips=5, attention_rate=0.0),
-                              clips=1, medium="frame", out=tmp_path / "one")
+    items = build.build_items(
+        store,
+        "fixture",
+        build.BuildOptions(top=1, clips=5, attention_rate=0.0),
+        clips=1,
+        medium="frame",
+        out=tmp_path / "one",
+    )
     assert list(items.columns) == ["uid", "trial_id", "is_attention", "split", "real_is_color"]
     assert items[["trial_id", "is_attention", "split"]].values.tolist() == [["t_002", False, "val"]]
     stored = store.ctt_items("fixture")
@@ -244,15 +305,33 @@ def test_build_renders_test_clips_from_the_checkpoint(demo_shards, tmp_path):
         real, fake = frames(it["real_path"]), frames(it["fake_path"])
         assert real.shape == fake.shape and real.shape[0] == clip_len
     assert sorted(p.name for p in (tmp_path / "ctt").iterdir()) == sorted(
-        Path(p).name for p in list(stored["real_path"]) + list(stored["fake_path"]))
+        Path(p).name for p in list(stored["real_path"]) + list(stored["fake_path"])
+    )
     assert set(stored["split"]) == {"test"} and stored["real_is_color"].all()
     manifest = ShardSet(demo_shards).manifest
     sources = {v["id"]: v["source"] for v in manifest["videos"]}
     assert all(it["source"] == sources[it["video_id"]] for _, it in stored.iterrows())
 
     # legacy footage: rating items only (the originals are black and white), via the command line
-    assert cli(["ctt", "build", "--db", store.url, "--split", "legacy", "--clips", "1", "--attention-rate", "0.5",
-                "--out", str(tmp_path / "legacy")]) == 0
+    assert (
+        cli(
+            [
+                "ctt",
+                "build",
+                "--db",
+                store.url,
+                "--split",
+                "legacy",
+                "--clips",
+                "1",
+                "--attention-rate",
+                "0.5",
+                "--out",
+                str(tmp_path / "legacy"),
+            ]
+        )
+        == 0
+    )
     items = store.ctt_items("s")
     legacy = items[items["split"] == "legacy"]
     assert len(legacy) == 2 and not legacy["real_is_color"].any() and legacy["is_attention"].sum() == 1
@@ -264,8 +343,9 @@ def test_build_renders_test_clips_from_the_checkpoint(demo_shards, tmp_path):
     rater = store.add_rater("r")
     drawn = {store.next_ctt_item("s", rater, mode="2afc")["uid"] for _ in range(10)}
     assert drawn <= set(stored["uid"])  # a "which is real" draw never shows a legacy item
-    assert set(legacy["uid"]) <= {store.next_ctt_item("s", rater, mode="rating", rng=random.Random(k))[
-        "uid"] for k in range(60)}
+    assert set(legacy["uid"]) <= {
+        store.next_ctt_item("s", rater, mode="rating", rng=random.Random(k))["uid"] for k in range(60)
+    }
 
     # still frames rendered from the checkpoint
     frame_items = build.build_items(store, "s", clips=1, attention_rate=0.0, medium="frame", out=tmp_path / "still")

@@ -68,8 +68,9 @@ def test_rendered_media_folder_is_removed(monkeypatch):
     # stands in for study.media.samples (which imports torch): the renderer's call and its files
     monkeypatch.setitem(sys.modules, "study.media.samples", SimpleNamespace(render_samples=fake_render))
     with clips.rendered_media("ck", "shards", "legacy", 2, stills=True) as media:
-        assert media.to_dict("records") == [{"media_type": "pred_png", "path": media["path"][0], "video_id": "vid",
-                                             "clip": 3, "frame": 4}]
+        assert media.to_dict("records") == [
+            {"media_type": "pred_png", "path": media["path"][0], "video_id": "vid", "clip": 3, "frame": 4}
+        ]
         folder = Path(media["path"][0]).parent
         assert folder.is_dir() and folder.name.startswith("vidcolor-ctt-")
     assert seen == [("ck", "shards", "legacy", 2, True)] and not folder.exists()

@@ -50,19 +50,40 @@ def _votes():
     rows = []
     # trial A (exp1): 4 2afc votes by r1,r2,r3,r4; fooled r1 and r3 (correct=False)
     for rater, correct in [("r1", False), ("r2", True), ("r3", False), ("r4", True)]:
-        rows.append(dict(rater=rater, item=f"a-{rater}", trial="A", experiment="exp1", vote_type="2afc",
-                         correct=correct, rating=None))
+        rows.append(
+            dict(
+                rater=rater,
+                item=f"a-{rater}",
+                trial="A",
+                experiment="exp1",
+                vote_type="2afc",
+                correct=correct,
+                rating=None,
+            )
+        )
     # trial B (exp1): r1 fooled, r2 not
     rows.append(dict(rater="r1", item="b1", trial="B", experiment="exp1", vote_type="2afc", correct=False, rating=None))
     rows.append(dict(rater="r2", item="b2", trial="B", experiment="exp1", vote_type="2afc", correct=True, rating=None))
     # trial C (exp2): ratings 2 (r1), 4 (r2), 5 (r3)
     for rater, rating in [("r1", 2), ("r2", 4), ("r3", 5)]:
-        rows.append(dict(rater=rater, item=f"c-{rater}", trial="C", experiment="exp2", vote_type="rating",
-                         correct=None, rating=rating))
+        rows.append(
+            dict(
+                rater=rater,
+                item=f"c-{rater}",
+                trial="C",
+                experiment="exp2",
+                vote_type="rating",
+                correct=None,
+                rating=rating,
+            )
+        )
     # attention checks: r1 fails one, r2 passes, r3 fails two
     for rater, correct, item in [("r1", False, "x1"), ("r2", True, "x1"), ("r3", False, "x1"), ("r3", False, "x2")]:
-        rows.append(dict(rater=rater, item=item, trial=None, experiment=None, vote_type="attention",
-                         correct=correct, rating=None))
+        rows.append(
+            dict(
+                rater=rater, item=item, trial=None, experiment=None, vote_type="attention", correct=correct, rating=None
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -82,10 +103,18 @@ def test_no_attention_votes_means_no_failures():
     only = only[only["vote_type"] != "attention"]
     assert ctt_stats.attention_failures(only).to_dict() == {"r1": 0, "r2": 0, "r3": 0, "r4": 0}
     assert ctt_stats.failed_raters(only) == set()
-    store_votes = pd.DataFrame({
-        "rater_id": ["a", "b"], "uid": ["u1", "u2"], "trial_id": ["T", "T"], "experiment": ["e", "e"],
-        "is_attention": [False, False], "mode": ["2afc", "2afc"], "picked_real": [True, False],
-        "rating": [None, None]})
+    store_votes = pd.DataFrame(
+        {
+            "rater_id": ["a", "b"],
+            "uid": ["u1", "u2"],
+            "trial_id": ["T", "T"],
+            "experiment": ["e", "e"],
+            "is_attention": [False, False],
+            "mode": ["2afc", "2afc"],
+            "picked_real": [True, False],
+            "rating": [None, None],
+        }
+    )
     votes = ctt_stats.votes_from_store(store_votes)
     res = ctt_stats.aggregate(votes, exclude_failed=True).set_index("trial")
     assert res.loc["T", "votes"] == 2 and res.loc["T", "fooled"] == 1 and res.loc["T", "excluded_raters"] == 0
@@ -128,8 +157,11 @@ def test_bad_vote_tables_are_named():
         ctt_stats.aggregate(pd.DataFrame({"rater": []}))
     bad = _votes()
     bad.loc[0, "vote_type"] = "vote"
-    with pytest.raises(VidcolorError, match=r"unknown vote type\(s\) \['vote'\]; expected one of "
-                                            r"\('2afc', 'attention', 'rating'\)"):
+    with pytest.raises(
+        VidcolorError,
+        match=r"unknown vote type\(s\) \['vote'\]; expected one of "
+        r"\('2afc', 'attention', 'rating'\)",
+    ):
         ctt_stats.aggregate(bad)
     with pytest.raises(VidcolorError, match=r"lacks column\(s\) \['vote_type'\]"):  # the old column name
         ctt_stats.aggregate(_votes().rename(columns={"vote_type": "kind"}))
@@ -138,11 +170,18 @@ def test_bad_vote_tables_are_named():
 
 
 def test_votes_from_store_names_each_vote_type():
-    store_votes = pd.DataFrame({
-        "rater_id": ["a", "a", "b", "b"], "uid": ["u1", "u2", "u3", "u4"], "trial_id": ["T", None, "T", None],
-        "experiment": ["e", None, "e", None], "is_attention": [False, True, False, True],
-        "mode": ["2afc", "2afc", "rating", "rating"], "picked_real": [False, True, None, None],
-        "rating": [None, None, 4, 2]})
+    store_votes = pd.DataFrame(
+        {
+            "rater_id": ["a", "a", "b", "b"],
+            "uid": ["u1", "u2", "u3", "u4"],
+            "trial_id": ["T", None, "T", None],
+            "experiment": ["e", None, "e", None],
+            "is_attention": [False, True, False, True],
+            "mode": ["2afc", "2afc", "rating", "rating"],
+            "picked_real": [False, True, None, None],
+            "rating": [None, None, 4, 2],
+        }
+    )
     votes = ctt_stats.votes_from_store(store_votes)
     assert tuple(votes.columns) == ctt_stats.VOTE_COLUMNS and "vote_type" in ctt_stats.VOTE_COLUMNS
     assert ctt_stats.VOTE_TYPES == ("2afc", "attention", "rating")

@@ -16,10 +16,23 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_results_table_by_hand():
-    row = {"fooled": 2, "fooling_rate": 2 / 3, "fool_lo": 0.2077, "fool_hi": 0.9384, "raters": 3,
-           "attention_failures": 1, "rating_lo": math.nan, "rating_hi": math.nan, "excluded_raters": 0}
-    res = pd.DataFrame([{"level": "trial", "name": "t_002", "votes": 3, "ratings": 0, "mean_rating": math.nan, **row},
-                        {"level": "experiment", "name": "exp2", "votes": 3, "ratings": 4, "mean_rating": 4.25, **row}])
+    row = {
+        "fooled": 2,
+        "fooling_rate": 2 / 3,
+        "fool_lo": 0.2077,
+        "fool_hi": 0.9384,
+        "raters": 3,
+        "attention_failures": 1,
+        "rating_lo": math.nan,
+        "rating_hi": math.nan,
+        "excluded_raters": 0,
+    }
+    res = pd.DataFrame(
+        [
+            {"level": "trial", "name": "t_002", "votes": 3, "ratings": 0, "mean_rating": math.nan, **row},
+            {"level": "experiment", "name": "exp2", "votes": 3, "ratings": 4, "mean_rating": 4.25, **row},
+        ]
+    )
     assert export.results_table(res).splitlines() == [
         "level       name   votes  fooling_rate  fool_lo  fool_hi  ratings  mean_rating  raters  attention_failures",
         "----------  -----  -----  ------------  -------  -------  -------  -----------  ------  ------------------",
@@ -31,19 +44,38 @@ def test_results_table_by_hand():
 def test_cli_build_and_export(fixture_study, fx, tmp_path, capsys):
     info = fx.build(tmp_path / "db", with_items=False)
     url = info["url"]
-    assert cli(["ctt", "build", "--db", url, "--top", "1", "--clips", "1", "--attention-rate", "0.5",
-                "--out", str(tmp_path / "m")]) == 0
+    assert (
+        cli(
+            [
+                "ctt",
+                "build",
+                "--db",
+                url,
+                "--top",
+                "1",
+                "--clips",
+                "1",
+                "--attention-rate",
+                "0.5",
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
-    assert out == ["study fixture: 2 CTT clip items (which-is-real pairs and ratings)",
-                   "trial_id           split  items",
-                   "-----------------  -----  -----",
-                   "(attention check)  val        1",
-                   "t_002              val        1"]
+    assert out == [
+        "study fixture: 2 CTT clip items (which-is-real pairs and ratings)",
+        "trial_id           split  items",
+        "-----------------  -----  -----",
+        "(attention check)  val        1",
+        "t_002              val        1",
+    ]
     store = info["store"]
     items = store.ctt_items("fixture").set_index("is_attention")
     r1, r2, r3 = (store.add_rater(n) for n in ("r1", "r2", "r3"))
     uid, att = items.loc[False, "uid"], items.loc[True, "uid"]
-    store.record_vote(r1, uid, choice="left", picked_real=False)   # fooled
+    store.record_vote(r1, uid, choice="left", picked_real=False)  # fooled
     store.record_vote(r2, uid, choice="left", picked_real=True)
     store.record_vote(r3, uid, choice="right", picked_real=False)  # fooled, but fails the check
     store.record_vote(r3, att, choice="right", picked_real=False)
@@ -61,8 +93,20 @@ def test_cli_build_and_export(fixture_study, fx, tmp_path, capsys):
     assert cli(["ctt", "export", "--db", url, "--exclude-failed", "--out", str(csv)]) == 0
     assert capsys.readouterr().out == f"wrote 2 rows to {csv}\n"
     res = pd.read_csv(csv).set_index(["level", "name"])
-    assert list(res.columns) == ["votes", "fooled", "fooling_rate", "fool_lo", "fool_hi", "ratings", "mean_rating",
-                                 "rating_lo", "rating_hi", "raters", "attention_failures", "excluded_raters"]
+    assert list(res.columns) == [
+        "votes",
+        "fooled",
+        "fooling_rate",
+        "fool_lo",
+        "fool_hi",
+        "ratings",
+        "mean_rating",
+        "rating_lo",
+        "rating_hi",
+        "raters",
+        "attention_failures",
+        "excluded_raters",
+    ]
     assert res.loc[("trial", "t_002"), "votes"] == 2 and res.loc[("trial", "t_002"), "fooled"] == 1
     assert res.loc[("experiment", "exp2"), "excluded_raters"] == 1
     assert cli(["ctt", "build", "--db", url, "--split", "train"]) == 2
@@ -81,8 +125,10 @@ def test_no_votes_yet(tmp_path, capsys):
 
 
 def test_results_modules_import_neither_torch_nor_ray():
-    code = ("import sys, study.ctt.stats, study.ctt.export; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'ray', 'av', 'streamlit'}))")
+    code = (
+        "import sys, study.ctt.stats, study.ctt.export; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'ray', 'av', 'streamlit'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
 
@@ -121,11 +167,35 @@ def test_export_out_on_a_bad_path_fails_before_the_store_is_opened(tmp_path, cap
 def test_campaign_cli_create_invite_list(fx, tmp_path, capsys):
     info = fx.build(tmp_path / "db")
     url = info["url"]
-    assert cli(["ctt", "campaign", "create", "--db", url, "--name", "pilot", "--pairs", "4", "--practice", "2",
-                "--attention-share", "0.25", "--links", "2", "--base-url", "https://ctt.example.org/"]) == 0
+    assert (
+        cli(
+            [
+                "ctt",
+                "campaign",
+                "create",
+                "--db",
+                url,
+                "--name",
+                "pilot",
+                "--pairs",
+                "4",
+                "--practice",
+                "2",
+                "--attention-share",
+                "0.25",
+                "--links",
+                "2",
+                "--base-url",
+                "https://ctt.example.org/",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "campaign 'pilot' of study fixture: task 2afc, 2 practice + 4 counted items per session, each shown " \
-           "1 s, 25% attention checks" in out
+    assert (
+        "campaign 'pilot' of study fixture: task 2afc, 2 practice + 4 counted items per session, each shown "
+        "1 s, 25% attention checks" in out
+    )
     links = [line.strip() for line in out.splitlines() if line.strip().startswith("https://")]
     assert len(links) == 2 and all(link.startswith("https://ctt.example.org/?invite=") for link in links)
     token = links[0].split("invite=", 1)[1]

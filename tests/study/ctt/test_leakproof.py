@@ -19,20 +19,29 @@ def mp4_facts(path: Path) -> dict:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         frames = sum(1 for _ in c.decode(v))
-        return {"format": c.format.name, "tags": {k: len(val) for k, val in c.metadata.items()},
-                "streams": len(c.streams), "codec": v.codec_context.name, "profile": v.profile,
-                "pix_fmt": v.codec_context.pix_fmt, "size": (v.codec_context.width, v.codec_context.height),
-                "rate": v.average_rate, "time_base": v.time_base, "duration": v.duration, "frames": frames,
-                "stream_tags": {k: len(val) for k, val in v.metadata.items()}}
+        return {
+            "format": c.format.name,
+            "tags": {k: len(val) for k, val in c.metadata.items()},
+            "streams": len(c.streams),
+            "codec": v.codec_context.name,
+            "profile": v.profile,
+            "pix_fmt": v.codec_context.pix_fmt,
+            "size": (v.codec_context.width, v.codec_context.height),
+            "rate": v.average_rate,
+            "time_base": v.time_base,
+            "duration": v.duration,
+            "frames": frames,
+            "stream_tags": {k: len(val) for k, val in v.metadata.items()},
+        }
 
 
 def png_chunks(path: Path) -> list[tuple[bytes, int | None]]:
     """(chunk type, length) for the fixed-size chunks; IDAT and the padding vary, so only their type."""
     data, pos, out = path.read_bytes(), 8, []
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"tEXt":
-            key = data[pos + 8:pos + 8 + length].split(b"\0", 1)[0]
+            key = data[pos + 8 : pos + 8 + length].split(b"\0", 1)[0]
             out.append((kind + b":" + key, length if key != b"Padding" else None))
         else:
             out.append((kind, length if kind != b"IDAT" else None))

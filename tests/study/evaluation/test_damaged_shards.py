@@ -31,8 +31,21 @@ def _flip(tar_path: Path, at: int, bit: int) -> None:
 
 
 def _evaluate(ckpt: Path, shards: Path, *extra: str) -> int:
-    return main(["evaluate", str(ckpt), "--shards", str(shards), "--split", "test", "--device", "cpu",
-                 "--batch-size", "4", *extra])
+    return main(
+        [
+            "evaluate",
+            str(ckpt),
+            "--shards",
+            str(shards),
+            "--split",
+            "test",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+            *extra,
+        ]
+    )
 
 
 def test_flipped_tar_header_byte_warns_naming_the_shard_and_exits_1(demo_shards, tiny_checkpoint, tmp_path, capsys):
@@ -49,8 +62,10 @@ def test_flipped_tar_header_byte_warns_naming_the_shard_and_exits_1(demo_shards,
     assert "warning: these metrics cover 8 of the 24 frames of split 'test'; exit status 1" in err
     doc = json.loads(out.read_text())
     assert doc["num_frames"] == 8 and doc["expected_frames"] == 24 and doc["verified"] is False
-    assert [(i["shard"], i["expected"], i["read"]) for i in doc["incomplete"]] == [("test-000000.tar", 3, 1),
-                                                                                  (None, 24, 8)]
+    assert [(i["shard"], i["expected"], i["read"]) for i in doc["incomplete"]] == [
+        ("test-000000.tar", 3, 1),
+        (None, 24, 8),
+    ]
     # --verify stops before reading, naming the shard
     assert _evaluate(tiny_checkpoint, folder, "--verify") == 2
     assert f"{shard} (sha256 " in capsys.readouterr().err
@@ -82,7 +97,7 @@ def test_changed_jpeg_table_is_caught_by_verify_only(demo_shards, tiny_checkpoin
     folder = _copy(demo_shards, tmp_path)
     shard = folder / "test-000000.tar"
     jpeg = next(m for m in _member_offsets(shard) if m.name.endswith("_clip00000.004.jpg"))
-    member = shard.read_bytes()[jpeg.offset_data:jpeg.offset_data + jpeg.size]
+    member = shard.read_bytes()[jpeg.offset_data : jpeg.offset_data + jpeg.size]
     _flip(shard, jpeg.offset_data + member.index(b"\xff\xdb") + 5 + 10, 0x10)  # a quantization table value
     out = tmp_path / "eval.json"
     assert _evaluate(tiny_checkpoint, folder, "--json", str(out)) == 0  # other pixels, nothing to count
@@ -105,8 +120,9 @@ def test_verify_passes_on_a_whole_set(demo_shards, tiny_checkpoint, tmp_path, ca
 
 
 @pytest.mark.parametrize("damage", ["empty", "first-header"])
-def test_a_split_with_nothing_readable_is_an_error_naming_the_shard(demo_shards, tiny_checkpoint, tmp_path,
-                                                                   capsys, damage):
+def test_a_split_with_nothing_readable_is_an_error_naming_the_shard(
+    demo_shards, tiny_checkpoint, tmp_path, capsys, damage
+):
     folder = _copy(demo_shards, tmp_path)
     shard = folder / "test-000000.tar"
     if damage == "empty":

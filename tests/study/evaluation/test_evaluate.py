@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 
 import numpy as np
 import pytest
@@ -24,16 +24,22 @@ def _batches(frames_by_video: dict[str, torch.Tensor], window: int, batch_size: 
     windows = []
     for vid, frames in frames_by_video.items():  # frames uint8 (N, H, W, 3)
         for start in range(0, frames.shape[0] - window + 1, window):
-            windows.append((vid, start, frames[start:start + window]))
+            windows.append((vid, start, frames[start : start + window]))
     out = []
     for i in range(0, len(windows), batch_size):
-        chunk = windows[i:i + batch_size]
+        chunk = windows[i : i + batch_size]
         valid = [True] * len(chunk)
         while len(chunk) < batch_size:  # pad the last batch like eval_loader does
             chunk.append(chunk[0])
             valid.append(False)
-        out.append({"frames": torch.stack([w for _, _, w in chunk]), "video_id": [v for v, _, _ in chunk],
-                    "start": torch.tensor([s for _, s, _ in chunk]), "valid": torch.tensor(valid)})
+        out.append(
+            {
+                "frames": torch.stack([w for _, _, w in chunk]),
+                "video_id": [v for v, _, _ in chunk],
+                "start": torch.tensor([s for _, s, _ in chunk]),
+                "valid": torch.tensor(valid),
+            }
+        )
     while pad_to is not None and len(out) < pad_to:  # an all-padding batch (another rank has more)
         b = dict(out[-1])
         b["valid"] = torch.zeros(batch_size, dtype=torch.bool)
@@ -86,7 +92,8 @@ def test_decode_path_by_hand():
     assert res["videos"][0]["rmse_ab"] == pytest.approx(expected, rel=1e-3)
     assert res["mean"]["temporal_error"] == pytest.approx(0.0, abs=1e-6)  # constant in, constant out
     assert res["mean"]["colorfulness_ratio"] == pytest.approx(
-        res["videos"][0]["colorfulness_pred"] / res["videos"][0]["colorfulness_gt"])
+        res["videos"][0]["colorfulness_pred"] / res["videos"][0]["colorfulness_gt"]
+    )
 
 
 @pytest.mark.parametrize("temporal", ["none", "convlstm"])
@@ -103,12 +110,22 @@ def test_real_tiny_colorizer_per_video_table(temporal):
     assert set(rows) == {"a", "b"}
     assert rows["a"]["frames"] == 6 and rows["b"]["frames"] == 3  # padding windows not counted
     assert rows["a"]["pairs"] == 5  # consecutive pairs across windows and batches
-    for key in ("rmse_rgb", "rmse_ab", "psnr", "colorfulness_ratio", "temporal_error", "ssim", "cdc", "warp_error",
-                "rmse_ratio"):
+    for key in (
+        "rmse_rgb",
+        "rmse_ab",
+        "psnr",
+        "colorfulness_ratio",
+        "temporal_error",
+        "ssim",
+        "cdc",
+        "warp_error",
+        "rmse_ratio",
+    ):
         assert math.isfinite(res["mean"][key])
         assert res["mean"][key] == pytest.approx((rows["a"][key] + rows["b"][key]) / 2)
         assert res["gray"]["mean"][key] == pytest.approx(
-            (res["gray"]["videos"][0][key] + res["gray"]["videos"][1][key]) / 2, nan_ok=True)
+            (res["gray"]["videos"][0][key] + res["gray"]["videos"][1][key]) / 2, nan_ok=True
+        )
     assert 0 < res["mean"]["rmse_rgb"] < 255 and 0 < res["mean"]["ssim"] < 1
     assert [r["frames"] for r in res["gray"]["videos"]] == [6, 3] and res["gray"]["mean"]["rmse_ratio"] == 1.0
     assert res["gray"]["mean"]["colorfulness_pred"] < 1e-3  # gray is gray
@@ -119,8 +136,9 @@ def test_real_tiny_colorizer_per_video_table(temporal):
 
     # a gray baseline computed once (as the training loop does every epoch) gives the same results
     baseline = gray_baseline(_batches(videos, window, batch_size=2, pad_to=6))
-    cached = evaluate_model(model, _batches(videos, window, batch_size=2, pad_to=6), config.temperature, "cpu",
-                            baseline=baseline)
+    cached = evaluate_model(
+        model, _batches(videos, window, batch_size=2, pad_to=6), config.temperature, "cpu", baseline=baseline
+    )
     assert cached["gray"] == res["gray"]
     assert [r["rmse_ratio"] for r in cached["videos"]] == pytest.approx([r["rmse_ratio"] for r in res["videos"]])
 
@@ -141,21 +159,69 @@ def test_colorize_frames_one_bin_unwraps_and_refuses_other_modules():
 
 
 def test_video_table_and_json_clean():
-    row = {"rmse_rgb": 1.5, "rmse_ab": 2.0, "psnr": 30.0, "ssim": 0.5, "colorfulness_ratio": float("nan"),
-           "temporal_error": 0.25, "warp_error": 0.001234, "cdc": 0.0456789, "rmse_ratio": 0.75}
+    row = {
+        "rmse_rgb": 1.5,
+        "rmse_ab": 2.0,
+        "psnr": 30.0,
+        "ssim": 0.5,
+        "colorfulness_ratio": float("nan"),
+        "temporal_error": 0.25,
+        "warp_error": 0.001234,
+        "cdc": 0.0456789,
+        "rmse_ratio": 0.75,
+    }
     gray = {**row, "rmse_rgb": 2.0, "warp_error": 0.002, "cdc": 0.04, "rmse_ratio": 1.0}
-    res = {"videos": [{"video_id": "v0", "frames": 3, **row}], "mean": dict(row), "num_frames": 3, "num_videos": 1,
-           "gray": {"videos": [{"video_id": "v0", "frames": 3, **gray}], "mean": gray}}
+    res = {
+        "videos": [{"video_id": "v0", "frames": 3, **row}],
+        "mean": dict(row),
+        "num_frames": 3,
+        "num_videos": 1,
+        "gray": {"videos": [{"video_id": "v0", "frames": 3, **gray}], "mean": gray},
+    }
     lines = video_table(res).splitlines()
-    assert lines[0].split() == ["video", "frames", "rmse_rgb", "rmse_ab", "psnr", "ssim", "cf_ratio", "temporal",
-                                "warp", "cdc", "rmse/gray"]
+    assert lines[0].split() == [
+        "video",
+        "frames",
+        "rmse_rgb",
+        "rmse_ab",
+        "psnr",
+        "ssim",
+        "cf_ratio",
+        "temporal",
+        "warp",
+        "cdc",
+        "rmse/gray",
+    ]
     # small numbers (warp, cdc) keep 3 significant digits
-    assert lines[2].split() == ["v0", "3", "1.500", "2.000", "30.000", "0.500", "-", "0.250", "0.00123", "0.0457",
-                                "0.750"]
+    assert lines[2].split() == [
+        "v0",
+        "3",
+        "1.500",
+        "2.000",
+        "30.000",
+        "0.500",
+        "-",
+        "0.250",
+        "0.00123",
+        "0.0457",
+        "0.750",
+    ]
     assert set(lines[1]) == {"-", " "} and lines[3] == lines[1]  # rules above the rows and the footer
     assert lines[4].split()[1:] == lines[2].split()[1:] and lines[4].startswith("mean ")
-    assert lines[5].split() == ["gray", "(ab=0)", "3", "2.000", "2.000", "30.000", "0.500", "-", "0.250", "0.002",
-                                "0.04", "1.000"]
+    assert lines[5].split() == [
+        "gray",
+        "(ab=0)",
+        "3",
+        "2.000",
+        "2.000",
+        "30.000",
+        "0.500",
+        "-",
+        "0.250",
+        "0.002",
+        "0.04",
+        "1.000",
+    ]
     assert len(lines) == 6
     # numbers are right-aligned under their headers, the video ids left-aligned
     assert lines[2].startswith("v0 ") and lines[0].endswith("rmse/gray") and lines[2].endswith("0.750")
@@ -171,8 +237,22 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
     from study.cli import main
 
     out = tmp_path / "eval.json"
-    rc = main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--split", "test",
-               "--json", str(out), "--device", "cpu", "--batch-size", "4"])
+    rc = main(
+        [
+            "evaluate",
+            str(tiny_checkpoint),
+            "--shards",
+            str(demo_shards),
+            "--split",
+            "test",
+            "--json",
+            str(out),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     doc = json.loads(out.read_text())  # strict JSON
@@ -201,8 +281,19 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
     assert doc["metrics"]["rmse_ratio"] == {"better": "min"} and doc["metrics"]["ssim"] == {"better": "max"}
     table = printed.splitlines()
     head = next(line for line in table if line.startswith("video "))
-    assert head.split() == ["video", "frames", "rmse_rgb", "rmse_ab", "psnr", "ssim", "cf_ratio", "temporal", "warp",
-                            "cdc", "rmse/gray"]
+    assert head.split() == [
+        "video",
+        "frames",
+        "rmse_rgb",
+        "rmse_ab",
+        "psnr",
+        "ssim",
+        "cf_ratio",
+        "temporal",
+        "warp",
+        "cdc",
+        "rmse/gray",
+    ]
     gray_line = next(line for line in table if line.startswith("gray (ab=0) "))
     assert gray_line.split()[2] == str(doc["num_frames"]) and gray_line.split()[-1] == "1.000"
     assert max(len(line) for line in table) <= 120
@@ -258,8 +349,9 @@ def _gray_rmse_numpy(shards) -> dict[str, float]:
     return {vid: sum(v) / len(v) for vid, v in per_video.items()}
 
 
-def test_cli_evaluate_json_on_a_bad_path_fails_before_any_work(demo_shards, tiny_checkpoint, tmp_path, capsys,
-                                                               monkeypatch):
+def test_cli_evaluate_json_on_a_bad_path_fails_before_any_work(
+    demo_shards, tiny_checkpoint, tmp_path, capsys, monkeypatch
+):
     """`--json` under a regular file (tests run as root, so permissions cannot stand in): an error
     naming the path, before the evaluation runs (it would be lost), the file untouched."""
     from study.cli import main

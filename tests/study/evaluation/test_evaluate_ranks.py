@@ -80,9 +80,15 @@ def test_two_ranks_gather_model_and_gray_metrics(tmp_path):
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
     repo = Path(__file__).resolve().parents[3]
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), str(tmp_path / "store"),
-                               str(tmp_path / f"r{r}.json")], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for r in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(r), str(tmp_path / "store"), str(tmp_path / f"r{r}.json")],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for r in (0, 1)
+    ]
     for p in procs:
         output = p.communicate(timeout=600)[0].decode()
         assert p.returncode == 0, output

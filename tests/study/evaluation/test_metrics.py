@@ -125,17 +125,24 @@ def test_accumulator_averages_frames_then_videos_and_pairs_across_batches():
 
 def test_merge_of_rank_states_equals_one_accumulator():
     whole, r0, r1 = VideoMetrics(), VideoMetrics(), VideoMetrics()
-    batches = [[("a", 0, _window([1, 2], ab_steps=[0, 2]))], [("b", 0, _window([4, 4], ab_steps=[1, 1]))],
-               [("a", 2, _window([5, 5], ab_steps=[2, 3]))]]
+    batches = [
+        [("a", 0, _window([1, 2], ab_steps=[0, 2]))],
+        [("b", 0, _window([4, 4], ab_steps=[1, 1]))],
+        [("a", 2, _window([5, 5], ab_steps=[2, 3]))],
+    ]
     for i, items in enumerate(batches):
         _feed(whole, items)
         _feed(r0 if i % 2 == 0 else r1, items)
     merged = VideoMetrics.merge([r0.state(), r1.state()])
     # (videos are not split across ranks by eval_loader; "a" stays on rank 0 here)
-    nan_free = [{k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-                for row in merged.per_video()]
-    assert nan_free == [{k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-                        for row in whole.per_video()]
+    nan_free = [
+        {k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in merged.per_video()
+    ]
+    assert nan_free == [
+        {k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in whole.per_video()
+    ]
     assert [r["frames"] for r in nan_free] == [4, 2]
 
 

@@ -26,8 +26,9 @@ def test_s3_checkpoint_loads_like_the_folder_and_leaves_nothing(s3_server, tiny_
     with local_checkpoint(tiny_checkpoint) as same:
         assert same == tiny_checkpoint  # a local folder is used in place
     with local_checkpoint(url + "/") as fetched:
-        assert fetched != tiny_checkpoint and sorted(p.name for p in fetched.iterdir()) == \
-            sorted(p.name for p in tiny_checkpoint.iterdir())
+        assert fetched != tiny_checkpoint and sorted(p.name for p in fetched.iterdir()) == sorted(
+            p.name for p in tiny_checkpoint.iterdir()
+        )
         remote = load_checkpoint(fetched)
     assert not fetched.exists() and _temp_copies() == before
     local = load_checkpoint(tiny_checkpoint)

@@ -29,8 +29,12 @@ def _frames(seed: int, n: int = 4, size: int = 32) -> torch.Tensor:
 
 def test_pick_clips_prefers_distinct_videos():
     def batch(vid, start, valid=True):
-        return {"frames": torch.zeros(1, 4, 8, 8, 3, dtype=torch.uint8), "video_id": [vid],
-                "start": torch.tensor([start]), "valid": torch.tensor([valid])}
+        return {
+            "frames": torch.zeros(1, 4, 8, 8, 3, dtype=torch.uint8),
+            "video_id": [vid],
+            "start": torch.tensor([start]),
+            "valid": torch.tensor([valid]),
+        }
 
     stream = [batch("a", 0), batch("a", 4), batch("b", 0, valid=False), batch("b", 0), batch("c", 0)]
     got = pick_clips(stream, 2, clip_len=4)

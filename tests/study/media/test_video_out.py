@@ -25,7 +25,7 @@ def write_tone(path: Path, seconds: float, codec: str = "aac", rate: int = 44100
         tone = 0.3 * np.sin(2 * np.pi * 440 * t)
         samples = tone.astype(np.float32) if sample_fmt == "fltp" else (tone * 32767).astype(np.int16)
         for k in range(0, samples.size, 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, k:k + 1024], format=sample_fmt, layout="mono")
+            frame = av.AudioFrame.from_ndarray(samples[None, k : k + 1024], format=sample_fmt, layout="mono")
             frame.sample_rate = rate
             c.mux(stream.encode(frame))
         c.mux(stream.encode(None))
@@ -35,15 +35,21 @@ def write_tone(path: Path, seconds: float, codec: str = "aac", rate: int = 44100
 def gradient_frames(n: int, h: int, w: int) -> list[np.ndarray]:
     """Smooth moving color gradients (codec-friendly, so errors stay small)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return [np.stack([xx / w * 150 + 4 * i, yy / h * 200 + 20, np.full_like(xx, 100 + 5 * i)],
-                     -1).astype(np.uint8) for i in range(n)]
+    return [
+        np.stack([xx / w * 150 + 4 * i, yy / h * 200 + 20, np.full_like(xx, 100 + 5 * i)], -1).astype(np.uint8)
+        for i in range(n)
+    ]
 
 
 def decode(path: Path):
     with av.open(str(path)) as c:
         v = c.streams.video[0]
-        info = {"fps": v.average_rate, "codec": v.codec_context.name, "pix_fmt": v.codec_context.pix_fmt,
-                "audio": [(s.codec_context.name, float(s.duration * s.time_base)) for s in c.streams.audio]}
+        info = {
+            "fps": v.average_rate,
+            "codec": v.codec_context.name,
+            "pix_fmt": v.codec_context.pix_fmt,
+            "audio": [(s.codec_context.name, float(s.duration * s.time_base)) for s in c.streams.audio],
+        }
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     return frames, info
 
@@ -101,7 +107,7 @@ def test_aac_audio_is_copied(tmp_path):
     assert 1.9 <= seconds <= 2.2  # trimmed to the 2 s of video, not the 3 s of the source
     with av.open(str(out)) as c:
         out_packets = [bytes(p) for p in c.demux(audio=0) if p.size]
-    assert out_packets == src_packets[:len(out_packets)]  # remuxed bit for bit, not re-encoded
+    assert out_packets == src_packets[: len(out_packets)]  # remuxed bit for bit, not re-encoded
     with av.open(str(out)) as c:  # and it decodes to a real tone, not silence
         pcm = np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])
     assert 0.15 < np.abs(pcm).max() < 0.45

@@ -60,19 +60,39 @@ def postgres_server():
     folder.chmod(0o777)
     data, port = folder / "data", _free_port()
     try:
-        subprocess.run(run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run(run([str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"), "-o",
-                            f"-k {folder} -c listen_addresses='' -p {port} -c fsync=off", "start"]),
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            run(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-w",
+                    "-l",
+                    str(folder / "log"),
+                    "-o",
+                    f"-k {folder} -c listen_addresses='' -p {port} -c fsync=off",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(folder, ignore_errors=True)
         _unavailable(f"could not start a PostgreSQL server: {exc}")
     try:
         yield f"postgresql://postgres@/{{db}}?host={folder}&port={port}"
     finally:
-        subprocess.run(run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True, timeout=60
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -113,6 +133,7 @@ def store(empty_db_url):
 
 @pytest.fixture()
 def study(store):
-    store.create_study("s1", objective="val_rmse", mode="min", spec={"trials": 3}, shards="/data/shards",
-                       storage_path="/tmp/ray")
+    store.create_study(
+        "s1", objective="val_rmse", mode="min", spec={"trials": 3}, shards="/data/shards", storage_path="/tmp/ray"
+    )
     return "s1"

@@ -22,13 +22,20 @@ def study(fx, tmp_path):
 
 def test_protocol_is_checked_and_too_few_items_are_refused(study):
     # the default protocol: 10 practice pairs, then 40 counted of which round(0.1 * 40) = 4 attention checks
-    with pytest.raises(VidcolorError, match=r"^campaign 'zhang': a session needs 46 regular items \(10 practice \+ "
-                                            r"36 counted\) and 4 attention checks; study 'fixture' has 6 and 2 for task 2afc"):
+    with pytest.raises(
+        VidcolorError,
+        match=r"^campaign 'zhang': a session needs 46 regular items \(10 practice \+ "
+        r"36 counted\) and 4 attention checks; study 'fixture' has 6 and 2 for task 2afc",
+    ):
         study.create_campaign("fixture", "zhang")
-    for kwargs, message in [({"task": "ab"}, "--task must be one of 2afc, rating"),
-                            ({"display_s": -1}, "--display-s must be in"), ({"session_items": 0}, "--pairs must be"),
-                            ({"practice_items": -1}, "--practice must be"), ({"attention_share": 1.0}, "--attention-share"),
-                            ({"trial_ids": ["t_001", "nope"]}, "--trials: study 'fixture' has no trial 'nope'")]:
+    for kwargs, message in [
+        ({"task": "ab"}, "--task must be one of 2afc, rating"),
+        ({"display_s": -1}, "--display-s must be in"),
+        ({"session_items": 0}, "--pairs must be"),
+        ({"practice_items": -1}, "--practice must be"),
+        ({"attention_share": 1.0}, "--attention-share"),
+        ({"trial_ids": ["t_001", "nope"]}, "--trials: study 'fixture' has no trial 'nope'"),
+    ]:
         with pytest.raises(VidcolorError, match=message):
             study.create_campaign("fixture", "x", **kwargs)
     assert study.campaigns("fixture").empty  # nothing half-made
@@ -163,8 +170,9 @@ def test_pairwise_sessions_pair_two_trials_on_one_source(study):
         assert items.loc[a, ["video_id", "clip"]].tolist() == items.loc[b, ["video_id", "clip"]].tolist()
         assert items.loc[a, "trial_id"] != items.loc[b, "trial_id"]
     # the 3 trials make 3 trial pairs; with no votes yet a session asks each once
-    assert {_trials_of(study, e) for e in regular} == {frozenset(p) for p in
-                                                       [("t_001", "t_002"), ("t_001", "t_004"), ("t_002", "t_004")]}
+    assert {_trials_of(study, e) for e in regular} == {
+        frozenset(p) for p in [("t_001", "t_002"), ("t_001", "t_004"), ("t_002", "t_004")]
+    }
     votes = study.pair_votes("fixture", "rank")
     assert len(votes) == 4 and int(votes["is_attention"].sum()) == 1  # the practice pair is not stored
 
@@ -193,8 +201,13 @@ def test_pairwise_plan_when_some_trial_pairs_share_no_source(fx, tmp_path):
     store = info["store"]
     media = store.media("fixture")
     path = str(media[media["media_type"] == "pred_mp4"]["path"].iloc[0])
-    store.add_ctt_items("fixture", [{"trial_id": t, "real_path": path, "fake_path": path, "video_id": v, "clip": 0}
-                                    for t, v in (("t_001", "v1"), ("t_002", "v1"), ("t_002", "v2"), ("t_004", "v2"))])
+    store.add_ctt_items(
+        "fixture",
+        [
+            {"trial_id": t, "real_path": path, "fake_path": path, "video_id": v, "clip": 0}
+            for t, v in (("t_001", "v1"), ("t_002", "v1"), ("t_002", "v2"), ("t_004", "v2"))
+        ],
+    )
     store.create_campaign("fixture", "sparse", task="pairwise", session_items=2, practice_items=0, attention_share=0.0)
     sid = store.open_session(store.add_invites("fixture", "sparse")[0], rng=random.Random(0))
     state = store.session_state(sid)

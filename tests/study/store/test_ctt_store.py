@@ -13,11 +13,14 @@ from models.errors import VidcolorError
 
 def test_ctt_items_next_item_and_votes(store, study):
     store.upsert_trial(study, "t1", experiment="exp2")
-    uids = store.add_ctt_items(study, [
-        {"real_path": "/m/a_real.mp4", "fake_path": "/m/a_fake.mp4", "trial_id": "t1", "video_id": "v0", "clip": 0},
-        {"real_path": "/m/b_real.mp4", "fake_path": "/m/b_fake.mp4", "trial_id": "t1", "video_id": "v1", "clip": 3},
-        {"real_path": "/m/c_real.mp4", "fake_path": "/m/c_bad.mp4", "is_attention": True, "medium": "clip"},
-    ])
+    uids = store.add_ctt_items(
+        study,
+        [
+            {"real_path": "/m/a_real.mp4", "fake_path": "/m/a_fake.mp4", "trial_id": "t1", "video_id": "v0", "clip": 0},
+            {"real_path": "/m/b_real.mp4", "fake_path": "/m/b_fake.mp4", "trial_id": "t1", "video_id": "v1", "clip": 3},
+            {"real_path": "/m/c_real.mp4", "fake_path": "/m/c_bad.mp4", "is_attention": True, "medium": "clip"},
+        ],
+    )
     assert len(set(uids)) == 3 and all(len(u) == 16 for u in uids)
     assert all("t1" not in u and "real" not in u for u in uids)
     with pytest.raises(VidcolorError, match="fake_path"):
@@ -66,22 +69,46 @@ def test_ctt_items_next_item_and_votes(store, study):
 
 def test_ctt_items_record_split_and_legacy_items_are_rated_only(store, study):
     store.upsert_trial(study, "t1", experiment="exp2")
-    color, legacy = store.add_ctt_items(study, [
-        {"real_path": "/m/a.mp4", "fake_path": "/m/b.mp4", "trial_id": "t1", "split": "test",
-         "source": "/videos/cockatoo.mp4", "video_id": "cockatoo", "clip": 2},
-        {"real_path": "/m/c.png", "fake_path": "/m/d.png", "trial_id": "t1", "split": "legacy", "medium": "frame",
-         "frame": 5, "source": "/videos/film.mp4", "real_is_color": False},
-    ])
+    color, legacy = store.add_ctt_items(
+        study,
+        [
+            {
+                "real_path": "/m/a.mp4",
+                "fake_path": "/m/b.mp4",
+                "trial_id": "t1",
+                "split": "test",
+                "source": "/videos/cockatoo.mp4",
+                "video_id": "cockatoo",
+                "clip": 2,
+            },
+            {
+                "real_path": "/m/c.png",
+                "fake_path": "/m/d.png",
+                "trial_id": "t1",
+                "split": "legacy",
+                "medium": "frame",
+                "frame": 5,
+                "source": "/videos/film.mp4",
+                "real_is_color": False,
+            },
+        ],
+    )
     items = store.ctt_items(study).set_index("uid")
     assert items.loc[color, ["split", "source", "real_is_color", "medium"]].tolist() == [
-        "test", "/videos/cockatoo.mp4", True, "clip"]
+        "test",
+        "/videos/cockatoo.mp4",
+        True,
+        "clip",
+    ]
     assert items.loc[legacy, ["split", "frame", "real_is_color", "medium"]].tolist() == ["legacy", 5, False, "frame"]
     rater = store.add_rater("carol")
     # "which is real" never draws the black-and-white original; the rating mode draws both
     for _ in range(5):
         assert store.next_ctt_item(study, rater, mode="2afc", rng=random.Random(_))["uid"] == color
     assert {store.next_ctt_item(study, rater, mode="rating", rng=random.Random(k))["uid"] for k in range(20)} == {
-        color, legacy}
+        color,
+        legacy,
+    }
     assert store.next_ctt_item(study, rater, medium="frame")["uid"] == legacy
     assert store.next_ctt_item(study, rater, medium="clip")["uid"] == color
     with pytest.raises(VidcolorError, match=r"CTT medium must be one of \('clip', 'frame'\), got 'gif'"):
@@ -112,7 +139,7 @@ def test_concurrent_votes_each_stored_exactly_once(store, study):
         for uid in order:
             try:
                 ok = store.record_vote(rater, uid, choice="left", picked_real=seed % 2 == 0, response_ms=seed)
-            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            except BaseException as exc:
                 errors.append(exc)
                 continue
             with lock:

@@ -61,14 +61,26 @@ def test_in_memory_store_keeps_one_database():
 
 
 def test_every_table_is_prefixed():
-    assert set(Base.metadata.tables) == {"vc_studies", "vc_trials", "vc_epochs", "vc_media", "vc_raters",
-                                          "vc_ctt_items", "vc_ctt_votes", "vc_ctt_campaigns", "vc_ctt_invites",
-                                          "vc_ctt_sessions", "vc_ctt_pair_votes"}
+    assert set(Base.metadata.tables) == {
+        "vc_studies",
+        "vc_trials",
+        "vc_epochs",
+        "vc_media",
+        "vc_raters",
+        "vc_ctt_items",
+        "vc_ctt_votes",
+        "vc_ctt_campaigns",
+        "vc_ctt_invites",
+        "vc_ctt_sessions",
+        "vc_ctt_pair_votes",
+    }
 
 
 def test_import_pulls_in_neither_torch_nor_ray():
-    code = ("import json, sys; import study.store; "
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray'))))")
+    code = (
+        "import json, sys; import study.store; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ray'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 

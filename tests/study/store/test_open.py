@@ -14,8 +14,7 @@ from study.store import Store, has_password, mask_url
 
 def listing(folder) -> dict[str, tuple[int, int]]:
     """Every file under `folder` with its size and mtime (ns), to prove nothing was made or changed."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
 
 
 @pytest.mark.parametrize("create", [True, False])
@@ -26,8 +25,10 @@ def test_a_damaged_file_is_named_and_left_as_it_was(tmp_path, create):
     before = listing(tmp_path)
     with pytest.raises(VidcolorError) as err:
         Store(f"sqlite:///{db}", create=create)
-    assert str(err.value) == (f"results database {db} is damaged or not a SQLite database (file is not a database); "
-                              "give another --db, or restore the file from a copy")
+    assert str(err.value) == (
+        f"results database {db} is damaged or not a SQLite database (file is not a database); "
+        "give another --db, or restore the file from a copy"
+    )
     assert db.read_bytes() == data and listing(tmp_path) == before  # no -wal/-shm, no byte changed
 
 
@@ -52,8 +53,9 @@ def test_read_only_open_of_a_file_without_our_tables_changes_nothing(tmp_path):
     before = listing(tmp_path)
     with pytest.raises(VidcolorError) as err:
         Store(f"sqlite:///{empty}", create=False)
-    assert str(err.value) == (f"no vidcolor results in {empty} (no vc_studies table); "
-                              "run `vidcolor tune` first or check --db")
+    assert str(err.value) == (
+        f"no vidcolor results in {empty} (no vc_studies table); run `vidcolor tune` first or check --db"
+    )
     assert listing(tmp_path) == before and empty.stat().st_size == 0
 
 

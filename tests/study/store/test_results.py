@@ -36,11 +36,28 @@ def test_study_round_trip_and_uniqueness(store, study):
 
 def test_spec_and_metrics_are_stored_as_plain_json(store):
     when = dt.datetime(2026, 1, 2, 3, 4, 5)
-    store.create_study("j", objective="val_rmse", spec={
-        "size": (64, 64), "root": Path("/data/x"), "when": when, "lr": np.float64(1e-3), "n": np.int64(7),
-        "bad": float("nan"), "nested": {"k": [np.float32(0.5), float("inf")]}})
-    assert store.get_study("j")["spec"] == {"size": [64, 64], "root": "/data/x", "when": "2026-01-02T03:04:05",
-                                            "lr": 1e-3, "n": 7, "bad": None, "nested": {"k": [0.5, None]}}
+    store.create_study(
+        "j",
+        objective="val_rmse",
+        spec={
+            "size": (64, 64),
+            "root": Path("/data/x"),
+            "when": when,
+            "lr": np.float64(1e-3),
+            "n": np.int64(7),
+            "bad": float("nan"),
+            "nested": {"k": [np.float32(0.5), float("inf")]},
+        },
+    )
+    assert store.get_study("j")["spec"] == {
+        "size": [64, 64],
+        "root": "/data/x",
+        "when": "2026-01-02T03:04:05",
+        "lr": 1e-3,
+        "n": 7,
+        "bad": None,
+        "nested": {"k": [0.5, None]},
+    }
     store.upsert_trial("j", "t", params={"grid": np.int32(10), "ratio": np.float16(0.25)})
     store.log_epoch("j", "t", 0, {"val_rmse": np.float32(2.5), "flag": np.bool_(True)})
     trial = store.get_trial("j", "t")
@@ -61,8 +78,9 @@ def test_objective_value():
 
 
 def test_trials_epochs_best_and_flattened_columns(store, study):
-    store.upsert_trial(study, "t1", experiment="exp2", config={"lam": 0.5, "grid": 10, "lr": 1e-3},
-                       params={"lam": 0.5, "lr": 1e-3})
+    store.upsert_trial(
+        study, "t1", experiment="exp2", config={"lam": 0.5, "grid": 10, "lr": 1e-3}, params={"lam": 0.5, "lr": 1e-3}
+    )
     store.upsert_trial(study, "t2", experiment="exp1", params={"lam": 0.9, "lr": 1e-2})
     assert store.log_epoch(study, "t1", 0, {"val_rmse": 9.0, "loss": np.float32(2.5)}, checkpoint="/ck/0")
     assert store.log_epoch(study, "t1", 1, {"val_rmse": 7.0, "loss": 2.0}, checkpoint="/ck/1")

@@ -45,29 +45,44 @@ T1 = dt.datetime(2024, 5, 2, 8, 30, 0)
 EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006")
 HEAD = "0006"
 # what the log says each revision did, by hand
-MESSAGES = {"0002": "added vc_ctt_items.frame, split, source and real_is_color (still frames, legacy footage)",
-            "0003": "renamed vc_media.kind to media_type and vc_ctt_items.kind to medium",
-            "0004": "added vc_ctt_campaigns, vc_ctt_invites and vc_ctt_sessions (campaigns with invite links)",
-            "0005": "added vc_ctt_pair_votes (pairwise campaigns between trials)",
-            "0006": "added vc_ctt_sessions.shown_at (the display clock is the server's)"}
+MESSAGES = {
+    "0002": "added vc_ctt_items.frame, split, source and real_is_color (still frames, legacy footage)",
+    "0003": "renamed vc_media.kind to media_type and vc_ctt_items.kind to medium",
+    "0004": "added vc_ctt_campaigns, vc_ctt_invites and vc_ctt_sessions (campaigns with invite links)",
+    "0005": "added vc_ctt_pair_votes (pairwise campaigns between trials)",
+    "0006": "added vc_ctt_sessions.shown_at (the display clock is the server's)",
+}
 
 
 def _items_table(md: MetaData, revision: str) -> None:
     """vc_ctt_items before revision 0003: `kind` for `medium`; before 0002 without frame, split,
     source and real_is_color (copied from those versions' schema)."""
-    later = [Column("frame", Integer), Column("split", String(40)), Column("source", Text),
-             Column("real_is_color", Boolean, nullable=False)] if revision >= "0002" else []
-    Table("vc_ctt_items", md,
-          Column("id", Integer, primary_key=True),
-          Column("uid", String(64), unique=True, nullable=False),
-          Column("study_id", ForeignKey("vc_studies.id", ondelete="CASCADE"), nullable=False, index=True),
-          Column("trial_pk", ForeignKey("vc_trials.id", ondelete="CASCADE")),
-          Column("real_path", Text, nullable=False), Column("fake_path", Text, nullable=False),
-          Column("kind", String(10), nullable=False),
-          Column("is_attention", Boolean, nullable=False),
-          Column("video_id", String(200)), Column("clip", Integer),
-          *later,
-          Column("created", DateTime, nullable=False))
+    later = (
+        [
+            Column("frame", Integer),
+            Column("split", String(40)),
+            Column("source", Text),
+            Column("real_is_color", Boolean, nullable=False),
+        ]
+        if revision >= "0002"
+        else []
+    )
+    Table(
+        "vc_ctt_items",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("uid", String(64), unique=True, nullable=False),
+        Column("study_id", ForeignKey("vc_studies.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("trial_pk", ForeignKey("vc_trials.id", ondelete="CASCADE")),
+        Column("real_path", Text, nullable=False),
+        Column("fake_path", Text, nullable=False),
+        Column("kind", String(10), nullable=False),
+        Column("is_attention", Boolean, nullable=False),
+        Column("video_id", String(200)),
+        Column("clip", Integer),
+        *later,
+        Column("created", DateTime, nullable=False),
+    )
 
 
 def schema_of(revision: str) -> MetaData:
@@ -82,39 +97,60 @@ def schema_of(revision: str) -> MetaData:
     for name in same:
         Base.metadata.tables[name].to_metadata(md)
     if revision < "0003":
-        Table("vc_media", md,
-              Column("id", Integer, primary_key=True),
-              Column("trial_pk", ForeignKey("vc_trials.id", ondelete="CASCADE"), nullable=False, index=True),
-              Column("kind", String(40), nullable=False),
-              Column("path", Text, nullable=False),
-              Column("video_id", String(200)), Column("clip", Integer), Column("frame", Integer),
-              Column("created", DateTime, nullable=False),
-              UniqueConstraint("trial_pk", "path", name="uq_vc_media_trial_path"))
+        Table(
+            "vc_media",
+            md,
+            Column("id", Integer, primary_key=True),
+            Column("trial_pk", ForeignKey("vc_trials.id", ondelete="CASCADE"), nullable=False, index=True),
+            Column("kind", String(40), nullable=False),
+            Column("path", Text, nullable=False),
+            Column("video_id", String(200)),
+            Column("clip", Integer),
+            Column("frame", Integer),
+            Column("created", DateTime, nullable=False),
+            UniqueConstraint("trial_pk", "path", name="uq_vc_media_trial_path"),
+        )
         _items_table(md, revision)
     if "0004" <= revision < "0006":
-        Table("vc_ctt_sessions", md,
-              Column("id", String(64), primary_key=True),
-              Column("campaign_id", ForeignKey("vc_ctt_campaigns.id", ondelete="CASCADE"), nullable=False, index=True),
-              Column("token", ForeignKey("vc_ctt_invites.token", ondelete="CASCADE"), nullable=False, index=True),
-              Column("rater_id", ForeignKey("vc_raters.id", ondelete="CASCADE"), nullable=False, unique=True),
-              Column("display_name", String(200)), Column("plan", Base.metadata.tables["vc_ctt_sessions"].c.plan.type,
-                                                          nullable=False),
-              Column("practice", Integer, nullable=False), Column("position", Integer, nullable=False),
-              Column("started", DateTime, nullable=False), Column("finished", DateTime))
+        Table(
+            "vc_ctt_sessions",
+            md,
+            Column("id", String(64), primary_key=True),
+            Column("campaign_id", ForeignKey("vc_ctt_campaigns.id", ondelete="CASCADE"), nullable=False, index=True),
+            Column("token", ForeignKey("vc_ctt_invites.token", ondelete="CASCADE"), nullable=False, index=True),
+            Column("rater_id", ForeignKey("vc_raters.id", ondelete="CASCADE"), nullable=False, unique=True),
+            Column("display_name", String(200)),
+            Column("plan", Base.metadata.tables["vc_ctt_sessions"].c.plan.type, nullable=False),
+            Column("practice", Integer, nullable=False),
+            Column("position", Integer, nullable=False),
+            Column("started", DateTime, nullable=False),
+            Column("finished", DateTime),
+        )
     return md
 
 
 # what the old database holds: (trial number, media type, path, video_id, clip, frame)
-OLD_MEDIA = [(1, "gray_png", "/m/t1/000_gray.png", "v0", 0, 0), (1, "pred_png", "/m/t1/000_pred.png", "v0", 0, 0),
-             (1, "gt_png", "/m/t1/000_gt.png", "v0", 0, 0), (1, "gray_mp4", "/m/t1/gray.mp4", "v0", 0, None),
-             (1, "pred_mp4", "/m/t1/pred.mp4", "v0", 0, None), (1, "gt_mp4", "/m/t1/gt.mp4", "v0", 0, None),
-             (2, "pred_mp4", "/m/t2/pred.mp4", "v1", 3, None)]
+OLD_MEDIA = [
+    (1, "gray_png", "/m/t1/000_gray.png", "v0", 0, 0),
+    (1, "pred_png", "/m/t1/000_pred.png", "v0", 0, 0),
+    (1, "gt_png", "/m/t1/000_gt.png", "v0", 0, 0),
+    (1, "gray_mp4", "/m/t1/gray.mp4", "v0", 0, None),
+    (1, "pred_mp4", "/m/t1/pred.mp4", "v0", 0, None),
+    (1, "gt_mp4", "/m/t1/gt.mp4", "v0", 0, None),
+    (2, "pred_mp4", "/m/t2/pred.mp4", "v1", 3, None),
+]
 # (uid, trial number, medium, is_attention, frame, split, real_is_color)
-OLD_ITEMS = [("u_clip", 1, "clip", False, None, "test", True), ("u_frame", 2, "frame", False, 3, "legacy", False),
-             ("u_check", None, "clip", True, None, "test", True)]
+OLD_ITEMS = [
+    ("u_clip", 1, "clip", False, None, "test", True),
+    ("u_frame", 2, "frame", False, 3, "legacy", False),
+    ("u_check", None, "clip", True, None, "test", True),
+]
 # (rater_id, index in OLD_ITEMS, choice, picked_real, response_ms, rating, mode)
-OLD_VOTES = [("r1", 0, "left", False, 812.5, None, "2afc"), ("r1", 1, None, None, 1500.0, 4, "rating"),
-             ("r2", 2, "right", True, 640.0, None, "2afc")]
+OLD_VOTES = [
+    ("r1", 0, "left", False, 812.5, None, "2afc"),
+    ("r1", 1, None, None, 1500.0, 4, "rating"),
+    ("r2", 2, "right", True, 640.0, None, "2afc"),
+]
 
 
 def write_database(url: str, revision: str) -> dict[str, list[dict]]:
@@ -136,43 +172,134 @@ def write_database(url: str, revision: str) -> dict[str, list[dict]]:
         return key
 
     with engine.begin() as c:
-        study = add(c, "vc_studies", name="old", spec={"trials": 2}, objective="val_rmse_rgb", mode="min",
-                    created=T0, status="FINISHED", storage_path="/ray/old", shards=None)
-        trials = {n: add(c, "vc_trials", study_id=study, trial_id=f"t{n}", experiment=exp,
-                         config={"lam": 0.5 * n}, params={"lam": 0.5 * n}, status=status, started=T0, ended=end,
-                         best_metrics={"val_rmse_rgb": 4.0 + n}, last_metrics={"val_rmse_rgb": 4.5 + n},
-                         best_epoch=1, checkpoint=f"/ray/old/t{n}/ckpt", error=err)
-                  for n, exp, status, end, err in ((1, "exp2", "TERMINATED", T1, None),
-                                                   (2, "exp5", "ERROR", None, "OOM"))}
+        study = add(
+            c,
+            "vc_studies",
+            name="old",
+            spec={"trials": 2},
+            objective="val_rmse_rgb",
+            mode="min",
+            created=T0,
+            status="FINISHED",
+            storage_path="/ray/old",
+            shards=None,
+        )
+        trials = {
+            n: add(
+                c,
+                "vc_trials",
+                study_id=study,
+                trial_id=f"t{n}",
+                experiment=exp,
+                config={"lam": 0.5 * n},
+                params={"lam": 0.5 * n},
+                status=status,
+                started=T0,
+                ended=end,
+                best_metrics={"val_rmse_rgb": 4.0 + n},
+                last_metrics={"val_rmse_rgb": 4.5 + n},
+                best_epoch=1,
+                checkpoint=f"/ray/old/t{n}/ckpt",
+                error=err,
+            )
+            for n, exp, status, end, err in ((1, "exp2", "TERMINATED", T1, None), (2, "exp5", "ERROR", None, "OOM"))
+        }
         for epoch in (0, 1):
             add(c, "vc_epochs", trial_pk=trials[1], epoch=epoch, metrics={"val_rmse_rgb": 5.0 - epoch}, time=T0)
         for n, media_type, path, video, clip, frame in OLD_MEDIA:
-            add(c, "vc_media", trial_pk=trials[n], **{media_col: media_type}, path=path, video_id=video, clip=clip,
-                frame=frame, created=T0)
+            add(
+                c,
+                "vc_media",
+                trial_pk=trials[n],
+                **{media_col: media_type},
+                path=path,
+                video_id=video,
+                clip=clip,
+                frame=frame,
+                created=T0,
+            )
         for rater, name in (("r1", "alice"), ("r2", None), ("r3", "carol")):
             add(c, "vc_raters", id=rater, name=name, created=T0)
         items = []
         for uid, n, medium, att, frame, split, color in OLD_ITEMS:
-            later = ({"frame": frame, "split": split, "source": f"/src/{uid}.mp4", "real_is_color": color}
-                     if revision >= "0002" else {})
-            items.append(add(c, "vc_ctt_items", uid=uid, study_id=study, trial_pk=trials.get(n),
-                             real_path=f"/c/{uid}_a", fake_path=f"/c/{uid}_b", **{medium_col: medium},
-                             is_attention=att, video_id=None if n is None else f"v{n}", clip=n, **later, created=T0))
+            later = (
+                {"frame": frame, "split": split, "source": f"/src/{uid}.mp4", "real_is_color": color}
+                if revision >= "0002"
+                else {}
+            )
+            items.append(
+                add(
+                    c,
+                    "vc_ctt_items",
+                    uid=uid,
+                    study_id=study,
+                    trial_pk=trials.get(n),
+                    real_path=f"/c/{uid}_a",
+                    fake_path=f"/c/{uid}_b",
+                    **{medium_col: medium},
+                    is_attention=att,
+                    video_id=None if n is None else f"v{n}",
+                    clip=n,
+                    **later,
+                    created=T0,
+                )
+            )
         for rater, i, choice, picked, ms, rating, mode in OLD_VOTES:
-            add(c, "vc_ctt_votes", rater_id=rater, item_id=items[i], choice=choice, picked_real=picked,
-                response_ms=ms, rating=rating, mode=mode, created=T0)
+            add(
+                c,
+                "vc_ctt_votes",
+                rater_id=rater,
+                item_id=items[i],
+                choice=choice,
+                picked_real=picked,
+                response_ms=ms,
+                rating=rating,
+                mode=mode,
+                created=T0,
+            )
         if revision >= "0004":
-            campaign = add(c, "vc_ctt_campaigns", study_id=study, name="c1", task="2afc", display_s=1.5,
-                           session_items=2, practice_items=0, attention_share=0.5, trial_ids=["t1", "t2"],
-                           is_open=True, created=T0)
+            campaign = add(
+                c,
+                "vc_ctt_campaigns",
+                study_id=study,
+                name="c1",
+                task="2afc",
+                display_s=1.5,
+                session_items=2,
+                practice_items=0,
+                attention_share=0.5,
+                trial_ids=["t1", "t2"],
+                is_open=True,
+                created=T0,
+            )
             add(c, "vc_ctt_invites", token="tok1", campaign_id=campaign, max_uses=None, uses=1, created=T0)
             shown = {"shown_at": T1} if revision >= "0006" else {}
-            add(c, "vc_ctt_sessions", id="sess1", campaign_id=campaign, token="tok1", rater_id="r3",
-                display_name="carol", plan=["u_clip", "u_check"], practice=0, position=1, **shown, started=T0,
-                finished=None)
+            add(
+                c,
+                "vc_ctt_sessions",
+                id="sess1",
+                campaign_id=campaign,
+                token="tok1",
+                rater_id="r3",
+                display_name="carol",
+                plan=["u_clip", "u_check"],
+                practice=0,
+                position=1,
+                **shown,
+                started=T0,
+                finished=None,
+            )
         if revision >= "0005":
-            add(c, "vc_ctt_pair_votes", rater_id="r1", item_a_id=items[0], item_b_id=items[1], winner_id=items[1],
-                response_ms=900.0, created=T1)
+            add(
+                c,
+                "vc_ctt_pair_votes",
+                rater_id="r1",
+                item_a_id=items[0],
+                item_b_id=items[1],
+                winner_id=items[1],
+                response_ms=900.0,
+                created=T1,
+            )
     engine.dispose()
     return written
 
@@ -181,8 +308,10 @@ def as_upgraded(written: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """The rows as today's tables hold them: `kind` under its new names, the columns added since with
     the values the upgrade gives old rows (CTT items were colour clips; sessions had no display clock)."""
     renamed = {"vc_media": {"kind": "media_type"}, "vc_ctt_items": {"kind": "medium"}}
-    added = {"vc_ctt_items": {"frame": None, "split": None, "source": None, "real_is_color": True},
-             "vc_ctt_sessions": {"shown_at": None}}
+    added = {
+        "vc_ctt_items": {"frame": None, "split": None, "source": None, "real_is_color": True},
+        "vc_ctt_sessions": {"shown_at": None},
+    }
     out = {}
     for table, rows in written.items():
         names = renamed.get(table, {})
@@ -193,8 +322,10 @@ def as_upgraded(written: dict[str, list[dict]]) -> dict[str, list[dict]]:
 def read_all(engine) -> dict[str, list[dict]]:
     """Every row of today's tables, through today's column types, in primary key order."""
     with engine.connect() as c:
-        return {name: [dict(r._mapping) for r in c.execute(select(t).order_by(*t.primary_key.columns))]
-                for name, t in Base.metadata.tables.items()}
+        return {
+            name: [dict(r._mapping) for r in c.execute(select(t).order_by(*t.primary_key.columns))]
+            for name, t in Base.metadata.tables.items()
+        }
 
 
 def schema_signature(engine) -> dict[str, dict]:
@@ -208,9 +339,15 @@ def schema_signature(engine) -> dict[str, dict]:
         out[t] = {
             "columns": {c["name"]: (str(c["type"]), c["nullable"]) for c in insp.get_columns(t)},
             "primary key": insp.get_pk_constraint(t)["constrained_columns"],
-            "foreign keys": sorted((tuple(fk["constrained_columns"]), fk["referred_table"],
-                                    tuple(fk["referred_columns"]), fk["options"].get("ondelete"))
-                                   for fk in insp.get_foreign_keys(t)),
+            "foreign keys": sorted(
+                (
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                    fk["options"].get("ondelete"),
+                )
+                for fk in insp.get_foreign_keys(t)
+            ),
             "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)),
             "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(t)),
             "checks": sorted((c["name"], c["sqltext"]) for c in insp.get_check_constraints(t)),
@@ -243,8 +380,14 @@ def recorded(store: Store) -> str | None:
 
 def plain(values) -> list:
     """A column's values with pandas' NaN/NaT as None and whole floats as ints (comparable to the inserts)."""
-    return [None if v is None or (not isinstance(v, str) and pd.isna(v))
-            else int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
+    return [
+        None
+        if v is None or (not isinstance(v, str) and pd.isna(v))
+        else int(v)
+        if isinstance(v, float) and v.is_integer()
+        else v
+        for v in values
+    ]
 
 
 @pytest.mark.parametrize("revision", EARLIER)
@@ -280,8 +423,9 @@ def test_each_earlier_schema_is_upgraded_and_every_row_reads_back(empty_db_url, 
 
         # the upgraded database takes new rows in every table a later revision changed
         store.add_media("old", "t2", media_type="gt_mp4", path="/m/t2/gt.mp4", video_id="v1", clip=3)
-        [uid] = store.add_ctt_items("old", [{"real_path": "/c/n_a", "fake_path": "/c/n_b", "medium": "frame",
-                                             "frame": 7, "split": "test"}])
+        [uid] = store.add_ctt_items(
+            "old", [{"real_path": "/c/n_a", "fake_path": "/c/n_b", "medium": "frame", "frame": 7, "split": "test"}]
+        )
         assert store.get_ctt_item(uid)["medium"] == "frame" and store.get_ctt_item(uid)["frame"] == 7
         store.create_campaign("old", "c2", task="rating", session_items=1, practice_items=0, attention_share=0.0)
         [token] = store.add_invites("old", "c2")
@@ -335,8 +479,13 @@ def test_a_database_holding_an_optuna_study_opens_and_optuna_still_reads_it(empt
             write_database(url, revision)
         storage_url = store_engine._normalize_url(url)
         study = optuna.create_study(storage=storage_url, study_name="s", directions=["minimize", "maximize"])
-        study.add_trial(optuna.trial.create_trial(params={"lam": 0.5}, values=[1.0, 2.0],
-                                                  distributions={"lam": optuna.distributions.FloatDistribution(0, 1)}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lam": 0.5},
+                values=[1.0, 2.0],
+                distributions={"lam": optuna.distributions.FloatDistribution(0, 1)},
+            )
+        )
         engine = create_engine(storage_url)
         with engine.connect() as c:
             optuna_version = c.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
@@ -352,8 +501,13 @@ def test_a_database_holding_an_optuna_study_opens_and_optuna_still_reads_it(empt
         loaded = optuna.load_study(study_name="s", storage=storage_url)
         [trial] = loaded.trials
         assert trial.values == [1.0, 2.0] and trial.params == {"lam": 0.5}
-        loaded.add_trial(optuna.trial.create_trial(params={"lam": 0.1}, values=[0.5, 3.0],
-                                                   distributions={"lam": optuna.distributions.FloatDistribution(0, 1)}))
+        loaded.add_trial(
+            optuna.trial.create_trial(
+                params={"lam": 0.1},
+                values=[0.5, 3.0],
+                distributions={"lam": optuna.distributions.FloatDistribution(0, 1)},
+            )
+        )
         assert [t.values for t in optuna.load_study(study_name="s", storage=storage_url).best_trials] == [[0.5, 3.0]]
         engine.dispose()
 
@@ -384,8 +538,10 @@ def test_a_database_from_a_newer_version_is_refused_and_left_as_it_was(empty_db_
         c.execute(text(f"UPDATE {migrations.VERSION_TABLE} SET version_num = '0099'"))
     with pytest.raises(VidcolorError) as err:
         Store(empty_db_url)
-    assert "is at schema revision '0099', which this version of vidcolor does not know (its newest is " \
-           f"'{HEAD}'): a newer version made it; upgrade vidcolor" in str(err.value)
+    assert (
+        "is at schema revision '0099', which this version of vidcolor does not know (its newest is "
+        f"'{HEAD}'): a newer version made it; upgrade vidcolor" in str(err.value)
+    )
     assert str(err.value).startswith("cannot open the results database ")
     with engine.connect() as c:
         assert c.execute(text(f"SELECT version_num FROM {migrations.VERSION_TABLE}")).scalar_one() == "0099"
@@ -395,14 +551,18 @@ def test_a_database_from_a_newer_version_is_refused_and_left_as_it_was(empty_db_
 def test_a_database_with_only_some_of_our_tables_is_refused(tmp_path):
     db = tmp_path / "part.db"
     con = sqlite3.connect(db)  # vc_ctt_items of the first release, alone
-    con.execute("CREATE TABLE vc_ctt_items (id INTEGER PRIMARY KEY, uid VARCHAR(64) UNIQUE, study_id INTEGER NOT NULL, "
-                "kind VARCHAR(10) NOT NULL, created DATETIME NOT NULL)")
+    con.execute(
+        "CREATE TABLE vc_ctt_items (id INTEGER PRIMARY KEY, uid VARCHAR(64) UNIQUE, study_id INTEGER NOT NULL, "
+        "kind VARCHAR(10) NOT NULL, created DATETIME NOT NULL)"
+    )
     con.close()
     with pytest.raises(VidcolorError) as err:
         Store(f"sqlite:///{db}")
-    assert str(err.value) == (f"cannot open the results database {db}: it holds vidcolor tables (vc_ctt_items) but not "
-                              "vc_studies, vc_trials, vc_epochs, vc_media, vc_raters, vc_ctt_votes, "
-                              "so no version of vidcolor made it")
+    assert str(err.value) == (
+        f"cannot open the results database {db}: it holds vidcolor tables (vc_ctt_items) but not "
+        "vc_studies, vc_trials, vc_epochs, vc_media, vc_raters, vc_ctt_votes, "
+        "so no version of vidcolor made it"
+    )
     con = sqlite3.connect(db)
     assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["vc_ctt_items"]
     con.close()

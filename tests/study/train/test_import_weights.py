@@ -17,8 +17,14 @@ from models.model import create_model
 from models.presets import get_preset
 from study.cli import main as cli
 
-TRAINED = ("config.json", "model.safetensors", "optimizer.safetensors", "optimizer.json", "train_state.json",
-           "train_weights.safetensors")
+TRAINED = (
+    "config.json",
+    "model.safetensors",
+    "optimizer.safetensors",
+    "optimizer.json",
+    "train_state.json",
+    "train_weights.safetensors",
+)
 
 
 def listing(folder: Path) -> dict[str, bytes]:
@@ -59,8 +65,10 @@ def test_existing_checkpoint_is_refused_before_the_weights_are_read(release, tra
     before = listing(trained)
     assert cli(["import-eccv16", str(weights), "--out", str(trained)]) == 2
     err = capsys.readouterr().err
-    assert (f"error: --out {trained}: exists and is not empty (config.json, model.safetensors, optimizer.json, "
-            "...); pass --overwrite to replace it") in err and "Traceback" not in err
+    assert (
+        f"error: --out {trained}: exists and is not empty (config.json, model.safetensors, optimizer.json, "
+        "...); pass --overwrite to replace it"
+    ) in err and "Traceback" not in err
     assert listing(trained) == before and reads == []
 
 
@@ -94,14 +102,18 @@ def test_folder_that_holds_no_checkpoint_and_a_file_in_the_way(release, tmp_path
     notes.mkdir()
     (notes / "todo.txt").write_text("mine")
     assert cli(["import-eccv16", str(weights), "--out", str(notes), "--overwrite"]) == 2
-    assert (f"error: --out {notes}: not empty (todo.txt) and holds no checkpoint (config.json missing); "
-            "refusing to replace it") in capsys.readouterr().err
+    assert (
+        f"error: --out {notes}: not empty (todo.txt) and holds no checkpoint (config.json missing); "
+        "refusing to replace it"
+    ) in capsys.readouterr().err
     assert listing(notes) == {"todo.txt": b"mine"}
     assert cli(["import-eccv16", str(weights), "--out", str(notes / "todo.txt")]) == 2
     assert f"error: --out {notes / 'todo.txt'}: exists and is a file, not a folder" in capsys.readouterr().err
     assert cli(["import-eccv16", str(weights), "--out", str(notes / "todo.txt" / "ck")]) == 2
-    assert f"error: --out {notes / 'todo.txt' / 'ck'}: {notes / 'todo.txt'} is a file, not a folder" in \
-        capsys.readouterr().err
+    assert (
+        f"error: --out {notes / 'todo.txt' / 'ck'}: {notes / 'todo.txt'} is a file, not a folder"
+        in capsys.readouterr().err
+    )
     assert reads == [] and listing(notes) == {"todo.txt": b"mine"}
     # a new folder, and an existing empty one, need no --overwrite
     empty = tmp_path / "empty"

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.timeout(300)
 
 LOCAL = Placement(workers=0)  # Ray Train's local mode: the loop runs in this process
 
-TINY = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, val_batches=1, val_batch_size=2, lr=3e-3,
-                   metric="train_loss")
+TINY = TrainConfig(
+    epochs=2, steps_per_epoch=2, batch_size=2, val_batches=1, val_batch_size=2, lr=3e-3, metric="train_loss"
+)
 
 
 def test_optimizer_state_round_trip(tmp_path):
@@ -74,8 +75,15 @@ def test_local_mode_trains_reports_and_checkpoints(demo_shards, tmp_path):
     metrics = result.metrics
     assert metrics["epoch"] == 2 and metrics["world_size"] == 1
     assert not (Path(result.checkpoint.path) / TRAIN_WEIGHTS_FILE).exists()  # the model is the trained weights
-    for key in ("train_loss", "l_cl", "l_seq", "val_rmse_rgb", "val_colorfulness_ratio", "val_temporal_error",
-                "best_train_loss"):
+    for key in (
+        "train_loss",
+        "l_cl",
+        "l_seq",
+        "val_rmse_rgb",
+        "val_colorfulness_ratio",
+        "val_temporal_error",
+        "best_train_loss",
+    ):
         assert isinstance(metrics[key], float), key
     assert metrics["val_frames"] > 0 and metrics["l_seq"] > 0  # the ConvLSTM's loss is in the mix
     # what the spec accepts as an objective is exactly what an epoch reports (beside bookkeeping)
@@ -149,9 +157,9 @@ def test_weight_average_warms_up_by_hand():
 
     from study.train.optim_state import ema_avg_fn, ema_decay
 
-    assert ema_decay(0.995, 1) == pytest.approx(1 - 2 ** -0.75)  # 0.405
-    assert ema_decay(0.995, 40) == pytest.approx(1 - 41 ** -0.75)  # 0.938: a 40-step run averages its last steps
-    assert ema_decay(0.995, 1000) == pytest.approx(1 - 1001 ** -0.75)  # 0.9944
+    assert ema_decay(0.995, 1) == pytest.approx(1 - 2**-0.75)  # 0.405
+    assert ema_decay(0.995, 40) == pytest.approx(1 - 41**-0.75)  # 0.938: a 40-step run averages its last steps
+    assert ema_decay(0.995, 1000) == pytest.approx(1 - 1001**-0.75)  # 0.9944
     assert ema_decay(0.995, 2000) == 0.995  # warmed up: 1 - 2001 ** -0.75 = 0.9967 > 0.995
 
     net = torch.nn.BatchNorm1d(1)  # a weight and bias (floats) and num_batches_tracked (an integer buffer)
@@ -199,10 +207,34 @@ def test_vidcolor_train_ddp_two_workers(ray_cluster, ray_tools, demo_shards, tmp
     """`vidcolor train` with 2 DDP workers on the Ray cluster leaves OUT/best/ and a summary; an
     exp4 run then starts from it (transfer learning)."""
     out = tmp_path / "run"
-    cmd = [ray_tools.VIDCOLOR, "train", "--shards", str(demo_shards), "--preset", "exp2", "--out", str(out),
-           "--workers", "2", "--address", ray_cluster.address,
-           "--set", "size=tiny", "--set", "epochs=2", "--set", "steps_per_epoch=2", "--set", "batch_size=2",
-           "--set", "val_batches=1", "--set", "val_batch_size=2", "--set", "grid=40"]
+    cmd = [
+        ray_tools.VIDCOLOR,
+        "train",
+        "--shards",
+        str(demo_shards),
+        "--preset",
+        "exp2",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--address",
+        ray_cluster.address,
+        "--set",
+        "size=tiny",
+        "--set",
+        "epochs=2",
+        "--set",
+        "steps_per_epoch=2",
+        "--set",
+        "batch_size=2",
+        "--set",
+        "val_batches=1",
+        "--set",
+        "val_batch_size=2",
+        "--set",
+        "grid=40",
+    ]
     proc = subprocess.run(cmd, env=ray_tools.env(), capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "best checkpoint:" in proc.stdout and "val_rmse_rgb" in proc.stdout
@@ -232,19 +264,23 @@ def test_experiments_chain_ensemble_and_table(demo_shards, tmp_path):
     loaded = load_checkpoint(folder)
     assert isinstance(loaded.model, Ensemble) and loaded.config.name == "exp3"
     assert loaded.frame_size == 64 == load_checkpoint(members[0]).frame_size  # the shard set's size
-    figures = {name: evaluate_checkpoint(path, str(demo_shards), split="test")
-               for name, path in (("exp1", members[0]), ("exp2", members[1]), ("exp3", folder))}
+    figures = {
+        name: evaluate_checkpoint(path, str(demo_shards), split="test")
+        for name, path in (("exp1", members[0]), ("exp2", members[1]), ("exp3", folder))
+    }
     for f in figures.values():
         assert f["num_frames"] > 0 and 0 < f["mean"]["rmse_rgb"] < 255
-    text = experiments_table({"experiments": {k: {"mean": v["mean"], "num_frames": v["num_frames"]}
-                                         for k, v in figures.items()}})
+    text = experiments_table(
+        {"experiments": {k: {"mean": v["mean"], "num_frames": v["num_frames"]} for k, v in figures.items()}}
+    )
     lines = text.splitlines()
     assert lines[0].split()[:2] == ["exp", "RMSE"] and [ln.split()[0] for ln in lines[2:]] == ["exp1", "exp2", "exp3"]
     assert f"{figures['exp3']['mean']['rmse_rgb']:.3f}" in lines[4]
 
 
-def test_trained_checkpoint_colorizes_at_its_frame_size_without_the_shard_set(demo_shards, demo_videos, tmp_path,
-                                                                             caplog):
+def test_trained_checkpoint_colorizes_at_its_frame_size_without_the_shard_set(
+    demo_shards, demo_videos, tmp_path, caplog
+):
     """Training records the shard set's frame size in config.json; colorizing needs nothing else,
     so a 64 px model (and an ensemble of two) still works at 64 px once the shard set is gone."""
     import logging
@@ -317,8 +353,9 @@ def test_cli_train_refuses_an_earlier_run_unless_resume_or_overwrite(demo_shards
     (run / "best" / "config.json").write_text("{}")
 
     def snapshot():
-        return {str(p.relative_to(tmp_path)): p.read_bytes() if p.is_file() else None
-                for p in sorted(tmp_path.rglob("*"))}
+        return {
+            str(p.relative_to(tmp_path)): p.read_bytes() if p.is_file() else None for p in sorted(tmp_path.rglob("*"))
+        }
 
     seen = []
 

@@ -50,8 +50,12 @@ min_votes = {min_votes}
 """
 
 #: round one, made by hand: trial -> (lr, grid, objective, 2AFC votes, fooled)
-ROUND_ONE = {"r1_a": (1e-3, 10, 10.0, 4, 3), "r1_b": (3e-3, 20, 12.0, 4, 1), "r1_c": (5e-4, 10, 8.0, 4, 2),
-             "r1_d": (2e-3, 20, 9.0, 1, 1)}
+ROUND_ONE = {
+    "r1_a": (1e-3, 10, 10.0, 4, 3),
+    "r1_b": (3e-3, 20, 12.0, 4, 1),
+    "r1_c": (5e-4, 10, 8.0, 4, 2),
+    "r1_d": (2e-3, 20, 9.0, 1, 1),
+}
 
 
 def spec(trials: int = 2, score: str = "fool_rate", min_votes: int = 3, human: bool = True):
@@ -63,8 +67,18 @@ def spec(trials: int = 2, score: str = "fool_rate", min_votes: int = 3, human: b
 
 def vote(store: Store, trial_id: str, votes: int, fooled: int, tmp_path, *, rater: str = "") -> None:
     """`votes` 2AFC votes by distinct raters on one item of `trial_id`, `fooled` of them picking the fake."""
-    (uid,) = store.add_ctt_items("hum", [{"real_path": str(tmp_path / "r.mp4"), "fake_path": str(tmp_path / "f.mp4"),
-                                          "trial_id": trial_id, "video_id": "v", "clip": 0}])
+    (uid,) = store.add_ctt_items(
+        "hum",
+        [
+            {
+                "real_path": str(tmp_path / "r.mp4"),
+                "fake_path": str(tmp_path / "f.mp4"),
+                "trial_id": trial_id,
+                "video_id": "v",
+                "clip": 0,
+            }
+        ],
+    )
     for k in range(votes):
         rid = store.add_rater(f"{rater}{trial_id}-{k}")
         store.record_vote(rid, uid, choice="left", picked_real=k >= fooled)
@@ -122,8 +136,14 @@ def test_fool_rate_and_mean_rating_by_hand(tmp_path):
 
 def test_bt_score_from_a_pairwise_campaign(tmp_path):
     store = round_one(tmp_path, with_votes=False)
-    store.add_ctt_items("hum", [{"real_path": "r", "fake_path": f"{t}{c}.mp4", "trial_id": t, "video_id": "v",
-                                 "clip": c} for t in ("r1_a", "r1_b") for c in (0, 1)])
+    store.add_ctt_items(
+        "hum",
+        [
+            {"real_path": "r", "fake_path": f"{t}{c}.mp4", "trial_id": t, "video_id": "v", "clip": c}
+            for t in ("r1_a", "r1_b")
+            for c in (0, 1)
+        ],
+    )
     store.create_campaign("hum", "rank", task="pairwise", session_items=2, practice_items=0, attention_share=0.0)
     (token,) = store.add_invites("hum", "rank", 1, max_uses=None)
     trial_of = store.ctt_items("hum").set_index("uid")["trial_id"]
@@ -146,8 +166,11 @@ def test_a_round_needs_the_study_and_enough_votes(tmp_path):
     with pytest.raises(VidcolorError, match=r"study 'hum' is not in .*run it first without \[human\]"):
         plan_round(empty, spec())
     store = round_one(tmp_path, with_votes=False)
-    with pytest.raises(VidcolorError, match=r"no finished trial of study 'hum' has 3 2AFC votes yet "
-                                            r"\(the most any has is 0\).*vidcolor ctt build"):
+    with pytest.raises(
+        VidcolorError,
+        match=r"no finished trial of study 'hum' has 3 2AFC votes yet "
+        r"\(the most any has is 0\).*vidcolor ctt build",
+    ):
         plan_round(store, spec())
 
 
@@ -194,8 +217,15 @@ def test_a_human_round_continues_the_study_and_resumes(ray_cluster, demo_shards,
     store = round_one(tmp_path)
     s = spec(trials=2)
     storage = str(tmp_path / "ray")
-    result = run_study(s, shards=str(demo_shards), db=store.url, storage=storage, address=ray_cluster.address,
-                       media=False, progress_every_s=60)
+    result = run_study(
+        s,
+        shards=str(demo_shards),
+        db=store.url,
+        storage=storage,
+        address=ray_cluster.address,
+        media=False,
+        progress_every_s=60,
+    )
     trials = store.trials("hum").set_index("trial_id")
     assert len(result.new_trials) == 2 and len(trials) == 6
     for tid in result.new_trials:  # trained on the shards, the objective reported, params from the space
@@ -218,9 +248,13 @@ def test_a_human_round_continues_the_study_and_resumes(ray_cluster, demo_shards,
     table = verdict_table(store, s).set_index("trial_id")
     assert table["counted"].sum() == 5 and table.loc[best, "pareto"]  # fooled every rater: nothing dominates it
 
-    resumed = run_study(s, shards=str(demo_shards), db=store.url, storage=storage, address=ray_cluster.address,
-                        media=False, resume=True)  # the round had finished: nothing is trained again
+    resumed = run_study(
+        s, shards=str(demo_shards), db=store.url, storage=storage, address=ray_cluster.address, media=False, resume=True
+    )  # the round had finished: nothing is trained again
     assert resumed.new_trials == () and len(store.trials("hum")) == 6
-    done = {t.user_attrs["trial_id"] for t in optuna.load_study(study_name=optuna_name("hum"), storage=store.url).trials
-            if t.state.name == "COMPLETE"}
+    done = {
+        t.user_attrs["trial_id"]
+        for t in optuna.load_study(study_name=optuna_name("hum"), storage=store.url).trials
+        if t.state.name == "COMPLETE"
+    }
     assert done == {"r1_a", "r1_b", "r1_c", *result.new_trials}

@@ -75,17 +75,31 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
             time.sleep(1)
         assert ray.cluster_resources()["CPU"] == 4  # two nodes x 2 CPUs: two trials at once
 
-        cmd = [ray_tools.VIDCOLOR, "tune", str(spec), "--shards", str(demo_shards), "--db", db,
-               "--storage", str(tmp_path / "ray"), "--address", ray_cluster.address, "--stall-after", "30"]
-        driver = subprocess.Popen(cmd, env=ray_tools.env(), stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        cmd = [
+            ray_tools.VIDCOLOR,
+            "tune",
+            str(spec),
+            "--shards",
+            str(demo_shards),
+            "--db",
+            db,
+            "--storage",
+            str(tmp_path / "ray"),
+            "--address",
+            ray_cluster.address,
+            "--stall-after",
+            "30",
+        ]
+        driver = subprocess.Popen(
+            cmd, env=ray_tools.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         store, victim = None, None
         deadline = time.monotonic() + 300
         while victim is None:  # a trial with an actor on the second node that has reported an epoch
             assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
             assert time.monotonic() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
             time.sleep(1.0)
-            if not Path(db[len("sqlite:///"):]).exists():
+            if not Path(db[len("sqlite:///") :]).exists():
                 continue
             store = store or Store(db)
             if store.get_study("nodes") is None:
@@ -95,8 +109,9 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
             if reported.empty:
                 continue
             on_node = list_actors(filters=[("node_id", "=", node_id), ("state", "=", "ALIVE")])
-            ours = [a.class_name for a in on_node if a.class_name in ("RayTrainWorker", "ImplicitFunc",
-                                                                       "TrainController")]
+            ours = [
+                a.class_name for a in on_node if a.class_name in ("RayTrainWorker", "ImplicitFunc", "TrainController")
+            ]
             if ours:
                 victim = ours
         ray_tools.kill_pid(raylets[0])  # the node is lost mid-trial

@@ -42,8 +42,12 @@ def _trial(trial_id, status="RUNNING"):
 
 
 def test_a_finished_trials_group_is_removed_after_the_grace_period():
-    groups = FakeGroups({"pg_a": GroupInfo("pg_a", "CREATED", [{"CPU": 1.0}], []),
-                         "pg_b": GroupInfo("pg_b", "CREATED", [{"CPU": 1.0}], ["RayTrainWorker"])})
+    groups = FakeGroups(
+        {
+            "pg_a": GroupInfo("pg_a", "CREATED", [{"CPU": 1.0}], []),
+            "pg_b": GroupInfo("pg_b", "CREATED", [{"CPU": 1.0}], ["RayTrainWorker"]),
+        }
+    )
     clock = Clock()
     r = PlacementGroupReclaimer(groups=groups, clock=clock)
     a, b = _trial("a"), _trial("b")
@@ -74,9 +78,13 @@ def test_a_group_train_removed_itself_is_left_alone():
 
 
 def test_a_stall_is_reported_and_empty_groups_are_swept(caplog):
-    groups = FakeGroups({"leak": GroupInfo("leak", "CREATED", [{"CPU": 1.0}], []),
-                         "busy": GroupInfo("busy", "CREATED", [{"CPU": 0.1}], ["ImplicitFunc"]),
-                         "new": GroupInfo("new", "PENDING", [{"CPU": 1.0}], [])})
+    groups = FakeGroups(
+        {
+            "leak": GroupInfo("leak", "CREATED", [{"CPU": 1.0}], []),
+            "busy": GroupInfo("busy", "CREATED", [{"CPU": 0.1}], ["ImplicitFunc"]),
+            "new": GroupInfo("new", "PENDING", [{"CPU": 1.0}], []),
+        }
+    )
     clock = Clock()
     r = PlacementGroupReclaimer(stall_after_s=30, orphan_age_s=10, groups=groups, clock=clock)
     trials = [_trial("a", "RUNNING"), _trial("b", "PENDING")]

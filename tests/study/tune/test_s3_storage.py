@@ -53,8 +53,14 @@ def test_study_on_s3_shards_and_s3_storage(ray_cluster, s3_server, demo_shards, 
     path = tmp_path / "study.toml"
     path.write_text(textwrap.dedent(SPEC))
     db = f"sqlite:///{tmp_path}/results.db"
-    result = run_study(load_spec(path), shards=shards, db=db, storage="s3://vidcolor-ray/studies",
-                       address=ray_cluster.address, progress_every_s=30)
+    result = run_study(
+        load_spec(path),
+        shards=shards,
+        db=db,
+        storage="s3://vidcolor-ray/studies",
+        address=ray_cluster.address,
+        progress_every_s=30,
+    )
 
     store = Store(db)
     trials = store.trials("s3study")
@@ -63,7 +69,7 @@ def test_study_on_s3_shards_and_s3_storage(ray_cluster, s3_server, demo_shards, 
     s3, _ = fs.FileSystem.from_uri("s3://vidcolor-ray")
     for ckpt in trials.checkpoint:  # Ray Train wrote every trial's checkpoint into the bucket
         assert ckpt.startswith("s3://vidcolor-ray/studies/s3study-train/"), ckpt
-        info = s3.get_file_info(ckpt[len("s3://"):] + "/model.safetensors")
+        info = s3.get_file_info(ckpt[len("s3://") :] + "/model.safetensors")
         assert info.type == fs.FileType.File and info.size > 0
     state = s3.get_file_info(fs.FileSelector("vidcolor-ray/studies/s3study"))
     assert any(f.base_name.startswith("experiment_state") for f in state), [f.path for f in state]
@@ -76,8 +82,9 @@ def test_study_on_s3_shards_and_s3_storage(ray_cluster, s3_server, demo_shards, 
     assert doc["mean"]["rmse_rgb"] > 0 and json.dumps(doc)  # a real, serializable evaluation
 
     with pytest.raises(VidcolorError, match="already has results at s3://vidcolor-ray/studies/s3study"):
-        run_study(load_spec(path), shards=shards, db=db, storage="s3://vidcolor-ray/studies",
-                  address=ray_cluster.address)
+        run_study(
+            load_spec(path), shards=shards, db=db, storage="s3://vidcolor-ray/studies", address=ray_cluster.address
+        )
     with pytest.raises(VidcolorError, match="s3://vidcolor-ray/studies/nothing: no such checkpoint folder"):
         evaluate_checkpoint("s3://vidcolor-ray/studies/nothing", shards, "val", device="cpu")
     assert len(store.epochs("s3study")) == 4  # 2 trials x 2 epochs

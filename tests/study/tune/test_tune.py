@@ -56,8 +56,11 @@ def test_checkpoint_paths_are_made_absolute_before_ray_starts(tmp_path, monkeypa
     remote = spec.replace(fixed={"pretrained": "s3://bucket/eccv16"})
     assert absolute_checkpoints(remote) is remote  # a URI is fetched by the trial itself
     missing = spec.replace(fixed={"pretrained": "checkpoints/nope"})
-    with pytest.raises(VidcolorError, match=rf"\[fixed\] pretrained: checkpoint folder checkpoints/nope does not "
-                                            rf"exist \(relative paths are taken from {tmp_path}\)"):
+    with pytest.raises(
+        VidcolorError,
+        match=rf"\[fixed\] pretrained: checkpoint folder checkpoints/nope does not "
+        rf"exist \(relative paths are taken from {tmp_path}\)",
+    ):
         absolute_checkpoints(missing)
     experiment = get_preset("exp4").replace(pretrained="checkpoints/eccv16")
     assert absolute_pretrained(experiment).pretrained == str(tmp_path / "checkpoints" / "eccv16")
@@ -66,8 +69,15 @@ def test_checkpoint_paths_are_made_absolute_before_ray_starts(tmp_path, monkeypa
 
 
 def test_plan_concurrency_fits_the_cluster():
-    spec = parse_spec({"name": "x", "preset": "exp2", "max_concurrent": 4, "search": LAM,
-                       "resources": {"workers": 2, "cpus_per_worker": 1}})
+    spec = parse_spec(
+        {
+            "name": "x",
+            "preset": "exp2",
+            "max_concurrent": 4,
+            "search": LAM,
+            "resources": {"workers": 2, "cpus_per_worker": 1},
+        }
+    )
     assert plan_concurrency(spec, cpus=16, gpus=0, local=True) == 4
     assert plan_concurrency(spec, cpus=7, gpus=0, local=True) == 3  # 2.1 CPUs a trial (driver + 2 workers)
     assert plan_concurrency(spec, cpus=6, gpus=0, local=True) == 2
@@ -96,14 +106,15 @@ def test_storage_in_the_way_of_a_file_is_refused_before_anything_starts(demo_sha
     db = tmp_path / "r.db"
     base = ["tune", "demo", "--shards", str(demo_shards), "--db", f"sqlite:///{db}"]
     assert cli([*base, "--storage", str(notes)]) == 2
-    assert (f"error: --storage {notes / spec.name}: {notes} is a file, not a folder"
-            in capsys.readouterr().err)
+    assert f"error: --storage {notes / spec.name}: {notes} is a file, not a folder" in capsys.readouterr().err
     storage = tmp_path / "ray_results"
     storage.mkdir()
     (storage / f"{spec.name}-train").write_text("a file where the trials' runs go")
     assert cli([*base, "--storage", str(storage)]) == 2
-    assert (f"error: --storage {storage / (spec.name + '-train')}: exists and is a file, not a folder"
-            in capsys.readouterr().err)
+    assert (
+        f"error: --storage {storage / (spec.name + '-train')}: exists and is a file, not a folder"
+        in capsys.readouterr().err
+    )
     assert not db.exists() and notes.read_bytes() == b"mine" and sorted(os.listdir(storage)) == [f"{spec.name}-train"]
 
 
@@ -121,8 +132,13 @@ def test_what_tune_pickles_holds_no_database_password(tmp_path):
     callback = StoreCallback(SECRET_URL, run, str(tmp_path / "media"), spec.max_t)
     masked = "postgresql://vc:***@db.example:5432/results"
     assert run.store_url == masked and callback.store_url == masked
-    for blob in (pickle.dumps(run), cloudpickle.dumps(run), cloudpickle.dumps(callback),
-                 cloudpickle.dumps([callback]), json.dumps(spec.to_record()).encode()):
+    for blob in (
+        pickle.dumps(run),
+        cloudpickle.dumps(run),
+        cloudpickle.dumps(callback),
+        cloudpickle.dumps([callback]),
+        json.dumps(spec.to_record()).encode(),
+    ):
         assert b"s3cret" not in blob
     restored = cloudpickle.loads(cloudpickle.dumps(callback))
     assert restored.store_url == masked and secrets.resolve(restored.store_url) == SECRET_URL
@@ -159,7 +175,9 @@ def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards,
     """5 trials one at a time: a good one; a worse one (more bins, higher loss) that ASHA stops after
     epoch 1; one that raises (window longer than the clips); one whose loss is NaN; and one after
     them all that still runs. The store has every trial, per-epoch metrics, media, errors."""
-    path = write_spec(tmp_path, """
+    path = write_spec(
+        tmp_path,
+        """
         name = "e2e"
         preset = "exp5"
         num_trials = 5
@@ -191,10 +209,17 @@ def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards,
         [asha]
         grace_period = 1
         reduction_factor = 2
-    """)
+    """,
+    )
     db = f"sqlite:///{tmp_path}/results.db"
-    result = run_study(load_spec(path), shards=str(demo_shards), db=db, storage=str(tmp_path / "ray"),
-                       address=ray_cluster.address, progress_every_s=30)
+    result = run_study(
+        load_spec(path),
+        shards=str(demo_shards),
+        db=db,
+        storage=str(tmp_path / "ray"),
+        address=ray_cluster.address,
+        progress_every_s=30,
+    )
     store = Store(db)
     trials = store.trials("e2e").set_index("param_lr", drop=False)
     assert len(trials) == 5 and store.get_study("e2e")["status"] == "FINISHED"
@@ -229,15 +254,18 @@ def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards,
     assert len(states) == 5 and states.count("FAIL") == 2
 
     with pytest.raises(VidcolorError, match="already has results"):  # a second run must --resume
-        run_study(load_spec(path), shards=str(demo_shards), db=db, storage=str(tmp_path / "ray"),
-                  address=ray_cluster.address)
+        run_study(
+            load_spec(path), shards=str(demo_shards), db=db, storage=str(tmp_path / "ray"), address=ray_cluster.address
+        )
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(480)
 def test_killed_driver_resumes_without_rerunning_or_losing(ray_cluster, ray_tools, demo_shards, tmp_path):
-    path = write_spec(tmp_path, """
+    path = write_spec(
+        tmp_path,
+        """
         name = "resume"
         preset = "exp1"
         num_trials = 3
@@ -252,21 +280,33 @@ def test_killed_driver_resumes_without_rerunning_or_losing(ray_cluster, ray_tool
         mode = "min"
         [asha]
         enabled = false
-    """, epochs=3)
+    """,
+        epochs=3,
+    )
     db = f"sqlite:///{tmp_path}/results.db"
     storage = str(tmp_path / "ray")
-    cmd = [ray_tools.VIDCOLOR, "tune", str(path), "--shards", str(demo_shards), "--db", db, "--storage", storage,
-           "--address", ray_cluster.address]
+    cmd = [
+        ray_tools.VIDCOLOR,
+        "tune",
+        str(path),
+        "--shards",
+        str(demo_shards),
+        "--db",
+        db,
+        "--storage",
+        storage,
+        "--address",
+        ray_cluster.address,
+    ]
     log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen(cmd, env=ray_tools.env(), stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    driver = subprocess.Popen(cmd, env=ray_tools.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     store = None
     try:
         deadline = time.monotonic() + 300
         while True:  # wait until trial 1 is finished and trial 2 has reported an epoch
             assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
             assert time.monotonic() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
-            if Path(db[len("sqlite:///"):]).exists():
+            if Path(db[len("sqlite:///") :]).exists():
                 store = store or Store(db)
                 if store.get_study("resume") is not None:
                     t = store.trials("resume")
@@ -286,8 +326,15 @@ def test_killed_driver_resumes_without_rerunning_or_losing(ray_cluster, ray_tool
     ckpts_finished = sorted(Path(storage, "resume-train", f"train-{finished}").glob("checkpoint_*"))
     time.sleep(5)  # let Ray clean up the killed driver's actors and placement groups
 
-    run_study(load_spec(path), shards=str(demo_shards), db=db, storage=storage, address=ray_cluster.address,
-              resume=True, progress_every_s=30)
+    run_study(
+        load_spec(path),
+        shards=str(demo_shards),
+        db=db,
+        storage=storage,
+        address=ray_cluster.address,
+        resume=True,
+        progress_every_s=30,
+    )
     after = store.trials("resume").set_index("trial_id")
     epochs_after = store.epochs("resume").set_index(["trial_id", "epoch"]).time
     assert len(after) == 3 and set(after.status) == {"TERMINATED"}
@@ -316,7 +363,9 @@ def test_a_leaked_placement_group_cannot_stall_a_study(ray_cluster, demo_shards,
     import ray
     from ray.util.placement_group import placement_group, placement_group_table
 
-    path = write_spec(tmp_path, """
+    path = write_spec(
+        tmp_path,
+        """
         name = "leak"
         preset = "exp1"
         num_trials = 8
@@ -336,15 +385,24 @@ def test_a_leaked_placement_group_cannot_stall_a_study(ray_cluster, demo_shards,
         [asha]
         grace_period = 1
         reduction_factor = 4
-    """)
+    """,
+    )
     db = f"sqlite:///{tmp_path}/results.db"
     ray.init(address=ray_cluster.address, log_to_driver=False)
     try:
         leaked = placement_group([{"CPU": 1.0}])
         ray.get(leaked.ready(), timeout=60)
         with caplog.at_level(logging.WARNING, logger="study.tune.reclaim"):
-            run_study(load_spec(path), shards=str(demo_shards), db=db, storage=str(tmp_path / "ray"),
-                      address=ray_cluster.address, media=False, progress_every_s=60, stall_after_s=20)
+            run_study(
+                load_spec(path),
+                shards=str(demo_shards),
+                db=db,
+                storage=str(tmp_path / "ray"),
+                address=ray_cluster.address,
+                media=False,
+                progress_every_s=60,
+                stall_after_s=20,
+            )
         assert placement_group_table()[leaked.id.hex()]["state"] == "REMOVED"
     finally:
         ray.shutdown()

@@ -22,8 +22,7 @@ def upgrade() -> None:
     op.add_column("vc_ctt_items", sa.Column("frame", sa.Integer(), nullable=True))
     op.add_column("vc_ctt_items", sa.Column("split", sa.String(40), nullable=True))
     op.add_column("vc_ctt_items", sa.Column("source", sa.Text(), nullable=True))
-    op.add_column("vc_ctt_items", sa.Column("real_is_color", sa.Boolean(), nullable=False,
-                                            server_default=sa.true()))
+    op.add_column("vc_ctt_items", sa.Column("real_is_color", sa.Boolean(), nullable=False, server_default=sa.true()))
 
 
 def downgrade() -> None:
