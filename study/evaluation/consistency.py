@@ -7,8 +7,9 @@
 - `warp_error`: the warping error of Lai et al. 2018 ("Learning Blind Video Temporal
   Consistency", ECCV) as their evaluation code computes it: OpenCV DIS flow between ground-truth
   frames (`dis_flows`, on `luma`), their occlusion and motion-boundary mask (`occlusion`), the
-  next predicted frame warped back (`backward_warp`). `FlowCache` shares the ground truth's flows
-  between accumulators fed the same frames.
+  next predicted frame warped back (`backward_warp`); those flow helpers live in `models.flow`,
+  shared with the `--stabilize` filter. `FlowCache` shares the ground truth's flows between
+  accumulators fed the same frames (FLOW_MIN_SIZE: smaller frames get no warp_error).
 
 `study.evaluation.metrics.VideoMetrics` accumulates both per video.
 """
@@ -18,15 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import cv2
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from models.errors import VidcolorError
+from models.flow import FLOW_MIN_SIZE, backward_warp, dis_flows, luma, occlusion  # noqa: F401 (re-exported)
 
 CDC_STEPS = (1, 2, 4)  # TCVC's frame distances
-FLOW_MIN_SIZE = 12  # OpenCV's DIS refuses smaller frames: their pairs get no warp_error
 
 
 def rgb_histograms(rgb: torch.Tensor) -> torch.Tensor:
@@ -67,41 +65,6 @@ def cdc(histograms: Mapping[int, torch.Tensor]) -> float:
     return sum(per_step) / len(per_step) if per_step else math.nan
 
 
-def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """image (C, H, W) sampled at x + flow(x), flow (2, H, W) in pixels (x then y): bilinear, the
-    edge values beyond the frame (float64)."""
-    _, h, w = image.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
-    gx = (xs + flow[0].double()) * (2.0 / max(w - 1, 1)) - 1.0
-    gy = (ys + flow[1].double()) * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack((gx, gy), dim=-1)[None]
-    return F.grid_sample(image.double()[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
-
-
-def occlusion(flow_fw: torch.Tensor, flow_bw: torch.Tensor) -> torch.Tensor:
-    """Pixels of frame t without a trustworthy match in t+1, (2, H, W) x2 -> bool (H, W), as Lai
-    et al.'s ``detect_occlusion``: forward-backward inconsistency |F_fw + W(F_bw)|^2 > 0.01
-    (|F_fw|^2 + |W(F_bw)|^2) + 0.5 (W: warped to t by F_fw), motion boundaries (squared forward
-    differences of F_fw summed > 0.01 |F_fw|^2 + 0.002), and, added here, forward flow that
-    leaves the frame."""
-    fw = flow_fw.double()
-    bw = backward_warp(flow_bw, fw)
-
-    def mag(f: torch.Tensor) -> torch.Tensor:
-        return f.pow(2).sum(dim=0)
-
-    inconsistent = mag(fw + bw) > 0.01 * (mag(fw) + mag(bw)) + 0.5
-    du, dv = torch.zeros_like(fw), torch.zeros_like(fw)
-    du[:, :, :-1] = fw[:, :, :-1] - fw[:, :, 1:]
-    dv[:, :-1, :] = fw[:, :-1, :] - fw[:, 1:, :]
-    boundary = (mag(du) + mag(dv)) > 0.01 * mag(fw) + 0.002
-    h, w = fw.shape[1:]
-    x = torch.arange(w, dtype=torch.float64) + fw[0]
-    y = torch.arange(h, dtype=torch.float64).unsqueeze(1) + fw[1]
-    outside = (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
-    return inconsistent | boundary | outside
-
-
 def warp_error(pred: torch.Tensor, pred_next: torch.Tensor, flow_fw: torch.Tensor, flow_bw: torch.Tensor) -> float:
     """Lai et al.'s warping error of one pair: pred, pred_next (3, H, W) RGB in [0, 1], flows
     (2, H, W) t -> t+1 and t+1 -> t. pred_next is warped back to t by flow_fw; the squared
@@ -118,18 +81,6 @@ def masked_warp_error(pred: torch.Tensor, pred_next: torch.Tensor, flow_fw: torc
         return 0.0
     diff = (pred.double() - backward_warp(pred_next, flow_fw)) * keep
     return float(diff.pow(2).sum()) / (3 * n)
-
-
-def dis_flows(gray: np.ndarray, gray_next: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """OpenCV DIS flow (medium preset) between two uint8 (H, W) frames: (forward, backward), each
-    (2, H, W) float32 in pixels. Frames under FLOW_MIN_SIZE on a side are refused."""
-    if min(gray.shape) < FLOW_MIN_SIZE:
-        raise VidcolorError(f"dis_flows: frames of {gray.shape[1]}x{gray.shape[0]} are under "
-                            f"{FLOW_MIN_SIZE} pixels on a side")
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    fw = dis.calc(gray, gray_next, None)
-    bw = dis.calc(gray_next, gray, None)
-    return torch.from_numpy(fw).permute(2, 0, 1), torch.from_numpy(bw).permute(2, 0, 1)
 
 
 class FlowCache:
@@ -152,10 +103,3 @@ class FlowCache:
 
     def clear(self) -> None:
         self._pairs.clear()
-
-
-def luma(rgb: torch.Tensor) -> torch.Tensor:
-    """uint8 gray of RGB on 0-255, (..., 3, H, W) -> (..., H, W): Rec. 601 weights, as OpenCV's
-    RGB2GRAY (DIS works on one 8-bit channel)."""
-    r, g, b = rgb.double().unbind(-3)
-    return (0.299 * r + 0.587 * g + 0.114 * b).round().clamp(0, 255).to(torch.uint8)

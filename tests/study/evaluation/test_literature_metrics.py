@@ -11,16 +11,8 @@ import pytest
 import torch
 
 from models.errors import VidcolorError
-from study.evaluation.consistency import (
-    FlowCache,
-    backward_warp,
-    cdc,
-    dis_flows,
-    js_divergence,
-    occlusion,
-    rgb_histograms,
-    warp_error,
-)
+from models.flow import backward_warp, dis_flows, occlusion
+from study.evaluation.consistency import FlowCache, cdc, js_divergence, rgb_histograms, warp_error
 from study.evaluation.metrics import VideoMetrics, ssim
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
