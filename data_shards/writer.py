@@ -6,11 +6,11 @@ of ``--clip-len`` consecutive frames (the last clip aligned to the video's end s
 lost). Workers (`data_shards.staging`) encode each clip straight into a per-source staging tar and
 return the source's ab histogram; the main process then assigns splits by video (`data_shards.splits`:
 ``--split`` percentages, seeded, and/or a ``--split-file``; black-and-white sources go to ``legacy``)
-and copies the clips into ``{split}-NNNNNN.tar`` shards of at most ``--shard-size`` MB, recording
-each shard's counts and sha256 in the manifest (and the split file's path and sha256, so the set
-can be made again). A split file is read and matched against the sources before anything is
-decoded; that every color source is listed can only be checked after decoding (black-and-white
-sources need no entry).
+and copies the clips into ``{split}-NNNNNN.tar`` shards of at most ``--shard-size`` MB
+(`data_shards.packing`), recording each shard's counts and sha256 in the manifest (and the split
+file's path and sha256, so the set can be made again). A split file is read and matched against
+the sources before anything is decoded; that every color source is listed can only be checked
+after decoding (black-and-white sources need no entry).
 Everything is built in a hidden folder inside ``--out`` and moved in place at the end, so a failed
 or interrupted run never leaves a half-written or mixed shard set behind; ``--out`` is locked for
 the whole run (`data_shards.outlock`), and the next run removes what a killed one left.
@@ -23,14 +23,12 @@ fps, frame_indices, source, clip, start`` (``start`` = the clip's first stored-f
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import multiprocessing as mp
 import re
 import shlex
 import shutil
-import tarfile
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -39,14 +37,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import webdataset as wds
 from tqdm import tqdm
 
 from data_shards import manifest as mf
 from data_shards import outlock, stats
+from data_shards.packing import pack_split
 from data_shards.sources import find_sources
 from data_shards.splits import DEFAULT_SPLIT, SplitPlan, match_split_file, parse_split, read_split_file
-from data_shards.staging import process_source, read_staging, worker_init
+from data_shards.staging import process_source, worker_init
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
@@ -110,108 +108,6 @@ class ShardOptions:
     @property
     def shard_bytes(self) -> int:
         return int(self.shard_size * 1e6)
-
-
-# ----------------------------------------------------------------------------- split shards
-
-
-def _tar_bytes(key: str, sample: dict[str, Any]) -> int:
-    """Bytes the members of one sample take in a tar: a 512-byte header each, data padded to 512
-    (plus a long-name header pair for member names over 100 characters)."""
-    total = 0
-    for member, data in sample.items():
-        if member.startswith("__"):
-            continue
-        name_extra = 1024 + -(-len(key) // 512) * 512 if len(key) + 1 + len(member) > 100 else 0
-        total += 512 + name_extra + -(-len(data) // 512) * 512
-    return total
-
-
-def _tar_file_size(member_bytes: int) -> int:
-    """File size of a tar holding ``member_bytes``: two zero end blocks, padded to 10240-byte records."""
-    return -(-(member_bytes + 1024) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
-
-
-class _SplitShards:
-    """The ``{split}-NNNNNN.tar`` files of one split, rolled over by hand on the real tar size
-    (headers and padding included), so a shard stays within the limit unless one clip is larger.
-    An integer mtime keeps tarfile from adding a PAX header (1 KB) to every member."""
-
-    def __init__(self, build: Path, split: str, shard_bytes: int, mtime: int):
-        self.writer = wds.ShardWriter(
-            str(build / f"{split}-%06d.tar"),
-            maxcount=10**12,
-            maxsize=float("inf"),
-            verbose=0,
-            encoder=False,
-            mtime=mtime,
-        )
-        self.shard_bytes = shard_bytes
-        self.used = 0
-        self.names: list[str] = []  # shard files in order
-
-    def write(self, sample: dict[str, Any]) -> str:
-        """Write one sample; returns the name of the shard it went to."""
-        need = _tar_bytes(sample["__key__"], sample)
-        if self.used and _tar_file_size(self.used + need) > self.shard_bytes:
-            self.writer.next_stream()
-            self.used = 0
-        self.writer.write(sample)
-        self.used += need
-        name = Path(self.writer.fname).name
-        if name not in self.names:
-            self.names.append(name)
-        return name
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def _pack_split(
-    split: str, members: list[dict[str, Any]], build: Path, opts: ShardOptions, shard_stats: dict[str, dict[str, int]]
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """Copy the staged clips of one split's sources into its shards (no re-encoding); counts each
-    shard's clips and frames into ``shard_stats``. Returns (shard names, manifest video entries)."""
-    shards = _SplitShards(build, split, opts.shard_bytes, mtime=int(time.time()))
-    videos = []
-    try:
-        for r in members:
-            r_shards: list[str] = []
-            for (key, frames), clip in zip(read_staging(build / "staging" / f"{r['index']:06d}.tar"), r["clips"]):
-                meta = {
-                    "video_id": r["id"],
-                    "split": split,
-                    "fps": r["fps"],
-                    "frame_indices": clip["frame_indices"],
-                    "source": r["source"],
-                    "clip": int(key.rsplit("_clip", 1)[1]),
-                    "start": clip["start"],
-                }
-                name = shards.write({"__key__": key, **frames, "json": json.dumps(meta).encode()})
-                stat = shard_stats.setdefault(name, {"clips": 0, "frames": 0})
-                stat["clips"] += 1
-                stat["frames"] += opts.clip_len
-                if name not in r_shards:
-                    r_shards.append(name)
-            videos.append(
-                {
-                    "id": r["id"],
-                    "source": r["source"],
-                    "split": split,
-                    "frames": r["frames"],
-                    "clips": len(r["clips"]),
-                    "fps": r["fps"],
-                    "width": r["width"],
-                    "height": r["height"],
-                    "grayscale": r["grayscale"],
-                    "tone": r["tone"],
-                    "has_audio": r["has_audio"],
-                    "shards": r_shards,
-                }
-            )
-    finally:
-        shards.close()
-    return shards.names, videos
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -376,7 +272,7 @@ def _build(
         members = [r for r in usable if r["split"] == split]
         if not members:
             continue
-        names, entries = _pack_split(split, members, build, opts, shard_stats)
+        names, entries = pack_split(split, members, build, opts.shard_bytes, opts.clip_len, shard_stats)
         videos += entries
         splits[split] = {
             "shards": names,

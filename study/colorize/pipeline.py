@@ -32,7 +32,8 @@ from models.color import chroma, frames_to_lab
 from models.errors import VidcolorError
 from study.colorize.inference import FilmInference
 from study.media import ENCODER_PRESET
-from study.media.video_out import VideoWriter, partial_tag, remove_stale_partials
+from study.media.partials import partial_tag, remove_stale_partials
+from study.media.video_out import VideoWriter
 
 log = logging.getLogger(__name__)
 

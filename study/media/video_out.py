@@ -17,7 +17,7 @@ renderer (sample clips for the dashboard). PyAV (FFmpeg) does the work:
   (``.STEM.PID@HOST.partial.mp4``), renamed onto the final name only when the writer closes
   without error; on error the temporary file is removed and an existing file under the final name
   is left untouched. A killed run cannot remove its file, so opening a writer removes the
-  partials of the same output left by dead processes of this host (`remove_stale_partials`; a
+  partials of the same output left by dead processes of this host (`study.media.partials`; a
   live writer's file is never touched). With ``overwrite=False`` an existing final file is an
   error, even one that appeared while the writer ran.
 """
@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import shutil
-import socket
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +36,7 @@ import numpy as np
 
 from models.errors import VidcolorError
 from study.media import X264_PRESETS
+from study.media.partials import partial_tag, publish, remove_stale_partials
 
 log = logging.getLogger(__name__)
 
@@ -50,81 +48,6 @@ MP4_AUDIO_COPY = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 # FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange codes.
 _AVCOL_BT709 = 1
 _AVCOL_RANGE_MPEG = 1
-
-
-def partial_tag() -> str:
-    """``PID@HOST`` of this process: the part of a temporary name that tells whose it is."""
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-    return f"{os.getpid()}@{host}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    except OSError:
-        return True  # cannot tell: keep the file
-    return True
-
-
-def stale_partials(folder: Path, prefix: str, suffix: str) -> list[Path]:
-    """Entries ``{prefix}{PID@HOST}{suffix}`` (or an older ``{prefix}{PID}{suffix}``) in ``folder``
-    whose process is dead: this host's, never this process's, never a live one's."""
-    _, host = partial_tag().split("@", 1)
-    found = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        name = entry.name
-        if not (name.startswith(prefix) and name.endswith(suffix)) or len(name) <= len(prefix) + len(suffix):
-            continue
-        match = re.fullmatch(r"(\d+)(?:@([A-Za-z0-9-]+))?", name[len(prefix) : len(name) - len(suffix)])
-        if match is None or (match.group(2) is not None and match.group(2) != host):
-            continue
-        pid = int(match.group(1))
-        if pid != os.getpid() and not _pid_alive(pid):
-            found.append(entry)
-    return found
-
-
-def remove_stale_partials(folder: Path, prefix: str, suffix: str) -> list[Path]:
-    """Remove `stale_partials` (files or folders) left by killed runs; returns what was removed."""
-    removed = []
-    for entry in stale_partials(folder, prefix, suffix):
-        try:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        except OSError as exc:
-            log.warning("%s: left by a killed run, could not be removed (%s)", entry, exc)
-            continue
-        log.info("removed %s, left by a killed run", entry)
-        removed.append(entry)
-    return removed
-
-
-def publish(tmp: Path, path: Path, overwrite: bool = True) -> None:
-    """Move the finished ``tmp`` onto ``path``. Without ``overwrite`` an existing ``path`` is an
-    error (checked atomically with a hard link where the file system has them)."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise VidcolorError(f"{path}: exists (pass --overwrite to replace it)") from None
-    except OSError:  # no hard links on this file system: check, then rename
-        if path.exists():
-            raise VidcolorError(f"{path}: exists (pass --overwrite to replace it)") from None
-        os.replace(tmp, path)
-        return
-    tmp.unlink()
 
 
 def pick_h264_encoder() -> str:

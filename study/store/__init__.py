@@ -11,13 +11,16 @@ URLs are printed and logged only as `mask_url(url)` (`Store.display_url`): passw
 Each write method is one transaction; read methods return pandas DataFrames. The package imports
 neither torch nor Ray (the dashboard imports it at start-up). Parts: `schema` (tables),
 `migrations` (the schema's Alembic revisions), `engine` (URL, engine, sessions, bringing a database
-to the newest revision on open), `studies`, `trials`, `media`, `ctt` (one mixin each).
+to the newest revision on open), `studies`, `trials`, `media`, `ctt`, `campaigns` (and invites),
+`rater_sessions`, `pair_votes` (one mixin each; `session_plans` draws a rater session's items).
 """
 
 from study.store.campaigns import CampaignsMixin
 from study.store.ctt import CttMixin
 from study.store.engine import DEFAULT_URL, has_password, mask_url
 from study.store.media import MediaMixin
+from study.store.pair_votes import PairVotesMixin
+from study.store.rater_sessions import RaterSessionsMixin
 from study.store.schema import CTT_MEDIA, STUDY_STATUSES, TRIAL_STATUSES, VOTE_MODES
 from study.store.studies import StudiesMixin
 from study.store.trials import TrialsMixin
@@ -34,7 +37,7 @@ __all__ = [
 ]
 
 
-class Store(StudiesMixin, TrialsMixin, MediaMixin, CttMixin, CampaignsMixin):
+class Store(StudiesMixin, TrialsMixin, MediaMixin, CttMixin, CampaignsMixin, RaterSessionsMixin, PairVotesMixin):
     """The results database. `Store(url)`; `url` defaults to `$VIDCOLOR_DB` or `sqlite:///vidcolor.db`.
     Commands that only read open it with `Store(url, create=False)`: a database that is not there is
     then an error naming it, and nothing is created.

@@ -21,7 +21,8 @@ from models.gamut import ABGamut
 from models.model import create_model
 from models.presets import get_preset
 from study.cli import main as cli
-from study.media.video_out import partial_tag, write_video
+from study.media.partials import partial_tag
+from study.media.video_out import write_video
 
 
 @pytest.fixture(scope="module")

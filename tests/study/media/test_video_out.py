@@ -202,7 +202,7 @@ def test_overwrite_false_refuses_an_existing_file_even_one_that_appears_meanwhil
 
 
 def test_partials_of_dead_processes_are_removed_on_open(tmp_path):
-    from study.media.video_out import partial_tag, stale_partials
+    from study.media.partials import partial_tag, stale_partials
 
     tag = partial_tag()
     pid, host = tag.split("@", 1)

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from models.errors import VidcolorError
-from study.store.campaigns import INVALID_INVITE
+from study.store.rater_sessions import INVALID_INVITE
 
 
 @pytest.fixture()
