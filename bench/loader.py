@@ -9,7 +9,11 @@ clip length 16, every video in the train split), then frames are delivered these
 - ``shard train w=N``: `train_loader` random windows of 8 frames, batch 8, ``--train-steps`` steps
   (an epoch long enough that the shuffle buffer's first fill is not most of it), with N DataLoader
   workers (``--workers``, default 0,1,2; 0 = in the training process itself). ``per worker`` is
-  frames/s divided by the processes decoding (N, or 1 for N=0).
+  frames/s divided by the processes decoding (N, or 1 for N=0);
+- ``shard train+flows w=N``: the same with ``flows=True``, the ground truth's DIS flows and matched
+  pixels of every window for the temporal loss (`data_shards.flows`), what a run with
+  ``temporal_weight > 0`` reads; compare its frames/s with the training step's
+  (``bench/train_step.py`` at the same size) to see whether the loader still feeds training.
 
 ``speedup`` (JSON, top level) = shard train w=0 frames/s / source frames/s at the largest size:
 the training path in one process against decoding the videos. Then a codec table on the same
@@ -77,10 +81,15 @@ def bench_size(
     def shard_eval() -> int:
         return sum(int(b["valid"].sum()) for b in eval_loader(shards, "train", window=1, batch_size=16))
 
-    def shard_train(n_workers: int):
+    def shard_train(n_workers: int, flows: bool = False):
         def run() -> int:
             loader = train_loader(
-                shards, window=WINDOW, batch_size=BATCH, steps_per_epoch=train_steps, num_workers=n_workers
+                shards,
+                window=WINDOW,
+                batch_size=BATCH,
+                steps_per_epoch=train_steps,
+                num_workers=n_workers,
+                flows=flows,
             )
             return sum(b["frames"].shape[0] * b["frames"].shape[1] for b in loader)
 
@@ -88,6 +97,7 @@ def bench_size(
 
     paths = [("source", source, 1), ("shard eval", shard_eval, 1)]
     paths += [(f"shard train w={w}", shard_train(w), max(1, w)) for w in workers]
+    paths += [(f"shard train+flows w={w}", shard_train(w, flows=True), max(1, w)) for w in workers]
     rows = {}
     for name, fn, procs in paths:
         secs, count = _best(fn, repeat)

@@ -34,7 +34,7 @@ from study.report import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real"
-EXPERIMENTS = ("exp1", "exp2", "exp3", "exp4", "exp5")
+EXPERIMENTS = ("exp1", "exp2", "exp3", "exp4", "exp5", "exp6")
 SHEET_FRAMES = 4
 SHEET_HEIGHT = 120  # px per tile row
 

@@ -1,2 +1,2 @@
 """Source videos to WebDataset shards and back: decoding (`video`), clips (`staging`), splits, the
-writer, the manifest, ab statistics, and the rank-aware reader."""
+writer (`writer`, `packing`), the manifest, ab statistics, and the rank-aware reader."""

@@ -8,7 +8,9 @@
   passed in; torch.distributed need not be initialised); with fewer shards than rank x worker
   slots the split falls back to clips, so slots stay disjoint. Shuffling uses a bounded buffer of
   *undecoded* clips. The `WebLoader` gets ``with_epoch(steps_per_epoch)``: every rank yields
-  exactly that many batches per epoch, which DDP and `ray.train.report` need.
+  exactly that many batches per epoch, which DDP and `ray.train.report` need. With ``flows=True``
+  each window also gets its ground truth's DIS flows and matched pixels at the logits' 1/4
+  resolution (`data_shards.flows`), for the temporal loss; without it nothing is computed.
 - `eval_loader(...)`: one ordered pass; whole videos are dealt to ranks (balanced by windows),
   each video's frames come in order as non-overlapping windows, and every rank yields the same
   number of batches, padded with items whose ``valid`` is False. A video's last
@@ -37,6 +39,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from data_shards import integrity
 from data_shards.augment import Augment
+from data_shards.flows import window_flows
 from data_shards.samples import CORRUPT, clip_meta, collate, decode_frame, frame_members, stack_frames
 from data_shards.shardset import ShardSet
 from models.errors import VidcolorError
@@ -71,8 +74,11 @@ class _TrainStream(IterableDataset):
         seed: int,
         shuffle_buffer: int,
         augment: Augment | None = None,
+        flows: bool = False,
+        flows_first: bool = False,
     ):
         super().__init__()
+        self.flows, self.flows_first = flows, flows_first
         self.augment = augment if augment is not None and not augment.identity else None
         self.urls, self.ordinals = shards.urls(split), _clip_ordinals(shards, split)
         self.tally = integrity.ShardTally(shards, shards.manifest["splits"][split]["shards"])
@@ -132,6 +138,7 @@ class _TrainStream(IterableDataset):
         window = np.empty((self.window, self.size, self.size, 3), np.uint8) if self.augment is not None else None
         ids: list[str] = []
         starts: list[int] = []
+        flows: list[dict[str, torch.Tensor]] = []
         for sample in samples:
             slot = frames[len(ids)] if window is None else window
             try:
@@ -145,16 +152,20 @@ class _TrainStream(IterableDataset):
             except ValueError as exc:
                 CORRUPT(exc)
                 continue
+            if self.flows:  # after the augmentation: the flows of the frames the model sees
+                flows.append(window_flows(frames[len(ids)], first=self.flows_first))
             good[0] += 1
             ids.append(meta["video_id"])
             starts.append(int(meta["start"]) + offset)
             if len(ids) == self.batch_size:
-                yield {
+                batch = {
                     "frames": torch.from_numpy(frames),
                     "video_id": ids,
                     "start": torch.tensor(starts, dtype=torch.int64),
                 }
-                frames, ids, starts = np.empty(shape, np.uint8), [], []
+                batch.update({k: torch.stack([f[k] for f in flows]) for k in (flows[0] if flows else ())})
+                yield batch
+                frames, ids, starts, flows = np.empty(shape, np.uint8), [], [], []
 
 
 class TrainLoader:
@@ -203,12 +214,19 @@ def train_loader(
     seed: int = 0,
     shuffle_buffer: int = 64,
     augment: Augment | None = None,
+    flows: bool = False,
+    flows_first: bool = False,
 ) -> TrainLoader:
     """Batches ``{"frames": uint8 (B, window, H, W, 3), "video_id": [str], "start": int64 (B,)}``,
     exactly ``steps_per_epoch`` per epoch on every rank; ``augment`` (`data_shards.augment`) is
-    applied to every window (H = W = its size then)."""
+    applied to every window (H = W = its size then). With ``flows`` (window >= 2) also "flow"
+    float32 (B, window-1, 2, h, w) and "valid" bool (B, window-1, h, w), h = ceil(H / 4): frame
+    t's flow to frame t-1 and its matched pixels (`data_shards.flows.window_flows`); with
+    ``flows_first`` too "flow_first" and "valid_first", to the window's first frame."""
     shards = _as_shardset(shards)
     _check_window(window, shards.clip_len)
+    if (flows or flows_first) and window < 2:
+        raise VidcolorError(f"flows: need windows of 2 frames or more, got window {window}")
     if batch_size < 1 or steps_per_epoch < 1:
         raise VidcolorError(f"batch_size {batch_size} and steps_per_epoch {steps_per_epoch} must be at least 1")
     if not 0 <= rank < world_size:
@@ -223,6 +241,8 @@ def train_loader(
         seed=seed,
         shuffle_buffer=shuffle_buffer,
         augment=augment,
+        flows=flows or flows_first,
+        flows_first=flows_first,
     )
     if not stream.urls:
         raise VidcolorError(f"{shards.location}: split {split!r} has no shards")

@@ -144,13 +144,14 @@ class VideoColorizer(Predictor, nn.Module):
             raise VidcolorError(f"gamut has {gamut.num_bins} bins, the model {self.num_bins}")
         self.ab_centers.copy_(gamut.centers)
 
-    def forward(self, l_norm: torch.Tensor, state: Any = None) -> ColorizerOutput:
+    def forward(self, l_norm: torch.Tensor, state: Any = None, truncate: int | None = None) -> ColorizerOutput:
+        """``truncate``: the temporal module's gradient is cut every that many frames (training)."""
         check_l_norm(l_norm)
         b, t = l_norm.shape[:2]
         features, ab_logits = self.colorizer(l_norm.flatten(0, 1))  # (B*T, C, h, w), (B*T, Q, h, w)
         features = features.unflatten(0, (b, t))  # (B, T, C, h, w)
         ab_logits = ab_logits.unflatten(0, (b, t))  # (B, T, Q, h, w)
-        seq_logits, state = self.temporal(features, ab_logits, state)
+        seq_logits, state = self.temporal(features, ab_logits, state, truncate)
         return ColorizerOutput(ab_logits, seq_logits, state)
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]:

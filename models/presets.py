@@ -1,4 +1,4 @@
-"""Experiment presets exp1 ... exp5: the seed paper's five experiments as validated configs.
+"""Experiment presets exp1 ... exp6: the seed paper's five experiments, and exp5 with a temporal loss.
 
 Seed paper ("Automatic Colorization of Videos", Sahay and Choudhary), experiments:
   1. classification on the quantized color space (QCS), Larsson et al.     -> exp1
@@ -6,6 +6,8 @@ Seed paper ("Automatic Colorization of Videos", Sahay and Choudhary), experiment
   3. the ensemble of 1 and 2                                               -> exp3
   4. transfer learning (from a pretrained colorizer) + rebalancing         -> exp4
   5. 4 + the ConvLSTM sequence model, L = lam L_cl + (1 - lam) L_seq      -> exp5
+and, beyond the seed (issue 22), exp5 + the short-term temporal loss of Lai et al. 2018
+(L = lam L_cl + (1 - lam) L_seq + w_t L_temp, `models.losses`)          -> exp6
 
 `ExperimentConfig` holds the model's settings only (training-loop settings such as lr, epochs
 and batch size live in `study.config.train.TrainConfig`). It is a frozen pydantic model of plain
@@ -57,22 +59,31 @@ class ExperimentConfig(Config):
     temporal: Temporal = "none"
     """none (image-only colorizer) or convlstm (the seed's sequence model)."""
     seq_len: int = Field(1, ge=1, le=64)
-    """S: frames of context the ConvLSTM reads before the frame it colorizes; a training window
-    holds S + 1 frames (`window`). Ignored when temporal is none."""
+    """S: the ConvLSTM's gradient reaches back S frames: a training window is a whole stored clip
+    (`train_window`), its state carried through every frame as at inference, and backpropagation is
+    truncated every S + 1 frames (`window`). Ignored when temporal is none."""
     lam: float = Field(1.0, ge=0.0, le=1.0)
     """lambda in L = lam L_cl + (1 - lam) L_seq, in [0, 1]; ignored (L = L_cl) without a temporal module."""
     soft_k: int = Field(DEFAULT_SOFT_K, ge=1, le=64)
     """Nearest bins in the soft encoding of the ground truth (paper 5; Zhang's released code 10)."""
     soft_sigma: float = Field(DEFAULT_SOFT_SIGMA, gt=0.0, le=100.0)
     """Width of the Gaussian of the soft encoding, ab units."""
+    temporal_weight: float = Field(0.0, ge=0.0, le=1000.0)
+    """w_t in L = lam L_cl + (1 - lam) L_seq + w_t L_temp, >= 0: L_temp is the short-term temporal
+    loss of Lai et al. 2018 (`models.losses.temporal_loss`: mean |ab_t - warp(ab_t-1)| in ab units
+    over the pixels the ground truth's flow matches); 0 = off (the loader then computes no flows).
+    A model without a temporal module trains on windows of two frames when it is on."""
+    temporal_long_term: bool = False
+    """With temporal_weight > 0: add Lai et al.'s long-term term, every frame of the window against
+    its first frame warped by their own flow (twice the loader's flow work)."""
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=MAX_TEMPERATURE)
     """Annealed-mean temperature T used for decoding (0 = mode, 1 = mean)."""
     pretrained: str | None = Field(None, min_length=1)
-    """Checkpoint folder whose colorizer trunk initializes this model (exp4, exp5)."""
+    """Checkpoint folder whose colorizer trunk initializes this model (exp4 - exp6)."""
     ensemble: Members = ()
     """exp3: member preset names or checkpoint folders whose distributions are averaged; empty otherwise."""
     transfer: bool = False
-    """Transfer learning: training needs `pretrained` set (exp4, exp5); see `check_ready`."""
+    """Transfer learning: training needs `pretrained` set (exp4 - exp6); see `check_ready`."""
 
     @field_validator("name")
     @classmethod
@@ -106,8 +117,17 @@ class ExperimentConfig(Config):
 
     @property
     def window(self) -> int:
-        """Frames per training window: seq_len + 1 with a temporal module, else 1."""
+        """seq_len + 1 with a temporal module (the frames of one truncated-backpropagation chunk;
+        the shortest clip a shard set may have to train it), else 1."""
         return self.seq_len + 1 if self.is_temporal else 1
+
+    def train_window(self, clip_len: int) -> int:
+        """Frames per training window from clips of ``clip_len`` frames: the whole clip with a
+        temporal module (its state carried through all of them as at inference); 2 without one when
+        temporal_weight > 0 (L_temp needs a pair); else 1."""
+        if self.is_temporal:
+            return clip_len
+        return 2 if self.temporal_weight > 0 else 1
 
     def check_ready(self) -> None:
         """Raise if the config cannot be trained as is (a transfer preset without `pretrained`)."""
@@ -121,6 +141,10 @@ class ExperimentConfig(Config):
 
 FIELDS = field_names(ExperimentConfig)
 
+# exp6's w_t: L_temp (ab units) at w_t times it is about L_seq's size at exp2's start on the
+# validation clips (how it was chosen: docs/training.md, "The temporal loss")
+EXP6_TEMPORAL_WEIGHT = 0.5
+
 
 PRESETS: dict[str, ExperimentConfig] = {
     "exp1": ExperimentConfig(name="exp1", rebalance=False),
@@ -128,11 +152,20 @@ PRESETS: dict[str, ExperimentConfig] = {
     "exp3": ExperimentConfig(name="exp3", ensemble=("exp1", "exp2")),
     "exp4": ExperimentConfig(name="exp4", rebalance=True, transfer=True),
     "exp5": ExperimentConfig(name="exp5", rebalance=True, transfer=True, temporal="convlstm", seq_len=6, lam=0.5),
+    "exp6": ExperimentConfig(
+        name="exp6",
+        rebalance=True,
+        transfer=True,
+        temporal="convlstm",
+        seq_len=6,
+        lam=0.5,
+        temporal_weight=EXP6_TEMPORAL_WEIGHT,
+    ),
 }
 
 
 def get_preset(name: str) -> ExperimentConfig:
-    """The preset config `exp1` ... `exp5`."""
+    """The preset config `exp1` ... `exp6`."""
     try:
         return PRESETS[name]
     except KeyError:

@@ -73,7 +73,7 @@ def _add_import_eccv16(sub: argparse._SubParsersAction) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one configuration with Ray Train")
     p.add_argument("--shards", required=True, help="shard set (folder or URL)")
-    p.add_argument("--preset", default="exp2", help="exp1 ... exp5 (default exp2)")
+    p.add_argument("--preset", default="exp2", help="exp1 ... exp6 (default exp2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting (repeatable)")
     p.add_argument("--out", required=True, help="run folder, new or empty; the best checkpoint lands in OUT/best/ "
                    "(--resume continues the run there, --overwrite deletes it before training)")
@@ -117,7 +117,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_experiments(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiments", help="the seed paper's experiments 1-5 with one budget, and their table")
+    p = sub.add_parser("experiments", help="the seed's experiments 1-5 and exp6 (+ temporal loss) with one budget")
     p.add_argument("--shards", required=True, help="shard set the experiments train on")
     p.add_argument("--test-shards", default=None, metavar="SET",
                    help="shard set they are evaluated on (default: --shards), e.g. one made with --split 0,0,100")
@@ -125,7 +125,7 @@ def _add_experiments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="workspace: one run folder OUT/expN per experiment; those of "
                    "experiments not chosen are kept (and used); --overwrite deletes a chosen one's before it runs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--pretrained", default=None, help="checkpoint for exp4/exp5 (default: the exp2 model)")
+    p.add_argument("--pretrained", default=None, help="checkpoint for exp4 - exp6 (default: the exp2 model)")
     p.add_argument("--only", default=None, help="comma list, e.g. exp1,exp2,exp3")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     _add_overwrite(p)

@@ -1,4 +1,4 @@
-"""``vidcolor experiments``: the seed paper's experiments 1-5 with one budget, and their table.
+"""``vidcolor experiments``: the seed paper's experiments 1-5 and exp6 with one budget, and their table.
 
 Seed paper ("Automatic Colorization of Videos", Sahay and Choudhary), chained as there:
 
@@ -7,7 +7,8 @@ Seed paper ("Automatic Colorization of Videos", Sahay and Choudhary), chained as
 - exp3: the ensemble of the exp1 and exp2 models (nothing to train);
 - exp4: transfer learning with rebalancing, from ``--pretrained`` (a checkpoint folder, e.g. from
   ``vidcolor import-eccv16``) or else from the exp2 model;
-- exp5: exp4's start plus the ConvLSTM, L = lam L_cl + (1 - lam) L_seq.
+- exp5: exp4's start plus the ConvLSTM, L = lam L_cl + (1 - lam) L_seq;
+- exp6 (beyond the seed, issue 22): exp5 plus the temporal loss, + w_t L_temp, from the same start.
 
 Every trained experiment gets the same training budget (``TrainConfig`` with the ``--set``
 overrides), runs through ``study.train.launch.run_training`` (Ray Train) into ``OUT/expN/`` and
@@ -45,8 +46,8 @@ from study.report import fmt, format_table, write_json
 
 log = logging.getLogger(__name__)
 
-EXPERIMENTS = ("exp1", "exp2", "exp3", "exp4", "exp5")
-TRANSFER = ("exp4", "exp5")  # start from --pretrained, else from the exp2 model
+EXPERIMENTS = ("exp1", "exp2", "exp3", "exp4", "exp5", "exp6")
+TRANSFER = ("exp4", "exp5", "exp6")  # start from --pretrained, else from the exp2 model
 COLUMNS = (
     ("rmse_rgb", "RMSE"),
     ("rmse_ratio", "RMSE/gray"),
@@ -60,7 +61,7 @@ COLUMNS = (
 
 
 def parse_only(text: str | None) -> list[str]:
-    """``--only exp3,exp1`` -> the chosen experiments in their chain order (all five by default)."""
+    """``--only exp3,exp1`` -> the chosen experiments in their chain order (all six by default)."""
     if not text:
         return list(EXPERIMENTS)
     names = [t.strip() for t in text.split(",") if t.strip()]
@@ -79,8 +80,9 @@ def best_dir(out: Path, name: str) -> Path:
 
 def check_inputs(chosen: list[str], out: Path, pretrained: str | None) -> None:
     """Refuse, before anything trains, a chain that cannot finish: a missing ``--pretrained``
-    folder, or an experiment whose source model (exp3: exp1 and exp2; exp4/exp5 without
-    ``--pretrained``: exp2) is neither chosen nor already in ``OUT``."""
+    folder, or an experiment whose source model (exp3: exp1 and exp2; exp4 - exp6 without
+    ``--pretrained``: exp2) is neither chosen nor already in ``OUT`` (for each of the ``seeds``:
+    seed k's exp3 averages seed k's exp1 and exp2, seed k's exp4 starts from seed k's exp2)."""
     if pretrained is not None and not Path(pretrained).exists():
         raise VidcolorError(f"--pretrained: checkpoint folder {pretrained} does not exist")
     for name in chosen:

@@ -34,6 +34,7 @@ LOOP_METRICS = (
     "val_frames",
     "val_gray_rmse_rgb",
     "epoch_s",
+    "l_temp",
     "lr",
     "world_size",
 )

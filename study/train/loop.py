@@ -8,10 +8,13 @@ worker when asked (bf16 autocast), CPU otherwise. Each worker
    weights derived from the shard set's ab histogram, the model (from a pretrained trunk for
    exp4/exp5), the optimizer, and the state of ``ray.train.get_checkpoint()`` when Ray restarts it
    (worker or node failure, or a relaunched trial whose Train run has the same name);
-2. trains one epoch (``_train_epoch``): windows of ``window`` frames (seq_len + 1 for the ConvLSTM,
-   else 1) streamed with its rank and world size (the same number of steps on every rank), Lab on
-   the device, ground-truth ab at stride 4 (the logits' 1/4 resolution, as Zhang's released code
-   does), ``L = lam L_cl + (1 - lam) L_seq``;
+2. trains one epoch (``_train_epoch``): windows of ``train_window`` frames (a whole stored clip for
+   the ConvLSTM, its state carried through every frame as at inference and the gradient truncated
+   every seq_len + 1 frames; 2 for an image model with the temporal loss; else 1) streamed with its
+   rank and world size (the same number of steps on every rank), Lab on the device, ground-truth
+   ab at stride 4 (the logits' 1/4 resolution, as Zhang's released code does),
+   ``L = lam L_cl + (1 - lam) L_seq + w_t L_temp`` (the loader computes the ground truth's flows
+   for L_temp only when w_t > 0);
 3. validates and reports (``_validate``, ``_report``): per-video metrics merged over ranks, then
    every rank calls ``ray.train.report`` once, rank 0 with a checkpoint (``models.checkpoint``
    safetensors + JSON, which records the frame size; the optimizer state; the loop state in JSON),
@@ -119,7 +122,7 @@ def _fit(run: _Run) -> dict[str, Any]:
     loader = train_loader(
         run.shards,
         split="train",
-        window=run.experiment.window,
+        window=run.experiment.train_window(run.shards.clip_len),
         batch_size=tc.batch_size,
         steps_per_epoch=tc.steps_per_epoch,
         rank=run.ctx.rank,
@@ -128,6 +131,8 @@ def _fit(run: _Run) -> dict[str, Any]:
         seed=tc.seed,
         shuffle_buffer=tc.shuffle_buffer,
         augment=augment,
+        flows=run.experiment.temporal_weight > 0,
+        flows_first=run.experiment.temporal_weight > 0 and run.experiment.temporal_long_term,
     )
     summary: dict[str, Any] = {}
     group = _placement_group(run)
@@ -187,6 +192,11 @@ def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
     # checked on every rank before any collective: the checkpoint records it (a failure there,
     # on rank 0 only, would leave the others waiting in ray.train.report)
     check_frame_size(shards.size, f"shard set {shards.location}: size")
+    if experiment.window > shards.clip_len:  # the truncation window must fit in a training window (a clip)
+        raise TrainingError(
+            f"seq_len {experiment.seq_len}: window of seq_len + 1 = {experiment.window} frames is longer than "
+            f"the clips of {shards.location} ({shards.clip_len} frames)"
+        )
     gamut = ABGamut(experiment.grid)
     prior = gamut.prior_from_histogram(shards.ab_histogram())
     weights = loss_weights(experiment.rebalance, gamut, prior, experiment.gamma)
@@ -295,7 +305,8 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
     use_amp = tc.amp and ctx.device.type == "cuda"
     t0 = time.perf_counter()
     run.ddp_model.train()
-    sums = {"train_loss": 0.0, "l_cl": 0.0, "l_seq": 0.0}
+    sums = {"train_loss": 0.0, "l_cl": 0.0, "l_seq": 0.0, "l_temp": 0.0}
+    flow_keys = ("flow", "valid", "flow_first", "valid_first")
     steps = 0
     for step, batch in enumerate(loader):
         for group in run.optimizer.param_groups:  # the schedule is a function of the global step
@@ -303,9 +314,18 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
         l_norm, ab = frames_to_lab(batch["frames"].to(ctx.device, non_blocking=True))  # (B,T,1,H,W), (B,T,2,H,W)
         ab_gt = downsample_ab(ab)  # (B, T, 2, h, w): stride 4, the logits' resolution
         with torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = run.ddp_model(l_norm)
+            out = run.ddp_model(l_norm, None, exp.window)  # the state carried, the gradient cut every seq_len + 1
             loss, parts = colorization_loss(
-                out, ab_gt, run.gamut, run.weights, lam=exp.lam, soft_k=exp.soft_k, soft_sigma=exp.soft_sigma
+                out,
+                ab_gt,
+                run.gamut,
+                run.weights,
+                lam=exp.lam,
+                soft_k=exp.soft_k,
+                soft_sigma=exp.soft_sigma,
+                temporal_weight=exp.temporal_weight,
+                temperature=exp.temperature,
+                flows={k: batch[k].to(ctx.device, non_blocking=True) for k in flow_keys if k in batch},
             )
         if not all_ranks(ctx, bool(torch.isfinite(loss.detach()).item())):
             raise TrainingError(
@@ -319,7 +339,7 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
         if run.ema is not None:
             run.ema.update_parameters(run.model)
         sums["train_loss"] += float(loss.detach())
-        for k in ("l_cl", "l_seq"):
+        for k in ("l_cl", "l_seq", "l_temp"):
             v = parts.get(k)
             sums[k] += float(v.detach() if isinstance(v, torch.Tensor) else (v or 0.0))
         steps += 1

@@ -255,3 +255,40 @@ def test_relative_location_becomes_absolute(demo_shards, monkeypatch):
     monkeypatch.chdir(demo_shards.parent)
     s = ShardSet(demo_shards.name)
     assert Path(s.location).is_absolute() and Path(s.location) == demo_shards.resolve()
+
+
+def test_flows_only_when_asked_with_their_shapes(demo_shards):
+    from data_shards.flows import window_flows
+
+    plain = next(iter(train_loader(demo_shards, window=3, batch_size=2, steps_per_epoch=1, seed=1)))
+    assert set(plain) == {"frames", "video_id", "start"}  # nothing computed without flows=True
+    batch = next(
+        iter(train_loader(demo_shards, window=3, batch_size=2, steps_per_epoch=1, seed=1, flows=True, flows_first=True))
+    )
+    assert torch.equal(batch["frames"], plain["frames"])  # the same windows, with their flows
+    assert batch["flow"].dtype == torch.float32 and batch["flow"].shape == (2, 2, 2, 16, 16)
+    assert batch["valid"].dtype == torch.bool and batch["valid"].shape == (2, 2, 16, 16)
+    assert batch["flow_first"].shape == (2, 2, 2, 16, 16) and batch["valid_first"].shape == (2, 2, 16, 16)
+    assert torch.equal(batch["flow_first"][:, 0], batch["flow"][:, 0])  # frame 1's pair is the same either way
+    again = window_flows(batch["frames"][1].numpy())  # computed on the frames in the batch (after augmentation)
+    assert torch.equal(again["flow"], batch["flow"][1]) and torch.equal(again["valid"], batch["valid"][1])
+    with pytest.raises(VidcolorError, match="flows: need windows of 2 frames or more"):
+        train_loader(demo_shards, window=1, flows=True)
+
+
+def test_window_flows_follow_a_known_shift():
+    import cv2
+
+    from data_shards.flows import window_flows
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur((rng.random((64, 128, 3)) * 255).astype(np.float32), (0, 0), 3)  # a texture DIS follows
+    base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    frames = np.stack([base[:, 8 * (4 - k) : 8 * (4 - k) + 64] for k in range(3)])  # moving 8 px right per frame
+    out = window_flows(frames)
+    flow, valid = out["flow"], out["valid"]  # frame t -> t-1 is 8 px left: -2 on the 1/4 grid
+    assert flow.shape == (2, 2, 16, 16) and valid.shape == (2, 16, 16)
+    inner = valid[:, 2:-2, 4:-2]
+    assert inner.float().mean() > 0.95 and not valid[:, :, :2].any()  # the columns that came in: no match
+    assert torch.allclose(flow[:, 0, 2:-2, 4:-2][inner], torch.tensor(-2.0), atol=0.1)
+    assert flow[:, 1].abs().mean() < 0.05

@@ -192,6 +192,8 @@ WRITTEN_EXP2 = {
     "ensemble": [],
     "transfer": False,
 }
+# what is written now: the same, plus the temporal loss's fields (issue 22), which older files lack
+WRITTEN_NOW = {**WRITTEN_EXP2, "temporal_weight": 0.0, "temporal_long_term": False}
 
 
 def test_checkpoints_written_before_still_load(tmp_path, gamut):
@@ -200,7 +202,7 @@ def test_checkpoints_written_before_still_load(tmp_path, gamut):
     model = _trained_like(create_model(get_preset("exp2"), gamut))
     ck = save_checkpoint(tmp_path / "ck", model, model.config, gamut, frame_size=64)
     meta = json.loads((ck / "config.json").read_text())
-    assert meta["config"] == WRITTEN_EXP2  # written as before
+    assert meta["config"] == WRITTEN_NOW  # written as before, plus the new fields
     for key in ("frame_size", "weights_sha256", "gamut_digest", "prior_digest"):
         del meta[key]
     (ck / "config.json").write_text(json.dumps({**meta, "config": WRITTEN_EXP2}))
@@ -210,7 +212,7 @@ def test_checkpoints_written_before_still_load(tmp_path, gamut):
     ens = load_ensemble([save_checkpoint(tmp_path / f"m{i}", m, m.config, gamut) for i, m in enumerate(members)])
     ck = save_checkpoint(tmp_path / "ens", ens.model, ens.config, gamut)
     meta = json.loads((ck / "config.json").read_text())
-    assert meta["members"][1] == WRITTEN_EXP2
+    assert meta["members"][1] == WRITTEN_NOW
     meta["members"][1] = {**WRITTEN_EXP2, "grid": "10"}
     (ck / "config.json").write_text(json.dumps(meta))
     with pytest.raises(VidcolorError) as err:

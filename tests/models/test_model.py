@@ -70,9 +70,32 @@ def test_batchnorm_ends_each_block_and_strides(gamut):
     assert [b[0].dilation[0] for b in col.trunk] == [1, 1, 1, 1, 2, 2, 1]
 
 
+def test_a_fresh_convlstm_adds_nothing_to_the_image_model():
+    lstm = ConvLSTM(in_channels=8, num_bins=5)
+    logits = torch.randn(1, 3, 5, 4, 4)
+    out, _ = lstm(torch.randn(1, 3, 8, 4, 4), logits)
+    assert torch.equal(out, logits)  # the residual's convolution starts at zero
+
+
+def test_truncation_keeps_the_state_and_cuts_the_gradient():
+    torch.manual_seed(0)
+    lstm = ConvLSTM(in_channels=8, num_bins=5)
+    torch.nn.init.normal_(lstm.out.weight)
+    feats = torch.randn(1, 4, 8, 4, 4, requires_grad=True)
+    logits = torch.zeros(1, 4, 5, 4, 4)
+    whole, _ = lstm(feats, logits)
+    cut, _ = lstm(feats, logits, truncate=2)
+    assert torch.allclose(whole, cut)  # the same values: the state goes on
+    (grad,) = torch.autograd.grad(cut[:, 3].sum(), feats)
+    assert grad[:, 2:].abs().sum() > 0 and grad[:, :2].abs().sum() == 0  # frame 3 reaches back to frame 2 only
+    (grad,) = torch.autograd.grad(whole[:, 3].sum(), feats)
+    assert grad[:, :2].abs().sum() > 0
+
+
 def test_convlstm_step_2_depends_on_frame_1_not_on_later_frames():
     torch.manual_seed(0)
     lstm = ConvLSTM(in_channels=8, num_bins=5)
+    torch.nn.init.normal_(lstm.out.weight)  # a trained residual (a fresh one is zero)
     feats = torch.randn(1, 4, 8, 4, 4)
     logits = torch.zeros(1, 4, 5, 4, 4)
     base, _ = lstm(feats, logits)

@@ -12,13 +12,26 @@ from models.presets import FIELDS, PRESETS, ExperimentConfig, get_preset
 
 
 def test_presets_match_the_seed_experiments():
-    assert list(PRESETS) == ["exp1", "exp2", "exp3", "exp4", "exp5"]
-    e1, e2, e3, e4, e5 = (get_preset(n) for n in PRESETS)
+    assert list(PRESETS) == ["exp1", "exp2", "exp3", "exp4", "exp5", "exp6"]
+    e1, e2, e3, e4, e5, e6 = (get_preset(n) for n in PRESETS)
     assert not e1.rebalance and e2.rebalance and not e1.is_temporal and not e2.is_temporal
     assert e3.ensemble == ("exp1", "exp2") and e3.is_ensemble
     assert e4.rebalance and e4.transfer and not e4.is_temporal
     assert e5.rebalance and e5.transfer and e5.temporal == "convlstm" and e5.seq_len == 6 and 0 < e5.lam < 1
     assert e5.window == 7 and e2.window == 1
+    assert e6 == e5.replace(name="exp6", temporal_weight=e6.temporal_weight) and e6.temporal_weight > 0
+    assert e5.temporal_weight == 0 and not e5.temporal_long_term
+
+
+def test_temporal_loss_settings_parse_from_set_text():
+    cfg = get_preset("exp5").with_settings({"temporal_weight": "0.25", "temporal_long_term": "yes"})
+    assert cfg.temporal_weight == 0.25 and cfg.temporal_long_term
+
+
+def test_training_windows():
+    e2, e5 = get_preset("exp2"), get_preset("exp5")
+    assert e5.train_window(16) == 16 and e5.train_window(8) == 8  # a whole clip: the state carried as at inference
+    assert e2.train_window(16) == 1 and e2.replace(temporal_weight=0.5).train_window(16) == 2  # L_temp needs a pair
 
 
 def test_every_preset_round_trips_json_and_pickle():
@@ -41,6 +54,8 @@ def test_every_preset_round_trips_json_and_pickle():
         ("soft_k", 0, "field soft_k: must be in [1, 64], got 0"),
         ("soft_sigma", -1.0, "field soft_sigma: must be in (0, 100], got -1.0"),
         ("temperature", -0.1, "field temperature: must be in [0, 10], got -0.1"),
+        ("temporal_weight", -0.5, "field temporal_weight: must be in [0, 1000], got -0.5"),
+        ("temporal_long_term", "yes", "field temporal_long_term: must be true or false, got 'yes'"),
         ("rebalance", "yes", "field rebalance: must be true or false, got 'yes'"),
         ("ensemble", ("exp1",), "field ensemble: needs at least two members (or none), got ('exp1',)"),
         ("ensemble", ("exp1", ""), "field ensemble[1]: must not be empty, got ''"),
@@ -152,7 +167,8 @@ WRITTEN_EXP3 = {
 def test_configs_written_before_still_load_and_are_written_alike():
     for written, name in ((WRITTEN_EXP5, "exp5"), (WRITTEN_EXP3, "exp3")):
         loaded = ExperimentConfig.from_dict(json.loads(json.dumps(written)))
-        assert loaded == get_preset(name) and loaded.to_dict() == written
+        new_fields = {"temporal_weight": 0.0, "temporal_long_term": False}  # issue 22's, at their defaults
+        assert loaded == get_preset(name) and loaded.to_dict() == {**written, **new_fields}
     hand_written = {**WRITTEN_EXP5, "lam": 1, "soft_sigma": 5}  # ints where floats are meant
     lam = ExperimentConfig.from_dict(hand_written).lam
     assert lam == 1.0 and type(lam) is float

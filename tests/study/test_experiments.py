@@ -25,13 +25,16 @@ def _keep(out, name):
 
 
 def test_parse_only_orders_and_refuses():
-    assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only(None) == ["exp1", "exp2", "exp3", "exp4", "exp5"]
+    assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only("exp6") == ["exp6"]
+    assert parse_only(None) == ["exp1", "exp2", "exp3", "exp4", "exp5", "exp6"]
     with pytest.raises(VidcolorError, match=r"unknown experiment\(s\) 'exp7'"):
         parse_only("exp1,exp7")
 
 
 def test_check_inputs_before_anything_trains(tmp_path):
-    check_inputs(["exp1", "exp2", "exp3", "exp4", "exp5"], tmp_path, None)  # the full chain feeds itself
+    check_inputs(["exp1", "exp2", "exp3", "exp4", "exp5", "exp6"], tmp_path, None)  # the full chain feeds itself
+    with pytest.raises(VidcolorError, match="exp6 without --pretrained needs exp2's model"):
+        check_inputs(["exp6"], tmp_path, None)  # exp6 starts from exp2's model like exp4 and exp5
     with pytest.raises(VidcolorError, match="exp3 needs exp1's model: run it too"):
         check_inputs(["exp3"], tmp_path, None)
     with pytest.raises(VidcolorError, match="exp5 without --pretrained needs exp2's model"):

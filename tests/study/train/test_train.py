@@ -188,6 +188,22 @@ def test_nan_loss_is_a_clear_error_not_a_retry(demo_shards):
         raise_for_error(result)
 
 
+def test_exp6_trains_with_the_temporal_loss(demo_shards):
+    experiment = get_preset("exp6").replace(transfer=False, seq_len=2, grid=20, temporal_weight=2.0)
+    train = TINY.replace(epochs=1, steps_per_epoch=1, ema=0.0)
+    result = make_trainer(experiment, train, demo_shards, LOCAL).fit()
+    raise_for_error(result)
+    m = result.metrics
+    assert m["l_temp"] > 0 and m["l_seq"] > 0
+    lam = experiment.lam
+    # the step's loss is the mix of its three terms (one step: the means are that step's values)
+    assert m["train_loss"] == pytest.approx(lam * m["l_cl"] + (1 - lam) * m["l_seq"] + 2.0 * m["l_temp"], rel=1e-5)
+    plain = make_trainer(get_preset("exp5").replace(transfer=False, seq_len=2, grid=20), train, demo_shards, LOCAL)
+    result = plain.fit()
+    raise_for_error(result)
+    assert result.metrics["l_temp"] == 0.0  # temporal_weight 0: no L_temp (and no flows computed)
+
+
 def test_window_longer_than_clips_is_reported(demo_shards):
     experiment = get_preset("exp5").replace(transfer=False, seq_len=9)  # window 10 > clip_len 8
     result = make_trainer(experiment, TINY, demo_shards, LOCAL).fit()
@@ -252,7 +268,7 @@ def test_experiments_chain_ensemble_and_table(demo_shards, tmp_path):
     from models.ensemble import Ensemble
     from study.experiments import build_ensemble, evaluate_checkpoint, experiments_table, parse_only
 
-    assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only(None)[-1] == "exp5"
+    assert parse_only("exp3,exp1") == ["exp1", "exp3"] and parse_only(None)[-1] == "exp6"
     with pytest.raises(Exception, match="exp7"):
         parse_only("exp1,exp7")
     members = []
