@@ -7,12 +7,17 @@ scored on held-out real clips with color ground truth, beside the gray baseline.
    x ``--steps`` optimizer steps of ``--batch`` windows, the tiny model, Ray Train's local mode;
    exp4 and exp5 start from exp2's model, exp5's windows hold ``--seq-len`` + 1 frames, exp3
    averages exp1 and exp2), evaluated on the test clips.
-3. The seed-style table on the test clips: RMSE, RMSE over gray's, PSNR, SSIM, colorfulness ratio,
-   CDC and warping error per experiment, and the gray row (ab = 0: the input as a viewer sees it).
+3. The seed-style table on the test clips: RMSE, RMSE over gray's, PSNR, SSIM, colorfulness ratio
+   and its gap to 1, CDC and warping error and what the color adds to the gray input's
+   (+CDC, +warp), per experiment, and the gray row (ab = 0: the input as a viewer sees it). With
+   ``--seeds N`` every experiment is trained N times (seeds 0 ... N-1): the tables of
+   ``vidcolor experiments --seeds`` (mean ± sd over the seeds, and each experiment's paired
+   bootstrap interval against ``--reference``).
 4. A contact sheet PNG per test clip (rows: frames; columns: the gray input, each experiment, the
    ground truth), colorized at the clips' own resolution as ``vidcolor colorize`` would.
 5. The black-and-white films (``DATA/legacy``) colorized by the experiment with the best validation
-   RMSE ratio (chosen on validation, never on the test clips).
+   RMSE ratio (its mean over the seeds; chosen on validation, never on the test clips), by its
+   seed with the best validation ratio.
 
     python bench/real.py [--data ../shared/data/real] [--workdir DIR] [--json FILE]
 
@@ -131,6 +136,13 @@ def colorize_films(legacy: Path, checkpoint: str, out: Path) -> list[dict]:
     return rows
 
 
+def best_seed(entry: dict) -> str:
+    """The checkpoint of an experiment's seed with the lowest validation RMSE ratio (its only one
+    without --seeds)."""
+    runs = [r for r in entry.get("seeds", [entry]) if (r.get("val") or {}).get("val_rmse_ratio") is not None]
+    return min(runs, key=lambda r: r["val"]["val_rmse_ratio"])["checkpoint"] if runs else entry["checkpoint"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(DEFAULT_DATA), help="folder with train/, test/ and legacy/")
@@ -140,13 +152,15 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=250, help="optimizer steps per epoch")
     p.add_argument("--batch", type=int, default=16, help="windows per step")
     p.add_argument("--seq-len", type=int, default=2, help="exp5's ConvLSTM context (windows of seq_len + 1 frames)")
-    p.add_argument("--only", default=None, help="comma-separated experiments (default all five)")
+    p.add_argument("--only", default=None, help="comma-separated experiments (default all of EXPERIMENTS)")
+    p.add_argument("--seeds", type=int, default=1, help="train each experiment N times, seeds 0 ... N-1 (default 1)")
+    p.add_argument("--reference", default=None, help="the experiment the others are compared with (default exp1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more settings for every experiment")
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from data_shards.outdir import check_file
-    from study.experiments import experiments_table, run_experiments
+    from study.experiments import run_experiments, summary
 
     if args.json:
         check_file(args.json, "--json", overwrite=True)  # a bench run replaces its own figures
@@ -168,7 +182,7 @@ def main(argv=None) -> int:
     ]
     print(
         f"[2/4] experiments, each {args.epochs} x {args.steps} steps of {args.batch} windows "
-        f"(tiny model, {args.size} px)"
+        f"(tiny model, {args.size} px), {args.seeds} seed(s) each"
     )
     t0 = time.monotonic()
     results = run_experiments(
@@ -180,6 +194,8 @@ def main(argv=None) -> int:
         split="test",
         test_shards=str(test),
         overwrite=True,
+        seeds=args.seeds,
+        reference=args.reference,
     )  # its own runs
     train_s = time.monotonic() - t0
     n_clips = results["experiments"] and len(next(iter(results["experiments"].values()))["videos"])
@@ -187,8 +203,8 @@ def main(argv=None) -> int:
         f"\nthe seed's experiments on {n_clips} "
         f"real test clips ({data / 'test'}), {args.epochs} x {args.steps} steps x {args.batch}, tiny, {args.size} px:"
     )
-    print(experiments_table(results))
-    print("[3/4] contact sheets")
+    print(summary(results))
+    print("[3/4] contact sheets" + (" (seed 0's models)" if args.seeds > 1 else ""))
     checkpoints = {name: e["checkpoint"] for name, e in results["experiments"].items()}
     sheets = [
         str(contact_sheet(clip, checkpoints, work / "sheets" / f"{clip.stem}.png"))
@@ -201,8 +217,9 @@ def main(argv=None) -> int:
         if (e.get("val") or {}).get("val_rmse_ratio") is not None
     }  # trained ones, on validation
     best_name = min(chosen, key=chosen.get) if chosen else "exp1"
-    print(f"[4/4] black-and-white films colorized by {best_name} (best validation RMSE/gray)")
-    films = colorize_films(data / "legacy", checkpoints[best_name], work / "films")
+    film_checkpoint = best_seed(results["experiments"][best_name]) if chosen else checkpoints[best_name]
+    print(f"[4/4] black-and-white films colorized by {best_name} (best validation RMSE/gray): {film_checkpoint}")
+    films = colorize_films(data / "legacy", film_checkpoint, work / "films")
     for f in films:
         print(f"  {f['out']} ({'ok' if f['rc'] == 0 else 'exit ' + str(f['rc'])}, {f['seconds']:.0f} s)")
     total = time.monotonic() - t_start
@@ -217,6 +234,7 @@ def main(argv=None) -> int:
                 "sheets": sheets,
                 "films": films,
                 "best": best_name,
+                "film_checkpoint": film_checkpoint,
                 "seconds": total,
             },
         )

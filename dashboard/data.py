@@ -131,6 +131,22 @@ def metrics_of(df: pd.DataFrame, prefix: str = "best_") -> list[str]:
     return [c for c in df.columns if c.startswith(prefix) and c != "best_epoch"]
 
 
+#: What a trial is judged on first: RMSE over the gray input's, the flicker the color adds to the
+#: input's own (warp error, CDC), and the colorfulness gap |pred / truth - 1| (never "more is better").
+HEADLINE_METRICS = ("val_rmse_ratio", "val_added_warp", "val_added_cdc", "val_colorfulness_gap", "val_rmse_rgb")
+
+
+def headline_first(names: list[str]) -> list[str]:
+    """Metric names (bare or with a `best_`/`last_` prefix) with the HEADLINE_METRICS first, in
+    that order, then the others in their order."""
+
+    def rank(name: str) -> int:
+        bare = name.removeprefix("best_").removeprefix("last_")
+        return HEADLINE_METRICS.index(bare) if bare in HEADLINE_METRICS else len(HEADLINE_METRICS)
+
+    return sorted(names, key=rank)  # stable: the others keep their order
+
+
 def search_ranges(info: dict | None) -> tuple[dict[str, tuple[float, float]], set[str], set[str]]:
     """From the study spec: searched [low, high] per `param_<name>`, the log-scaled ones, and the
     choice ones. The spec's `search` is a list of {name, type, low, high, log, choices} (as the

@@ -92,7 +92,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="whole clips per batch: every frame of the split is scored, a temporal model's state "
+                   "carried through each clip (default 8)")
     p.add_argument("--temperature", type=float, default=None,
                    help="annealed-mean T, 0 (the mode) to 1 (the mean) and up (default: the checkpoint's)")
     p.add_argument("--verify", action="store_true",
@@ -127,7 +129,12 @@ def _add_experiments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--pretrained", default=None, help="checkpoint for exp4 - exp6 (default: the exp2 model)")
     p.add_argument("--only", default=None, help="comma list, e.g. exp1,exp2,exp3")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train each experiment N times, seeds 0 ... N-1 (OUT/expN/seed{k}), and report mean ± sd "
+                   "and each one's paired bootstrap interval against --reference (default 1)")
+    p.add_argument("--reference", default=None, metavar="NAME",
+                   help="the experiment the others are compared with (default exp1, else the first chosen)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON (every seed's too)")
     _add_overwrite(p)
     p.set_defaults(handler="study.experiments:main")
 

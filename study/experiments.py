@@ -17,11 +17,20 @@ is then evaluated on the test split (``study.evaluation.evaluate.evaluate_checkp
 only, ``vidcolor shard --split 0,0,100``), so every experiment is trained on one set and scored on
 the same held-out videos. Both sets are checked before Ray starts: the training set must have a
 train split and the validation split, the test set the evaluated split. The
-table reports RMSE (RGB 0-255, the seed's metric), the colorfulness ratio (prediction over ground
-truth: below 1 is desaturated) and temporal stability (error of the frame-to-frame color change)
-per experiment; ``--json`` writes the figures (with ``shards``, ``test_shards`` and ``split``).
+table reports RMSE (RGB 0-255, the seed's metric) and its ratio to the gray input's, the
+colorfulness ratio (prediction over ground truth: below 1 is desaturated) and its gap |ratio - 1|,
+and temporal stability: the warping error and CDC, and what the color adds to the gray input's
+(``added_warp``, ``added_cdc``: ratio - 1); ``--json`` writes the figures (with ``shards``,
+``test_shards`` and ``split``).
 
-``OUT`` is a workspace: the folders of experiments not chosen are kept (exp3, exp4 and exp5 use
+``--seeds N`` (small budgets are noisy: the seed alone moves RMSE/gray by about 0.06) trains each
+chosen experiment N times, seeds 0 ... N-1 (``TrainConfig.seed``), into ``OUT/expN/seed{k}/``
+(N = 1 keeps ``OUT/expN/``); the tables show the mean ± sd over the seeds and, for each experiment,
+the paired bootstrap 95% interval (`paired_bootstrap`: videos resampled, each video's value the
+mean over the seeds) of its difference to ``--reference`` (default exp1, else the first chosen),
+marked ``*`` where it excludes 0. The JSON keeps every seed's figures.
+
+``OUT`` is a workspace: the folders of experiments not chosen are kept (exp3 and exp4 - exp6 use
 them). A chosen experiment's folder holding an earlier run, and an existing ``--json`` file, are
 refused before anything trains, unless ``--overwrite``, which deletes that folder just before the
 experiment is redone and replaces the JSON file whole.
@@ -30,19 +39,23 @@ experiment is redone and replaces the JSON file whole.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from data_shards import outdir
 from models.errors import VidcolorError
 from models.presets import get_preset
+from study.config.metric_names import METRICS
 from study.config.settings import apply_settings, parse_sets
 from study.config.train import TrainConfig
 from study.evaluation.evaluate import GRAY, evaluate_checkpoint, open_split
 from study.ray_runtime import init_ray
-from study.report import fmt, format_table, write_json
+from study.report import MISSING, fmt, format_table, write_json
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +67,24 @@ COLUMNS = (
     ("psnr", "PSNR"),
     ("ssim", "SSIM"),
     ("colorfulness_ratio", "colorful"),
+    ("colorfulness_gap", "cf gap"),
     ("temporal_error", "temporal"),
     ("cdc", "CDC"),
+    ("added_cdc", "+CDC"),
     ("warp_error", "warp err"),
+    ("added_warp", "+warp"),
 )
+#: what --seeds N reports as mean ± sd over the seeds and as a difference to the reference
+HEADLINE = (
+    ("rmse_rgb", "RMSE"),
+    ("rmse_ratio", "RMSE/gray"),
+    ("colorfulness_ratio", "colorful"),
+    ("colorfulness_gap", "cf gap"),
+    ("added_warp", "+warp"),
+    ("added_cdc", "+CDC"),
+)
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0  # fixed: the same figures give the same intervals
 
 
 def parse_only(text: str | None) -> list[str]:
@@ -73,16 +100,35 @@ def parse_only(text: str | None) -> list[str]:
     return [e for e in EXPERIMENTS if e in names]
 
 
-def best_dir(out: Path, name: str) -> Path:
-    """Where experiment `name`'s checkpoint lands: ``OUT/{name}/best``."""
-    return out / name / "best"
+def run_dir(out: Path, name: str, seed: int = 0, seeds: int = 1) -> Path:
+    """Experiment `name`'s run folder: ``OUT/{name}``, or ``OUT/{name}/seed{k}`` with ``--seeds`` N > 1."""
+    return out / name if seeds == 1 else out / name / f"seed{seed}"
 
 
-def check_inputs(chosen: list[str], out: Path, pretrained: str | None) -> None:
+def best_dir(out: Path, name: str, seed: int = 0, seeds: int = 1) -> Path:
+    """Where experiment `name`'s checkpoint lands: ``OUT/{name}/best`` (``OUT/{name}/seed{k}/best``)."""
+    return run_dir(out, name, seed, seeds) / "best"
+
+
+def check_seeds(seeds: int, settings: Mapping[str, str], chosen: list[str], reference: str | None) -> str:
+    """Refuse a bad ``--seeds`` (below 1, or beside ``--set seed=``) or a ``--reference`` that is
+    not chosen; returns the reference: ``--reference``, else exp1 when chosen, else the first chosen."""
+    if seeds < 1:
+        raise VidcolorError(f"--seeds must be at least 1, got {seeds}")
+    if seeds > 1 and "seed" in settings:
+        raise VidcolorError(f"--seeds {seeds} trains seeds 0 ... {seeds - 1}: leave out --set seed={settings['seed']}")
+    if reference is None:
+        return "exp1" if "exp1" in chosen else chosen[0]
+    if reference not in chosen:
+        raise VidcolorError(f"--reference {reference}: not among the chosen experiments ({', '.join(chosen)})")
+    return reference
+
+
+def check_inputs(chosen: list[str], out: Path, pretrained: str | None, seeds: int = 1) -> None:
     """Refuse, before anything trains, a chain that cannot finish: a missing ``--pretrained``
     folder, or an experiment whose source model (exp3: exp1 and exp2; exp4 - exp6 without
     ``--pretrained``: exp2) is neither chosen nor already in ``OUT`` (for each of the ``seeds``:
-    seed k's exp3 averages seed k's exp1 and exp2, seed k's exp4 starts from seed k's exp2)."""
+    seed k's exp3 averages seed k's exp1 and exp2, seed k's exp4 - exp6 start from seed k's exp2)."""
     if pretrained is not None and not Path(pretrained).exists():
         raise VidcolorError(f"--pretrained: checkpoint folder {pretrained} does not exist")
     for name in chosen:
@@ -93,10 +139,10 @@ def check_inputs(chosen: list[str], out: Path, pretrained: str | None) -> None:
         else:
             continue
         for need in needs:
-            if need not in chosen and not (best_dir(out, need) / "config.json").is_file():
-                raise VidcolorError(
-                    f"{why} needs {need}'s model: run it too (--only ...,{need}) or keep {best_dir(out, need)}"
-                )
+            for seed in range(seeds):
+                kept = best_dir(out, need, seed, seeds)
+                if need not in chosen and not (kept / "config.json").is_file():
+                    raise VidcolorError(f"{why} needs {need}'s model: run it too (--only ...,{need}) or keep {kept}")
 
 
 def check_shard_sets(chosen: list[str], settings: Mapping[str, str], shards: str, test_shards: str, split: str) -> None:
@@ -139,22 +185,28 @@ def run_experiment(
     workers: int,
     split: str,
     test_shards: str | None = None,
+    seed: int = 0,
+    seeds: int = 1,
 ) -> dict[str, Any]:
-    """Train (1, 2, 4, 5) on `shards` or assemble (3) one experiment into ``OUT/{name}/`` and
+    """Train (1, 2, 4, 5, 6) on `shards` or assemble (3) one experiment into its `run_dir` and
     evaluate its best checkpoint on `split` of `test_shards` (default `shards`); returns its entry
-    of the figures."""
+    of the figures. With ``seeds`` > 1 this is seed `seed`'s run (TrainConfig.seed), in
+    ``OUT/{name}/seed{seed}``, chained to the same seed's exp1 and exp2."""
     from study.train.launch import run_training
 
     t0 = time.monotonic()
+    if seeds > 1:
+        settings = {**settings, "seed": str(seed)}
     experiment, train = apply_settings(get_preset(name), TrainConfig(), settings)
     if name == "exp3":
-        folder = build_ensemble([best_dir(out, "exp1"), best_dir(out, "exp2")], best_dir(out, name))
+        members = [best_dir(out, "exp1", seed, seeds), best_dir(out, "exp2", seed, seeds)]
+        folder = build_ensemble(members, best_dir(out, name, seed, seeds))
         val = None
     else:
         if name in TRANSFER:
-            experiment = experiment.replace(pretrained=pretrained or str(best_dir(out, "exp2")))
+            experiment = experiment.replace(pretrained=pretrained or str(best_dir(out, "exp2", seed, seeds)))
         log.info("training %s (%s, %d epochs x %d steps)", name, experiment.size, train.epochs, train.steps_per_epoch)
-        trained = run_training(experiment, train, shards, out / name, workers=workers)
+        trained = run_training(experiment, train, shards, run_dir(out, name, seed, seeds), workers=workers)
         folder, val = Path(trained["best"]), trained["metrics"]
     figures = evaluate_checkpoint(folder, test_shards or shards, split=split)
     log.info("%s: %s", name, figures["mean"])
@@ -171,15 +223,17 @@ def run_experiment(
     }
 
 
-def check_outputs(chosen: list[str], out: Path, overwrite: bool) -> None:
+def check_outputs(chosen: list[str], out: Path, overwrite: bool, seeds: int = 1) -> None:
     """Refuse, before anything trains, an ``OUT`` that cannot hold the runs, and a chosen
-    experiment's folder ``OUT/{name}`` that holds an earlier run, unless ``overwrite``
-    (`study.train.launch.check_run_folder`); the other experiments' folders are inputs and kept."""
+    experiment's run folder (`run_dir`: ``OUT/{name}``, or each ``OUT/{name}/seed{k}``) that holds
+    an earlier run, unless ``overwrite`` (`study.train.launch.check_run_folder`); the other
+    experiments' folders are inputs and kept."""
     from study.train.launch import check_run_folder
 
     outdir.check_place(out, "--out", folder=True)
     for name in chosen:
-        check_run_folder(out / name, overwrite=overwrite)
+        for seed in range(seeds):
+            check_run_folder(run_dir(out, name, seed, seeds), overwrite=overwrite)
 
 
 def run_experiments(
@@ -193,17 +247,23 @@ def run_experiments(
     split: str = "test",
     test_shards: str | None = None,
     overwrite: bool = False,
+    seeds: int = 1,
+    reference: str | None = None,
 ) -> dict[str, Any]:
     """Run the chosen experiments in chain order on one Ray (started here unless one is running),
     trained on `shards` and evaluated on `split` of `test_shards` (default `shards`); returns the
-    figures: shards, test_shards, split, out, settings and ``experiments: {name: entry}``. With
-    ``overwrite`` a chosen experiment's earlier folder is deleted just before it is redone."""
+    figures: shards, test_shards, split, out, settings, seeds, reference and ``experiments: {name:
+    entry}``. With ``overwrite`` a chosen experiment's earlier folder is deleted just before it is
+    redone. With ``seeds`` N > 1 each experiment is trained N times (seeds 0 ... N-1, `run_dir`);
+    its entry is `combine_seeds` of theirs, and ``differences`` holds each experiment's paired
+    bootstrap interval against ``reference`` (`differences`)."""
     out = Path(out).resolve()
     test_shards = test_shards or shards
     chosen = parse_only(only)
     settings = parse_sets(sets)
-    check_outputs(chosen, out, overwrite)
-    check_inputs(chosen, out, pretrained)
+    reference = check_seeds(seeds, settings, chosen, reference)
+    check_outputs(chosen, out, overwrite, seeds)
+    check_inputs(chosen, out, pretrained, seeds)
     check_shard_sets(chosen, settings, shards, test_shards, split)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
@@ -212,6 +272,8 @@ def run_experiments(
         "split": split,
         "out": str(out),
         "settings": dict(settings),
+        "seeds": seeds,
+        "reference": reference,
         "experiments": {},
     }
     started = init_ray()
@@ -219,20 +281,30 @@ def run_experiments(
 
     try:
         for name in chosen:
-            outdir.empty_folder(out / name)  # checked above: new, empty, or an earlier run to replace
-            results["experiments"][name] = run_experiment(
-                name,
-                settings,
-                shards,
-                out,
-                pretrained=pretrained,
-                workers=workers,
-                split=split,
-                test_shards=test_shards,
-            )
+            runs = []
+            for seed in range(seeds):
+                # checked above: new, empty, or an earlier run to replace
+                outdir.empty_folder(run_dir(out, name, seed, seeds))
+                runs.append(
+                    run_experiment(
+                        name,
+                        settings,
+                        shards,
+                        out,
+                        pretrained=pretrained,
+                        workers=workers,
+                        split=split,
+                        test_shards=test_shards,
+                        seed=seed,
+                        seeds=seeds,
+                    )
+                )
+            results["experiments"][name] = runs[0] if seeds == 1 else combine_seeds(runs)
     finally:
         if started:
             ray.shutdown()
+    if seeds > 1:
+        results["differences"] = differences(results["experiments"], reference)
     return results
 
 
@@ -250,9 +322,146 @@ def experiments_table(results: Mapping[str, Any]) -> str:
     return format_table(head, rows, footer=footer)
 
 
+# -- several seeds -----------------------------------------------------------------------------------
+
+
+def paired_bootstrap(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    level: float = 0.95,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float, float]:
+    """(mean of a - b, low, high): the paired bootstrap percentile interval at ``level`` of the mean
+    difference of two experiments' per-video values (a[i], b[i] of the same video i). Videos are
+    resampled with replacement ``resamples`` times (numpy's generator seeded with ``seed``: the same
+    input gives the same interval). Pairs with a NaN are left out; none left gives NaN three times."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return math.nan, math.nan, math.nan
+    picks = np.random.default_rng(seed).integers(0, d.size, size=(resamples, d.size))
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(d[picks].mean(axis=1), [tail, 1.0 - tail])
+    return float(d.mean()), float(low), float(high)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _mean_sd(values: Sequence[Any]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1) of the finite numbers (NaN for none; sd 0 for one)."""
+    x = np.array([v for v in values if _number(v) and math.isfinite(v)], dtype=np.float64)
+    if x.size == 0:
+        return math.nan, math.nan
+    return float(x.mean()), (float(x.std(ddof=1)) if x.size > 1 else 0.0)
+
+
+def combine_seeds(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One experiment's entry from its seeds' entries (`run_experiment`, in seed order): ``mean`` and
+    ``sd`` over the seeds of each seed's mean of every metric; ``videos``: each video's mean over the
+    seeds; ``val``: each validation figure's mean over the seeds (None for exp3); ``checkpoint``,
+    ``config``, ``train`` and ``gray`` (the same frames for every seed): seed 0's; ``seeds``: the
+    seeds' own entries."""
+    first = runs[0]
+    stats = {k: _mean_sd([r["mean"].get(k) for r in runs]) for k in METRICS}
+    videos = []
+    for row in first["videos"]:
+        same = [next((v for v in r["videos"] if v["video_id"] == row["video_id"]), {}) for r in runs]
+        videos.append({**row, **{k: _mean_sd([v.get(k) for v in same])[0] for k in METRICS}})
+    vals = [r["val"] for r in runs if r.get("val")]
+    val = {k: _mean_sd([v.get(k) for v in vals])[0] if _number(x) else x for k, x in vals[0].items()} if vals else None
+    return {
+        "checkpoint": first["checkpoint"],
+        "config": first["config"],
+        "train": first["train"],
+        "mean": {k: m for k, (m, _) in stats.items()},
+        "sd": {k: sd for k, (_, sd) in stats.items()},
+        "videos": videos,
+        "num_frames": first["num_frames"],
+        "gray": first.get("gray"),
+        "val": val,
+        "seconds": sum(r["seconds"] for r in runs),
+        "seeds": list(runs),
+    }
+
+
+def differences(experiments: Mapping[str, Mapping[str, Any]], reference: str) -> dict[str, dict[str, Any]]:
+    """For each experiment but ``reference`` and each `HEADLINE` metric: {diff, low, high, videos,
+    excludes_zero}, the `paired_bootstrap` of its per-video values (each a mean over the seeds)
+    against the reference's on the same videos."""
+    ref = {v["video_id"]: v for v in experiments[reference]["videos"]}
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in experiments.items():
+        if name == reference:
+            continue
+        rows = [(v, ref[v["video_id"]]) for v in entry["videos"] if v["video_id"] in ref]
+        out[name] = {}
+        for key, _ in HEADLINE:
+            a = np.array([v.get(key, math.nan) for v, _ in rows], dtype=np.float64)
+            b = np.array([r.get(key, math.nan) for _, r in rows], dtype=np.float64)
+            diff, low, high = paired_bootstrap(a, b)
+            n = int(np.isfinite(a - b).sum())
+            out[name][key] = {"diff": diff, "low": low, "high": high, "videos": n, "excludes_zero": low > 0 or high < 0}
+    return out
+
+
+def seeds_table(results: Mapping[str, Any]) -> str:
+    """One row per experiment: ``mean ± sd`` over the seeds of each `HEADLINE` metric, then the gray row."""
+
+    def cell(mean: Mapping[str, Any], sd: Mapping[str, Any], key: str) -> str:
+        m, d = fmt(mean.get(key)), fmt(sd.get(key))
+        return m if MISSING in (m, d) else f"{m} ± {d}"
+
+    head = ["exp", "seeds", *(label for _, label in HEADLINE)]
+    rows = [
+        [name, len(e.get("seeds", [e])), *(cell(e["mean"], e.get("sd", {}), k) for k, _ in HEADLINE)]
+        for name, e in results["experiments"].items()
+    ]
+    gray = next((e for e in results["experiments"].values() if e.get("gray")), None)
+    footer = [[GRAY, None, *(cell(gray["gray"]["mean"], {}, k) for k, _ in HEADLINE)]] if gray else []
+    return format_table(head, rows, footer=footer)
+
+
+def differences_table(results: Mapping[str, Any]) -> str:
+    """One row per experiment and `HEADLINE` metric: its difference to the reference, the 95%
+    interval, and ``*`` where the interval excludes 0."""
+    labels = dict(HEADLINE)
+
+    def interval(d: Mapping[str, Any]) -> str:
+        return MISSING if math.isnan(d["low"]) else f"[{fmt(d['low'])}, {fmt(d['high'])}]"
+
+    rows = [
+        [name, labels[key], d["diff"], interval(d), "*" if d["excludes_zero"] else ""]
+        for name, per in results.get("differences", {}).items()
+        for key, d in per.items()
+    ]
+    return format_table(["exp", "metric", "difference", "95% interval", ""], rows)
+
+
+def summary(results: Mapping[str, Any]) -> str:
+    """What `vidcolor experiments` and bench/real.py print: `experiments_table` (means over the seeds),
+    and with several seeds `seeds_table` and `differences_table` with their headings."""
+    parts = [experiments_table(results)]
+    seeds = int(results.get("seeds", 1))
+    if seeds > 1:
+        n = len(next(iter(results["experiments"].values()))["videos"]) if results["experiments"] else 0
+        parts += [
+            f"\nmean ± sd over {seeds} seeds (0 ... {seeds - 1}):",
+            seeds_table(results),
+            f"\ndifference to {results['reference']}: exp - {results['reference']} on each video (its mean over the "
+            f"seeds), averaged over the {n} videos;\n95% interval: paired bootstrap, {BOOTSTRAP_RESAMPLES} resamples "
+            "of the videos; * = the interval excludes 0",
+            differences_table(results),
+        ]
+    return "\n".join(parts)
+
+
 def main(args) -> int:
     """``vidcolor experiments --shards DIR --out DIR [--test-shards DIR] [--split S] [--set K=V ...]
-    [--pretrained CKPT] [--only ...] [--json FILE] [--overwrite]``."""
+    [--pretrained CKPT] [--only ...] [--seeds N] [--reference NAME] [--json FILE] [--overwrite]``."""
     overwrite = getattr(args, "overwrite", False)
     if args.json:
         outdir.check_file(args.json, "--json", overwrite)  # before the work, which a bad path would lose
@@ -265,13 +474,16 @@ def main(args) -> int:
         split=args.split,
         test_shards=args.test_shards,
         overwrite=overwrite,
+        seeds=getattr(args, "seeds", 1),
+        reference=getattr(args, "reference", None),
     )
     trained_on = "" if results["test_shards"] == args.shards else f", trained on {args.shards}"
     print(
         f"\nseed experiments on the {results['split']} split of {results['test_shards']}{trained_on} "
-        "(RMSE on RGB 0-255; colorfulness ratio = prediction / ground truth; lower temporal error = steadier):"
+        "(RMSE on RGB 0-255; colorful = colorfulness of prediction / ground truth, cf gap = |colorful - 1|; "
+        "+CDC, +warp = CDC, warp err over the gray row's - 1, the flicker the color adds):"
     )
-    print(experiments_table(results))
+    print(summary(results))
     if args.json:
         print(f"wrote {write_json(args.json, results)}")
     return 0

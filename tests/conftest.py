@@ -298,6 +298,8 @@ def build_fixture_study(root: Path, with_items: bool = True) -> dict:
                     "val_colorfulness_gt": 40.0,
                     "val_colorfulness_gap": abs(30 - 30 * sat),
                     "val_temporal_error": 1.0 + (lam - 0.2) * 2 + sat,
+                    "val_added_warp": 0.1 + 0.5 * sat,  # more color, more flicker on top of the input's
+                    "val_added_cdc": 0.05 + 0.25 * sat,
                 },
                 time=t0 + dt.timedelta(minutes=5 * k + e + 1),
             )

@@ -34,7 +34,7 @@ if not common:
 key = st.selectbox("Clip", sorted(common, key=lambda k: (k[0], k[1] or -1)), format_func=viewer.clip_label)
 
 rows = trials.set_index("trial_id").loc[sel]
-metric_cols = data.metrics_of(rows)
+metric_cols = data.headline_first(data.metrics_of(rows))
 table = rows[["experiment", "objective", *metric_cols]].T
 st.dataframe(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)), width="stretch")
 

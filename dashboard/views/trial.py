@@ -31,7 +31,9 @@ with left:
     st.json(row["config"], expanded=True)
 with right:
     st.subheader("Metrics")
-    metrics = sorted({c.split("_", 1)[1] for c in data.metrics_of(trials) + data.metrics_of(trials, "last_")})
+    metrics = data.headline_first(
+        sorted({c.split("_", 1)[1] for c in data.metrics_of(trials) + data.metrics_of(trials, "last_")})
+    )
     table = pd.DataFrame(
         {"best": [row.get(f"best_{m}") for m in metrics], "last": [row.get(f"last_{m}") for m in metrics]},
         index=metrics,

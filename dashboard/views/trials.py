@@ -51,6 +51,9 @@ first = [
         "status",
         "objective",
         "best_val_rmse_ratio",
+        "best_val_added_warp",
+        "best_val_added_cdc",
+        "best_val_colorfulness_gap",
         "best_val_rmse_rgb",
         "best_val_gray_rmse_rgb",
         "epochs",
@@ -77,6 +80,21 @@ event = st.dataframe(
         ),
         "best_val_gray_rmse_rgb": st.column_config.NumberColumn(
             "gray RMSE", format="%.2f", help="RMSE of ab = 0 on the same videos"
+        ),
+        "best_val_added_warp": st.column_config.NumberColumn(
+            "+warp",
+            format="%.3f",
+            help="the flicker the color adds: warp error over the gray (ab = 0) prediction's on the same "
+            "frames, minus 1, per video, averaged (a washed-out trial scores 0, not the best)",
+        ),
+        "best_val_added_cdc": st.column_config.NumberColumn(
+            "+CDC", format="%.3f", help="color distribution consistency over the gray prediction's, minus 1"
+        ),
+        "best_val_colorfulness_gap": st.column_config.NumberColumn(
+            "colorfulness gap",
+            format="%.3f",
+            help="|colorfulness of the prediction / the ground truth's - 1|: washed out and over-saturated "
+            "both score high",
         ),
         "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
     },

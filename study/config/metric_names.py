@@ -7,7 +7,9 @@ objective without importing either.
 
 from __future__ import annotations
 
-#: metric -> the direction that is better ("min"/"max"); colorfulness_ratio is best at 1.
+#: metric -> the direction that is better ("min"/"max"); colorfulness_ratio is best at 1 (rank on
+#: colorfulness_gap = |ratio - 1| instead), added_warp / added_cdc (the flicker the color adds to the
+#: gray input's own) at 0 or below.
 #: Each epoch reports ``val_<name>`` for every one of them (`study.evaluation.metrics.VideoMetrics`).
 METRICS = {
     "rmse_rgb": "min",
@@ -22,6 +24,8 @@ METRICS = {
     "cdc": "min",
     "warp_error": "min",
     "rmse_ratio": "min",
+    "added_warp": "min",
+    "added_cdc": "min",
 }
 
 #: What every epoch's report holds besides ``val_<name>`` for each of `METRICS` (and ``epoch``,

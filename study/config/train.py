@@ -41,7 +41,8 @@ class TrainConfig(Config):
     val_batches: int = Field(0, ge=0)
     """Validation batches per rank and epoch; 0 = the whole validation split."""
     val_batch_size: int = Field(8, gt=0)
-    """Windows per validation batch."""
+    """Clips per validation batch: validation reads whole clips (the shard set's clip_len frames)
+    whatever the model's window, so every trial is scored on the same frames."""
     val_split: str = Field("val", min_length=1)
     """Split that validation reads."""
     grad_clip: float = Field(0.0, ge=0.0, allow_inf_nan=False)

@@ -10,7 +10,13 @@ paper (Sahay and Choudhary, "Automatic Colorization of Videos") reports its RMSE
 
 Every evaluation also scores the gray prediction (ab = 0 with the true L: the input as a user sees
 it) on the same frames, so a number has a reference: the results' ``gray`` section, and each
-video's ``rmse_ratio`` = model rmse_rgb / gray rmse_rgb (below 1 beats doing nothing).
+video's ``rmse_ratio`` = model rmse_rgb / gray rmse_rgb (below 1 beats doing nothing) and
+``added_warp`` / ``added_cdc`` = model warp_error (cdc) / the gray's - 1 (the flicker the color adds).
+
+Every model is scored on the same frames: `clip_loader` reads whole clips (the shard set's
+``clip_len`` frames) whatever the model's window, and `colorize_frames` carries a temporal model's
+state through each clip as ``vidcolor colorize`` carries it through a film, so a context model's
+first frames are scored too and trials of any ``seq_len`` are ranked on one set of frames.
 """
 
 from __future__ import annotations
@@ -38,47 +44,61 @@ from study.report import fmt, format_table, write_json
 
 log = logging.getLogger(__name__)
 
+#: the printed table's columns (rmse_ab and the rest are in --json); it fits 120 columns
 TABLE_COLUMNS = (
     "rmse_rgb",
-    "rmse_ab",
     "psnr",
     "ssim",
     "colorfulness_ratio",
+    "colorfulness_gap",
     "temporal_error",
     "warp_error",
+    "added_warp",
     "cdc",
+    "added_cdc",
     "rmse_ratio",
 )
 #: short headers, so the table fits 120 columns (the others are the metric's name)
 TABLE_HEADERS = {
     "colorfulness_ratio": "cf_ratio",
+    "colorfulness_gap": "cf_gap",
     "temporal_error": "temporal",
     "warp_error": "warp",
+    "added_warp": "+warp",
+    "added_cdc": "+cdc",
     "rmse_ratio": "rmse/gray",
 }
 TABLE_LEGEND = (
-    "cf_ratio = colorfulness_ratio, temporal = temporal_error, warp = warp_error (Lai et al. 2018),\n"
-    "cdc = color distribution consistency (TCVC), rmse/gray = rmse_rgb / the gray row's;\n"
-    "gray (ab=0) = the true L without color: the input as a user sees it"
+    "cf_ratio = colorfulness_ratio (prediction / truth), cf_gap = |cf_ratio - 1|, temporal = temporal_error,\n"
+    "warp = warp_error (Lai et al. 2018), cdc = color distribution consistency (TCVC), +warp / +cdc = warp (cdc)\n"
+    "over the gray row's on the same frames - 1 (the flicker the color adds), rmse/gray = rmse_rgb / the gray\n"
+    "row's; gray (ab=0) = the true L without color: the input as a user sees it"
 )
+EVAL_CALL_FRAMES = 64  # frames per model call when a batch of clips is colorized (clips x frames of each)
 _SIGNIFICANT = {"cdc", "warp_error"}  # small numbers: 3 significant digits, not 3 decimals
 GRAY = "gray (ab=0)"
 
 
 @torch.no_grad()
 def colorize_frames(
-    model: torch.nn.Module, frames: torch.Tensor, temperature: float
+    model: torch.nn.Module, frames: torch.Tensor, temperature: float, call_frames: int = EVAL_CALL_FRAMES
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 frames (B, T, H, W, 3) -> (l_norm (B, T, 1, H, W), predicted ab float32 (B, T, 2, H, W)).
 
     L comes from the frames themselves; the colors from the model's `predict_ab` (a VideoColorizer
-    or Ensemble, also inside DDP), each call starting from an empty temporal state."""
+    or Ensemble, also inside DDP). Each of the B sequences starts from an empty temporal state,
+    which is carried through its T frames: the model is called on runs of about ``call_frames``
+    frames (B x a few time steps) in order, passing the state on, as `vidcolor colorize` does."""
     predictor = unwrap(model)
     if not isinstance(predictor, Predictor):
         raise VidcolorError(f"colorize: expected a VideoColorizer or Ensemble, got {type(predictor).__name__}")
     l_norm, _ = frames_to_lab(frames)
-    ab, _ = predictor.predict_ab(l_norm, temperature=temperature)
-    return l_norm, ab
+    steps = max(1, call_frames // max(1, l_norm.shape[0]))
+    state, parts = None, []
+    for part in l_norm.split(steps, dim=1):
+        ab, state = predictor.predict_ab(part, temperature=temperature, state=state)
+        parts.append(ab)
+    return l_norm, torch.cat(parts, dim=1)
 
 
 def evaluate_model(
@@ -92,19 +112,21 @@ def evaluate_model(
     progress: bool = False,
     baseline: VideoMetrics | None = None,
 ) -> dict[str, Any]:
-    """One pass over an eval loader (`data_shards.reader.eval_loader` batches: frames uint8
+    """One pass over an eval loader (`clip_loader` batches: frames uint8
     (B, T, H, W, 3), video_id, start, valid) -> `VideoMetrics.results()`:
     {"videos": [per-video dict], "mean": {metric: value}, "num_videos", "num_frames"}, plus "seconds"
     and "gray": {"videos", "mean"}, the same metrics of the gray prediction (ab = 0) of the same
     frames. Each model row and the model mean carry rmse_ratio (rmse_rgb / the gray rmse_rgb of the
-    video; the mean is the mean of the videos' ratios); the gray rows have 1 there. ``baseline``: the
-    gray accumulator of the same loader and ``max_batches`` from `gray_baseline` (the training loop
+    video; the mean is the mean of the videos' ratios) and added_warp / added_cdc (warp_error, cdc
+    over the gray's, minus 1); the gray rows have 1 and 0 there. ``baseline``: the gray
+    accumulator of the same loader and ``max_batches`` from `gray_baseline` (the training loop
     computes it once and reuses it every epoch); None computes it in this pass.
 
-    Each window is colorized on its own (a temporal model starts from an empty state per window, as
-    in training). Under torch.distributed every rank must call it (same number of batches, which
-    eval_loader guarantees); the ranks' per-video sums are gathered so every rank returns the same
-    results. The model is put in eval mode and back in its previous mode afterwards.
+    Each window (a whole clip from `clip_loader`) is colorized in order with the temporal state
+    carried through it (`colorize_frames`), from an empty state per window. Under
+    torch.distributed every rank must call it (same number of batches, which eval_loader
+    guarantees); the ranks' per-video sums are gathered so every rank returns the same results.
+    The model is put in eval mode and back in its previous mode afterwards.
     """
     device = torch.device(device)
     was_training = model.training
@@ -121,9 +143,10 @@ def evaluate_model(
             frames = batch["frames"].to(device, non_blocking=True)  # uint8 (B, T, H, W, 3)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 _, ab = colorize_frames(model, frames, temperature)
-            acc.update_frames(list(batch["video_id"]), batch["start"], frames, ab, valid)
-            if gray is not None:
-                gray.update_frames(list(batch["video_id"]), batch["start"], frames, torch.zeros_like(ab), valid)
+            for ids, starts, part in _time_chunks(batch):  # the metrics' float64 work a few frames at a time
+                acc.update_frames(ids, starts, frames[:, part], ab[:, part], valid)
+                if gray is not None:
+                    gray.update_frames(ids, starts, frames[:, part], torch.zeros_like(ab[:, part]), valid)
             flows.clear()
     finally:
         model.train(was_training)
@@ -141,10 +164,22 @@ def gray_baseline(loader: Iterable[Mapping[str, Any]], *, max_batches: int | Non
     rank must call it): `evaluate_model`'s ``baseline``. It depends on the frames only."""
     gray = VideoMetrics()
     for batch, valid in _scored_batches(loader, max_batches):
-        frames = batch["frames"]
-        zeros = torch.zeros((*frames.shape[:2], 2, *frames.shape[2:4]), dtype=torch.float32)
-        gray.update_frames(list(batch["video_id"]), batch["start"], frames, zeros, valid)
+        for ids, starts, part in _time_chunks(batch):
+            frames = batch["frames"][:, part]
+            zeros = torch.zeros((*frames.shape[:2], 2, *frames.shape[2:4]), dtype=torch.float32)
+            gray.update_frames(ids, starts, frames, zeros, valid)
     return _gather(gray)
+
+
+def _time_chunks(batch: Mapping[str, Any]):
+    """(video ids, start of each window's part, time slice) of a batch's windows cut along time into
+    parts of about EVAL_CALL_FRAMES frames in all (B windows x a few time steps): the metrics of a
+    batch of whole clips need not hold every frame of it in float64 at once."""
+    ids, starts = list(batch["video_id"]), torch.as_tensor(batch["start"])
+    b, t = batch["frames"].shape[:2]
+    steps = max(1, EVAL_CALL_FRAMES // max(1, b))
+    for t0 in range(0, t, steps):
+        yield ids, starts + t0, slice(t0, t0 + steps)
 
 
 def _scored_batches(loader: Iterable[Mapping[str, Any]], max_batches: int | None):
@@ -166,6 +201,18 @@ def _gather(acc: VideoMetrics) -> VideoMetrics:
     states: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(states, acc.state())
     return VideoMetrics.merge(states)
+
+
+def clip_loader(shards, split: str, batch_size: int, rank: int = 0, world_size: int = 1):
+    """`data_shards.reader.eval_loader` over whole clips (window = the shard set's ``clip_len``), so
+    the frames scored depend on the shard set only, never on a model's window (``seq_len``): every
+    model of a study, and the gray baseline, are scored on the same frames."""
+    from data_shards.reader import ShardSet, eval_loader
+
+    shard_set = shards if isinstance(shards, ShardSet) else ShardSet(str(shards))
+    return eval_loader(
+        shard_set, split=split, window=shard_set.clip_len, batch_size=batch_size, rank=rank, world_size=world_size
+    )
 
 
 def open_split(shards: str | os.PathLike, split: str):
@@ -199,9 +246,8 @@ def evaluate_checkpoint(
     promises), ``incomplete`` (the eval loader's ``shortfalls``: each shard, or the split, that
     yielded less; empty when complete) and ``verified``. ``verify``: check the split's shard
     checksums first (`ShardSet.verify`; an error names each damaged shard). ``temperature``: the
-    annealed-mean T to decode with (default: the checkpoint's)."""
-    from data_shards.reader import eval_loader
-
+    annealed-mean T to decode with (default: the checkpoint's). ``batch_size``: clips per batch
+    (`clip_loader`: every frame of the split's whole clips, whatever the model's window)."""
     if batch_size < 1:
         raise VidcolorError(f"--batch-size must be at least 1, got {batch_size}")
     if temperature is not None:
@@ -212,11 +258,11 @@ def evaluate_checkpoint(
     shard_set = open_split(shards, split)
     if verify:
         shard_set.verify(split)
-    window = ckpt.config.window
     temperature = float(ckpt.config.temperature if temperature is None else temperature)
-    loader = eval_loader(shard_set, split=split, window=window, batch_size=batch_size)
+    loader = clip_loader(shard_set, split, batch_size)
+    window = loader.window
     log.info(
-        "evaluating %s on %s split %r (window %d, T=%.2f, %s)", checkpoint, shards, split, window, temperature, device
+        "evaluating %s on %s split %r (clips of %d, T=%.2f, %s)", checkpoint, shards, split, window, temperature, device
     )
     results = evaluate_model(
         ckpt.model, loader, temperature, device, amp_dtype=autocast_dtype(device), progress=progress

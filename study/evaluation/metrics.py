@@ -36,6 +36,11 @@ of a video, then over videos, so a long video weighs as much as a short one, as 
 - ``rmse_ratio``: rmse_rgb over the rmse_rgb of the gray prediction (ab = 0, the input as a
   user sees it) of the same video, when `results` is given that baseline's accumulator; below 1
   beats doing nothing. The mean is the mean of the per-video ratios.
+- ``added_warp``, ``added_cdc``: the flicker the color adds to the input's own: warp_error (cdc)
+  over the gray prediction's on the same frames, minus 1, per video (NaN without a baseline, or
+  when the gray's is missing or under ADDED_MIN: a still input). A gray output flickers as much as
+  its input, so a washed-out model scores 0, not the best; below 0 the colors steady what the
+  input's luminance changes, above 0 they flicker on top of it.
 
 `VideoMetrics` is the accumulator the evaluation loop feeds batch by batch with video ids and
 frame indices; frames may arrive in any order and split across batches. Its `state()` is plain
@@ -58,6 +63,7 @@ from study.evaluation.consistency import FLOW_MIN_SIZE, FlowCache, cdc, luma, ma
 
 PSNR_CAP = 100.0  # dB, for a frame identical to its ground truth
 COLORFULNESS_MIN = 1e-6  # a ground truth less colorful than this has no defined ratio
+ADDED_MIN = 1e-12  # a gray warp_error / cdc below this is a still input (float noise): no added_* ratio
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004; C1 = (0.01 L)^2, C2 = (0.03 L)^2 with L = 255
 _SSIM_C1, _SSIM_C2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
 
@@ -344,7 +350,8 @@ class VideoMetrics:
     def per_video(self, baseline: VideoMetrics | None = None) -> list[dict[str, Any]]:
         """One dict per video (sorted by id): video_id, frames, pairs and every metric of METRICS;
         rmse_ratio against `baseline`'s rmse_rgb of the same video (NaN without one, or when the
-        baseline lacks the video or matches its ground truth exactly)."""
+        baseline lacks the video or matches its ground truth exactly), added_warp and added_cdc
+        against its warp_error and cdc (NaN without one, or when the baseline's is 0 or NaN)."""
         rows = []
         for vid in sorted(self._videos):
             v = self._videos[vid]
@@ -362,6 +369,9 @@ class VideoMetrics:
             base = baseline._videos.get(vid) if baseline is not None else None
             base_rmse = base.sums["rmse_rgb"] / base.frames if base is not None and base.frames else 0.0
             row["rmse_ratio"] = row["rmse_rgb"] / base_rmse if base_rmse > 0 else math.nan
+            base_warp = base.warp_sum / base.warp_pairs if base is not None and base.warp_pairs else math.nan
+            row["added_warp"] = _added(row["warp_error"], base_warp)
+            row["added_cdc"] = _added(row["cdc"], cdc(base.histograms) if base is not None else math.nan)
             rows.append(row)
         return rows
 
@@ -378,6 +388,12 @@ class VideoMetrics:
             "num_videos": len(rows),
             "num_frames": sum(r["frames"] for r in rows),
         }
+
+
+def _added(value: float, gray: float) -> float:
+    """What the color adds to the gray input's own value: value / gray - 1 (NaN when gray is 0, below
+    ADDED_MIN, or NaN)."""
+    return value / gray - 1.0 if gray > ADDED_MIN and not math.isnan(value) else math.nan
 
 
 def _means(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:

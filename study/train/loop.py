@@ -355,22 +355,16 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
 
 @torch.no_grad()
 def _validate(run: _Run) -> dict[str, float]:
-    """Validation metrics of this epoch, merged over ranks, keys prefixed ``val_``."""
-    from data_shards.reader import eval_loader
+    """Validation metrics of this epoch, merged over ranks, keys prefixed ``val_``. Whole clips
+    (`clip_loader`), the temporal state carried through each: every model of a study, whatever its
+    window, is scored on the same frames (``val_frames``), and so is the gray baseline."""
     from study.devices import autocast_dtype
-    from study.evaluation.evaluate import evaluate_model, gray_baseline
+    from study.evaluation.evaluate import clip_loader, evaluate_model, gray_baseline
 
     tc, ctx = run.train, run.ctx
 
     def loader():
-        return eval_loader(
-            run.shards,
-            split=tc.val_split,
-            window=run.experiment.window,
-            batch_size=tc.val_batch_size,
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-        )
+        return clip_loader(run.shards, tc.val_split, tc.val_batch_size, rank=ctx.rank, world_size=ctx.world_size)
 
     if run.gray is None:  # the gray baseline depends on the frames only: once per run
         run.gray = gray_baseline(loader(), max_batches=tc.val_batches or None)

@@ -60,6 +60,13 @@ def test_trials_table_filter_and_csv(app):
     table = at.dataframe[0].value
     assert len(table) == 6 and "config" not in table.columns
     assert {"param_lam", "param_lr", "best_val_rmse_rgb"} <= set(table.columns)
+    # the flicker the color adds and the colorfulness gap come first, beside the objective
+    assert list(table.columns[4:8]) == [
+        "best_val_added_warp",
+        "best_val_added_cdc",
+        "best_val_colorfulness_gap",
+        "best_val_rmse_rgb",
+    ]
     at.multiselect[0].set_value(["TERMINATED"]).run()
     assert sorted(at.dataframe[0].value["trial_id"]) == ["t_001", "t_002", "t_004"]
     at.multiselect[1].set_value(["exp2"]).run()
@@ -124,6 +131,8 @@ def test_trial_page_frame_viewer(app, fx):
     assert metrics["Experiment"] == "exp5" and metrics["Epochs"] == "3"
     table = at.dataframe[0].value
     assert table.loc["val_colorfulness_pred", "best"] == pytest.approx(10 + 30 * 0.6)
+    headline = ["val_added_warp", "val_added_cdc", "val_colorfulness_gap", "val_rmse_rgb"]
+    assert list(table.index[:4]) == headline and table.loc["val_added_warp", "best"] == pytest.approx(0.1 + 0.5 * 0.6)
     slider = at.slider(key="trial_frame")
     assert (slider.min, slider.max) == (0, fx.FRAMES - 1)
     slider.set_value(fx.FRAMES - 1).run()
@@ -156,6 +165,8 @@ def test_compare_page(app):
     at.multiselect[0].set_value(["t_001", "t_004"]).run()
     assert len(at.get("image")) == 4
     assert list(at.dataframe[0].value.columns) == ["t_001", "t_004"]
+    rows = list(at.dataframe[0].value.index)
+    assert rows[:4] == ["experiment", "objective", "best_val_added_warp", "best_val_added_cdc"]  # headline first
 
 
 def assert_session_reveals_nothing(at: AppTest, fx) -> None:

@@ -57,9 +57,12 @@ def test_experiments_table_by_hand():
             "psnr": 22.0,
             "ssim": 0.9,
             "colorfulness_ratio": 0.0,
+            "colorfulness_gap": 1.0,
             "temporal_error": 0.5,
             "cdc": 0.0012,
+            "added_cdc": 0.0,
             "warp_error": 0.0004,
+            "added_warp": 0.0,
         }
     }
     results = {
@@ -71,9 +74,12 @@ def test_experiments_table_by_hand():
                     "psnr": 25.5,
                     "ssim": 0.95,
                     "colorfulness_ratio": 0.5,
+                    "colorfulness_gap": 0.5,
                     "temporal_error": 1.25,
                     "cdc": 0.002,
+                    "added_cdc": 0.6667,
                     "warp_error": 0.001,
+                    "added_warp": 1.5,
                 },
                 "num_frames": 48,
                 "gray": gray,
@@ -89,15 +95,33 @@ def test_experiments_table_by_hand():
         "PSNR",
         "SSIM",
         "colorful",
+        "cf",
+        "gap",
         "temporal",
         "CDC",
+        "+CDC",
         "warp",
         "err",
+        "+warp",
         "frames",
     ]
     assert lines[0].index("RMSE") + len("RMSE") == lines[2].index("12.346") + len("12.346")  # right-aligned
-    assert lines[2].split() == ["exp1", "12.346", "0.617", "25.500", "0.950", "0.500", "1.250", "0.002", "0.001", "48"]
-    assert lines[3].split() == ["exp3", "10.000", "-", "-", "-", "-", "-", "-", "-", "48"]  # NaN and missing
+    assert lines[2].split() == [
+        "exp1",
+        "12.346",
+        "0.617",
+        "25.500",
+        "0.950",
+        "0.500",
+        "0.500",
+        "1.250",
+        "0.002",
+        "0.667",
+        "0.001",
+        "1.500",
+        "48",
+    ]
+    assert lines[3].split() == ["exp3", "10.000", *["-"] * 10, "48"]  # NaN and missing
     # after a rule, the gray baseline (ab = 0 on the same videos): the reference of RMSE/gray
     assert set(lines[4]) <= {"-", " "} and lines[5].split() == [
         "gray",
@@ -107,9 +131,12 @@ def test_experiments_table_by_hand():
         "22.000",
         "0.900",
         "0.000",
+        "1.000",
         "0.500",
         "0.0012",
+        "0.000",
         "0.0004",
+        "0.000",
         "48",
     ]
     assert len(lines) == 6 and len({len(ln) for ln in lines[:2]}) == 1

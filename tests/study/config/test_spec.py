@@ -164,9 +164,10 @@ def test_objective_metric_must_be_one_the_loop_reports(tmp_path):
     from study.evaluation.metrics import METRICS
 
     known = reported_metrics()
-    # counted by hand: 12 validation metrics (val_rmse_rgb ... val_temporal_error, val_ssim, val_cdc,
-    # val_warp_error, val_rmse_ratio) + 9 of the loop (val_gray_rmse_rgb among them)
-    assert len(METRICS) == 12 and len(known) == 21 and list(known) == sorted(known)
+    # counted by hand: 14 validation metrics (val_rmse_rgb ... val_temporal_error, val_ssim, val_cdc,
+    # val_warp_error, val_rmse_ratio, val_added_warp, val_added_cdc) + 10 of the loop (val_gray_rmse_rgb and
+    # l_temp among them)
+    assert len(METRICS) == 14 and len(known) == 24 and list(known) == sorted(known)
     assert {
         "val_rmse_rgb",
         "val_psnr",
@@ -175,6 +176,8 @@ def test_objective_metric_must_be_one_the_loop_reports(tmp_path):
         "val_cdc",
         "val_warp_error",
         "val_rmse_ratio",
+        "val_added_warp",
+        "val_added_cdc",
         "val_gray_rmse_rgb",
         "train_loss",
         "l_cl",

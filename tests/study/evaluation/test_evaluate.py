@@ -165,12 +165,23 @@ def test_video_table_and_json_clean():
         "psnr": 30.0,
         "ssim": 0.5,
         "colorfulness_ratio": float("nan"),
+        "colorfulness_gap": float("nan"),
         "temporal_error": 0.25,
         "warp_error": 0.001234,
+        "added_warp": 0.5,
         "cdc": 0.0456789,
+        "added_cdc": -0.125,
         "rmse_ratio": 0.75,
     }
-    gray = {**row, "rmse_rgb": 2.0, "warp_error": 0.002, "cdc": 0.04, "rmse_ratio": 1.0}
+    gray = {
+        **row,
+        "rmse_rgb": 2.0,
+        "warp_error": 0.002,
+        "cdc": 0.04,
+        "added_warp": 0.0,
+        "added_cdc": 0.0,
+        "rmse_ratio": 1.0,
+    }
     res = {
         "videos": [{"video_id": "v0", "frames": 3, **row}],
         "mean": dict(row),
@@ -183,13 +194,15 @@ def test_video_table_and_json_clean():
         "video",
         "frames",
         "rmse_rgb",
-        "rmse_ab",
         "psnr",
         "ssim",
         "cf_ratio",
+        "cf_gap",
         "temporal",
         "warp",
+        "+warp",
         "cdc",
+        "+cdc",
         "rmse/gray",
     ]
     # small numbers (warp, cdc) keep 3 significant digits
@@ -197,13 +210,15 @@ def test_video_table_and_json_clean():
         "v0",
         "3",
         "1.500",
-        "2.000",
         "30.000",
         "0.500",
         "-",
+        "-",
         "0.250",
         "0.00123",
+        "0.500",
         "0.0457",
+        "-0.125",
         "0.750",
     ]
     assert set(lines[1]) == {"-", " "} and lines[3] == lines[1]  # rules above the rows and the footer
@@ -213,13 +228,15 @@ def test_video_table_and_json_clean():
         "(ab=0)",
         "3",
         "2.000",
-        "2.000",
         "30.000",
         "0.500",
         "-",
+        "-",
         "0.250",
         "0.002",
+        "0.000",
         "0.04",
+        "0.000",
         "1.000",
     ]
     assert len(lines) == 6
@@ -274,7 +291,11 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
         assert gray_rows[vid]["rmse_rgb"] == pytest.approx(rmse, abs=1e-3)
         assert gray_rows[vid]["rmse_ratio"] == 1.0
     for row in doc["videos"]:
-        assert row["rmse_ratio"] == pytest.approx(row["rmse_rgb"] / gray_rows[row["video_id"]]["rmse_rgb"])
+        gray_row = gray_rows[row["video_id"]]
+        assert row["rmse_ratio"] == pytest.approx(row["rmse_rgb"] / gray_row["rmse_rgb"])
+        assert row["added_warp"] == pytest.approx(row["warp_error"] / gray_row["warp_error"] - 1)
+        assert row["added_cdc"] == pytest.approx(row["cdc"] / gray_row["cdc"] - 1)
+        assert gray_row["added_warp"] == gray_row["added_cdc"] == 0.0
     ratios = [r["rmse_ratio"] for r in doc["videos"]]
     assert doc["mean"]["rmse_ratio"] == pytest.approx(sum(ratios) / len(ratios))
     assert doc["gray"]["mean"]["rmse_rgb"] == pytest.approx(sum(expected_gray.values()) / len(expected_gray), abs=1e-3)
@@ -285,13 +306,15 @@ def test_cli_evaluate_end_to_end(demo_shards, tiny_checkpoint, tmp_path, capsys)
         "video",
         "frames",
         "rmse_rgb",
-        "rmse_ab",
         "psnr",
         "ssim",
         "cf_ratio",
+        "cf_gap",
         "temporal",
         "warp",
+        "+warp",
         "cdc",
+        "+cdc",
         "rmse/gray",
     ]
     gray_line = next(line for line in table if line.startswith("gray (ab=0) "))
