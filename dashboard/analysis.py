@@ -26,7 +26,7 @@ pareto_front = report.pareto_front  # the trade-off chart's front (one implement
 #: Metric name fragments -> (label, direction) for the trade-off chart; first match wins.
 TRADEOFF_AXES = {
     "rmse": ("RMSE", "min"),
-    "colorful": ("colorfulness", "max"),
+    "colorfulness_gap": ("colorfulness gap", "min"),  # |pred/gt - 1|: washed out and over-saturated are both off
     "temporal": ("temporal instability", "min"),
     "stability": ("temporal instability", "min"),
 }
@@ -143,7 +143,7 @@ def param_importance(trials: pd.DataFrame, params: list[str], objective: str, di
 #: Preferred metric names per trade-off axis (study/metrics.py), then any name with the fragment.
 TRADEOFF_PREFERRED = {
     "RMSE": ("rmse_rgb", "rmse"),
-    "colorfulness": ("colorfulness_pred", "colorfulness"),
+    "colorfulness gap": ("colorfulness_gap",),
     "temporal instability": ("temporal_error", "temporal"),
 }
 

@@ -118,6 +118,13 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="study.tune.command:main")
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="a study's trials with their objectives and its Pareto front")
+    p.add_argument("study", metavar="STUDY", help="the study's name in the results database")
+    p.add_argument("--db", default=None, help="results database URL (default sqlite:///vidcolor.db)")
+    p.set_defaults(handler="study.tune.front:main")
+
+
 def _add_experiments(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiments", help="the seed's experiments 1-5 and exp6 (+ temporal loss) with one budget")
     p.add_argument("--shards", required=True, help="shard set the experiments train on")
@@ -249,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidcolor", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo_data, _add_shard, _add_import_eccv16, _add_train, _add_evaluate, _add_tune,
+    for add in (_add_demo_data, _add_shard, _add_import_eccv16, _add_train, _add_evaluate, _add_tune, _add_report,
                 _add_experiments, _add_colorize, _add_ctt, _add_dashboard, _add_demo):
         add(sub)
     return parser

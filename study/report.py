@@ -1,5 +1,9 @@
 """Output for people and files: one table printer, one number format, one JSON cleaner, one Pareto filter.
 
+A study's front (:func:`trials_front`) holds only trials that ran to the end: one that ASHA stopped,
+that failed or that still runs is never on it (a sepia that did not learn to colour yet does not
+flicker either). :func:`spec_objectives` reads a study's objectives from its stored spec record.
+
 Every command that prints a table (``vidcolor train``, ``evaluate``, ``experiments``, ``tune``,
 ``colorize``, ``ctt export``) goes through :func:`format_table`; every figure written to JSON or
 to the results store goes through :func:`json_clean` (strict JSON: NaN and infinities become
@@ -157,3 +161,31 @@ def pareto_front(df, objectives: dict[str, str]):
         study.add_trials([create_trial(values=values[i].tolist(), user_attrs={"row": int(i)}) for i in rows])
         on_front[[t.user_attrs["row"] for t in study.best_trials]] = True
     return pd.Series(on_front, index=df.index, name="pareto")
+
+
+#: The trial status of the trials that may be on a study's front: they ran every epoch.
+FRONT_STATUS = "TERMINATED"
+
+
+def trials_front(trials, objectives: Mapping[str, str]):
+    """:func:`pareto_front` of the trials whose ``status`` is ``TERMINATED``; a stopped (ASHA),
+    failed or running trial is never on the front, whatever its numbers."""
+    finished = trials["status"] == FRONT_STATUS
+    front = pareto_front(trials[finished], dict(objectives))
+    return front.reindex(trials.index, fill_value=False).astype(bool).rename("pareto")
+
+
+def spec_objectives(
+    spec: Mapping[str, Any] | None, objective: str | None = None, mode: str = "min"
+) -> list[tuple[str, str]]:
+    """``[(metric, mode)]`` of a study from its stored spec record: its ``objectives`` list, or its
+    one ``objective`` table (records written before the list), else ``objective``/``mode`` (the
+    study row's)."""
+    spec = spec or {}
+    tables = spec.get("objectives") or ([spec["objective"]] if isinstance(spec.get("objective"), Mapping) else [])
+    found = [
+        (str(t["metric"]), str(t.get("mode", "min"))) for t in tables if isinstance(t, Mapping) and t.get("metric")
+    ]
+    if not found and objective:
+        found = [(objective, mode)]
+    return found

@@ -344,3 +344,51 @@ def fx():
     """The fixture builder and its constants, for tests that need a fresh study of their own."""
 
     return types.SimpleNamespace(build=build_fixture_study, TRIALS=TRIALS, FRAMES=FRAMES, STUDY=STUDY)
+
+
+# -- a two-objective study (the Pareto front of `vidcolor report`, the trials table and the page) ------
+
+#: trial id -> (status, per-epoch (val_rmse_ratio, val_added_warp)). Each trial keeps its best
+#: val_rmse_ratio epoch (ASHA's objective), so its point is t_a (0.90, 0.50) although its last epoch
+#: (0.93, 0.00) would beat t_b; t_b (0.95, 0.10); t_c (0.97, 0.60), dominated by both; t_d (1.00,
+#: -0.20) stopped by ASHA and t_e (0.85, 0.05) still running: by their numbers both would be on the
+#: front, neither may be; t_f failed before its first epoch. The front: {t_a, t_b}.
+TRADEOFF_TRIALS = {
+    "t_a": ("TERMINATED", [(1.20, 0.30), (0.90, 0.50), (0.93, 0.00)]),
+    "t_b": ("TERMINATED", [(1.10, 0.40), (1.00, 0.20), (0.95, 0.10)]),
+    "t_c": ("TERMINATED", [(1.30, 0.20), (1.00, 0.70), (0.97, 0.60)]),
+    "t_d": ("STOPPED", [(1.00, -0.20)]),
+    "t_e": ("RUNNING", [(0.85, 0.05)]),
+    "t_f": ("ERROR", []),
+}
+
+
+def build_tradeoff_study(root: Path) -> dict:
+    """A results database with one study of two objectives (val_rmse_ratio and val_added_warp, both
+    min; its spec record as `vidcolor tune` writes it) and the trials of TRADEOFF_TRIALS."""
+    from study.config.spec import parse_spec
+    from study.store import Store
+
+    spec = parse_spec(
+        {
+            "name": "tradeoff",
+            "preset": "exp5",
+            "search": {"lam": {"type": "float", "low": 0.2, "high": 1.0}},
+            "objectives": [{"metric": "val_rmse_ratio", "mode": "min"}, {"metric": "val_added_warp", "mode": "min"}],
+        }
+    )
+    url = f"sqlite:///{Path(root) / 'tradeoff.db'}"
+    store = Store(url)
+    store.create_study("tradeoff", objective="val_rmse_ratio", mode="min", spec=spec.to_record())
+    for k, (tid, (status, epochs)) in enumerate(TRADEOFF_TRIALS.items()):
+        store.upsert_trial("tradeoff", tid, experiment="exp5", params={"lam": 0.2 + 0.1 * k})
+        for e, (ratio, warp) in enumerate(epochs):
+            store.log_epoch("tradeoff", tid, e + 1, {"epoch": e + 1, "val_rmse_ratio": ratio, "val_added_warp": warp})
+        if status != "RUNNING":
+            store.finish_trial("tradeoff", tid, status, error="boom" if status == "ERROR" else None)
+    return {"url": url, "study": "tradeoff", "store": store}
+
+
+@pytest.fixture()
+def tradeoff_study(tmp_path):
+    return build_tradeoff_study(tmp_path)

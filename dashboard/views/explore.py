@@ -1,5 +1,11 @@
-"""Hyperparameters: parallel coordinates, parameter importance, the RMSE / colorfulness / temporal
-stability trade-off with its Pareto front, and warnings for best values on the edge of the range."""
+"""Hyperparameters: parallel coordinates, parameter importance, the Pareto front of the study's own
+objectives (a multi-objective spec) or else the RMSE / colorfulness / temporal stability
+trade-off, the human verdict, and warnings for best values on the edge of the range.
+
+Only trials that ran every epoch (TERMINATED) can be on a front: a trial ASHA stopped, one that
+failed and one still running are drawn with a marker and legend entry of their own on every chart
+of trials, never as a front's star (a sepia stopped after one epoch does not flicker either).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,58 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import analysis, data
+from study.report import spec_objectives, trials_front
+
+#: a trial's status in words; only one that ran every epoch can be on a front
+RUN_WORDS = {
+    "TERMINATED": "ran every epoch",
+    "STOPPED": "stopped by ASHA",
+    "ERROR": "failed",
+    "RUNNING": "still running",
+    "PENDING": "still running",
+}
+FRONT, DOMINATED = "Pareto front", "dominated (ran every epoch)"
+#: how a trial is drawn on a chart of trials: its label (legend entry) -> plotly marker, and colour
+#: (unless a third objective colours the points)
+MARKERS = {
+    FRONT: "star",
+    DOMINATED: "circle",
+    "stopped by ASHA (never on a front)": "x",
+    "failed (never on a front)": "triangle-down-open",
+    "still running (never on a front)": "hourglass",
+}
+COLOURS = dict(zip(MARKERS, ("#e8a202", "#4c78a8", "#9a9a9a", "#d62728", "#c0c0c0")))
+
+
+def marked(df: pd.DataFrame, front: pd.Series) -> pd.Series:
+    """Each trial's marker label: on the front, dominated, or why it cannot be on a front."""
+    finished = pd.Series(np.where(front, FRONT, DOMINATED), index=df.index)
+    unfinished = df["status"].map(lambda s: f"{RUN_WORDS.get(s, 'still running')} (never on a front)")
+    return finished.where(df["status"] == "TERMINATED", unfinished).rename("trial")
+
+
+def scatter(df: pd.DataFrame, x: str, y: str, labels: dict, key: str, height: int = 460, **kw) -> None:
+    """A chart of trials: the front's stars, dominated circles and the unfinished trials' own markers."""
+    if "color" not in kw:  # the marker's colour says it too, in the same legend entry
+        kw.update(color="trial", color_discrete_map=COLOURS)
+    fig = px.scatter(
+        df,
+        x=x,
+        y=y,
+        symbol="trial",
+        symbol_map=MARKERS,
+        category_orders={"trial": list(MARKERS)},
+        labels=labels,
+        **kw,
+    )
+    fig.update_traces(marker=dict(size=13, line=dict(width=1, color="black")))
+    fig.update_layout(height=height, legend=dict(orientation="h", y=-0.2, title=""))
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
+def direction_words(mode: str) -> str:
+    return "lower is better" if mode == "min" else "higher is better"
+
 
 url, name, info, trials = data.page_trials("Hyperparameters")
 scored = trials.dropna(subset=["objective"])
@@ -17,6 +75,7 @@ if scored.empty:
     st.info("No trial has reported its objective yet.")
     st.stop()
 objective, mode = info.get("objective", "objective"), info.get("mode", "min")
+objectives = spec_objectives(info.get("spec"), objective, mode)
 params = data.params_of(scored)
 ranges, log_params, choices = data.search_ranges(info)
 
@@ -48,6 +107,9 @@ for p in params:
             )
         )
 dims.append(dict(label=objective, values=scored["objective"]))
+runs = list(dict.fromkeys(RUN_WORDS.values()))  # stopped trials have an axis value of their own
+ran = scored["status"].map(lambda s: runs.index(RUN_WORDS.get(s, "still running")))
+dims.append(dict(label="trial", values=ran, tickvals=list(range(len(runs))), ticktext=runs))
 fig = go.Figure(
     go.Parcoords(
         line=dict(color=scored["objective"], colorscale="Viridis", reversescale=(mode == "min"), showscale=True),
@@ -86,34 +148,62 @@ else:
     fig.update_layout(height=80 + 40 * len(imp), yaxis=dict(autorange="reversed"))
     st.plotly_chart(fig, width="stretch")
 
-# -- trade-off -------------------------------------------------------------------------------------
-st.subheader("Trade-off: RMSE vs colorfulness vs temporal stability")
-axes = analysis.tradeoff_columns(data.metrics_of(scored))
-if len(axes) < 2:
-    st.info(f"The trials report too few of RMSE / colorfulness / temporal metrics (found: {list(axes)}).")
+# -- the study's own objectives, or the trade-off -----------------------------------------------------
+if len(objectives) > 1:
+    cols = [f"best_{m}" for m, _ in objectives]
+    names = " vs ".join(m for m, _ in objectives)
+    st.subheader(f"Pareto front: {names}")
+    front = trials_front(trials, {c: d for c, (_, d) in zip(cols, objectives)})
+    df = trials.assign(trial=marked(trials, front)).dropna(subset=cols[:2])
+    if df.empty:
+        st.info("No trial has reported its objectives yet.")
+    else:
+        kw = dict(color=cols[2], color_continuous_scale="Viridis") if len(cols) > 2 else {}
+        scatter(
+            df,
+            cols[0],
+            cols[1],
+            {c: f"{m} ({direction_words(d)})" for c, (m, d) in zip(cols, objectives)},
+            "objectives_front",
+            hover_data=["trial_id", "status", "epochs", *params],
+            **kw,
+        )
+        stopped = int((df["status"] != "TERMINATED").sum())
+        st.caption(
+            f"The study searches {len(objectives)} objectives (Optuna's multi-objective sampler); ASHA judges "
+            f"{objective} and each trial keeps its best {objective} checkpoint, whose metrics these are. Stars: "
+            f"trials that ran every epoch and no other such trial beats on all of {', '.join(m for m, _ in objectives)}"
+            f"; {stopped} trial(s) stopped, failed or still running are marked apart and never on the front."
+        )
+        on = trials[front][["trial_id", "experiment", *cols, *params]]
+        st.dataframe(
+            on.rename(columns={c: m for c, (m, _) in zip(cols, objectives)}), hide_index=True, key="objectives_table"
+        )
 else:
-    cols = list(axes)
-    front = analysis.pareto_front(scored, {c: d for c, (_, d) in axes.items()})
-    df = scored.assign(pareto=np.where(front, "Pareto front", "dominated"))
-    kw = dict(color=cols[2], color_continuous_scale="Viridis") if len(cols) > 2 else {}
-    fig = px.scatter(
-        df,
-        x=cols[0],
-        y=cols[1],
-        symbol="pareto",
-        hover_data=["trial_id", "experiment"],
-        symbol_map={"Pareto front": "star", "dominated": "circle"},
-        labels={
-            c: f"{axes[c][0]} ({c.removeprefix('best_')}, {'lower' if axes[c][1] == 'min' else 'higher'} is better)"
-            for c in cols
-        },
-        **kw,
-    )
-    fig.update_traces(marker=dict(size=13, line=dict(width=1, color="black")))
-    fig.update_layout(height=460, legend=dict(orientation="h", y=-0.2))
-    st.plotly_chart(fig, width="stretch")
-    st.caption("Stars: trials no other trial beats on all of " + ", ".join(axes[c][0] for c in cols) + ".")
-    st.dataframe(df[front][["trial_id", "experiment", *cols]], hide_index=True)
+    st.subheader("Trade-off: RMSE vs colorfulness vs temporal stability")
+    axes = analysis.tradeoff_columns(data.metrics_of(scored))
+    if len(axes) < 2:
+        st.info(f"The trials report too few of RMSE / colorfulness / temporal metrics (found: {list(axes)}).")
+    else:
+        cols = list(axes)
+        front = trials_front(scored, {c: d for c, (_, d) in axes.items()})
+        df = scored.assign(trial=marked(scored, front))
+        kw = dict(color=cols[2], color_continuous_scale="Viridis") if len(cols) > 2 else {}
+        scatter(
+            df,
+            cols[0],
+            cols[1],
+            {c: f"{axes[c][0]} ({c.removeprefix('best_')}, {direction_words(axes[c][1])})" for c in cols},
+            "tradeoff",
+            hover_data=["trial_id", "experiment", "status"],
+            **kw,
+        )
+        st.caption(
+            "Stars: trials that ran every epoch and no other such trial beats on all of "
+            + ", ".join(axes[c][0] for c in cols)
+            + "; stopped, failed and running trials are marked apart and never on the front."
+        )
+        st.dataframe(df[front][["trial_id", "experiment", *cols]], hide_index=True, key="tradeoff_table")
 
 # -- human verdict ---------------------------------------------------------------------------------
 human = (info.get("spec") or {}).get("human") or {}
@@ -139,7 +229,7 @@ if human or not scores.empty:
         human_score=scored["trial_id"].map(counted["score"]),
         human_votes=scored["trial_id"].map(scores.set_index("trial_id")["votes"]).fillna(0).astype(int),
     )
-    front = analysis.pareto_front(verdict, {"objective": mode, "human_score": "max"})
+    front = trials_front(verdict, {"objective": mode, "human_score": "max"})
     has = verdict["human_score"].notna()
     where = f", campaign {human['campaign']}" if human.get("campaign") else ""
     st.caption(
@@ -154,22 +244,16 @@ if human or not scores.empty:
     if not has.any():
         st.info(f"No trial has {min_votes} votes yet: build its CTT items and collect votes.")
     else:
-        shown = verdict[has].assign(pareto=np.where(front[has], "Pareto front", "dominated"))
-        fig = px.scatter(
+        shown = verdict[has].assign(trial=marked(verdict[has], front[has]))
+        scatter(
             shown,
-            x="objective",
-            y="human_score",
-            symbol="pareto",
-            hover_data=["trial_id", "human_votes"],
-            symbol_map={"Pareto front": "star", "dominated": "circle"},
-            labels={
-                "objective": f"{objective} ({'lower' if mode == 'min' else 'higher'} is better)",
-                "human_score": f"{label} (higher is better)",
-            },
+            "objective",
+            "human_score",
+            {"objective": f"{objective} ({direction_words(mode)})", "human_score": f"{label} (higher is better)"},
+            "human_front",
+            height=420,
+            hover_data=["trial_id", "status", "human_votes"],
         )
-        fig.update_traces(marker=dict(size=13, line=dict(width=1, color="black")))
-        fig.update_layout(height=420, legend=dict(orientation="h", y=-0.2))
-        st.plotly_chart(fig, width="stretch", key="human_front")
         st.dataframe(
             shown[front[has]][["trial_id", "experiment", "objective", "human_score", "human_votes", *params]].rename(
                 columns={"human_score": score_name, "human_votes": "votes"}

@@ -5,8 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data
+from study.report import spec_objectives, trials_front
 
 url, name, info, trials = data.page_trials("Trials")
+objectives = spec_objectives(info.get("spec"), info.get("objective"), info.get("mode", "min"))
+objective_cols = {f"best_{m}": d for m, d in objectives} if len(objectives) > 1 else {}
+if objective_cols:  # a multi-objective study: which trials are on its front (only those that ran every epoch)
+    trials = trials.assign(pareto=trials_front(trials.reindex(columns=["status", *objective_cols]), objective_cols))
 
 with st.expander("Filter", expanded=True):
     c = st.columns(3)
@@ -50,6 +55,8 @@ first = [
         "experiment",
         "status",
         "objective",
+        "pareto",
+        *objective_cols,
         "best_val_rmse_ratio",
         "best_val_added_warp",
         "best_val_added_cdc",
@@ -61,6 +68,7 @@ first = [
     )
     if c in shown
 ]
+first = list(dict.fromkeys(first))  # an objective may be one of the usual first columns
 last = [c for c in ("best_epoch", "started", "ended", "checkpoint", "error") if c in shown]
 shown = shown[first + [c for c in shown.columns if c not in first and c not in last] + last]
 event = st.dataframe(
@@ -97,6 +105,9 @@ event = st.dataframe(
             "both score high",
         ),
         "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
+        "pareto": st.column_config.CheckboxColumn(
+            "pareto", help="on the Pareto front of the study's objectives (trials that ran every epoch only)"
+        ),
     },
 )
 picked = list(shown.iloc[event.selection.rows]["trial_id"]) if event and event.selection.rows else []

@@ -22,6 +22,14 @@ The file follows the tuning playbook's split into scientific, nuisance and fixed
     metric = "val_rmse_rgb"
     mode = "min"
 
+    # or, for a multi-objective study, two or more [[objectives]] tables instead of [objective]:
+    # [[objectives]]
+    # metric = "val_rmse_ratio"
+    # mode = "min"
+    # [[objectives]]
+    # metric = "val_warp_error"
+    # mode = "min"
+
     [sampler]                     # tpe (multivariate, constant liar) | random
     kind = "tpe"
     seed = 0
@@ -34,6 +42,7 @@ The file follows the tuning playbook's split into scientific, nuisance and fixed
     [asha]                        # early stopping of poor trials (epochs are ASHA's time unit)
     grace_period = 1
     reduction_factor = 2
+    metric = "val_rmse_ratio"     # the objective ASHA judges (default: the first)
 
     [resources]                   # per trial: Ray Train workers and what each one gets
     workers = 1
@@ -42,11 +51,17 @@ The file follows the tuning playbook's split into scientific, nuisance and fixed
 
 Each table is a pydantic model (strict types, no unknown keys; ``study.config.tables``);
 :class:`StudySpec` then checks the tables against each other and builds the configs of the fixed
-settings and of both ends of every searched range. A study searches at least one setting, and its
-objective is a metric the training loop reports (:func:`reported_metrics`). Every error is a
+settings and of both ends of every searched range. A study searches at least one setting, and each
+of its objectives is a different metric the training loop reports (:func:`reported_metrics`).
+
+``[objective]`` is the shorthand of one ``[[objectives]]`` table; the spec holds the list
+(``objectives``). With several, Optuna's multi-objective sampler searches them all, while ASHA
+stops trials on one of them, :attr:`StudySpec.objective` (``asha.metric``, else the first), and
+each trial keeps its best checkpoint by that one too. Every error is a
 ``models.config.FieldError`` naming the file, the field path, what is allowed and the value:
 ``demo.toml: field search.lam.low: must be < high (low=1.0, high=0.2)``,
-``demo.toml: field search.grid.choices[1]: must be in [2, 64], got 999``.
+``demo.toml: field search.grid.choices[1]: must be in [2, 64], got 999``,
+``demo.toml: field objectives[1].metric: must differ from objectives[0].metric, got 'val_psnr'``.
 """
 
 from __future__ import annotations
@@ -58,7 +73,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from models.config import FieldError, Problem, config_error
+from models.config import FieldError, Problem, config_error, first_problem
 from models.errors import VidcolorError
 from models.presets import PRESETS, ExperimentConfig, get_preset
 from study.config.metric_names import LOOP_METRICS, METRICS
@@ -106,7 +121,8 @@ class StudySpec(Table):
     """Settings every trial shares: ExperimentConfig or TrainConfig fields."""
     search: tuple[SearchParam, ...] = Field((), strict=False)
     """The searched settings, in file order."""
-    objective: Objective = Field(default_factory=Objective)
+    objectives: tuple[Objective, ...] = Field((Objective(),), strict=False)
+    """What the study optimizes, in file order (``[objective]`` or ``[[objectives]]``); see :attr:`objective`."""
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     human: HumanObjective | None = None
     """The CTT verdict as a second objective (a continuation of the study once votes are in)."""
@@ -124,6 +140,42 @@ class StudySpec(Table):
     """Where the spec came from (its file), for error messages."""
 
     INTERNAL_KEYS: ClassVar[tuple[str, ...]] = ("source",)
+
+    @classmethod
+    def allowed_keys(cls, data: Mapping[str, Any]) -> tuple[str, ...]:
+        """The fields, and ``objective`` (the one-objective shorthand of ``objectives``)."""
+        return (*super().allowed_keys(data), "objective")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objective_table(cls, data: Any) -> Any:
+        """``[objective]`` (a file, a spec record written before ``objectives``) becomes the one
+        entry of ``objectives``; its errors keep the file's path (``objective.mode``)."""
+        if not isinstance(data, Mapping) or "objective" not in data:
+            return data
+        if "objectives" in data:
+            raise Problem(("objective",), "give one [objective] table or [[objectives]] tables, not both")
+        table = data["objective"]
+        if not isinstance(table, Mapping):
+            raise Problem(("objective",), f"must be a table, got {table!r}")
+        try:
+            objective = Objective.model_validate(table)
+        except ValidationError as exc:
+            problem = first_problem(exc, Objective)
+            raise Problem(("objective", *problem.path), problem.message) from None
+        return {**{k: v for k, v in data.items() if k != "objective"}, "objectives": (objective,)}
+
+    @property
+    def objective(self) -> Objective:
+        """The objective ASHA stops trials on and each trial keeps its best checkpoint by (also the
+        results store's objective column): ``asha.metric``, else the first of :attr:`objectives`."""
+        metric = self.asha.metric or self.objectives[0].metric
+        return next(o for o in self.objectives if o.metric == metric)
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the study searches several objectives (Optuna's multi-objective sampler)."""
+        return len(self.objectives) > 1
 
     # -- one field at a time ---------------------------------------------------------------------
 
@@ -152,6 +204,34 @@ class StudySpec(Table):
         return search
 
     # -- the tables against each other -------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _check_objectives(self) -> StudySpec:
+        """At least one objective, each a different metric; ASHA judges one of them; a [human]
+        round adds its score to a single objective."""
+        if not self.objectives:
+            raise Problem(
+                ("objectives",), "must name at least one objective ([[objectives]] tables with metric and mode), got []"
+            )
+        first: dict[str, int] = {}
+        for i, objective in enumerate(self.objectives):
+            if objective.metric in first:
+                raise Problem(
+                    ("objectives", i, "metric"),
+                    f"must differ from objectives[{first[objective.metric]}].metric, got {objective.metric!r}",
+                )
+            first[objective.metric] = i
+        if self.asha.metric is not None and self.asha.metric not in first:
+            raise Problem(
+                ("asha", "metric"), f"must be one of the objectives ({', '.join(first)}), got {self.asha.metric!r}"
+            )
+        if self.human is not None and self.multi_objective:
+            raise Problem(
+                ("human",),
+                "a [human] round searches one objective with the human score: give one [objective], "
+                f"got {len(self.objectives)} objectives",
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_keys(self) -> StudySpec:

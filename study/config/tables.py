@@ -165,13 +165,16 @@ class HumanObjective(Table):
 
 
 class AshaSpec(Table):
-    """``[asha]``: early stopping of poor trials, in epochs."""
+    """``[asha]``: early stopping of poor trials, in epochs, judged on one objective."""
 
     enabled: bool = True
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
     max_t: int = Field(0, ge=0)
     """Epochs at most; 0 = the training epochs."""
+    metric: str | None = None
+    """The objective ASHA stops trials on, and by which each trial keeps its best checkpoint: one of
+    the study's objectives' metrics (default: the first objective's)."""
 
 
 class Resources(Table):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from models.errors import VidcolorError
 from study.config.spec import StudySpec, load_spec
 from study.report import fmt, format_table
+from study.tune.front import format_front
+from study.tune.objectives import judged_words
 from study.tune.runner import StudyResult, override_spec, run_study
 
 
@@ -33,6 +35,9 @@ def print_summary(result: StudyResult, spec: StudySpec) -> None:
             f"best: trial {result.best['trial_id']} {metric}={fmt(result.best['objective'], 4, style='g')} "
             f"checkpoint {result.best['checkpoint']}"
         )
+    if spec.multi_objective:
+        print(f"\n{judged_words(spec)}")
+        print(format_front(df, [(o.metric, o.mode) for o in spec.objectives]))
     if result.human is not None:
         print_verdict(result, spec)
     print(f"results database: {result.db}\nRay results: {result.experiment_path}")

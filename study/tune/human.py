@@ -30,7 +30,7 @@ import pandas as pd
 
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
-from study.report import pareto_front
+from study.report import trials_front
 from study.tune.sampler import optuna_sampler  # the single-objective study's sampler, same settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ class HumanRound:
 
 def verdict_table(store, spec: StudySpec) -> pd.DataFrame:
     """The study's finished trials with their objective and human score (NaN until `min_votes`),
-    the votes behind it and whether it is on the Pareto front of the two."""
+    the votes behind it and whether it is on the Pareto front of the two (trials that ran to the
+    end only)."""
     from study.ctt.verdict import trial_scores
 
     human = _human(spec)
@@ -73,7 +74,8 @@ def verdict_table(store, spec: StudySpec) -> pd.DataFrame:
     counted = done["trial_id"].isin(scores.index[scores["counted"]])
     done["score"] = done["trial_id"].map(scores["score"]).where(counted)
     done["counted"] = counted
-    done["pareto"] = pareto_front(done, {"objective": spec.objective.mode, "score": "max"})
+    # a trial ASHA stopped in the first run keeps its votes and teaches the sampler, but is never on the front
+    done["pareto"] = trials_front(done, {"objective": spec.objective.mode, "score": "max"})
     return done.reset_index(drop=True)
 
 

@@ -9,6 +9,13 @@ that raises or hits a NaN loss is recorded as ERROR and the study goes on; worke
 are retried from the last checkpoint. ``resume=True`` restores the Tune experiment: finished trials
 are kept, unfinished and errored ones resume from their checkpoints.
 
+A spec with several objectives (``[[objectives]]``) runs Optuna's multi-objective sampler: the
+searcher gets the metric and mode lists and Optuna learns from each trial's last reported epoch (a
+trial ASHA stopped is PRUNED there, ``study.tune.search``). ASHA stops trials on one objective
+(``spec.objective``: ``asha.metric``, else the first) and each trial keeps its best checkpoint by
+that one, so the results store's ``best_<metric>`` columns (the kept checkpoint's epoch) place a
+trial on the front (``study.tune.front``).
+
 A spec with a ``[human]`` table runs a round of ``study.tune.human`` instead: it continues the
 study, sampling from a two-objective Optuna study (the objective and the CTT score) built from the
 store, as a Tune experiment of its own with no early stopping.
@@ -26,7 +33,7 @@ from typing import Any
 from data_shards import outdir
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
-from study.tune.sampler import optuna_sampler
+from study.tune.objectives import asha_scheduler, log_objectives, optuna_search
 from study.tune.secrets import remember
 from study.tune.trial import StudyRun, finished_status, trial_driver
 
@@ -92,6 +99,7 @@ def run_study(
     before = set(store.trials(spec.name)["trial_id"]) if spec.human is not None else set()
     # Save Tune's experiment state often: a killed driver then loses at most a second or two.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    log_objectives(spec)
     started_ray = init_ray(address)
     try:
         cluster = ray.cluster_resources()
@@ -297,14 +305,12 @@ def _tuner(
         search_alg, scheduler = BasicVariantGenerator(points_to_evaluate=list(plan.points)), FIFOScheduler()
         samples = len(plan.points)
     else:
-        search_alg, scheduler = _search_alg(spec, store.optuna_storage_url), _scheduler(spec)
+        search_alg, scheduler = optuna_search(spec, store.optuna_storage_url), asha_scheduler(spec)
         samples = spec.num_trials
     return tune.Tuner(
         trainable,
         param_space=spec.param_space(),
-        tune_config=tune.TuneConfig(
-            metric=spec.objective.metric,
-            mode=spec.objective.mode,
+        tune_config=tune.TuneConfig(  # no metric here: the searcher and ASHA each have their own
             search_alg=search_alg,
             scheduler=scheduler,
             num_samples=samples,
@@ -317,33 +323,6 @@ def _tuner(
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         ),
-    )
-
-
-def _search_alg(spec: StudySpec, storage_url: str | None):
-    from ray.tune.search.optuna import OptunaSearch
-
-    from study.tune.optuna_storage import study_storage  # pickled with the password masked
-
-    storage = study_storage(storage_url) if storage_url else None
-    return OptunaSearch(
-        sampler=optuna_sampler(spec),
-        storage=storage,
-        study_name=spec.name,
-        points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None,
-    )
-
-
-def _scheduler(spec: StudySpec):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    if not spec.asha.enabled:
-        return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr="epoch",
-        max_t=spec.max_t,
-        grace_period=spec.asha.grace_period,
-        reduction_factor=spec.asha.reduction_factor,
     )
 
 

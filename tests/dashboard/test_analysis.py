@@ -75,7 +75,7 @@ def test_tradeoff_axes_follow_the_metric_names():
     ]
     assert analysis.tradeoff_columns(cols) == {
         "best_val_rmse_rgb": ("RMSE", "min"),
-        "best_val_colorfulness_pred": ("colorfulness", "max"),
+        "best_val_colorfulness_gap": ("colorfulness gap", "min"),  # never colorfulness "higher is better"
         "best_val_temporal_error": ("temporal instability", "min"),
     }
 

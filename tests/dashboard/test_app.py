@@ -83,8 +83,17 @@ def test_hyperparameter_page_warns_on_edge_and_marks_pareto(app):
     assert len(warnings) == 1 and "lam = 0.98" in warnings[0] and "high edge" in warnings[0]
     assert len(at.get("plotly_chart")) == 3  # parallel coordinates, importance, trade-off
     front = at.dataframe[0].value
-    # hand-computed: t_005 (rmse 19.575, col 25, temporal 2.6) is dominated by t_004 (18.7, 28, 2.6)
-    assert sorted(front["trial_id"]) == ["t_001", "t_002", "t_003", "t_004"]
+    # hand-computed (rmse, colorfulness pred / gap, temporal): t_001 (19.6, 22 / 18, 2.0), t_002 (17.24,
+    # 38.5 / 1.5, 3.51), t_004 (18.7, 28 / 12, 2.6): none beats another on all three. t_003 (stopped by
+    # ASHA after one epoch: 20.5, 31 / 9, 1.9) would be on the front by its numbers, t_005 (running)
+    # would not; neither can be: they are drawn apart
+    assert sorted(front["trial_id"]) == ["t_001", "t_002", "t_004"]
+    traces = {t["name"]: t for t in json.loads(at.get("plotly_chart")[2].proto.spec)["data"]}
+    assert [row[0] for row in traces["Pareto front"]["customdata"]] == ["t_001", "t_002", "t_004"]
+    assert traces["Pareto front"]["marker"]["symbol"] == "star"
+    assert [row[0] for row in traces["stopped by ASHA (never on a front)"]["customdata"]] == ["t_003"]
+    assert traces["stopped by ASHA (never on a front)"]["marker"]["symbol"] == "x"
+    assert [row[0] for row in traces["still running (never on a front)"]["customdata"]] == ["t_005"]
 
 
 def test_hyperparameter_page_shows_the_human_verdict_front(tmp_path, monkeypatch, fx):
