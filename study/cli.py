@@ -11,7 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from models import DEFAULT_STABILIZE_STRENGTH
 from models.errors import VidcolorError
@@ -29,8 +29,12 @@ def _add_overwrite(p: argparse.ArgumentParser) -> None:
 
 def _add_demo_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-data", help="generate small deterministic color videos (+1 black-and-white)")
-    p.add_argument("--out", required=True, help="output folder, new or empty (--overwrite replaces a folder of "
-                   "earlier demo videos whole, once the new ones are written)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder, new or empty (--overwrite replaces a folder of "
+        "earlier demo videos whole, once the new ones are written)",
+    )
     p.add_argument("--videos", type=int, default=8, help="number of color videos (default 8)")
     p.add_argument("--seconds", type=float, default=4.0, help="length of each video (default 4)")
     p.add_argument("--size", type=int, default=96, help="frame height in px; width is 4:3 (default 96)")
@@ -43,16 +47,28 @@ def _add_demo_data(sub: argparse._SubParsersAction) -> None:
 def _add_shard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("shard", help="videos or frame folders -> WebDataset shards + manifest")
     p.add_argument("sources", nargs="+", metavar="SRC", help="video files, frame folders, or directories of them")
-    p.add_argument("--out", required=True, help="output folder for the shard set, new or empty (--overwrite "
-                   "replaces the shard set there, once the new one is built; other files stay)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder for the shard set, new or empty (--overwrite "
+        "replaces the shard set there, once the new one is built; other files stay)",
+    )
     p.add_argument("--size", type=int, default=256, help="square frame size: short side then center crop (default 256)")
     p.add_argument("--clip-len", type=int, default=16, help="frames per stored clip (default 16)")
     p.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep the source's)")
-    p.add_argument("--split", default=None, help="train,val,test percentages by video (default 80,10,10; a 0 "
-                   "leaves a split empty, e.g. 0,0,100 for an evaluation-only set); with --split-file: how the "
-                   "sources the file does not list are drawn")
-    p.add_argument("--split-file", default=None, metavar="FILE",
-                   help="CSV of source,split lines (train, val or test) assigning sources by video id or path")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="train,val,test percentages by video (default 80,10,10; a 0 "
+        "leaves a split empty, e.g. 0,0,100 for an evaluation-only set); with --split-file: how the "
+        "sources the file does not list are drawn",
+    )
+    p.add_argument(
+        "--split-file",
+        default=None,
+        metavar="FILE",
+        help="CSV of source,split lines (train, val or test) assigning sources by video id or path",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the split")
     p.add_argument("--shard-size", type=float, default=256.0, help="max shard size in MB (default 256)")
     p.add_argument("--lossless", action="store_true", help="store PNG instead of quality-95 JPEG")
@@ -64,8 +80,12 @@ def _add_shard(sub: argparse._SubParsersAction) -> None:
 def _add_import_eccv16(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-eccv16", help="official ECCV16 weights (.pth, local file) -> a checkpoint")
     p.add_argument("weights", help="colorization_release_v2-9b330a0b.pth")
-    p.add_argument("--out", required=True, help="checkpoint folder to write, new or empty (--overwrite replaces "
-                   "a checkpoint folder whole, once the new one is written)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint folder to write, new or empty (--overwrite replaces "
+        "a checkpoint folder whole, once the new one is written)",
+    )
     _add_overwrite(p)
     p.set_defaults(handler="study.train.import_weights:main")
 
@@ -75,8 +95,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", required=True, help="shard set (folder or URL)")
     p.add_argument("--preset", default="exp2", help="exp1 ... exp6 (default exp2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting (repeatable)")
-    p.add_argument("--out", required=True, help="run folder, new or empty; the best checkpoint lands in OUT/best/ "
-                   "(--resume continues the run there, --overwrite deletes it before training)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="run folder, new or empty; the best checkpoint lands in OUT/best/ "
+        "(--resume continues the run there, --overwrite deletes it before training)",
+    )
     p.add_argument("--workers", type=int, default=1, help="Ray Train workers (default 1)")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
@@ -92,13 +116,24 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)")
-    p.add_argument("--batch-size", type=int, default=8,
-                   help="whole clips per batch: every frame of the split is scored, a temporal model's state "
-                   "carried through each clip (default 8)")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="annealed-mean T, 0 (the mode) to 1 (the mean) and up (default: the checkpoint's)")
-    p.add_argument("--verify", action="store_true",
-                   help="check the split's shard checksums (sha256, from the manifest) before reading")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="whole clips per batch: every frame of the split is scored, a temporal model's state "
+        "carried through each clip (default 8)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="annealed-mean T, 0 (the mode) to 1 (the mean) and up (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the split's shard checksums (sha256, from the manifest) before reading",
+    )
     _add_overwrite(p)
     p.set_defaults(handler="study.evaluation.evaluate:main")
 
@@ -112,9 +147,14 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray head address (default: start a local Ray)")
     p.add_argument("--trials", type=int, default=None, help="override the spec's number of trials")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study")
-    p.add_argument("--stall-after", type=float, default=300.0, metavar="SECONDS",
-                   help="with no trial progress for this long, report what holds the resources and reclaim "
-                        "placement groups nothing uses (default 300)")
+    p.add_argument(
+        "--stall-after",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="with no trial progress for this long, report what holds the resources and reclaim "
+        "placement groups nothing uses (default 300)",
+    )
     p.set_defaults(handler="study.tune.command:main")
 
 
@@ -128,19 +168,36 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 def _add_experiments(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiments", help="the seed's experiments 1-5 and exp6 (+ temporal loss) with one budget")
     p.add_argument("--shards", required=True, help="shard set the experiments train on")
-    p.add_argument("--test-shards", default=None, metavar="SET",
-                   help="shard set they are evaluated on (default: --shards), e.g. one made with --split 0,0,100")
+    p.add_argument(
+        "--test-shards",
+        default=None,
+        metavar="SET",
+        help="shard set they are evaluated on (default: --shards), e.g. one made with --split 0,0,100",
+    )
     p.add_argument("--split", default="test", help="split of the evaluation set (default test)")
-    p.add_argument("--out", required=True, help="workspace: one run folder OUT/expN per experiment; those of "
-                   "experiments not chosen are kept (and used); --overwrite deletes a chosen one's before it runs")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="workspace: one run folder OUT/expN per experiment; those of "
+        "experiments not chosen are kept (and used); --overwrite deletes a chosen one's before it runs",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--pretrained", default=None, help="checkpoint for exp4 - exp6 (default: the exp2 model)")
     p.add_argument("--only", default=None, help="comma list, e.g. exp1,exp2,exp3")
-    p.add_argument("--seeds", type=int, default=1, metavar="N",
-                   help="train each experiment N times, seeds 0 ... N-1 (OUT/expN/seed{k}), and report mean ± sd "
-                   "and each one's paired bootstrap interval against --reference (default 1)")
-    p.add_argument("--reference", default=None, metavar="NAME",
-                   help="the experiment the others are compared with (default exp1, else the first chosen)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train each experiment N times, seeds 0 ... N-1 (OUT/expN/seed{k}), and report mean ± sd "
+        "and each one's paired bootstrap interval against --reference (default 1)",
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="NAME",
+        help="the experiment the others are compared with (default exp1, else the first chosen)",
+    )
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON (every seed's too)")
     _add_overwrite(p)
     p.set_defaults(handler="study.experiments:main")
@@ -154,8 +211,12 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--batch-size", type=int, default=None, help="frames per model call (default 16)")
     p.add_argument("--crf", type=int, default=18, help="libx264 quality, 0 (lossless) to 51 (default 18)")
-    p.add_argument("--encoder-preset", default=ENCODER_PRESET, choices=X264_PRESETS,
-                   help=f"libx264 speed/size trade-off (default {ENCODER_PRESET})")
+    p.add_argument(
+        "--encoder-preset",
+        default=ENCODER_PRESET,
+        choices=X264_PRESETS,
+        help=f"libx264 speed/size trade-off (default {ENCODER_PRESET})",
+    )
     p.add_argument("--size", type=int, default=None, help="working size (default: the checkpoint's)")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (default: the checkpoint's)")
     _add_stabilize(p)
@@ -165,10 +226,17 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
 
 def _add_stabilize(p: argparse.ArgumentParser) -> None:
     """``--stabilize [STRENGTH]``: the flow-guided temporal filter of models.stabilize (None: off)."""
-    p.add_argument("--stabilize", type=float, nargs="?", const=DEFAULT_STABILIZE_STRENGTH, default=None,
-                   metavar="STRENGTH", help="filter the colors over time along the optical flow of the gray "
-                   "frames (less flicker), STRENGTH in [0, 1] (alone: "
-                   f"{DEFAULT_STABILIZE_STRENGTH}, chosen on validation footage; default: off)")
+    p.add_argument(
+        "--stabilize",
+        type=float,
+        nargs="?",
+        const=DEFAULT_STABILIZE_STRENGTH,
+        default=None,
+        metavar="STRENGTH",
+        help="filter the colors over time along the optical flow of the gray "
+        "frames (less flicker), STRENGTH in [0, 1] (alone: "
+        f"{DEFAULT_STABILIZE_STRENGTH}, chosen on validation footage; default: off)",
+    )
 
 
 def _add_ctt(sub: argparse._SubParsersAction) -> None:
@@ -180,15 +248,20 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--trials", default=None, help="comma list of trial ids (default: best per experiment)")
     b.add_argument("--top", type=int, default=None, help="the top k trials instead")
     b.add_argument("--shards", default=None, help="shard set for the clips (default: the study's)")
-    b.add_argument("--split", default="test", help="test (which-is-real pairs) or legacy (black-and-white "
-                   "originals: 1-5 rating items)")
+    b.add_argument(
+        "--split",
+        default="test",
+        help="test (which-is-real pairs) or legacy (black-and-white originals: 1-5 rating items)",
+    )
     b.add_argument("--medium", default="clip", choices=("clip", "frame"), help="mp4 clips or PNG still frames")
-    b.add_argument("--kind", dest="medium", default=argparse.SUPPRESS, choices=("clip", "frame"),
-                   help=argparse.SUPPRESS)  # the old name of --medium, kept for existing scripts
+    b.add_argument(
+        "--kind", dest="medium", default=argparse.SUPPRESS, choices=("clip", "frame"), help=argparse.SUPPRESS
+    )  # the old name of --medium, kept for existing scripts
     b.add_argument("--clips", type=int, default=8, help="clips per trial")
     b.add_argument("--attention-rate", type=float, default=0.1)
-    b.add_argument("--out", default=None, help="media folder (default: beside the database); it only gains "
-                   "files, under new names")
+    b.add_argument(
+        "--out", default=None, help="media folder (default: beside the database); it only gains files, under new names"
+    )
     b.set_defaults(handler="study.ctt.build:main_build")
     e = ctt.add_parser("export", help="write CTT results (per trial and experiment)")
     e.add_argument("--db", default=None)
@@ -203,9 +276,13 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     cc.add_argument("--db", default=None)
     cc.add_argument("--study", default=None, help="study name (default: the latest)")
     cc.add_argument("--name", required=True, help="campaign name (unique in the study)")
-    cc.add_argument("--task", default="2afc", choices=("2afc", "rating", "pairwise"),
-                    help="2afc: which of two is real; rating: 1-5 naturalness of one; pairwise: which of two "
-                    "trials' colorizations of one source looks more natural (ranks the trials)")
+    cc.add_argument(
+        "--task",
+        default="2afc",
+        choices=("2afc", "rating", "pairwise"),
+        help="2afc: which of two is real; rating: 1-5 naturalness of one; pairwise: which of two "
+        "trials' colorizations of one source looks more natural (ranks the trials)",
+    )
     cc.add_argument("--display-s", type=float, default=1.0, help="seconds each item is shown (0: until answered)")
     cc.add_argument("--pairs", type=int, default=40, help="counted items per session (default 40)")
     cc.add_argument("--practice", type=int, default=10, help="practice items with feedback first (default 10)")
@@ -213,8 +290,11 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     cc.add_argument("--trials", default=None, help="comma list of trial ids (default: every trial with items)")
     cc.add_argument("--links", type=int, default=1, help="invite links to make (default 1)")
     cc.add_argument("--uses", type=int, default=1, help="sessions per link (default 1; 0 = any number)")
-    cc.add_argument("--base-url", default="http://127.0.0.1:8502",
-                    help="where `vidcolor ctt serve` is reached, for the printed links")
+    cc.add_argument(
+        "--base-url",
+        default="http://127.0.0.1:8502",
+        help="where `vidcolor ctt serve` is reached, for the printed links",
+    )
     cc.set_defaults(handler="study.ctt.campaign:main_create")
     ci = cs.add_parser("invite", help="more invite links for a campaign")
     for a in (("--db",), ("--study",)):
@@ -231,8 +311,11 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     sv = ctt.add_parser("serve", help="serve the rating flow of open campaigns to raters (no researcher pages)")
     sv.add_argument("--db", default=None)
     sv.add_argument("--port", type=int, default=8502)
-    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default localhost only; "
-                    "0.0.0.0 to let raters on other machines in)")
+    sv.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default localhost only; 0.0.0.0 to let raters on other machines in)",
+    )
     sv.set_defaults(handler="study.serve:main_raters")
 
 
@@ -256,8 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidcolor", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo_data, _add_shard, _add_import_eccv16, _add_train, _add_evaluate, _add_tune, _add_report,
-                _add_experiments, _add_colorize, _add_ctt, _add_dashboard, _add_demo):
+    for add in (
+        _add_demo_data,
+        _add_shard,
+        _add_import_eccv16,
+        _add_train,
+        _add_evaluate,
+        _add_tune,
+        _add_report,
+        _add_experiments,
+        _add_colorize,
+        _add_ctt,
+        _add_dashboard,
+        _add_demo,
+    ):
         add(sub)
     return parser
 
@@ -270,8 +365,9 @@ def _resolve(spec: str):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_auth()  # before any handler module imports Ray (Ray reads it at import)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(_resolve(args.handler)(args) or 0)
     except VidcolorError as exc:

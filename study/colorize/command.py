@@ -82,8 +82,10 @@ def _plan_directory(input_path: Path, out: Path) -> list[tuple[Path, Path]]:
     if out.suffix.lower() == OUTPUT_VIDEO_SUFFIX or out.is_file():
         raise VidcolorError(f"{out}: IN is a directory of videos, so OUT must be a folder")
     if out.resolve() == input_path.resolve():
-        raise VidcolorError(f"{out}: OUT is the input folder itself; the results would overwrite the "
-                            f"inputs of the same name. Choose another folder (default {default_output(input_path)})")
+        raise VidcolorError(
+            f"{out}: OUT is the input folder itself; the results would overwrite the "
+            f"inputs of the same name. Choose another folder (default {default_output(input_path)})"
+        )
     outdir.check_place(out, "OUT", folder=True)
     pairs: list[tuple[Path, Path]] = []
     taken: set[Path] = set()
@@ -100,8 +102,9 @@ def _plan_directory(input_path: Path, out: Path) -> list[tuple[Path, Path]]:
             target = out / rel.parent / f"{name}-{k}{OUTPUT_VIDEO_SUFFIX}"
             k += 1
         if target.resolve() in inputs:
-            raise VidcolorError(f"{target}: output would overwrite the input {s}; choose an OUT folder "
-                                f"outside {input_path}")
+            raise VidcolorError(
+                f"{target}: output would overwrite the input {s}; choose an OUT folder outside {input_path}"
+            )
         taken.add(target.resolve())
         pairs.append((s, target))
     return pairs
@@ -116,8 +119,10 @@ def _refuse_existing(pairs: list[tuple[Path, Path]], input_path: Path, output: P
         raise outdir.exists_error("OUT", existing[0].absolute())
     folder = Path(output) if output is not None else default_output(input_path)
     shown = ", ".join(str(p) for p in existing[:10]) + (f" and {len(existing) - 10} more" if len(existing) > 10 else "")
-    raise VidcolorError(f"OUT {folder.absolute()}: {len(existing)} of the {len(pairs)} outputs exist ({shown}); "
-                        "pass --overwrite to replace them")
+    raise VidcolorError(
+        f"OUT {folder.absolute()}: {len(existing)} of the {len(pairs)} outputs exist ({shown}); "
+        "pass --overwrite to replace them"
+    )
 
 
 def results_table(results: list[Result]) -> str:
@@ -128,9 +133,19 @@ def results_table(results: list[Result]) -> str:
         if r.error:
             rows.append((str(r.source), "-", "-", "-", "-", "-", "-", "-", f"FAILED: {r.error}"))
             continue
-        rows.append((str(r.source), str(r.output), r.frames, f"{r.width}x{r.height}",
-                     f"{float(r.fps):.3f}".rstrip("0").rstrip("."), r.failed_frames, fmt(r.seconds, 1),
-                     fmt(r.speed, 2), "; ".join(r.notes + (["audio kept"] if r.audio else []))))
+        rows.append(
+            (
+                str(r.source),
+                str(r.output),
+                r.frames,
+                f"{r.width}x{r.height}",
+                f"{float(r.fps):.3f}".rstrip("0").rstrip("."),
+                r.failed_frames,
+                fmt(r.seconds, 1),
+                fmt(r.speed, 2),
+                "; ".join(r.notes + (["audio kept"] if r.audio else [])),
+            )
+        )
     return format_table(head, rows)
 
 
@@ -141,12 +156,21 @@ def main(args) -> int:
     pairs = plan(input_path, Path(args.output) if args.output else None, overwrite=overwrite)
     if args.batch_size is not None and args.batch_size < 1:
         raise VidcolorError(f"--batch-size: must be >= 1, got {args.batch_size}")
-    inference = FilmInference.from_checkpoint(args.checkpoint, device=args.device, size=args.size,
-                                              temperature=args.temperature,
-                                              stabilize=getattr(args, "stabilize", None))
+    inference = FilmInference.from_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        size=args.size,
+        temperature=args.temperature,
+        stabilize=getattr(args, "stabilize", None),
+    )
     batch_size = args.batch_size or BATCH_SIZE
-    log.info("colorizing on %s at working size %d (T=%.2f), batches of %d", inference.device,
-             inference.size, inference.temperature, batch_size)
+    log.info(
+        "colorizing on %s at working size %d (T=%.2f), batches of %d",
+        inference.device,
+        inference.size,
+        inference.temperature,
+        batch_size,
+    )
     if inference.stabilizer is not None:
         log.info("stabilizing the colors over time (strength %.2f)", inference.stabilizer.strength)
     results: list[Result] = []
@@ -155,8 +179,17 @@ def main(args) -> int:
         try:
             info = probe(src_path)
             out.parent.mkdir(parents=True, exist_ok=True)
-            results.append(colorize_source(inference, info, out, batch_size=batch_size, overwrite=overwrite,
-                                           crf=args.crf, preset=args.encoder_preset))
+            results.append(
+                colorize_source(
+                    inference,
+                    info,
+                    out,
+                    batch_size=batch_size,
+                    overwrite=overwrite,
+                    crf=args.crf,
+                    preset=args.encoder_preset,
+                )
+            )
         except VidcolorError as exc:
             if single:
                 raise
@@ -165,8 +198,10 @@ def main(args) -> int:
     print(results_table(results))
     for r in results:
         if r.was_color:
-            print(f"note: {r.source} is in color; it was turned gray (its L channel) and colorized anew, "
-                  f"so {r.output} can be compared with the original.")
+            print(
+                f"note: {r.source} is in color; it was turned gray (its L channel) and colorized anew, "
+                f"so {r.output} can be compared with the original."
+            )
     failed = [r for r in results if r.error]
     if failed:
         print(f"{len(failed)} of {len(results)} inputs failed; the others are complete.")

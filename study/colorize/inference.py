@@ -84,8 +84,16 @@ class FilmInference:
     step 5 of the module docstring (None: off).
     """
 
-    def __init__(self, model: torch.nn.Module, *, temperature: float, size: int,
-                 device: torch.device | str = "cpu", amp: bool = True, stabilize: float | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        temperature: float,
+        size: int,
+        device: torch.device | str = "cpu",
+        amp: bool = True,
+        stabilize: float | None = None,
+    ):
         self.size = check_frame_size(size, "--size")
         self.temperature = check_temperature(temperature)
         self.stabilizer = None if stabilize is None else Stabilizer(check_strength(stabilize, "--stabilize"))
@@ -96,9 +104,15 @@ class FilmInference:
         self.cpu_frames = CpuFrames()
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike, device: str | None = None, size: int | None = None,
-                        temperature: float | None = None, amp: bool = True,
-                        stabilize: float | None = None) -> "FilmInference":
+    def from_checkpoint(
+        cls,
+        checkpoint: str | os.PathLike,
+        device: str | None = None,
+        size: int | None = None,
+        temperature: float | None = None,
+        amp: bool = True,
+        stabilize: float | None = None,
+    ) -> FilmInference:
         """Load a checkpoint folder; the working size is ``size`` or the frame size it was trained at."""
         from models.checkpoint import load_checkpoint
         from study.remote import local_checkpoint
@@ -114,8 +128,10 @@ class FilmInference:
         if size is None:
             size = loaded.frame_size
             if size is None:
-                raise VidcolorError(f"{path}: the checkpoint does not record the frame size it was trained at "
-                                    "(it predates frame_size); pass --size N with the training shard set's size")
+                raise VidcolorError(
+                    f"{path}: the checkpoint does not record the frame size it was trained at "
+                    "(it predates frame_size); pass --size N with the training shard set's size"
+                )
         temp = loaded.config.temperature if temperature is None else temperature
         return cls(loaded.model, temperature=temp, size=size, device=dev, amp=amp, stabilize=stabilize)
 
@@ -136,9 +152,18 @@ class FilmInference:
         cpu = self.device.type == "cpu"
         if cpu:  # full resolution a frame at a time (see the module docstring)
             l_full = [self.cpu_frames.lightness(f) for f in frames]  # L in [0, 100], (H, W) float32 each
-            l_work = torch.stack([F.interpolate(normalize_l(torch.from_numpy(l))[None, None], size=(h, w),
-                                                mode="bilinear", align_corners=False, antialias=antialias)[0]
-                                  for l in l_full])  # (N, 1, h, w)
+            l_work = torch.stack(
+                [
+                    F.interpolate(
+                        normalize_l(torch.from_numpy(l))[None, None],
+                        size=(h, w),
+                        mode="bilinear",
+                        align_corners=False,
+                        antialias=antialias,
+                    )[0]
+                    for l in l_full
+                ]
+            )  # (N, 1, h, w)
         else:
             l_full = frames_to_l(torch.from_numpy(frames).to(self.device, non_blocking=True))  # (N, 1, H, W)
             l_work = F.interpolate(l_full, size=(h, w), mode="bilinear", align_corners=False, antialias=antialias)
@@ -160,7 +185,6 @@ class FilmInference:
         for i in range(n):
             self.cpu_frames.colorize(l_full[i], coarse[i].numpy(), (h, w), out[i])
         return out
-
 
     def _stabilize(self, l_work: torch.Tensor, coarse: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """The net's ab (N, 2, h/4, w/4) -> filtered ab (N, 2, h, w) at the working size (step 5)."""

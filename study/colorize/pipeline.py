@@ -18,10 +18,10 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ def _prefetch(items: Iterable, depth: int) -> Iterator:
                 if stop.is_set():
                     return
             q.put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             q.put(("error", exc))
 
     thread = threading.Thread(target=produce, name="colorize-decode", daemon=True)
@@ -106,7 +106,7 @@ class _BackgroundSink:
             if self._error is None:
                 try:
                     self._write(frame)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                except BaseException as exc:
                     self._error = exc
 
     def put(self, frame: np.ndarray) -> None:
@@ -122,6 +122,7 @@ class _BackgroundSink:
 
 
 # ---- outputs ------------------------------------------------------------------------------------
+
 
 def is_frame_output(path: Path) -> bool:
     """A folder holding only numbered PNG frames, as `FrameFolderWriter` writes them (a previous result)."""
@@ -146,17 +147,20 @@ class FrameFolderWriter:
         self._prefix = f".{self.path.name}."
         self._tmp = self.path.parent / f"{self._prefix}{partial_tag()}.partial"
 
-    def __enter__(self) -> "FrameFolderWriter":
+    def __enter__(self) -> FrameFolderWriter:
         if not self.path.parent.is_dir():
             raise VidcolorError(f"{self.path}: output folder {self.path.parent} does not exist")
         if self.path.exists() and not self.overwrite:
             raise VidcolorError(f"{self.path}: exists (pass --overwrite to replace it)")
         if self.path.is_dir():
-            foreign = [q.name for q in self.path.iterdir() if not (q.is_file() and q.suffix == ".png"
-                                                                    and q.stem.isdigit())]
+            foreign = [
+                q.name for q in self.path.iterdir() if not (q.is_file() and q.suffix == ".png" and q.stem.isdigit())
+            ]
             if foreign:
-                raise VidcolorError(f"{self.path}: folder exists and holds other files ({', '.join(sorted(foreign)[:3])}); "
-                                    "refusing to replace it")
+                raise VidcolorError(
+                    f"{self.path}: folder exists and holds other files ({', '.join(sorted(foreign)[:3])}); "
+                    "refusing to replace it"
+                )
         remove_stale_partials(self.path.parent, self._prefix, ".partial")
         if self.path.exists():  # a killed swap left its .old copy: the new result is in place
             remove_stale_partials(self.path.parent, self._prefix, ".old")
@@ -180,8 +184,10 @@ class FrameFolderWriter:
         if self.path.exists():
             if not self.path.is_dir() or not self.overwrite:
                 shutil.rmtree(self._tmp, ignore_errors=True)
-                raise VidcolorError(f"{self.path}: exists" + (" and is not a folder" if self.overwrite
-                                                               else " (pass --overwrite to replace it)"))
+                raise VidcolorError(
+                    f"{self.path}: exists"
+                    + (" and is not a folder" if self.overwrite else " (pass --overwrite to replace it)")
+                )
             old = self.path.parent / f"{self._prefix}{partial_tag()}.old"
             os.replace(self.path, old)
             os.replace(self._tmp, self.path)
@@ -191,6 +197,7 @@ class FrameFolderWriter:
 
 
 # ---- one source ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Result:
@@ -252,8 +259,14 @@ class _GapFiller:
             self.pending = 0
 
 
-def _run(inference: FilmInference, info: VideoInfo, put: Callable[[np.ndarray], None], result: Result,
-         batch_size: int, on_batch: Callable[[int], None]) -> None:
+def _run(
+    inference: FilmInference,
+    info: VideoInfo,
+    put: Callable[[np.ndarray], None],
+    result: Result,
+    batch_size: int,
+    on_batch: Callable[[int], None],
+) -> None:
     """Decode, colorize and ``put`` every frame of ``info`` in order; fills ``result``'s counts."""
     filler = _GapFiller(put)
     for batch in _prefetch(_batches(iter_frames_tolerant(info), batch_size), depth=2):
@@ -261,20 +274,32 @@ def _run(inference: FilmInference, info: VideoInfo, put: Callable[[np.ndarray], 
         colored = inference.colorize(np.stack(good)) if good else ()
         if good and result.frames == 0 and mean_chroma(np.stack(good[:4])) > COLOR_CHROMA:
             result.was_color = True
-            log.warning("%s is in color: only its lightness (L) is used, the result is a new "
-                        "colorization to compare with the original", info.path)
+            log.warning(
+                "%s is in color: only its lightness (L) is used, the result is a new "
+                "colorization to compare with the original",
+                info.path,
+            )
         filler.add(batch, colored)
         result.frames += len(batch)
         on_batch(len(batch))
     result.failed_frames = filler.failed
     if filler.last is None:
-        raise VidcolorError(f"{info.path}: no frame could be decoded" if result.frames
-                            else f"{info.path}: holds no video frames")
+        raise VidcolorError(
+            f"{info.path}: no frame could be decoded" if result.frames else f"{info.path}: holds no video frames"
+        )
 
 
-def colorize_source(inference: FilmInference, info: VideoInfo, out: Path, *, batch_size: int = 16,
-                    progress: bool = True, crf: int = 18, preset: str = ENCODER_PRESET,
-                    overwrite: bool = True) -> Result:
+def colorize_source(
+    inference: FilmInference,
+    info: VideoInfo,
+    out: Path,
+    *,
+    batch_size: int = 16,
+    progress: bool = True,
+    crf: int = 18,
+    preset: str = ENCODER_PRESET,
+    overwrite: bool = True,
+) -> Result:
     """Colorize one probed source into ``out`` (an .mp4 file, or a frame folder for any other name);
     ``overwrite=False`` refuses an existing ``out``."""
     from tqdm.auto import tqdm
@@ -282,14 +307,30 @@ def colorize_source(inference: FilmInference, info: VideoInfo, out: Path, *, bat
     if batch_size < 1:
         raise VidcolorError(f"--batch-size: must be >= 1, got {batch_size}")
     result = Result(info.path, out, width=info.width, height=info.height, fps=info.rate)
-    writer = (VideoWriter(out, info.rate, info.width, info.height,
-                          audio_from=info.path if info.has_audio else None, crf=crf, preset=preset,
-                          overwrite=overwrite)
-              if out.suffix.lower() == OUTPUT_VIDEO_SUFFIX else FrameFolderWriter(out, overwrite=overwrite))
+    writer = (
+        VideoWriter(
+            out,
+            info.rate,
+            info.width,
+            info.height,
+            audio_from=info.path if info.has_audio else None,
+            crf=crf,
+            preset=preset,
+            overwrite=overwrite,
+        )
+        if out.suffix.lower() == OUTPUT_VIDEO_SUFFIX
+        else FrameFolderWriter(out, overwrite=overwrite)
+    )
     inference.reset()
     start = time.perf_counter()
-    bar = tqdm(total=info.frames or None, unit="frame", desc=info.path.name, disable=not progress,
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=info.frames or None,
+        unit="frame",
+        desc=info.path.name,
+        disable=not progress,
+        dynamic_ncols=True,
+        leave=False,
+    )
     with writer, bar:
         result.audio = bool(getattr(writer, "has_audio", False))
         sink = _BackgroundSink(writer.write)
@@ -302,6 +343,7 @@ def colorize_source(inference: FilmInference, info: VideoInfo, out: Path, *, bat
         result.notes.append(f"{result.failed_frames} frame(s) failed to decode: neighbour's colors used")
     if result.was_color:
         result.notes.append("color input: colorized from its L only")
-    log.info("%s -> %s: %d frames in %.1f s (%.2f frames/s)", info.path, out, result.frames,
-             result.seconds, result.speed)
+    log.info(
+        "%s -> %s: %d frames in %.1f s (%.2f frames/s)", info.path, out, result.frames, result.seconds, result.speed
+    )
     return result

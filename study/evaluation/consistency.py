@@ -92,8 +92,9 @@ class FlowCache:
     def __init__(self) -> None:
         self._pairs: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def get(self, video_id: str, f: int, gray: torch.Tensor,
-            gray_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(
+        self, video_id: str, f: int, gray: torch.Tensor, gray_next: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(forward flow (2, H, W), non-occluded mask (H, W)) of frames f, f + 1 of the video."""
         key = (video_id, f)
         if key not in self._pairs:

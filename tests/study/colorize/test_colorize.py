@@ -36,6 +36,7 @@ H, W, FPS = 48, 64, 12
 
 # ---- fixtures: checkpoints and videos -----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def gamut():
     return ABGamut(10)
@@ -66,8 +67,7 @@ def _tiny(preset: str, gamut: ABGamut, seed: int):
 @pytest.fixture(scope="module")
 def ckpt_exp1(tmp_path_factory, gamut):
     model = _tiny("exp1", gamut, 0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp1", model, model.config, gamut,
-                           frame_size=32)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp1", model, model.config, gamut, frame_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +78,15 @@ def ckpt_exp5(tmp_path_factory, gamut):
     # carries shows in 8-bit colors. The test is about the plumbing, not about learned weights.
     with torch.no_grad():
         hidden = model.temporal.cell.hidden
-        model.temporal.cell.gates.bias[hidden:2 * hidden].fill_(4.0)
+        model.temporal.cell.gates.bias[hidden : 2 * hidden].fill_(4.0)
         model.temporal.out.weight.mul_(10.0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp5", model, model.config, gamut,
-                           frame_size=32)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp5", model, model.config, gamut, frame_size=32)
 
 
 @pytest.fixture(scope="module")
 def ckpt_exp3(tmp_path_factory, gamut):
     ens = Ensemble([_tiny("exp1", gamut, 2), _tiny("exp2", gamut, 3)])
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp3", ens, ens.config, gamut,
-                           frame_size=32)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "exp3", ens, ens.config, gamut, frame_size=32)
 
 
 def gray_frames(n: int, h: int = H, w: int = W, color: bool = False) -> list[np.ndarray]:
@@ -110,7 +108,7 @@ def write_tone(path: Path, seconds: float, rate: int = 44100) -> Path:
         t = np.arange(int(rate * seconds)) / rate
         samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
         for k in range(0, samples.size, 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, k:k + 1024], format="fltp", layout="mono")
+            frame = av.AudioFrame.from_ndarray(samples[None, k : k + 1024], format="fltp", layout="mono")
             frame.sample_rate = rate
             c.mux(stream.encode(frame))
         c.mux(stream.encode(None))
@@ -146,6 +144,7 @@ def assert_same_l(a, b) -> None:
 
 
 # ---- the main flow ------------------------------------------------------------------------------
+
 
 def test_video_keeps_frames_size_fps_l_and_audio(tmp_path, ckpt_exp1, capsys):
     src_frames = gray_frames(14)
@@ -239,6 +238,7 @@ def test_ensemble_checkpoint(tmp_path, ckpt_exp3):
 
 # ---- the temporal state ---------------------------------------------------------------------------
 
+
 def test_temporal_state_runs_across_the_whole_video(ckpt_exp5, ckpt_exp1):
     frames = np.stack(gray_frames(7))
     other_start = np.stack(gray_frames(7, color=False)[::-1][:3])  # different first frames
@@ -248,9 +248,9 @@ def test_temporal_state_runs_across_the_whole_video(ckpt_exp5, ckpt_exp1):
     temporal = FilmInference.from_checkpoint(ckpt_exp5, device="cpu")
     batched = temporal.colorize(frames)
     temporal.reset()
-    one_by_one = np.concatenate([temporal.colorize(frames[i:i + 1]) for i in range(7)])
+    one_by_one = np.concatenate([temporal.colorize(frames[i : i + 1]) for i in range(7)])
     temporal.reset()
-    in_threes = np.concatenate([temporal.colorize(frames[i:i + 3]) for i in range(0, 7, 3)])
+    in_threes = np.concatenate([temporal.colorize(frames[i : i + 3]) for i in range(0, 7, 3)])
     # the state passed between calls makes batch boundaries invisible
     assert np.abs(batched.astype(int) - one_by_one).max() <= 1
     assert np.abs(batched.astype(int) - in_threes).max() <= 1
@@ -278,6 +278,7 @@ def test_working_size_keeps_aspect_and_stride():
 
 # ---- one decode path, the checkpoint's working size ---------------------------------------------
 
+
 def _net_input_sizes(model: torch.nn.Module) -> list[tuple[int, ...]]:
     """Records the shape of every input the model's forward gets (a forward pre-hook)."""
     seen: list[tuple[int, ...]] = []
@@ -296,8 +297,7 @@ def test_colorize_equals_decoding_by_hand(name, gamut, ckpt_exp1, ckpt_exp5, ckp
     model = load_checkpoint(ckpt).model
     l_full = frames_to_l(torch.from_numpy(frames))  # (5, 1, 41, 57)
     w, h = working_size(57, 41, 32)
-    l_work = torch.nn.functional.interpolate(l_full, size=(h, w), mode="bilinear", align_corners=False,
-                                             antialias=True)
+    l_work = torch.nn.functional.interpolate(l_full, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     expected, state = [], None
     with torch.no_grad():
         for part in (slice(0, 3), slice(3, 5)):  # the same two calls, the state carried between them
@@ -365,6 +365,7 @@ def test_size_out_of_bounds_is_a_clear_error(tmp_path, ckpt_exp1, capsys, size):
 
 # ---- bad input ------------------------------------------------------------------------------------
 
+
 def test_frame_that_fails_to_decode_gets_its_neighbours_colors(tmp_path, ckpt_exp1, caplog, mjpeg_with_bad_frame):
     src_frames = gray_frames(8)
     src = mjpeg_with_bad_frame(tmp_path / "damaged.mkv", src_frames, bad=4, fps=FPS, pix_fmt="yuvj420p")
@@ -382,7 +383,7 @@ def test_frame_that_fails_to_decode_gets_its_neighbours_colors(tmp_path, ckpt_ex
 def _truncated(path: Path) -> Path:
     full = make_video(path.with_name("full.mp4"), gray_frames(12))
     data = full.read_bytes()
-    path.write_bytes(data[:len(data) * 2 // 3])  # the index (moov) is up front: it opens, then breaks
+    path.write_bytes(data[: len(data) * 2 // 3])  # the index (moov) is up front: it opens, then breaks
     return path
 
 
@@ -465,6 +466,7 @@ def test_video_rmse_hand_computed(tmp_path, video_rmse):
 
 # ---- robustness: inputs and outputs a new user tries ----------------------------------------------
 
+
 def test_out_existing_folder_gets_the_result_inside_and_keeps_its_files(tmp_path, ckpt_exp1):
     video = make_video(tmp_path / "film.mp4", gray_frames(4))
     folder = tmp_path / "results"
@@ -538,7 +540,7 @@ def test_batch_size_does_not_change_the_output(name, ckpt_exp1, ckpt_exp5):
     colorizer.reset()
     batched = colorizer.colorize(frames)
     colorizer.reset()
-    one_by_one = np.concatenate([colorizer.colorize(frames[i:i + 1]) for i in range(len(frames))])
+    one_by_one = np.concatenate([colorizer.colorize(frames[i : i + 1]) for i in range(len(frames))])
     # float sums in another order (batched convolutions) may move a value across a rounding edge
     assert np.abs(batched.astype(int) - one_by_one).max() <= 1
 

@@ -34,8 +34,10 @@ def ckpt(tmp_path_factory):
 
 def frames(n: int = 4, size: int = 32) -> list[np.ndarray]:
     ramp = np.linspace(30, 220, size, dtype=np.float32)
-    return [np.repeat(np.clip(ramp[None, :, None] + 5 * i, 0, 255), 3, -1).repeat(size, 0).astype(np.uint8)
-            for i in range(n)]
+    return [
+        np.repeat(np.clip(ramp[None, :, None] + 5 * i, 0, 255), 3, -1).repeat(size, 0).astype(np.uint8)
+        for i in range(n)
+    ]
 
 
 def video(path: Path, n: int = 4) -> Path:
@@ -90,8 +92,10 @@ def test_directory_run_lists_every_existing_output_before_any_work(tmp_path, ckp
     before = snapshot(out / "a.mp4", out / "b.mp4")
     assert cli(["colorize", str(ckpt), str(films), str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert f"error: OUT {out}: 2 of the 3 outputs exist ({out / 'a.mp4'}, {out / 'b.mp4'}); " \
-           "pass --overwrite to replace them" in err
+    assert (
+        f"error: OUT {out}: 2 of the 3 outputs exist ({out / 'a.mp4'}, {out / 'b.mp4'}); "
+        "pass --overwrite to replace them" in err
+    )
     assert snapshot(out / "a.mp4", out / "b.mp4") == before
     assert sorted(os.listdir(out)) == ["a.mp4", "b.mp4"]  # c was not done either: refused before any work
     assert cli(["colorize", str(ckpt), str(films), str(out), "--device", "cpu", "--overwrite"]) == 0

@@ -24,7 +24,7 @@ def ssim_numpy(x: np.ndarray, y: np.ndarray, win: int) -> float:
     (sigma 1.5, `win` taps, normalized) slid over every valid position, weighted population
     statistics, the map averaged per channel, then over the channels."""
     t = np.arange(win) - (win - 1) / 2
-    g = np.exp(-t ** 2 / (2 * 1.5 ** 2))
+    g = np.exp(-(t**2) / (2 * 1.5**2))
     w2 = np.outer(g, g) / np.outer(g, g).sum()
     out = []
     for c in range(3):
@@ -34,7 +34,7 @@ def ssim_numpy(x: np.ndarray, y: np.ndarray, win: int) -> float:
         vx = (w2 * (px - mx[..., None, None]) ** 2).sum(axis=(-2, -1))
         vy = (w2 * (py - my[..., None, None]) ** 2).sum(axis=(-2, -1))
         cxy = (w2 * (px - mx[..., None, None]) * (py - my[..., None, None])).sum(axis=(-2, -1))
-        s = (2 * mx * my + C1) * (2 * cxy + C2) / ((mx ** 2 + my ** 2 + C1) * (vx + vy + C2))
+        s = (2 * mx * my + C1) * (2 * cxy + C2) / ((mx**2 + my**2 + C1) * (vx + vy + C2))
         out.append(s.mean())
     return float(np.mean(out))
 
@@ -46,10 +46,11 @@ def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
     k = torch.ones(1, 1, 5, 5, dtype=torch.float64) / 25
     img = torch.nn.functional.conv2d(img[:, None], k)[:, 0]  # (3, h + 4, w + 4)
     img = (img - img.min()) / (img.max() - img.min()) * 255
-    return img[:, 2:2 + h, 2:2 + w].permute(1, 2, 0).round().numpy()
+    return img[:, 2 : 2 + h, 2 : 2 + w].permute(1, 2, 0).round().numpy()
 
 
 # -- SSIM -----------------------------------------------------------------------------------------
+
 
 def test_ssim_identical_and_constant_frames_by_hand():
     g = torch.Generator().manual_seed(0)
@@ -58,11 +59,11 @@ def test_ssim_identical_and_constant_frames_by_hand():
     # constant frames: no variance, SSIM = (2ab + C1) / (a^2 + b^2 + C1) per channel
     pred = torch.stack([torch.full((12, 12), v) for v in (100.0, 200.0, 0.0)])
     gt = torch.stack([torch.full((12, 12), v) for v in (50.0, 200.0, 255.0)])
-    by_hand = ((2 * 100 * 50 + C1) / (100 ** 2 + 50 ** 2 + C1) + 1.0 + C1 / (255 ** 2 + C1)) / 3
+    by_hand = ((2 * 100 * 50 + C1) / (100**2 + 50**2 + C1) + 1.0 + C1 / (255**2 + C1)) / 3
     assert ssim(pred, gt).item() == pytest.approx(by_hand, rel=1e-12)
     # a 2x2 frame takes a 1x1 window: the per-pixel formula, averaged
     p2, g2 = torch.tensor([[[10.0, 20.0], [30.0, 40.0]]]).expand(3, 2, 2), torch.full((3, 2, 2), 20.0)
-    per_pixel = [(2 * v * 20 + C1) / (v ** 2 + 400 + C1) for v in (10, 20, 30, 40)]
+    per_pixel = [(2 * v * 20 + C1) / (v**2 + 400 + C1) for v in (10, 20, 30, 40)]
     assert ssim(p2, g2).item() == pytest.approx(sum(per_pixel) / 4, rel=1e-12)
 
 
@@ -85,6 +86,7 @@ def test_ssim_matches_an_independent_numpy_implementation(h, w, win):
 
 
 # -- CDC ------------------------------------------------------------------------------------------
+
 
 def test_histograms_round_and_clamp():
     x = torch.tensor([-3.0, 0.4, 0.6, 127.5, 254.6, 300.0]).view(1, 2, 3).expand(3, 2, 3)
@@ -129,8 +131,11 @@ def _feed(acc, items, h=2, w=2):
 
 def test_cdc_in_any_order_across_batches_and_ranks_through_json():
     whole, r0, r1 = VideoMetrics(), VideoMetrics(), VideoMetrics()
-    batches = [[("a", 3, FLAT[3:5])], [("a", 0, FLAT[0:2]), ("b", 0, [FLAT[0], FLAT[0]])],
-               [("a", 2, FLAT[2:3]), ("c", 0, FLAT[:1])]]
+    batches = [
+        [("a", 3, FLAT[3:5])],
+        [("a", 0, FLAT[0:2]), ("b", 0, [FLAT[0], FLAT[0]])],
+        [("a", 2, FLAT[2:3]), ("c", 0, FLAT[:1])],
+    ]
     for i, items in enumerate(batches):
         _feed(whole, items)
         _feed(r0 if i % 2 == 0 else r1, items)
@@ -147,6 +152,7 @@ def test_cdc_in_any_order_across_batches_and_ranks_through_json():
 
 # -- the warping error ----------------------------------------------------------------------------
 
+
 def _const_flow(u, v, h, w):
     return torch.stack([torch.full((h, w), float(u)), torch.full((h, w), float(v))])
 
@@ -155,7 +161,8 @@ def test_backward_warp_bilinear_by_hand():
     img = torch.arange(6, dtype=torch.float64).view(1, 1, 6).expand(1, 2, 6) / 10  # column x holds x / 10
     assert backward_warp(img, _const_flow(2, 0, 2, 6))[0, 0].tolist() == pytest.approx([0.2, 0.3, 0.4, 0.5, 0.5, 0.5])
     assert backward_warp(img, _const_flow(0.5, 0, 2, 6))[0, 1].tolist() == pytest.approx(
-        [0.05, 0.15, 0.25, 0.35, 0.45, 0.5])  # halfway between neighbours, the edge beyond
+        [0.05, 0.15, 0.25, 0.35, 0.45, 0.5]
+    )  # halfway between neighbours, the edge beyond
 
 
 def test_occlusion_by_hand():
@@ -177,7 +184,7 @@ def test_warp_error_of_a_known_translation_by_hand():
     pred = torch.zeros(3, h, w)
     nxt = (torch.arange(w, dtype=torch.float64) / 10).expand(3, h, w)
     # warped next = (x + 2) / 10 over x = 0..3; squared error summed / (3 channels x 4 x 3 pixels)
-    assert warp_error(pred, nxt, fw, bw) == pytest.approx((0.2 ** 2 + 0.3 ** 2 + 0.4 ** 2 + 0.5 ** 2) / 4)
+    assert warp_error(pred, nxt, fw, bw) == pytest.approx((0.2**2 + 0.3**2 + 0.4**2 + 0.5**2) / 4)
     moved = torch.roll(nxt, 2, dims=-1)  # the prediction moving with the content
     assert warp_error(nxt, moved, fw, bw) == pytest.approx(0.0, abs=1e-15)
     assert warp_error(pred, nxt, fw, torch.zeros_like(bw)) == 0.0  # all occluded: 0, as in Lai et al.'s code
@@ -198,7 +205,7 @@ def _moving_video(n: int, h: int = 32, w: int = 32, step: int = 2, seed: int = 3
     """n frames (n, 3, H, W) on 0-255 of one texture moving `step` px right per frame."""
     big = textured(h, w + step * n + 4, seed=seed)
     x0 = step * n
-    return torch.stack([torch.from_numpy(big[:, x0 - step * t:x0 - step * t + w]).permute(2, 0, 1) for t in range(n)])
+    return torch.stack([torch.from_numpy(big[:, x0 - step * t : x0 - step * t + w]).permute(2, 0, 1) for t in range(n)])
 
 
 def _update(acc, vid, start, gt, pred):
