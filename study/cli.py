@@ -134,6 +134,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="check the split's shard checksums (sha256, from the manifest) before reading",
     )
+    _add_stabilize(p)
     _add_overwrite(p)
     p.set_defaults(handler="study.evaluation.evaluate:main")
 

@@ -33,10 +33,11 @@ import torch
 
 from data_shards import outdir
 from models.checkpoint import load_checkpoint, unwrap
-from models.color import frames_to_lab
+from models.color import denormalize_l, frames_to_lab
 from models.errors import VidcolorError
 from models.gamut import check_temperature
 from models.model import Predictor
+from models.stabilize import check_strength, stabilize_clip
 from study.devices import autocast_dtype, resolve_device
 from study.evaluation.metrics import METRICS, FlowCache, VideoMetrics
 from study.remote import local_checkpoint
@@ -111,6 +112,7 @@ def evaluate_model(
     max_batches: int | None = None,
     progress: bool = False,
     baseline: VideoMetrics | None = None,
+    stabilize: float | None = None,
 ) -> dict[str, Any]:
     """One pass over an eval loader (`clip_loader` batches: frames uint8
     (B, T, H, W, 3), video_id, start, valid) -> `VideoMetrics.results()`:
@@ -120,7 +122,9 @@ def evaluate_model(
     video; the mean is the mean of the videos' ratios) and added_warp / added_cdc (warp_error, cdc
     over the gray's, minus 1); the gray rows have 1 and 0 there. ``baseline``: the gray
     accumulator of the same loader and ``max_batches`` from `gray_baseline` (the training loop
-    computes it once and reuses it every epoch); None computes it in this pass.
+    computes it once and reuses it every epoch); None computes it in this pass. ``stabilize``: the
+    strength of the `--stabilize` filter applied to each clip's predicted ab (`stabilize_clip`, flow
+    from the clip's own L, a fresh filter per clip as the model's state is), None for none.
 
     Each window (a whole clip from `clip_loader`) is colorized in order with the temporal state
     carried through it (`colorize_frames`), from an empty state per window. Under
@@ -142,7 +146,9 @@ def evaluate_model(
         for batch, valid in _scored_batches(loader, max_batches):
             frames = batch["frames"].to(device, non_blocking=True)  # uint8 (B, T, H, W, 3)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                _, ab = colorize_frames(model, frames, temperature)
+                l_norm, ab = colorize_frames(model, frames, temperature)
+            if stabilize is not None:
+                ab = stabilize_clips(l_norm, ab, stabilize)
             for ids, starts, part in _time_chunks(batch):  # the metrics' float64 work a few frames at a time
                 acc.update_frames(ids, starts, frames[:, part], ab[:, part], valid)
                 if gray is not None:
@@ -156,6 +162,14 @@ def evaluate_model(
     results["gray"] = {"videos": gray_results["videos"], "mean": gray_results["mean"]}
     results["seconds"] = time.perf_counter() - t0
     return results
+
+
+def stabilize_clips(l_norm: torch.Tensor, ab: torch.Tensor, strength: float) -> torch.Tensor:
+    """Each clip's predicted ab (B, T, 2, H, W) through the --stabilize filter, its flow computed
+    on the clip's 8-bit L (l_norm (B, T, 1, H, W)), as `vidcolor colorize --stabilize` does."""
+    gray = (denormalize_l(l_norm[:, :, 0].float()) * (255.0 / 100.0)).round().clamp(0, 255).to(torch.uint8).cpu()
+    out = [stabilize_clip(g, a.float().cpu(), strength) for g, a in zip(gray, ab)]
+    return torch.stack(out).to(ab.device)
 
 
 @torch.no_grad()
@@ -238,6 +252,7 @@ def evaluate_checkpoint(
     progress: bool = False,
     verify: bool = False,
     temperature: float | None = None,
+    stabilize: float | None = None,
 ) -> dict[str, Any]:
     """`evaluate_model` of a checkpoint folder on a split of a shard set, on `device` (default the
     first GPU, else the CPU; bf16 autocast on a GPU). Returns the document `vidcolor evaluate
@@ -247,9 +262,12 @@ def evaluate_checkpoint(
     yielded less; empty when complete) and ``verified``. ``verify``: check the split's shard
     checksums first (`ShardSet.verify`; an error names each damaged shard). ``temperature``: the
     annealed-mean T to decode with (default: the checkpoint's). ``batch_size``: clips per batch
-    (`clip_loader`: every frame of the split's whole clips, whatever the model's window)."""
+    (`clip_loader`: every frame of the split's whole clips, whatever the model's window).
+    ``stabilize``: the `--stabilize` strength (None: off), recorded in the document."""
     if batch_size < 1:
         raise VidcolorError(f"--batch-size must be at least 1, got {batch_size}")
+    if stabilize is not None:
+        stabilize = check_strength(stabilize, "--stabilize")
     if temperature is not None:
         check_temperature(temperature)
     device = resolve_device(device)
@@ -265,7 +283,13 @@ def evaluate_checkpoint(
         "evaluating %s on %s split %r (clips of %d, T=%.2f, %s)", checkpoint, shards, split, window, temperature, device
     )
     results = evaluate_model(
-        ckpt.model, loader, temperature, device, amp_dtype=autocast_dtype(device), progress=progress
+        ckpt.model,
+        loader,
+        temperature,
+        device,
+        amp_dtype=autocast_dtype(device),
+        progress=progress,
+        stabilize=stabilize,
     )
     if results["num_videos"] == 0:
         damage = "; ".join(s["message"] for s in loader.shortfalls)
@@ -275,6 +299,7 @@ def evaluate_checkpoint(
         "shards": str(shards),
         "split": split,
         "temperature": temperature,
+        "stabilize": stabilize,
         "device": str(device),
         "config": ckpt.config.to_dict(),
         "metrics": {k: {"better": v} for k, v in METRICS.items()},
@@ -303,7 +328,7 @@ def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUM
 
 def main(args: argparse.Namespace) -> int:
     """`vidcolor evaluate CKPT --shards DIR [--split test] [--json FILE] [--device D] [--batch-size N]
-    [--temperature T]`."""
+    [--temperature T] [--stabilize [STRENGTH]]`."""
     if args.json:  # before the work, which a bad path would otherwise lose
         outdir.check_file(args.json, "--json", getattr(args, "overwrite", False))
     doc = evaluate_checkpoint(
@@ -315,10 +340,12 @@ def main(args: argparse.Namespace) -> int:
         progress=True,
         verify=getattr(args, "verify", False),
         temperature=getattr(args, "temperature", None),
+        stabilize=getattr(args, "stabilize", None),
     )
+    stabilized = "" if doc["stabilize"] is None else f", --stabilize {doc['stabilize']:g}"
     print(
         f"{args.checkpoint} on {args.split} ({doc['num_videos']} videos, {doc['num_frames']} frames, "
-        f"T={doc['temperature']:g}, {doc['seconds']:.1f} s)"
+        f"T={doc['temperature']:g}{stabilized}, {doc['seconds']:.1f} s)"
     )
     print(video_table(doc))
     print(TABLE_LEGEND)
