@@ -12,7 +12,9 @@ scored on held-out real clips with color ground truth, beside the gray baseline.
    (+CDC, +warp), per experiment, and the gray row (ab = 0: the input as a viewer sees it). With
    ``--seeds N`` every experiment is trained N times (seeds 0 ... N-1): the tables of
    ``vidcolor experiments --seeds`` (mean ± sd over the seeds, and each experiment's paired
-   bootstrap interval against ``--reference``).
+   bootstrap interval against ``--reference``). Each experiment also gets a row ``expN+stab``: the
+   same models scored through ``vidcolor colorize --stabilize`` (``--stabilize S``, default 0.7;
+   ``--no-stabilize`` leaves them out).
 4. A contact sheet PNG per test clip (rows: frames; columns: the gray input, each experiment, the
    ground truth), colorized at the clips' own resolution as ``vidcolor colorize`` would.
 5. The black-and-white films (``DATA/legacy``) colorized by the experiment with the best validation
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models import DEFAULT_STABILIZE_STRENGTH
 from study.report import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,6 +158,15 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="comma-separated experiments (default all of EXPERIMENTS)")
     p.add_argument("--seeds", type=int, default=1, help="train each experiment N times, seeds 0 ... N-1 (default 1)")
     p.add_argument("--reference", default=None, help="the experiment the others are compared with (default exp1)")
+    p.add_argument(
+        "--stabilize",
+        type=float,
+        default=DEFAULT_STABILIZE_STRENGTH,
+        metavar="S",
+        help=f"strength of the expN+stab rows: each model scored through colorize --stabilize S "
+        f"(default {DEFAULT_STABILIZE_STRENGTH})",
+    )
+    p.add_argument("--no-stabilize", action="store_true", help="leave the expN+stab rows out")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more settings for every experiment")
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
@@ -196,6 +208,7 @@ def main(argv=None) -> int:
         overwrite=True,
         seeds=args.seeds,
         reference=args.reference,
+        stabilize=None if args.no_stabilize else args.stabilize,
     )  # its own runs
     train_s = time.monotonic() - t0
     n_clips = results["experiments"] and len(next(iter(results["experiments"].values()))["videos"])
@@ -205,7 +218,8 @@ def main(argv=None) -> int:
     )
     print(summary(results))
     print("[3/4] contact sheets" + (" (seed 0's models)" if args.seeds > 1 else ""))
-    checkpoints = {name: e["checkpoint"] for name, e in results["experiments"].items()}
+    # the sheet's frames are colorized one by one: a +stab row's filter has nothing to filter there
+    checkpoints = {name: e["checkpoint"] for name, e in results["experiments"].items() if not name.endswith("+stab")}
     sheets = [
         str(contact_sheet(clip, checkpoints, work / "sheets" / f"{clip.stem}.png"))
         for clip in sorted((data / "test").iterdir())

@@ -200,6 +200,9 @@ def _add_experiments(sub: argparse._SubParsersAction) -> None:
         help="the experiment the others are compared with (default exp1, else the first chosen)",
     )
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON (every seed's too)")
+    _add_stabilize(
+        p, "also score every experiment through the temporal filter of colorize --stabilize (rows expN+stab)"
+    )
     _add_overwrite(p)
     p.set_defaults(handler="study.experiments:main")
 
@@ -225,8 +228,9 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="study.colorize.command:main")
 
 
-def _add_stabilize(p: argparse.ArgumentParser) -> None:
+def _add_stabilize(p: argparse.ArgumentParser, what: str | None = None) -> None:
     """``--stabilize [STRENGTH]``: the flow-guided temporal filter of models.stabilize (None: off)."""
+    what = what or "filter the colors over time along the optical flow of the gray frames (less flicker)"
     p.add_argument(
         "--stabilize",
         type=float,
@@ -234,9 +238,8 @@ def _add_stabilize(p: argparse.ArgumentParser) -> None:
         const=DEFAULT_STABILIZE_STRENGTH,
         default=None,
         metavar="STRENGTH",
-        help="filter the colors over time along the optical flow of the gray "
-        "frames (less flicker), STRENGTH in [0, 1] (alone: "
-        f"{DEFAULT_STABILIZE_STRENGTH}, chosen on validation footage; default: off)",
+        help=f"{what}, STRENGTH in [0, 1] (alone: {DEFAULT_STABILIZE_STRENGTH}, chosen on validation footage; "
+        "default: off)",
     )
 
 

@@ -50,6 +50,7 @@ import numpy as np
 from data_shards import outdir
 from models.errors import VidcolorError
 from models.presets import get_preset
+from models.stabilize import check_strength
 from study.config.metric_names import METRICS
 from study.config.settings import apply_settings, parse_sets
 from study.config.train import TrainConfig
@@ -223,6 +224,24 @@ def run_experiment(
     }
 
 
+def stabilized(entry: Mapping[str, Any], test_shards: str, split: str, strength: float) -> dict[str, Any]:
+    """An experiment's entry (`run_experiment`) scored again through ``--stabilize strength``: the
+    same checkpoint and frames, the filter on each clip's predicted colors (`evaluate_checkpoint`);
+    ``val`` is None (the filter is not what validation chose)."""
+    t0 = time.monotonic()
+    figures = evaluate_checkpoint(entry["checkpoint"], test_shards, split=split, stabilize=strength)
+    return {
+        **entry,
+        "mean": figures["mean"],
+        "videos": figures["videos"],
+        "num_frames": figures["num_frames"],
+        "gray": figures.get("gray"),
+        "val": None,
+        "stabilize": strength,
+        "seconds": time.monotonic() - t0,
+    }
+
+
 def check_outputs(chosen: list[str], out: Path, overwrite: bool, seeds: int = 1) -> None:
     """Refuse, before anything trains, an ``OUT`` that cannot hold the runs, and a chosen
     experiment's run folder (`run_dir`: ``OUT/{name}``, or each ``OUT/{name}/seed{k}``) that holds
@@ -249,6 +268,7 @@ def run_experiments(
     overwrite: bool = False,
     seeds: int = 1,
     reference: str | None = None,
+    stabilize: float | None = None,
 ) -> dict[str, Any]:
     """Run the chosen experiments in chain order on one Ray (started here unless one is running),
     trained on `shards` and evaluated on `split` of `test_shards` (default `shards`); returns the
@@ -256,7 +276,11 @@ def run_experiments(
     entry}``. With ``overwrite`` a chosen experiment's earlier folder is deleted just before it is
     redone. With ``seeds`` N > 1 each experiment is trained N times (seeds 0 ... N-1, `run_dir`);
     its entry is `combine_seeds` of theirs, and ``differences`` holds each experiment's paired
-    bootstrap interval against ``reference`` (`differences`)."""
+    bootstrap interval against ``reference`` (`differences`). With ``stabilize`` (a `--stabilize`
+    strength) each experiment also gets a row ``{name}+stab``: the same models scored through the
+    temporal filter (`stabilized`)."""
+    if stabilize is not None:
+        stabilize = check_strength(stabilize, "--stabilize")
     out = Path(out).resolve()
     test_shards = test_shards or shards
     chosen = parse_only(only)
@@ -274,6 +298,7 @@ def run_experiments(
         "settings": dict(settings),
         "seeds": seeds,
         "reference": reference,
+        "stabilize": stabilize,
         "experiments": {},
     }
     started = init_ray()
@@ -300,6 +325,9 @@ def run_experiments(
                     )
                 )
             results["experiments"][name] = runs[0] if seeds == 1 else combine_seeds(runs)
+            if stabilize is not None:
+                steady = [stabilized(r, test_shards, split, stabilize) for r in runs]
+                results["experiments"][f"{name}+stab"] = steady[0] if seeds == 1 else combine_seeds(steady)
     finally:
         if started:
             ray.shutdown()
@@ -461,7 +489,8 @@ def summary(results: Mapping[str, Any]) -> str:
 
 def main(args) -> int:
     """``vidcolor experiments --shards DIR --out DIR [--test-shards DIR] [--split S] [--set K=V ...]
-    [--pretrained CKPT] [--only ...] [--seeds N] [--reference NAME] [--json FILE] [--overwrite]``."""
+    [--pretrained CKPT] [--only ...] [--seeds N] [--reference NAME] [--stabilize [S]] [--json FILE]
+    [--overwrite]``."""
     overwrite = getattr(args, "overwrite", False)
     if args.json:
         outdir.check_file(args.json, "--json", overwrite)  # before the work, which a bad path would lose
@@ -476,6 +505,7 @@ def main(args) -> int:
         overwrite=overwrite,
         seeds=getattr(args, "seeds", 1),
         reference=getattr(args, "reference", None),
+        stabilize=getattr(args, "stabilize", None),
     )
     trained_on = "" if results["test_shards"] == args.shards else f", trained on {args.shards}"
     print(

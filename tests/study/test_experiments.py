@@ -341,3 +341,31 @@ def test_experiments_refuse_bad_sets_before_ray(demo_shards, test_only, tmp_path
     with pytest.raises(VidcolorError, match=f"^--shards {demo_shards}: no 'nope' split for validation"):
         run_experiments(str(demo_shards), tmp_path / "run", ["val_split=nope"], test_shards=str(test_only))
     assert not (tmp_path / "run").exists()
+
+
+def test_stabilize_adds_a_row_per_experiment_on_the_same_models(demo_shards, tmp_path, monkeypatch):
+    """`experiments --stabilize S`: each experiment gets a row `{name}+stab`, the same checkpoint scored
+    through the filter on the same frames (its own figures, as `evaluate --stabilize` gives them), never
+    chosen on validation; a strength outside [0, 1] is refused before anything trains."""
+    import study.experiments
+    import study.train.launch
+    from study.experiments import run_experiments
+
+    def fake_training(experiment, train, shards, out, *, workers):
+        gamut = ABGamut(experiment.grid)
+        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
+        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
+
+    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
+    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
+    with pytest.raises(VidcolorError, match=r"--stabilize"):
+        run_experiments(str(demo_shards), tmp_path / "bad", ["size=tiny"], only="exp1", stabilize=1.5)
+    assert not (tmp_path / "bad").exists()
+
+    doc = run_experiments(str(demo_shards), tmp_path / "run", ["size=tiny", "epochs=1"], only="exp1", stabilize=0.7)
+    assert list(doc["experiments"]) == ["exp1", "exp1+stab"] and doc["stabilize"] == 0.7
+    plain, steady = doc["experiments"]["exp1"], doc["experiments"]["exp1+stab"]
+    assert steady["checkpoint"] == plain["checkpoint"] and steady["val"] is None and steady["stabilize"] == 0.7
+    assert steady["num_frames"] == plain["num_frames"] and steady["gray"]["mean"] == plain["gray"]["mean"]
+    direct = evaluate_checkpoint(plain["checkpoint"], str(demo_shards), split="test", stabilize=0.7)
+    assert steady["mean"] == direct["mean"]
