@@ -230,7 +230,8 @@ def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards,
     assert good.status == "TERMINATED" and good.epochs == 2
     assert worse.status == "STOPPED" and worse.epochs == 1  # ASHA: worse than the rung's best half
     assert worse.objective > good.objective
-    assert raising.status == "ERROR" and "window 10" in raising.error and raising.epochs == 0
+    assert raising.status == "ERROR" and "seq_len 9" in raising.error and raising.epochs == 0
+    assert "longer than the clips" in raising.error
     assert nan.status == "ERROR" and "NaN" in nan.error and nan.epochs == 0
     assert last.status in ("TERMINATED", "STOPPED") and last.epochs >= 1  # the study went on
 
