@@ -4,10 +4,11 @@ One run trains a colorizer (seed paper "Automatic Colorization of Videos"; Zhang
 "Colorful Image Colorization") under Ray Train's ``TorchTrainer``: DDP over the workers, a GPU per
 worker when asked (bf16 autocast), CPU otherwise. Each worker
 
-1. sets up (``_setup``): the configs, the shard set, the bin grid with the class-rebalancing
-   weights derived from the shard set's ab histogram, the model (from a pretrained trunk for
-   exp4/exp5), the optimizer, and the state of ``ray.train.get_checkpoint()`` when Ray restarts it
-   (worker or node failure, or a relaunched trial whose Train run has the same name);
+1. sets up (`study.train.run_state.setup_run`): the configs, the shard set, the bin grid with the
+   class-rebalancing weights derived from the shard set's ab histogram, the model (from a
+   pretrained trunk for exp4/exp5), the optimizer, and the state of ``ray.train.get_checkpoint()``
+   when Ray restarts it (worker or node failure, or a relaunched trial whose Train run has the same
+   name);
 2. trains one epoch (``_train_epoch``): windows of ``train_window`` frames (a whole stored clip for
    the ConvLSTM, its state carried through every frame as at inference and the gradient truncated
    every seq_len + 1 frames; 2 for an image model with the temporal loss; else 1) streamed with its
@@ -34,68 +35,22 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from models.errors import VidcolorError
-from study.train.optim_state import (
-    ema_avg_fn,
-    load_optimizer,
-    load_train_weights,
-    load_trained_only,
-    save_optimizer,
-    save_train_weights,
-)
-from study.train.ranks import RankContext, all_ranks, mean_over_ranks, rank_context
+from study.train.optim_state import save_optimizer, save_train_weights
+from study.train.ranks import all_ranks, mean_over_ranks, rank_context
+from study.train.run_state import TRAIN_STATE_FILE, Run, TrainingError, setup_run
 
 log = logging.getLogger(__name__)
 
-TRAIN_STATE_FILE = "train_state.json"
 ERROR_KEY = "vidcolor_error"
 # What each epoch reports (besides val_<metric> and best_<metric>) is listed in
 # study.config.metric_names.LOOP_METRICS, the names a study's objective may use: keep them in step.
 TRAIN_PG_KEY = "train_placement_group"  # rank 0 reports the id of the placement group it runs in
-
-
-class TrainingError(VidcolorError):
-    """A deterministic failure of the run (NaN loss, bad setting): retrying would not help."""
-
-
-@dataclass
-class _Run:
-    """What one worker's epochs share, built once by ``_setup``."""
-
-    ctx: RankContext
-    experiment: Any  # models.presets.ExperimentConfig
-    train: Any  # study.config.train.TrainConfig
-    shards: Any  # data_shards.reader.ShardSet
-    gamut: Any  # models.gamut.ABGamut
-    prior: torch.Tensor
-    weights: torch.Tensor | None  # rebalancing weights on the device, None without rebalancing
-    model: torch.nn.Module  # the plain model (checkpoints, validation)
-    ddp_model: torch.nn.Module  # what the steps call: DDP-wrapped under more than one rank
-    optimizer: torch.optim.Optimizer
-    local_mode: bool  # Ray Train's local mode: the reported checkpoint folder is kept as is
-    start_epoch: int = 0
-    best: float | None = None
-    gray: Any = None  # the validation split's gray baseline (study.evaluation.metrics.VideoMetrics), once
-    local_best: str | None = None  # local mode: the folder of the best checkpoint reported so far
-    ema: Any = None  # torch.optim.swa_utils.AveragedModel of `model` when train.ema > 0
-
-    @property
-    def evaluated(self) -> torch.nn.Module:
-        """What validation, checkpoints and inference use: the weight average, or the model."""
-        return self.model if self.ema is None else self.ema.module
-
-    def better(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        return value < self.best if self.train.mode == "min" else value > self.best
 
 
 def train_loop(config: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -104,7 +59,7 @@ def train_loop(config: Mapping[str, Any]) -> dict[str, Any] | None:
     message}`` on a deterministic failure (the same on every rank), else a summary."""
     ctx = rank_context()
     try:
-        run = _setup(config, ctx)
+        run = setup_run(config, ctx)
         return _fit(run)
     except VidcolorError as exc:
         # Raised the same way on every rank (config errors before any collective; NaN decided by
@@ -113,7 +68,7 @@ def train_loop(config: Mapping[str, Any]) -> dict[str, Any] | None:
         return {ERROR_KEY: str(exc)}
 
 
-def _fit(run: _Run) -> dict[str, Any]:
+def _fit(run: Run) -> dict[str, Any]:
     from data_shards.augment import Augment
     from data_shards.reader import train_loader
 
@@ -161,7 +116,7 @@ def _fit(run: _Run) -> dict[str, Any]:
     return {"epochs": tc.epochs, "best": run.best, "last": summary}
 
 
-def _placement_group(run: _Run) -> str | None:
+def _placement_group(run: Run) -> str | None:
     """The id (hex) of the placement group rank 0 runs in; None in local mode and on other ranks."""
     if run.local_mode or run.ctx.rank != 0:
         return None
@@ -170,133 +125,10 @@ def _placement_group(run: _Run) -> str | None:
     return ray.get_runtime_context().get_placement_group_id()
 
 
-# -- 1. setup and resume ---------------------------------------------------------------------------
-
-
-def _setup(config: Mapping[str, Any], ctx: RankContext) -> _Run:
-    from data_shards.reader import ShardSet
-    from models.gamut import ABGamut
-    from models.losses import loss_weights
-    from models.model import check_frame_size, create_model
-    from models.presets import ExperimentConfig
-    from study.config.train import TrainConfig
-
-    experiment = ExperimentConfig.from_dict(config["experiment"], "training loop config", ("experiment",))
-    tc = TrainConfig.from_dict(config["train"], "training loop config", ("train",))
-    if experiment.is_ensemble:
-        raise TrainingError(f"ensemble: {experiment.name} averages trained models and is not trained itself")
-    experiment.check_ready()
-    torch.manual_seed(tc.seed)
-
-    shards = ShardSet(config["shards"])
-    # checked on every rank before any collective: the checkpoint records it (a failure there,
-    # on rank 0 only, would leave the others waiting in ray.train.report)
-    check_frame_size(shards.size, f"shard set {shards.location}: size")
-    if experiment.window > shards.clip_len:  # the truncation window must fit in a training window (a clip)
-        raise TrainingError(
-            f"seq_len {experiment.seq_len}: window of seq_len + 1 = {experiment.window} frames is longer than "
-            f"the clips of {shards.location} ({shards.clip_len} frames)"
-        )
-    gamut = ABGamut(experiment.grid)
-    prior = gamut.prior_from_histogram(shards.ab_histogram())
-    weights = loss_weights(experiment.rebalance, gamut, prior, experiment.gamma)
-    model = create_model(experiment, gamut)
-    if experiment.pretrained:
-        _load_pretrained(model, experiment.pretrained)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    run = _Run(
-        ctx,
-        experiment,
-        tc,
-        shards,
-        gamut,
-        prior,
-        None if weights is None else weights.to(ctx.device),
-        model,
-        model,
-        optimizer,
-        local_mode=bool(config.get("local_mode")),
-    )
-    if tc.ema > 0:
-        from torch.optim.swa_utils import AveragedModel
-
-        run.ema = AveragedModel(model, multi_avg_fn=ema_avg_fn(tc.ema), use_buffers=True)
-    _resume(run)
-    model.to(ctx.device)
-    if run.ema is not None:
-        run.ema.to(ctx.device)
-    if ctx.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        run.ddp_model = DistributedDataParallel(
-            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
-        )
-    return run
-
-
-def _load_pretrained(model: torch.nn.Module, folder: str) -> None:
-    """Transfer learning (exp4, exp5): the colorizer trunk (and the head and ConvLSTM where they
-    fit) from a trained checkpoint (a folder, made absolute by the driver, or a URI), via
-    ``models.checkpoint.load_pretrained_trunk``."""
-    from models.checkpoint import load_pretrained_trunk
-    from study.remote import is_uri, local_checkpoint
-
-    if not is_uri(folder) and not Path(folder).exists():
-        raise TrainingError(f"pretrained: checkpoint folder {folder} does not exist")
-    with local_checkpoint(folder) as local:  # an s3:// checkpoint is fetched for the load
-        info = load_pretrained_trunk(model, local)
-    log.info(
-        "initialised from %s: %s trunk tensors, head %s, temporal %s",
-        folder,
-        info.get("trunk"),
-        info.get("head"),
-        info.get("temporal"),
-    )
-
-
-def _resume(run: _Run) -> None:
-    """Continue from Ray's checkpoint of this run, if it has one."""
-    import ray.train
-
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        return
-    with checkpoint.as_directory() as folder:
-        run.start_epoch, run.best = restore(folder, run.model, run.optimizer, run.ctx.device, run.ema)
-        resumed_metrics = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text()).get("metrics")
-    log.info("rank %d: resumed after epoch %d", run.ctx.rank, run.start_epoch)
-    if resumed_metrics:
-        # Report the checkpoint's epoch again (every rank, no checkpoint): if the failure came
-        # between saving it and the report reaching Tune, its metrics are not lost; a duplicate
-        # is harmless (the store keys epochs by number; ASHA's rungs by epoch).
-        ray.train.report({**{k: v for k, v in resumed_metrics.items() if v is not None}, "resumed": 1}, checkpoint=None)
-
-
-def restore(
-    folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, ema=None
-) -> tuple[int, float | None]:
-    """Load a training checkpoint's weights and optimizer state (and the weight average's, with
-    `ema`; without it, the trained weights a checkpoint made with one keeps beside the average);
-    returns (epochs done, best value)."""
-    from models.checkpoint import load_checkpoint
-
-    loaded = load_checkpoint(folder)
-    if ema is None:  # resumed without the average: go on with the trained weights where it kept them
-        if not load_trained_only(model, folder):
-            model.load_state_dict(loaded.model.state_dict())
-    elif not load_train_weights(model, ema, loaded.model, folder):
-        # a checkpoint made without the average: both start from its weights
-        model.load_state_dict(loaded.model.state_dict())
-        ema.module.load_state_dict(loaded.model.state_dict())
-    load_optimizer(optimizer, folder, device=device)
-    state = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text())
-    return int(state["epoch"]), state.get("best")
-
-
 # -- 2. one epoch ----------------------------------------------------------------------------------
 
 
-def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
+def _train_epoch(run: Run, loader, epoch: int) -> dict[str, float]:
     """One epoch of optimizer steps; the mean losses over ranks and the epoch's training time."""
     from models.color import frames_to_lab
     from models.losses import colorization_loss, downsample_ab
@@ -354,7 +186,7 @@ def _train_epoch(run: _Run, loader, epoch: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def _validate(run: _Run) -> dict[str, float]:
+def _validate(run: Run) -> dict[str, float]:
     """Validation metrics of this epoch, merged over ranks, keys prefixed ``val_``. Whole clips
     (`clip_loader`), the temporal state carried through each: every model of a study, whatever its
     window, is scored on the same frames (``val_frames``), and so is the gray baseline."""
@@ -383,7 +215,7 @@ def _validate(run: _Run) -> dict[str, float]:
     return metrics
 
 
-def _report(run: _Run, metrics: dict[str, Any], epoch: int, improved: bool) -> None:
+def _report(run: Run, metrics: dict[str, Any], epoch: int, improved: bool) -> None:
     """Every rank reports once per epoch; rank 0 attaches the checkpoint. Ray Train keeps the best
     by ``metric``; its local mode (``--workers 0``) ranks none and its result's checkpoint is the
     one of the last report, so there an epoch that did not improve reports the best folder again

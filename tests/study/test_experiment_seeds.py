@@ -12,13 +12,8 @@ from models.checkpoint import save_checkpoint
 from models.errors import VidcolorError
 from models.gamut import ABGamut
 from models.model import create_model
-from study.experiments import (
-    combine_seeds,
-    differences,
-    paired_bootstrap,
-    run_experiments,
-    summary,
-)
+from study.experiments import run_experiments, summary
+from study.seeds import combine_seeds, differences, paired_bootstrap
 
 NAN = float("nan")
 

@@ -13,7 +13,8 @@ import torch
 from models.errors import VidcolorError
 from models.flow import backward_warp, dis_flows, occlusion
 from study.evaluation.consistency import FlowCache, cdc, js_divergence, rgb_histograms, warp_error
-from study.evaluation.metrics import VideoMetrics, ssim
+from study.evaluation.frame_metrics import ssim
+from study.evaluation.metrics import VideoMetrics
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 LN2 = math.log(2.0)

@@ -9,15 +9,8 @@ import torch
 
 from models.color import frames_to_lab
 from models.errors import VidcolorError
-from study.evaluation.metrics import (
-    PSNR_CAP,
-    VideoMetrics,
-    colorfulness,
-    psnr,
-    rmse_ab,
-    rmse_rgb,
-    temporal_error,
-)
+from study.evaluation.frame_metrics import PSNR_CAP, colorfulness, psnr, rmse_ab, rmse_rgb, temporal_error
+from study.evaluation.metrics import VideoMetrics
 
 
 def const(value, channels=3, h=4, w=4):

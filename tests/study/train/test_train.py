@@ -16,8 +16,9 @@ from models.model import create_model
 from models.presets import get_preset
 from study.config.train import TrainConfig
 from study.train.launch import Placement, make_trainer, raise_for_error
-from study.train.loop import TRAIN_STATE_FILE, TrainingError, restore
+from study.train.loop import TRAIN_STATE_FILE, TrainingError
 from study.train.optim_state import TRAIN_WEIGHTS_FILE, load_optimizer, save_optimizer
+from study.train.run_state import restore
 
 pytestmark = pytest.mark.timeout(300)
 
