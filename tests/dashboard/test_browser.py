@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -236,6 +237,20 @@ def rater_server(fx, tmp_path):
         yield base, info, token
 
 
+def _media_sizes(videos, tries: int = 3) -> list[int]:
+    """Byte sizes of the files the page's videos play. A Streamlit rerun (a busy machine can delay
+    the fetch past one) replaces the media URLs and the old ones answer 404: read them again."""
+    for attempt in range(tries):
+        srcs = videos.evaluate_all("vs => vs.map(v => v.currentSrc || v.src)")
+        assert len(srcs) == 2, f"expected the pair's two videos, found {len(srcs)}"
+        try:
+            return [len(urllib.request.urlopen(s, timeout=10).read()) for s in srcs]
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404 or attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _body(page) -> str:
     return page.locator("[data-testid='stApp']").inner_text()
 
@@ -276,8 +291,7 @@ def test_invite_practice_votes_display_limit_and_end(rater_server):
             assert not [s for s in _secrets(info) if s in text]
             videos = page.locator("video")
             page.wait_for_function("() => document.querySelectorAll('video').length == 2", timeout=20_000)
-            srcs = videos.evaluate_all("vs => vs.map(v => v.currentSrc || v.src)")
-            sizes.append([len(urllib.request.urlopen(s, timeout=10).read()) for s in srcs])
+            sizes.append(_media_sizes(videos))
             if step == 2:  # the display limit: after DISPLAY_S the clips are gone from the page
                 SCREENS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SCREENS / "rater_pair.png"))
