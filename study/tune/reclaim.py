@@ -57,14 +57,18 @@ class RayGroups:
         import ray
         from ray.util.state import list_actors, list_placement_groups
 
-        job = ray.get_runtime_context().get_job_id()
+        context = ray.get_runtime_context()
+        job = context.get_job_id()
+        # this driver's own cluster: without an address the state API searches the host and refuses
+        # when it finds more than one Ray (a second study, a benchmark), or finds none off-host
+        address = context.gcs_address
         groups = [
             g
-            for g in list_placement_groups(detail=True, limit=10_000, raise_on_missing_output=False)
+            for g in list_placement_groups(address=address, detail=True, limit=10_000, raise_on_missing_output=False)
             if g.creator_job_id == job
         ]
         actors: dict[str, list[str]] = {}
-        for a in list_actors(detail=True, limit=10_000, raise_on_missing_output=False):
+        for a in list_actors(address=address, detail=True, limit=10_000, raise_on_missing_output=False):
             if a.placement_group_id and a.state != "DEAD":
                 actors.setdefault(a.placement_group_id, []).append(a.class_name)
         return [

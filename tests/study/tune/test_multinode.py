@@ -108,7 +108,9 @@ def test_study_survives_losing_a_worker_node(ray_cluster, ray_tools, demo_shards
             reported = trials[(trials.status == "RUNNING") & (trials.epochs >= 1)]
             if reported.empty:
                 continue
-            on_node = list_actors(filters=[("node_id", "=", node_id), ("state", "=", "ALIVE")])
+            on_node = list_actors(
+                address=ray_cluster.address, filters=[("node_id", "=", node_id), ("state", "=", "ALIVE")]
+            )
             ours = [
                 a.class_name for a in on_node if a.class_name in ("RayTrainWorker", "ImplicitFunc", "TrainController")
             ]
