@@ -182,7 +182,13 @@ def _add_experiments(sub: argparse._SubParsersAction) -> None:
         help="workspace: one run folder OUT/expN per experiment; those of "
         "experiments not chosen are kept (and used); --overwrite deletes a chosen one's before it runs",
     )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every experiment; expN.KEY=VALUE for expN alone (e.g. exp5.batch_size=1)",
+    )
     p.add_argument("--pretrained", default=None, help="checkpoint for exp4 - exp6 (default: the exp2 model)")
     p.add_argument("--only", default=None, help="comma list, e.g. exp1,exp2,exp3")
     p.add_argument(

@@ -86,6 +86,25 @@ def parse_only(text: str | None) -> list[str]:
     return [e for e in EXPERIMENTS if e in names]
 
 
+def scoped_settings(settings: Mapping[str, str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """``--set KEY=VALUE`` (every experiment) and ``--set expN.KEY=VALUE`` (expN alone, over the
+    former) -> (common, {expN: its own}); a scope that is not an experiment is refused, naming it."""
+    common: dict[str, str] = {}
+    own: dict[str, dict[str, str]] = {}
+    for key, value in settings.items():
+        scope, dot, name = key.partition(".")
+        if not dot:
+            common[key] = value
+        elif scope in EXPERIMENTS and name:
+            own.setdefault(scope, {})[name] = value
+        else:
+            raise VidcolorError(
+                f"--set {key}={value}: a setting for one experiment is expN.KEY=VALUE with expN one of "
+                f"{', '.join(EXPERIMENTS)}, got scope {scope!r}"
+            )
+    return common, own
+
+
 def run_dir(out: Path, name: str, seed: int = 0, seeds: int = 1) -> Path:
     """Experiment `name`'s run folder: ``OUT/{name}``, or ``OUT/{name}/seed{k}`` with ``--seeds`` N > 1."""
     return out / name if seeds == 1 else out / name / f"seed{seed}"
@@ -131,16 +150,22 @@ def check_inputs(chosen: list[str], out: Path, pretrained: str | None, seeds: in
                     raise VidcolorError(f"{why} needs {need}'s model: run it too (--only ...,{need}) or keep {kept}")
 
 
-def check_shard_sets(chosen: list[str], settings: Mapping[str, str], shards: str, test_shards: str, split: str) -> None:
-    """Refuse, before Ray starts, a training set without the splits training reads (when a chosen
-    experiment trains) and a test set without `split`."""
+def check_shard_sets(
+    chosen: list[str], settings: Mapping[str, Mapping[str, str]], shards: str, test_shards: str, split: str
+) -> None:
+    """Refuse, before Ray starts, a chosen experiment's bad settings (``settings``: {name: its
+    settings}, `scoped_settings` merged; "": the common ones), a training set without the splits training reads (when
+    a chosen experiment trains) and a test set without `split`."""
     from data_shards.reader import ShardSet
     from study.train.launch import check_training_splits
 
-    trained = [name for name in chosen if name != "exp3"]
-    if trained:
-        _, train = apply_settings(get_preset(trained[0]), TrainConfig(), settings)
-        check_training_splits(ShardSet(shards), train, f"--shards {shards}")
+    shard_set = None
+    for name in chosen:
+        if name != "exp3":
+            apply_settings(get_preset(name), TrainConfig(), settings.get("", {}))  # a common setting's error: --set
+            _, train = apply_settings(get_preset(name), TrainConfig(), settings[name], f"--set (for {name})")
+            shard_set = shard_set or ShardSet(shards)
+            check_training_splits(shard_set, train, f"--shards {shards}")
     open_split(test_shards, split)
 
 
@@ -270,10 +295,14 @@ def run_experiments(
     test_shards = test_shards or shards
     chosen = parse_only(only)
     settings = parse_sets(sets)
-    reference = check_seeds(seeds, settings, chosen, reference)
+    common, own = scoped_settings(settings)
+    each = {"": common} | {name: {**common, **own.get(name, {})} for name in chosen}
+    for name in chosen:
+        check_seeds(seeds, each[name], chosen, reference)
+    reference = check_seeds(seeds, common, chosen, reference)
     check_outputs(chosen, out, overwrite, seeds)
     check_inputs(chosen, out, pretrained, seeds)
-    check_shard_sets(chosen, settings, shards, test_shards, split)
+    check_shard_sets(chosen, each, shards, test_shards, split)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "shards": shards,
@@ -298,7 +327,7 @@ def run_experiments(
                 runs.append(
                     run_experiment(
                         name,
-                        settings,
+                        each[name],
                         shards,
                         out,
                         pretrained=pretrained,

@@ -158,3 +158,34 @@ def test_seeds_train_into_their_folders_chained_by_seed(demo_shards, tmp_path, m
     # again: each seed's folder holds a run now, refused without --overwrite
     assert main([*base, "--only", "exp1", "--seeds", "2"]) == 2
     assert f"--out {out / 'exp1' / 'seed0'}: exists" in capsys.readouterr().err
+
+
+def test_settings_for_one_experiment_apply_to_it_alone(demo_shards, tmp_path, monkeypatch):
+    """``--set expN.KEY=VALUE`` reaches expN's training alone, over the common ``--set``; a scope that is
+    not an experiment, or a bad value in one, is refused naming it, before anything trains."""
+    import study.experiments
+    import study.train.launch
+    from study.experiments import scoped_settings
+
+    assert scoped_settings({"epochs": "2", "exp5.batch_size": "1", "exp2.lr": "0.01"}) == (
+        {"epochs": "2"},
+        {"exp5": {"batch_size": "1"}, "exp2": {"lr": "0.01"}},
+    )
+    with pytest.raises(VidcolorError, match=r"^--set exp9\.lr=1: .* expN one of exp1, .*, got scope 'exp9'$"):
+        scoped_settings({"exp9.lr": "1"})
+    seen = {}
+
+    def fake_training(experiment, train, shards, out, *, workers):
+        seen[experiment.name] = train.batch_size
+        gamut = ABGamut(experiment.grid)
+        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
+        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
+
+    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
+    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
+    sets = ["size=tiny", "grid=40", "batch_size=4", "exp4.batch_size=2"]
+    run_experiments(str(demo_shards), tmp_path / "run", sets, only="exp1,exp2,exp4", workers=0)
+    assert seen == {"exp1": 4, "exp2": 4, "exp4": 2}
+    with pytest.raises(VidcolorError, match=r"^--set \(for exp4\): field batch_size: must be > 0, got 0$"):
+        run_experiments(str(demo_shards), tmp_path / "bad", ["size=tiny", "exp4.batch_size=0"], only="exp2,exp4")
+    assert not (tmp_path / "bad").exists()
