@@ -221,6 +221,9 @@ def main(argv=None) -> int:
         f"(default {DEFAULT_STABILIZE_STRENGTH})",
     )
     p.add_argument("--no-stabilize", action="store_true", help="leave the expN+stab rows out")
+    p.add_argument(
+        "--rescore", action="store_true", help="train nothing: score the runs already in the work folder again"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more settings for every experiment")
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
@@ -268,6 +271,7 @@ def main(argv=None) -> int:
         seeds=args.seeds,
         reference=args.reference,
         stabilize=None if args.no_stabilize else args.stabilize,
+        rescore=args.rescore,
     )  # its own runs
     train_s = time.monotonic() - t0
     n_clips = results["experiments"] and len(next(iter(results["experiments"].values()))["videos"])

@@ -210,6 +210,12 @@ def _add_experiments(sub: argparse._SubParsersAction) -> None:
         p, "also score every experiment through the temporal filter of colorize --stabilize (rows expN+stab)"
     )
     _add_overwrite(p)
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="train nothing: score the chosen experiments' checkpoints already in OUT again "
+        "(another test set, or after a change of the metrics)",
+    )
     p.set_defaults(handler="study.experiments:main")
 
 

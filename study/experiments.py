@@ -37,6 +37,7 @@ experiment is redone and replaces the JSON file whole.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -53,6 +54,7 @@ from study.evaluation.evaluate import GRAY, evaluate_checkpoint, open_split
 from study.ray_runtime import init_ray
 from study.report import fmt, format_table, write_json
 from study.seeds import combine_seeds, differences, seeds_summary
+from study.train.run_state import TRAIN_STATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -198,18 +200,24 @@ def run_experiment(
     test_shards: str | None = None,
     seed: int = 0,
     seeds: int = 1,
+    rescore: bool = False,
 ) -> dict[str, Any]:
     """Train (1, 2, 4, 5, 6) on `shards` or assemble (3) one experiment into its `run_dir` and
     evaluate its best checkpoint on `split` of `test_shards` (default `shards`); returns its entry
     of the figures. With ``seeds`` > 1 this is seed `seed`'s run (TrainConfig.seed), in
-    ``OUT/{name}/seed{seed}``, chained to the same seed's exp1 and exp2."""
+    ``OUT/{name}/seed{seed}``, chained to the same seed's exp1 and exp2. With ``rescore`` nothing
+    trains: the checkpoint already in the run folder is evaluated (`rescored`)."""
     from study.train.launch import run_training
 
     t0 = time.monotonic()
     if seeds > 1:
         settings = {**settings, "seed": str(seed)}
     experiment, train = apply_settings(get_preset(name), TrainConfig(), settings)
-    if name == "exp3":
+    config, train_config = experiment.to_dict(), train.to_dict()
+    if rescore and name != "exp3":
+        folder = best_dir(out, name, seed, seeds)
+        config, train_config, val = trained_as(folder)
+    elif name == "exp3":
         members = [best_dir(out, "exp1", seed, seeds), best_dir(out, "exp2", seed, seeds)]
         folder = build_ensemble(members, best_dir(out, name, seed, seeds))
         val = None
@@ -223,8 +231,8 @@ def run_experiment(
     log.info("%s: %s", name, figures["mean"])
     return {
         "checkpoint": str(folder),
-        "config": experiment.to_dict(),
-        "train": train.to_dict(),
+        "config": config,
+        "train": train_config,
         "mean": figures["mean"],
         "videos": figures["videos"],
         "num_frames": figures["num_frames"],
@@ -232,6 +240,16 @@ def run_experiment(
         "val": val,
         "seconds": time.monotonic() - t0,
     }
+
+
+def trained_as(folder: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """A trained checkpoint folder's (experiment config, training config, validation metrics of its
+    epoch), as its training recorded them (``config.json``, ``train_state.json``): what ``--rescore``
+    reports beside the new figures."""
+    meta = json.loads((folder / "config.json").read_text())
+    state = folder / TRAIN_STATE_FILE
+    val = json.loads(state.read_text()).get("metrics") if state.is_file() else None
+    return meta["config"], (meta.get("extra") or {}).get("train"), val
 
 
 def stabilized(entry: Mapping[str, Any], test_shards: str, split: str, strength: float) -> dict[str, Any]:
@@ -265,6 +283,16 @@ def check_outputs(chosen: list[str], out: Path, overwrite: bool, seeds: int = 1)
             check_run_folder(run_dir(out, name, seed, seeds), overwrite=overwrite)
 
 
+def check_trained(chosen: list[str], out: Path, seeds: int = 1) -> None:
+    """``--rescore``: refuse, before anything is scored, a chosen experiment (exp3 aside: it is
+    assembled again) whose checkpoint is not in ``OUT`` for every seed, naming the folder."""
+    for name in chosen:
+        for seed in range(seeds):
+            folder = best_dir(out, name, seed, seeds)
+            if name != "exp3" and not (folder / "config.json").is_file():
+                raise VidcolorError(f"--rescore: {name} has no trained checkpoint in {folder}: train it first")
+
+
 def run_experiments(
     shards: str,
     out: str | Path,
@@ -279,6 +307,7 @@ def run_experiments(
     seeds: int = 1,
     reference: str | None = None,
     stabilize: float | None = None,
+    rescore: bool = False,
 ) -> dict[str, Any]:
     """Run the chosen experiments in chain order on one Ray (started here unless one is running),
     trained on `shards` and evaluated on `split` of `test_shards` (default `shards`); returns the
@@ -288,7 +317,10 @@ def run_experiments(
     its entry is `combine_seeds` of theirs, and ``differences`` holds each experiment's paired
     bootstrap interval against ``reference`` (`differences`). With ``stabilize`` (a `--stabilize`
     strength) each experiment also gets a row ``{name}+stab``: the same models scored through the
-    temporal filter (`stabilized`)."""
+    temporal filter (`stabilized`). With ``rescore`` nothing trains and Ray does not start: each
+    chosen experiment's checkpoint already in ``OUT`` (every seed's) is evaluated again, with the
+    configs and validation figures its training recorded (`trained_as`); exp3 is assembled again
+    from them."""
     if stabilize is not None:
         stabilize = check_strength(stabilize, "--stabilize")
     out = Path(out).resolve()
@@ -300,7 +332,10 @@ def run_experiments(
     for name in chosen:
         check_seeds(seeds, each[name], chosen, reference)
     reference = check_seeds(seeds, common, chosen, reference)
-    check_outputs(chosen, out, overwrite, seeds)
+    if rescore:
+        check_trained(chosen, out, seeds)
+    else:
+        check_outputs(chosen, out, overwrite, seeds)
     check_inputs(chosen, out, pretrained, seeds)
     check_shard_sets(chosen, each, shards, test_shards, split)
     out.mkdir(parents=True, exist_ok=True)
@@ -315,15 +350,14 @@ def run_experiments(
         "stabilize": stabilize,
         "experiments": {},
     }
-    started = init_ray()
-    import ray
+    started = False if rescore else init_ray()
 
     try:
         for name in chosen:
             runs = []
             for seed in range(seeds):
-                # checked above: new, empty, or an earlier run to replace
-                outdir.empty_folder(run_dir(out, name, seed, seeds))
+                if not rescore or name == "exp3":  # checked above: new, empty, or an earlier run to replace
+                    outdir.empty_folder(run_dir(out, name, seed, seeds))
                 runs.append(
                     run_experiment(
                         name,
@@ -336,6 +370,7 @@ def run_experiments(
                         test_shards=test_shards,
                         seed=seed,
                         seeds=seeds,
+                        rescore=rescore,
                     )
                 )
             results["experiments"][name] = runs[0] if seeds == 1 else combine_seeds(runs)
@@ -344,6 +379,8 @@ def run_experiments(
                 results["experiments"][f"{name}+stab"] = steady[0] if seeds == 1 else combine_seeds(steady)
     finally:
         if started:
+            import ray
+
             ray.shutdown()
     if seeds > 1:
         results["differences"] = differences(results["experiments"], reference)
@@ -373,7 +410,7 @@ def summary(results: Mapping[str, Any]) -> str:
 def main(args) -> int:
     """``vidcolor experiments --shards DIR --out DIR [--test-shards DIR] [--split S] [--set K=V ...]
     [--pretrained CKPT] [--only ...] [--seeds N] [--reference NAME] [--stabilize [S]] [--json FILE]
-    [--overwrite]``."""
+    [--overwrite] [--rescore]``."""
     overwrite = getattr(args, "overwrite", False)
     if args.json:
         outdir.check_file(args.json, "--json", overwrite)  # before the work, which a bad path would lose
@@ -386,6 +423,7 @@ def main(args) -> int:
         split=args.split,
         test_shards=args.test_shards,
         overwrite=overwrite,
+        rescore=getattr(args, "rescore", False),
         seeds=getattr(args, "seeds", 1),
         reference=getattr(args, "reference", None),
         stabilize=getattr(args, "stabilize", None),

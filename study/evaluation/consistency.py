@@ -51,13 +51,18 @@ def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return 0.5 * kl(p) + 0.5 * kl(q)
 
 
-def cdc(histograms: Mapping[int, torch.Tensor]) -> float:
+def cdc(histograms: Mapping[int, torch.Tensor], runs: Mapping[int, int] | None = None) -> float:
     """TCVC's Color Distribution Consistency of one video from frame index -> (3, 256) histogram:
     for each s of CDC_STEPS the mean over the pairs (t, t+s) present and the 3 channels of the
-    JS divergence, then the mean over the steps that have a pair (NaN when none has)."""
+    JS divergence, then the mean over the steps that have a pair (NaN when none has). ``runs``
+    (frame -> run): only pairs of frames of the same run count (None: all pairs)."""
     per_step = []
+
+    def same_run(a: int, b: int) -> bool:
+        return runs is None or runs.get(a) == runs.get(b)
+
     for s in CDC_STEPS:
-        pairs = [(f, f + s) for f in sorted(histograms) if f + s in histograms]
+        pairs = [(f, f + s) for f in sorted(histograms) if f + s in histograms and same_run(f, f + s)]
         if pairs:
             p = torch.stack([torch.as_tensor(histograms[a]) for a, _ in pairs])
             q = torch.stack([torch.as_tensor(histograms[b]) for _, b in pairs])

@@ -16,7 +16,11 @@ video's ``rmse_ratio`` = model rmse_rgb / gray rmse_rgb (below 1 beats doing not
 Every model is scored on the same frames: `clip_loader` reads whole clips (the shard set's
 ``clip_len`` frames) whatever the model's window, and `colorize_frames` carries a temporal model's
 state through each clip as ``vidcolor colorize`` carries it through a film, so a context model's
-first frames are scored too and trials of any ``seq_len`` are ranked on one set of frames.
+first frames are scored too and trials of any ``seq_len`` are ranked on one set of frames. Each
+clip starts from an empty state (and a fresh `--stabilize` filter), so the pair metrics
+(temporal_error, warp_error, cdc, and the added_* of the model and the gray rows alike) pair only
+frames of the same clip: the restart between two clips of a video, which colorize never makes
+inside a film, is not scored as the model's flicker.
 """
 
 from __future__ import annotations
@@ -149,10 +153,11 @@ def evaluate_model(
                 l_norm, ab = colorize_frames(model, frames, temperature)
             if stabilize is not None:
                 ab = stabilize_clips(l_norm, ab, stabilize)
+            runs = batch["start"]  # each clip was colorized from an empty state: its frames are a run
             for ids, starts, part in _time_chunks(batch):  # the metrics' float64 work a few frames at a time
-                acc.update_frames(ids, starts, frames[:, part], ab[:, part], valid)
+                acc.update_frames(ids, starts, frames[:, part], ab[:, part], valid, runs)
                 if gray is not None:
-                    gray.update_frames(ids, starts, frames[:, part], torch.zeros_like(ab[:, part]), valid)
+                    gray.update_frames(ids, starts, frames[:, part], torch.zeros_like(ab[:, part]), valid, runs)
             flows.clear()
     finally:
         model.train(was_training)
@@ -181,7 +186,7 @@ def gray_baseline(loader: Iterable[Mapping[str, Any]], *, max_batches: int | Non
         for ids, starts, part in _time_chunks(batch):
             frames = batch["frames"][:, part]
             zeros = torch.zeros((*frames.shape[:2], 2, *frames.shape[2:4]), dtype=torch.float32)
-            gray.update_frames(ids, starts, frames, zeros, valid)
+            gray.update_frames(ids, starts, frames, zeros, valid, batch["start"])
     return _gather(gray)
 
 

@@ -88,6 +88,7 @@ class _Video:
     warp_pairs: int = 0  # pairs with a flow (frames of at least FLOW_MIN_SIZE)
     warp_sum: float = 0.0
     histograms: dict[int, torch.Tensor] = field(default_factory=dict)  # frame -> (3, 256) int32, for cdc
+    runs: dict[int, int] = field(default_factory=dict)  # frame -> its run (`VideoMetrics.update`'s ``runs``)
     seen: set[int] = field(default_factory=set)
     pending: dict[int, _Frame] = field(default_factory=dict)
 
@@ -118,10 +119,11 @@ class VideoMetrics:
         frames: torch.Tensor,
         pred_ab: torch.Tensor,
         valid: torch.Tensor | Sequence[bool] | None = None,
+        runs: torch.Tensor | Sequence[int] | None = None,
     ) -> None:
         """One eval batch: `frames` uint8 (B, T, H, W, 3) ground truth, `pred_ab` (B, T, 2, H, W)
         predicted ab at full size, `starts` (B,) index of each window's first frame in its video.
-        The prediction is rendered with the ground truth's L."""
+        The prediction is rendered with the ground truth's L. ``runs``: as in `update`."""
         if (
             frames.dim() != 5
             or pred_ab.dim() != 5
@@ -136,7 +138,7 @@ class VideoMetrics:
         l_norm, gt_ab = frames_to_lab(frames)  # (B, T, 1, H, W), (B, T, 2, H, W)
         pred_rgb = lab_to_rgb(torch.cat((denormalize_l(l_norm), pred_ab.to(l_norm.dtype)), dim=2)) * 255.0
         gt_rgb = frames.movedim(-1, 2).to(pred_rgb.dtype)  # the true pixels, not a Lab round trip
-        self.update(video_ids, starts, pred_rgb, gt_rgb, pred_ab, gt_ab, valid)
+        self.update(video_ids, starts, pred_rgb, gt_rgb, pred_ab, gt_ab, valid, runs)
 
     @torch.no_grad()
     def update(
@@ -148,9 +150,16 @@ class VideoMetrics:
         pred_ab: torch.Tensor,
         gt_ab: torch.Tensor,
         valid: torch.Tensor | Sequence[bool] | None = None,
+        runs: torch.Tensor | Sequence[int] | None = None,
     ) -> None:
         """One batch of windows: RGB on 0-255 (B, T, 3, H, W), ab (B, T, 2, H, W); window b holds
-        frames starts[b] ... starts[b] + T - 1 of video video_ids[b]; rows with valid False are padding."""
+        frames starts[b] ... starts[b] + T - 1 of video video_ids[b]; rows with valid False are padding.
+
+        ``runs`` (B,): the run each window's frames belong to, for example the first frame of the
+        clip a model colorized from an empty state (`evaluate_model` passes the clips' starts): the
+        pair metrics (temporal_error, warp_error, cdc) pair only frames of the same run, so a
+        model's restart between two clips (which `vidcolor colorize` never makes inside a film) is
+        not scored as flicker. None: a video's frames form one run."""
         B, T = pred_rgb.shape[:2]
         if (
             len(video_ids) != B
@@ -163,6 +172,9 @@ class VideoMetrics:
                 f"{tuple(pred_rgb.shape)}/{tuple(gt_rgb.shape)}, ab {tuple(pred_ab.shape)}/{tuple(gt_ab.shape)}"
             )
         starts = [int(s) for s in (starts.tolist() if isinstance(starts, torch.Tensor) else starts)]
+        runs = [0] * B if runs is None else [int(r) for r in (runs.tolist() if torch.is_tensor(runs) else runs)]
+        if len(runs) != B:
+            raise VidcolorError(f"VideoMetrics.update: {len(runs)} runs for a batch of {B} windows")
         keep = (
             [True] * B
             if valid is None
@@ -193,6 +205,7 @@ class VideoMetrics:
                 for k in _SUMS:
                     video.sums[k] += per_frame[k][b][t]
                 video.histograms[f] = hists[b, t].clone()
+                video.runs[f] = runs[b]
                 frame = _Frame(
                     pred_ab_cpu[b, t].clone(), gt_ab_cpu[b, t].clone(), pred_u8[b, t].clone(), gt_luma[b, t].clone()
                 )  # copies: a view would keep the whole batch alive
@@ -203,7 +216,7 @@ class VideoMetrics:
     def _pair(self, video_id: str, video: _Video, f: int, frame: _Frame) -> None:
         """Score f against its neighbours seen so far; keep f only while a neighbour is missing."""
         for other in (f - 1, f + 1):
-            if other in video.pending:
+            if other in video.pending and video.runs[other] == video.runs[f]:
                 first, second = (video.pending[other], frame) if other < f else (frame, video.pending[other])
                 video.temporal_sum += float(temporal_error(first.pred_ab, second.pred_ab, first.gt_ab, second.gt_ab))
                 video.pairs += 1
@@ -231,6 +244,7 @@ class VideoMetrics:
                 "warp_sum": v.warp_sum,
                 **v.sums,
                 "histograms": {f: h.tolist() for f, h in v.histograms.items()},
+                "runs": dict(v.runs),
             }
             for vid, v in self._videos.items()
         }
@@ -254,6 +268,7 @@ class VideoMetrics:
                     if int(f) in v.histograms:
                         raise VidcolorError(f"VideoMetrics.merge: frame {f} of video {vid!r} is in two states")
                     v.histograms[int(f)] = torch.tensor(h, dtype=torch.int32)
+                v.runs.update({int(f): int(r) for f, r in s.get("runs", {}).items()})
         return out
 
     def per_video(self, baseline: VideoMetrics | None = None) -> list[dict[str, Any]]:
@@ -273,14 +288,14 @@ class VideoMetrics:
             row["colorfulness_ratio"] = row["colorfulness_pred"] / cf_gt if cf_gt > COLORFULNESS_MIN else math.nan
             row["colorfulness_gap"] = abs(row["colorfulness_ratio"] - 1.0)
             row["temporal_error"] = v.temporal_sum / v.pairs if v.pairs else math.nan
-            row["cdc"] = cdc(v.histograms)
+            row["cdc"] = cdc(v.histograms, v.runs)
             row["warp_error"] = v.warp_sum / v.warp_pairs if v.warp_pairs else math.nan
             base = baseline._videos.get(vid) if baseline is not None else None
             base_rmse = base.sums["rmse_rgb"] / base.frames if base is not None and base.frames else 0.0
             row["rmse_ratio"] = row["rmse_rgb"] / base_rmse if base_rmse > 0 else math.nan
             base_warp = base.warp_sum / base.warp_pairs if base is not None and base.warp_pairs else math.nan
             row["added_warp"] = _added(row["warp_error"], base_warp)
-            row["added_cdc"] = _added(row["cdc"], cdc(base.histograms) if base is not None else math.nan)
+            row["added_cdc"] = _added(row["cdc"], cdc(base.histograms, base.runs) if base is not None else math.nan)
             rows.append(row)
         return rows
 

@@ -240,15 +240,19 @@ def rater_server(fx, tmp_path):
 def _media_sizes(videos, tries: int = 3) -> list[int]:
     """Byte sizes of the files the page's videos play. A Streamlit rerun (a busy machine can delay
     the fetch past one) replaces the media URLs and the old ones answer 404: read them again."""
-    for attempt in range(tries):
+
+    def fetch() -> list[int]:
         srcs = videos.evaluate_all("vs => vs.map(v => v.currentSrc || v.src)")
         assert len(srcs) == 2, f"expected the pair's two videos, found {len(srcs)}"
+        return [len(urllib.request.urlopen(s, timeout=10).read()) for s in srcs]
+
+    for _ in range(tries - 1):
         try:
-            return [len(urllib.request.urlopen(s, timeout=10).read()) for s in srcs]
+            return fetch()
         except urllib.error.HTTPError as exc:
-            if exc.code != 404 or attempt == tries - 1:
+            if exc.code != 404:
                 raise
-    raise AssertionError("unreachable")
+    return fetch()  # the last try's error is the test's
 
 
 def _body(page) -> str:

@@ -189,3 +189,32 @@ def test_settings_for_one_experiment_apply_to_it_alone(demo_shards, tmp_path, mo
     with pytest.raises(VidcolorError, match=r"^--set \(for exp4\): field batch_size: must be > 0, got 0$"):
         run_experiments(str(demo_shards), tmp_path / "bad", ["size=tiny", "exp4.batch_size=0"], only="exp2,exp4")
     assert not (tmp_path / "bad").exists()
+
+
+def test_rescore_scores_the_kept_checkpoints_without_training(demo_shards, tmp_path, monkeypatch):
+    """``--rescore``: the checkpoints already in OUT are evaluated again (the same figures as when they
+    were trained), nothing trains and Ray does not start; a missing one is refused, naming its folder."""
+    import study.experiments
+    import study.train.launch
+
+    def fake_training(experiment, train, shards, out, *, workers):
+        gamut = ABGamut(experiment.grid)
+        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
+        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
+
+    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
+    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
+    sets = ["size=tiny", "grid=40"]
+    first = run_experiments(str(demo_shards), tmp_path / "run", sets, only="exp1,exp2,exp3", workers=0, seeds=2)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained or started Ray")
+
+    monkeypatch.setattr(study.train.launch, "run_training", refuse)
+    monkeypatch.setattr(study.experiments, "init_ray", refuse)
+    again = run_experiments(str(demo_shards), tmp_path / "run", sets, only="exp1,exp2,exp3", seeds=2, rescore=True)
+    for name in ("exp1", "exp2", "exp3"):
+        assert again["experiments"][name]["mean"] == pytest.approx(first["experiments"][name]["mean"], nan_ok=True)
+    assert again["experiments"]["exp1"]["config"]["name"] == "exp1"
+    with pytest.raises(VidcolorError, match=r"^--rescore: exp4 has no trained checkpoint in .*exp4/seed0/best: "):
+        run_experiments(str(demo_shards), tmp_path / "run", sets, only="exp4", seeds=2, rescore=True)

@@ -37,24 +37,20 @@ def setup():
 
 
 def batches(videos, ids, count):
-    """Two one-frame windows per batch over the videos `ids`, padded to `count` batches."""
-    windows = [(v, f, videos[v][f:f + 1]) for v in ids for f in range(videos[v].shape[0])]
-    out = []
-    for i in range(0, 2 * count, 2):
-        chunk = windows[i:i + 2]
-        valid = [True] * len(chunk) + [False] * (2 - len(chunk))
-        chunk = chunk + [windows[0]] * (2 - len(chunk))
-        out.append({"frames": torch.stack([w for _, _, w in chunk]), "video_id": [v for v, _, _ in chunk],
-                    "start": torch.tensor([s for _, s, _ in chunk]), "valid": torch.tensor(valid)})
-    return out
+    """One batch per video of `ids` (one window: all its frames, as a clip is colorized in one run),
+    padded to `count` batches with a window marked invalid (another rank has more)."""
+    out = [{"frames": videos[v][None], "video_id": [v], "start": torch.tensor([0]), "valid": torch.tensor([True])}
+           for v in ids]
+    pad = {**out[0], "valid": torch.tensor([False])}
+    return out + [pad] * (count - len(out))
 
 
 if __name__ == "__main__":
     rank, store, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     config, model, videos = setup()
-    mine = ["v0", "v2"] if rank == 0 else ["v1"]  # 7 and 5 frames: 4 and 3 batches, padded to 4
-    res = evaluate_model(model, batches(videos, mine, 4), config.temperature, "cpu")
+    mine = ["v0", "v2"] if rank == 0 else ["v1"]  # 2 and 1 batches, padded to 2
+    res = evaluate_model(model, batches(videos, mine, 2), config.temperature, "cpu")
     res.pop("seconds")
     with open(out, "w") as f:
         json.dump(res, f)
@@ -96,7 +92,7 @@ def test_two_ranks_gather_model_and_gray_metrics(tmp_path):
 
     helpers = runpy.run_path(str(script))  # the same model and videos, in this process, all in one pass
     config, model, videos = helpers["setup"]()
-    one = helpers["evaluate_model"](model, helpers["batches"](videos, ["v0", "v1", "v2"], 6), config.temperature, "cpu")
+    one = helpers["evaluate_model"](model, helpers["batches"](videos, ["v0", "v1", "v2"], 3), config.temperature, "cpu")
     one.pop("seconds")
     one = json.loads(json.dumps(one))
     assert [v["video_id"] for v in one["videos"]] == ["v0", "v1", "v2"] and one["num_frames"] == 12

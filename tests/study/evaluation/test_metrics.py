@@ -155,3 +155,23 @@ def test_update_frames_from_uint8_ground_truth():
     assert mg["rmse_ab"] > 10 and mg["rmse_rgb"] > m["rmse_rgb"] + 10
     with pytest.raises(VidcolorError, match="must match"):
         gray.update_frames(["v0"], [0], frames[:1], gt_ab[:1, :, :, :4])
+
+
+def test_pair_metrics_pair_only_frames_of_the_same_run():
+    """``runs``: a model restarted per clip is not charged for the jump between two clips. Video "a":
+    clips 0-1 and 2-3 whose colors differ only between the clips; as one run the jump (1, 2) is a pair
+    (temporal error > 0, 3 pairs), as two runs the two pairs inside the clips score 0, and so does CDC."""
+    h, w = 16, 16
+    frames = torch.full((2, 2, h, w, 3), 128, dtype=torch.uint8)
+    ab = torch.zeros(2, 2, 2, h, w)
+    ab[1] += 20.0  # the second clip's colour, steady inside it
+    one, two = VideoMetrics(), VideoMetrics()
+    one.update_frames(["a", "a"], [0, 2], frames, ab)
+    two.update_frames(["a", "a"], [0, 2], frames, ab, runs=[0, 2])
+    (r1,), (r2,) = one.per_video(), two.per_video()
+    assert r1["pairs"] == 3 and r1["temporal_error"] > 0 and r1["cdc"] > 0
+    assert r2["pairs"] == 2 and r2["temporal_error"] == 0.0 and r2["cdc"] == 0.0
+    merged = VideoMetrics.merge([two.state()]).per_video()[0]  # runs survive a gather across ranks
+    assert merged["cdc"] == 0.0
+    with pytest.raises(VidcolorError, match=r"^VideoMetrics.update: 1 runs for a batch of 2 windows$"):
+        VideoMetrics().update_frames(["a", "a"], [0, 2], frames, ab, runs=[0])

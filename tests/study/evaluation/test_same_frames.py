@@ -57,7 +57,7 @@ def test_evaluate_checkpoint_scores_every_seq_len_on_the_same_frames(demo_shards
     assert docs[0]["num_frames"] == docs[1]["num_frames"] == docs[0]["expected_frames"] == 24
     assert [v["frames"] for v in docs[0]["videos"]] == [v["frames"] for v in docs[1]["videos"]] == [24]
     assert docs[0]["gray"] == docs[1]["gray"]
-    assert docs[0]["videos"][0]["pairs"] == 23  # every consecutive pair, across the clips too
+    assert docs[0]["videos"][0]["pairs"] == 21  # every consecutive pair inside a clip (3 clips of 8)
 
 
 def test_the_state_is_carried_through_a_clip_in_any_split():
@@ -96,13 +96,13 @@ def test_an_image_model_gives_the_same_colors_in_any_split():
 
 def test_scoring_a_few_frames_at_a_time_changes_nothing(demo_shards, monkeypatch):
     """The metrics of a batch of clips are fed in parts along time (EVAL_CALL_FRAMES frames in all):
-    parts of one frame per clip give the same figures, pairs across the parts included."""
+    parts of one frame per clip give the same figures, pairs across the parts (inside a clip) included."""
     from study.evaluation import evaluate
 
     _, _, model = _model(2)
     whole = evaluate.evaluate_model(model, clip_loader(demo_shards, "val", batch_size=2), 0.38, "cpu")
     monkeypatch.setattr(evaluate, "EVAL_CALL_FRAMES", 2)
     parts = evaluate.evaluate_model(model, clip_loader(demo_shards, "val", batch_size=2), 0.38, "cpu")
-    assert parts["videos"][0]["pairs"] == whole["videos"][0]["pairs"] == 23
+    assert parts["videos"][0]["pairs"] == whole["videos"][0]["pairs"] == 21  # 3 clips of 8 frames
     assert parts["mean"] == pytest.approx(whole["mean"], nan_ok=True)
     assert parts["gray"]["mean"] == pytest.approx(whole["gray"]["mean"], nan_ok=True)
