@@ -15,8 +15,9 @@ scored on held-out real clips with color ground truth, beside the gray baseline.
    ``--seeds N`` every experiment is trained N times (seeds 0 ... N-1): the tables of
    ``vidcolor experiments --seeds`` (mean ± sd over the seeds, and each experiment's paired
    bootstrap interval against ``--reference``). Each experiment also gets a row ``expN+stab``: the
-   same models scored through ``vidcolor colorize --stabilize`` (``--stabilize S``, default 0.7;
-   ``--no-stabilize`` leaves them out).
+   same models scored through the filter of ``vidcolor colorize --stabilize`` (``--stabilize S``,
+   default 0.7; ``--no-stabilize`` leaves them out), as ``vidcolor evaluate --stabilize`` scores
+   it: on the test clips' frames at the shard size, a fresh filter per stored clip.
 4. Two contact sheet PNGs per test clip, each model colorizing the whole clip in order at the
    sheet's resolution as ``vidcolor colorize`` would (its temporal state carried): ``CLIP.png``
    (rows: frames spread over the clip; columns: the gray input, each experiment, exp5 through
@@ -217,8 +218,8 @@ def main(argv=None) -> int:
         type=float,
         default=DEFAULT_STABILIZE_STRENGTH,
         metavar="S",
-        help=f"strength of the expN+stab rows: each model scored through colorize --stabilize S "
-        f"(default {DEFAULT_STABILIZE_STRENGTH})",
+        help=f"strength of the expN+stab rows: each model scored through the filter of colorize --stabilize S, "
+        f"as evaluate --stabilize does (default {DEFAULT_STABILIZE_STRENGTH})",
     )
     p.add_argument("--no-stabilize", action="store_true", help="leave the expN+stab rows out")
     p.add_argument(

@@ -81,10 +81,12 @@ def loss_weights(rebalance: bool, gamut: ABGamut, prior: torch.Tensor | None, ga
 def soft_decode(logits: torch.Tensor, centers: torch.Tensor, temperature: float) -> torch.Tensor:
     """Differentiable ab of logits (..., Q, h, w) -> (..., 2, h, w) float32: the annealed mean
     (softmax(logits / T) over the bin centers (Q, 2)); at T = 0 (the mode, not differentiable) the
-    plain softmax expectation (T = 1)."""
+    plain softmax expectation (T = 1). Always in float32, autocast or not: under bf16 the ab steps
+    (0.25 - 0.5 for |ab| of 32 - 128) would be larger than the frame-to-frame changes L_temp scores."""
     t = temperature if temperature > 0 else 1.0
-    probs = torch.softmax(logits.float() / t, dim=-3)
-    return torch.einsum("...qhw,qc->...chw", probs, centers.to(device=probs.device, dtype=torch.float32))
+    with torch.autocast(logits.device.type, enabled=False):
+        probs = torch.softmax(logits.float() / t, dim=-3)
+        return torch.einsum("...qhw,qc->...chw", probs, centers.to(device=probs.device, dtype=torch.float32))
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -127,6 +129,8 @@ def temporal_loss(
     is 0 (still in the graph)."""
     b, t = ab.shape[:2]
     want = (b, t - 1, 2, *ab.shape[-2:])
+    if flow is None or valid is None:
+        raise VidcolorError("temporal_loss: needs the window's flow and valid (the training loader's flows=True)")
     for name, f, v in (("flow", flow, valid), ("flow_first", flow_first, valid_first)):
         if f is not None and (tuple(f.shape) != want or v is None or tuple(v.shape) != want[:2] + want[3:]):
             got = (tuple(f.shape), None if v is None else tuple(v.shape))
@@ -201,7 +205,7 @@ def colorization_loss(
     if temporal_weight < 0:
         raise VidcolorError(f"temporal_weight: must be >= 0, got {temporal_weight}")
     if temporal_weight > 0:
-        if not flows or "flow" not in flows or t < 2:
+        if not flows or "flow" not in flows or "valid" not in flows or t < 2:
             raise VidcolorError(
                 f"temporal_weight {temporal_weight}: needs windows of 2 frames or more (got {t}) and "
                 "their flows (the training loader's flows=True)"

@@ -163,9 +163,9 @@ def check_shard_sets(
 
     shard_set = None
     for name in chosen:
+        apply_settings(get_preset(name), TrainConfig(), settings.get("", {}))  # a common setting's error: --set
+        _, train = apply_settings(get_preset(name), TrainConfig(), settings[name], f"--set (for {name})")
         if name != "exp3":
-            apply_settings(get_preset(name), TrainConfig(), settings.get("", {}))  # a common setting's error: --set
-            _, train = apply_settings(get_preset(name), TrainConfig(), settings[name], f"--set (for {name})")
             shard_set = shard_set or ShardSet(shards)
             check_training_splits(shard_set, train, f"--shards {shards}")
     open_split(test_shards, split)
@@ -329,9 +329,11 @@ def run_experiments(
     settings = parse_sets(sets)
     common, own = scoped_settings(settings)
     each = {"": common} | {name: {**common, **own.get(name, {})} for name in chosen}
-    for name in chosen:
-        check_seeds(seeds, each[name], chosen, reference)
     reference = check_seeds(seeds, common, chosen, reference)
+    scoped_seed = next((name for name in chosen if "seed" in own.get(name, {})), None)
+    if seeds > 1 and scoped_seed:
+        setting = f"{scoped_seed}.seed={own[scoped_seed]['seed']}"
+        raise VidcolorError(f"--seeds {seeds} trains seeds 0 ... {seeds - 1}: leave out --set {setting}")
     if rescore:
         check_trained(chosen, out, seeds)
     else:

@@ -190,3 +190,16 @@ def test_soft_decode_is_the_annealed_mean(gamut):
     logits = torch.randn(2, gamut.num_bins, 3, 3)
     assert torch.allclose(soft_decode(logits, gamut.centers, 0.38), annealed_mean(logits, gamut.centers, 0.38))
     assert torch.allclose(soft_decode(logits, gamut.centers, 0.0), annealed_mean(logits, gamut.centers, 1.0))
+
+
+def test_soft_decode_stays_float32_under_bf16_autocast():
+    """The temporal loss decodes ab in float32 even in a bf16 training step: bf16's ab steps (0.25 - 0.5)
+    are larger than the frame-to-frame changes L_temp scores."""
+    from models.losses import soft_decode
+
+    centers = torch.tensor([[-100.0, 37.3], [100.0, -64.1]])
+    logits = torch.randn(2, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    plain = soft_decode(logits, centers, 0.38)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = soft_decode(logits, centers, 0.38)
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, plain)

@@ -218,3 +218,14 @@ def test_rescore_scores_the_kept_checkpoints_without_training(demo_shards, tmp_p
     assert again["experiments"]["exp1"]["config"]["name"] == "exp1"
     with pytest.raises(VidcolorError, match=r"^--rescore: exp4 has no trained checkpoint in .*exp4/seed0/best: "):
         run_experiments(str(demo_shards), tmp_path / "run", sets, only="exp4", seeds=2, rescore=True)
+
+
+def test_scoped_seed_and_exp3_settings_are_refused_before_anything_trains(demo_shards, tmp_path, monkeypatch):
+    import study.experiments
+
+    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
+    with pytest.raises(VidcolorError, match=r"^--seeds 2 trains seeds 0 \.\.\. 1: leave out --set exp2\.seed=3$"):
+        run_experiments(str(demo_shards), tmp_path / "a", ["exp2.seed=3"], only="exp1,exp2", seeds=2)
+    with pytest.raises(VidcolorError, match=r"^--set \(for exp3\): field lr: must be > 0, got -1"):
+        run_experiments(str(demo_shards), tmp_path / "b", ["size=tiny", "exp3.lr=-1"], only="exp1,exp2,exp3")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
