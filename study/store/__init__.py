@@ -6,7 +6,8 @@ dashboard reads it, and raters' votes land beside the trials they judge. SQLite 
 timeout, write transactions opened with `BEGIN IMMEDIATE` so concurrent writers queue instead of
 failing); PostgreSQL works by URL through psycopg (`pip install vidcolor[postgres]`). The Optuna
 study lives in the same database (pass `Store.url` to `optuna.storages.RDBStorage`).
-URLs are printed and logged only as `mask_url(url)` (`Store.display_url`): password as `***`.
+URLs are printed and logged only as `mask_url(url)` (`Store.display_url`): passwords (userinfo and
+query string) as `***`.
 
 Each write method is one transaction; read methods return pandas DataFrames. The package imports
 neither torch nor Ray (the dashboard imports it at start-up). Parts: `schema` (tables),

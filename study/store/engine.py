@@ -13,7 +13,8 @@ pickles as its URL, so it can ride along in a Ray Tune callback.
 `StoreEngine(url, create=False)` is how read-only commands open a store: a SQLite file that is not
 there is an error naming it (no folder or file is made), and so is a database without our tables.
 A file that is not a SQLite database is an error naming it too. `mask_url` is the URL with its
-password replaced by `***`: the only form of a URL that may be printed or logged.
+passwords (userinfo and query string) replaced by `***`: the only form of a URL that may be
+printed or logged.
 """
 
 from __future__ import annotations
@@ -59,24 +60,36 @@ def _write_lock(key: str) -> threading.RLock:
         return _WRITE_LOCKS.setdefault(key, threading.RLock())
 
 
-_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+# The password of a URL's userinfo (``scheme://user:PASSWORD@host``; the user has no ':', '/', '?'
+# or '#'): from the first '@', where SQLAlchemy ends it, on to the last '@' before the host's '/',
+# so that an unescaped '@' in it is hidden whole.
+_PASSWORD = re.compile(r"(://[^:/?#\s]*:)[^@\s]*@(?:[^/@?#\s]*@)*")
+# Query parameters that carry a password (libpq reads ``password`` and the client key's
+# ``sslpassword`` from the query string, MySQL drivers ``passwd``), any case; the value runs to the
+# next parameter, fragment, space or quote.
+_PASSWORD_KEYS = ("password", "passwd", "sslpassword")
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|sslpassword)=)[^&#\s'\"]*", re.IGNORECASE)
+_MASK = "***"
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password shown as ``***`` (the form to print or log); a URL that does not
-    parse is masked by pattern."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError, TypeError):
-        return _PASSWORD.sub(r"\1***@", str(url))
+    """The URL (or a message that holds one) with every password shown as ``***``: the userinfo's
+    (``user:***@host``) and any ``password=``, ``passwd=`` or ``sslpassword=`` query parameter, any
+    case. The form to print, log or write into any output; the rest of the text is kept as it is.
+    Never for connecting: ``***`` is not the password."""
+    masked = _PASSWORD.sub(rf"\1{_MASK}@", str(url))
+    return _QUERY_PASSWORD.sub(rf"\1{_MASK}", masked)
 
 
 def has_password(url: str) -> bool:
-    """Whether the URL carries a password (which then must not be printed or stored)."""
+    """Whether the URL carries a password, in its userinfo or its query (which then must not be
+    printed or stored)."""
     try:
-        return make_url(url).password is not None
+        u = make_url(url)
     except (ArgumentError, ValueError, TypeError):
-        return bool(_PASSWORD.search(str(url)))
+        text = str(url)
+        return bool(_PASSWORD.search(text) or _QUERY_PASSWORD.search(text))
+    return u.password is not None or any(str(k).lower() in _PASSWORD_KEYS for k in u.query)
 
 
 def _normalize_url(url: str, create: bool = True) -> str:

@@ -26,7 +26,7 @@ def shareable(url: str | None) -> str | None:
 
 def is_masked(url: str | None) -> bool:
     """Whether ``url`` is a shareable URL whose password was masked (and so cannot connect)."""
-    return bool(url) and has_password(url) and mask_url(url) == url and f":{_MASK}@" in url
+    return bool(url) and has_password(url) and mask_url(url) == url and _MASK in url
 
 
 def remember(url: str | None) -> str | None:

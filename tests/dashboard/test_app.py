@@ -278,6 +278,16 @@ def test_ctt_results_page_with_exclusion(tmp_path, monkeypatch, fx):
     assert set(per_exp["experiment"]) == {"exp1", "exp2", "exp5"}
 
 
+@pytest.mark.filterwarnings("ignore:Query string argument")  # pysqlite ignores ?password=
+def test_database_caption_masks_a_query_string_password(fixture_study, monkeypatch):
+    monkeypatch.setenv("VIDCOLOR_DB", f"{fixture_study['url']}?password=s3cret")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Database: {fixture_study['url']}?password=***" in [c.value for c in at.sidebar.caption]
+    assert "s3cret" not in texts(at) + "\n".join(str(c.value) for c in at.sidebar.caption)
+
+
 def test_start_up_imports_neither_torch_nor_ray(fixture_study):
     code = (
         "import json, sys\n"

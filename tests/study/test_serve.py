@@ -67,3 +67,17 @@ def test_startup_line_masks_the_password(tmp_path, capsys, monkeypatch, no_exec)
         )
     out = capsys.readouterr()
     assert "s3cret" not in out.out + out.err and "(database: postgresql+psycopg://vc:***@db.example/results)" in out.out
+
+
+@pytest.mark.filterwarnings("ignore:Query string argument")  # pysqlite ignores ?password=
+def test_startup_line_masks_a_query_string_password(tmp_path, capsys, no_exec):
+    db = tmp_path / "results.db"
+    Store(f"sqlite:///{db}").close()
+    url = f"sqlite:///{db}?sslmode=disable&password=s3cret"
+    with pytest.raises(SystemExit):
+        main(["dashboard", "--db", url, "--port", "8599"])
+    out = capsys.readouterr()
+    assert "s3cret" not in out.out + out.err
+    assert f"(database: sqlite:///{db}?password=***&sslmode=disable)" in out.out  # parameters sorted
+    ((_, env),) = no_exec
+    assert env["VIDCOLOR_DB"] == url  # the server connects with the URL as given

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
+from sqlalchemy.exc import SAWarning
 
 from study.cli import main as cli
 from study.ctt import export
@@ -124,6 +126,22 @@ def test_no_votes_yet(tmp_path, capsys):
     assert capsys.readouterr().out == "study s: no CTT votes yet\n"
 
 
+@pytest.mark.filterwarnings("ignore:Query string argument")  # pysqlite ignores ?password=
+def test_export_never_shows_a_query_string_password(tmp_path, capsys):
+    from study.store import Store
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    Store(url).create_study("s", objective="val_rmse_rgb")
+    secret = f"{url}?sslmode=disable&PassWord=s3cret"
+    assert cli(["ctt", "export", "--db", secret, "--study", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and f"no study named 'nope' in {url}?PassWord=***&sslmode=disable" in err  # sorted
+    csv = tmp_path / "res.csv"
+    assert cli(["ctt", "export", "--db", secret, "--out", str(csv)]) == 0
+    out = capsys.readouterr()
+    assert "s3cret" not in out.out + out.err + csv.read_text()
+
+
 def test_results_modules_import_neither_torch_nor_ray():
     code = (
         "import sys, study.ctt.stats, study.ctt.export; "
@@ -212,3 +230,9 @@ def test_campaign_cli_create_invite_list(fx, tmp_path, capsys):
     assert cli(["ctt", "campaign", "create", "--db", url, "--name", "big"]) == 2
     assert "a session needs 46 regular items" in capsys.readouterr().err
     assert list(info["store"].campaigns("fixture")["name"]) == ["pilot"]
+    # a password in the URL's query string is not printed (SQLite ignores it: it stands for a server's)
+    create = ["ctt", "campaign", "create", "--name", "pw", "--pairs", "4", "--practice", "2"]
+    with pytest.warns(SAWarning, match="Query string argument"):
+        assert cli([*create, "--db", f"{url}?password=s3cret"]) == 0
+    out = capsys.readouterr()
+    assert "s3cret" not in out.out + out.err and f"vidcolor ctt serve --db {url}?password=***\n" in out.out
