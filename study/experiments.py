@@ -50,7 +50,7 @@ from models.presets import get_preset
 from models.stabilize import check_strength
 from study.config.settings import apply_settings, parse_sets
 from study.config.train import TrainConfig
-from study.evaluation.evaluate import GRAY, evaluate_checkpoint, open_split
+from study.evaluation.evaluate import GRAY, TRUTH, evaluate_checkpoint, open_split
 from study.ray_runtime import init_ray
 from study.report import fmt, format_table, write_json
 from study.seeds import combine_seeds, differences, seeds_summary
@@ -237,6 +237,7 @@ def run_experiment(
         "videos": figures["videos"],
         "num_frames": figures["num_frames"],
         "gray": figures.get("gray"),
+        "truth": figures.get("truth"),
         "val": val,
         "seconds": time.monotonic() - t0,
     }
@@ -264,6 +265,7 @@ def stabilized(entry: Mapping[str, Any], test_shards: str, split: str, strength:
         "videos": figures["videos"],
         "num_frames": figures["num_frames"],
         "gray": figures.get("gray"),
+        "truth": figures.get("truth"),
         "val": None,
         "stabilize": strength,
         "seconds": time.monotonic() - t0,
@@ -391,7 +393,8 @@ def run_experiments(
 
 def experiments_table(results: Mapping[str, Any]) -> str:
     """One row per experiment: the means of `COLUMNS` over the split's videos, and its frames; then
-    the gray row (ab = 0 on the same videos, `evaluate_model`'s baseline), the reference of RMSE/gray."""
+    the gray row (ab = 0 on the same videos, `evaluate_model`'s baseline), the reference of RMSE/gray,
+    and the ground truth's row (its true ab: the flicker correct colour adds, the scale of +warp and +CDC)."""
 
     def cells(mean: Mapping[str, Any]) -> list[Any]:  # CDC and warping error are small: significant digits
         return [fmt(mean.get(k), 3, style="g") if k in ("cdc", "warp_error") else mean.get(k) for k, _ in COLUMNS]
@@ -400,6 +403,8 @@ def experiments_table(results: Mapping[str, Any]) -> str:
     rows = [[name, *cells(r["mean"]), r["num_frames"]] for name, r in results["experiments"].items()]
     gray = next((r for r in results["experiments"].values() if r.get("gray")), None)
     footer = [[GRAY, *cells(gray["gray"]["mean"]), gray["num_frames"]]] if gray else []
+    true = next((r for r in results["experiments"].values() if r.get("truth")), None)
+    footer += [[TRUTH, *cells(true["truth"]["mean"]), true["num_frames"]]] if true else []
     return format_table(head, rows, footer=footer)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from study.config.metric_names import METRICS
-from study.evaluation.evaluate import GRAY
+from study.evaluation.evaluate import GRAY, TRUTH
 from study.report import MISSING, fmt, format_table
 
 #: what --seeds N reports as mean ± sd over the seeds and as a difference to the reference
@@ -89,6 +89,7 @@ def combine_seeds(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
         "videos": videos,
         "num_frames": first["num_frames"],
         "gray": first.get("gray"),
+        "truth": first.get("truth"),
         "val": val,
         "seconds": sum(r["seconds"] for r in runs),
         "seeds": list(runs),
@@ -116,7 +117,8 @@ def differences(experiments: Mapping[str, Mapping[str, Any]], reference: str) ->
 
 
 def seeds_table(results: Mapping[str, Any]) -> str:
-    """One row per experiment: ``mean ± sd`` over the seeds of each `HEADLINE` metric, then the gray row."""
+    """One row per experiment: ``mean ± sd`` over the seeds of each `HEADLINE` metric, then the gray
+    row and the ground truth's (its own added flicker: the scale of +warp and +CDC)."""
 
     def cell(mean: Mapping[str, Any], sd: Mapping[str, Any], key: str) -> str:
         m, d = fmt(mean.get(key)), fmt(sd.get(key))
@@ -129,6 +131,8 @@ def seeds_table(results: Mapping[str, Any]) -> str:
     ]
     gray = next((e for e in results["experiments"].values() if e.get("gray")), None)
     footer = [[GRAY, None, *(cell(gray["gray"]["mean"], {}, k) for k, _ in HEADLINE)]] if gray else []
+    true = next((e for e in results["experiments"].values() if e.get("truth")), None)
+    footer += [[TRUTH, None, *(cell(true["truth"]["mean"], {}, k) for k, _ in HEADLINE)]] if true else []
     return format_table(head, rows, footer=footer)
 
 

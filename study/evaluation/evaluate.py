@@ -82,6 +82,7 @@ TABLE_LEGEND = (
 EVAL_CALL_FRAMES = 64  # frames per model call when a batch of clips is colorized (clips x frames of each)
 _SIGNIFICANT = {"cdc", "warp_error"}  # small numbers: 3 significant digits, not 3 decimals
 GRAY = "gray (ab=0)"
+TRUTH = "truth (true ab)"
 
 
 @torch.no_grad()
@@ -117,6 +118,7 @@ def evaluate_model(
     progress: bool = False,
     baseline: VideoMetrics | None = None,
     stabilize: float | None = None,
+    truth: bool = False,
 ) -> dict[str, Any]:
     """One pass over an eval loader (`clip_loader` batches: frames uint8
     (B, T, H, W, 3), video_id, start, valid) -> `VideoMetrics.results()`:
@@ -129,6 +131,9 @@ def evaluate_model(
     computes it once and reuses it every epoch); None computes it in this pass. ``stabilize``: the
     strength of the `--stabilize` filter applied to each clip's predicted ab (`stabilize_clip`, flow
     from the clip's own L, a fresh filter per clip as the model's state is), None for none.
+    ``truth``: also "truth": {"videos", "mean"}, the metrics of the ground truth's own ab on the same
+    frames and pairs (RMSE 0, colorfulness ratio 1; its added_warp / added_cdc are the flicker that
+    correct colour adds to the gray input's: the scale a model's are read against).
 
     Each window (a whole clip from `clip_loader`) is colorized in order with the temporal state
     carried through it (`colorize_frames`), from an empty state per window. Under
@@ -141,6 +146,7 @@ def evaluate_model(
     model.eval()
     flows = FlowCache()  # the ground truth's flows serve both accumulators
     acc, gray = VideoMetrics(flows), (VideoMetrics(flows) if baseline is None else None)
+    true = VideoMetrics(flows) if truth else None
     t0 = time.perf_counter()
     if progress:
         from tqdm import tqdm
@@ -158,6 +164,8 @@ def evaluate_model(
                 acc.update_frames(ids, starts, frames[:, part], ab[:, part], valid, runs)
                 if gray is not None:
                     gray.update_frames(ids, starts, frames[:, part], torch.zeros_like(ab[:, part]), valid, runs)
+                if true is not None:
+                    true.update_frames(ids, starts, frames[:, part], frames_to_lab(frames[:, part])[1], valid, runs)
             flows.clear()
     finally:
         model.train(was_training)
@@ -165,6 +173,9 @@ def evaluate_model(
     results = acc.results(baseline=gray)
     gray_results = gray.results(baseline=gray)
     results["gray"] = {"videos": gray_results["videos"], "mean": gray_results["mean"]}
+    if true is not None:
+        true_results = _gather(true).results(baseline=gray)
+        results["truth"] = {"videos": true_results["videos"], "mean": true_results["mean"]}
     results["seconds"] = time.perf_counter() - t0
     return results
 
@@ -295,6 +306,7 @@ def evaluate_checkpoint(
         amp_dtype=autocast_dtype(device),
         progress=progress,
         stabilize=stabilize,
+        truth=True,
     )
     if results["num_videos"] == 0:
         damage = "; ".join(s["message"] for s in loader.shortfalls)
@@ -317,7 +329,8 @@ def evaluate_checkpoint(
 
 def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUMNS) -> str:
     """The per-video table of `evaluate_model` results, with a final `mean` row (means over videos)
-    and, when the results have a gray section, a `gray (ab=0)` row of its means. Headers are
+    and, when the results have a gray (truth) section, a `gray (ab=0)` (`truth (true ab)`) row of its
+    means. Headers are
     shortened as TABLE_HEADERS says; a metric a result lacks is shown as ``-``."""
     columns = list(columns)
 
@@ -328,6 +341,8 @@ def video_table(results: Mapping[str, Any], columns: Iterable[str] = TABLE_COLUM
     footer = [["mean", results["num_frames"], *cells(results["mean"])]]
     if "gray" in results:
         footer.append([GRAY, results["num_frames"], *cells(results["gray"]["mean"])])
+    if "truth" in results:
+        footer.append([TRUTH, results["num_frames"], *cells(results["truth"]["mean"])])
     return format_table(["video", "frames", *(TABLE_HEADERS.get(c, c) for c in columns)], rows, footer=footer)
 
 

@@ -432,3 +432,23 @@ def test_evaluate_at_another_temperature(demo_shards, tiny_checkpoint, capsys):
     for bad in ("-0.5", "11", "nan"):
         assert main(["evaluate", str(tiny_checkpoint), "--shards", str(demo_shards), "--temperature", bad]) == 2
         assert f"--temperature: must be in [0, 10], got {float(bad)!r}" in capsys.readouterr().err
+
+
+def test_truth_row_scores_the_true_colors_against_gray_on_the_same_pairs():
+    """``truth=True``: the ground truth's own ab scored like a model: RMSE 0, colorfulness ratio 1, and
+    its added_warp the flicker correct colour adds to the gray input's (random coloured frames: their
+    colour changes add to it, > 0), on the same frames and pairs as the gray row; the table gets its row."""
+    from study.evaluation.evaluate import TRUTH, video_table
+
+    torch.manual_seed(0)
+    config = ExperimentConfig(name="t", size="tiny")
+    model = create_model(config, ABGamut(config.grid))
+    videos = {"a": _video(1), "b": _video(2, n=3)}
+    res = evaluate_model(model, _batches(videos, 3, batch_size=2), config.temperature, "cpu", truth=True)
+    truth = res["truth"]
+    assert [v["frames"] for v in truth["videos"]] == [v["frames"] for v in res["gray"]["videos"]] == [6, 3]
+    assert [v["pairs"] for v in truth["videos"]] == [v["pairs"] for v in res["gray"]["videos"]] == [4, 2]
+    assert truth["mean"]["rmse_rgb"] < 0.5 and truth["mean"]["colorfulness_ratio"] == pytest.approx(1.0, abs=1e-3)
+    assert truth["mean"]["added_warp"] > 0
+    assert TRUTH in video_table(res)
+    assert "truth" not in evaluate_model(model, _batches(videos, 3, batch_size=2), config.temperature, "cpu")
