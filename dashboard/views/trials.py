@@ -42,8 +42,13 @@ if text:
 for p, (lo, hi) in ranges.items():
     view = view[view[p].isna() | view[p].between(lo, hi)]
 
+if objective_cols:
+    searched = ", ".join(f"{m} ({d})" for m, d in objectives)
+    judged = f"objectives: {searched} (pareto: on their front; objective: the best {info.get('objective')})"
+else:
+    judged = f"objective: best {info.get('objective')} ({info.get('mode')})"
 st.caption(
-    f"{len(view)} of {len(trials)} trials · objective: best {info.get('objective')} ({info.get('mode')}) "
+    f"{len(view)} of {len(trials)} trials · {judged} "
     "· click a column header to sort, select rows to use them on the other pages"
 )
 shown = view.drop(columns=["config"])
