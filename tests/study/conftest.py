@@ -1,4 +1,5 @@
-"""One Ray head for the Ray tests of the session, and helpers to run and stop Ray processes.
+"""One Ray head for the Ray tests of the session, helpers to run and stop Ray processes, and a fake
+`run_training` for `vidcolor experiments` (`fake_training`).
 
 The head is a real ``ray start --head --block`` process (2 CPUs, a capped object store, a short
 temp dir, the dashboard on: its State API frees the placement groups of stopped trials). Tests
@@ -220,3 +221,46 @@ def ray_tools():
         process_name=process_name,
         kill_pid=kill_pid,
     )
+
+
+@dataclass
+class TrainingCall:
+    """One call of the fake `run_training` (`fake_training`): what it was given, and the names in
+    the run folder when it was called."""
+
+    experiment: object
+    train: object
+    shards: str
+    out: Path
+    found: list[str]
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """`vidcolor experiments` without training or Ray: `run_training` saves an untrained model of
+    the experiment (torch seeded by its training seed) as the run's best checkpoint and returns
+    ``calls.metrics(train)`` (default ``{"val_rmse_rgb": 1.0}``); every call is appended to the
+    list it yields, a `TrainingCall`."""
+    import torch
+
+    import study.experiments
+    import study.train.launch
+    from models.checkpoint import save_checkpoint
+    from models.gamut import ABGamut
+    from models.model import create_model
+
+    class Calls(list):
+        metrics = staticmethod(lambda train: {"val_rmse_rgb": 1.0})
+
+    calls = Calls()
+
+    def run_training(experiment, train, shards, out, *, workers):
+        calls.append(TrainingCall(experiment, train, shards, out, sorted(p.name for p in out.iterdir())))
+        torch.manual_seed(train.seed)
+        gamut = ABGamut(experiment.grid)
+        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
+        return {"best": str(out / "best"), "metrics": calls.metrics(train)}
+
+    monkeypatch.setattr(study.train.launch, "run_training", run_training)
+    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
+    return calls

@@ -8,10 +8,7 @@ import math
 
 import pytest
 
-from models.checkpoint import save_checkpoint
 from models.errors import VidcolorError
-from models.gamut import ABGamut
-from models.model import create_model
 from study.experiments import run_experiments, summary
 from study.seeds import combine_seeds, differences, paired_bootstrap
 
@@ -103,6 +100,10 @@ def test_seed_settings_are_checked_before_anything_trains(demo_shards, tmp_path,
         run_experiments(str(demo_shards), tmp_path / "run", [], only="exp1", seeds=0)
     with pytest.raises(VidcolorError, match=r"^--seeds 3 trains seeds 0 \.\.\. 2: leave out --set seed=4$"):
         run_experiments(str(demo_shards), tmp_path / "run", ["seed=4"], only="exp1", seeds=3)
+    with pytest.raises(VidcolorError, match=r"^--seeds 2 trains seeds 0 \.\.\. 1: leave out --set exp2\.seed=3$"):
+        run_experiments(str(demo_shards), tmp_path / "run", ["exp2.seed=3"], only="exp1,exp2", seeds=2)
+    with pytest.raises(VidcolorError, match=r"^--set \(for exp3\): field lr: must be > 0, got -1"):
+        run_experiments(str(demo_shards), tmp_path / "run", ["size=tiny", "exp3.lr=-1"], only="exp1,exp2,exp3")
     with pytest.raises(VidcolorError, match=r"^--reference exp5: not among the chosen experiments \(exp1, exp2\)$"):
         run_experiments(str(demo_shards), tmp_path / "run", [], only="exp1,exp2", seeds=2, reference="exp5")
     with pytest.raises(VidcolorError, match="exp3 needs exp2's model: run it too .* or keep .*exp2/seed0/best"):
@@ -110,31 +111,19 @@ def test_seed_settings_are_checked_before_anything_trains(demo_shards, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
-def test_seeds_train_into_their_folders_chained_by_seed(demo_shards, tmp_path, monkeypatch, capsys):
+def test_seeds_train_into_their_folders_chained_by_seed(demo_shards, tmp_path, fake_training, capsys):
     """--seeds 2 with training replaced by saving an untrained model seeded by TrainConfig.seed:
     OUT/expN/seed{k}, exp3 and exp4 built from the same seed's models, the tables and the JSON."""
-    import torch
-
-    import study.experiments
-    import study.train.launch
     from study.cli import main
 
-    trained = []
-
-    def fake_training(experiment, train, shards, out, *, workers):
-        torch.manual_seed(train.seed)
-        gamut = ABGamut(experiment.grid)
-        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
-        trained.append(
-            (experiment.name, train.seed, out.relative_to(tmp_path / "run").as_posix(), experiment.pretrained)
-        )
-        return {"best": str(out / "best"), "metrics": {"val_rmse_ratio": 0.9 + train.seed / 10}}
-
-    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
+    fake_training.metrics = lambda train: {"val_rmse_ratio": 0.9 + train.seed / 10}
     out, figures = tmp_path / "run", tmp_path / "figures.json"
     base = ["experiments", "--shards", str(demo_shards), "--out", str(out), "--set", "size=tiny", "--set", "grid=40"]
     assert main([*base, "--only", "exp1,exp2,exp3,exp4", "--seeds", "2", "--json", str(figures)]) == 0
+    trained = [
+        (c.experiment.name, c.train.seed, c.out.relative_to(out).as_posix(), c.experiment.pretrained)
+        for c in fake_training
+    ]
     assert trained == [
         ("exp1", 0, "exp1/seed0", None),
         ("exp1", 1, "exp1/seed1", None),
@@ -160,11 +149,9 @@ def test_seeds_train_into_their_folders_chained_by_seed(demo_shards, tmp_path, m
     assert f"--out {out / 'exp1' / 'seed0'}: exists" in capsys.readouterr().err
 
 
-def test_settings_for_one_experiment_apply_to_it_alone(demo_shards, tmp_path, monkeypatch):
+def test_settings_for_one_experiment_apply_to_it_alone(demo_shards, tmp_path, fake_training):
     """``--set expN.KEY=VALUE`` reaches expN's training alone, over the common ``--set``; a scope that is
     not an experiment, or a bad value in one, is refused naming it, before anything trains."""
-    import study.experiments
-    import study.train.launch
     from study.experiments import scoped_settings
 
     assert scoped_settings({"epochs": "2", "exp5.batch_size": "1", "exp2.lr": "0.01"}) == (
@@ -173,37 +160,20 @@ def test_settings_for_one_experiment_apply_to_it_alone(demo_shards, tmp_path, mo
     )
     with pytest.raises(VidcolorError, match=r"^--set exp9\.lr=1: .* expN one of exp1, .*, got scope 'exp9'$"):
         scoped_settings({"exp9.lr": "1"})
-    seen = {}
-
-    def fake_training(experiment, train, shards, out, *, workers):
-        seen[experiment.name] = train.batch_size
-        gamut = ABGamut(experiment.grid)
-        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
-        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
-
-    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     sets = ["size=tiny", "grid=40", "batch_size=4", "exp4.batch_size=2"]
     run_experiments(str(demo_shards), tmp_path / "run", sets, only="exp1,exp2,exp4", workers=0)
-    assert seen == {"exp1": 4, "exp2": 4, "exp4": 2}
+    assert {c.experiment.name: c.train.batch_size for c in fake_training} == {"exp1": 4, "exp2": 4, "exp4": 2}
     with pytest.raises(VidcolorError, match=r"^--set \(for exp4\): field batch_size: must be > 0, got 0$"):
         run_experiments(str(demo_shards), tmp_path / "bad", ["size=tiny", "exp4.batch_size=0"], only="exp2,exp4")
     assert not (tmp_path / "bad").exists()
 
 
-def test_rescore_scores_the_kept_checkpoints_without_training(demo_shards, tmp_path, monkeypatch):
+def test_rescore_scores_the_kept_checkpoints_without_training(demo_shards, tmp_path, monkeypatch, fake_training):
     """``--rescore``: the checkpoints already in OUT are evaluated again (the same figures as when they
     were trained), nothing trains and Ray does not start; a missing one is refused, naming its folder."""
     import study.experiments
     import study.train.launch
 
-    def fake_training(experiment, train, shards, out, *, workers):
-        gamut = ABGamut(experiment.grid)
-        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
-        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
-
-    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     sets = ["size=tiny", "grid=40"]
     first = run_experiments(str(demo_shards), tmp_path / "run", sets, only="exp1,exp2,exp3", workers=0, seeds=2)
 
@@ -218,14 +188,3 @@ def test_rescore_scores_the_kept_checkpoints_without_training(demo_shards, tmp_p
     assert again["experiments"]["exp1"]["config"]["name"] == "exp1"
     with pytest.raises(VidcolorError, match=r"^--rescore: exp4 has no trained checkpoint in .*exp4/seed0/best: "):
         run_experiments(str(demo_shards), tmp_path / "run", sets, only="exp4", seeds=2, rescore=True)
-
-
-def test_scoped_seed_and_exp3_settings_are_refused_before_anything_trains(demo_shards, tmp_path, monkeypatch):
-    import study.experiments
-
-    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
-    with pytest.raises(VidcolorError, match=r"^--seeds 2 trains seeds 0 \.\.\. 1: leave out --set exp2\.seed=3$"):
-        run_experiments(str(demo_shards), tmp_path / "a", ["exp2.seed=3"], only="exp1,exp2", seeds=2)
-    with pytest.raises(VidcolorError, match=r"^--set \(for exp3\): field lr: must be > 0, got -1"):
-        run_experiments(str(demo_shards), tmp_path / "b", ["size=tiny", "exp3.lr=-1"], only="exp1,exp2,exp3")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

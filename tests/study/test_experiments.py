@@ -177,25 +177,13 @@ def test_build_ensemble_and_evaluate_checkpoint(demo_shards, tiny_checkpoint, tm
         evaluate_checkpoint(folder, demo_shards, batch_size=0)
 
 
-def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, capsys):
+def test_run_experiments_chain_without_ray(demo_shards, tmp_path, fake_training, capsys):
     """`vidcolor experiments` with training replaced by saving an untrained model: the chain order,
     exp4 starting from exp2's model, exp3 assembled, the printed table and the JSON figures."""
     import argparse
 
-    import study.experiments
-    import study.train.launch
     from study.experiments import main
 
-    trained: list[tuple[str, str | None]] = []
-
-    def fake_training(experiment, train, shards, out, *, workers):
-        gamut = ABGamut(experiment.grid)
-        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
-        trained.append((experiment.name, experiment.pretrained))
-        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
-
-    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     out, figures = tmp_path / "run", tmp_path / "figures.json"
     args = argparse.Namespace(
         shards=str(demo_shards),
@@ -208,6 +196,7 @@ def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, c
         test_shards=None,
     )
     assert main(args) == 0
+    trained = [(c.experiment.name, c.experiment.pretrained) for c in fake_training]
     assert trained == [("exp1", None), ("exp2", None), ("exp4", str(out / "exp2" / "best"))]
     doc = json.loads(figures.read_text())
     assert list(doc["experiments"]) == ["exp1", "exp2", "exp3", "exp4"] and doc["settings"]["size"] == "tiny"
@@ -221,24 +210,12 @@ def test_run_experiments_chain_without_ray(demo_shards, tmp_path, monkeypatch, c
     assert rows[1][1] == f"{doc['experiments']['exp1']['mean']['rmse_rgb']:.3f}" and f"wrote {figures}" in printed
 
 
-def test_earlier_runs_and_figures_are_refused_unless_overwrite(demo_shards, tmp_path, monkeypatch, capsys):
+def test_earlier_runs_and_figures_are_refused_unless_overwrite(demo_shards, tmp_path, fake_training, capsys):
     """A chosen experiment's folder holding a run, and an existing --json file: refused before
     anything trains, nothing changed; --overwrite empties that folder before the experiment is
     redone and replaces the file, and the folders of experiments not chosen are kept."""
-    import study.experiments
-    import study.train.launch
     from study.cli import main as cli
 
-    seen = []
-
-    def fake_training(experiment, train, shards, out, *, workers):
-        seen.append(sorted(p.name for p in out.iterdir()))
-        gamut = ABGamut(experiment.grid)
-        save_checkpoint(out / "best", create_model(experiment, gamut), experiment, gamut)
-        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
-
-    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     out, figures = tmp_path / "run", tmp_path / "figures.json"
     (out / "exp1" / "ray" / "train").mkdir(parents=True)
     (out / "exp1" / "ray" / "train" / "state.json").write_text("an earlier run")
@@ -259,9 +236,9 @@ def test_earlier_runs_and_figures_are_refused_unless_overwrite(demo_shards, tmp_
         f"error: --out {out / 'exp1'}: exists and is not empty (ray); pass --overwrite to replace it"
         in capsys.readouterr().err
     )
-    assert snapshot() == before and seen == []
+    assert snapshot() == before and not fake_training
     assert cli([*base, "--json", str(figures), "--overwrite"]) == 0
-    assert seen == [[]]  # the earlier run was gone before exp1 trained again
+    assert [c.found for c in fake_training] == [[]]  # the earlier run was gone before exp1 trained again
     assert sorted(p.name for p in (out / "exp1").iterdir()) == ["best"]
     assert (out / "exp2" / "best" / "config.json").read_text() == "{}"
     assert list(json.loads(figures.read_text())["experiments"]) == ["exp1"]
@@ -283,25 +260,13 @@ def test_only(demo_videos, tmp_path):
     return tmp_path / "bench"
 
 
-def test_train_on_one_set_evaluate_on_another(demo_shards, test_only, tmp_path, monkeypatch, capsys):
+def test_train_on_one_set_evaluate_on_another(demo_shards, test_only, tmp_path, fake_training, capsys):
     """``--test-shards``: trained on the demo set, scored on the benchmark set's test split; the
     JSON records both sets and the split."""
     import argparse
 
-    import study.experiments
-    import study.train.launch
     from study.experiments import main
 
-    seen = []
-
-    def fake_training(experiment, train, shards, out, *, workers):
-        gamut = ABGamut(experiment.grid)
-        seen.append(shards)
-        save_checkpoint(out / "best", create_model(experiment, gamut), experiment, gamut)
-        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
-
-    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     figures = tmp_path / "figures.json"
     args = argparse.Namespace(
         shards=str(demo_shards),
@@ -313,7 +278,7 @@ def test_train_on_one_set_evaluate_on_another(demo_shards, test_only, tmp_path, 
         split="test",
         test_shards=str(test_only),
     )
-    assert main(args) == 0 and seen == [str(demo_shards)]
+    assert main(args) == 0 and [c.shards for c in fake_training] == [str(demo_shards)]
     doc = json.loads(figures.read_text())
     assert (doc["shards"], doc["test_shards"], doc["split"]) == (str(demo_shards), str(test_only), "test")
     exp1 = doc["experiments"]["exp1"]
@@ -343,21 +308,12 @@ def test_experiments_refuse_bad_sets_before_ray(demo_shards, test_only, tmp_path
     assert not (tmp_path / "run").exists()
 
 
-def test_stabilize_adds_a_row_per_experiment_on_the_same_models(demo_shards, tmp_path, monkeypatch):
+def test_stabilize_adds_a_row_per_experiment_on_the_same_models(demo_shards, tmp_path, fake_training):
     """`experiments --stabilize S`: each experiment gets a row `{name}+stab`, the same checkpoint scored
     through the filter on the same frames (its own figures, as `evaluate --stabilize` gives them), never
     chosen on validation; a strength outside [0, 1] is refused before anything trains."""
-    import study.experiments
-    import study.train.launch
     from study.experiments import run_experiments
 
-    def fake_training(experiment, train, shards, out, *, workers):
-        gamut = ABGamut(experiment.grid)
-        save_checkpoint(out / "best", create_model(experiment.replace(pretrained=None), gamut), experiment, gamut)
-        return {"best": str(out / "best"), "metrics": {"val_rmse_rgb": 1.0}}
-
-    monkeypatch.setattr(study.train.launch, "run_training", fake_training)
-    monkeypatch.setattr(study.experiments, "init_ray", lambda address=None, **kw: False)
     with pytest.raises(VidcolorError, match=r"--stabilize"):
         run_experiments(str(demo_shards), tmp_path / "bad", ["size=tiny"], only="exp1", stabilize=1.5)
     assert not (tmp_path / "bad").exists()
