@@ -8,6 +8,11 @@ or edited weights file is an error; checkpoints older than the field load unchec
 versions and the caller's `extra`. Weights are read with safetensors and JSON only: loading never
 unpickles. An ensemble stores all members in one safetensors file under `members.{i}.` keys.
 
+Loading refuses, naming the file and the field or tensor: a config.json key the writer never wrote,
+gamut centers that do not match their digest (or, without a digest, the grid's own bins), weights
+whose names or shapes do not fit the config, a floating weight stored with an integer or bool
+dtype, and weights with NaN or Inf values.
+
 `load_ensemble` assembles exp3 from trained member folders. `load_pretrained_trunk` is the
 transfer-learning start of exp4/exp5: it copies the grid-free trunk of a trained colorizer into a
 new model and keeps the new model's head when the bins differ.
@@ -41,6 +46,27 @@ log = logging.getLogger(__name__)
 FORMAT = "vidcolor-checkpoint/1"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+#: The top-level keys of config.json that save_checkpoint writes (members only for an ensemble;
+#: frame_size, gamut_digest, prior_digest and weights_sha256 are absent in older checkpoints).
+META_KEYS = frozenset(
+    (
+        "format",
+        "kind",
+        "config",
+        "frame_size",
+        "num_bins",
+        "grid",
+        "gamut_centers",
+        "gamut_digest",
+        "prior",
+        "prior_digest",
+        "versions",
+        "created",
+        "extra",
+        "members",
+        "weights_sha256",
+    )
+)
 
 
 def file_sha256(path: Path) -> str:
@@ -163,6 +189,12 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise VidcolorError(f"{path}: format is {got!r}, expected {FORMAT!r}")
+    unknown = sorted(set(meta) - META_KEYS)
+    if unknown:
+        raise VidcolorError(
+            f"{path}: unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"(allowed: {', '.join(sorted(META_KEYS))})"
+        )
     for key in ("kind", "config", "grid", "gamut_centers", "num_bins"):
         if key not in meta:
             raise VidcolorError(f"{path}: missing field {key!r}")
@@ -183,8 +215,7 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
         gamut = ABGamut(int(meta["grid"]), centers=np.asarray(meta["gamut_centers"], dtype=np.float32))
     except (VidcolorError, ValueError, TypeError) as exc:
         raise VidcolorError(f"{path}: gamut: {exc}") from None
-    if meta.get("gamut_digest") and meta["gamut_digest"] != gamut.digest():
-        raise VidcolorError(f"{path}: gamut_centers do not match gamut_digest (edited file?)")
+    _check_gamut(gamut, meta.get("gamut_digest"), path)
     if gamut.num_bins != meta["num_bins"]:
         raise VidcolorError(f"{path}: num_bins is {meta['num_bins']} but gamut_centers has {gamut.num_bins}")
     if meta["kind"] == "single":
@@ -265,8 +296,34 @@ def _check_digest(weights: Path, meta: dict[str, Any]) -> None:
         raise VidcolorError(f"{weights}: sha256 does not match {CONFIG} (damaged or edited?)")
 
 
+def _check_gamut(gamut: ABGamut, digest: Any, path: Path) -> None:
+    """The centers must hash to `gamut_digest`; a checkpoint without one (older) must hold its grid's own bins."""
+    if digest is not None:
+        if not isinstance(digest, str) or digest.lower() != gamut.digest():
+            raise VidcolorError(f"{path}: gamut_centers do not match gamut_digest (edited file?)")
+        return
+    own = ABGamut(gamut.grid)
+    if own == gamut:
+        return
+    if own.num_bins != gamut.num_bins:
+        what = f"{gamut.num_bins} centers, grid {gamut.grid} has {own.num_bins} bins"
+    else:
+        i = int((gamut.centers != own.centers).any(dim=1).nonzero()[0])
+        (a, b), (a0, b0) = gamut.centers[i].tolist(), own.centers[i].tolist()
+        what = f"center {i} is ({a:g}, {b:g}), grid {gamut.grid} has ({a0:g}, {b0:g})"
+    raise VidcolorError(
+        f"{path}: field gamut_centers: {what}, and there is no gamut_digest to record other centers (edited file?)"
+    )
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
 def _check_state(model: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    """The weights must fit the model: the same names and shapes, floating where the model's are, all finite."""
+    own = model.state_dict()
+    expected = {k: tuple(v.shape) for k, v in own.items()}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
@@ -282,6 +339,21 @@ def _check_state(model: nn.Module, state: dict[str, torch.Tensor], where: Path) 
                 f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, config {expected[k]})"
             )
         raise VidcolorError(f"{where}: weights do not match config.json: " + "; ".join(parts))
+    # the kind of dtype, compared with the model's own (integer buffers such as num_batches_tracked stay integer)
+    kind = [k for k in own if state[k].is_floating_point() != own[k].is_floating_point()]  # in the model's order
+    if kind:
+        k = kind[0]
+        more = f" ({len(kind) - 1} more tensors likewise)" if len(kind) > 1 else ""
+        raise VidcolorError(
+            f"{where}: tensor {k} is stored as {_dtype(state[k])}, expected {_dtype(own[k])} (the model's){more}"
+        )
+    bad = [k for k in own if state[k].is_floating_point() and not torch.isfinite(state[k]).all()]
+    if bad:
+        named = [f"{k} ({int(state[k].isnan().sum())} NaN, {int(state[k].isinf().sum())} Inf)" for k in bad[:3]]
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise VidcolorError(
+            f"{where}: non-finite weights in {len(bad)} tensor{'s' if len(bad) > 1 else ''}: {', '.join(named)}{more}"
+        )
 
 
 def load_pretrained_trunk(model: nn.Module, directory: str | os.PathLike) -> dict[str, Any]:
