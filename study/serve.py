@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,11 +34,23 @@ def app_path(script: str = "app.py") -> Path:
     return path
 
 
+def check_host(host: str, port: int) -> None:
+    """Refuse a --host that does not resolve to an address to listen on (``999.1.1.1``, a
+    misspelt name), before the server starts, instead of Streamlit's socket.gaierror traceback."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise VidcolorError(f"--host {host!r} is not an address to listen on ({reason})") from None
+
+
 def streamlit_command(port: int, host: str = "127.0.0.1", raters: bool = False) -> list[str]:
     """The command line that serves the dashboard, or with ``raters`` the rater server (its one
-    page, no error details, no toolbar): headless, no usage statistics."""
+    page, no error details, no toolbar): headless, no usage statistics. A --port outside 1..65535
+    or a --host that does not resolve is an error naming it."""
     if not 0 < port < 65536:
         raise VidcolorError(f"--port must be in 1..65535, got {port}")
+    check_host(host, port)
     cmd = [
         sys.executable,
         "-m",

@@ -81,3 +81,18 @@ def test_startup_line_masks_a_query_string_password(tmp_path, capsys, no_exec):
     assert f"(database: sqlite:///{db}?password=***&sslmode=disable)" in out.out  # parameters sorted
     ((_, env),) = no_exec
     assert env["VIDCOLOR_DB"] == url  # the server connects with the URL as given
+
+
+@pytest.mark.parametrize("command", ["dashboard", "ctt serve"])
+def test_unresolvable_host_is_an_error_naming_it(tmp_path, capsys, no_exec, command):
+    db = tmp_path / "results.db"
+    Store(f"sqlite:///{db}").close()
+    assert main([*command.split(), "--db", f"sqlite:///{db}", "--host", "999.1.1.1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --host '999.1.1.1' is not an address to listen on (" in err
+    assert "Traceback" not in err and no_exec == []
+
+
+def test_host_names_and_wildcards_resolve():
+    for host in ("127.0.0.1", "localhost", "0.0.0.0"):
+        serve.check_host(host, 8501)
