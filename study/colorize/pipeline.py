@@ -321,6 +321,13 @@ def colorize_source(
         if out.suffix.lower() == OUTPUT_VIDEO_SUFFIX
         else FrameFolderWriter(out, overwrite=overwrite)
     )
+    if isinstance(writer, VideoWriter) and (writer.out_width, writer.out_height) != (info.width, info.height):
+        # yuv420p needs even sides: the file is padded (edge repeated); the table tells the size written
+        result.width, result.height = writer.out_width, writer.out_height
+        result.notes.append(
+            f"padded from {info.width}x{info.height} to {writer.out_width}x{writer.out_height} "
+            "(H.264 yuv420p needs even sides; last column/row repeated)"
+        )
     inference.reset()
     start = time.perf_counter()
     bar = tqdm(

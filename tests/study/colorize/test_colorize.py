@@ -165,6 +165,22 @@ def test_video_keeps_frames_size_fps_l_and_audio(tmp_path, ckpt_exp1, capsys):
     assert "film_color.mp4" in table and "14" in table and "audio kept" in table
 
 
+def test_odd_size_video_is_padded_and_the_table_says_so(tmp_path, ckpt_exp1, capsys):
+    src = tmp_path / "odd.mp4"  # a real 65x49 H.264 film (yuv444p allows odd sides)
+    with av.open(str(src), "w") as c:
+        stream = c.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 65, 49, "yuv444p"
+        for f in gray_frames(4, h=49, w=65):
+            c.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv444p")))
+        c.mux(stream.encode(None))
+    assert cli(["colorize", str(ckpt_exp1), str(src)]) == 0
+    frames, _ = decode(tmp_path / "odd_color.mp4")
+    assert frames[0].shape == (50, 66, 3)  # the size written ...
+    table = capsys.readouterr().out
+    assert " 66x50 " in table and "65x49 " not in table.split("padded from")[0]  # ... is the size shown
+    assert "padded from 65x49 to 66x50 (H.264 yuv420p needs even sides; last column/row repeated)" in table
+
+
 def test_fractional_fps_and_explicit_out(tmp_path, ckpt_exp1):
     src = make_video(tmp_path / "ntsc.mp4", gray_frames(5), fps=Fraction(30000, 1001))
     out = tmp_path / "sub" / "x.mp4"
