@@ -258,6 +258,18 @@ def open_split(shards: str | os.PathLike, split: str):
     return shard_set
 
 
+def size_warning(checkpoint, frame_size: int | None, shards, shards_size: int) -> str | None:
+    """The warning for a checkpoint trained at another frame size than the shard set's (None when
+    they agree, or the checkpoint does not record it). Legitimate (how does a model do at other
+    sizes?), but easy to do by mistake, so `vidcolor evaluate` says it."""
+    if frame_size is None or frame_size == shards_size:
+        return None
+    return (
+        f"{checkpoint} was trained at frame size {frame_size} px but the shard set {shards} is "
+        f"{shards_size} px; the metrics are for {shards_size} px frames"
+    )
+
+
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike,
     shards: str | os.PathLike,
@@ -275,10 +287,11 @@ def evaluate_checkpoint(
     --json` writes: checkpoint, shards, split, temperature, device, config, metrics (which way is
     better) and the results of `evaluate_model`, plus ``expected_frames`` (what the manifest
     promises), ``incomplete`` (the eval loader's ``shortfalls``: each shard, or the split, that
-    yielded less; empty when complete) and ``verified``. ``verify``: check the split's shard
-    checksums first (`ShardSet.verify`; an error names each damaged shard). ``temperature``: the
-    annealed-mean T to decode with (default: the checkpoint's). ``batch_size``: clips per batch
-    (`clip_loader`: every frame of the split's whole clips, whatever the model's window).
+    yielded less; empty when complete), ``verified`` and ``warnings`` (`size_warning`).
+    ``verify``: check the split's shard checksums first (`ShardSet.verify`; an error names each
+    damaged shard). ``temperature``: the annealed-mean T to decode with (default: the checkpoint's).
+    ``batch_size``: clips per batch (`clip_loader`: every frame of the split's whole clips,
+    whatever the model's window).
     ``stabilize``: the `--stabilize` strength (None: off), recorded in the document."""
     if batch_size < 1:
         raise VidcolorError(f"--batch-size must be at least 1, got {batch_size}")
@@ -292,6 +305,7 @@ def evaluate_checkpoint(
     shard_set = open_split(shards, split)
     if verify:
         shard_set.verify(split)
+    warnings = [msg] if (msg := size_warning(checkpoint, ckpt.frame_size, shards, shard_set.size)) else []
     temperature = float(ckpt.config.temperature if temperature is None else temperature)
     loader = clip_loader(shard_set, split, batch_size)
     window = loader.window
@@ -324,6 +338,7 @@ def evaluate_checkpoint(
         "expected_frames": loader.expected_windows * window,
         "incomplete": loader.shortfalls,
         "verified": verify,
+        "warnings": warnings,
     }
 
 
@@ -369,6 +384,8 @@ def main(args: argparse.Namespace) -> int:
     )
     print(video_table(doc))
     print(TABLE_LEGEND)
+    for msg in doc["warnings"]:
+        print(f"warning: {msg}", file=sys.stderr)
     if args.json:
         print(f"wrote {write_json(args.json, doc)}")
     for item in doc["incomplete"]:  # damaged data: metrics of part of the split must not pass for all of it

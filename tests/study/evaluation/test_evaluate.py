@@ -452,3 +452,26 @@ def test_truth_row_scores_the_true_colors_against_gray_on_the_same_pairs():
     assert truth["mean"]["added_warp"] > 0
     assert TRUTH in video_table(res)
     assert "truth" not in evaluate_model(model, _batches(videos, 3, batch_size=2), config.temperature, "cpu")
+
+
+def test_cli_evaluate_warns_when_the_checkpoint_was_trained_at_another_size(demo_shards, tmp_path, capsys):
+    """Evaluating at another frame size is legitimate, so a warning naming both sizes, not an error."""
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.gamut import ABGamut
+    from models.model import create_model
+    from models.presets import get_preset
+    from study.cli import main
+
+    torch.manual_seed(0)
+    config = get_preset("exp1").replace(size="tiny")
+    gamut = ABGamut(config.grid)
+    ck = save_checkpoint(tmp_path / "ck32", create_model(config, gamut), config, gamut, frame_size=32)
+    assert main(["evaluate", str(ck), "--shards", str(demo_shards), "--device", "cpu", "--batch-size", "4"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"warning: {ck} was trained at frame size 32 px but the shard set {demo_shards} is 64 px; "
+        "the metrics are for 64 px frames"
+    ) in err
+    assert "Traceback" not in err
