@@ -27,7 +27,7 @@ from PIL import Image
 
 from data_shards import manifest as mf
 from data_shards import stats
-from data_shards.video import FramePicker, decode_frames, probe
+from data_shards.video import FramePicker, decode_frames, probe, upscale_note
 from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ def process_source(task: dict[str, Any], progress: Callable[[int], None] | None 
         info = probe(path)
         picker = FramePicker(info.fps, task["fps"])
         result.update(fps=picker.out_fps, width=info.width, height=info.height, has_audio=info.has_audio)
+        if note := upscale_note(path, info.width, info.height, task["size"]):
+            log.warning("%s", note)
         frames = decode_frames(info, task["size"], keep=picker.take)
         with wds.TarWriter(task["staging"], encoder=False, mtime=int(time.time())) as tar:
             n, clips, hist = _write_clips(tar, frames, task, progress)

@@ -162,6 +162,21 @@ def _image_size(p: Path) -> tuple[int, int]:
         raise VidcolorError(f"{p}: not a readable image ({exc})") from None
 
 
+#: An upscale of the short side by more than this is noted (the film has far less detail than the
+#: frames it becomes: a 4x4 video sharded at 64 px is 16x). Not refused: tiny sources are legal.
+UPSCALE_NOTE = 4.0
+
+
+def upscale_note(path: str | Path, width: int, height: int, size: int) -> str | None:
+    """The note for a ``width x height`` source whose short side is scaled up to ``size`` by more
+    than `UPSCALE_NOTE`, naming the file and the factor; None otherwise."""
+    short = min(width, height)
+    if short <= 0 or size / short <= UPSCALE_NOTE:
+        return None
+    factor = size / short
+    return f"{path}: {width}x{height} upscaled {factor:.3g}x to {size} px (short side); detail invented, not restored"
+
+
 def scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
     """(w, h) after scaling the short side to ``size`` (the long side rounded, at least ``size``)."""
     if width <= height:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data_shards.video import VideoInfo, iter_frames_tolerant
+from data_shards.video import VideoInfo, iter_frames_tolerant, upscale_note
 from models.color import chroma, frames_to_lab
 from models.errors import VidcolorError
 from study.colorize.inference import FilmInference
@@ -328,6 +328,9 @@ def colorize_source(
             f"padded from {info.width}x{info.height} to {writer.out_width}x{writer.out_height} "
             "(H.264 yuv420p needs even sides; last column/row repeated)"
         )
+    if note := upscale_note(info.path, info.width, info.height, inference.size):
+        log.warning("%s", note)
+        result.notes.append(note.split(": ", 1)[1].split(";")[0])
     inference.reset()
     start = time.perf_counter()
     bar = tqdm(

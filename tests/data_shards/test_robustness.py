@@ -155,3 +155,15 @@ def test_odd_encodings_shard_with_decoded_frame_counts(tmp_path):
     assert by_source[str(src / "portrait.mp4")]["width"] == 24
     assert [s["reason"] for s in m["skipped"]] == [f"{src / 'one.mp4'}: too short, 1 frames is less than one clip of 4"]
     assert json.loads((out / "manifest.json").read_text())["videos"][0]["tone"] in ("gray", "tinted", "color")
+
+
+def test_tiny_source_upscaled_more_than_4x_is_noted(tmp_path, caplog):
+    src = write(tmp_path / "tiny.mp4", [pattern(i, 4, 4) for i in range(4)])
+    with caplog.at_level(logging.WARNING, logger="data_shards.staging"):
+        m = write_shard_set([src], tmp_path / "out", size=64, clip_len=2, split="100,0,0", show_progress=False)
+    assert m["skipped"] == []  # noted, not refused
+    assert f"{src}: 4x4 upscaled 16x to 64 px (short side); detail invented, not restored" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="data_shards.staging"):
+        write_shard_set([src], tmp_path / "out16", size=16, clip_len=2, split="100,0,0", show_progress=False)
+    assert "upscaled" not in caplog.text  # 4x: no note

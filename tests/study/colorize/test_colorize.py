@@ -576,3 +576,11 @@ def test_encoder_settings_reach_the_output(tmp_path, ckpt_exp1, capsys):
     assert "invalid choice: 'quick'" in capsys.readouterr().err and not (tmp_path / "x.mp4").exists()
     with pytest.raises(VidcolorError, match=r"x\.mp4: unknown x264 preset 'quick'; one of ultrafast, superfast"):
         VideoWriter(tmp_path / "x.mp4", 24, 64, 48, preset="quick")
+
+
+def test_tiny_film_upscaled_more_than_4x_is_noted(tmp_path, ckpt_exp1, capsys):
+    src = make_video(tmp_path / "tiny.mp4", gray_frames(3, h=4, w=4))
+    assert cli(["colorize", str(ckpt_exp1), str(src), "--size", "32"]) == 0
+    out = capsys.readouterr()
+    assert "4x4 upscaled 8x to 32 px (short side)" in out.out  # the table's note
+    assert decode(tmp_path / "tiny_color.mp4")[0][0].shape == (4, 4, 3)  # the output keeps the film's size
