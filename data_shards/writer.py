@@ -50,6 +50,11 @@ from models.errors import VidcolorError
 log = logging.getLogger(__name__)
 
 MAX_CLIP_LEN = 999  # member names are three digits
+#: The most bytes one clip of uint8 RGB frames (``size * size * 3 * clip_len``) may take. Sharding
+#: holds a few clips' worth per worker (the clip window, the frames not yet counted, their float
+#: copies for the histogram), so --size 4096 with clips of 16 (805 MB a clip) took 11 GB and 98 s
+#: a source; a size over the budget is refused before anything is decoded.
+CLIP_BUFFER_BUDGET = 256 * 2**20
 
 
 # ----------------------------------------------------------------------------- options
@@ -89,6 +94,14 @@ class ShardOptions:
             raise VidcolorError(f"--size {self.size}: must be between 8 and 4096 px")
         if not 1 <= self.clip_len <= MAX_CLIP_LEN:
             raise VidcolorError(f"--clip-len {self.clip_len}: must be between 1 and {MAX_CLIP_LEN}")
+        clip_bytes = self.size * self.size * 3 * self.clip_len
+        if clip_bytes > CLIP_BUFFER_BUDGET:
+            largest = math.isqrt(CLIP_BUFFER_BUDGET // (3 * self.clip_len))
+            raise VidcolorError(
+                f"--size {self.size} with --clip-len {self.clip_len}: a clip of frames takes "
+                f"{clip_bytes / 2**20:.0f} MiB, over the {CLIP_BUFFER_BUDGET // 2**20} MiB limit per clip; "
+                f"the largest --size for clips of {self.clip_len} is {largest}"
+            )
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise VidcolorError(f"--fps {self.fps}: must be a positive number")
         if not self.shard_size > 0:

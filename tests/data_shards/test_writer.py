@@ -318,6 +318,11 @@ def test_nothing_usable_exits_non_zero_naming_each_file(tmp_path, bad_sources, c
         ({"shard_size": 0}, "--shard-size 0"),
         ({"jobs": 0}, "--jobs 0"),
         ({"split": "50,50"}, "--split '50,50'"),
+        (
+            {"size": 4096, "clip_len": 16},
+            r"^--size 4096 with --clip-len 16: a clip of frames takes 768 MiB, over the 256 MiB limit per clip; "
+            r"the largest --size for clips of 16 is 2364$",
+        ),
     ],
 )
 def test_bad_options_are_refused_before_anything_is_written(tmp_path, demo_videos, option, words):
