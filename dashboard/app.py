@@ -71,4 +71,7 @@ with st.sidebar:
         if not RATER_MODE:
             st.caption(f"Database: {data.store().display_url}")
 
-page.run()
+try:
+    page.run()
+except VidcolorError as exc:  # e.g. a damaged row (malformed JSON): the store names it; no traceback
+    st.error(str(exc))

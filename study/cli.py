@@ -261,9 +261,16 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     b = ctt.add_parser("build", help="make CTT items from trials and clips")
     b.add_argument("--db", default=None)
     b.add_argument("--study", default=None, help="study name (default: the latest)")
-    b.add_argument("--trials", default=None, help="comma list of trial ids (default: best per experiment)")
-    b.add_argument("--top", type=int, default=None, help="the top k trials instead")
-    b.add_argument("--shards", default=None, help="shard set for the clips (default: the study's)")
+    which = b.add_mutually_exclusive_group()
+    which.add_argument("--trials", default=None, help="comma list of trial ids (default: best per experiment)")
+    which.add_argument("--top", type=int, default=None, help="the top k trials instead (not with --trials)")
+    b.add_argument(
+        "--shards",
+        default=None,
+        help="shard set to render the clips from (default: the one the study was run on; the one used is "
+        "printed). A trial without a checkpoint or shard set uses its stored sample media, rendered on "
+        "the validation split (its items show split val)",
+    )
     b.add_argument(
         "--split",
         default="test",
@@ -276,7 +283,10 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--clips", type=int, default=8, help="clips per trial")
     b.add_argument("--attention-rate", type=float, default=0.1)
     b.add_argument(
-        "--out", default=None, help="media folder (default: beside the database); it only gains files, under new names"
+        "--out",
+        default=None,
+        help="media folder (default: beside the database); it only gains files, under new names. An item "
+        "already built (same trial, video, clip, still, medium and split) is kept, not made again",
     )
     b.set_defaults(handler="study.ctt.build:main_build")
     e = ctt.add_parser("export", help="write CTT results (per trial and experiment)")
@@ -309,7 +319,7 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     cc.add_argument(
         "--base-url",
         default="http://127.0.0.1:8502",
-        help="where `vidcolor ctt serve` is reached, for the printed links",
+        help="where `vidcolor ctt serve` is reached, for the printed links (an http or https URL)",
     )
     cc.set_defaults(handler="study.ctt.campaign:main_create")
     ci = cs.add_parser("invite", help="more invite links for a campaign")
@@ -318,7 +328,7 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     ci.add_argument("--name", required=True)
     ci.add_argument("--links", type=int, default=1)
     ci.add_argument("--uses", type=int, default=1, help="sessions per link (0 = any number)")
-    ci.add_argument("--base-url", default="http://127.0.0.1:8502")
+    ci.add_argument("--base-url", default="http://127.0.0.1:8502", help="as for create (an http or https URL)")
     ci.set_defaults(handler="study.ctt.campaign:main_invite")
     cl = cs.add_parser("list", help="the study's campaigns, their sessions and votes")
     cl.add_argument("--db", default=None)

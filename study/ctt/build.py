@@ -65,6 +65,8 @@ class BuildOptions:
             raise VidcolorError(f"--attention-rate must be in [0, 1), got {self.attention_rate}")
         if self.clips < 1:
             raise VidcolorError(f"--clips must be at least 1, got {self.clips}")
+        if self.trial_ids and self.top is not None:
+            raise VidcolorError(f"--trials and --top exclude each other (got both, --top {self.top}): give one")
         if self.trial_ids is not None:
             object.__setattr__(self, "trial_ids", tuple(self.trial_ids))
 
@@ -174,6 +176,33 @@ def video_sources(shards: str | None) -> dict[str, str]:
 
 
 # -- writing items -----------------------------------------------------------------------------------
+
+
+def item_key(trial_id: Any, video_id: Any, clip: Any, frame: Any, medium: str, split: Any) -> tuple:
+    """What makes a regular item the same item: its trial, video, clip, still, medium and split."""
+
+    def norm(v: Any) -> Any:
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+    clip, frame = norm(clip), norm(frame)
+    return (
+        str(trial_id),
+        str(video_id),
+        None if clip is None else int(clip),
+        None if frame is None else int(frame),
+        medium,
+        norm(split),
+    )
+
+
+def existing_keys(store: Store, study: str) -> dict[tuple, str]:
+    """`item_key` -> uid of the study's regular items already in the store."""
+    items = store.ctt_items(study)
+    items = items[~items["is_attention"].astype(bool)]
+    return {
+        item_key(r.trial_id, r.video_id, r.clip, r.frame, r.medium, r.split): r.uid
+        for r in items.itertuples(index=False)
+    }
 
 
 def copy_pairs(
@@ -295,12 +324,25 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     checkpoints = trials.set_index("trial_id")["checkpoint"]
     shards = opts.shards or st.get("shards")
     sources = video_sources(shards)
+    existing = existing_keys(store, study)
     regular: list[dict[str, Any]] = []
+    kept: list[str] = []  # uids of items this build would make again: kept, not made twice
     for tid in tqdm(
         choose_trials(trials, st["mode"], opts.trial_ids, opts.top), desc="CTT items", unit="trial", disable=None
     ):
         with trial_pairs(store, study, tid, checkpoints.loc[tid], shards, opts) as (pairs, split):
-            regular += copy_pairs(pairs[: opts.clips], tid, split, sources, out_dir, opts, dither_rng)
+            new_pairs = []
+            for p in pairs[: opts.clips]:
+                uid = existing.get(item_key(tid, p["video_id"], p["clip"], p["frame"], opts.medium, split))
+                if uid is None:
+                    new_pairs.append(p)
+                else:
+                    kept.append(uid)
+            regular += copy_pairs(new_pairs, tid, split, sources, out_dir, opts, dither_rng)
+    if kept:
+        log.info(
+            "study %s: %d of these items exist already (%s), kept as they are", study, len(kept), ", ".join(kept[:5])
+        )
     checks = attention_items(regular, opts, out_dir, rng, dither_rng)
     items = regular + checks
     rng.shuffle(items)
@@ -314,12 +356,15 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
         study,
         out_dir,
     )
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {
             "uid": uids,
             **{col: [i[col] for i in items] for col in ("trial_id", "is_attention", "split", "real_is_color")},
         }
     )
+    df.attrs["kept"] = kept
+    df.attrs["shards"] = shards
+    return df
 
 
 # -- command -----------------------------------------------------------------------------------------
@@ -345,4 +390,16 @@ def main_build(args) -> int:
     task = "which-is-real pairs and ratings" if opts.real_is_color else "1-5 naturalness rating only"
     print(f"study {study}: {len(items)} CTT {opts.medium} items ({task})")
     print(format_table(["trial_id", "split", "items"], [[tid, split, int(n)] for (tid, split), n in counts.items()]))
+    used = items.attrs.get("shards")
+    given = "--shards" if args.shards else "the study's; --shards to choose another"
+    print(f"shard set: {used} ({given})" if used else "shard set: none (the study records none; --shards to give one)")
+    if (items["split"] == "val").any():
+        print(
+            "split val: trials without a checkpoint and shard set to render the test split from "
+            "use their stored sample media, rendered on the validation split"
+        )
+    kept = items.attrs.get("kept") or []
+    if kept:
+        shown = ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else "")
+        print(f"{len(kept)} item(s) exist already for these trials and clips and are kept, not made again: {shown}")
     return 0

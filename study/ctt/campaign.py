@@ -6,10 +6,25 @@ lets a rater in, for one session or as many as ``--uses`` allows. See `study.sto
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+from models.errors import VidcolorError
 from study.report import format_table
 from study.store.campaigns import check_invites
+
+
+def check_base_url(base_url: str) -> str:
+    """``base_url`` when it is an http(s) URL with a host and no whitespace, else a VidcolorError naming it."""
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in base_url):
+        raise VidcolorError(
+            f"--base-url must be an http:// or https:// URL with a host and no spaces, got {base_url!r}"
+        )
+    return base_url
 
 
 def invite_url(base_url: str, token: str) -> str:
@@ -34,6 +49,7 @@ def main_create(args) -> int:
     study = store.resolve_study(args.study)
     uses = None if args.uses == 0 else args.uses
     check_invites(args.links, uses)  # before anything is written
+    check_base_url(args.base_url)
     camp = store.create_campaign(
         study,
         args.name,
@@ -61,6 +77,7 @@ def main_invite(args) -> int:
     store = Store(args.db, create=False)
     study = store.resolve_study(args.study)
     uses = None if args.uses == 0 else args.uses
+    check_base_url(args.base_url)
     _print_links(args.base_url, store.add_invites(study, args.name, args.links, uses), uses)
     return 0
 

@@ -19,6 +19,7 @@ printed or logged.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -29,7 +30,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import JSON, Connection, Engine, String, cast, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
@@ -313,19 +314,55 @@ class StoreEngine:
     def _write(self) -> Iterator[Session]:
         """One write transaction (SQLite: BEGIN IMMEDIATE, taken after this process's write lock for
         the file, so the process's writers queue in order and other processes' on the busy timeout)."""
-        if not self.is_sqlite:
-            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        try:
+            if not self.is_sqlite:
+                with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                    yield session
+                return
+            engine = self.engine.execution_options(vidcolor_immediate=True)
+            with _write_lock(self.url), Session(engine, expire_on_commit=False) as session, session.begin():
                 yield session
-            return
-        engine = self.engine.execution_options(vidcolor_immediate=True)
-        with _write_lock(self.url), Session(engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        except json.JSONDecodeError as exc:
+            raise self._bad_json_error(exc) from None
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        """A session for reading (its rows stay usable after it closes)."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            yield session
+        """A session for reading (its rows stay usable after it closes). A JSON column that does not
+        decode is a VidcolorError naming the table, row id and column (`_bad_json_error`)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except json.JSONDecodeError as exc:
+            raise self._bad_json_error(exc) from None
+
+    def _bad_json_error(self, exc: json.JSONDecodeError) -> VidcolorError:
+        """The error for a stored JSON value that does not decode: the first such value of any table,
+        found by reading every JSON column as text: ``results database FILE: table T, row id N,
+        column C holds malformed JSON (...)``."""
+        where = self._where()
+        try:
+            with self.engine.connect() as conn:
+                for table in Base.metadata.sorted_tables:
+                    columns = [c for c in table.columns if isinstance(c.type, JSON)]
+                    if not columns or "id" not in table.columns:
+                        continue
+                    for col in columns:
+                        rows = conn.execute(
+                            select(table.c.id, cast(col, String)).where(col.isnot(None)).order_by(table.c.id)
+                        )
+                        for row_id, text in rows:
+                            try:
+                                json.loads(text)
+                            except (TypeError, ValueError) as bad:
+                                reason = bad.msg if isinstance(bad, json.JSONDecodeError) else str(bad)
+                                return VidcolorError(
+                                    f"results database {where}: table {table.name}, row id {row_id}, column "
+                                    f"{col.name} holds malformed JSON ({reason}); restore the file from a copy "
+                                    "or correct that value"
+                                )
+        except DBAPIError:
+            pass
+        return VidcolorError(f"results database {where}: a stored JSON value is malformed ({exc.msg})")
 
     def journal_mode(self) -> str | None:
         """SQLite's journal mode ('wal' when the store opened it); None on other databases."""

@@ -431,3 +431,33 @@ def test_rater_page_runs_a_session_of_each_task(tmp_path, monkeypatch, fx, task)
         assert len(store.pair_votes("fixture", "c")) == 2
     else:
         assert store.campaign_votes("fixture", "c")["rating"].tolist() == [4, 4]
+
+
+def test_a_malformed_json_value_is_an_error_message_not_a_traceback(tmp_path, monkeypatch, capsys, fx):
+    """A trial's config damaged in the SQLite file: the store names table, row id and column; `ctt
+    build` says so and exits 2, and the dashboard's pages show it with st.error."""
+    import sqlite3
+
+    from study.cli import main as cli
+
+    info = fx.build(tmp_path / "db", with_items=False)
+    with sqlite3.connect(tmp_path / "db" / "results.db") as con:
+        con.execute("UPDATE vc_trials SET config = '{\"lr\": 0.1,' WHERE trial_id = 't_002'")
+        (row_id,) = con.execute("SELECT id FROM vc_trials WHERE trial_id = 't_002'").fetchone()
+    message = (
+        f"results database {tmp_path / 'db' / 'results.db'}: table vc_trials, row id {row_id}, column config "
+        "holds malformed JSON (Expecting property name enclosed in double quotes); restore the file from a "
+        "copy or correct that value"
+    )
+    args = ["ctt", "build", "--db", info["url"], "--top", "1", "--medium", "frame", "--out", str(tmp_path / "m")]
+    assert cli(args) == 2
+    err = capsys.readouterr().err
+    assert f"error: {message}\n" in err and "Traceback" not in err
+    assert info["store"].ctt_items("fixture").empty
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/trials.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert message in [e.value for e in at.error]

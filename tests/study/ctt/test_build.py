@@ -352,3 +352,75 @@ def test_build_renders_test_clips_from_the_checkpoint(demo_shards, tmp_path):
     it = store.ctt_items("s").set_index("uid").loc[frame_items["uid"].iloc[0]]
     assert it["medium"] == "frame" and it["frame"] == (clip_len - 1) // 2 and it["split"] == "test"
     assert read_png(it["real_path"]).shape == read_png(it["fake_path"]).shape
+
+
+def _build_cli(info, out, *extra) -> list[str]:
+    return [
+        "ctt",
+        "build",
+        "--db",
+        info["url"],
+        "--medium",
+        "frame",
+        "--clips",
+        "1",
+        "--attention-rate",
+        "0",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_trials_and_top_exclude_each_other(fx, tmp_path, capsys):
+    """`--trials` with `--top` (once silently ignored): refused by the parser, and by BuildOptions."""
+    info = fx.build(tmp_path / "db", with_items=False)
+    with pytest.raises(SystemExit) as exit_:
+        cli(_build_cli(info, tmp_path / "m", "--trials", "t_001", "--top", "2"))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument --top: not allowed with argument --trials" in err and "Traceback" not in err
+    with pytest.raises(VidcolorError, match=r"^--trials and --top exclude each other \(got both, --top 2\): give one$"):
+        build.BuildOptions(trial_ids=["t_001"], top=2)
+    assert info["store"].ctt_items("fixture").empty and not (tmp_path / "m").exists()
+
+
+def test_build_prints_the_shard_set_and_split_it_used(fx, tmp_path, capsys):
+    """No `--shards`: the study's shard set is used and printed; trials that fall back on their
+    stored sample media say so (split val), nothing silent."""
+    info = fx.build(tmp_path / "db", with_items=False)
+    assert cli(_build_cli(info, tmp_path / "m", "--top", "1")) == 0
+    out = capsys.readouterr().out
+    shards = tmp_path / "db" / "shards"
+    assert f"shard set: {shards} (the study's; --shards to choose another)" in out
+    assert (
+        "split val: trials without a checkpoint and shard set to render the test split from "
+        "use their stored sample media, rendered on the validation split"
+    ) in out
+    assert list(info["store"].ctt_items("fixture")["split"]) == ["val"]
+    other = tmp_path / "other_shards"
+    assert cli(_build_cli(info, tmp_path / "m2", "--top", "2", "--shards", str(other))) == 0
+    assert f"shard set: {other} (--shards)" in capsys.readouterr().out
+
+
+def test_a_second_build_of_the_same_items_adds_none(fx, tmp_path, capsys):
+    """Building the same trials and clips again keeps the items there (uids, files, votes) and adds
+    no duplicate; only items not built before are added."""
+    info = fx.build(tmp_path / "db", with_items=False)
+    store, media = info["store"], tmp_path / "m"
+    assert cli(_build_cli(info, media, "--top", "1")) == 0
+    capsys.readouterr()
+    before = store.ctt_items("fixture")
+    files = {p.name: md5(p) for p in media.iterdir()}
+    assert cli(_build_cli(info, media, "--top", "1")) == 0
+    out = capsys.readouterr().out
+    uid = before["uid"].iloc[0]
+    assert f"1 item(s) exist already for these trials and clips and are kept, not made again: {uid}" in out
+    assert "study fixture: 0 CTT frame items" in out
+    after = store.ctt_items("fixture")
+    assert after[["uid", "real_path", "fake_path"]].equals(before[["uid", "real_path", "fake_path"]])
+    assert {p.name: md5(p) for p in media.iterdir()} == files
+    assert cli(_build_cli(info, media, "--top", "2")) == 0  # the second trial is new: only it is added
+    assert "study fixture: 1 CTT frame items" in capsys.readouterr().out
+    again = store.ctt_items("fixture")
+    assert len(again) == 2 and uid in set(again["uid"]) and again["trial_id"].nunique() == 2

@@ -72,6 +72,9 @@ def test_cli_build_and_export(fixture_study, fx, tmp_path, capsys):
         "-----------------  -----  -----",
         "(attention check)  val        1",
         "t_002              val        1",
+        f"shard set: {tmp_path / 'db' / 'shards'} (the study's; --shards to choose another)",
+        "split val: trials without a checkpoint and shard set to render the test split from use their stored "
+        "sample media, rendered on the validation split",
     ]
     store = info["store"]
     items = store.ctt_items("fixture").set_index("is_attention")
@@ -236,3 +239,22 @@ def test_campaign_cli_create_invite_list(fx, tmp_path, capsys):
         assert cli([*create, "--db", f"{url}?password=s3cret"]) == 0
     out = capsys.readouterr()
     assert "s3cret" not in out.out + out.err and f"vidcolor ctt serve --db {url}?password=***\n" in out.out
+
+
+@pytest.mark.parametrize(
+    "bad", ["javascript:alert(1)", "http://host name:8502", "http:///path", "ftp://h", " http://h"]
+)
+def test_campaign_base_url_must_be_http_with_a_host(fx, tmp_path, capsys, bad):
+    """`--base-url` of create and invite: only an http(s) URL with a host and no whitespace; the
+    refusal names the value, and create writes nothing."""
+    info = fx.build(tmp_path / "db")
+    url, small = info["url"], ["--pairs", "4", "--practice", "2"]
+    assert cli(["ctt", "campaign", "create", "--db", url, "--name", "c", *small, "--base-url", bad]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --base-url must be an http:// or https:// URL with a host and no spaces, got {bad!r}" in err
+    assert "Traceback" not in err and info["store"].campaigns("fixture").empty
+    good = "https://ctt.example.org/x"
+    assert cli(["ctt", "campaign", "create", "--db", url, "--name", "c", *small, "--base-url", good]) == 0
+    assert "https://ctt.example.org/x/?invite=" in capsys.readouterr().out
+    assert cli(["ctt", "campaign", "invite", "--db", url, "--name", "c", "--base-url", bad]) == 2
+    assert f"got {bad!r}" in capsys.readouterr().err
