@@ -41,10 +41,19 @@ IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff
 _NUMBER = re.compile(r"(\d+)")
 
 
+def list_folder(folder: Path) -> list[Path]:
+    """The entries of ``folder``, sorted; a folder that cannot be read (permission denied, ...) is
+    an error naming it."""
+    try:
+        return sorted(Path(folder).iterdir())
+    except OSError as exc:
+        raise VidcolorError(f"{folder}: cannot be read ({exc.strerror or exc})") from None
+
+
 def is_frame_folder(path: Path) -> bool:
     """A folder that directly holds image files (the DAVIS layout)."""
     path = Path(path)
-    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir() if p.is_file())
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in list_folder(path) if p.is_file())
 
 
 def _frame_number(p: Path) -> int | None:
@@ -55,7 +64,7 @@ def _frame_number(p: Path) -> int | None:
 def frame_files(folder: Path) -> list[Path]:
     """The numbered frames of a folder in order; raises if any file is not a numbered image."""
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = [p for p in list_folder(folder) if p.is_file() and not p.name.startswith(".")]
     frames = []
     for p in files:
         if p.suffix.lower() not in IMAGE_EXTS:
@@ -93,27 +102,37 @@ def warn_numbering_gaps(folder: Path, files: list[Path]) -> int:
     return 0
 
 
-def find_sources(src: str | Path) -> list[Path]:
+def find_sources(src: str | Path, skipped: list[dict[str, str]] | None = None) -> list[Path]:
     """Video files and frame folders under ``src`` (itself one of them, or a directory searched recursively).
 
     Explicitly named files are returned whatever their extension (a non-video file is then
     skipped later with a reason); inside directories only known video extensions count. Folders
     named ``Annotations*`` (DAVIS segmentation masks) are not color video and are left out.
+    A folder that cannot be read is an error naming it, or with ``skipped`` is appended to it
+    (``{"source", "reason"}``) with a warning and left out.
     """
     src = Path(src)
     if not src.is_dir():
         return [src]
-    if is_frame_folder(src):
-        return [src]
+    try:
+        if is_frame_folder(src):
+            return [src]
+        children = list_folder(src)
+    except VidcolorError as exc:
+        if skipped is None:
+            raise
+        log.warning("skipped %s", exc)
+        skipped.append({"source": str(src), "reason": str(exc)})
+        return []
     found: list[Path] = []
-    for child in sorted(src.iterdir()):
+    for child in children:
         if child.name.startswith("."):
             continue
         if child.is_dir():
             if child.name.lower().startswith("annotations"):
                 log.info("%s: DAVIS mask folder, not searched", child)
                 continue
-            found.extend(find_sources(child))
+            found.extend(find_sources(child, skipped))
         elif child.suffix.lower() in VIDEO_EXTS:
             found.append(child)
         else:

@@ -197,8 +197,9 @@ def _collect_sources(sources: list[str | Path]) -> tuple[list[Path], list[dict[s
         if not src_path.exists():
             skipped.append({"source": str(src), "reason": f"{src}: no such file or folder"})
             continue
-        found = find_sources(src_path)
-        if not found:
+        unreadable = len(skipped)
+        found = find_sources(src_path, skipped)
+        if not found and len(skipped) == unreadable:
             skipped.append({"source": str(src), "reason": f"{src}: no video files or frame folders inside"})
         paths.extend(p for p in found if p.resolve() not in {q.resolve() for q in paths})
     return paths, skipped

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import av
 import numpy as np
@@ -167,3 +168,43 @@ def test_tiny_source_upscaled_more_than_4x_is_noted(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="data_shards.staging"):
         write_shard_set([src], tmp_path / "out16", size=16, clip_len=2, split="100,0,0", show_progress=False)
     assert "upscaled" not in caplog.text  # 4x: no note
+
+
+def _deny(monkeypatch, *denied):
+    """Reading the ``denied`` folders raises PermissionError (chmod does not stop root)."""
+    iterdir = Path.iterdir
+
+    def fake(self):
+        if self in denied:
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", fake)
+
+
+def test_unreadable_folders_are_skipped_naming_them(tmp_path, monkeypatch, caplog):
+    root = tmp_path / "src"
+    (root / "locked").mkdir(parents=True)
+    write(root / "good.mp4", [pattern(i, 32, 24) for i in range(4)])
+    seq = tmp_path / "seq"  # an unreadable frame folder named as a source
+    seq.mkdir()
+    for i in range(4):
+        Image.fromarray(pattern(i, 32, 24)).save(seq / f"{i:05d}.png")
+    _deny(monkeypatch, root / "locked", seq)
+    m = write_shard_set([root, seq], tmp_path / "out", size=16, clip_len=2, split="100,0,0", show_progress=False)
+    assert m["skipped"] == [
+        {"source": str(root / "locked"), "reason": f"{root / 'locked'}: cannot be read (Permission denied)"},
+        {"source": str(seq), "reason": f"{seq}: cannot be read (Permission denied)"},
+    ]
+    assert f"skipped {seq}: cannot be read (Permission denied)" in caplog.text
+
+
+def test_only_unreadable_sources_is_an_error_naming_them(tmp_path, monkeypatch, capsys):
+    from study.cli import main as cli
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    _deny(monkeypatch, seq)
+    assert cli(["shard", str(seq), "--out", str(tmp_path / "out"), "--size", "16", "--clip-len", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{seq}: cannot be read (Permission denied)" in err and "Traceback" not in err

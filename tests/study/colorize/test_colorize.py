@@ -584,3 +584,20 @@ def test_tiny_film_upscaled_more_than_4x_is_noted(tmp_path, ckpt_exp1, capsys):
     out = capsys.readouterr()
     assert "4x4 upscaled 8x to 32 px (short side)" in out.out  # the table's note
     assert decode(tmp_path / "tiny_color.mp4")[0][0].shape == (4, 4, 3)  # the output keeps the film's size
+
+
+def test_unreadable_frame_folder_is_an_error_naming_it(tmp_path, ckpt_exp1, capsys, monkeypatch):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    Image.fromarray(gray_frames(1)[0]).save(folder / "00000.png")
+    iterdir = Path.iterdir
+
+    def deny(self):  # chmod does not stop root: the listing itself fails
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", deny)
+    assert cli(["colorize", str(ckpt_exp1), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {folder}: cannot be read (Permission denied)" in err and "Traceback" not in err
