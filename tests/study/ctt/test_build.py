@@ -97,34 +97,20 @@ def test_media_folder_is_checked_first_and_only_gains_files(fx, tmp_path, capsys
     """`--out` naming a file (the FileExistsError traceback of old) or under one: an error naming the
     flag and path, before any item is made; an existing media folder keeps what it holds."""
     info = fx.build(tmp_path / "db", with_items=False)
-    base = [
-        "ctt",
-        "build",
-        "--db",
-        info["url"],
-        "--medium",
-        "frame",
-        "--top",
-        "1",
-        "--clips",
-        "1",
-        "--attention-rate",
-        "0",
-    ]
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"mine")
     for out, message in (
         (notes, f"{notes}: exists and is a file, not a folder"),
         (notes / "m", f"{notes / 'm'}: {notes} is a file, not a folder"),
     ):
-        assert cli([*base, "--out", str(out)]) == 2
+        assert cli(_build_cli(info, out, "--top", "1")) == 2
         err = capsys.readouterr().err
         assert f"error: --out {message}" in err and "Traceback" not in err
     assert notes.read_bytes() == b"mine" and info["store"].ctt_items("fixture").empty
     media = tmp_path / "m"
     media.mkdir()
     (media / "earlier.png").write_bytes(b"an earlier item's still")
-    assert cli([*base, "--out", str(media)]) == 0
+    assert cli(_build_cli(info, media, "--top", "1")) == 0
     assert (media / "earlier.png").read_bytes() == b"an earlier item's still" and len(os.listdir(media)) == 3
 
 
