@@ -216,7 +216,7 @@ def _decode_sources(tasks: list[dict[str, Any]], jobs: int, show_progress: bool)
                 bar.set_postfix_str(f"{len(results)}/{len(tasks)} sources")
         else:
             with ProcessPoolExecutor(
-                max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("forkserver"), initializer=worker_init
+                max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("fork"), initializer=worker_init
             ) as pool:
                 futures = [pool.submit(process_source, task) for task in tasks]
                 for fut in as_completed(futures):
