@@ -1,6 +1,6 @@
 """The worker side of `vidcolor shard`: one source decoded and cut into clips in a staging tar.
 
-A worker (a process of its own with ``--jobs``) decodes one source once (strictly, through
+A worker (one of ``--jobs`` threads) decodes one source once (strictly, through
 `data_shards.video.decode_frames`), resized to the square ``--size`` and picked down to
 ``--fps``, and cuts the stored frames into clips of ``--clip-len`` consecutive frames at the
 positions `data_shards.manifest.clip_starts` gives (the last clip aligned to the video's end, so
@@ -112,13 +112,6 @@ def _write_clips(
     if starts[-1] != clips[-1]["start"]:
         write_clip(starts[-1])
     return n, clips, hist
-
-
-def worker_init() -> None:
-    """Initializer of the worker processes: one torch thread each (one process per core)."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def read_staging(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
