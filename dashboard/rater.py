@@ -6,11 +6,14 @@ does the practice items with feedback, then the counted ones, each shown for the
 display time, and sees the end. Any other path of this server shows the same page. The session id
 rides in the URL (``?session=...``), so a reload continues where it was. Sides are shown as "A"
 and "B" in an order drawn per item; the files are the campaign's items, written alike
-(study.ctt.clips), and served by Streamlit under content hashes.
+(study.ctt.clips), and served by Streamlit under content hashes. A rater never sees a traceback:
+messages written for raters (`RaterFacingError`) are shown as they are, anything else as one plain
+notice, logged with its traceback for the researcher.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -24,28 +27,51 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from dashboard import data  # noqa: E402
-from models.errors import VidcolorError  # noqa: E402
+from study.store.rater_sessions import RaterFacingError  # noqa: E402
 
 st.set_page_config(
     page_title="Color Turing Test", page_icon=":material/visibility:", layout="wide", initial_sidebar_state="collapsed"
 )
 ss = st.session_state
+log = logging.getLogger("vidcolor.rater")
 LABELS = {1: "1 · clearly artificial", 2: "2", 3: "3", 4: "4", 5: "5 · fully natural"}
-store = data.store()
+#: What a rater sees when anything else goes wrong (a damaged row, the database gone): never a
+#: traceback, a path or an internal message; the event goes to the server's log for the researcher.
+PLAIN_ERROR = (
+    "Something went wrong on our side. Your answers so far are saved. Please reload this page in a "
+    "minute; if it happens again, tell the person running the test."
+)
 TIMINGS = os.environ.get("VIDCOLOR_RATER_TIMINGS")  # a file to append each answer's store time (ms) to
+
+
+def _failed(where: str) -> None:
+    """Log what went wrong for the researcher; the rater gets `PLAIN_ERROR` on the next run."""
+    log.exception("rater page: %s failed (session %s)", where, ss.get("sid"))
+    ss["server_error"] = True
 
 
 def _start(token: str, name: str) -> None:
     try:
-        ss["sid"] = store.open_session(token, name or None)
-    except VidcolorError as exc:
+        ss["sid"] = data.store().open_session(token, name or None)
+    except RaterFacingError as exc:
         ss["start_error"] = str(exc)
+        return
+    except Exception:  # a rater never sees a traceback
+        _failed("starting a session")
         return
     st.query_params.clear()
     st.query_params["session"] = ss["sid"]
 
 
 def _answer(uid: str, *, side: str | None = None, rating: int | None = None) -> None:
+    try:
+        _record(uid, side, rating)
+    except Exception:  # a rater never sees a traceback
+        _failed("storing an answer")
+
+
+def _record(uid: str, side: str | None, rating: int | None) -> None:
+    store = data.store()
     shown = ss.get("shown", {})
     if shown.get("uid") != uid:
         return
@@ -75,124 +101,134 @@ def _answer(uid: str, *, side: str | None = None, rating: int | None = None) -> 
         )
 
 
-if "sid" not in ss and st.query_params.get("session"):
-    ss["sid"] = st.query_params.get("session")
+def _page() -> None:
+    """The page for the session in this browser (or the invite's start form)."""
+    store = data.store()
+    if "sid" not in ss and st.query_params.get("session"):
+        ss["sid"] = st.query_params.get("session")
+
+    if "sid" not in ss:
+        token = st.query_params.get("invite")
+        if not token:
+            st.info("This page is reached through an invite link. Ask the person running the test for one.")
+            st.stop()
+        st.markdown(
+            "You will see short clips (or pictures). In each pair one is real footage and the other was "
+            "colorized by a computer: pick the one you think is real. Or, in a rating session, rate how "
+            "natural the colors of one clip look, from 1 to 5, or pick which of two colorizations looks more "
+            "natural. The first few are practice: you are told "
+            "the answer. Each one is shown only briefly; answer from memory after that."
+        )
+        with st.form("start"):
+            name = st.text_input("Your name (optional, shown to nobody but you)")
+            if st.form_submit_button("Start", type="primary"):
+                _start(token, name)
+                if "sid" in ss:
+                    st.rerun()
+        if ss.get("start_error"):
+            st.error(ss.pop("start_error"))
+        st.stop()
+
+    try:
+        state = store.session_state(ss["sid"])
+    except RaterFacingError as exc:
+        st.error(str(exc))
+        st.stop()
+    if state["done"]:
+        st.success("That was the last one. Thank you for taking part!")
+        st.stop()
+
+    item, task, limit = state["item"], state["task"], float(state["display_s"])
+    pos, practice = state["position"], state["practice"]
+    where = (
+        f"Practice {pos + 1} of {practice}"
+        if item["practice"]
+        else f"{'Clip' if task == 'rating' else 'Pair'} {pos - practice + 1} of {state['counted']}"
+    )
+    st.caption(where)
+    if ss.get("feedback"):
+        st.info(ss.pop("feedback"))
+    if ss.get("shown", {}).get("uid") != item["uid"]:  # a new item: draw its sides' order, start its clock
+        flip = secrets.randbelow(2) == 1
+        # the clock of the server's session: a reload does not give an item a second display time
+        shown = {"uid": item["uid"], "at": time.monotonic() - state["shown_s"], "task": task}
+        if task == "pairwise":
+            a, b = item["paths"]
+            shown["order"] = {"left": "b", "right": "a"} if flip else {"left": "a", "right": "b"}
+            shown["sides"] = {"left": b, "right": a} if flip else {"left": a, "right": b}
+        elif task == "2afc":
+            shown["real_side"] = "right" if flip else "left"
+            shown["sides"] = (
+                {"left": item["fake_path"], "right": item["real_path"]}
+                if flip
+                else {"left": item["real_path"], "right": item["fake_path"]}
+            )
+        else:
+            shown["sides"] = {"single": item["fake_path"]}
+        ss["shown"] = shown
+    shown = ss["shown"]
+    blobs = {k: data.file_bytes(p) for k, p in shown["sides"].items()}
+    if any(b is None for b in blobs.values()):
+        st.error("A file of this item is missing on the server. Please tell the person running the test.")
+        st.stop()
+
+    def _show(container, blob: bytes) -> None:
+        if item["medium"] == "frame":
+            container.image(blob, width="stretch")
+        else:
+            container.video(blob, format="video/mp4", autoplay=True, loop=True, muted=True)
+
+    @st.fragment(run_every=0.25 if limit > 0 else None)
+    def media() -> None:
+        left = limit - (time.monotonic() - shown["at"])
+        if limit > 0 and left <= 0:
+            st.markdown("##### Time is up: answer from memory.")
+            return
+        if task == "rating":
+            _, mid, _ = st.columns([1, 2, 1])
+            _show(mid, blobs["single"])
+        else:
+            for col, (side, label) in zip(st.columns(2), (("left", "A"), ("right", "B"))):
+                col.markdown(f"#### {label}")
+                _show(col, blobs[side])
+
+    media()
+    uid = item["uid"]
+    if task == "rating":
+        st.markdown("**How natural do the colors look?**")
+        for col, r in zip(st.columns(5), range(1, 6)):
+            col.button(LABELS[r], key=f"rate_{r}", on_click=_answer, args=(uid,), kwargs={"rating": r}, width="stretch")
+    else:
+        pairwise = task == "pairwise"
+        st.markdown("**Which one looks more natural?**" if pairwise else "**Which one is real?**")
+        a, b = st.columns(2)
+        verb = "looks more natural" if pairwise else "is real"
+        a.button(
+            f"A {verb}",
+            key="pick_a",
+            on_click=_answer,
+            args=(uid,),
+            kwargs={"side": "left"},
+            width="stretch",
+            type="primary",
+        )
+        b.button(
+            f"B {verb}",
+            key="pick_b",
+            on_click=_answer,
+            args=(uid,),
+            kwargs={"side": "right"},
+            width="stretch",
+            type="primary",
+        )
+
 
 st.title("Color Turing Test")
-if "sid" not in ss:
-    token = st.query_params.get("invite")
-    if not token:
-        st.info("This page is reached through an invite link. Ask the person running the test for one.")
-        st.stop()
-    st.markdown(
-        "You will see short clips (or pictures). In each pair one is real footage and the other was "
-        "colorized by a computer: pick the one you think is real. Or, in a rating session, rate how "
-        "natural the colors of one clip look, from 1 to 5, or pick which of two colorizations looks more "
-        "natural. The first few are practice: you are told "
-        "the answer. Each one is shown only briefly; answer from memory after that."
-    )
-    with st.form("start"):
-        name = st.text_input("Your name (optional, shown to nobody but you)")
-        if st.form_submit_button("Start", type="primary"):
-            _start(token, name)
-            if "sid" in ss:
-                st.rerun()
-    if ss.get("start_error"):
-        st.error(ss.pop("start_error"))
+if ss.pop("server_error", False):
+    st.error(PLAIN_ERROR)
     st.stop()
-
 try:
-    state = store.session_state(ss["sid"])
-except VidcolorError as exc:
-    st.error(str(exc))
-    st.stop()
-if state["done"]:
-    st.success("That was the last one. Thank you for taking part!")
-    st.stop()
-
-item, task, limit = state["item"], state["task"], float(state["display_s"])
-pos, practice = state["position"], state["practice"]
-where = (
-    f"Practice {pos + 1} of {practice}"
-    if item["practice"]
-    else f"{'Clip' if task == 'rating' else 'Pair'} {pos - practice + 1} of {state['counted']}"
-)
-st.caption(where)
-if ss.get("feedback"):
-    st.info(ss.pop("feedback"))
-if ss.get("shown", {}).get("uid") != item["uid"]:  # a new item: draw its sides' order, start its clock
-    flip = secrets.randbelow(2) == 1
-    # the clock of the server's session: a reload does not give an item a second display time
-    shown = {"uid": item["uid"], "at": time.monotonic() - state["shown_s"], "task": task}
-    if task == "pairwise":
-        a, b = item["paths"]
-        shown["order"] = {"left": "b", "right": "a"} if flip else {"left": "a", "right": "b"}
-        shown["sides"] = {"left": b, "right": a} if flip else {"left": a, "right": b}
-    elif task == "2afc":
-        shown["real_side"] = "right" if flip else "left"
-        shown["sides"] = (
-            {"left": item["fake_path"], "right": item["real_path"]}
-            if flip
-            else {"left": item["real_path"], "right": item["fake_path"]}
-        )
-    else:
-        shown["sides"] = {"single": item["fake_path"]}
-    ss["shown"] = shown
-shown = ss["shown"]
-blobs = {k: data.file_bytes(p) for k, p in shown["sides"].items()}
-if any(b is None for b in blobs.values()):
-    st.error("A file of this item is missing on the server. Please tell the person running the test.")
-    st.stop()
-
-
-def _show(container, blob: bytes) -> None:
-    if item["medium"] == "frame":
-        container.image(blob, width="stretch")
-    else:
-        container.video(blob, format="video/mp4", autoplay=True, loop=True, muted=True)
-
-
-@st.fragment(run_every=0.25 if limit > 0 else None)
-def media() -> None:
-    left = limit - (time.monotonic() - shown["at"])
-    if limit > 0 and left <= 0:
-        st.markdown("##### Time is up: answer from memory.")
-        return
-    if task == "rating":
-        _, mid, _ = st.columns([1, 2, 1])
-        _show(mid, blobs["single"])
-    else:
-        for col, (side, label) in zip(st.columns(2), (("left", "A"), ("right", "B"))):
-            col.markdown(f"#### {label}")
-            _show(col, blobs[side])
-
-
-media()
-uid = item["uid"]
-if task == "rating":
-    st.markdown("**How natural do the colors look?**")
-    for col, r in zip(st.columns(5), range(1, 6)):
-        col.button(LABELS[r], key=f"rate_{r}", on_click=_answer, args=(uid,), kwargs={"rating": r}, width="stretch")
-else:
-    pairwise = task == "pairwise"
-    st.markdown("**Which one looks more natural?**" if pairwise else "**Which one is real?**")
-    a, b = st.columns(2)
-    verb = "looks more natural" if pairwise else "is real"
-    a.button(
-        f"A {verb}",
-        key="pick_a",
-        on_click=_answer,
-        args=(uid,),
-        kwargs={"side": "left"},
-        width="stretch",
-        type="primary",
-    )
-    b.button(
-        f"B {verb}",
-        key="pick_b",
-        on_click=_answer,
-        args=(uid,),
-        kwargs={"side": "right"},
-        width="stretch",
-        type="primary",
-    )
+    _page()
+except Exception:  # a damaged row or a lost database: a plain page, the event logged
+    log.exception("rater page failed (session %s)", ss.get("sid"))
+    st.error(PLAIN_ERROR)

@@ -34,6 +34,12 @@ from study.store.schema import (
 )
 from study.store.session_plans import PAIR_SEP, draw_plan, pairwise_plan
 
+
+class RaterFacingError(VidcolorError):
+    """An error whose message is written for the rater (an invalid invite, an unknown session, an
+    item gone from the server): the rater page shows it. Anything else it shows as a plain notice."""
+
+
 SESSION_COLUMNS = ["session_id", "rater_id", "display_name", "position", "items", "practice", "started", "finished"]
 INVALID_INVITE = "this invite link is not valid (unknown, used up, or its campaign is closed)"
 
@@ -58,7 +64,7 @@ class RaterSessionsMixin(StoreEngine):
             invite = s.get(InviteRow, str(token)) if token else None
             row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
             if row is None or not row.is_open:
-                raise VidcolorError(INVALID_INVITE)
+                raise RaterFacingError(INVALID_INVITE)
             # one UPDATE that only succeeds while uses are left: two raters racing for a one-use link
             # cannot both get in
             taken = s.execute(
@@ -70,7 +76,7 @@ class RaterSessionsMixin(StoreEngine):
                 .values(uses=InviteRow.uses + 1)
             ).rowcount
             if not taken:
-                raise VidcolorError(INVALID_INVITE)
+                raise RaterFacingError(INVALID_INVITE)
             if row.task == "pairwise":
                 practice, counted = planned if planned is not None else pairwise_plan(s, row, rng)
             else:
@@ -104,7 +110,7 @@ class RaterSessionsMixin(StoreEngine):
             uids = plan[pos].split(PAIR_SEP) if pos < len(plan) else []
             found = {r.uid: r for r in s.scalars(select(CttItemRow).where(CttItemRow.uid.in_(uids)))}
             if len(found) < len(uids):
-                raise VidcolorError(
+                raise RaterFacingError(
                     "an item of this session is no longer on the server; please tell the person running the test"
                 )
             if pos < len(plan) and PAIR_SEP in plan[pos]:
@@ -222,5 +228,5 @@ class RaterSessionsMixin(StoreEngine):
     def _session(self, s: Session, session_id: str) -> tuple[RaterSessionRow, CampaignRow]:
         sess = s.get(RaterSessionRow, str(session_id)) if session_id else None
         if sess is None:
-            raise VidcolorError("unknown rater session (open the invite link again)")
+            raise RaterFacingError("unknown rater session (open the invite link again)")
         return sess, s.get(CampaignRow, sess.campaign_id)

@@ -433,6 +433,63 @@ def test_rater_page_runs_a_session_of_each_task(tmp_path, monkeypatch, fx, task)
         assert store.campaign_votes("fixture", "c")["rating"].tolist() == [4, 4]
 
 
+def _rater_session(tmp_path, monkeypatch, fx) -> tuple[dict, AppTest]:
+    """A 2AFC campaign of the fixture study and a rater page started on its first (practice) item."""
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    info["store"].create_campaign(
+        "fixture", "c", task="2afc", session_items=2, practice_items=1, attention_share=0.0, display_s=0
+    )
+    (token,) = info["store"].add_invites("fixture", "c")
+    at = AppTest.from_file(RATER, default_timeout=60)
+    at.query_params["invite"] = token
+    at.run()
+    at.button[0].click().run()  # Start
+    assert "Practice 1 of 1" in texts(at), texts(at)
+    return info, at
+
+
+def assert_plain_error(at: AppTest, tmp_path) -> None:
+    """The rater sees the plain notice and nothing internal: no exception element, no traceback,
+    no path, no table name."""
+    assert not at.exception, [e.value for e in at.exception]
+    shown = texts(at) + " ".join(e.value for e in at.error)
+    assert [e.value.split(".")[0] for e in at.error] == ["Something went wrong on our side"], shown
+    assert "Your answers so far are saved" in at.error[0].value
+    for leak in ("Traceback", str(tmp_path), "vc_", "sqlite", "JSON"):
+        assert leak not in shown
+
+
+def test_rater_page_shows_a_plain_notice_for_a_damaged_session_row(tmp_path, monkeypatch, fx, caplog):
+    import sqlite3
+
+    info, at = _rater_session(tmp_path, monkeypatch, fx)
+    with sqlite3.connect(tmp_path / "results.db") as con:
+        con.execute("UPDATE vc_ctt_sessions SET plan = '[\"x\",'")
+    at.run()  # a reload
+    assert_plain_error(at, tmp_path)
+    assert "vc_ctt_sessions" in caplog.text  # the researcher finds it in the server's log
+
+
+@pytest.mark.parametrize("when", ["reload", "answer"])
+def test_rater_page_shows_a_plain_notice_when_the_database_goes_away(tmp_path, monkeypatch, fx, when):
+    """The SQLite file overwritten mid-session (a disk or a server gone): on the next reload, or in
+    the callback that stores an answer, the rater gets the plain notice."""
+    from dashboard import data
+
+    info, at = _rater_session(tmp_path, monkeypatch, fx)
+    for store in (info["store"], data.store()):  # the page's store is the server's cached one
+        store.engine.dispose()
+    for path in tmp_path.glob("results.db*"):  # the database and its write-ahead log
+        path.unlink()
+    (tmp_path / "results.db").write_bytes(b"not a database " * 4096)
+    if when == "reload":
+        at.run()
+    else:
+        next(b for b in at.button if b.label == "A is real").click().run()
+    assert_plain_error(at, tmp_path)
+
+
 def test_a_malformed_json_value_is_an_error_message_not_a_traceback(tmp_path, monkeypatch, capsys, fx):
     """A trial's config damaged in the SQLite file: the store names table, row id and column; `ctt
     build` says so and exits 2, and the dashboard's pages show it with st.error."""
