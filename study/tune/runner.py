@@ -36,6 +36,7 @@ from study.config.spec import StudySpec
 from study.tune.objectives import asha_scheduler, log_objectives, optuna_search
 from study.tune.secrets import remember
 from study.tune.trial import StudyRun, finished_status, trial_driver
+from study.tune.trust import check_resumable
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ def run_study(
         paths, plan = _open_human_round(store, spec, paths, resume)
     else:
         _open_study(store, spec, paths, resume)
+    if resume:  # restoring unpickles: refuse folders others could write (Tune's state, the Train runs')
+        check_resumable(paths.experiment, f"{paths.storage.rstrip('/')}/{spec.name}-train")
     before = set(store.trials(spec.name)["trial_id"]) if spec.human is not None else set()
     # Save Tune's experiment state often: a killed driver then loses at most a second or two.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
