@@ -205,27 +205,66 @@ RATIO = "val_rmse_ratio"
 
 
 class ProgressTable(tune.Callback):
-    """Tune callback: a compact live table of the trials in the terminal (at most every few s)."""
+    """Tune callback: the trials' progress. In a terminal, a compact live table (at most every
+    ``every_s``, and when a trial ends); into a file or pipe, one line each time a trial starts or
+    ends (counts by status and the best so far), and the table once at the end, so a log reads as
+    a few lines instead of the table again and again."""
 
     def __init__(self, spec: StudySpec, max_t: int, every_s: float = 10.0, stream=None):
         self.spec, self.max_t, self.every_s, self.stream = spec, max_t, every_s, stream
         self._last = 0.0
+        self._line = ""
 
     def __getstate__(self):
-        return {**self.__dict__, "stream": None, "_last": 0.0}
+        return {**self.__dict__, "stream": None, "_last": 0.0, "_line": ""}
+
+    @property
+    def _out(self):
+        return self.stream or sys.stdout
+
+    def _live(self) -> bool:
+        isatty = getattr(self._out, "isatty", None)
+        return bool(isatty and isatty())
 
     def on_step_end(self, iteration, trials, **info):
-        if time.monotonic() - self._last >= self.every_s:
-            self.show(trials)
+        if self._live():
+            if time.monotonic() - self._last >= self.every_s:
+                self.show(trials)
+        else:
+            self.line(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.show(trials)
+        self.show(trials) if self._live() else self.line(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.show(trials)
+        self.show(trials) if self._live() else self.line(trials)
 
     def on_experiment_end(self, trials, **info):
         self.show(trials)
+
+    def _summary(self, trials) -> str:
+        counts: dict[str, int] = {}
+        for t in trials:
+            status = trial_status(t, self.max_t)
+            counts[status] = counts.get(status, 0) + 1
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        return f"[{self.spec.name}] {len(trials)}/{self.spec.num_trials} trials: {summary}"
+
+    def line(self, trials) -> None:
+        """One line when the trials' statuses change: the counts and the best objective so far."""
+        summary = self._summary(trials)
+        if summary == self._line:
+            return
+        self._line = summary
+        metric, sign = self.spec.objective.metric, 1 if self.spec.objective.mode == "min" else -1
+        scored = [
+            (float(v), t.trial_id)
+            for t in trials
+            if isinstance(v := (t.last_result or {}).get(metric), int | float) and v == v
+        ]
+        best = min(scored, key=lambda x: sign * x[0]) if scored else None
+        tail = f"; best {metric} {fmt(best[0], 4, style='g')} ({best[1]})" if best else ""
+        print(summary + tail, file=self._out, flush=True)
 
     def show(self, trials) -> None:
         self._last = time.monotonic()
@@ -243,15 +282,7 @@ class ProgressTable(tune.Callback):
             ]
             for t in trials
         ]
-        counts: dict[str, int] = {}
-        for r in rows:
-            counts[r[1]] = counts.get(r[1], 0) + 1
         text = format_table(
             ["trial", "status", "epoch", f"last {metric}", *(["rmse/gray"] if ratio else []), *params], rows
         )
-        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-        print(
-            f"\n[{self.spec.name}] {len(trials)}/{self.spec.num_trials} trials: {summary}\n{text}",
-            file=self.stream or sys.stdout,
-            flush=True,
-        )
+        print(f"\n{self._summary(trials)}\n{text}", file=self._out, flush=True)
