@@ -7,12 +7,17 @@ equal-length epochs across ranks can be planned up front. Layout (CONTRACT.md "S
     videos: [{id, source, split, frames, clips, fps, width, height, grayscale, tone, shards, has_audio}]
     (``tone``: gray | tinted | color, see data_shards.stats; ``grayscale`` = tone != color),
     splits: {name: {shards, clips, frames, videos}}, shard_stats: {file: {clips, frames, bytes, sha256}},
-    skipped: [{source, reason}], command, versions, created
+    skipped: [{source, reason}], duplicates: [[{id, source, split, distance}]], command, versions, created
 
 ``shard_stats`` gives the readers what each shard must hold: they count the samples they get
 against ``clips`` and warn about every shortfall, and ``ShardSet.verify`` checks ``sha256`` (of
 the whole tar file). Sets made before checksums (``vidcolor-shards/1``: ``shard_stats`` has only
 clips and frames) are still read; only verifying them is refused.
+
+``duplicates`` lists the groups of sources that hold one video (a perceptual hash of their frames
+matches, `data_shards.fingerprint`), each in the order found, with ``distance`` the hash bits
+that differ from the group's first; a group's color videos share one split. Sets made before it
+have no such key and read as having none.
 
 A video's ``frames`` are its distinct stored frames (all decoded frames after fps picking); it is
 cut into ``clips = ceil(frames / clip_len)`` clips, the last one aligned to the video's end (so it
@@ -106,6 +111,8 @@ def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
         for field in ("shards", "clips", "frames", "videos"):
             if field not in split:
                 raise VidcolorError(f"{where}: splits.{name} has no field {field!r}")
+    if not isinstance(manifest.get("duplicates", []), list):
+        raise VidcolorError(f"{where}: field 'duplicates' is not a list")
     _check_shard_stats(manifest, where)
     return manifest
 

@@ -22,6 +22,12 @@ Every color source must be listed, unless ``--split`` is given too: then the unl
 sources are drawn among themselves by those percentages (seeded by ``--seed``; the listed ones
 do not count towards them). A black-and-white source listed in the file stays in ``legacy``
 (with a warning). Every error names the file, the line and the value.
+
+Copies of one video (the writer finds them by a perceptual hash of their frames,
+`data_shards.fingerprint`) get one split between them, so no copy leaks from train into test: a
+split file's entry for any of them, else the draw of the first found; only that one is drawn (the
+percentages count distinct videos). A split file putting two copies in different splits is an
+error naming both sources, their lines and splits.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import hashlib
 import logging
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,9 +255,42 @@ class SplitPlan:
     split_file: SplitFile | None = None
     listed: dict[str, SplitEntry] = field(default_factory=dict)
 
-    def assign(self, color: dict[str, str], gray: dict[str, str]) -> dict[str, str]:
+    def assign(
+        self, color: dict[str, str], gray: dict[str, str], copies: Sequence[Sequence[str]] = ()
+    ) -> dict[str, str]:
         """Video id -> split for the ``color`` videos (id -> source); ``gray`` ones (legacy) that
-        the file lists are warned about."""
+        the file lists are warned about. ``copies``: groups of color video ids holding one video,
+        each in the order found; every member gets its group's split (see the module docstring)."""
+        for group in copies:
+            self._check_copies(group, color)
+        follows = self._follows(copies)
+        out = self._assign({vid: src for vid, src in color.items() if vid not in follows}, gray)
+        out.update((vid, out[leader]) for vid, leader in follows.items())
+        return out
+
+    def _follows(self, copies: Sequence[Sequence[str]]) -> dict[str, str]:
+        """Video id -> the copy whose split it takes: in each group, the first the split file
+        lists, else the first."""
+        follows = {}
+        for group in copies:
+            leader = next((vid for vid in group if vid in self.listed), group[0])
+            follows.update((vid, leader) for vid in group if vid != leader)
+        return follows
+
+    def _check_copies(self, group: Sequence[str], color: dict[str, str]) -> None:
+        """Two copies of one video that the split file puts in different splits are an error."""
+        listed = sorted((vid for vid in group if vid in self.listed), key=lambda vid: self.listed[vid].line)
+        for vid in listed[1:]:
+            first, entry = self.listed[listed[0]], self.listed[vid]
+            if entry.split != first.split:
+                raise VidcolorError(
+                    f"{self.split_file.where()}: {color[listed[0]]} (line {first.line}, {first.split}) and "
+                    f"{color[vid]} (line {entry.line}, {entry.split}) are copies of one video (their "
+                    "frames' perceptual hashes match), so one split would hold the other's frames; "
+                    "put them in the same split, or leave one out"
+                )
+
+    def _assign(self, color: dict[str, str], gray: dict[str, str]) -> dict[str, str]:
         if self.split_file is None:
             return assign_splits(list(color), self.percents or parse_split(DEFAULT_SPLIT), self.seed)
         for vid, source in gray.items():
@@ -278,12 +318,14 @@ class SplitPlan:
             out.update(assign_splits(unlisted, self.percents, self.seed))
         return out
 
-    def record(self, split_of: dict[str, str]) -> dict[str, Any] | None:
-        """The manifest's ``split_file``: path (resolved), sha256, and the videos drawn by ``--split``."""
+    def record(self, split_of: Sequence[str], copies: Sequence[Sequence[str]] = ()) -> dict[str, Any] | None:
+        """The manifest's ``split_file``: path (resolved), sha256, and the videos drawn by ``--split``
+        (of the color videos ``split_of``; a copy that took another's split was not drawn)."""
         if self.split_file is None:
             return None
+        follows = self._follows(copies)
         return {
             "path": str(self.split_file.path.resolve()),
             "sha256": self.split_file.sha256,
-            "drawn": sorted(v for v in split_of if v not in self.listed),
+            "drawn": sorted(v for v in split_of if v not in self.listed and v not in follows),
         }

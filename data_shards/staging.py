@@ -5,8 +5,10 @@ A worker (one of ``--jobs`` threads) decodes one source once (strictly, through
 ``--fps``, and cuts the stored frames into clips of ``--clip-len`` consecutive frames at the
 positions `data_shards.manifest.clip_starts` gives (the last clip aligned to the video's end, so
 no frame is lost). Each clip is encoded straight into the source's staging tar; the worker
-returns what the manifest needs and the source's ab histogram. `data_shards.writer` then copies
-the staged clips into the split shards without re-encoding.
+returns what the manifest needs, the source's ab histogram and its perceptual fingerprint
+(`data_shards.fingerprint`, from a few of the same stored frames, so the writer finds copies of
+one video). `data_shards.writer` then copies the staged clips into the split shards without
+re-encoding.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PIL import Image
 
 from data_shards import manifest as mf
 from data_shards import stats
+from data_shards.fingerprint import FrameSampler
 from data_shards.video import FramePicker, decode_frames, probe, upscale_note
 from models.errors import VidcolorError
 
@@ -50,7 +53,8 @@ def process_source(task: dict[str, Any], progress: Callable[[int], None] | None 
 
     ``task``: ``index, id, path, size, clip_len, fps, lossless, staging`` (the tar to write).
     Returns ``index, id, source, reason`` and, on success, ``fps, width, height, has_audio,
-    frames, clips [{start, frame_indices}], hist, grayscale, tone``."""
+    frames, clips [{start, frame_indices}], hist, grayscale, tone, fingerprint`` (a
+    `data_shards.fingerprint.Fingerprint` of the stored frames)."""
     path = Path(task["path"])
     result: dict[str, Any] = {"index": task["index"], "id": task["id"], "source": str(path), "reason": None}
     try:
@@ -60,10 +64,13 @@ def process_source(task: dict[str, Any], progress: Callable[[int], None] | None 
         if note := upscale_note(path, info.width, info.height, task["size"]):
             log.warning("%s", note)
         frames = decode_frames(info, task["size"], keep=picker.take)
+        sampler = FrameSampler()
         with wds.TarWriter(task["staging"], encoder=False, mtime=int(time.time())) as tar:
-            n, clips, hist = _write_clips(tar, frames, task, progress)
+            n, clips, hist = _write_clips(tar, frames, task, progress, sampler)
         tone = stats.tone(hist)
-        result.update(frames=n, clips=clips, hist=hist, grayscale=tone != "color", tone=tone)
+        result.update(
+            frames=n, clips=clips, hist=hist, grayscale=tone != "color", tone=tone, fingerprint=sampler.fingerprint()
+        )
     except VidcolorError as exc:
         result["reason"] = str(exc)
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:  # anything a bad file can raise
@@ -75,9 +82,14 @@ def process_source(task: dict[str, Any], progress: Callable[[int], None] | None 
 
 
 def _write_clips(
-    tar, frames: Iterator[tuple[int, np.ndarray]], task: dict[str, Any], progress: Callable[[int], None] | None
+    tar,
+    frames: Iterator[tuple[int, np.ndarray]],
+    task: dict[str, Any],
+    progress: Callable[[int], None] | None,
+    sampler: FrameSampler | None = None,
 ) -> tuple[int, list[dict[str, Any]], np.ndarray]:
     """Cut ``(source_index, frame)`` into clips written to ``tar``: (stored frames, clips, ab histogram).
+    Each stored frame is also handed to ``sampler`` (the fingerprint's).
 
     While streaming, a clip is written at every multiple of ``clip_len``; at the end the last of
     `clip_starts` is written too when the stream did not already (the tail, overlapping the
@@ -104,6 +116,8 @@ def _write_clips(
     for n, (index, frame) in enumerate(frames, 1):
         window.append((index, frame))
         fresh.append(frame)
+        if sampler is not None:
+            sampler.add(frame)
         if n % clip_len == 0:
             write_clip(n - clip_len)
     starts = mf.clip_starts(n, clip_len)

@@ -4,8 +4,10 @@ Each source is decoded once (PyAV or Pillow; in parallel with ``--jobs``), resiz
 ``--size`` (short side, then center crop), optionally picked down to ``--fps``, and cut into clips
 of ``--clip-len`` consecutive frames (the last clip aligned to the video's end so no frame is
 lost). Workers (`data_shards.staging`) encode each clip straight into a per-source staging tar and
-return the source's ab histogram; the main process then assigns splits by video (`data_shards.splits`:
-``--split`` percentages, seeded, and/or a ``--split-file``; black-and-white sources go to ``legacy``)
+return the source's ab histogram and a perceptual fingerprint of its frames; the main process then
+assigns splits by video (`data_shards.splits`: ``--split`` percentages, seeded, and/or a
+``--split-file``; black-and-white sources go to ``legacy``; copies of one video, found by their
+fingerprints (`data_shards.fingerprint`), share one split and are listed under ``duplicates``)
 and copies the clips into ``{split}-NNNNNN.tar`` shards of at most ``--shard-size`` MB
 (`data_shards.packing`), recording each shard's counts and sha256 in the manifest (and the split
 file's path and sha256, so the set can be made again). A split file is read and matched against
@@ -38,8 +40,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from data_shards import fingerprint, outlock, stats
 from data_shards import manifest as mf
-from data_shards import outlock, stats
 from data_shards.packing import pack_split
 from data_shards.sources import find_sources
 from data_shards.splits import DEFAULT_SPLIT, SplitPlan, match_split_file, parse_split, read_split_file
@@ -235,9 +237,13 @@ def _decode_sources(tasks: list[dict[str, Any]], jobs: int, show_progress: bool)
     return sorted(results, key=lambda r: r["index"])
 
 
-def _assign(results: list[dict[str, Any]], skipped: list[dict[str, str]], plan: SplitPlan) -> list[dict[str, Any]]:
-    """The usable results, each with its ``split`` (black-and-white ones: legacy); failures go
-    to ``skipped``. Raises when nothing is usable, or when the split file leaves color sources out."""
+def _assign(
+    results: list[dict[str, Any]], skipped: list[dict[str, str]], plan: SplitPlan
+) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+    """(the usable results, each with its ``split`` (black-and-white ones: legacy); the manifest's
+    ``duplicates``). Failures go to ``skipped``. Copies of one color video share a split (see
+    `data_shards.splits`). Raises when nothing is usable, when the split file leaves color sources
+    out, or when it puts two copies in different splits."""
     for res in results:
         if res["reason"]:
             log.warning("skipped %s", res["reason"])
@@ -246,13 +252,42 @@ def _assign(results: list[dict[str, Any]], skipped: list[dict[str, str]], plan: 
     if not usable:
         lines = "\n  ".join(s["reason"] for s in skipped) or "no sources given"
         raise VidcolorError(f"nothing usable to shard; every source was skipped:\n  {lines}")
+    groups = fingerprint.duplicate_groups([r.get("fingerprint") for r in usable])
+    copies = [[usable[i]["id"] for i in g if not usable[i]["grayscale"]] for g in groups]
     split_of = plan.assign(
         {r["id"]: r["source"] for r in usable if not r["grayscale"]},
         {r["id"]: r["source"] for r in usable if r["grayscale"]},
+        [c for c in copies if len(c) > 1],
     )
     for r in usable:
         r["split"] = mf.LEGACY if r["grayscale"] else split_of[r["id"]]
-    return usable
+    return usable, [_report_copies([usable[i] for i in g]) for g in groups]
+
+
+def _report_copies(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log a warning naming each copy and the first source of its group; the group's entry in the
+    manifest's ``duplicates``: ``[{id, source, split, distance}]`` (``distance``: differing hash
+    bits from the first, of `fingerprint.BITS`)."""
+    first = group[0]
+    entry = []
+    for r in group:
+        d = first["fingerprint"].distance(r["fingerprint"])
+        entry.append({"id": r["id"], "source": r["source"], "split": r["split"], "distance": d})
+        if r is first:
+            continue
+        how = f"their frames' perceptual hashes are {d} of {fingerprint.BITS} bits apart"
+        if r["split"] == first["split"]:
+            log.warning("%s is a copy of %s (%s): both go to %s", r["source"], first["source"], how, r["split"])
+        else:  # one is black-and-white: a gray copy of a color video stays in legacy
+            log.warning(
+                "%s (%s) is a copy of %s (%s) (%s); black-and-white sources stay in legacy",
+                r["source"],
+                r["split"],
+                first["source"],
+                first["split"],
+                how,
+            )
+    return entry
 
 
 def _build(
@@ -284,7 +319,7 @@ def _build(
     t0 = time.perf_counter()
     results = _decode_sources(tasks, opts.jobs, show_progress)
     decode_s = time.perf_counter() - t0
-    usable = _assign(results, skipped, plan)
+    usable, duplicates = _assign(results, skipped, plan)
 
     splits: dict[str, dict[str, Any]] = {}
     shard_stats: dict[str, dict[str, int]] = {}
@@ -324,7 +359,11 @@ def _build(
         "splits": splits,
         "shard_stats": shard_stats,
         "skipped": skipped,
-        "split_file": plan.record([r["id"] for r in usable if not r["grayscale"]]),
+        "duplicates": duplicates,
+        "split_file": plan.record(
+            [r["id"] for r in usable if not r["grayscale"]],
+            [[v["id"] for v in group if v["split"] != mf.LEGACY] for group in duplicates],
+        ),
         "command": opts.command or "",
         "versions": mf.versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -353,6 +392,10 @@ def print_summary(manifest: dict[str, Any], out: str | Path) -> None:
     secs = manifest.get("decode_seconds") or 0
     if secs:
         print(f"decoded {total} frames in {secs:.1f} s ({total / secs:.0f} frames/s)")
+    if manifest.get("duplicates"):
+        print(f"{len(manifest['duplicates'])} video(s) found more than once (copies kept; color copies share a split):")
+        for group in manifest["duplicates"]:
+            print("  " + " = ".join(f"{v['source']} ({v['split']})" for v in group))
     if manifest["skipped"]:
         print(f"skipped {len(manifest['skipped'])} source(s):")
         for s in manifest["skipped"]:
