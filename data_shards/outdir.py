@@ -49,6 +49,15 @@ def check_place(path: str | os.PathLike, flag: str, *, folder: bool, expected: s
     ``expected``"), a file in a folder's place, a file on the parent path, or a nearest existing
     folder (the folder itself when it exists) that is not writable. Existing outputs pass."""
     path = Path(path).absolute()
+    try:  # a name too long, a link that loops: the system cannot even look there
+        os.stat(path, follow_symlinks=False)
+        if path.is_symlink():
+            path.resolve()  # RuntimeError on a loop before Python 3.13, OSError after
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "a symbolic link loop"
+        raise VidcolorError(f"{flag} {path}: cannot be used ({reason})") from None
     if folder and path.exists() and not path.is_dir():
         raise VidcolorError(f"{flag} {path}: exists and is a file, not a folder")
     if not folder and path.is_dir():

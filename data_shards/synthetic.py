@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from models.errors import VidcolorError
 
 log = logging.getLogger(__name__)
 
+MIN_SIZE, MAX_SIZE = 16, 4096  # --size, px (the height)
+SCENE_BUDGET_MIB = 1024  # the frames of one video, rendered whole before encoding
 BW_NAME = "bw_000.mp4"  # the black-and-white clip, written last: every finished demo folder has it
 
 _TILE = 128  # texture tiles repeat every _TILE pixels
@@ -168,16 +171,25 @@ def make_demo_videos(
     (one holding ``bw_000.mp4``) is replaced whole, once the new videos are all written."""
     if videos < 1:
         raise VidcolorError(f"--videos must be at least 1, got {videos}")
-    if seconds <= 0:
-        raise VidcolorError(f"--seconds must be positive, got {seconds}")
-    if size < 16:
-        raise VidcolorError(f"--size must be at least 16 px, got {size}")
+    if not (seconds > 0 and math.isfinite(seconds)):  # NaN and inf fail this too
+        raise VidcolorError(f"--seconds must be a positive finite number, got {seconds}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise VidcolorError(f"--size must be {MIN_SIZE} to {MAX_SIZE} px, got {size}")
     if fps < 1:
         raise VidcolorError(f"--fps must be at least 1, got {fps}")
-    out = outdir.check_folder(out, "--out", overwrite, holds=(BW_NAME,), what="demo videos")
+    if not 0 <= seed < 2**32:
+        raise VidcolorError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
     height = size + size % 2
     width = int(round(height * 4 / 3 / 2)) * 2
-    n_frames = max(1, int(round(seconds * fps)))
+    frames = max(1.0, seconds * fps)  # a float: 1e300 s at 1e9 fps is inf, not an int
+    mib = frames * height * width * 3 / 2**20  # one scene is rendered whole, as uint8 RGB frames
+    if mib > SCENE_BUDGET_MIB:
+        raise VidcolorError(
+            f"--seconds {seconds:g} at --fps {fps} and --size {size}: a video of {frames:g} frames of "
+            f"{width}x{height} px takes {mib:,.0f} MiB, over the {SCENE_BUDGET_MIB} MiB limit per video"
+        )
+    n_frames = max(1, int(round(frames)))
+    out = outdir.check_folder(out, "--out", overwrite, holds=(BW_NAME,), what="demo videos")
     names = []
     with outdir.replace_folder(out) as folder:
         for i in range(videos + 1):

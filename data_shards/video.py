@@ -61,6 +61,9 @@ def open_video(path: Path):
     if not container.streams.video:
         container.close()
         raise VidcolorError(f"{path}: has no video stream")
+    if container.streams.video[0].codec_context is None:  # PyAV: no decoder for the stream's codec id
+        container.close()
+        raise VidcolorError(f"{path}: its video stream names no codec FFmpeg can decode (damaged header?)")
     still = still_image_format(container)
     if still:
         container.close()

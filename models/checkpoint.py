@@ -178,7 +178,11 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     """config.json of a checkpoint folder, checked for the format."""
     d = Path(directory)
     path = d / CONFIG
-    if not d.is_dir():
+    try:
+        is_dir = d.is_dir()
+    except OSError as exc:  # a name too long: the system cannot even look
+        raise VidcolorError(f"{d}: cannot be used as a checkpoint folder ({exc.strerror or exc})") from None
+    if not is_dir:
         raise VidcolorError(f"{d}: checkpoint folder not found")
     if not path.is_file():
         raise VidcolorError(f"{d}: not a checkpoint (no {CONFIG})")

@@ -60,6 +60,7 @@ def rename_key(key: str) -> str | None:
 
 def centers_from_release(weight: torch.Tensor) -> np.ndarray:
     """model_out.weight [2, Q, 1, 1] (centers / 110) -> centers float32 (Q, 2) in ab units."""
+    _check_tensor("model_out.weight", weight)
     if weight.dim() != 4 or weight.shape[0] != 2 or weight.shape[2:] != (1, 1):
         raise VidcolorError(f"ECCV16 weights: model_out.weight must be [2, Q, 1, 1], got {list(weight.shape)}")
     centers = weight[:, :, 0, 0].T.double().numpy() * AB_NORM  # (Q, 2)
@@ -77,10 +78,25 @@ def _grid_of(centers: np.ndarray) -> int:
     return g if g >= 2 else 10
 
 
+def _check_tensor(key: object, value: object) -> None:
+    """A release entry must be a finite floating-point tensor; else an error naming it."""
+    if not isinstance(value, torch.Tensor):
+        raise VidcolorError(f"ECCV16 weights: {key!r} is a {type(value).__name__}, not a tensor")
+    if not value.is_floating_point():
+        raise VidcolorError(f"ECCV16 weights: {key} is stored as {value.dtype}, expected a floating-point tensor")
+    bad = int((~torch.isfinite(value)).sum())
+    if bad:
+        raise VidcolorError(f"ECCV16 weights: {key} holds {bad} non-finite value(s) (NaN or Inf)")
+
+
 def convert_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[VideoColorizer, ABGamut]:
     """Release state dict -> (VideoColorizer of size base with those weights, its ABGamut)."""
     if not isinstance(state, Mapping) or "model_out.weight" not in state:
         raise VidcolorError("ECCV16 weights: not the release's state dict (no 'model_out.weight')")
+    for key, value in state.items():  # before anything is built: names and values as a release has them
+        if not isinstance(key, str):
+            raise VidcolorError(f"ECCV16 weights: key {key!r} is a {type(key).__name__}, not a tensor name")
+        _check_tensor(key, value)
     centers = centers_from_release(state["model_out.weight"])
     gamut = ABGamut(_grid_of(centers), centers=centers)
     config = eccv16_config().replace(grid=gamut.grid)

@@ -8,6 +8,7 @@ never imports torch.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -17,6 +18,10 @@ from models import DEFAULT_STABILIZE_STRENGTH
 from models.errors import VidcolorError
 from study.media import ENCODER_PRESET, X264_PRESETS
 from study.ray_runtime import configure_auth
+
+# errors of a path given on the command line that no command can use: a name longer than the file
+# system allows, a symbolic link that loops (the CLI turns them into one error line naming the path)
+UNUSABLE_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP})
 
 # every command that can replace an output takes --overwrite with this help; each output's own help
 # says how a folder is replaced (data_shards.outdir checks every output before any work)
@@ -398,6 +403,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_resolve(args.handler)(args) or 0)
     except VidcolorError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the system refuses to look at, wherever a command first touches it
+        if exc.errno not in UNUSABLE_PATH_ERRNOS or exc.filename is None:
+            raise
+        print(f"error: {exc.filename}: cannot be used ({exc.strerror})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -16,6 +16,7 @@ and the others still get done (exit status 1).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from data_shards import outdir
@@ -55,10 +56,26 @@ def plan(input_path: Path, output: Path | None, overwrite: bool = False) -> list
     return pairs
 
 
+def _check_path(path: Path, what: str, follow: bool = True) -> bool:
+    """Whether ``path`` exists; a path the system refuses to look at (a name too long, a symlink
+    loop, a folder without permission) is an error naming ``what`` and the path."""
+    try:
+        os.stat(path, follow_symlinks=follow)
+        if not follow and path.is_symlink():
+            path.resolve()  # a link that loops (RuntimeError before Python 3.13, OSError after)
+        return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "a symbolic link loop"
+        raise VidcolorError(f"{what} {path}: cannot be used ({reason})") from None
+
+
 def _plan(input_path: Path, output: Path | None) -> list[tuple[Path, Path]]:
-    if not input_path.exists():
+    if not _check_path(input_path, "IN"):
         raise VidcolorError(f"{input_path}: no such file or folder")
     out = Path(output) if output is not None else default_output(input_path)
+    _check_path(out, "OUT", follow=False)  # (a dangling link is check_place's to refuse)
     if input_path.is_dir() and not is_frame_folder(input_path):
         return _plan_directory(input_path, out)
     if out.is_dir() and out.suffix.lower() != OUTPUT_VIDEO_SUFFIX:

@@ -365,6 +365,10 @@ def load_spec(path: str | Path) -> StudySpec:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise VidcolorError(f"{p}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise VidcolorError(f"{p}: not UTF-8 text, so not a TOML spec (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise VidcolorError(f"{p}: cannot be read ({exc.strerror or exc})") from None
     return parse_spec(data, source=str(p))
 
 

@@ -42,6 +42,42 @@ from study.store.schema import Base, StudyRow, TrialRow
 
 log = logging.getLogger(__name__)
 
+#: JSON columns that hold an object (a dict) in every row that is not NULL; a damaged file may hold
+#: any JSON there (``NaN``, a list), which the readers would trip over. Checked as rows load.
+OBJECT_COLUMNS = {
+    "vc_studies": ("spec",),
+    "vc_trials": ("config", "params", "best_metrics", "last_metrics"),
+    "vc_epochs": ("metrics",),
+}
+
+
+class StoredValueError(ValueError):
+    """A stored value of the wrong kind, found as its row loads (`_read` and `_write` turn it into a
+    VidcolorError naming the database)."""
+
+
+@event.listens_for(Base, "load", propagate=True)
+def _check_loaded_row(row, _context) -> None:
+    table = row.__table__.name
+    for column in OBJECT_COLUMNS.get(table, ()):
+        value = row.__dict__.get(column)
+        if value is not None and not isinstance(value, dict):
+            raise StoredValueError(
+                f"table {table}, row id {row.__dict__.get('id')}, column {column} holds "
+                f"{type(value).__name__} {str(value)[:40]!r}, not a JSON object"
+            )
+
+
+def _from_conversion(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised converting a stored value (SQLAlchemy's result processors: a
+    DATETIME that is no date, a JSON blob that is no text), not by the code reading the rows."""
+    tb, last = exc.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    name = last.tb_frame.f_code.co_filename if last is not None else ""
+    return "sqlalchemy" in name or name.endswith(("json/__init__.py", "json/decoder.py", "_strptime.py"))
+
+
 DEFAULT_URL = "sqlite:///vidcolor.db"
 BUSY_TIMEOUT_MS = 30_000
 # PostgreSQL: the transaction-scoped advisory lock under which one process at a time upgrades (or
@@ -123,7 +159,11 @@ def sqlite_path(url) -> Path | None:
     u = make_url(url) if isinstance(url, str) else url
     if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:") or u.database.startswith("file:"):
         return None
-    return Path(u.database).expanduser().resolve()
+    path = Path(u.database).expanduser()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13), a name too long
+        return path.absolute()
 
 
 def _first_line(error: object) -> str:
@@ -324,6 +364,12 @@ class StoreEngine:
                 yield session
         except json.JSONDecodeError as exc:
             raise self._bad_json_error(exc) from None
+        except StoredValueError as exc:
+            raise self._bad_value_error(str(exc)) from None
+        except (UnicodeDecodeError, ValueError, TypeError) as exc:
+            if not _from_conversion(exc):
+                raise
+            raise self._bad_value_error(f"a stored value does not convert ({exc})") from None
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -334,6 +380,18 @@ class StoreEngine:
                 yield session
         except json.JSONDecodeError as exc:
             raise self._bad_json_error(exc) from None
+        except StoredValueError as exc:
+            raise self._bad_value_error(str(exc)) from None
+        except (UnicodeDecodeError, ValueError, TypeError) as exc:
+            if not _from_conversion(exc):
+                raise
+            raise self._bad_value_error(f"a stored value does not convert ({exc})") from None
+
+    def _bad_value_error(self, what: str) -> VidcolorError:
+        """The error for a stored value of the wrong kind: ``results database FILE: WHAT; restore ...``."""
+        return VidcolorError(
+            f"results database {self._where()}: {what}; restore the file from a copy or correct that value"
+        )
 
     def _bad_json_error(self, exc: json.JSONDecodeError) -> VidcolorError:
         """The error for a stored JSON value that does not decode: the first such value of any table,
