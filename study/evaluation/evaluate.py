@@ -307,6 +307,11 @@ def evaluate_checkpoint(
         shard_set.verify(split)
     warnings = [msg] if (msg := size_warning(checkpoint, ckpt.frame_size, shards, shard_set.size)) else []
     temperature = float(ckpt.config.temperature if temperature is None else temperature)
+    clips = shard_set.manifest["splits"][split].get("clips")
+    if isinstance(clips, int) and not isinstance(clips, bool) and 0 < clips < batch_size:
+        # each batch is padded to batch_size clips: --batch-size 1000000000 would allocate that many
+        log.debug("--batch-size %d: the split has %d clips; batches of %d", batch_size, clips, clips)
+        batch_size = clips
     loader = clip_loader(shard_set, split, batch_size)
     window = loader.window
     log.info(

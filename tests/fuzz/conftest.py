@@ -163,6 +163,32 @@ def _known(exc: BaseException) -> str | None:
     return None
 
 
+#: Memory a case may take on top of what the process holds: a command that allocates without bound
+#: (a padded batch of --batch-size 1000000000) raises MemoryError here instead of being killed by the
+#: kernel with the whole test session (Linux: the soft address-space limit, restored after).
+CASE_MEMORY = 4 << 30
+
+
+@contextlib.contextmanager
+def _memory_cap():
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        held = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    cap = held + CASE_MEMORY
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def run_cli(argv: list[str]) -> tuple[int, str]:
     """``study.cli.main(argv)`` in-process: (exit status, everything printed or logged). An
     exception other than VidcolorError (which the CLI turns into 2) escapes, failing the case,
@@ -174,7 +200,7 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     root = logging.getLogger()
     root.addHandler(handler)
     try:
-        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), _memory_cap():
             try:
                 rc = main([str(a) for a in argv])
             except SystemExit as exc:

@@ -99,6 +99,20 @@ def test_demo_data_refuses_values_it_cannot_render(fz, tmp_path, args, message):
     assert not (tmp_path / "d").exists()
 
 
+# -- evaluate --batch-size ---------------------------------------------------------------------------
+
+
+def test_evaluate_huge_batch_size_takes_the_split_clips(fz, tmp_path):
+    """Batches are padded to --batch-size clips: 1000000000 used to allocate that many (an OOM kill);
+    now a batch is never larger than the split, and the figures are those of a small batch."""
+    base = ["evaluate", fz.base.ckpt, "--shards", fz.base.shards, "--device", "cpu"]
+    assert fz.run_cli([*base, "--batch-size", "1000000000", "--json", tmp_path / "huge.json"])[0] == 0
+    assert fz.run_cli([*base, "--batch-size", "1", "--json", tmp_path / "one.json"])[0] == 0
+    huge, one = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("huge", "one"))
+    assert huge["num_frames"] == one["num_frames"] > 0
+    assert huge["mean"] == pytest.approx(one["mean"], rel=1e-4, nan_ok=True)
+
+
 # -- --device ------------------------------------------------------------------------------------------
 
 
