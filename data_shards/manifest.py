@@ -104,17 +104,34 @@ def parse_manifest(text: str | bytes, where: str) -> dict[str, Any]:
         if not isinstance(manifest.get(field), kind):
             raise VidcolorError(f"{where}: field {field!r} missing or not a {kind.__name__}")
     for i, video in enumerate(manifest["videos"]):
+        if not isinstance(video, dict):
+            raise VidcolorError(f"{where}: videos[{i}] is {_kind(video)}, not an object")
         for field in _VIDEO_REQUIRED:
             if field not in video:
                 raise VidcolorError(f"{where}: videos[{i}] has no field {field!r}")
     for name, split in manifest["splits"].items():
+        if not isinstance(split, dict):
+            raise VidcolorError(f"{where}: splits.{name} is {_kind(split)}, not an object")
         for field in ("shards", "clips", "frames", "videos"):
             if field not in split:
                 raise VidcolorError(f"{where}: splits.{name} has no field {field!r}")
+        if not isinstance(split["shards"], list):
+            raise VidcolorError(f"{where}: splits.{name}.shards is {_kind(split['shards'])}, not a list")
+        for j, shard in enumerate(split["shards"]):
+            if not isinstance(shard, str):
+                raise VidcolorError(f"{where}: splits.{name}.shards[{j}] is {_kind(shard)}, not a file name")
     if not isinstance(manifest.get("duplicates", []), list):
         raise VidcolorError(f"{where}: field 'duplicates' is not a list")
     _check_shard_stats(manifest, where)
     return manifest
+
+
+def _kind(value: Any) -> str:
+    """How a JSON value is named in an error: ``null``, or its JSON type and value."""
+    if value is None:
+        return "null"
+    kind = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+    return f"{kind} ({json.dumps(value)[:40]})"
 
 
 def _check_shard_stats(manifest: dict[str, Any], where: str) -> None:

@@ -138,10 +138,7 @@ class _Records(logging.Handler):
 #: Crashes found in files this suite may not fix (another change owns them): (file, exception
 #: type) -> the issue. A case that ends in one is recorded (listed at the end of the run) instead
 #: of failing; every other exception fails. Remove an entry once its file is fixed.
-KNOWN_CRASHES: dict[tuple[str, str], str] = {
-    ("data_shards/manifest.py", "TypeError"): "parse_manifest: a videos[] or splits{} entry that is not an object",
-    ("data_shards/manifest.py", "AttributeError"): "parse_manifest: a splits{} entry that is not an object",
-}
+KNOWN_CRASHES: dict[tuple[str, str], str] = {}
 KNOWN = -1  # the exit status `run_cli` gives a known crash
 known_seen: list[str] = []
 

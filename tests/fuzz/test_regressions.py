@@ -1,9 +1,7 @@
 """The crashes the fuzzing suite found, each as a fixed case with its message asserted.
 
 Each one was a traceback (or an exception escaping `study.cli.main`) before its fix; now it is one
-``error:`` line naming the file, field or value, with exit status 2. The last tests hold the
-crashes found in files this change did not own (`data_shards/manifest.py`): strict xfails, so
-they turn red, and are to be made plain tests, when those are fixed.
+``error:`` line naming the file, field or value, with exit status 2.
 """
 
 from __future__ import annotations
@@ -208,23 +206,33 @@ def test_names_too_long_and_link_loops(fz, tmp_path):
     assert f"error: {long}: cannot be used (File name too long)" in _err(fz, ["shard", long, "--out", tmp_path / "s"])
 
 
-# -- found in files another change owns: strict xfails until they are fixed ----------------------------
+# -- parse_manifest: entries of the wrong kind ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, AttributeError), reason="data_shards/manifest.py: not fixed here")
 @pytest.mark.parametrize(
-    "field, value",
+    "field, value, message",
     [
-        ("videos", [None]),  # TypeError: argument of type 'NoneType' is not iterable
-        ("splits", {"test": None}),  # TypeError / AttributeError on the split entry
-        ("splits", {"test": {"shards": [{}], "clips": 1, "frames": 1, "videos": 1}}),  # unhashable type: 'dict'
+        ("videos", [None], "videos[0] is null, not an object"),
+        ("splits", {"test": None}, "splits.test is null, not an object"),
+        (
+            "splits",
+            {"test": {"shards": "x.tar", "clips": 1, "frames": 1, "videos": 1}},
+            'splits.test.shards is a string ("x.tar"), not a list',
+        ),
+        (
+            "splits",
+            {"test": {"shards": [{}], "clips": 1, "frames": 1, "videos": 1}},
+            "splits.test.shards[0] is an object ({}), not a file name",
+        ),
     ],
 )
-def test_manifest_entries_of_the_wrong_kind(fz, tmp_path, field, value):
+def test_manifest_entries_of_the_wrong_kind(fz, tmp_path, capsys, field, value, message):
     shards = fz.copy(fz.base.shards, tmp_path / "shards")
     doc = json.loads((shards / "manifest.json").read_text())
     doc[field] = value
     (shards / "manifest.json").write_text(json.dumps(doc))
-    from study.cli import main  # not fz.run_cli, which records KNOWN_CRASHES instead of raising them
+    from study.cli import main
 
     assert main(["evaluate", str(fz.base.ckpt), "--shards", str(shards), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{shards / 'manifest.json'}: {message}" in err and "Traceback" not in err
