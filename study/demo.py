@@ -38,7 +38,15 @@ def prepare_data(workdir: Path) -> Path:
         print(f"[1/3] demo videos: {videos} (kept)")
     if not (shards / "manifest.json").is_file():
         print(f"[2/3] sharding at {DEMO_SIZE} px into {shards}", flush=True)
-        write_shard_set([videos], shards, size=DEMO_SIZE, clip_len=DEMO_CLIP_LEN, seed=0, command="vidcolor demo")
+        write_shard_set(
+            [videos],
+            shards,
+            size=DEMO_SIZE,
+            clip_len=DEMO_CLIP_LEN,
+            seed=0,
+            command="vidcolor demo",
+            show_progress=sys.stderr.isatty(),  # a bar in a terminal; in a log, one line per step
+        )
     else:
         print(f"[2/3] shard set: {shards} (kept)")
     return shards
@@ -74,7 +82,7 @@ def main(args) -> int:
     trials = args.trials or spec.num_trials
     print(
         f"[3/3] study {name!r}: {trials} trials of {spec.source} on a local Ray "
-        f"(TPE + ASHA; the table below refreshes as trials go)",
+        f"(TPE + ASHA; progress below as trials start and end)",
         flush=True,
     )
     spec = override_spec(spec, name=name, trials=args.trials)
