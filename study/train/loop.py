@@ -44,6 +44,7 @@ from models.errors import VidcolorError
 from study.train.optim_state import save_optimizer, save_train_weights
 from study.train.ranks import all_ranks, mean_over_ranks, rank_context
 from study.train.run_state import TRAIN_STATE_FILE, Run, TrainingError, setup_run
+from study.train.session import TrainSession
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,16 @@ ERROR_KEY = "vidcolor_error"
 TRAIN_PG_KEY = "train_placement_group"  # rank 0 reports the id of the placement group it runs in
 
 
-def train_loop(config: Mapping[str, Any]) -> dict[str, Any] | None:
+def train_loop(config: Mapping[str, Any], session=None) -> dict[str, Any] | None:
     """Ray Train worker function. ``config``: ``experiment`` (ExperimentConfig dict), ``train``
-    (TrainConfig dict), ``shards`` (location), ``local_mode`` (bool). Returns ``{ERROR_KEY:
-    message}`` on a deterministic failure (the same on every rank), else a summary."""
-    ctx = rank_context()
+    (TrainConfig dict), ``shards`` (location), ``local_mode`` (bool). ``session``: where it
+    reports (`study.train.session`; Ray Train's by default, a `TrialSession` when a Tune trial
+    runs the loop in its own process). Returns ``{ERROR_KEY: message}`` on a deterministic failure
+    (the same on every rank), else a summary."""
+    session = session or TrainSession()
+    ctx = rank_context(session)
     try:
-        run = setup_run(config, ctx)
+        run = setup_run(config, ctx, session)
         return _fit(run)
     except VidcolorError as exc:
         # Raised the same way on every rank (config errors before any collective; NaN decided by
@@ -118,7 +122,7 @@ def _fit(run: Run) -> dict[str, Any]:
 
 def _placement_group(run: Run) -> str | None:
     """The id (hex) of the placement group rank 0 runs in; None in local mode and on other ranks."""
-    if run.local_mode or run.ctx.rank != 0:
+    if run.local_mode or run.ctx.rank != 0 or run.session.in_trial:
         return None
     import ray
 
@@ -220,16 +224,13 @@ def _report(run: Run, metrics: dict[str, Any], epoch: int, improved: bool) -> No
     by ``metric``; its local mode (``--workers 0``) ranks none and its result's checkpoint is the
     one of the last report, so there an epoch that did not improve reports the best folder again
     (in local mode a folder *is* the checkpoint: nothing is copied), and a new best replaces it."""
-    import ray.train
-    from ray.train import Checkpoint
-
     from models.checkpoint import save_checkpoint
 
     if run.ctx.rank != 0:
-        ray.train.report(metrics, checkpoint=None)
+        run.session.report(metrics, None)
         return
     if run.local_mode and not improved and run.local_best is not None:
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(run.local_best))
+        run.session.report(metrics, str(run.local_best))
         return
     folder = tempfile.mkdtemp(prefix="vidcolor-ckpt-")
     plain = _finite_or_none(metrics)
@@ -243,8 +244,8 @@ def _report(run: Run, metrics: dict[str, Any], epoch: int, improved: bool) -> No
     Path(folder, TRAIN_STATE_FILE).write_text(
         json.dumps({"epoch": epoch, "best": run.best, "metric": run.train.metric, "metrics": plain})
     )
-    ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
-    if not run.local_mode:  # Ray copied it to the run's storage; in local mode it *is* the checkpoint
+    run.session.report(metrics, folder, improved)
+    if not run.local_mode:  # copied to the run's storage; in local mode it *is* the checkpoint
         shutil.rmtree(folder, ignore_errors=True)
         return
     if run.local_best is not None:

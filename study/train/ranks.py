@@ -23,19 +23,17 @@ class RankContext:
         return self.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def rank_context() -> RankContext:
-    """This worker's rank and device (its Ray-assigned GPU, else the CPU)."""
-    import ray.train
-
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+def rank_context(session) -> RankContext:
+    """This worker's rank and device (its Ray-assigned GPU, else the CPU); ``session`` is a
+    `study.train.session` session."""
+    rank, world, local_rank = session.world()
     if torch.cuda.is_available():
         try:
             import ray.train.torch
 
             device = ray.train.torch.get_device()
-        except Exception:  # local mode: no Ray-assigned GPU
-            device = torch.device("cuda", ctx.get_local_rank() % torch.cuda.device_count())
+        except Exception:  # local mode or a trial's own process: no Ray Train-assigned GPU
+            device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")

@@ -3,9 +3,9 @@ restored from Ray's checkpoint when Ray restarts the run (`restore`).
 
 `setup_run` checks the configs and the shard set, derives the bin grid's class-rebalancing weights
 from the shard set's ab histogram, builds the model (from a pretrained trunk for exp4 - exp6), the
-optimizer and the weight average, and resumes from ``ray.train.get_checkpoint()`` (worker or node
-failure, or a relaunched trial whose Train run has the same name). The epochs themselves are
-`study.train.loop`'s.
+optimizer and the weight average, and resumes from the session's latest checkpoint (a worker or
+node failure, a relaunched trial whose Train run has the same name, a retried trial: see
+`study.train.session`). The epochs themselves are `study.train.loop`'s.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ import torch
 from models.errors import VidcolorError
 from study.train.optim_state import ema_avg_fn, load_optimizer, load_train_weights, load_trained_only
 from study.train.ranks import RankContext
+from study.train.session import TRAIN_STATE_FILE, TrainSession
 
 log = logging.getLogger(__name__)
-
-TRAIN_STATE_FILE = "train_state.json"
 
 
 class TrainingError(VidcolorError):
@@ -53,6 +52,7 @@ class Run:
     gray: Any = None  # the validation split's gray baseline (study.evaluation.metrics.VideoMetrics), once
     local_best: str | None = None  # local mode: the folder of the best checkpoint reported so far
     ema: Any = None  # torch.optim.swa_utils.AveragedModel of `model` when train.ema > 0
+    session: Any = None  # study.train.session: where the loop reports and resumes from
 
     @property
     def evaluated(self) -> torch.nn.Module:
@@ -67,7 +67,7 @@ class Run:
         return value < self.best if self.train.mode == "min" else value > self.best
 
 
-def setup_run(config: Mapping[str, Any], ctx: RankContext) -> Run:
+def setup_run(config: Mapping[str, Any], ctx: RankContext, session=None) -> Run:
     from data_shards.reader import ShardSet
     from models.gamut import ABGamut
     from models.losses import loss_weights
@@ -110,7 +110,10 @@ def setup_run(config: Mapping[str, Any], ctx: RankContext) -> Run:
         model,
         optimizer,
         local_mode=bool(config.get("local_mode")),
+        session=session,
     )
+    if run.session is None:
+        run.session = TrainSession()
     if tc.ema > 0:
         from torch.optim.swa_utils import AveragedModel
 
@@ -149,13 +152,10 @@ def _load_pretrained(model: torch.nn.Module, folder: str) -> None:
 
 
 def _resume(run: Run) -> None:
-    """Continue from Ray's checkpoint of this run, if it has one."""
-    import ray.train
-
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        return
-    with checkpoint.as_directory() as folder:
+    """Continue from the session's checkpoint of this run, if it has one."""
+    with run.session.latest() as folder:
+        if folder is None:
+            return
         run.start_epoch, run.best = restore(folder, run.model, run.optimizer, run.ctx.device, run.ema)
         resumed_metrics = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text()).get("metrics")
     log.info("rank %d: resumed after epoch %d", run.ctx.rank, run.start_epoch)
@@ -163,7 +163,7 @@ def _resume(run: Run) -> None:
         # Report the checkpoint's epoch again (every rank, no checkpoint): if the failure came
         # between saving it and the report reaching Tune, its metrics are not lost; a duplicate
         # is harmless (the store keys epochs by number; ASHA's rungs by epoch).
-        ray.train.report({**{k: v for k, v in resumed_metrics.items() if v is not None}, "resumed": 1}, checkpoint=None)
+        run.session.report({**{k: v for k, v in resumed_metrics.items() if v is not None}, "resumed": 1}, None)
 
 
 def restore(

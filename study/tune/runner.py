@@ -289,9 +289,9 @@ def _tuner(
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     # the real database URL rides in Ray's object store (with_parameters), never in Tune's storage
-    trainable = tune.with_resources(
-        tune.with_parameters(trial_driver, run=run, store_url=store.url), {"cpu": DRIVER_CPUS}
-    )
+    # a trial that trains in its own process holds its worker's CPUs too (study.tune.trial)
+    cpus = DRIVER_CPUS + (spec.resources.cpus_per_worker if run.in_trial else 0.0)
+    trainable = tune.with_resources(tune.with_parameters(trial_driver, run=run, store_url=store.url), {"cpu": cpus})
     if resume:
         try:
             tuner = tune.Tuner.restore(

@@ -1,10 +1,14 @@
-"""One Tune trial: a driver function that trains the trial's configuration with a TorchTrainer.
+"""One Tune trial: a driver function that trains the trial's configuration.
 
 Tune runs ``trial_driver`` per trial (not a Trainer inside the Tuner, which Ray Train V2 no longer
-supports). It builds a ``TorchTrainer`` named ``train-{trial_id}`` (so a relaunched trial resumes
-from its own last checkpoint) with ``TuneReportCallback``: one Train report per epoch is one Tune
-result, which ASHA counts. A deterministic failure (NaN loss, bad setting) is marked in the trial's
-folder, so a Tune-level retry fails at once instead of training again in vain.
+supports). A trial of one CPU worker trains in the driver's own process
+(`study.train.session.TrialSession`): no TorchTrainer, controller and worker group to start and
+stop, which took most of a short trial's wall time. Other trials (DDP workers, a GPU) build a
+``TorchTrainer`` named ``train-{trial_id}`` (so a relaunched trial resumes from its own last
+checkpoint) with ``TuneReportCallback``. Either way one report per epoch is one Tune result, which
+ASHA counts, and the checkpoints live under ``{train_storage}/train-{trial_id}/``. A deterministic
+failure (NaN loss, bad setting) is marked in the trial's folder, so a Tune-level retry fails at
+once instead of training again in vain.
 """
 
 from __future__ import annotations
@@ -47,6 +51,12 @@ class StudyRun:
     def use_gpu(self) -> bool:
         return self.spec.resources.gpus_per_worker > 0
 
+    @property
+    def in_trial(self) -> bool:
+        """Whether a trial trains in its own process (`study.train.session.TrialSession`): one CPU
+        worker. More workers (DDP) or a GPU go through a TorchTrainer."""
+        return self.spec.resources.workers == 1 and not self.use_gpu
+
 
 def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = None) -> None:
     """One Tune trial: train ``params`` with a TorchTrainer, forwarding rank 0's reports to Tune.
@@ -69,6 +79,9 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
         return
     experiment, train = run.spec.trial_configs(params)
     experiment.check_ready()
+    if run.in_trial:
+        _train_here(run, trial_id, experiment, train, mark)
+        return
     res = run.spec.resources
     placement = Placement(workers=res.workers, cpus_per_worker=res.cpus_per_worker, use_gpu=run.use_gpu)
     trainer = make_trainer(
@@ -88,6 +101,20 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
         mark.parent.mkdir(parents=True, exist_ok=True)
         mark.write_text(str(exc))
         raise
+
+
+def _train_here(run: StudyRun, trial_id: str, experiment, train, mark: Path) -> None:
+    """Train in this process (no TorchTrainer): each epoch one Tune result, checkpoints under the
+    trial's Train folder, as a TorchTrainer would keep them (`study.train.session.TrialSession`)."""
+    from study.train.loop import ERROR_KEY, TrainingError, train_loop
+    from study.train.session import TrialSession
+
+    config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": run.shards, "local_mode": False}
+    result = train_loop(config, session=TrialSession(f"{run.train_storage.rstrip('/')}/train-{trial_id}"))
+    if isinstance(result, dict) and result.get(ERROR_KEY):
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(result[ERROR_KEY])
+        raise TrainingError(result[ERROR_KEY])
 
 
 def _finished_in_store(run: StudyRun, trial_id: str, store_url: str | None = None) -> bool:

@@ -25,7 +25,7 @@ size = "tiny"
 transfer = false
 lam = 0.7
 epochs = {epochs}
-steps_per_epoch = 2
+steps_per_epoch = {steps}
 batch_size = 2
 val_batches = 1
 val_batch_size = 2
@@ -36,9 +36,9 @@ LAM = {"lam": {"type": "float", "low": 0.2, "high": 0.9}}
 SECRET_URL = "postgresql://vc:s3cret-pw@db.example:5432/results"
 
 
-def write_spec(tmp_path: Path, text: str, epochs: int = 2) -> Path:
+def write_spec(tmp_path: Path, text: str, epochs: int = 2, steps: int = 2) -> Path:
     path = tmp_path / "study.toml"
-    path.write_text(textwrap.dedent(text) + FIXED.format(epochs=epochs))
+    path.write_text(textwrap.dedent(text) + FIXED.format(epochs=epochs, steps=steps))
     return path
 
 
@@ -283,6 +283,7 @@ def test_killed_driver_resumes_without_rerunning_or_losing(ray_cluster, ray_tool
         enabled = false
     """,
         epochs=3,
+        steps=100,  # epochs of a few seconds (a trial starts in ~2 s): the kill lands while trial 2 runs
     )
     db = f"sqlite:///{tmp_path}/results.db"
     storage = str(tmp_path / "ray")
