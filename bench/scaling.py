@@ -9,8 +9,9 @@ time, so every trial does the same work. From a base (``--trials`` 2, ``--epochs
 From the results store (trial start, every epoch's report and the end, as the driver saw them,
 and each epoch's in-loop ``epoch_s`` = training steps + validation) each trial's time splits into
 
-- ``start``: trial start -> first report, less that epoch's ``epoch_s`` (the Tune trial actor,
-  the TorchTrainer and its worker group, the loop's setup: shards, model, first batches);
+- ``start``: trial start -> first report, less that epoch's ``epoch_s`` (the Tune trial actor
+  and the loop's setup: shards, model, first batches; with 2 workers also the TorchTrainer, its
+  controller and worker group, which a 1-worker CPU trial does without);
 - ``per epoch``: mean gap between reports less ``epoch_s`` (checkpoint written, reported, copied);
 - ``end``: last report -> trial end (the trainer shutting down);
 

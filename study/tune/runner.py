@@ -318,6 +318,7 @@ def _tuner(
             scheduler=scheduler,
             num_samples=samples,
             max_concurrent_trials=concurrency,
+            reuse_actors=run.in_trial,  # a trial that trains in its process: the next one reuses it
         ),
         run_config=tune.RunConfig(
             name=paths.name,

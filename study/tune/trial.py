@@ -106,9 +106,13 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
 def _train_here(run: StudyRun, trial_id: str, experiment, train, mark: Path) -> None:
     """Train in this process (no TorchTrainer): each epoch one Tune result, checkpoints under the
     trial's Train folder, as a TorchTrainer would keep them (`study.train.session.TrialSession`)."""
+    import torch
+
     from study.train.loop import ERROR_KEY, TrainingError, train_loop
     from study.train.session import TrialSession
 
+    # Ray sets one thread for an actor of 1.x CPUs; use what the trial reserved for its worker
+    torch.set_num_threads(max(1, round(run.spec.resources.cpus_per_worker)))
     config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": run.shards, "local_mode": False}
     result = train_loop(config, session=TrialSession(f"{run.train_storage.rstrip('/')}/train-{trial_id}"))
     if isinstance(result, dict) and result.get(ERROR_KEY):
