@@ -354,7 +354,7 @@ class StoreEngine:
     def _write(self) -> Iterator[Session]:
         """One write transaction (SQLite: BEGIN IMMEDIATE, taken after this process's write lock for
         the file, so the process's writers queue in order and other processes' on the busy timeout)."""
-        try:
+        with self._stored_values():
             if not self.is_sqlite:
                 with Session(self.engine, expire_on_commit=False) as session, session.begin():
                     yield session
@@ -362,22 +362,21 @@ class StoreEngine:
             engine = self.engine.execution_options(vidcolor_immediate=True)
             with _write_lock(self.url), Session(engine, expire_on_commit=False) as session, session.begin():
                 yield session
-        except json.JSONDecodeError as exc:
-            raise self._bad_json_error(exc) from None
-        except StoredValueError as exc:
-            raise self._bad_value_error(str(exc)) from None
-        except (UnicodeDecodeError, ValueError, TypeError) as exc:
-            if not _from_conversion(exc):
-                raise
-            raise self._bad_value_error(f"a stored value does not convert ({exc})") from None
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
         """A session for reading (its rows stay usable after it closes). A JSON column that does not
         decode is a VidcolorError naming the table, row id and column (`_bad_json_error`)."""
+        with self._stored_values(), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def _stored_values(self) -> Iterator[None]:
+        """A stored value that does not decode (malformed JSON, a value of the wrong kind, one that
+        does not convert) becomes a VidcolorError naming the database and, for JSON, the table, row
+        id and column; other errors pass through."""
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                yield session
+            yield
         except json.JSONDecodeError as exc:
             raise self._bad_json_error(exc) from None
         except StoredValueError as exc:
