@@ -66,6 +66,8 @@ def _start(token: str, name: str) -> None:
 def _answer(uid: str, *, side: str | None = None, rating: int | None = None) -> None:
     try:
         _record(uid, side, rating)
+    except RaterFacingError as exc:  # e.g. the session is gone: its message is written for raters
+        ss["rater_message"] = str(exc)
     except Exception:  # a rater never sees a traceback
         _failed("storing an answer")
 
@@ -227,6 +229,8 @@ st.title("Color Turing Test")
 if ss.pop("server_error", False):
     st.error(PLAIN_ERROR)
     st.stop()
+if message := ss.pop("rater_message", None):
+    st.error(message)
 try:
     _page()
 except Exception:  # a damaged row or a lost database: a plain page, the event logged

@@ -244,9 +244,12 @@ def _report(run: Run, metrics: dict[str, Any], epoch: int, improved: bool) -> No
     Path(folder, TRAIN_STATE_FILE).write_text(
         json.dumps({"epoch": epoch, "best": run.best, "metric": run.train.metric, "metrics": plain})
     )
-    run.session.report(metrics, folder, improved)
-    if not run.local_mode:  # copied to the run's storage; in local mode it *is* the checkpoint
-        shutil.rmtree(folder, ignore_errors=True)
+    try:  # Tune may stop the trial inside the report (sys.exit): the temporary copy goes anyway
+        run.session.report(metrics, folder, improved)
+    finally:
+        if not run.local_mode:  # copied to the run's storage; in local mode it *is* the checkpoint
+            shutil.rmtree(folder, ignore_errors=True)
+    if not run.local_mode:
         return
     if run.local_best is not None:
         shutil.rmtree(run.local_best, ignore_errors=True)

@@ -27,6 +27,8 @@ def rank_context(session) -> RankContext:
     """This worker's rank and device (its Ray-assigned GPU, else the CPU); ``session`` is a
     `study.train.session` session."""
     rank, world, local_rank = session.world()
+    if session.in_trial:  # a CPU trial in its own process: Ray leaves every GPU visible to it
+        return RankContext(rank, world, torch.device("cpu"))
     if torch.cuda.is_available():
         try:
             import ray.train.torch

@@ -6,11 +6,13 @@ and ranks, and ``ray.train.get_checkpoint`` to resume.
 
 `TrialSession` runs the loop in the Tune trial's own process, with no TorchTrainer, controller or
 worker group to start (a single-worker CPU trial: most of a short trial's wall time was Ray Train
-starting and stopping). It keeps the same layout as a Train run, ``{train_storage}/train-{trial}/``,
-local or a URI: each epoch's checkpoint is copied there as ``checkpoint_epochNNNN`` and its path
-reported to Tune as ``checkpoint_path`` (what Ray Train's ``TuneReportCallback`` reports); the best
-epoch's and the latest are kept, older ones removed. A restarted trial (a Tune retry, a resumed
-study) continues from the latest.
+starting and stopping). It keeps its checkpoints where a Train run of the trial would,
+``{train_storage}/train-{trial}/``, local or a URI: each epoch's is copied there as
+``checkpoint_epochNNNN`` (its loop state last, so a copy cut short is no checkpoint) and its path
+reported to Tune as ``checkpoint_path`` (what Ray Train's ``TuneReportCallback`` reports); the
+best epoch's and the latest are kept, older ones removed. A restarted trial (a Tune retry, a
+resumed study) continues from the latest; a deterministic failure is marked there too, so a retry
+fails at once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_STATE_FILE = "train_state.json"
 CHECKPOINT_PATH_KEY = "checkpoint_path"  # the key Ray Train's TuneReportCallback uses
-_NAME = re.compile(r"^checkpoint_epoch(\d{4,})$")
+ERROR_MARK = "vidcolor_error.txt"  # a deterministic failure of the run: a retry fails at once
 
 
 class TrainSession:
@@ -69,6 +70,7 @@ class TrialSession:
     def __init__(self, run_dir: str):
         self.run_dir = run_dir.rstrip("/")
         self.best: str | None = None  # the name of the best epoch's checkpoint, kept
+        self.resumed_from: str | None = None  # the checkpoint `latest` gave, reported with "resumed"
 
     def world(self) -> tuple[int, int, int]:
         return 0, 1, 0
@@ -85,21 +87,70 @@ class TrialSession:
     def _uri(self, name: str) -> str:
         return f"{self.run_dir}/{name}"
 
-    def _names(self) -> list[str]:
-        """The checkpoints under run_dir, oldest epoch first."""
+    def _path(self, name: str) -> str:
+        """What is reported: the URI under a remote storage, else the local path."""
+        return (
+            self._uri(name)
+            if "://" in self.run_dir and not self.run_dir.startswith("file://")
+            else f"{self._fs()[1]}/{name}"
+        )
+
+    def _read(self, path: str) -> str | None:
+        remote, _ = self._fs()
+        try:
+            with remote.open_input_stream(path) as stream:
+                return stream.read().decode()
+        except (FileNotFoundError, OSError):
+            return None
+
+    def _states(self) -> dict[str, dict[str, Any]]:
+        """The complete checkpoints under run_dir (their loop state written, which is copied last)
+        by name, oldest epoch first, with that state. A Train run's ``checkpoint_<time>`` folders
+        (a study started before trials trained in their own process) count too."""
         from pyarrow import fs
 
         remote, root = self._fs()
-        infos = remote.get_file_info(fs.FileSelector(root, allow_not_found=True))
-        found = [
-            (int(m.group(1)), i.base_name)
-            for i in infos
-            if i.type == fs.FileType.Directory and (m := _NAME.match(i.base_name))
-        ]
-        return [name for _, name in sorted(found)]
+        found = []
+        for info in remote.get_file_info(fs.FileSelector(root, allow_not_found=True)):
+            if info.type != fs.FileType.Directory or not info.base_name.startswith("checkpoint_"):
+                continue
+            text = self._read(f"{root}/{info.base_name}/{TRAIN_STATE_FILE}")
+            try:
+                state = json.loads(text) if text else None
+            except json.JSONDecodeError:
+                state = None
+            if isinstance(state, dict) and isinstance(state.get("epoch"), int):
+                found.append((state["epoch"], info.base_name, state))
+        return {name: state for _, name, state in sorted(found)}
+
+    def _delete(self, path: str) -> None:
+        from pyarrow import fs
+
+        remote, _ = self._fs()
+        if remote.get_file_info(path).type != fs.FileType.NotFound:
+            remote.delete_dir(path)
+
+    def _copy(self, folder: str, target: str) -> None:
+        """Copy a local checkpoint folder to ``target``, its loop state last: a copy cut short has
+        none and is not a checkpoint (`_states`); the next report removes it."""
+        from pyarrow import fs
+
+        remote, _ = self._fs()
+        local = fs.LocalFileSystem()
+        self._delete(target)  # a rerun of this epoch (after a retry) replaces it
+        remote.create_dir(target, recursive=True)
+        files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+        for path in sorted(files, key=lambda p: p.name == TRAIN_STATE_FILE):
+            dest = f"{target}/{path.relative_to(folder).as_posix()}"
+            if path.parent != Path(folder):
+                remote.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+            fs.copy_files(str(path), dest, source_filesystem=local, destination_filesystem=remote)
+
+    # -- the session ---------------------------------------------------------------------------
 
     def report(self, metrics: Mapping[str, Any], folder: str | None, improved: bool = False) -> None:
-        """Copy ``folder`` (the epoch's checkpoint) to run_dir, then report to Tune with its path."""
+        """Copy ``folder`` (the epoch's checkpoint) to run_dir, then report to Tune with its path.
+        The report after a resume carries the path of the checkpoint it resumed from."""
         from pyarrow import fs
         from ray import tune
 
@@ -107,49 +158,48 @@ class TrialSession:
         if folder is not None:
             name = f"checkpoint_epoch{int(metrics['epoch']):04d}"
             remote, root = self._fs()
-            target = f"{root}/{name}"
-            with contextlib.suppress(FileNotFoundError):
-                remote.delete_dir(target)  # a rerun of this epoch (after a retry) replaces it
-            remote.create_dir(target, recursive=True)
-            fs.copy_files(folder, target, source_filesystem=fs.LocalFileSystem(), destination_filesystem=remote)
+            self._copy(folder, f"{root}/{name}")
             if improved or self.best is None:
                 self.best = name
-            for old in self._names():
-                if old not in (name, self.best):
-                    with contextlib.suppress(OSError):
-                        remote.delete_dir(f"{root}/{old}")
-            out[CHECKPOINT_PATH_KEY] = self._uri(name) if "://" in self.run_dir else target
+            keep = {name, self.best}
+            for info in remote.get_file_info(fs.FileSelector(root, allow_not_found=True)):
+                if info.type == fs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+                    if info.base_name not in keep:  # older ones, and copies cut short
+                        with contextlib.suppress(OSError):
+                            remote.delete_dir(info.path)
+            out[CHECKPOINT_PATH_KEY] = self._path(name)
+        elif metrics.get("resumed") and self.resumed_from:
+            out[CHECKPOINT_PATH_KEY] = self._path(self.resumed_from)
         tune.report(out)
 
     @contextlib.contextmanager
     def latest(self) -> Iterator[Path | None]:
-        """The latest checkpoint under run_dir as a local folder (a URI's fetched to a temporary
-        copy), or None. The best one so far stays kept."""
-        names = self._names()
-        if not names:
+        """The latest complete checkpoint under run_dir as a local folder (a URI's fetched to a
+        temporary copy), or None. The best one so far stays kept."""
+        states = self._states()
+        if not states:
             yield None
             return
-        latest = names[-1]
-        best = _best_of(self, names)
-        self.best = best or latest
+        latest = list(states)[-1]
+        best, metric = states[latest].get("best"), states[latest].get("metric")
+        self.best = next(
+            (n for n in reversed(states) if best is not None and (states[n].get("metrics") or {}).get(metric) == best),
+            latest,
+        )
+        self.resumed_from = latest
         from study.remote import local_checkpoint
 
         with local_checkpoint(self._uri(latest)) as folder:
             yield folder
 
+    # -- a deterministic failure, kept where a retry of the trial finds it ----------------------
 
-def _best_of(session: TrialSession, names: list[str]) -> str | None:
-    """The checkpoint whose recorded value is the run's best (its loop state says both)."""
-    from study.remote import local_checkpoint
+    def failed(self) -> str | None:
+        """The message of a deterministic failure marked in run_dir, if any."""
+        return self._read(f"{self._fs()[1]}/{ERROR_MARK}")
 
-    with local_checkpoint(session._uri(names[-1])) as folder:
-        state = json.loads((Path(folder) / TRAIN_STATE_FILE).read_text())
-    best, metric = state.get("best"), state.get("metric")
-    if best is None:
-        return None
-    for name in reversed(names):
-        with local_checkpoint(session._uri(name)) as folder:
-            value = (json.loads((Path(folder) / TRAIN_STATE_FILE).read_text()).get("metrics") or {}).get(metric)
-        if value == best:
-            return name
-    return None
+    def mark_failed(self, message: str) -> None:
+        remote, root = self._fs()
+        remote.create_dir(root, recursive=True)
+        with remote.open_output_stream(f"{root}/{ERROR_MARK}") as stream:
+            stream.write(message.encode())

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from study.config.spec import StudySpec
+from study.train.session import ERROR_MARK
 from study.tune.secrets import remember, resolve
 
 log = logging.getLogger(__name__)
 
-ERROR_MARK = "vidcolor_error.txt"
 FINISHED = ("TERMINATED", "STOPPED")
 
 
@@ -59,7 +59,8 @@ class StudyRun:
 
 
 def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = None) -> None:
-    """One Tune trial: train ``params`` with a TorchTrainer, forwarding rank 0's reports to Tune.
+    """One Tune trial: train ``params`` in this process (one CPU worker) or with a TorchTrainer,
+    forwarding rank 0's reports to Tune.
 
     ``store_url`` is the real URL of the results database (``run`` has it masked); it comes through
     ``tune.with_parameters``, that is Ray's object store, never Tune's storage."""
@@ -71,6 +72,13 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
 
     trial_id = tune.get_context().get_trial_id()
     mark = Path(tune.get_context().get_trial_dir()) / ERROR_MARK
+    session = None
+    if run.in_trial:  # its mark lives with its checkpoints: a reused actor has another trial dir
+        from study.train.session import TrialSession
+
+        session = TrialSession(f"{run.train_storage.rstrip('/')}/train-{trial_id}")
+        if failed := session.failed():
+            raise TrainingError(failed)
     if mark.is_file():  # a deterministic failure: a Tune-level retry would fail the same way
         raise TrainingError(mark.read_text())
     if _finished_in_store(run, trial_id, store_url):
@@ -79,8 +87,8 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
         return
     experiment, train = run.spec.trial_configs(params)
     experiment.check_ready()
-    if run.in_trial:
-        _train_here(run, trial_id, experiment, train, mark)
+    if session is not None:
+        _train_here(run, session, experiment, train)
         return
     res = run.spec.resources
     placement = Placement(workers=res.workers, cpus_per_worker=res.cpus_per_worker, use_gpu=run.use_gpu)
@@ -103,21 +111,19 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
         raise
 
 
-def _train_here(run: StudyRun, trial_id: str, experiment, train, mark: Path) -> None:
+def _train_here(run: StudyRun, session, experiment, train) -> None:
     """Train in this process (no TorchTrainer): each epoch one Tune result, checkpoints under the
-    trial's Train folder, as a TorchTrainer would keep them (`study.train.session.TrialSession`)."""
+    trial's Train folder (`study.train.session.TrialSession`)."""
     import torch
 
     from study.train.loop import ERROR_KEY, TrainingError, train_loop
-    from study.train.session import TrialSession
 
     # Ray sets one thread for an actor of 1.x CPUs; use what the trial reserved for its worker
     torch.set_num_threads(max(1, round(run.spec.resources.cpus_per_worker)))
     config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": run.shards, "local_mode": False}
-    result = train_loop(config, session=TrialSession(f"{run.train_storage.rstrip('/')}/train-{trial_id}"))
+    result = train_loop(config, session=session)
     if isinstance(result, dict) and result.get(ERROR_KEY):
-        mark.parent.mkdir(parents=True, exist_ok=True)
-        mark.write_text(result[ERROR_KEY])
+        session.mark_failed(result[ERROR_KEY])
         raise TrainingError(result[ERROR_KEY])
 
 

@@ -3,7 +3,8 @@
 ``Tuner.restore`` loads Tune's experiment state, its searcher and the trials' state with pickle,
 so whoever can write the experiment folder under ``--storage`` can run code as the user who
 resumes. Before a restore, a local experiment folder is checked: every file and folder in it (and
-the folder itself) must be owned by this user and not writable by others. Group write is allowed
+the folder itself) must be owned by this user and not writable by others, and none may be a
+symbolic link. Group write is allowed
 (a lab's shared group is trusted like the user). A remote storage (``s3://``...) cannot be checked
 here: resuming from it trusts everyone who can write the bucket, which a warning says.
 """
@@ -26,15 +27,12 @@ REMOTE_WARNING = (
 
 
 def _why_untrusted(path: Path, uid: int) -> str | None:
-    """What makes ``path`` untrusted (owner, write bits, a link out of it), or None."""
+    """What makes ``path`` untrusted (owner, write bits, being a link), or None."""
     info = path.lstat()
     if info.st_uid != uid:
         return f"is owned by uid {info.st_uid}, not by you (uid {uid})"
-    if stat.S_ISLNK(info.st_mode):
-        target = path.stat() if path.exists() else None
-        if target is not None and target.st_uid != uid:
-            return f"links to {os.path.realpath(path)}, owned by uid {target.st_uid}, not by you (uid {uid})"
-        return None
+    if stat.S_ISLNK(info.st_mode):  # Ray never makes links there; one could lead anywhere
+        return f"is a symbolic link (to {os.path.realpath(path)}), which Ray does not write"
     if info.st_mode & stat.S_IWOTH:
         return f"is writable by every user (mode {stat.filemode(info.st_mode)})"
     return None
@@ -45,10 +43,10 @@ def check_resumable(*folders: str) -> None:
     remote one. The error names the first such file and why."""
     uid = os.geteuid()
     for folder in folders:
-        if "://" in folder:
+        if "://" in folder and not folder.startswith("file://"):
             log.warning(REMOTE_WARNING, folder)
             continue
-        root = Path(folder)
+        root = Path(folder.removeprefix("file://"))
         if not root.exists():
             continue  # nothing to restore from there
         paths = [root]
