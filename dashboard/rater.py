@@ -203,26 +203,17 @@ def _page() -> None:
     else:
         pairwise = task == "pairwise"
         st.markdown("**Which one looks more natural?**" if pairwise else "**Which one is real?**")
-        a, b = st.columns(2)
         verb = "looks more natural" if pairwise else "is real"
-        a.button(
-            f"A {verb}",
-            key="pick_a",
-            on_click=_answer,
-            args=(uid,),
-            kwargs={"side": "left"},
-            width="stretch",
-            type="primary",
-        )
-        b.button(
-            f"B {verb}",
-            key="pick_b",
-            on_click=_answer,
-            args=(uid,),
-            kwargs={"side": "right"},
-            width="stretch",
-            type="primary",
-        )
+        for col, (label, side) in zip(st.columns(2), (("A", "left"), ("B", "right"))):
+            col.button(
+                f"{label} {verb}",
+                key=f"pick_{label.lower()}",
+                on_click=_answer,
+                args=(uid,),
+                kwargs={"side": side},
+                width="stretch",
+                type="primary",
+            )
 
 
 st.title("Color Turing Test")

@@ -249,11 +249,10 @@ def _report(run: Run, metrics: dict[str, Any], epoch: int, improved: bool) -> No
     finally:
         if not run.local_mode:  # copied to the run's storage; in local mode it *is* the checkpoint
             shutil.rmtree(folder, ignore_errors=True)
-    if not run.local_mode:
-        return
-    if run.local_best is not None:
-        shutil.rmtree(run.local_best, ignore_errors=True)
-    run.local_best = folder
+    if run.local_mode:
+        if run.local_best is not None:
+            shutil.rmtree(run.local_best, ignore_errors=True)
+        run.local_best = folder
 
 
 def _finite_or_none(metrics: Mapping[str, Any]) -> dict[str, Any]:

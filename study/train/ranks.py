@@ -34,7 +34,7 @@ def rank_context(session) -> RankContext:
             import ray.train.torch
 
             device = ray.train.torch.get_device()
-        except Exception:  # local mode or a trial's own process: no Ray Train-assigned GPU
+        except Exception:  # local mode: no Ray-assigned GPU
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     else:

@@ -23,7 +23,7 @@ import torch
 from models.errors import VidcolorError
 from study.train.optim_state import ema_avg_fn, load_optimizer, load_train_weights, load_trained_only
 from study.train.ranks import RankContext
-from study.train.session import TRAIN_STATE_FILE, TrainSession
+from study.train.session import TRAIN_STATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Run:
         return value < self.best if self.train.mode == "min" else value > self.best
 
 
-def setup_run(config: Mapping[str, Any], ctx: RankContext, session=None) -> Run:
+def setup_run(config: Mapping[str, Any], ctx: RankContext, session) -> Run:
     from data_shards.reader import ShardSet
     from models.gamut import ABGamut
     from models.losses import loss_weights
@@ -112,8 +112,6 @@ def setup_run(config: Mapping[str, Any], ctx: RankContext, session=None) -> Run:
         local_mode=bool(config.get("local_mode")),
         session=session,
     )
-    if run.session is None:
-        run.session = TrainSession()
     if tc.ema > 0:
         from torch.optim.swa_utils import AveragedModel
 

@@ -7,8 +7,8 @@ stop, which took most of a short trial's wall time. Other trials (DDP workers, a
 ``TorchTrainer`` named ``train-{trial_id}`` (so a relaunched trial resumes from its own last
 checkpoint) with ``TuneReportCallback``. Either way one report per epoch is one Tune result, which
 ASHA counts, and the checkpoints live under ``{train_storage}/train-{trial_id}/``. A deterministic
-failure (NaN loss, bad setting) is marked in the trial's folder, so a Tune-level retry fails at
-once instead of training again in vain.
+failure (NaN loss, bad setting) is marked in the trial's run folder, so a Tune-level retry fails
+at once instead of training again in vain.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from study.config.spec import StudySpec
-from study.train.session import ERROR_MARK
 from study.tune.secrets import remember, resolve
 
 log = logging.getLogger(__name__)
@@ -69,25 +67,21 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
 
     from study.train.launch import Placement, make_trainer, raise_for_error
     from study.train.loop import TrainingError
+    from study.train.session import TrialSession
 
     trial_id = tune.get_context().get_trial_id()
-    mark = Path(tune.get_context().get_trial_dir()) / ERROR_MARK
-    session = None
-    if run.in_trial:  # its mark lives with its checkpoints: a reused actor has another trial dir
-        from study.train.session import TrialSession
-
-        session = TrialSession(f"{run.train_storage.rstrip('/')}/train-{trial_id}")
-        if failed := session.failed():
-            raise TrainingError(failed)
-    if mark.is_file():  # a deterministic failure: a Tune-level retry would fail the same way
-        raise TrainingError(mark.read_text())
+    # the trial's run folder (its checkpoints, either way it trains) also keeps the mark of a
+    # deterministic failure: a Tune-level retry, in whichever actor, fails at once
+    session = TrialSession(f"{run.train_storage.rstrip('/')}/train-{trial_id}")
+    if failed := session.failed():
+        raise TrainingError(failed)
     if _finished_in_store(run, trial_id, store_url):
         # Resumed from an experiment state saved just before the trial ended: it is done.
         log.info("trial %s already finished (results store); not run again", trial_id)
         return
     experiment, train = run.spec.trial_configs(params)
     experiment.check_ready()
-    if session is not None:
+    if run.in_trial:
         _train_here(run, session, experiment, train)
         return
     res = run.spec.resources
@@ -106,8 +100,7 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
     try:
         raise_for_error(result)
     except TrainingError as exc:
-        mark.parent.mkdir(parents=True, exist_ok=True)
-        mark.write_text(str(exc))
+        session.mark_failed(str(exc))
         raise
 
 
