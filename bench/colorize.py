@@ -5,10 +5,14 @@ it exists, otherwise generated gray frames with structure and noise. Per input s
 
 - ``model``: `FilmInference.colorize` on frames already in memory (full-res L -> working size ->
   net -> annealed mean -> ab upsampled -> Lab -> RGB uint8), batched (``--batch-size``) and frame
-  by frame (batch 1), interleaved, best of ``--repeat``; ``speedup`` = batched / frame by frame.
+  by frame (batch 1); ``speedup`` = batched / frame by frame.
 - ``end to end``: the whole command on an H.264 file of those frames (decode thread, model,
   encode thread with the command's default libx264 settings), batched.
 - ``decode only`` / ``encode only``: the same file's decode, and the encode of its frames.
+
+Every measure runs once per round, and the best of ``--repeat`` rounds is kept (this machine is
+shared). Like the command, the benchmark sets OpenMP's passive wait policy before torch loads
+(`study.colorize.share_cores_with_codecs`); ``--spin-wait`` leaves OpenMP's default, to compare.
 
 Each row also gives the CPU time per frame (all threads of the process, ``core-ms/frame``). On a
 machine where decode, model and encode share the same cores, overlapping them cannot beat
@@ -23,6 +27,8 @@ float32 with OpenCV. Without ``--checkpoint`` an untrained model of ``--model-si
     python bench/colorize.py [--json FILE] [--device cpu|cuda] [--frames N] [--model-size tiny]
 """
 
+# ruff: noqa: E402  (the wait policy is set before torch and the modules that import it)
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +40,16 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from study.colorize import share_cores_with_codecs
+
+# as `vidcolor colorize` does, before torch loads (--spin-wait: OpenMP's default, to compare)
+PASSIVE = "--spin-wait" not in sys.argv and share_cores_with_codecs()
+
 import cv2
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_shards.video import iter_frames_tolerant, probe
 from models.gamut import ABGamut
@@ -128,47 +139,36 @@ def model_run(colorizer: FilmInference, frames: np.ndarray, batch_size: int) -> 
     return c
 
 
-def file_runs(colorizer: FilmInference, frames: np.ndarray, batch_size: int, repeat: int) -> dict[str, Clock]:
-    """Best-of-``repeat`` clocks of decode only, encode only and end to end on an H.264 file of ``frames``."""
-    height, width = frames.shape[1:3]
-    out: dict[str, list[Clock]] = {"decode only": [], "encode only": [], "end to end": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        src = write_video(Path(tmp) / "in.mp4", list(frames), fps=24)
-        for _ in range(repeat):
-            with Clock() as c:
-                count = sum(1 for f in iter_frames_tolerant(probe(src)) if f is not None)
-            assert count == len(frames), (count, len(frames))
-            out["decode only"].append(c)
-            with Clock() as c, VideoWriter(Path(tmp) / "enc.mp4", 24, width, height, preset=ENCODER_PRESET) as writer:
-                for f in frames:
-                    writer.write(f)
-            out["encode only"].append(c)
-            with Clock() as c:
-                result = colorize_source(
-                    colorizer, probe(src), Path(tmp) / "out.mp4", batch_size=batch_size, progress=False
-                )
-            assert result.frames == len(frames), (result.frames, len(frames))
-            out["end to end"].append(c)
-    return {k: best(v) for k, v in out.items()}
-
-
 def measure(colorizer: FilmInference, label: str, size: tuple[int, int], args) -> tuple[list[dict], dict]:
     w, h = size
     frames, origin = input_frames(args.frames, w, h)
     n = len(frames)
-    model_runs: dict[str, list[Clock]] = {"batched": [], "frame by frame": []}
+    runs: dict[tuple[str, str], list[Clock]] = {}
     colorizer.colorize(frames[: args.batch_size])  # warm-up (allocator, oneDNN/cuDNN plans, buffers)
-    for _ in range(args.repeat):  # interleaved: this machine is shared
-        model_runs["batched"].append(model_run(colorizer, frames, args.batch_size))
-        model_runs["frame by frame"].append(model_run(colorizer, frames, 1))
-    clocks = {("model", mode): best(runs) for mode, runs in model_runs.items()}
-    if not args.skip_file:
-        clocks.update(
-            {
-                (k, "batched" if k == "end to end" else "-"): c
-                for k, c in file_runs(colorizer, frames, args.batch_size, args.repeat).items()
-            }
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_video(Path(tmp) / "in.mp4", list(frames), fps=24)
+        # every measure once per round, best of ``--repeat`` rounds: this machine is shared, and the
+        # ratios compare measures taken seconds apart rather than a minute apart
+        for _ in range(args.repeat):
+            runs.setdefault(("model", "batched"), []).append(model_run(colorizer, frames, args.batch_size))
+            runs.setdefault(("model", "frame by frame"), []).append(model_run(colorizer, frames, 1))
+            if args.skip_file:
+                continue
+            with Clock() as c:
+                count = sum(1 for f in iter_frames_tolerant(probe(src)) if f is not None)
+            assert count == n, (count, n)
+            runs.setdefault(("decode only", "-"), []).append(c)
+            with Clock() as c, VideoWriter(Path(tmp) / "enc.mp4", 24, w, h, preset=ENCODER_PRESET) as writer:
+                for f in frames:
+                    writer.write(f)
+            runs.setdefault(("encode only", "-"), []).append(c)
+            with Clock() as c:
+                result = colorize_source(
+                    colorizer, probe(src), Path(tmp) / "out.mp4", batch_size=args.batch_size, progress=False
+                )
+            assert result.frames == n, (result.frames, n)
+            runs.setdefault(("end to end", "batched"), []).append(c)
+    clocks = {key: best(c) for key, c in runs.items()}
     rows = [
         {
             "input": label,
@@ -206,18 +206,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", default=None, metavar="FILE")
     p.add_argument("--device", default=None)
-    p.add_argument("--frames", type=int, default=None, help="frames per measurement (default 32 CPU, 256 GPU)")
+    p.add_argument("--frames", type=int, default=None, help="frames per measurement (default 64 CPU, 256 GPU)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3, help="rounds of every measure; the best of each is kept")
     p.add_argument("--size", type=int, default=256, help="working size (short side, default 256)")
     p.add_argument("--model-size", default="tiny", choices=("tiny", "small", "base"))
     p.add_argument("--preset", default="exp1", help="exp1 (image model) or exp5 (ConvLSTM)")
     p.add_argument("--checkpoint", default=None, help="use a trained checkpoint instead")
+    p.add_argument(
+        "--spin-wait",
+        action="store_true",
+        help="leave OpenMP's waiting threads spinning (its default) instead of the command's passive policy",
+    )
     p.add_argument("--skip-file", action="store_true", help="skip the decode/encode/end-to-end measurements")
     args = p.parse_args(argv)
 
     device = resolve_device(args.device)
-    args.frames = args.frames or (256 if device.type == "cuda" else 32)
+    args.frames = args.frames or (256 if device.type == "cuda" else 64)
     colorizer, model_name = build(args, device)
     precision = "bf16 autocast" if colorizer.autocast else "fp32"
     rows, summaries = [], {}
@@ -228,7 +233,8 @@ def main(argv=None) -> int:
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(
         f"colorize benchmark: model {model_name}, working size {args.size}, {precision} on {device} "
-        f"({dev_name}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}); "
+        f"({dev_name}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+        f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset (spinning)')}); "
         f"frames from {rows[0]['frames_from']}"
     )
     head = ("input", "measure", "mode", "batch", "frames", "seconds", "frames/s", "core-ms/frame")
@@ -270,6 +276,7 @@ def main(argv=None) -> int:
                 "working_size": args.size,
                 "cpu_cores": os.cpu_count(),
                 "torch_threads": torch.get_num_threads(),
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                 "rows": rows,
                 "speedup": {k: s["speedup"] for k, s in summaries.items()},
                 "summary": summaries,

@@ -242,7 +242,7 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean T (default: the checkpoint's)")
     _add_stabilize(p)
     _add_overwrite(p)
-    p.set_defaults(handler="study.colorize.command:main")
+    p.set_defaults(handler="study.colorize.command:main", before_torch="study.colorize:share_cores_with_codecs")
 
 
 def _add_stabilize(p: argparse.ArgumentParser, what: str | None = None) -> None:
@@ -399,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if before_torch := getattr(args, "before_torch", None):  # environment torch reads once, as it loads
+        _resolve(before_torch)()
     try:
         return int(_resolve(args.handler)(args) or 0)
     except VidcolorError as exc:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -72,6 +73,18 @@ def working_size(width: int, height: int, size: int) -> tuple[int, int]:
         return max(NET_STRIDE, int(round(v / NET_STRIDE)) * NET_STRIDE)
 
     return snap(width * scale), snap(height * scale)
+
+
+@dataclass
+class Prepared:
+    """`FilmInference.prepare`'s output for N frames: ``l_full`` their full-resolution L (a list
+    of (H, W) float32 arrays on the CPU, an (N, 1, H, W) tensor on a GPU), ``l_work`` the net's
+    input (N, 1, h, w), ``net_size`` (h, w), ``frame_size`` (H, W)."""
+
+    l_full: list[np.ndarray] | torch.Tensor
+    l_work: torch.Tensor
+    net_size: tuple[int, int]
+    frame_size: tuple[int, int]
 
 
 class FilmInference:
@@ -144,14 +157,39 @@ class FilmInference:
     @torch.inference_mode()
     def colorize(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) consecutive frames -> uint8 (N, H, W, 3) colorized, the input's L kept."""
+        prepared = self.prepare(frames)
+        return self.finish(prepared, self.predict(prepared))
+
+    def frames_per_step(self, width: int, height: int, batch_size: int) -> int:
+        """Frames a pipeline hands from stage to stage for width x height frames: ``batch_size``, on
+        the CPU at most what the net takes per call there. The net runs those few frames at a time
+        whatever the batch, so larger steps would only make the pipeline fill and drain longer
+        (720p on 2 cores: steps of 4 frames ran 1.1x steps of 16, end to end)."""
+        if self.device.type != "cpu":
+            return batch_size
+        w, h = working_size(width, height, self.size)
+        return max(1, min(batch_size, self._net_frames(h, w)))
+
+    @staticmethod
+    def _net_frames(h: int, w: int) -> int:
+        return max(1, CPU_NET_PIXELS // (h * w))
+
+    # The three stages of `colorize`, for a pipeline that runs them in different threads
+    # (`study.colorize.pipeline`): `prepare` and `finish` hold no state between calls (each
+    # caller passes its own `CpuFrames`), `predict` carries the temporal state and must see the
+    # film's frames in order.
+
+    @torch.inference_mode()
+    def prepare(self, frames: np.ndarray, cpu_frames: CpuFrames | None = None) -> Prepared:
+        """Steps 1-2: uint8 (N, H, W, 3) frames -> their full-resolution L and the net's input."""
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
-        n, height, width = frames.shape[:3]
+        height, width = frames.shape[1:3]
         w, h = working_size(width, height, self.size)
         antialias = h < height or w < width
-        cpu = self.device.type == "cpu"
-        if cpu:  # full resolution a frame at a time (see the module docstring)
-            l_full = [self.cpu_frames.lightness(f) for f in frames]  # L in [0, 100], (H, W) float32 each
+        if self.device.type == "cpu":  # full resolution a frame at a time (see the module docstring)
+            cpu_frames = cpu_frames or self.cpu_frames
+            l_full = [cpu_frames.lightness(f) for f in frames]  # L in [0, 100], (H, W) float32 each
             l_work = torch.stack(
                 [
                     F.interpolate(
@@ -167,23 +205,36 @@ class FilmInference:
         else:
             l_full = frames_to_l(torch.from_numpy(frames).to(self.device, non_blocking=True))  # (N, 1, H, W)
             l_work = F.interpolate(l_full, size=(h, w), mode="bilinear", align_corners=False, antialias=antialias)
+        return Prepared(l_full, l_work, (h, w), (height, width))
+
+    @torch.inference_mode()
+    def predict(self, prepared: Prepared) -> torch.Tensor:
+        """Steps 3-5 up to the coarse ab: the net (and ``--stabilize``) on the next frames of the film."""
         amp = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else nullcontext()
+        h, w = prepared.net_size
         # one sequence of N frames, the state carried from call to call (so any split of it gives
         # the same colors); on the CPU in runs of about CPU_NET_PIXELS, the net's best speed per frame
-        chunk = max(1, CPU_NET_PIXELS // (h * w)) if cpu else n
+        chunk = self._net_frames(h, w) if self.device.type == "cpu" else len(prepared.l_work)
         parts = []
         with amp:
-            for part in l_work.split(chunk):
+            for part in prepared.l_work.split(chunk):
                 coarse, self.state = self.model.predict_ab_coarse(part.unsqueeze(0), self.temperature, self.state)
                 parts.append(coarse[0])
         coarse = torch.cat(parts)  # (N, 2, h/4, w/4) float32
         if self.stabilizer is not None:  # (N, 2, h, w) from here on: upsampling below takes any size
-            coarse = self._stabilize(l_work, coarse, (h, w))
-        if not cpu:
-            return lab_to_frames(l_full, upsample_ab(coarse, (h, w), (height, width))).cpu().numpy()
-        out = np.empty((n, height, width, 3), np.uint8)
-        for i in range(n):
-            self.cpu_frames.colorize(l_full[i], coarse[i].numpy(), (h, w), out[i])
+            coarse = self._stabilize(prepared.l_work, coarse, (h, w))
+        return coarse
+
+    @torch.inference_mode()
+    def finish(self, prepared: Prepared, coarse: torch.Tensor, cpu_frames: CpuFrames | None = None) -> np.ndarray:
+        """Step 3's end: the coarse ab upsampled, joined with the full-resolution L -> uint8 RGB frames."""
+        height, width = prepared.frame_size
+        if self.device.type != "cpu":
+            return lab_to_frames(prepared.l_full, upsample_ab(coarse, prepared.net_size, (height, width))).cpu().numpy()
+        cpu_frames = cpu_frames or self.cpu_frames
+        out = np.empty((len(prepared.l_full), height, width, 3), np.uint8)
+        for i, l in enumerate(prepared.l_full):
+            cpu_frames.colorize(l, coarse[i].numpy(), prepared.net_size, out[i])
         return out
 
     def _stabilize(self, l_work: torch.Tensor, coarse: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -601,3 +601,56 @@ def test_unreadable_frame_folder_is_an_error_naming_it(tmp_path, ckpt_exp1, caps
     assert cli(["colorize", str(ckpt_exp1), str(folder)]) == 2
     err = capsys.readouterr().err
     assert f"error: {folder}: cannot be read (Permission denied)" in err and "Traceback" not in err
+
+
+def test_pipeline_threads_give_the_frames_of_colorize_calls_in_order(tmp_path, ckpt_exp5):
+    """decode+prepare, the net and finish+write run in three threads, a few frames per step: the
+    frames written are exactly those of `colorize` called on the same steps in order (a temporal
+    model: its state must pass through the steps in order, each thread with its own buffers)."""
+    from study.colorize.pipeline import colorize_source
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    src_frames = np.stack(gray_frames(11, h=41, w=57))
+    for i, f in enumerate(src_frames):
+        Image.fromarray(f).save(folder / f"{i:05d}.png")
+    inference = FilmInference.from_checkpoint(ckpt_exp5, device="cpu")
+    for batch in (1, 3, 16):
+        step = inference.frames_per_step(57, 41, batch)
+        assert 1 <= step <= batch
+        inference.reset()
+        expected = np.concatenate([inference.colorize(src_frames[i : i + step]) for i in range(0, 11, step)])
+        out = tmp_path / f"out{batch}"
+        result = colorize_source(inference, probe(folder), out, batch_size=batch, progress=False)
+        got = np.stack([np.asarray(Image.open(p)) for p in sorted(out.iterdir())])
+        assert result.frames == 11 and np.array_equal(got, expected), batch
+
+
+def test_cpu_steps_are_what_the_net_takes_per_call():
+    inference = FilmInference(torch.nn.Identity(), temperature=0.38, size=256)
+    assert inference.frames_per_step(1280, 720, 16) == 4  # 456x256 net input: 4 x 116,736 px per call
+    assert inference.frames_per_step(1280, 720, 2) == 2
+    small = FilmInference(torch.nn.Identity(), temperature=0.38, size=32)
+    assert small.frames_per_step(64, 48, 16) == 16  # a small working size: the whole batch per call
+
+
+def test_colorize_command_lets_openmp_threads_sleep_before_torch_loads(tmp_path):
+    """`vidcolor colorize` sets OMP_WAIT_POLICY=PASSIVE before torch is imported (OpenMP reads it
+    once, at load); a value the user set is kept; other commands leave it alone."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; from study.cli import main; main(sys.argv[1:]); "
+        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
+    missing = str(tmp_path / "missing")
+
+    def run(*argv, env=None):
+        environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | (env or {})
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=environ)
+        return done.stdout.split()[-2:]
+
+    assert run("colorize", missing, missing) == ["PASSIVE", "True"]
+    assert run("colorize", missing, missing, env={"OMP_WAIT_POLICY": "ACTIVE"}) == ["ACTIVE", "True"]
+    assert run("evaluate", missing, "--shards", missing)[0] == "None"
