@@ -25,7 +25,7 @@ against the uncompressed frames; the ab bins are 10 units wide) for the stored q
 Sources default to generated demo scenes at 360 px (480x360, 24 fps), plus
 ``../shared/data/cockatoo.mp4`` beside the checkout (1280x720) when it exists.
 
-    python bench/loader.py [--json FILE] [--sizes 64,256] [--workers 0,1,2] [--sources A.mp4 ...]
+    python bench/loader.py [--json FILE] [--sizes 64,256] [--workers 0,1,2] [--sources A.mp4 ...] [--no-flows]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _best(fn, repeat: int) -> tuple[float, int]:
 
 
 def bench_size(
-    sources: list[Path], size: int, workdir: Path, repeat: int, workers: list[int], train_steps: int
+    sources: list[Path], size: int, workdir: Path, repeat: int, workers: list[int], train_steps: int, flows: bool
 ) -> dict:
     shards = workdir / f"shards_{size}"
     t0 = time.perf_counter()
@@ -97,7 +97,8 @@ def bench_size(
 
     paths = [("source", source, 1), ("shard eval", shard_eval, 1)]
     paths += [(f"shard train w={w}", shard_train(w), max(1, w)) for w in workers]
-    paths += [(f"shard train+flows w={w}", shard_train(w, flows=True), max(1, w)) for w in workers]
+    if flows:
+        paths += [(f"shard train+flows w={w}", shard_train(w, flows=True), max(1, w)) for w in workers]
     rows = {}
     for name, fn, procs in paths:
         secs, count = _best(fn, repeat)
@@ -170,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-steps", type=int, default=100, help="training-path batches per run (of 8x8 frames)")
     ap.add_argument("--sources", nargs="*", default=None, help="video files (default: generated + cockatoo)")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument(
+        "--no-flows",
+        action="store_true",
+        help="skip the train+flows rows (most of the run: about 10 minutes on 2 cores)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
@@ -183,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             if REAL.exists():
                 sources.append(REAL)
         sources_desc = [f"{p.name} {probe(p).width}x{probe(p).height}" for p in sources]
-        results = [bench_size(sources, s, workdir, args.repeat, workers, args.train_steps) for s in sizes]
+        results = [
+            bench_size(sources, s, workdir, args.repeat, workers, args.train_steps, not args.no_flows) for s in sizes
+        ]
         codecs = codec_table(sources, max(sizes), args.repeat)
     print(f"sources: {', '.join(sources_desc)}; {os.cpu_count()} CPU cores")
     rows = [
