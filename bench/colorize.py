@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--frames", type=int, default=None, help="frames per measurement (default 64 CPU, 256 GPU)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--repeat", type=int, default=3, help="rounds of every measure; the best of each is kept")
+    p.add_argument("--repeat", type=int, default=5, help="rounds of every measure; the best of each is kept")
     p.add_argument("--size", type=int, default=256, help="working size (short side, default 256)")
     p.add_argument("--model-size", default="tiny", choices=("tiny", "small", "base"))
     p.add_argument("--preset", default="exp1", help="exp1 (image model) or exp5 (ConvLSTM)")

