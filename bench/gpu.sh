@@ -31,7 +31,7 @@ if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'
   MODE=gpu
   TRAIN=(--device cuda --sizes base --res 256 --batch 64 --steps 10)
   COLORIZE=(--device cuda --model-size base --frames 256 --repeat 1)
-  LOADER=(--sizes 256 --workers 8,16 --train-steps 400 --repeat 1)
+  LOADER=(--sizes 256 --workers 8,16 --train-steps 400 --repeat 1 --no-flows)
   SHARD_SIZE=256; RAY_SET=(--set size=base --set steps_per_epoch=200 --set batch_size=16); GPU_FLAG=--gpu
   RAY_FRAMES=$((200 * 16 * 4))  # steps x batch x seq_len
   LIMITS=(240 120 120 150)
