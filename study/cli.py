@@ -166,9 +166,18 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="a study's trials with their objectives and its Pareto front")
-    p.add_argument("study", metavar="STUDY", help="the study's name in the results database")
+    p.add_argument("study", metavar="STUDY", nargs="?", default=None, help="the study's name in the results database")
+    p.add_argument("--study", dest="study_option", default=None, metavar="NAME", help="the same as STUDY")
     p.add_argument("--db", default=None, help="results database URL (default sqlite:///vidcolor.db)")
-    p.set_defaults(handler="study.tune.front:main")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE.html",
+        help="also write the study as one self-contained HTML file (tables, plots, the best trials' "
+        "frames and clips, CTT results) that opens offline",
+    )
+    _add_overwrite(p)
+    p.set_defaults(handler="study.tune.study_report:main")
 
 
 def _add_experiments(sub: argparse._SubParsersAction) -> None:

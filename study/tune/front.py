@@ -1,5 +1,5 @@
-"""A study's trials with their objectives and its Pareto front: ``vidcolor report STUDY`` and the
-end of ``vidcolor tune``.
+"""A study's trials with their objectives and its Pareto front, as text: ``vidcolor report STUDY``
+(`study.tune.study_report`) and the end of ``vidcolor tune``.
 
 A trial's objectives are its ``best_<metric>`` values in the results store: the metrics of the epoch
 whose checkpoint it keeps (the best one by the objective ASHA judges). Only trials that ran to the
@@ -52,20 +52,3 @@ def format_front(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> str
         f"to the end (*); stopped, failed and running trials are never on it"
     )
     return head + "\n" + format_table(["trial", "status", "epochs", *names, "pareto"], rows)
-
-
-def main(args) -> int:
-    """Handler of ``vidcolor report STUDY [--db URL]``: the study's trials, objectives and front."""
-    from study.store import Store
-
-    store = Store(args.db, create=False)
-    name = store.resolve_study(args.study)
-    study = store.get_study(name) or {}
-    objectives = study_objectives(study)
-    trials = store.trials(name)
-    print(f"study {name}: {len(trials)} trials, objectives {', '.join(m for m, _ in objectives)}")
-    if trials.empty:
-        print("no trials yet")
-        return 0
-    print(format_front(trials, objectives))
-    return 0
