@@ -95,6 +95,23 @@ def _add_import_eccv16(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="study.train.import_weights:main")
 
 
+def _add_trackers(p: argparse.ArgumentParser, default_dir: str) -> None:
+    p.add_argument(
+        "--log",
+        default=None,
+        metavar="TRACKERS",
+        help="also send the run to experiment trackers: tensorboard, mlflow, wandb (comma-separated; "
+        "W&B offline unless WANDB_API_KEY is set)",
+    )
+    p.add_argument("--log-dir", default=None, metavar="DIR", help=f"where --log writes (default {default_dir})")
+    p.add_argument(
+        "--mlflow-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a SQLite store in --log-dir)",
+    )
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one configuration with Ray Train")
     p.add_argument("--shards", required=True, help="shard set (folder or URL)")
@@ -111,6 +128,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     _add_overwrite(p)
+    _add_trackers(p, "OUT/logs")
     p.set_defaults(handler="study.train.command:main")
 
 
@@ -161,6 +179,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
         help="with no trial progress for this long, report what holds the resources and reclaim "
         "placement groups nothing uses (default 300)",
     )
+    _add_trackers(p, "STORAGE/NAME-logs")
     p.set_defaults(handler="study.tune.command:main")
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from pathlib import Path
+
+from models.errors import VidcolorError
 from study.report import format_table
+from study.trackers import sample_images
+
+log = logging.getLogger(__name__)
 
 
 def main(args) -> int:
@@ -11,11 +19,13 @@ def main(args) -> int:
     from models.presets import get_preset
     from study.config.settings import apply_settings, parse_sets
     from study.config.train import TrainConfig
+    from study.trackers import tracker_options
     from study.train.launch import run_training
 
     experiment, train = apply_settings(get_preset(args.preset), TrainConfig(), parse_sets(args.set))
     experiment.check_ready()
     ShardSet(args.shards)  # fail early with the reader's message on a bad location
+    trackers = tracker_options(args, default_dir=Path(args.out) / "logs")
     summary = run_training(
         experiment,
         train,
@@ -38,4 +48,26 @@ def main(args) -> int:
     ]
     print(format_table(["metric (best epoch)", "value"], rows, numeric_right=False, digits=4))
     print(f"best checkpoint: {summary['best']}")
+    if trackers is not None:
+        log_run(trackers, args, experiment, train, summary)
     return 0
+
+
+def log_run(trackers, args, experiment, train, summary: dict) -> None:
+    """``--log``: the finished run on the trackers, named after OUT: its config, every epoch's
+    metrics, and sample frames of the best checkpoint on the validation split (OUT/samples)."""
+    from study.media.samples import render_samples
+
+    out = Path(args.out).resolve()
+    config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": str(args.shards)}
+    run = trackers.run(out.name, out.name, config)
+    for i, metrics in enumerate(summary.get("history") or []):
+        run.log(metrics, int(metrics.get("epoch") or i + 1))
+    try:
+        files = render_samples(summary["best"], args.shards, out / "samples", split=train.val_split, clips=1)
+        run.log_images(sample_images([dataclasses.asdict(f) for f in files]))
+    except VidcolorError as exc:  # no validation clips: the metrics are logged all the same
+        log.warning("--log: no sample frames (%s)", exc)
+    names = run.trackers  # those still logging (one that failed was turned off, with a warning)
+    run.close()
+    print(f"logged to {', '.join(names) or 'no tracker (see the warnings)'} under {trackers.log_dir}")

@@ -24,6 +24,7 @@ from study.train.loop import ERROR_KEY, TRAIN_STATE_FILE, TrainingError, train_l
 
 RUN_NAME = "train"  # the Train run in OUT/ray/: a second trainer of this name continues it
 RUN_HOLDS = ("ray", "best")  # what a run folder of `run_training` holds
+HISTORY_FILE = "metrics.jsonl"  # --workers 0: each epoch's metrics, one JSON object per line
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,12 @@ def make_trainer(
     name: str = "train",
     max_failures: int = 0,
     callbacks: list | None = None,
+    history_file: str | None = None,
 ):
     """A ``TorchTrainer`` for one configuration. The Train run is named ``name`` under
-    ``storage_path``: a second trainer with the same name resumes from that run's latest checkpoint."""
+    ``storage_path``: a second trainer with the same name resumes from that run's latest checkpoint.
+    ``history_file``: rank 0 appends each epoch's metrics there (JSON lines; for local mode, whose
+    result has no metrics history)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -80,6 +84,7 @@ def make_trainer(
         "train": train.to_dict(),
         "shards": str(shards),
         "local_mode": workers == 0,
+        "history_file": history_file,
     }
     return TorchTrainer(train_loop, train_loop_config=loop_config, scaling_config=scaling, run_config=run_config)
 
@@ -139,7 +144,8 @@ def run_training(
     checked first (`check_run_folder`: an earlier run there is refused unless ``resume``, which
     continues it, or ``overwrite``, which deletes it once the shard set has been checked too).
 
-    Returns ``{"best": path, "metrics": best metrics, "last": last metrics, "run": Train run path}``."""
+    Returns ``{"best": path, "metrics": best metrics, "last": last metrics, "history": every epoch's
+    metrics, "run": Train run path}``."""
     from data_shards.reader import ShardSet
     from study.ray_runtime import init_ray
 
@@ -155,7 +161,16 @@ def run_training(
         outdir.empty_folder(out)
     if workers > 0:
         init_ray(address)
-    trainer = make_trainer(experiment, train, shards, placement, storage_path=str(out / "ray"), name=RUN_NAME)
+    history_file = out / HISTORY_FILE if workers == 0 else None  # in this process: a local path
+    trainer = make_trainer(
+        experiment,
+        train,
+        shards,
+        placement,
+        storage_path=str(out / "ray"),
+        name=RUN_NAME,
+        history_file=None if history_file is None else str(history_file),
+    )
     result = trainer.fit()
     raise_for_error(result)
     path = best_checkpoint_path(result, train.metric, train.mode)
@@ -174,8 +189,28 @@ def run_training(
         "best": str(best_dir),
         "metrics": best_metrics,
         "last": dict(result.metrics or {}),
+        "history": _history(result, history_file),
         "run": str(result.path) if result.path else None,
     }
+
+
+def _history(result, history_file: Path | None) -> list[dict[str, Any]]:
+    """Every epoch's reported metrics, in order: Ray Train's record of them, or in local mode the
+    loop's ``history_file`` (a resumed epoch reported again counts once, the later report)."""
+    if history_file is not None and history_file.is_file():
+        by_epoch: dict[Any, dict[str, Any]] = {}
+        for line in history_file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                metrics = json.loads(line)
+                by_epoch[metrics.get("epoch", len(by_epoch))] = metrics
+        return list(by_epoch.values())
+    try:
+        frame = result.metrics_dataframe
+    except Exception:  # a run that wrote no metrics file
+        frame = None
+    if frame is None or frame.empty:
+        return [dict(result.metrics)] if result.metrics else []
+    return frame.to_dict("records")
 
 
 def absolute_pretrained(experiment):

@@ -229,6 +229,9 @@ def _report(run: Run, metrics: dict[str, Any], epoch: int, improved: bool) -> No
     if run.ctx.rank != 0:
         run.session.report(metrics, None)
         return
+    if run.history_file:  # Ray Train's local mode keeps no metrics history of its own
+        with open(run.history_file, "a", encoding="utf-8") as f:
+            f.write(json.dumps(_finite_or_none(metrics)) + "\n")
     if run.local_mode and not improved and run.local_best is not None:
         run.session.report(metrics, str(run.local_best))
         return

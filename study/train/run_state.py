@@ -53,6 +53,7 @@ class Run:
     local_best: str | None = None  # local mode: the folder of the best checkpoint reported so far
     ema: Any = None  # torch.optim.swa_utils.AveragedModel of `model` when train.ema > 0
     session: Any = None  # study.train.session: where the loop reports and resumes from
+    history_file: str | None = None  # local mode: rank 0 appends each epoch's metrics here (JSON lines)
 
     @property
     def evaluated(self) -> torch.nn.Module:
@@ -111,6 +112,7 @@ def setup_run(config: Mapping[str, Any], ctx: RankContext, session) -> Run:
         optimizer,
         local_mode=bool(config.get("local_mode")),
         session=session,
+        history_file=config.get("history_file"),
     )
     if tc.ema > 0:
         from torch.optim.swa_utils import AveragedModel

@@ -1,4 +1,5 @@
-"""Tune callbacks of a study: the results store follows it live, and a table shows it in the terminal.
+"""Tune callbacks of a study: the results store follows it live, a table shows it in the terminal,
+and ``--log`` sends it to TensorBoard, MLflow or W&B (`TrackerCallback`).
 
 ``StoreCallback`` writes every trial, every epoch and each trial's end (with its best checkpoint)
 to the results store as they happen and renders sample media of each finished trial in a
@@ -20,6 +21,7 @@ from ray import tune
 from models.errors import VidcolorError
 from study.config.spec import StudySpec
 from study.report import fmt, format_table
+from study.trackers import sample_images
 from study.tune.secrets import remember, resolve
 from study.tune.trial import FINISHED, StudyRun, finished_status
 
@@ -202,6 +204,59 @@ class StoreCallback(tune.Callback):
 
 
 RATIO = "val_rmse_ratio"
+
+
+class TrackerCallback(tune.Callback):
+    """Tune callback for ``--log``: each trial is a run on the trackers (`study.trackers`) named
+    STUDY-TRIAL in the project STUDY: its config as the store has it, its metrics every epoch as
+    they are reported, and at the study's end its sample frames (rendered by `StoreCallback`, which
+    must come first in the callback list) before the run is closed (failed for a trial that did)."""
+
+    def __init__(self, options, store_url: str, study: str):
+        self.options, self.store_url, self.study = options, remember(store_url), study
+        self._runs: dict[str, Any] = {}
+        self._failed: set[str] = set()
+        self._store = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_runs", "_failed", "_store")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._runs, self._failed, self._store = {}, set(), None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from study.store import Store
+
+            self._store = Store(resolve(self.store_url))
+        return self._store
+
+    def _run(self, trial):
+        run = self._runs.get(trial.trial_id)
+        if run is None:
+            row = self.store.get_trial(self.study, trial.trial_id) or {}
+            config = {"params": dict(trial.config), **(row.get("config") or {})}
+            run = self._runs[trial.trial_id] = self.options.run(self.study, f"{self.study}-{trial.trial_id}", config)
+        return run
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._run(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        epoch = result.get("epoch") or result.get("training_iteration") or 0
+        self._run(trial).log(_metrics(result), int(epoch))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._failed.add(trial.trial_id)
+
+    def on_experiment_end(self, trials, **info):
+        for trial_id, run in self._runs.items():
+            media = self.store.media(self.study, trial_id).to_dict("records")
+            run.log_images(sample_images(media))
+            run.close(failed=trial_id in self._failed)
+        self._runs = {}
 
 
 class ProgressTable(tune.Callback):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from models.errors import VidcolorError
 from study.config.spec import StudySpec, load_spec
 from study.report import fmt, format_table
+from study.trackers import tracker_options
 from study.tune.front import format_front
 from study.tune.objectives import judged_words
 from study.tune.runner import StudyResult, override_spec, run_study
@@ -80,6 +83,9 @@ def main(args) -> int:
     if not args.stall_after > 0:
         raise VidcolorError(f"--stall-after: must be > 0 seconds, got {args.stall_after:g}")
     spec = override_spec(load_spec(args.spec), trials=args.trials)
+    storage = args.storage or "ray_results"  # the logs go beside a local storage, else under ./
+    logs = Path("vidcolor_logs" if "://" in storage else storage).expanduser() / f"{spec.name}-logs"
+    trackers = tracker_options(args, default_dir=logs)  # before Ray starts: a tracker not installed
     result = run_study(
         spec,
         shards=args.shards,
@@ -88,6 +94,7 @@ def main(args) -> int:
         address=args.address,
         resume=args.resume,
         stall_after_s=args.stall_after,
+        trackers=trackers,
     )
     print_summary(result, spec)
     return 0

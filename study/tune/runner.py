@@ -76,13 +76,15 @@ def run_study(
     media: bool = True,
     progress_every_s: float = 10.0,
     stall_after_s: float = 300.0,
+    trackers=None,
 ) -> StudyResult:
     """Run (or resume) a study; returns the store's view of it. See the module docstring.
 
     ``shards`` defaults to the spec's, ``db`` to the store's default, ``storage`` (Ray's) to
     ``./ray_results``; ``address`` joins a running Ray instead of starting one. After
     ``stall_after_s`` without a trial starting, reporting or ending, the study logs what holds the
-    cluster's resources and reclaims placement groups nothing uses (``study.tune.reclaim``)."""
+    cluster's resources and reclaims placement groups nothing uses (``study.tune.reclaim``).
+    ``trackers`` (`study.trackers.TrackerOptions`) sends every trial to TensorBoard, MLflow or W&B."""
     import ray
 
     from study.ray_runtime import init_ray
@@ -118,7 +120,7 @@ def run_study(
             store_url=store.url,
         )
         media_root = str(Path(store_media_root(store, paths.storage), spec.name)) if media else None
-        store_cb, callbacks = _callbacks(spec, run, store, media_root, progress_every_s, stall_after_s)
+        store_cb, callbacks = _callbacks(spec, run, store, media_root, progress_every_s, stall_after_s, trackers)
         tuner = _tuner(spec, run, store, paths, concurrency, resume, callbacks, plan)
         try:
             grid = tuner.fit()
@@ -263,20 +265,29 @@ def _open_study(store, spec: StudySpec, paths: _Paths, resume: bool) -> None:
 
 
 def _callbacks(
-    spec: StudySpec, run: StudyRun, store, media_root: str | None, progress_every_s: float, stall_after_s: float
+    spec: StudySpec,
+    run: StudyRun,
+    store,
+    media_root: str | None,
+    progress_every_s: float,
+    stall_after_s: float,
+    trackers=None,
 ):
-    """The study's Tune callbacks: the results store (returned first too), the live table, and
-    the placement-group reclaimer."""
+    """The study's Tune callbacks: the results store (returned first too), the live table, the
+    placement-group reclaimer and, with ``trackers``, the trackers (after the store: they read it)."""
     # these import Ray: only after init_ray has set the auth mode
-    from study.tune.callbacks import ProgressTable, StoreCallback
+    from study.tune.callbacks import ProgressTable, StoreCallback, TrackerCallback
     from study.tune.reclaim import PlacementGroupReclaimer
 
     store_cb = StoreCallback(store.url, run, media_root, spec.max_t)
-    return store_cb, [
-        store_cb,
+    callbacks = [store_cb]
+    if trackers is not None:
+        callbacks.append(TrackerCallback(trackers, store.url, spec.name))
+    callbacks += [
         ProgressTable(spec, spec.max_t, every_s=progress_every_s),
         PlacementGroupReclaimer(stall_after_s=stall_after_s),
     ]
+    return store_cb, callbacks
 
 
 def _tuner(
