@@ -26,9 +26,7 @@ st.set_page_config(page_title="vidcolor", page_icon=":material/palette:", layout
 
 PAGES = {
     "Study": [
-        st.Page(
-            VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True, url_path="overview"
-        ),
+        st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", url_path="overview"),
         st.Page(VIEWS / "trials.py", title="Trials", icon=":material/table_rows:", url_path="trials"),
         st.Page(VIEWS / "explore.py", title="Hyperparameters", icon=":material/tune:", url_path="hyperparameters"),
         st.Page(VIEWS / "curves.py", title="Learning curves", icon=":material/show_chart:", url_path="curves"),
@@ -50,7 +48,13 @@ if RATER_MODE:
         position="hidden",
     )
 else:
-    page = st.navigation(PAGES)
+    # Streamlit serves a default page at "/" only, whatever its url_path: "/" is a hidden page that
+    # opens /overview (query string kept), so the Overview entry and the /overview URL are one page.
+    def _to_overview() -> None:
+        st.switch_page(PAGES["Study"][0], query_params=st.query_params.to_dict())
+
+    home = st.Page(_to_overview, title="Overview", url_path="home", default=True, visibility="hidden")
+    page = st.navigation({**PAGES, "Study": [home, *PAGES["Study"]]})
 
 try:
     studies = data.studies(data.db_url())
@@ -69,6 +73,13 @@ with st.sidebar:
         st.selectbox("Study", names, key="study_select")
         st.session_state["study"] = st.session_state["study_select"]
         if not RATER_MODE:
+            # one filter for every study page (data.page_trials applies it), kept across pages
+            st.toggle(
+                "Hide pruned / failed trials",
+                key=data.HIDE_KEY,
+                help="leave out the trials ASHA stopped (STOPPED) and the failed ones (ERROR) "
+                "from the tables and plots",
+            )
             st.caption(f"Database: {data.store().display_url}")
 
 try:

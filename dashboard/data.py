@@ -47,7 +47,10 @@ def study_info(url: str | None, name: str) -> dict | None:
 def trials(url: str | None, study: str) -> pd.DataFrame:
     df = _store(url).trials(study)
     df["config"] = df["config"].map(lambda c: c if isinstance(c, dict) else {})
-    return df
+    # the training loop reports its running best (`best_<objective>`) among its metrics; the store's
+    # best_/last_ prefixes make that best_best_<m> and last_best_<m>: copies of best_<m> and of the
+    # objective, under a name with the prefix twice. One column each, under its own name.
+    return df.drop(columns=[c for c in df.columns if c.startswith(("best_best_", "last_best_"))])
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
@@ -111,15 +114,42 @@ def page_study(title: str) -> str:
     return name
 
 
+#: session-state key of the sidebar's "hide pruned / failed trials" toggle (app.py)
+HIDE_KEY = "hide_pruned"
+#: the statuses it hides: stopped early by the scheduler (pruned) and failed
+HIDDEN_STATUSES = ("STOPPED", "ERROR")
+
+
+def hiding() -> bool:
+    return bool(st.session_state.get(HIDE_KEY, False))
+
+
+def shown(df: pd.DataFrame) -> pd.DataFrame:
+    """The trials the pages show: without the pruned and failed ones while the toggle is on."""
+    return df[~df["status"].isin(HIDDEN_STATUSES)] if hiding() and "status" in df else df
+
+
 def page_trials(title: str) -> StudyPage:
-    """`page_study` plus the study's info and trials table; stops the page when it has no trials."""
+    """`page_study` plus the study's info and trials table (less the pruned / failed trials while the
+    sidebar toggle hides them); stops the page when it has no trials."""
     name = page_study(title)
     url = db_url()
     df = trials(url, name)
     if df.empty:
         st.info(f"Study {name} has no trials yet.")
         st.stop()
+    df = shown(df)
+    if df.empty:
+        st.info(f"Every trial of study {name} was pruned or failed (turn off the sidebar's filter to see them).")
+        st.stop()
     return StudyPage(url, name, study_info(url, name) or {}, df)
+
+
+def objective_column(df: pd.DataFrame, info: dict | None) -> str:
+    """The column that holds a trial's objective: `best_<objective metric>` when the table has it
+    (the `objective` column is a copy of it), else `objective`."""
+    col = f"best_{(info or {}).get('objective')}"
+    return col if col in df.columns else "objective"
 
 
 def params_of(df: pd.DataFrame) -> list[str]:

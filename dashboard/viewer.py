@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from dashboard import data
 
@@ -56,3 +57,22 @@ def clip_frames(media: pd.DataFrame, key) -> dict[str, list[np.ndarray]]:
         if frames:
             out[role] = frames
     return out
+
+
+#: the width (px) a small frame is scaled up to before it is shown
+SHARP_WIDTH = 1024
+
+
+def sharp(frame: np.ndarray | str) -> np.ndarray | str:
+    """A frame (array or image path) narrower than SHARP_WIDTH scaled up by a whole factor with
+    nearest-neighbour, so the browser only ever scales it down: a 64 px frame shows its pixels as
+    blocks instead of a blur. Larger frames are returned as they are."""
+    if isinstance(frame, str):
+        with Image.open(frame) as f:
+            img = f.convert("RGB")
+    else:
+        img = Image.fromarray(np.asarray(frame))
+    k = -(-SHARP_WIDTH // img.width)  # ceil
+    if k <= 1:
+        return frame
+    return np.asarray(img.resize((img.width * k, img.height * k), Image.NEAREST))

@@ -35,7 +35,8 @@ key = st.selectbox("Clip", sorted(common, key=lambda k: (k[0], k[1] or -1)), for
 
 rows = trials.set_index("trial_id").loc[sel]
 metric_cols = data.headline_first(data.metrics_of(rows))
-table = rows[["experiment", "objective", *metric_cols]].T
+obj_col = data.objective_column(rows, info)  # `objective` is a copy of best_<objective metric>
+table = rows[["experiment", *dict.fromkeys([obj_col, *metric_cols])]].T
 st.dataframe(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)), width="stretch")
 
 frames = {t: viewer.clip_frames(per_trial[t], key) for t in sel}
@@ -44,12 +45,17 @@ idx = st.slider("Frame", 0, n - 1, 0, key="compare_frame") if n > 1 else 0
 first = frames[sel[0]]
 cols = st.columns(len(sel) + 2)
 if "gray" in first:
-    cols[0].image(first["gray"][idx], caption="Gray input", width="stretch")
+    cols[0].image(viewer.sharp(first["gray"][idx]), caption="Gray input", width="stretch", output_format="PNG")
 for col, t in zip(cols[1:], sel):
     if "pred" in frames[t]:
-        col.image(frames[t]["pred"][idx], caption=f"{t} ({rows.loc[t, 'experiment']})", width="stretch")
+        col.image(
+            viewer.sharp(frames[t]["pred"][idx]),
+            caption=f"{t} ({rows.loc[t, 'experiment']})",
+            width="stretch",
+            output_format="PNG",
+        )
 if "gt" in first:
-    cols[-1].image(first["gt"][idx], caption="Ground truth", width="stretch")
+    cols[-1].image(viewer.sharp(first["gt"][idx]), caption="Ground truth", width="stretch", output_format="PNG")
 
 with st.expander("Videos", expanded=False):
     vcols = st.columns(len(sel))

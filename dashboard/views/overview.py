@@ -42,6 +42,7 @@ def live() -> None:
     best = (scored["objective"].min() if mode == "min" else scored["objective"].max()) if len(scored) else None
     c[4].metric(f"Best {objective} ({mode})", "–" if best is None else f"{best:.4g}")
     st.progress(min(1.0, done / planned), text=f"{done} of {planned} trials finished")
+    scored = data.shown(scored)  # the sidebar's filter: the plot leaves out pruned / failed trials
     if len(scored):
         scored = scored.sort_values("started")
         running_best = scored["objective"].cummin() if mode == "min" else scored["objective"].cummax()

@@ -1,5 +1,6 @@
-"""Trial: one trial's configuration, metrics, a frame viewer (gray / prediction / ground truth with a
-frame slider) and its playable sample videos."""
+"""Trial: one trial (the best one unless another was chosen): a frame viewer (gray / prediction /
+ground truth with a frame slider) first, its metrics, its playable sample videos, and its
+configuration in a collapsed expander at the end."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import streamlit as st
 
 from dashboard import data, viewer
 
-url, name, _, trials = data.page_trials("Trial")
+url, name, info, trials = data.page_trials("Trial")
 ids = list(trials["trial_id"])
 wanted = st.query_params.get("trial") or st.session_state.get("trial")
 if "trial_select" not in st.session_state or st.session_state["trial_select"] not in ids:
-    st.session_state["trial_select"] = wanted if wanted in ids else ids[0]
+    # unless a trial was asked for (?trial=, or picked on the Trials page): the study's best one
+    scored = trials.dropna(subset=["objective"]).sort_values("objective", ascending=info.get("mode", "min") == "min")
+    best = scored["trial_id"].iloc[0] if len(scored) else ids[0]
+    st.session_state["trial_select"] = wanted if wanted in ids else best
 tid = st.selectbox("Trial", ids, key="trial_select")
 st.session_state["trial"] = tid
 row = trials.set_index("trial_id").loc[tid]
@@ -25,39 +29,36 @@ c[3].metric("Objective (best)", "–" if pd.isna(row["objective"]) else f"{row['
 if row["status"] == "ERROR" and isinstance(row["error"], str):
     st.error(f"Trial failed: {row['error']}")
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Configuration")
-    st.json(row["config"], expanded=True)
-with right:
-    st.subheader("Metrics")
-    metrics = data.headline_first(
-        sorted({c.split("_", 1)[1] for c in data.metrics_of(trials) + data.metrics_of(trials, "last_")})
-    )
-    table = pd.DataFrame(
-        {"best": [row.get(f"best_{m}") for m in metrics], "last": [row.get(f"last_{m}") for m in metrics]},
-        index=metrics,
-    )
-    table = table.dropna(how="all")
-    st.dataframe(table, width="stretch", height=min(36 * (len(table) + 1) + 4, 720))
-    if row["checkpoint"]:
-        st.caption(f"Checkpoint: `{row['checkpoint']}` (best epoch {row['best_epoch']:.0f})")
-
 st.subheader("Frame viewer")
 media = data.media(url, name, tid)
 clips = viewer.clips_of(media)
-if not clips:
+key = st.selectbox("Clip", clips, format_func=viewer.clip_label, key="trial_clip") if clips else None
+if key is None:
     st.info("This trial has no rendered sample media.")
-    st.stop()
-key = st.selectbox("Clip", clips, format_func=viewer.clip_label, key="trial_clip")
-frames = viewer.clip_frames(media, key)
-n = min((len(v) for v in frames.values()), default=0)
-if n:
-    idx = st.slider("Frame", 0, n - 1, 0, key="trial_frame") if n > 1 else 0
-    cols = st.columns(len(frames))
-    for col, (role, fr) in zip(cols, frames.items()):
-        col.image(fr[idx], caption=f"{viewer.LABELS[role]} · frame {idx}", width="stretch")
-videos = viewer.clip_videos(media, key)
+else:
+    frames = viewer.clip_frames(media, key)
+    n = min((len(v) for v in frames.values()), default=0)
+    if n:
+        idx = st.slider("Frame", 0, n - 1, 0, key="trial_frame") if n > 1 else 0
+        cols = st.columns(len(frames))
+        for col, (role, fr) in zip(cols, frames.items()):
+            caption = f"{viewer.LABELS[role]} · frame {idx}"
+            col.image(viewer.sharp(fr[idx]), caption=caption, width="stretch", output_format="PNG")
+
+st.subheader("Metrics")
+metrics = data.headline_first(
+    sorted({c.split("_", 1)[1] for c in data.metrics_of(trials) + data.metrics_of(trials, "last_")})
+)
+table = pd.DataFrame(
+    {"best": [row.get(f"best_{m}") for m in metrics], "last": [row.get(f"last_{m}") for m in metrics]},
+    index=metrics,
+)
+table = table.dropna(how="all")
+st.dataframe(table, width="stretch", height=min(36 * (len(table) + 1) + 4, 720))
+if row["checkpoint"]:
+    st.caption(f"Checkpoint: `{row['checkpoint']}` (best epoch {row['best_epoch']:.0f})")
+
+videos = viewer.clip_videos(media, key) if key is not None else {}
 if videos:
     st.subheader("Videos")
     cols = st.columns(len(videos))
@@ -68,3 +69,6 @@ if videos:
             col.warning(f"missing file {path}")
         else:
             col.video(blob, format="video/mp4", loop=True, muted=True)
+
+with st.expander("Configuration", expanded=False):
+    st.json(row["config"], expanded=True)

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from dashboard import data
 from study.report import spec_objectives, trials_front
+
+#: positions of a log-scaled parameter's slider (its range split evenly in log space)
+LOG_STEPS = 40
+
+
+def range_filter(col, p: str, values: pd.Series, log: bool) -> tuple[float, float] | None:
+    """A slider that filters `values` to a range: steps of 1 for integers, a select slider over
+    log-spaced values for a log-scaled parameter (the spec's `log`, or positive values spanning 10x
+    or more), else 100 linear steps. None when every trial has the same value."""
+    lo, hi = float(values.min()), float(values.max())
+    if not hi > lo:
+        return None
+    label, key = p.removeprefix("param_"), f"range_{p}"
+    if values.map(lambda v: float(v).is_integer()).all() and hi - lo <= 1000:
+        a, b = col.slider(label, int(lo), int(hi), (int(lo), int(hi)), step=1, key=key)
+        return float(a), float(b)
+    if lo > 0 and (log or hi / lo >= 10):
+        # log-spaced stops, and each trial's own value exactly (a grid stop next to one is left out)
+        own = sorted({float(v) for v in values})
+        near = np.log10(hi / lo) / LOG_STEPS / 4
+        grid = [float(v) for v in np.geomspace(lo, hi, LOG_STEPS + 1)]
+        options = sorted({*own, *(g for g in grid if np.abs(np.log10(np.divide(own, g))).min() > near)})
+        return col.select_slider(label, options, (lo, hi), format_func=lambda v: f"{v:.3g}", key=key)
+    return col.slider(label, lo, hi, (lo, hi), step=(hi - lo) / 100, format="%.4g", key=key)
+
 
 url, name, info, trials = data.page_trials("Trials")
 objectives = spec_objectives(info.get("spec"), info.get("objective"), info.get("mode", "min"))
@@ -27,11 +54,11 @@ with st.expander("Filter", expanded=True):
         if trials[p].dropna().map(lambda v: isinstance(v, (int, float))).all() and trials[p].notna().any()
     ]
     if numeric_params:
+        _, logs, _ = data.search_ranges(info)
         cols = st.columns(len(numeric_params))
         for col, p in zip(cols, numeric_params):
-            lo, hi = float(trials[p].min()), float(trials[p].max())
-            if hi > lo:
-                ranges[p] = col.slider(p.removeprefix("param_"), lo, hi, (lo, hi), format="%.4g")
+            ranges[p] = range_filter(col, p, trials[p].dropna(), p in logs)
+    ranges = {p: r for p, r in ranges.items() if r is not None}
 
 view = trials[
     trials["status"].isin(sel_status)
@@ -52,6 +79,10 @@ st.caption(
     "· click a column header to sort, select rows to use them on the other pages"
 )
 shown = view.drop(columns=["config"])
+# `objective` is a copy of best_<objective metric>: one column, under the metric's name
+obj_col = data.objective_column(shown, info)
+if obj_col != "objective":
+    shown = shown.drop(columns=["objective"])
 # what people compare first, at the left; paths and timestamps after the metrics
 first = [
     c
@@ -59,7 +90,7 @@ first = [
         "trial_id",
         "experiment",
         "status",
-        "objective",
+        obj_col,
         "pareto",
         *objective_cols,
         "best_val_rmse_ratio",
@@ -76,6 +107,43 @@ first = [
 first = list(dict.fromkeys(first))  # an objective may be one of the usual first columns
 last = [c for c in ("best_epoch", "started", "ended", "checkpoint", "error") if c in shown]
 shown = shown[first + [c for c in shown.columns if c not in first and c not in last] + last]
+column_config = {
+    "objective": st.column_config.NumberColumn(format="%.4f"),
+    "best_val_rmse_ratio": st.column_config.NumberColumn(
+        "RMSE / gray",
+        format="%.3f",
+        help="the trial's validation RMSE over the gray (ab = 0) prediction's, "
+        "per video, averaged: below 1 beats leaving the frames gray",
+    ),
+    "best_val_gray_rmse_rgb": st.column_config.NumberColumn(
+        "gray RMSE", format="%.2f", help="RMSE of ab = 0 on the same videos"
+    ),
+    "best_val_added_warp": st.column_config.NumberColumn(
+        "+warp",
+        format="%.3f",
+        help="the flicker the color adds: warp error over the gray (ab = 0) prediction's on the same "
+        "frames, minus 1, per video, averaged (a washed-out trial scores 0, not the best)",
+    ),
+    "best_val_added_cdc": st.column_config.NumberColumn(
+        "+CDC", format="%.3f", help="color distribution consistency over the gray prediction's, minus 1"
+    ),
+    "best_val_colorfulness_gap": st.column_config.NumberColumn(
+        "colorfulness gap",
+        format="%.3f",
+        help="|colorfulness of the prediction / the ground truth's - 1|: washed out and over-saturated both score high",
+    ),
+    "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
+    "pareto": st.column_config.CheckboxColumn(
+        "pareto", help="on the Pareto front of the study's objectives (trials that ran every epoch only)"
+    ),
+}
+if obj_col != "objective":  # the objective's column says so
+    usual = column_config.get(obj_col)
+    column_config[obj_col] = st.column_config.NumberColumn(
+        f"{(usual or {}).get('label') or obj_col} (objective)",
+        format=((usual or {}).get("type_config") or {}).get("format") or "%.4f",
+        help=f"the study's objective: the trial's best {info.get('objective')} ({info.get('mode', 'min')})",
+    )
 event = st.dataframe(
     shown,
     hide_index=True,
@@ -83,37 +151,7 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="multi-row",
     key="trials_table",
-    column_config={
-        "objective": st.column_config.NumberColumn(format="%.4f"),
-        "best_val_rmse_ratio": st.column_config.NumberColumn(
-            "RMSE / gray",
-            format="%.3f",
-            help="the trial's validation RMSE over the gray (ab = 0) prediction's, "
-            "per video, averaged: below 1 beats leaving the frames gray",
-        ),
-        "best_val_gray_rmse_rgb": st.column_config.NumberColumn(
-            "gray RMSE", format="%.2f", help="RMSE of ab = 0 on the same videos"
-        ),
-        "best_val_added_warp": st.column_config.NumberColumn(
-            "+warp",
-            format="%.3f",
-            help="the flicker the color adds: warp error over the gray (ab = 0) prediction's on the same "
-            "frames, minus 1, per video, averaged (a washed-out trial scores 0, not the best)",
-        ),
-        "best_val_added_cdc": st.column_config.NumberColumn(
-            "+CDC", format="%.3f", help="color distribution consistency over the gray prediction's, minus 1"
-        ),
-        "best_val_colorfulness_gap": st.column_config.NumberColumn(
-            "colorfulness gap",
-            format="%.3f",
-            help="|colorfulness of the prediction / the ground truth's - 1|: washed out and over-saturated "
-            "both score high",
-        ),
-        "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
-        "pareto": st.column_config.CheckboxColumn(
-            "pareto", help="on the Pareto front of the study's objectives (trials that ran every epoch only)"
-        ),
-    },
+    column_config=column_config,
 )
 picked = list(shown.iloc[event.selection.rows]["trial_id"]) if event and event.selection.rows else []
 if picked:

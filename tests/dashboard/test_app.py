@@ -60,12 +60,14 @@ def test_trials_table_filter_and_csv(app):
     table = at.dataframe[0].value
     assert len(table) == 6 and "config" not in table.columns
     assert {"param_lam", "param_lr", "best_val_rmse_rgb"} <= set(table.columns)
-    # the flicker the color adds and the colorfulness gap come first, beside the objective
-    assert list(table.columns[4:8]) == [
+    # the objective (best val_rmse_rgb) once, under its own name, then the flicker the color adds
+    # and the colorfulness gap
+    assert "objective" not in table.columns
+    assert list(table.columns[3:7]) == [
+        "best_val_rmse_rgb",
         "best_val_added_warp",
         "best_val_added_cdc",
         "best_val_colorfulness_gap",
-        "best_val_rmse_rgb",
     ]
     at.multiselect[0].set_value(["TERMINATED"]).run()
     assert sorted(at.dataframe[0].value["trial_id"]) == ["t_001", "t_002", "t_004"]
@@ -74,6 +76,45 @@ def test_trials_table_filter_and_csv(app):
     at.text_input[0].input("nothing-like-this").run()
     assert at.dataframe[0].value.empty
     assert at.get("download_button")[0].label == "Download CSV"
+
+
+def test_log_scaled_parameter_has_a_log_slider_that_filters(app):
+    """lr is searched on a log scale (1e-4 to 1e-2): a select slider over log-spaced stops (each
+    trial's own value among them) filters it; a linear slider's 0.01 steps could not (issue 25)."""
+    at = app("trials")
+    lr = at.select_slider(key="range_param_lr")
+    assert lr.value == (1e-4, 1e-2)  # the whole range: every trial
+    stops = lr.options
+    assert len(stops) > 20 and stops[0] == "0.0001" and stops[-1] == "0.01" and "0.001" in stops
+    lr.set_value((1e-3, 3e-3)).run()
+    assert sorted(at.dataframe[0].value["trial_id"]) == ["t_001", "t_002", "t_005"]  # 1e-3, 3e-3, 2e-3
+    lam = at.slider(key="range_param_lam")  # linear, on the spec: 100 steps over its range
+    assert lam.value == pytest.approx((0.3, 0.98)) and lam.step == pytest.approx(0.0068)
+    assert at.slider(key="range_param_grid").value == (10, 12)  # integers step by 1
+
+
+def test_objective_is_one_column_under_its_name(tmp_path, monkeypatch):
+    """The training loop reports its running best (best_val_rmse_rgb) among its metrics: the trials
+    table, its CSV, the trial page and the compare table show it once, never as best_best_… (issue 25)."""
+    from study.store import Store
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    store = Store(url)
+    store.create_study("s", objective="val_rmse_rgb", mode="min", spec={"name": "s"})
+    for tid, rmse in (("t_a", 10.0), ("t_b", 8.0)):
+        store.upsert_trial("s", tid, params={"lam": 0.5}, config={})
+        store.log_epoch("s", tid, 0, {"val_rmse_rgb": rmse, "best_val_rmse_rgb": rmse, "val_psnr": 30.0})
+    monkeypatch.setenv("VIDCOLOR_DB", url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/trials.py").run()
+    table = at.dataframe[0].value
+    assert not any("best_best" in c or "last_best" in c for c in table.columns), list(table.columns)
+    assert "objective" not in table.columns and list(table["best_val_rmse_rgb"]) == [10.0, 8.0]
+    at.switch_page("views/trial.py").run()
+    assert not at.exception
+    metrics = at.dataframe[0].value
+    assert "best_val_rmse_rgb" not in metrics.index and "val_rmse_rgb" in metrics.index
 
 
 def test_hyperparameter_page_warns_on_edge_and_marks_pareto(app):
@@ -133,6 +174,43 @@ def test_learning_curves(app):
     assert len(at.get("plotly_chart")) == 1
 
 
+def test_trial_page_opens_on_the_best_trial_with_the_configuration_folded_away(app):
+    """Without ?trial= and before one was picked: the study's best trial (t_002, 17.24), and the
+    configuration sits in a collapsed expander after the frames (issue 25)."""
+    at = app("trial")
+    assert at.selectbox[0].value == "t_002"
+    (config,) = [e for e in at.expander if e.label == "Configuration"]
+    assert not config.proto.expanded
+    assert len(config.get("json")) == 1 and len(at.main.get("json")) == 1  # the only JSON on the page
+
+
+def test_small_frames_are_scaled_up_by_nearest_neighbour():
+    from dashboard import viewer
+
+    frame = np.arange(64 * 48 * 3, dtype=np.uint8).reshape(48, 64, 3)
+    big = viewer.sharp(frame)
+    k = viewer.SHARP_WIDTH // 64
+    assert big.shape == (48 * k, 64 * k, 3)
+    assert np.array_equal(big[::k, ::k], frame) and np.array_equal(big[k - 1 :: k, k - 1 :: k], frame)  # blocks
+    large = np.zeros((720, 1280, 3), np.uint8)
+    assert viewer.sharp(large) is large
+
+
+def test_hide_pruned_and_failed_trials_on_every_page(app):
+    """The sidebar toggle (one setting for every page) leaves out the STOPPED t_003 and the failed
+    t_006 (issue 25)."""
+    at = app("trials")
+    at.toggle(key="hide_pruned").set_value(True).run()
+    assert sorted(at.dataframe[0].value["trial_id"]) == ["t_001", "t_002", "t_004", "t_005"]
+    at.switch_page("views/curves.py").run()
+    assert at.toggle(key="hide_pruned").value
+    assert "t_003" not in at.multiselect[0].options
+    at.switch_page("views/compare.py").run()
+    assert "t_003" not in at.multiselect[0].options
+    at.toggle(key="hide_pruned").set_value(False).run()
+    assert "t_003" in at.multiselect[0].options
+
+
 def test_trial_page_frame_viewer(app, fx):
     at = app("trial", trial="t_004")
     assert at.selectbox[0].value == "t_004"
@@ -175,7 +253,9 @@ def test_compare_page(app):
     assert len(at.get("image")) == 4
     assert list(at.dataframe[0].value.columns) == ["t_001", "t_004"]
     rows = list(at.dataframe[0].value.index)
-    assert rows[:4] == ["experiment", "objective", "best_val_added_warp", "best_val_added_cdc"]  # headline first
+    # the objective once, under its name, then the headline metrics
+    assert rows[:4] == ["experiment", "best_val_rmse_rgb", "best_val_added_warp", "best_val_added_cdc"]
+    assert "objective" not in rows
 
 
 def assert_session_reveals_nothing(at: AppTest, fx) -> None:

@@ -219,6 +219,120 @@ def test_dashboard_in_chromium(server):
             browser.close()
 
 
+# ---- issue 25: page paths, the trial page's frames, the pruned / failed filter ----------------------
+
+#: every page's url_path (dashboard/app.py) and its heading
+PAGE_PATHS = {
+    "overview": "Studies",
+    "trials": "Trials",
+    "hyperparameters": "Hyperparameters",
+    "curves": "Learning curves",
+    "trial": "Trial",
+    "compare": "Compare trials",
+    "ctt": "Color Turing Test",
+    "ctt-results": "Color Turing Test results",
+}
+
+
+@pytest.fixture(scope="module")
+def study_server(fx, tmp_path_factory):
+    """One `vidcolor dashboard` on a fixture study for the tests below (they only read it)."""
+    _need_chromium()
+    tmp = tmp_path_factory.mktemp("issue25")
+    info = fx.build(tmp)
+    with _serving(["dashboard", "--db", info["url"]], tmp, "dashboard") as (base, _):
+        yield base, info
+
+
+@contextlib.contextmanager
+def _page(width: int = 1366, height: int = 768):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_every_page_opens_at_its_url_path(study_server):
+    """/overview opened a "Page not found" dialog: Streamlit serves its default page at "/" only.
+    Every url_path opens its own page, and "/" opens the overview."""
+    from playwright.sync_api import expect
+
+    base, _ = study_server
+    with _page() as page:
+        for path, heading in [("", "Studies"), *PAGE_PATHS.items()]:
+            page.goto(f"{base}/{path}")
+            expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+            _settle(page)
+            assert page.get_by_text("Page not found").count() == 0, path
+            assert page.locator("[role='dialog']").count() == 0, path
+        page.goto(f"{base}/")
+        expect(page.get_by_role("heading", name="Studies", exact=True)).to_be_visible()
+        page.wait_for_url(re.compile(r"/overview$"))
+
+
+def test_trial_page_shows_its_frames_first_and_sharp(study_server):
+    """At 1366x768 the trial page's frames start on the first screen (the configuration's JSON is
+    folded below them), and the browser never scales a 64 px frame up (that blurs it): the image it
+    gets is at least as wide as it is drawn."""
+    from playwright.sync_api import expect
+
+    base, _ = study_server
+    with _page() as page:
+        page.goto(f"{base}/trial")
+        expect(page.get_by_role("heading", name="Trial", exact=True)).to_be_visible()
+        images = page.locator("[data-testid='stImage'] img")
+        expect(images).to_have_count(3)
+        _settle(page)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stImage] img')].every(i => i.complete)"
+        )
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / "trial_first_screen.png"))
+        top = images.first.bounding_box()["y"]
+        assert top < 768, f"the first frame starts at y={top}, below the first screen"
+        sizes = images.evaluate_all("is => is.map(i => [i.naturalWidth, i.getBoundingClientRect().width])")
+        assert all(natural >= drawn for natural, drawn in sizes), sizes
+        expect(page.get_by_text("Configuration", exact=True)).to_be_visible()  # the expander's label
+        assert (
+            page.locator("[data-testid='stJson']").count() == 0
+            or not page.locator("[data-testid='stJson']").first.is_visible()
+        )
+
+
+def test_hide_pruned_and_failed_trials_toggle(study_server):
+    """The sidebar's toggle takes the STOPPED t_003 and the failed t_006 out of the trials table, and
+    stays on from page to page."""
+    from playwright.sync_api import expect
+
+    base, _ = study_server
+    with _page(1400, 900) as page:
+        page.goto(f"{base}/trials")
+        grid = page.locator("[data-testid='stDataFrame']")
+        expect(page.get_by_text("6 of 6 trials")).to_be_visible()
+        expect(grid.get_by_text("t_003").first).to_be_attached()
+        _settle(page)
+        page.get_by_text("Hide pruned / failed trials").click()
+        expect(page.get_by_text("4 of 4 trials")).to_be_visible()
+        _settle(page)
+        expect(grid.get_by_text("t_004").first).to_be_attached()
+        expect(grid.get_by_text("t_003")).to_have_count(0)
+        expect(grid.get_by_text("t_006")).to_have_count(0)
+        _shot(page, "trials_hide_pruned")
+        # another page and back (the same session): still on
+        page.get_by_role("link", name="Learning curves").click()
+        expect(page.get_by_role("heading", name="Learning curves", exact=True)).to_be_visible()
+        _settle(page)
+        page.get_by_role("link", name="Trials", exact=True).click()
+        expect(page.get_by_text("4 of 4 trials")).to_be_visible()
+        expect(grid.get_by_text("t_003")).to_have_count(0)
+
+
 # ---- the rater server -------------------------------------------------------------------------
 
 DISPLAY_S = 2.0

@@ -62,4 +62,6 @@ def test_trials_table_has_a_pareto_column(tradeoff_study, monkeypatch):
         "t_e": False,
         "t_f": False,
     }
-    assert list(table.columns[:5]) == ["experiment", "status", "objective", "pareto", "best_val_rmse_ratio"]
+    # the objective (best val_rmse_ratio) once, under its own name (issue 25), then the front
+    assert list(table.columns[:5]) == ["experiment", "status", "best_val_rmse_ratio", "pareto", "best_val_added_warp"]
+    assert "objective" not in table.columns
