@@ -1,10 +1,14 @@
-"""Compare: 2 to 4 trials on the same clip, frame by frame and as videos, with their metrics."""
+"""Compare: 2 to 4 trials on the same clip, with their hyperparameters and metrics: one frame of
+each beside the gray input and the ground truth (zoom and pan together, a wipe between two
+trials, error maps), the clips playing in step, and a filmstrip (`dashboard.compare_widgets`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
-from dashboard import data, viewer
+from dashboard import compare_widgets, data, viewer
 
 url, name, info, trials = data.page_trials("Compare trials")
 media = data.media(url, name)
@@ -36,32 +40,73 @@ key = st.selectbox("Clip", sorted(common, key=lambda k: (k[0], k[1] or -1)), for
 rows = trials.set_index("trial_id").loc[sel]
 metric_cols = data.headline_first(data.metrics_of(rows))
 obj_col = data.objective_column(rows, info)  # `objective` is a copy of best_<objective metric>
-table = rows[["experiment", *dict.fromkeys([obj_col, *metric_cols])]].T
-st.dataframe(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)), width="stretch")
+table = rows[["experiment", *data.params_of(rows), *dict.fromkeys([obj_col, *metric_cols])]].T
+table.index = [c.removeprefix("param_") for c in table.index]  # hyperparameters first, then metrics
+st.dataframe(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)), width="stretch", height=250)
+
+
+def _array(frame) -> np.ndarray:
+    """A frame as uint8 RGB (clip_frames gives arrays, or PNG paths)."""
+    if isinstance(frame, str):
+        with Image.open(frame) as im:
+            return np.asarray(im.convert("RGB"))
+    return np.asarray(frame)
+
 
 frames = {t: viewer.clip_frames(per_trial[t], key) for t in sel}
 n = min((len(v) for f in frames.values() for v in f.values()), default=0)
-idx = st.slider("Frame", 0, n - 1, 0, key="compare_frame") if n > 1 else 0
 first = frames[sel[0]]
-cols = st.columns(len(sel) + 2)
-if "gray" in first:
-    cols[0].image(viewer.sharp(first["gray"][idx]), caption="Gray input", width="stretch", output_format="PNG")
-for col, t in zip(cols[1:], sel):
-    if "pred" in frames[t]:
-        col.image(
-            viewer.sharp(frames[t]["pred"][idx]),
-            caption=f"{t} ({rows.loc[t, 'experiment']})",
-            width="stretch",
-            output_format="PNG",
-        )
-if "gt" in first:
-    cols[-1].image(viewer.sharp(first["gt"][idx]), caption="Ground truth", width="stretch", output_format="PNG")
-
-with st.expander("Videos", expanded=False):
-    vcols = st.columns(len(sel))
-    for col, t in zip(vcols, sel):
-        path = viewer.clip_videos(per_trial[t], key).get("pred")
+tab_frame, tab_clips, tab_strip = st.tabs(["Frame", "Clips in step", "Filmstrip"])
+with tab_frame:
+    idx = st.slider("Frame", 0, n - 1, 0, key="compare_frame") if n > 1 else 0
+    gt = _array(first["gt"][idx]) if "gt" in first else None
+    panels = [{"label": "Gray input", "frame": _array(first["gray"][idx])}] if "gray" in first else []
+    trial_panels = []
+    for t in sel:
+        if "pred" in frames[t]:
+            pred = _array(frames[t]["pred"][idx])
+            error = compare_widgets.ab_error_map(pred, gt) if gt is not None and gt.shape == pred.shape else None
+            trial_panels.append(len(panels))
+            panels.append({"label": f"{t} ({rows.loc[t, 'experiment']})", "frame": pred, "error": error})
+    if gt is not None:
+        panels.append({"label": "Ground truth", "frame": gt})
+    if len({p["frame"].shape for p in panels}) > 1:
+        st.warning("These frames differ in size and cannot be drawn together.")
+    elif panels:
+        wipe = (trial_panels[0], trial_panels[1]) if len(trial_panels) >= 2 else None
+        fh, fw = panels[0]["frame"].shape[:2]
+        width = (880 - 6 * (len(panels) - 1)) // len(panels)  # every panel in one row of the page
+        height = max(60, round(width * fh / fw))
+        page = compare_widgets.frame_compare_html(panels, wipe=wipe, height=height)
+        # st.iframe: the page is ours (labels escaped, media as data: URIs), never a user's HTML
+        st.iframe(page, height=40 + height + 24 + (2 * height + 40 if wipe else 0))
+with tab_clips:
+    clips = []
+    videos = {t: viewer.clip_videos(per_trial[t], key) for t in sel}
+    for label, path in [
+        ("Gray input", videos[sel[0]].get("gray")),
+        *((f"{t} ({rows.loc[t, 'experiment']})", videos[t].get("pred")) for t in sel),
+        ("Ground truth", videos[sel[0]].get("gt")),
+    ]:
         blob = data.file_bytes(path) if path else None
-        col.caption(t)
         if blob:
-            col.video(blob, format="video/mp4", loop=True, muted=True)
+            clips.append((label, blob))
+    if len(clips) >= 2:
+        fh, fw = (_array(first["gray"][0]).shape[:2]) if "gray" in first else (3, 4)
+        clip_h = min(240, max(60, round((880 - 6 * (len(clips) - 1)) / len(clips) * fh / fw)))  # one row
+        st.iframe(compare_widgets.clip_compare_html(clips, height=clip_h), height=clip_h + 80)
+    else:
+        st.info("These trials have no rendered clips.")
+with tab_strip:
+    steps = sorted({round(i * (n - 1) / 5) for i in range(6)}) if n > 1 else [0]
+    st.caption(f"Rows: trials, gray input and ground truth; columns: frames {', '.join(map(str, steps))} of the clip.")
+    strip_rows = [("Gray input", first.get("gray"))]
+    strip_rows += [(t, frames[t].get("pred")) for t in sel]
+    strip_rows.append(("Ground truth", first.get("gt")))
+    for label, seq in strip_rows:
+        if not seq:
+            continue
+        cols = st.columns([1.2] + [1] * len(steps))
+        cols[0].markdown(f"**{label}**")
+        for col, i in zip(cols[1:], steps):
+            col.image(viewer.sharp(seq[i]), width="stretch", output_format="PNG")

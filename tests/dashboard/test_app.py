@@ -248,13 +248,21 @@ def test_compare_page(app):
     at = app("compare")
     chosen = at.multiselect[0].value
     assert len(chosen) == 3 and chosen[0] == "t_002"  # best first
-    assert len(at.get("image")) == 5  # gray + 3 predictions + ground truth
+    frames, clips = at.get("iframe")  # the frame compare and the clips in step (compare_widgets)
+    page = frames.proto.srcdoc or frames.proto.src
+    for label in ("Gray input", "t_002 (", "Ground truth", 'id="wipe"', 'id="errors"'):
+        assert label in page
+    assert page.count("data:image/png;base64,") == 5 + 3  # gray, 3 trials, truth; 3 error maps
+    assert (clips.proto.srcdoc or clips.proto.src).count("data:video/mp4;base64,") == 5
+    strip = len(at.get("image"))  # the filmstrip: gray, 3 trials, truth, each at the same times
+    assert strip % 5 == 0 and strip >= 10
     at.multiselect[0].set_value(["t_001", "t_004"]).run()
-    assert len(at.get("image")) == 4
+    assert len(at.get("image")) == strip // 5 * 4
     assert list(at.dataframe[0].value.columns) == ["t_001", "t_004"]
     rows = list(at.dataframe[0].value.index)
-    # the objective once, under its name, then the headline metrics
-    assert rows[:4] == ["experiment", "best_val_rmse_rgb", "best_val_added_warp", "best_val_added_cdc"]
+    # the hyperparameters, then the objective once, under its name, then the headline metrics
+    assert rows[0] == "experiment" and sorted(rows[1:4]) == ["grid", "lam", "lr"]
+    assert rows[4:7] == ["best_val_rmse_rgb", "best_val_added_warp", "best_val_added_cdc"]
     assert "objective" not in rows
 
 
