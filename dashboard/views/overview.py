@@ -76,3 +76,31 @@ def live() -> None:
 
 
 live()
+
+
+def report_download() -> None:
+    """The selected study as `vidcolor report --out`'s self-contained HTML file, built on request."""
+    name = data.selected_study()
+    if not name:
+        return
+    st.subheader("Report")
+    st.caption(
+        "One HTML file with the trials, plots, the best trials' frames and clips and the CTT results; "
+        "it opens offline, to mail or attach (the same as `vidcolor report STUDY --out report.html`)."
+    )
+    key = f"report_html_{name}"
+    if st.button("Build the report", key="build_report"):
+        from study.tune.study_report import build_report
+
+        with st.spinner("Building the report..."):
+            st.session_state[key] = build_report(data.store(), name).encode("utf-8")
+    if key in st.session_state:
+        st.download_button(
+            f"Download report-{name}.html ({len(st.session_state[key]) / 1e6:.1f} MB)",
+            st.session_state[key],
+            file_name=f"report-{name}.html",
+            mime="text/html",
+        )
+
+
+report_download()

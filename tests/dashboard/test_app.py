@@ -55,6 +55,16 @@ def test_overview_shows_progress(app):
     assert len(at.get("plotly_chart")) == 1
 
 
+def test_overview_offers_the_study_report_as_a_download(app):
+    at = app()
+    assert not at.get("download_button")  # built on request only
+    at.button(key="build_report").click().run()
+    (button,) = at.get("download_button")
+    assert "report-fixture.html" in button.proto.label
+    page = at.session_state["report_html_fixture"].decode("utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "Study fixture" in page and "t_002" in page
+
+
 def test_trials_table_filter_and_csv(app):
     at = app("trials")
     table = at.dataframe[0].value
