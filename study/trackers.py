@@ -99,15 +99,17 @@ class TrackerRun:
         mlflow_uri: str | None = None,
     ):
         self.log_dir, self.project, self.name = Path(log_dir), project, name
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         self._last_step = -1
         self._clients: dict[str, Any] = {}
+        self.failed: list[str] = []  # trackers that could not start this run
         flat = flatten(config)
         for tracker in trackers:
             try:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
                 self._clients[tracker] = getattr(self, f"_open_{tracker}")(flat, mlflow_uri)
             except Exception as exc:  # a tracker never stops the training
                 log.warning("--log %s: cannot start run %s (%s); going on without it", tracker, name, exc)
+                self.failed.append(tracker)
 
     @property
     def trackers(self) -> tuple[str, ...]:
@@ -171,10 +173,10 @@ class TrackerRun:
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         """The finite numbers of ``metrics`` at ``step`` (an epoch)."""
         values = numeric(metrics)
-        if not values:
-            return
         step = int(step)
-        self._last_step = max(self._last_step, step)
+        if not values or step <= self._last_step:  # a retried or resumed epoch is logged once
+            return
+        self._last_step = step
 
         def one(tracker: str, client) -> None:
             if tracker == "tensorboard":
@@ -254,8 +256,10 @@ class TrackerOptions:
     log_dir: str
     mlflow_uri: str | None = None
 
-    def run(self, project: str, name: str, config: Mapping[str, Any]) -> TrackerRun:
-        return TrackerRun(self.trackers, self.log_dir, project, name, config, mlflow_uri=self.mlflow_uri)
+    def run(self, project: str, name: str, config: Mapping[str, Any], skip: set[str] | None = None) -> TrackerRun:
+        """A run on these trackers, less ``skip`` (those that already failed to start in this study)."""
+        trackers = tuple(t for t in self.trackers if t not in (skip or set()))
+        return TrackerRun(trackers, self.log_dir, project, name, config, mlflow_uri=self.mlflow_uri)
 
 
 def tracker_options(args, default_dir: str | os.PathLike) -> TrackerOptions | None:
@@ -266,6 +270,11 @@ def tracker_options(args, default_dir: str | os.PathLike) -> TrackerOptions | No
     log_dir = Path(getattr(args, "log_dir", None) or default_dir).resolve()
     if log_dir.exists() and not log_dir.is_dir():
         raise VidcolorError(f"--log-dir {log_dir}: exists and is not a folder")
+    # made when the first run starts (OUT/logs must not exist before `train` checks OUT); a place that
+    # cannot be written is an error now, before any work
+    existing = next(p for p in (log_dir, *log_dir.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise VidcolorError(f"--log-dir {log_dir}: cannot be written ({existing} is not a writable folder)")
     return TrackerOptions(trackers, str(log_dir), getattr(args, "mlflow_uri", None))
 
 

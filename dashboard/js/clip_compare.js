@@ -13,7 +13,8 @@ seek.addEventListener('input', () => { setAll(seek.value / 1000 * duration()); s
 lead.addEventListener('timeupdate', show);
 lead.addEventListener('ended', () => { videos.forEach(v => v.pause()); play.textContent = 'play'; });
 (function follow() {  // keep every video on the first one while they play
-  if (!lead.paused) videos.slice(1).forEach(v => { if (Math.abs(v.currentTime - lead.currentTime) > 0.05) v.currentTime = lead.currentTime; });
+  if (!lead.paused && !lead.seeking) videos.slice(1).forEach(v => {  // never while a clip is still seeking
+    if (!v.seeking && Math.abs(v.currentTime - lead.currentTime) > 0.05) v.currentTime = lead.currentTime; });
   requestAnimationFrame(follow); })();
 Promise.all(videos.map(v => v.readyState >= 1 ? null : new Promise(ok => v.addEventListener('loadedmetadata', ok, {once: true}))))
   .then(() => { show(); document.body.dataset.ready = '1'; });

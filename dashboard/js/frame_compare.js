@@ -7,7 +7,7 @@ const view = {zoom: 1, x: 0, y: 0};
 const images = {};
 let errors = false;
 const loads = panels.map(p => Promise.all([p.src, p.err].filter(Boolean).map(src => new Promise(ok => {
-  const im = new Image(); im.onload = () => ok(); im.src = src; images[src] = im;
+  const im = new Image(); im.onload = im.onerror = () => ok(); im.src = src; images[src] = im;
 }))));
 const canvases = [...document.querySelectorAll('canvas.panel')];
 const wipe = document.getElementById('wipe');
@@ -50,14 +50,16 @@ function attach(c) {
     e.preventDefault();
     const [px, py] = canvasPoint(c, e);
     const ix = view.x + px / scaleOf(c), iy = view.y + py / scaleOf(c);  // the image pixel under the cursor
-    view.zoom = Math.min(64, Math.max(1, view.zoom * (e.deltaY < 0 ? 1.25 : 0.8)));
+    view.zoom = Math.min(64, Math.max(1, view.zoom * Math.exp(-Math.max(-100, Math.min(100, e.deltaY)) / 450)));
     view.x = ix - px / scaleOf(c); view.y = iy - py / scaleOf(c);
+    if (view.zoom === 1) { view.x = 0; view.y = 0; }  // all the way out: the whole frame again
     redraw();
   }, {passive: false});
   let last = null;
   c.addEventListener('mousedown', e => { last = canvasPoint(c, e); e.preventDefault(); });
   window.addEventListener('mouseup', () => { last = null; });
   window.addEventListener('mousemove', e => {
+    if (last && e.buttons === 0) last = null;  // released outside the frame
     if (!last) return;
     const now = canvasPoint(c, e);
     view.x -= (now[0] - last[0]) / scaleOf(c); view.y -= (now[1] - last[1]) / scaleOf(c);

@@ -58,20 +58,24 @@ def _prefetch(items: Iterable, depth: int) -> Iterator:
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(message: tuple) -> bool:
+        """Hand one message over unless the consumer has gone (then False)."""
+        while not stop.is_set():
+            try:
+                q.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(("item", item)):
                     return
-            q.put(("end", None))
+            put(("end", None))
         except BaseException as exc:
-            q.put(("error", exc))
+            put(("error", exc))
 
     thread = threading.Thread(target=produce, name="colorize-decode", daemon=True)
     thread.start()
@@ -115,10 +119,11 @@ class _BackgroundSink:
             raise self._error
         self._q.put(job)
 
-    def finish(self) -> None:
+    def finish(self, quiet: bool = False) -> None:
+        """Wait for the queued jobs; their error is raised unless ``quiet``."""
         self._q.put(_END)
         self._thread.join()
-        if self._error is not None:
+        if self._error is not None and not quiet:
             raise self._error
 
 
@@ -360,8 +365,10 @@ def colorize_source(
         sink = _BackgroundSink(writer.write)
         try:
             filler = _run(inference, info, sink, result, batch_size, bar.update)
-        finally:
-            sink.finish()
+        except BaseException:
+            sink.finish(quiet=True)  # the error that stopped the run is the one reported
+            raise
+        sink.finish()
         result.failed_frames = filler.failed
         if filler.last is None:
             raise VidcolorError(

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from models.errors import VidcolorError
 from study.report import format_table
 from study.trackers import sample_images
 
@@ -61,13 +60,15 @@ def log_run(trackers, args, experiment, train, summary: dict) -> None:
     out = Path(args.out).resolve()
     config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": str(args.shards)}
     run = trackers.run(out.name, out.name, config)
-    for i, metrics in enumerate(summary.get("history") or []):
-        run.log(metrics, int(metrics.get("epoch") or i + 1))
     try:
-        files = render_samples(summary["best"], args.shards, out / "samples", split=train.val_split, clips=1)
-        run.log_images(sample_images([dataclasses.asdict(f) for f in files]))
-    except VidcolorError as exc:  # no validation clips: the metrics are logged all the same
-        log.warning("--log: no sample frames (%s)", exc)
-    names = run.trackers  # those still logging (one that failed was turned off, with a warning)
-    run.close()
+        for i, metrics in enumerate(summary.get("history") or []):
+            run.log(metrics, int(metrics.get("epoch") or i + 1))
+        try:
+            files = render_samples(summary["best"], args.shards, out / "samples", split=train.val_split, clips=1)
+            run.log_images(sample_images([dataclasses.asdict(f) for f in files]))
+        except Exception as exc:  # no validation clips, no memory...: the metrics are logged all the same
+            log.warning("--log: no sample frames (%s)", exc)
+        names = run.trackers  # those still logging (one that failed was turned off, with a warning)
+    finally:
+        run.close()
     print(f"logged to {', '.join(names) or 'no tracker (see the warnings)'} under {trackers.log_dir}")

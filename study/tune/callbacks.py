@@ -208,22 +208,32 @@ RATIO = "val_rmse_ratio"
 
 class TrackerCallback(tune.Callback):
     """Tune callback for ``--log``: each trial is a run on the trackers (`study.trackers`) named
-    STUDY-TRIAL in the project STUDY: its config as the store has it, its metrics every epoch as
-    they are reported, and at the study's end its sample frames (rendered by `StoreCallback`, which
-    must come first in the callback list) before the run is closed (failed for a trial that did)."""
+    STUDY-TRIAL in the project STUDY: its config as the store has it and its metrics every epoch as
+    they are reported. A trial that ended is closed once its sample frames are in the store (the
+    `StoreCallback` before this one renders them in the background) and logged, or after
+    `FRAMES_WAIT_S` without them; the rest at the study's end. A tracker that cannot start a run
+    is not tried again in this study (a tracking server that is down would stall every trial)."""
+
+    FRAMES_WAIT_S = 120.0
+    CHECK_EVERY_S = 5.0
 
     def __init__(self, options, store_url: str, study: str):
         self.options, self.store_url, self.study = options, remember(store_url), study
+        self._reset()
+
+    def _reset(self) -> None:
         self._runs: dict[str, Any] = {}
-        self._failed: set[str] = set()
+        self._ended: dict[str, tuple[float, bool]] = {}  # trial -> (when it ended, failed)
+        self._skip: set[str] = set()
+        self._checked = 0.0
         self._store = None
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k not in ("_runs", "_failed", "_store")}
+        return {k: v for k, v in self.__dict__.items() if k in ("options", "store_url", "study")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._runs, self._failed, self._store = {}, set(), None
+        self._reset()
 
     @property
     def store(self):
@@ -238,25 +248,56 @@ class TrackerCallback(tune.Callback):
         if run is None:
             row = self.store.get_trial(self.study, trial.trial_id) or {}
             config = {"params": dict(trial.config), **(row.get("config") or {})}
-            run = self._runs[trial.trial_id] = self.options.run(self.study, f"{self.study}-{trial.trial_id}", config)
+            name = f"{self.study}-{trial.trial_id}"
+            run = self._runs[trial.trial_id] = self.options.run(self.study, name, config, skip=self._skip)
+            self._skip.update(run.failed)
         return run
+
+    def _close(self, trial_id: str, failed: bool) -> None:
+        run = self._runs.pop(trial_id, None)
+        self._ended.pop(trial_id, None)
+        if run is None:
+            return
+        try:
+            run.log_images(sample_images(self.store.media(self.study, trial_id).to_dict("records")))
+        except Exception as exc:  # the frames are a bonus: the run is closed all the same
+            log.warning("--log: sample frames of trial %s not sent (%s)", trial_id, exc)
+        run.close(failed=failed)
+
+    def _close_ready(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._ended or (not force and now - self._checked < self.CHECK_EVERY_S):
+            return
+        self._checked = now
+        for trial_id, (ended, failed) in list(self._ended.items()):
+            waited = now - ended >= self.FRAMES_WAIT_S
+            if force or failed or waited or not self.store.media(self.study, trial_id).empty:
+                self._close(trial_id, failed)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._run(trial)
+        self._close_ready()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         epoch = result.get("epoch") or result.get("training_iteration") or 0
         self._run(trial).log(_metrics(result), int(epoch))
+        self._close_ready()
+
+    def on_step_end(self, iteration, trials, **info):
+        self._close_ready()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if trial.trial_id in self._runs:
+            self._ended[trial.trial_id] = (time.monotonic(), False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._failed.add(trial.trial_id)
+        if trial.trial_id in self._runs:
+            self._ended[trial.trial_id] = (time.monotonic(), True)
 
     def on_experiment_end(self, trials, **info):
-        for trial_id, run in self._runs.items():
-            media = self.store.media(self.study, trial_id).to_dict("records")
-            run.log_images(sample_images(media))
-            run.close(failed=trial_id in self._failed)
-        self._runs = {}
+        self._close_ready(force=True)
+        for trial_id in list(self._runs):  # trials that never ended (the study was stopped)
+            self._close(trial_id, failed=False)
 
 
 class ProgressTable(tune.Callback):

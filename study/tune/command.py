@@ -86,6 +86,12 @@ def main(args) -> int:
     storage = args.storage or "ray_results"  # the logs go beside a local storage, else under ./
     logs = Path("vidcolor_logs" if "://" in storage else storage).expanduser() / f"{spec.name}-logs"
     trackers = tracker_options(args, default_dir=logs)  # before Ray starts: a tracker not installed
+    if trackers is not None and args.resume:
+        raise VidcolorError(
+            "--log with --resume: a resumed study keeps the callbacks it was started with (Tune restores "
+            "them), so trackers cannot be added or changed now; a study started with --log goes on "
+            "logging to them without the flag"
+        )
     result = run_study(
         spec,
         shards=args.shards,

@@ -152,7 +152,8 @@ def best_trials(trials: pd.DataFrame, objectives: list[tuple[str, str]], n: int 
 def media_html(media: pd.DataFrame, trial_ids: list[str]) -> str:
     """For the first clip the best trials share: rows gray, each trial's colors, ground truth;
     columns a few frames, then the clips playing (muted, looping)."""
-    media = media[media["trial_id"].isin(trial_ids)]
+    media = media[media["trial_id"].isin(trial_ids)].dropna(subset=["video_id"])
+    media = media.assign(clip=media["clip"].fillna(-1))
     if media.empty:
         return '<p class="note">No sample frames or clips were stored for these trials.</p>'
     per_clip = media.groupby(["video_id", "clip"])["trial_id"].nunique().sort_values(ascending=False)
@@ -185,7 +186,7 @@ def media_html(media: pd.DataFrame, trial_ids: list[str]) -> str:
     width = f"minmax({MIN_FRAME_PX}px, 1fr)"
     grid = f'<div class="grid" style="grid-template-columns: 8rem repeat({columns}, {width})">{"".join(cells)}</div>'
     head = (
-        f"<p>Video <code>{_esc(video_id)}</code>, clip {_esc(clip)}: frames "
+        f"<p>Video <code>{_esc(video_id)}</code>{f', clip {int(clip)}' if clip >= 0 else ''}: frames "
         f"{', '.join(str(int(f)) for f in frames)}{' and the clip' if has_clips else ''}, "
         "the trials' colors between the gray input and the ground truth.</p>"
     )
@@ -221,8 +222,13 @@ def build_report(store, study: str) -> str:
         f"objectives {_esc(', '.join(f'{m} ({mode})' for m, mode in objectives))}; "
         f"report written {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by vidcolor</p>",
     ]
+    if not trials.empty:  # a column per objective, even before any trial has a number for it
+        missing = [f"best_{m}" for m, _ in objectives if f"best_{m}" not in trials]
+        trials = trials.reindex(columns=[*trials.columns, *missing])
     if trials.empty:
         sections.append('<p class="note">No trials yet.</p>')
+    elif not objectives:
+        sections += ["<h2>Trials</h2>", '<p class="note">The study records no objective.</p>']
     else:
         best = best_trials(trials, objectives)
         sections += [
@@ -230,7 +236,9 @@ def build_report(store, study: str) -> str:
             "<p>Best epoch's numbers of each trial; the Pareto front (trials that ran every epoch) is shaded.</p>",
             trials_html(trials, objectives),
             "<h2>Plots</h2>",
-            plots_html(trials, store.epochs(study), objectives),
+            plots_html(trials, store.epochs(study), objectives)
+            if trials[f"best_{objectives[0][0]}"].notna().any()
+            else '<p class="note">No trial has reported its objective yet.</p>',
             f"<h2>The best {len(best)} trials' colors</h2>",
             media_html(store.media(study), best) if best else '<p class="note">No trial has a result yet.</p>',
         ]

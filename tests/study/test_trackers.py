@@ -230,3 +230,43 @@ def test_cli_log_names_are_checked_before_any_work(demo_shards, tmp_path, capsys
         == 2
     )
     assert "--log: unknown tracker 'mlfow'" in capsys.readouterr().err and not (tmp_path / "x.db").exists()
+
+
+def test_tune_callback_closes_a_trials_run_once_its_frames_are_in(tmp_path, fx):
+    """A finished trial's run is closed (frames sent) while the study goes on, not at its end; a
+    tracker that cannot start is not tried again for the next trial."""
+    from study.tune.callbacks import TrackerCallback
+
+    info = fx.build(tmp_path / "db", with_items=False)
+    options = TrackerOptions(("mlflow",), str(tmp_path / "logs"), mlflow_uri="notascheme://nowhere")
+    callback = TrackerCallback(options, info["url"], info["study"])
+    callback.on_trial_start(0, [], types.SimpleNamespace(trial_id="t_001", config={}))
+    assert callback._skip == {"mlflow"}  # the bad URI failed once...
+    callback.on_trial_start(0, [], types.SimpleNamespace(trial_id="t_002", config={}))
+    assert callback._runs["t_002"].trackers == ()  # ...and is not tried again
+    callback = TrackerCallback(TrackerOptions(("tensorboard",), str(tmp_path / "tb")), info["url"], info["study"])
+    callback.CHECK_EVERY_S = 0
+    trial = types.SimpleNamespace(trial_id="t_001", config={})
+    callback.on_trial_start(0, [], trial)
+    callback.on_trial_result(0, [], trial, {"epoch": 1, "val_rmse_rgb": 3.0})
+    callback.on_trial_result(0, [], trial, {"epoch": 1, "val_rmse_rgb": 3.0, "resumed": True})  # logged once
+    callback.on_trial_complete(0, [], trial)
+    callback.on_step_end(0, [])  # t_001 has media in the store: closed now
+    assert "t_001" not in callback._runs
+    acc = tensorboard_run(tmp_path / "tb", f"{info['study']}-t_001")
+    assert [e.step for e in acc.Scalars("val_rmse_rgb")] == [1]
+    assert any(tag.startswith("colorized/") for tag in acc.Tags()["images"])
+
+
+def test_resume_with_log_and_an_unwritable_log_dir_are_clear_errors(demo_shards, tmp_path, capsys):
+    from study.cli import main as cli
+
+    spec = Path(__file__).resolve().parents[2] / "study" / "configs" / "demo.toml"
+    base = ["tune", str(spec), "--shards", str(demo_shards), "--db", f"sqlite:///{tmp_path}/x.db"]
+    assert cli([*base, "--resume", "--log", "tensorboard"]) == 2
+    assert "--log with --resume" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli([*base, "--log", "tensorboard", "--log-dir", str(blocker / "logs")]) == 2
+    assert f"--log-dir {blocker / 'logs'}: cannot be written" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()

@@ -142,3 +142,16 @@ def test_report_opens_offline_in_chromium_without_a_request(report):
             assert widths and all(w > 0 for w in widths)  # every frame decoded
         finally:
             browser.close()
+
+
+def test_a_study_whose_trials_have_no_objective_yet_still_gets_a_report(tmp_path):
+    from study.store import Store
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = Store(url)
+    store.create_study("young", objective="val_rmse_rgb", mode="min")
+    store.upsert_trial("young", "t1", experiment="exp1", params={"lam": 0.5}, config={})
+    out = tmp_path / "young.html"
+    assert vidcolor(["report", "young", "--db", url, "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "t1" in page and "No trial has reported its objective yet" in page
