@@ -184,7 +184,10 @@ def test_dashboard_in_chromium(server):
                 _settle(page)
                 page.wait_for_timeout(1500)  # plotly draws after the run
                 _shot(page, name)
-            expect(page.locator("[data-testid='stImage']").first).to_be_visible()
+            # the compare page's frame view (dashboard.compare_widgets) drew its panels
+            expect(
+                page.frame_locator("iframe").first.locator("body[data-ready='1'] canvas.panel").first
+            ).to_be_visible()
 
             # -- five CTT votes ---------------------------------------------------------------------
             page.goto(f"{base}/ctt")

@@ -10,7 +10,17 @@ from study.cli import main as cli
 # the commands whose outputs can already exist and be replaced (data_shards.outdir checks them all);
 # the others only add (tune --resume, ctt build's new media files, demo's reused work folder) or
 # write to the results database
-REPLACING = {"demo-data", "shard", "import-eccv16", "train", "evaluate", "experiments", "colorize", "ctt export"}
+REPLACING = {
+    "demo-data",
+    "shard",
+    "import-eccv16",
+    "train",
+    "evaluate",
+    "experiments",
+    "colorize",
+    "ctt export",
+    "report",
+}
 
 
 def commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
