@@ -199,3 +199,13 @@ def search_ranges(info: dict | None) -> tuple[dict[str, tuple[float, float]], se
             if space.get("log"):
                 logs.add(f"param_{name}")
     return ranges, logs, choices
+
+
+def trial_colours(trials: pd.DataFrame) -> dict[str, str]:
+    """One colour per trial of the study, by start order, the same on every page and whatever
+    trials are chosen (plotly's D3 palette, then Dark24 for the 11th trial on, then around again)."""
+    import plotly.express as px
+
+    palette = px.colors.qualitative.D3 + px.colors.qualitative.Dark24
+    order = trials.sort_values("started", na_position="last") if "started" in trials else trials
+    return {str(t): palette[i % len(palette)] for i, t in enumerate(order["trial_id"])}

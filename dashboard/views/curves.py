@@ -36,7 +36,7 @@ for m in st.multiselect("Metrics", metrics, default=default):
         markers=True,
         hover_data=["experiment"],
         title=m,
-        color_discrete_sequence=px.colors.qualitative.D3,
+        color_discrete_map=data.trial_colours(trials),  # a trial keeps its colour whatever is chosen
     )
     fig.update_layout(height=330, xaxis=dict(dtick=1))
     st.plotly_chart(fig, width="stretch")

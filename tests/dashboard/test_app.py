@@ -183,6 +183,15 @@ def test_learning_curves(app):
     at.multiselect[1].set_value(["val_psnr"]).run()
     assert len(at.get("plotly_chart")) == 1
 
+    def colours() -> dict[str, str]:
+        figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+        return {trace["name"]: trace["line"]["color"] for trace in figure["data"]}
+
+    before = colours()
+    at.multiselect[0].set_value(["t_004", "t_002"]).run()  # another choice, another order
+    after = colours()
+    assert set(after) == {"t_002", "t_004"} and all(after[t] == before[t] for t in after)
+
 
 def test_trial_page_opens_on_the_best_trial_with_the_configuration_folded_away(app):
     """Without ?trial= and before one was picked: the study's best trial (t_002, 17.24), and the
