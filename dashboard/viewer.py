@@ -63,15 +63,19 @@ def clip_frames(media: pd.DataFrame, key) -> dict[str, list[np.ndarray]]:
 SHARP_WIDTH = 1024
 
 
+def frame_array(frame: np.ndarray | str) -> np.ndarray:
+    """A frame of `clip_frames` (an array, or a PNG path) as uint8 RGB (H, W, 3)."""
+    if isinstance(frame, str):
+        with Image.open(frame) as f:
+            return np.asarray(f.convert("RGB"))
+    return np.asarray(frame)
+
+
 def sharp(frame: np.ndarray | str) -> np.ndarray | str:
     """A frame (array or image path) narrower than SHARP_WIDTH scaled up by a whole factor with
     nearest-neighbour, so the browser only ever scales it down: a 64 px frame shows its pixels as
     blocks instead of a blur. Larger frames are returned as they are."""
-    if isinstance(frame, str):
-        with Image.open(frame) as f:
-            img = f.convert("RGB")
-    else:
-        img = Image.fromarray(np.asarray(frame))
+    img = Image.fromarray(frame_array(frame))
     k = -(-SHARP_WIDTH // img.width)  # ceil
     if k <= 1:
         return frame

@@ -4,9 +4,7 @@ trials, error maps), the clips playing in step, and a filmstrip (`dashboard.comp
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
-from PIL import Image
 
 from dashboard import compare_widgets, data, viewer
 
@@ -45,26 +43,18 @@ table.index = [c.removeprefix("param_") for c in table.index]  # hyperparameters
 st.dataframe(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)), width="stretch", height=250)
 
 
-def _array(frame) -> np.ndarray:
-    """A frame as uint8 RGB (clip_frames gives arrays, or PNG paths)."""
-    if isinstance(frame, str):
-        with Image.open(frame) as im:
-            return np.asarray(im.convert("RGB"))
-    return np.asarray(frame)
-
-
 frames = {t: viewer.clip_frames(per_trial[t], key) for t in sel}
 n = min((len(v) for f in frames.values() for v in f.values()), default=0)
 first = frames[sel[0]]
 tab_frame, tab_clips, tab_strip = st.tabs(["Frame", "Clips in step", "Filmstrip"])
 with tab_frame:
     idx = st.slider("Frame", 0, n - 1, 0, key="compare_frame") if n > 1 else 0
-    gt = _array(first["gt"][idx]) if "gt" in first else None
-    panels = [{"label": "Gray input", "frame": _array(first["gray"][idx])}] if "gray" in first else []
+    gt = viewer.frame_array(first["gt"][idx]) if "gt" in first else None
+    panels = [{"label": "Gray input", "frame": viewer.frame_array(first["gray"][idx])}] if "gray" in first else []
     trial_panels = []
     for t in sel:
         if "pred" in frames[t]:
-            pred = _array(frames[t]["pred"][idx])
+            pred = viewer.frame_array(frames[t]["pred"][idx])
             error = compare_widgets.ab_error_map(pred, gt) if gt is not None and gt.shape == pred.shape else None
             trial_panels.append(len(panels))
             panels.append({"label": f"{t} ({rows.loc[t, 'experiment']})", "frame": pred, "error": error})
@@ -92,7 +82,7 @@ with tab_clips:
         if blob:
             clips.append((label, blob))
     if len(clips) >= 2:
-        fh, fw = (_array(first["gray"][0]).shape[:2]) if "gray" in first else (3, 4)
+        fh, fw = (viewer.frame_array(first["gray"][0]).shape[:2]) if "gray" in first else (3, 4)
         clip_h = min(240, max(60, round((880 - 6 * (len(clips) - 1)) / len(clips) * fh / fw)))  # one row
         st.iframe(compare_widgets.clip_compare_html(clips, height=clip_h), height=clip_h + 80)
     else:

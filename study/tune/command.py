@@ -10,7 +10,7 @@ from study.report import fmt, format_table
 from study.trackers import tracker_options
 from study.tune.front import format_front
 from study.tune.objectives import judged_words
-from study.tune.runner import StudyResult, override_spec, run_study
+from study.tune.runner import DEFAULT_STORAGE, StudyResult, override_spec, run_study
 
 
 def print_summary(result: StudyResult, spec: StudySpec) -> None:
@@ -83,7 +83,7 @@ def main(args) -> int:
     if not args.stall_after > 0:
         raise VidcolorError(f"--stall-after: must be > 0 seconds, got {args.stall_after:g}")
     spec = override_spec(load_spec(args.spec), trials=args.trials)
-    storage = args.storage or "ray_results"  # the logs go beside a local storage, else under ./
+    storage = args.storage or DEFAULT_STORAGE  # the logs go beside a local storage, else under ./
     logs = Path("vidcolor_logs" if "://" in storage else storage).expanduser() / f"{spec.name}-logs"
     trackers = tracker_options(args, default_dir=logs)  # before Ray starts: a tracker not installed
     if trackers is not None and args.resume:

@@ -39,6 +39,7 @@ from study.tune.trial import StudyRun, finished_status, trial_driver
 from study.tune.trust import check_resumable
 
 log = logging.getLogger(__name__)
+DEFAULT_STORAGE = "ray_results"  # Ray's storage when --storage is not given
 
 # Each trial's driver (a Tune function actor) only waits on TorchTrainer.fit(). With a whole CPU
 # per driver, drivers can hold every CPU while their own workers wait for one (seen when a node is
@@ -191,7 +192,7 @@ def _resolve_paths(spec: StudySpec, shards: str | None, storage: str | None) -> 
             raise VidcolorError(f"shard set {shards} does not exist (make one with `vidcolor shard`)")
         shards = str(Path(shards).resolve())
     check_training_splits(ShardSet(shards), spec.base_configs()[1], given)
-    storage = storage or "ray_results"
+    storage = storage or DEFAULT_STORAGE
     if "://" not in storage:  # Ray adds the study's folders to it; a file in their way is refused now
         storage = str(Path(storage).resolve())
         for folder in (spec.name, f"{spec.name}-train"):
