@@ -295,7 +295,12 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--db", default=None)
     b.add_argument("--study", default=None, help="study name (default: the latest)")
     which = b.add_mutually_exclusive_group()
-    which.add_argument("--trials", default=None, help="comma list of trial ids (default: best per experiment)")
+    which.add_argument(
+        "--trials",
+        default=None,
+        help="comma list of trial ids (default: the best trial of each experiment, or the best 3 by the "
+        "objective when every trial is of one experiment; the build prints which)",
+    )
     which.add_argument("--top", type=int, default=None, help="the top k trials instead (not with --trials)")
     b.add_argument(
         "--shards",

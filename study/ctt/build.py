@@ -46,7 +46,7 @@ PAIR_MEDIA = {"clip": ("gt_mp4", "pred_mp4"), "frame": ("gt_png", "pred_png")}
 class BuildOptions:
     """How `build_items` makes items (the flags of `vidcolor ctt build`); checked on construction."""
 
-    trial_ids: Sequence[str] | None = None  # these trials; else the `top` k, else the best per experiment
+    trial_ids: Sequence[str] | None = None  # these trials; else the `top` k, else `pick_trials`' default
     top: int | None = None
     clips: int = 8  # clips (or stills) per trial
     attention_rate: float = 0.1  # share of attention checks among all items
@@ -79,26 +79,51 @@ class BuildOptions:
 # -- choosing trials and pairs ---------------------------------------------------------------------
 
 
+#: how many trials the default build compares when the study has one experiment (or none recorded)
+DEFAULT_TOP = 3
+
+
 def choose_trials(
     trials: pd.DataFrame, mode: str, trial_ids: Sequence[str] | None = None, top: int | None = None
 ) -> list[str]:
-    """Trial ids for the test: the given ones, the `top` k by objective, or the best per experiment."""
+    """Trial ids for the test: the given ones, the `top` k by objective, or the default
+    (`pick_trials`: the best of each experiment, or the top `DEFAULT_TOP` when there is one)."""
+    return pick_trials(trials, mode, trial_ids, top)[0]
+
+
+def pick_trials(
+    trials: pd.DataFrame,
+    mode: str,
+    trial_ids: Sequence[str] | None = None,
+    top: int | None = None,
+    objective: str = "the objective",
+) -> tuple[list[str], str]:
+    """(trial ids, why these) for the test: the given ones, the `top` k by objective, or by default
+    the best trial of each experiment when the scored trials span two or more experiments, else
+    (one experiment, as in a study of one preset) the top `DEFAULT_TOP` by objective, so that the
+    test compares several trials rather than one."""
     if trial_ids:
         unknown = sorted(set(trial_ids) - set(trials["trial_id"]))
         if unknown:
             raise VidcolorError(f"--trials: unknown trial id(s) {unknown}; the study has {sorted(trials['trial_id'])}")
-        return list(trial_ids)
+        return list(trial_ids), "--trials"
     scored = trials.dropna(subset=["objective"])
     scored = scored[scored["status"] != "ERROR"]
     if scored.empty:
         raise VidcolorError("no trial of the study has a value of its objective yet: nothing to test")
     scored = scored.sort_values("objective", ascending=(mode == "min"), kind="stable")
+    by = f"{objective} ({mode})"
     if top is not None:
         if top < 1:
             raise VidcolorError(f"--top must be at least 1, got {top}")
-        return list(scored["trial_id"].head(top))
+        return list(scored["trial_id"].head(top)), f"--top {top}: the best {top} by {by}"
     exp = scored["experiment"].fillna("(none)")
-    return list(scored.groupby(exp, sort=True).head(1).sort_values("experiment")["trial_id"])
+    if exp.nunique() >= 2:
+        best = list(scored.groupby(exp, sort=True).head(1).sort_values("experiment")["trial_id"])
+        return best, f"the best of each of {exp.nunique()} experiments by {by}"
+    ids = list(scored["trial_id"].head(DEFAULT_TOP))
+    only = "no experiment recorded" if exp.iloc[0] == "(none)" else f"every scored trial is {exp.iloc[0]}"
+    return ids, f"the best {len(ids)} by {by}: {only}"
 
 
 def media_pairs(media: pd.DataFrame, medium: str = "clip") -> list[dict[str, Any]]:
@@ -327,9 +352,9 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     existing = existing_keys(store, study)
     regular: list[dict[str, Any]] = []
     kept: list[str] = []  # uids of items this build would make again: kept, not made twice
-    for tid in tqdm(
-        choose_trials(trials, st["mode"], opts.trial_ids, opts.top), desc="CTT items", unit="trial", disable=None
-    ):
+    objective = st.get("objective") or "the objective"
+    chosen, why = pick_trials(trials, st["mode"], opts.trial_ids, opts.top, objective=objective)
+    for tid in tqdm(chosen, desc="CTT items", unit="trial", disable=None):
         with trial_pairs(store, study, tid, checkpoints.loc[tid], shards, opts) as (pairs, split):
             new_pairs = []
             for p in pairs[: opts.clips]:
@@ -364,6 +389,7 @@ def build_items(store: Store, study: str, options: BuildOptions | None = None, *
     )
     df.attrs["kept"] = kept
     df.attrs["shards"] = shards
+    df.attrs["trials"], df.attrs["trials_why"] = chosen, why
     return df
 
 
@@ -389,6 +415,9 @@ def main_build(args) -> int:
     counts = items.assign(trial_id=items["trial_id"].fillna("(attention check)")).groupby(["trial_id", "split"]).size()
     task = "which-is-real pairs and ratings" if opts.real_is_color else "1-5 naturalness rating only"
     print(f"study {study}: {len(items)} CTT {opts.medium} items ({task})")
+    chosen = items.attrs["trials"]
+    others = "" if opts.trial_ids or opts.top else "; --top K or --trials IDS to choose others"
+    print(f"trials: {', '.join(chosen)} ({items.attrs['trials_why']}{others})")
     print(format_table(["trial_id", "split", "items"], [[tid, split, int(n)] for (tid, split), n in counts.items()]))
     used = items.attrs.get("shards")
     given = "--shards" if args.shards else "the study's; --shards to choose another"

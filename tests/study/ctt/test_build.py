@@ -39,6 +39,37 @@ def test_choose_trials(fixture_study):
         build.choose_trials(trials, "min", top=0)
 
 
+def test_default_choice_of_one_experiment_is_the_best_three(fixture_study):
+    """Every trial of one experiment (a study of one preset, as `make demo`'s exp5): the best per
+    experiment was a single trial, a test with nothing to compare; the default is now the best 3."""
+    trials = fixture_study["store"].trials("fixture")
+    one = trials.assign(experiment="exp5")
+    assert build.choose_trials(one, "min") == ["t_002", "t_004", "t_005"]  # 17.24, 18.7, 19.575; t_006 failed
+    ids, why = build.pick_trials(one, "min", objective="val_rmse_rgb")
+    assert ids == ["t_002", "t_004", "t_005"] and why == "the best 3 by val_rmse_rgb (min): every scored trial is exp5"
+    assert build.pick_trials(one.assign(experiment=None), "max")[0] == ["t_003", "t_001", "t_005"]
+    assert build.pick_trials(one.head(2), "min")[0] == ["t_002", "t_001"]  # fewer than 3: all there are
+    ids, why = build.pick_trials(trials, "min", objective="val_rmse_rgb")  # several experiments: one each
+    assert ids == ["t_001", "t_002", "t_004"] and why == "the best of each of 3 experiments by val_rmse_rgb (min)"
+
+
+def test_default_build_of_one_experiment_names_the_trials_it_picked(fx, tmp_path, capsys):
+    info = fx.build(tmp_path / "db", with_items=False)
+    store = info["store"]
+    for tid in fx.TRIALS:
+        store.upsert_trial("fixture", tid, experiment="exp5")
+    assert cli(_build_cli(info, tmp_path / "m")) == 0
+    out = capsys.readouterr().out
+    assert (
+        "trials: t_002, t_004, t_005 (the best 3 by val_rmse_rgb (min): every scored trial is exp5; "
+        "--top K or --trials IDS to choose others)"
+    ) in out
+    items = store.ctt_items("fixture")
+    assert sorted(items["trial_id"].dropna().unique()) == ["t_002", "t_004", "t_005"]
+    assert cli(_build_cli(info, tmp_path / "m2", "--top", "1")) == 0
+    assert "trials: t_002 (--top 1: the best 1 by val_rmse_rgb (min))\n" in capsys.readouterr().out
+
+
 def test_build_options_are_checked_on_construction():
     opts = build.BuildOptions(trial_ids=["t_1", "t_2"])
     assert opts.trial_ids == ("t_1", "t_2") and opts.real_is_color  # a list becomes a tuple
