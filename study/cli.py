@@ -348,8 +348,19 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
         "trials' colorizations of one source looks more natural (ranks the trials)",
     )
     cc.add_argument("--display-s", type=float, default=1.0, help="seconds each item is shown (0: until answered)")
-    cc.add_argument("--pairs", type=int, default=40, help="counted items per session (default 40)")
-    cc.add_argument("--practice", type=int, default=10, help="practice items with feedback first (default 10)")
+    cc.add_argument(
+        "--pairs",
+        type=int,
+        default=None,
+        help="counted items per session (default 40, or as many as the study's items allow: the command says so)",
+    )
+    cc.add_argument(
+        "--practice",
+        type=int,
+        default=None,
+        help="practice items with feedback first (default 10, or a fifth of the study's items when it has too "
+        "few: the command says so)",
+    )
     cc.add_argument("--attention-share", type=float, default=0.1, help="share of attention checks (default 0.1)")
     cc.add_argument("--trials", default=None, help="comma list of trial ids (default: every trial with items)")
     cc.add_argument("--links", type=int, default=1, help="invite links to make (default 1)")

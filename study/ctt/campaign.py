@@ -10,7 +10,14 @@ from urllib.parse import urlencode, urlsplit
 
 from models.errors import VidcolorError
 from study.report import format_table
-from study.store.campaigns import check_invites
+from study.store.campaigns import (
+    DEFAULT_PRACTICE_ITEMS,
+    DEFAULT_SESSION_ITEMS,
+    check_invites,
+    checks,
+    fit_protocol,
+    supply_noun,
+)
 
 
 def check_base_url(base_url: str) -> str:
@@ -50,13 +57,28 @@ def main_create(args) -> int:
     uses = None if args.uses == 0 else args.uses
     check_invites(args.links, uses)  # before anything is written
     check_base_url(args.base_url)
+    pairs, practice = args.pairs, args.practice
+    if pairs is None or practice is None:  # the defaults, or what the study's items have room for
+        regular, attention = store.campaign_supply(study, args.task, _trials(args.trials))
+        pairs, practice = fit_protocol(regular, attention, args.attention_share, pairs, practice)
+        asked = (
+            DEFAULT_SESSION_ITEMS if args.pairs is None else args.pairs,
+            DEFAULT_PRACTICE_ITEMS if args.practice is None else args.practice,
+        )
+        if (pairs, practice) != asked:
+            print(
+                f"study {study} has {regular} {supply_noun(args.task)} and {checks(attention)} for task "
+                f"{args.task}, too few for sessions of {asked[1]} practice + {asked[0]} counted items: "
+                f"sessions of {practice} practice + {pairs} counted items instead (build more items with "
+                "`vidcolor ctt build`, or set --pairs / --practice)"
+            )
     camp = store.create_campaign(
         study,
         args.name,
         task=args.task,
         display_s=args.display_s,
-        session_items=args.pairs,
-        practice_items=args.practice,
+        session_items=pairs,
+        practice_items=practice,
         attention_share=args.attention_share,
         trial_ids=_trials(args.trials),
     )

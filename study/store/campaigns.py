@@ -41,6 +41,12 @@ CAMPAIGN_COLUMNS = [
 #: 2afc: which of two is real; rating: 1-5 naturalness of one; pairwise: which of two trials'
 #: colorizations of the same source looks more natural (a Bradley-Terry ranking of trials)
 CAMPAIGN_TASKS = (*VOTE_MODES, "pairwise")
+#: Zhang et al. (2016)'s protocol, a campaign's defaults: each item shown 1 s, 10 practice items
+#: with feedback, then 40 counted, 10% of them attention checks
+DEFAULT_DISPLAY_S = 1.0
+DEFAULT_SESSION_ITEMS = 40
+DEFAULT_PRACTICE_ITEMS = 10
+DEFAULT_ATTENTION_SHARE = 0.1
 
 
 class CampaignsMixin(StoreEngine):
@@ -53,10 +59,10 @@ class CampaignsMixin(StoreEngine):
         name: str,
         *,
         task: str = "2afc",
-        display_s: float = 1.0,
-        session_items: int = 40,
-        practice_items: int = 10,
-        attention_share: float = 0.1,
+        display_s: float = DEFAULT_DISPLAY_S,
+        session_items: int = DEFAULT_SESSION_ITEMS,
+        practice_items: int = DEFAULT_PRACTICE_ITEMS,
+        attention_share: float = DEFAULT_ATTENTION_SHARE,
         trial_ids: list[str] | None = None,
     ) -> dict[str, Any]:
         """Record a campaign; refused when the study has too few items for one session."""
@@ -81,20 +87,30 @@ class CampaignsMixin(StoreEngine):
             )
             s.add(row)
             s.flush()
-            regular, attention = eligible_items(s, row)
-            if row.task == "pairwise":
-                regular = source_pairs(s, row)
+            regular, attention = _supply(s, row)
             need_att = attention_count(row)
             need_reg = row.session_items - need_att + row.practice_items
-            if len(regular) < need_reg or len(attention) < need_att:
-                what = "pairs of two trials' clips of one source" if row.task == "pairwise" else "regular items"
+            if regular < need_reg or attention < need_att:
+                what = supply_noun(row.task)
                 raise VidcolorError(
                     f"campaign {name!r}: a session needs {need_reg} {what} ({row.practice_items} practice + "
                     f"{row.session_items - need_att} counted) and {need_att} attention checks; study {study!r} has "
-                    f"{len(regular)} and {len(attention)} for task {task} (make more with `vidcolor ctt build`, "
+                    f"{regular} {what} and {checks(attention)} for task {task} (make more with "
+                    "`vidcolor ctt build`, "
                     "or ask for fewer with --pairs / --practice)"
                 )
             return _campaign_dict(row)
+
+    def campaign_supply(self, study: str, task: str = "2afc", trial_ids: list[str] | None = None) -> tuple[int, int]:
+        """(regular, attention): how many regular items (pairwise: pairs of two trials' items of one
+        source) and attention checks a session of such a campaign could draw from."""
+        if task not in CAMPAIGN_TASKS:
+            raise VidcolorError(f"--task must be one of {', '.join(CAMPAIGN_TASKS)}, got {task!r}")
+        with self._read() as s:
+            st = self._study(s, study)
+            # a campaign not stored: only what the item queries read
+            row = CampaignRow(study_id=st.id, task=task, trial_ids=list(trial_ids) if trial_ids else None)
+            return _supply(s, row)
 
     def add_invites(self, study: str, campaign: str, count: int = 1, max_uses: int | None = 1) -> list[str]:
         """`count` new invite tokens of a campaign, each good for `max_uses` sessions (None: any number)."""
@@ -155,6 +171,53 @@ def check_invites(count: int, max_uses: int | None) -> None:
         raise VidcolorError(f"--links must be >= 1, got {count}")
     if max_uses is not None and max_uses < 1:
         raise VidcolorError(f"--uses must be >= 1 (or 0 for unlimited), got {max_uses}")
+
+
+def checks(n: int) -> str:
+    """A count of attention checks in words: 1 attention check, 2 attention checks."""
+    return f"{n} attention check{'' if n == 1 else 's'}"
+
+
+def supply_noun(task: str) -> str:
+    """What a campaign of ``task`` draws its regular items from, for messages."""
+    return "pairs of two trials' clips of one source" if task == "pairwise" else "regular items"
+
+
+def _supply(s: Session, row: CampaignRow) -> tuple[int, int]:
+    regular, attention = eligible_items(s, row)
+    return (len(source_pairs(s, row)) if row.task == "pairwise" else len(regular)), len(attention)
+
+
+def fit_protocol(
+    regular: int,
+    attention: int,
+    attention_share: float = DEFAULT_ATTENTION_SHARE,
+    session_items: int | None = None,
+    practice_items: int | None = None,
+) -> tuple[int, int]:
+    """(session_items, practice_items) for a campaign on a study with ``regular`` items and
+    ``attention`` checks: a value given is kept; one not given is the default (40 counted, 10
+    practice), or, when the study has too few items for that, what it has room for: practice a
+    fifth of the regular items (at least 1, at most 10), the counted items as many as the rest
+    and the attention checks allow (at most 40). When nothing fits, the values asked for (the
+    defaults in place of those not given), which `create_campaign` refuses naming what a session
+    needs and what the study has."""
+
+    def att(p: int) -> int:  # as session_plans.attention_count
+        return int(round(attention_share * p))
+
+    def fits(p: int, q: int) -> bool:
+        return p >= 1 and q >= 0 and p - att(p) + q <= regular and att(p) <= attention
+
+    p0 = DEFAULT_SESSION_ITEMS if session_items is None else session_items
+    q0 = DEFAULT_PRACTICE_ITEMS if practice_items is None else practice_items
+    if fits(p0, q0) or (session_items is not None and practice_items is not None):
+        return p0, q0
+    q = q0
+    if practice_items is None:
+        q = min(q0, max(1, regular // 5)) if session_items is None else min(q0, regular - (p0 - att(p0)))
+    p = p0 if session_items is not None else next((n for n in range(p0, 0, -1) if fits(n, q)), p0)
+    return (p, q) if fits(p, q) else (p0, q0)
 
 
 def _check_protocol(

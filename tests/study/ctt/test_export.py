@@ -68,6 +68,7 @@ def test_cli_build_and_export(fixture_study, fx, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "study fixture: 2 CTT clip items (which-is-real pairs and ratings)",
+        "trials: t_002 (--top 1: the best 1 by val_rmse_rgb (min))",
         "trial_id           split  items",
         "-----------------  -----  -----",
         "(attention check)  val        1",
@@ -230,8 +231,11 @@ def test_campaign_cli_create_invite_list(fx, tmp_path, capsys):
     # refused before anything is written: bad link counts, too few items
     assert cli(["ctt", "campaign", "create", "--db", url, "--name", "x", "--links", "0"]) == 2
     assert "--links must be >= 1, got 0" in capsys.readouterr().err
-    assert cli(["ctt", "campaign", "create", "--db", url, "--name", "big"]) == 2
-    assert "a session needs 46 regular items" in capsys.readouterr().err
+    assert cli(["ctt", "campaign", "create", "--db", url, "--name", "big", "--pairs", "40"]) == 2
+    assert (
+        "error: campaign 'big': a session needs 46 regular items (10 practice + 36 counted) and 4 attention checks; "
+        "study 'fixture' has 6 regular items and 2 attention checks for task 2afc"
+    ) in capsys.readouterr().err
     assert list(info["store"].campaigns("fixture")["name"]) == ["pilot"]
     # a password in the URL's query string is not printed (SQLite ignores it: it stands for a server's)
     create = ["ctt", "campaign", "create", "--name", "pw", "--pairs", "4", "--practice", "2"]
@@ -239,6 +243,50 @@ def test_campaign_cli_create_invite_list(fx, tmp_path, capsys):
         assert cli([*create, "--db", f"{url}?password=s3cret"]) == 0
     out = capsys.readouterr()
     assert "s3cret" not in out.out + out.err and f"vidcolor ctt serve --db {url}?password=***\n" in out.out
+
+
+def test_readme_campaign_command_runs_on_a_study_with_few_items(fx, tmp_path, capsys):
+    """The README's `ctt build` and `ctt campaign create`, as written, on a study as small as `make
+    demo`'s (which has 12 regular items): the default protocol (10 practice + 40 counted) needed 46
+    and the command failed; without --pairs / --practice it now fits the study and says so, and a
+    protocol asked for explicitly is still refused, naming what it needs and what there is."""
+    import shlex
+
+    info = fx.build(tmp_path / "db", with_items=False)
+    url, store = info["url"], info["store"]
+    lines = [
+        line.split("#")[0].split()
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith(("vidcolor ctt build", "vidcolor ctt campaign create"))
+    ]
+    assert [w[:4] for w in lines] == [["vidcolor", "ctt", "build", "--db"], ["vidcolor", "ctt", "campaign", "create"]]
+    for words in lines:
+        argv = [url if w == "sqlite:///study.db" else w for w in shlex.split(" ".join(words))][1:]
+        if argv[1] == "build":
+            argv += ["--out", str(tmp_path / "media"), "--medium", "frame"]  # PNG stills: quicker
+        assert cli(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    items = store.ctt_items("fixture")  # the best of each of 3 experiments, 2 clips each, 1 check
+    assert len(items) == 7 and int(items["is_attention"].sum()) == 1
+    assert (
+        "study fixture has 6 regular items and 1 attention check for task 2afc, too few for sessions of 10 "
+        "practice + 40 counted items: sessions of 1 practice + 6 counted items instead (build more items with "
+        "`vidcolor ctt build`, or set --pairs / --practice)"
+    ) in out
+    assert "campaign 'pilot' of study fixture: task 2afc, 1 practice + 6 counted items per session" in out
+    assert out.count("http://HOST:8502/?invite=") == 20
+    camp = store.campaigns("fixture").iloc[0]
+    assert (camp["practice_items"], camp["session_items"], camp["display_s"]) == (1, 6, 1.0)
+    (token,) = store.add_invites("fixture", "pilot", 1)
+    sid = store.open_session(token)  # a session of it can be filled
+    assert store.session_state(sid)["counted"] == 6  # 5 regular items and the check
+    # explicit numbers are the researcher's: not fitted, refused with what is needed and what there is
+    create = ["ctt", "campaign", "create", "--db", url, "--name", "big"]
+    assert cli([*create, "--practice", "10"]) == 2
+    assert (
+        "error: campaign 'big': a session needs 46 regular items (10 practice + 36 counted) and 4 attention checks; "
+        "study 'fixture' has 6 regular items and 1 attention check for task 2afc"
+    ) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,8 @@ def test_protocol_is_checked_and_too_few_items_are_refused(study):
     with pytest.raises(
         VidcolorError,
         match=r"^campaign 'zhang': a session needs 46 regular items \(10 practice \+ "
-        r"36 counted\) and 4 attention checks; study 'fixture' has 6 and 2 for task 2afc",
+        r"36 counted\) and 4 attention checks; study 'fixture' has 6 regular items and 2 attention checks "
+        r"for task 2afc",
     ):
         study.create_campaign("fixture", "zhang")
     for kwargs, message in [
@@ -42,6 +43,37 @@ def test_protocol_is_checked_and_too_few_items_are_refused(study):
     study.create_campaign("fixture", "pilot", session_items=4, practice_items=2, attention_share=0.25)
     with pytest.raises(VidcolorError, match="already has a campaign named 'pilot'"):
         study.create_campaign("fixture", "pilot", session_items=4, practice_items=2)
+
+
+def test_fit_protocol_to_the_items_there_are():
+    from study.store.campaigns import fit_protocol
+
+    assert fit_protocol(100, 10) == (40, 10)  # room for Zhang et al.'s 10 + 40 (36 regular + 4 checks)
+    assert fit_protocol(46, 4) == (40, 10)
+    # make demo's 12 regular items and 1 check: a fifth practice, the rest counted (10 + round(1.1) = 1 check)
+    assert fit_protocol(12, 1) == (11, 2)
+    assert fit_protocol(6, 2) == (6, 1)  # 5 regular + round(0.6) = 1 check, 1 practice
+    assert fit_protocol(45, 4) == (40, 9)  # one short: one practice item less
+    assert fit_protocol(12, 1, session_items=8) == (8, 5)  # --pairs given: 7 regular + 1 check, practice the rest
+    assert fit_protocol(12, 1, practice_items=0) == (13, 0)
+    assert fit_protocol(12, 0, 0.0) == (10, 2) and fit_protocol(12, 0) == (5, 2)  # no check: round(0.1 * 5) = 0
+    # given values are kept; nothing that fits: the values asked for, for create_campaign to refuse
+    assert fit_protocol(12, 1, session_items=40, practice_items=10) == (40, 10)
+    assert fit_protocol(12, 1, session_items=40) == (40, 10)
+    assert fit_protocol(0, 0) == (40, 10)
+    for regular in range(1, 60):
+        for attention in range(0, 6):
+            p, q = fit_protocol(regular, attention)
+            att = int(round(0.1 * p))
+            assert (p, q) == (40, 10) or (p - att + q <= regular and att <= attention and q >= 1), (regular, attention)
+
+
+def test_campaign_supply_counts_what_a_session_draws_from(study):
+    assert study.campaign_supply("fixture") == (6, 2)
+    assert study.campaign_supply("fixture", "rating", ["t_001"]) == (2, 2)
+    assert study.campaign_supply("fixture", "pairwise") == (6, 2)  # 3 trial pairs x 2 sources
+    with pytest.raises(VidcolorError, match="--task must be one of"):
+        study.campaign_supply("fixture", "ab")
 
 
 def test_invites_bind_sessions_and_run_out(study):
