@@ -28,6 +28,16 @@ UNUSABLE_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP})
 OVERWRITE_HELP = "replace outputs that already exist (default: refuse them, before any work)"
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _add_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
@@ -127,6 +137,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument(
+        "--media-every",
+        type=_non_negative_int,
+        default=0,
+        metavar="K",
+        help="render a validation clip's frames every K epochs and at the last, into OUT/samples/epochs "
+        "(sent to --log trackers at each epoch's step; default 0: none)",
+    )
     _add_overwrite(p)
     _add_trackers(p, "OUT/logs")
     p.set_defaults(handler="study.train.command:main")

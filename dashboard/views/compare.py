@@ -1,6 +1,8 @@
 """Compare: 2 to 4 trials on the same clip, with their hyperparameters and metrics: one frame of
 each beside the gray input and the ground truth (zoom and pan together, a wipe between two
-trials, error maps), the clips playing in step, and a filmstrip (`dashboard.compare_widgets`)."""
+trials, error maps), the clips playing in step, and a filmstrip (`dashboard.compare_widgets`).
+An epoch slider moves the frame and filmstrip panels through the frames the trials rendered while
+they trained (a spec's media_every); the clips are the best checkpoints'."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from dashboard import compare_widgets, data, viewer
 
 url, name, info, trials = data.page_trials("Compare trials")
 media = data.media(url, name)
-with_media = [t for t in trials["trial_id"] if t in set(media["trial_id"])]
+during_all = viewer.epoch_media(url, name)
+with_media = [t for t in trials["trial_id"] if t in set(media["trial_id"]) | set(during_all["trial_id"])]
 if len(with_media) < 2:
     st.info("Comparing needs at least two trials with rendered sample media.")
     st.stop()
@@ -27,9 +30,10 @@ if len(sel) < 2:
     st.info("Choose at least two trials.")
     st.stop()
 per_trial = {t: media[media["trial_id"] == t] for t in sel}
-common = set(viewer.clips_of(per_trial[sel[0]]))
+during = {t: during_all[during_all["trial_id"] == t] for t in sel}
+common = set(viewer.clips_of(per_trial[sel[0]])) | set(viewer.clips_of(during[sel[0]]))
 for t in sel[1:]:
-    common &= set(viewer.clips_of(per_trial[t]))
+    common &= set(viewer.clips_of(per_trial[t])) | set(viewer.clips_of(during[t]))
 if not common:
     st.warning("These trials share no rendered clip.")
     st.stop()
@@ -43,9 +47,30 @@ table.index = [c.removeprefix("param_") for c in table.index]  # hyperparameters
 st.dataframe(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)), width="stretch", height=250)
 
 
-frames = {t: viewer.clip_frames(per_trial[t], key) for t in sel}
+# one epoch for every panel: the frames the trials rendered while training (a spec's
+# media_every; a trial stopped earlier shows its last), or their best checkpoints' at the end
+steps = sorted({e for t in sel for e in viewer.epochs_of(during[t], key)})
+if all(key in viewer.clips_of(per_trial[t]) for t in sel):
+    steps.append(None)
+epoch = (
+    st.select_slider(
+        "Epoch (frame and filmstrip)", steps, value=steps[-1], format_func=viewer.epoch_label, key="compare_epoch"
+    )
+    if len(steps) > 1
+    else (steps[0] if steps else None)
+)
+frames, shown = {}, {}
+for t in sel:
+    frames[t], shown[t] = viewer.frames_at(per_trial[t], during[t], key, epoch)
+
+
+def trial_label(t: str) -> str:
+    at = f", epoch {shown[t]}" if epoch is not None and shown[t] is not None and shown[t] != epoch else ""
+    return f"{t} ({rows.loc[t, 'experiment']}{at})"
+
+
 n = min((len(v) for f in frames.values() for v in f.values()), default=0)
-first = frames[sel[0]]
+first = next((frames[t] for t in sel if "gray" in frames[t] or "gt" in frames[t]), frames[sel[0]])
 tab_frame, tab_clips, tab_strip = st.tabs(["Frame", "Clips in step", "Filmstrip"])
 with tab_frame:
     idx = st.slider("Frame", 0, n - 1, 0, key="compare_frame") if n > 1 else 0
@@ -57,7 +82,7 @@ with tab_frame:
             pred = viewer.frame_array(frames[t]["pred"][idx])
             error = compare_widgets.ab_error_map(pred, gt) if gt is not None and gt.shape == pred.shape else None
             trial_panels.append(len(panels))
-            panels.append({"label": f"{t} ({rows.loc[t, 'experiment']})", "frame": pred, "error": error})
+            panels.append({"label": trial_label(t), "frame": pred, "error": error})
     if gt is not None:
         panels.append({"label": "Ground truth", "frame": gt})
     if len({p["frame"].shape for p in panels}) > 1:
@@ -91,7 +116,7 @@ with tab_strip:
     steps = sorted({round(i * (n - 1) / 5) for i in range(6)}) if n > 1 else [0]
     st.caption(f"Rows: trials, gray input and ground truth; columns: frames {', '.join(map(str, steps))} of the clip.")
     strip_rows = [("Gray input", first.get("gray"))]
-    strip_rows += [(t, frames[t].get("pred")) for t in sel]
+    strip_rows += [(trial_label(t), frames[t].get("pred")) for t in sel]
     strip_rows.append(("Ground truth", first.get("gt")))
     for label, seq in strip_rows:
         if not seq:

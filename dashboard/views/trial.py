@@ -1,5 +1,6 @@
 """Trial: one trial (the best one unless another was chosen): a frame viewer (gray / prediction /
-ground truth with a frame slider) first, its metrics, its playable sample videos, and its
+ground truth with a frame slider, and an epoch slider when the trial rendered frames while it
+trained) first, its metrics, its playable sample videos, and its
 configuration in a collapsed expander at the end."""
 
 from __future__ import annotations
@@ -31,18 +32,26 @@ if row["status"] == "ERROR" and isinstance(row["error"], str):
 
 st.subheader("Frame viewer")
 media = data.media(url, name, tid)
-clips = viewer.clips_of(media)
+during = viewer.epoch_media(url, name, tid)
+clips = sorted(set(viewer.clips_of(media)) | set(viewer.clips_of(during)), key=lambda k: (k[0], k[1] or -1))
 key = st.selectbox("Clip", clips, format_func=viewer.clip_label, key="trial_clip") if clips else None
 if key is None:
     st.info("This trial has no rendered sample media.")
 else:
-    frames = viewer.clip_frames(media, key)
+    # the epochs it rendered while training (a spec's media_every), then the best checkpoint's
+    steps = [*viewer.epochs_of(during, key), *([None] if key in viewer.clips_of(media) else [])]
+    epoch = (
+        st.select_slider("Epoch", steps, value=steps[-1], format_func=viewer.epoch_label, key="trial_epoch")
+        if len(steps) > 1
+        else steps[0]
+    )
+    frames, _ = viewer.frames_at(media, during, key, epoch)
     n = min((len(v) for v in frames.values()), default=0)
     if n:
         idx = st.slider("Frame", 0, n - 1, 0, key="trial_frame") if n > 1 else 0
         cols = st.columns(len(frames))
         for col, (role, fr) in zip(cols, frames.items()):
-            caption = f"{viewer.LABELS[role]} · frame {idx}"
+            caption = f"{viewer.LABELS[role]} · frame {idx}" + (f" · epoch {epoch}" if role == "pred" and epoch else "")
             col.image(viewer.sharp(fr[idx]), caption=caption, width="stretch", output_format="PNG")
 
 st.subheader("Metrics")

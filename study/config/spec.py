@@ -134,6 +134,9 @@ class StudySpec(Table):
     """Ray Train retries of a trial after a worker or node failure (from the last checkpoint)."""
     media_clips: int = Field(2, ge=0)
     """Validation clips rendered as sample media per finished trial."""
+    media_every: int = Field(0, ge=0)
+    """Render those clips' predicted frames every this many epochs while a trial trains (and at its
+    last epoch), for the dashboard's epoch slider and the trackers; 0: only once at the end."""
     points_to_evaluate: tuple[dict[str, Any], ...] = Field((), strict=False)
     """Configurations tried first (e.g. known good settings), each a value for every searched setting."""
     source: str = "<spec>"

@@ -13,10 +13,17 @@ Zhang et al., "Colorful Image Colorization", ECCV 2016) asks raters about. Writt
 
 Media types in the results store (`MediaFile.media_type`): gray_png, pred_png, gt_png, gray_mp4,
 pred_mp4, gt_mp4.
+
+While a trial trains, `EpochMedia` renders the same clips' predicted frames every k-th epoch (a
+study's ``media_every``) from the weights of that epoch, for the dashboard's epoch slider:
+``DIR/e{epoch:04d}/{video_id}_c{clip:05d}/{frame:03d}_pred.png``, the first such epoch with the gray
+and ground-truth frames beside them, and ``DIR/e{epoch:04d}/media.json`` (written last) listing
+that epoch's files with their epoch (`epoch_files` reads it back for the results store).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -49,6 +56,7 @@ class MediaFile:
     video_id: str
     clip: int
     frame: int | None = None  # index within the clip for PNGs
+    epoch: int | None = None  # the epoch whose weights rendered it; None: rendered at the end
 
 
 @dataclass(frozen=True)
@@ -111,15 +119,20 @@ def render_clip(
     return files
 
 
+def _write_pngs(seq: np.ndarray, role: str, clip: Clip, folder: Path, epoch: int | None = None) -> list[MediaFile]:
+    """One view (uint8 (T, H, W, 3)) as ``{t:03d}_{role}.png`` per frame."""
+    files = []
+    for t in range(seq.shape[0]):
+        path = folder / f"{t:03d}_{role}.png"
+        Image.fromarray(np.ascontiguousarray(seq[t])).save(path)
+        files.append(MediaFile(f"{role}_png", str(path), clip.video_id, clip.clip, t, epoch))
+    return files
+
+
 def _write_view(seq: np.ndarray, role: str, clip: Clip, folder: Path, fps: float, png: bool) -> list[MediaFile]:
     """One view (uint8 (T, H, W, 3)) as ``{role}.mp4`` and, with `png`, ``{t:03d}_{role}.png``."""
     T, H, W = seq.shape[:3]
-    files: list[MediaFile] = []
-    if png:
-        for t in range(T):
-            path = folder / f"{t:03d}_{role}.png"
-            Image.fromarray(np.ascontiguousarray(seq[t])).save(path)
-            files.append(MediaFile(f"{role}_png", str(path), clip.video_id, clip.clip, t))
+    files: list[MediaFile] = _write_pngs(seq, role, clip, folder) if png else []
     path = folder / f"{role}.mp4"
     with VideoWriter(path, fps, W, H) as writer:
         for t in range(T):
@@ -170,6 +183,83 @@ def render_samples(
         files += render_clip(ckpt.model, clip, temperature, device, out, fps.get(clip.video_id, DEFAULT_FPS), png=png)
     log.info("rendered %d clips (%d files) of %s at %s into %s", len(chosen), len(files), split, checkpoint, out)
     return files
+
+
+EPOCH_INDEX = "media.json"  # an epoch folder's list of files, written last
+
+
+@dataclass
+class EpochMedia:
+    """Sample frames rendered while a run trains: every `every` epochs (and at its last) the
+    predicted frames of `clips` validation clips, the same clips each time (module docstring).
+    Built by the training loop's rank 0 from the loop config's ``media``: ``{"dir", "every",
+    "clips"}``."""
+
+    dir: str
+    every: int
+    clips: int = 2
+    _chosen: list[Clip] | None = None
+    _references: bool = False  # gray and ground truth written (once per run)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> EpochMedia | None:
+        if not config or not config.get("dir") or int(config.get("every") or 0) < 1 or int(config.get("clips", 0)) < 1:
+            return None
+        return cls(str(config["dir"]), int(config["every"]), int(config["clips"]))
+
+    def due(self, epoch: int, last: int) -> bool:
+        """Whether `epoch` (1-based) renders: every `every`-th, and the run's last."""
+        return epoch % self.every == 0 or epoch == last
+
+    def chosen(self, shard_set: Any, split: str) -> list[Clip]:
+        if self._chosen is None:
+            from data_shards.reader import eval_loader
+
+            clip_len = int(shard_set.clip_len)
+            batches = eval_loader(shard_set, split=split, window=clip_len, batch_size=1)
+            self._chosen = pick_clips(batches, self.clips, clip_len)
+        return self._chosen
+
+    @torch.no_grad()
+    def render(
+        self, model: torch.nn.Module, shard_set: Any, split: str, epoch: int, temperature: float, device
+    ) -> list[MediaFile]:
+        """Render the chosen clips at these weights into ``DIR/e{epoch:04d}/``; returns the files.
+        The model is left in the mode it was in."""
+        folder = Path(self.dir) / f"e{epoch:04d}"
+        files: list[MediaFile] = []
+        was_training = model.training
+        model.eval()
+        try:
+            for clip in self.chosen(shard_set, split):
+                frames = clip.frames.to(device).unsqueeze(0)
+                l_norm, ab = colorize_frames(model, frames, temperature)
+                out = folder / f"{clip.video_id}_c{clip.clip:05d}"
+                out.mkdir(parents=True, exist_ok=True)
+                files += _write_pngs(lab_to_frames(l_norm, ab)[0].cpu().numpy(), "pred", clip, out, epoch)
+                if not self._references:
+                    gray = lab_to_frames(l_norm, torch.zeros_like(ab))[0].cpu().numpy()
+                    files += _write_pngs(gray, "gray", clip, out, epoch)
+                    files += _write_pngs(frames[0].cpu().numpy(), "gt", clip, out, epoch)
+        finally:
+            model.train(was_training)
+        self._references = True
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (EPOCH_INDEX + ".tmp")
+        tmp.write_text(json.dumps([asdict(f) for f in files]))
+        tmp.replace(folder / EPOCH_INDEX)
+        return files
+
+
+def epoch_files(folder: str | os.PathLike, epoch: int) -> list[MediaFile]:
+    """The files an `EpochMedia` rendered at `epoch` under `folder` (its ``dir``), from the epoch's
+    index; none when that epoch rendered nothing there (or on another machine)."""
+    index = Path(folder) / f"e{int(epoch):04d}" / EPOCH_INDEX
+    try:
+        items = json.loads(index.read_text())
+    except (OSError, ValueError):
+        return []
+    return [MediaFile(**item) for item in items if isinstance(item, dict)]
 
 
 def register_media(store: Any, study: str, trial_id: str, files: Iterable[MediaFile]) -> int:

@@ -106,6 +106,8 @@ class MediaRow(Base):
     video_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     clip: Mapped[int | None] = mapped_column(Integer, nullable=True)
     frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the epoch whose weights rendered it (a study's media_every); None: rendered once at the end
+    epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 

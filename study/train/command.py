@@ -35,6 +35,7 @@ def main(args) -> int:
         address=args.address,
         overwrite=getattr(args, "overwrite", False),
         resume=getattr(args, "resume", False),
+        media_every=getattr(args, "media_every", 0),
     )
     print(
         f"trained {experiment.name} ({experiment.size}, grid {experiment.grid}, window {experiment.window}) "
@@ -54,15 +55,21 @@ def main(args) -> int:
 
 def log_run(trackers, args, experiment, train, summary: dict) -> None:
     """``--log``: the finished run on the trackers, named after OUT: its config, every epoch's
-    metrics, and sample frames of the best checkpoint on the validation split (OUT/samples)."""
-    from study.media.samples import render_samples
+    metrics, and sample frames of the best checkpoint on the validation split (OUT/samples), and
+    with ``--media-every`` the frames of every such epoch at its step."""
+    from study.media.samples import epoch_files, render_samples
+    from study.train.launch import EPOCH_MEDIA_DIR
 
     out = Path(args.out).resolve()
     config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": str(args.shards)}
     run = trackers.run(out.name, out.name, config)
     try:
         for i, metrics in enumerate(summary.get("history") or []):
-            run.log(metrics, int(metrics.get("epoch") or i + 1))
+            epoch = int(metrics.get("epoch") or i + 1)
+            run.log(metrics, epoch)
+            rendered = epoch_files(out / EPOCH_MEDIA_DIR, epoch)
+            if rendered:
+                run.log_images(sample_images([dataclasses.asdict(f) for f in rendered]), epoch)
         try:
             files = render_samples(summary["best"], args.shards, out / "samples", split=train.val_split, clips=1)
             run.log_images(sample_images([dataclasses.asdict(f) for f in files]))

@@ -55,11 +55,13 @@ def make_trainer(
     max_failures: int = 0,
     callbacks: list | None = None,
     history_file: str | None = None,
+    media: dict | None = None,
 ):
     """A ``TorchTrainer`` for one configuration. The Train run is named ``name`` under
     ``storage_path``: a second trainer with the same name resumes from that run's latest checkpoint.
     ``history_file``: rank 0 appends each epoch's metrics there (JSON lines; for local mode, whose
-    result has no metrics history)."""
+    result has no metrics history). ``media``: sample frames every k-th epoch
+    (`study.media.samples.EpochMedia`'s config), or None."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -85,6 +87,7 @@ def make_trainer(
         "shards": str(shards),
         "local_mode": workers == 0,
         "history_file": history_file,
+        "media": media,
     }
     return TorchTrainer(train_loop, train_loop_config=loop_config, scaling_config=scaling, run_config=run_config)
 
@@ -128,6 +131,9 @@ def check_training_splits(shard_set, train, name: str | None = None) -> None:
         )
 
 
+EPOCH_MEDIA_DIR = "samples/epochs"  # under a `vidcolor train` run folder: frames every --media-every epochs
+
+
 def run_training(
     experiment,
     train,
@@ -139,8 +145,11 @@ def run_training(
     address: str | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    media_every: int = 0,
 ) -> dict[str, Any]:
-    """Train one configuration on Ray; leaves the best checkpoint at ``OUT/best/``. ``OUT`` is
+    """Train one configuration on Ray; leaves the best checkpoint at ``OUT/best/``. With
+    ``media_every``, one validation clip's frames every that many epochs at ``OUT/samples/epochs``
+    (`study.media.samples.EpochMedia`). ``OUT`` is
     checked first (`check_run_folder`: an earlier run there is refused unless ``resume``, which
     continues it, or ``overwrite``, which deletes it once the shard set has been checked too).
 
@@ -170,6 +179,7 @@ def run_training(
         storage_path=str(out / "ray"),
         name=RUN_NAME,
         history_file=None if history_file is None else str(history_file),
+        media={"dir": str(out / EPOCH_MEDIA_DIR), "every": media_every, "clips": 1} if media_every > 0 else None,
     )
     result = trainer.fit()
     raise_for_error(result)

@@ -16,7 +16,9 @@ worker when asked (bf16 autocast), CPU otherwise. Each worker
    ab at stride 4 (the logits' 1/4 resolution, as Zhang's released code does),
    ``L = lam L_cl + (1 - lam) L_seq + w_t L_temp`` (the loader computes the ground truth's flows
    for L_temp only when w_t > 0);
-3. validates and reports (``_validate``, ``_report``): per-video metrics merged over ranks, then
+3. validates, renders sample frames when a study asks for them every k-th epoch (``_epoch_media``,
+   rank 0; `study.media.samples.EpochMedia`) and reports (``_validate``, ``_report``): per-video
+   metrics merged over ranks, then
    every rank calls ``ray.train.report`` once, rank 0 with a checkpoint (``models.checkpoint``
    safetensors + JSON, which records the frame size; the optimizer state; the loop state in JSON),
    so nothing is ever unpickled.
@@ -101,6 +103,7 @@ def _fit(run: Run) -> dict[str, Any]:
             loader.set_epoch(epoch)
         metrics = {"epoch": epoch + 1, **_train_epoch(run, loader, epoch)}
         metrics.update(_validate(run))
+        _epoch_media(run, epoch + 1)
         metrics.update(
             epoch_s=time.perf_counter() - t0, lr=run.optimizer.param_groups[0]["lr"], world_size=run.ctx.world_size
         )
@@ -217,6 +220,20 @@ def _validate(run: Run) -> dict[str, float]:
     metrics["val_gray_rmse_rgb"] = float(result["gray"]["mean"]["rmse_rgb"])
     metrics["val_frames"] = float(result["num_frames"])
     return metrics
+
+
+def _epoch_media(run: Run, epoch: int) -> None:
+    """Rank 0 renders the sample clips at this epoch's weights when it is due (`EpochMedia`), before
+    the epoch is reported, so the study's callback finds them with the result. A failure to render
+    is logged and training goes on: the frames are for looking at, not for the run."""
+    if run.media is None or not run.media.due(epoch, run.train.epochs):
+        return
+    try:
+        run.media.render(
+            run.evaluated, run.shards, run.train.val_split, epoch, run.experiment.temperature, run.ctx.device
+        )
+    except (OSError, VidcolorError) as exc:
+        log.warning("sample frames of epoch %d not rendered: %s", epoch, exc)
 
 
 def _report(run: Run, metrics: dict[str, Any], epoch: int, improved: bool) -> None:

@@ -54,6 +54,7 @@ class Run:
     ema: Any = None  # torch.optim.swa_utils.AveragedModel of `model` when train.ema > 0
     session: Any = None  # study.train.session: where the loop reports and resumes from
     history_file: str | None = None  # local mode: rank 0 appends each epoch's metrics here (JSON lines)
+    media: Any = None  # study.media.samples.EpochMedia: sample frames every k-th epoch (rank 0), or None
 
     @property
     def evaluated(self) -> torch.nn.Module:
@@ -114,6 +115,10 @@ def setup_run(config: Mapping[str, Any], ctx: RankContext, session) -> Run:
         session=session,
         history_file=config.get("history_file"),
     )
+    if ctx.rank == 0 and config.get("media"):
+        from study.media.samples import EpochMedia
+
+        run.media = EpochMedia.from_config(config["media"])
     if tc.ema > 0:
         from torch.optim.swa_utils import AveragedModel
 

@@ -142,6 +142,7 @@ class StoreCallback(tune.Callback):
             _metrics(result),
             checkpoint=self._uri(result.get("checkpoint_path")),
         )
+        self._epoch_media(trial.trial_id, int(epoch))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if trial.trial_id in self._done_before:
@@ -166,6 +167,21 @@ class StoreCallback(tune.Callback):
         if "://" in storage and "://" not in path:
             return storage.split("://", 1)[0] + "://" + path.lstrip("/")
         return path
+
+    def _epoch_media(self, trial_id: str, epoch: int) -> None:
+        """Register the sample frames the trial rendered at this epoch (a spec's media_every; the
+        training loop writes them under MEDIA_ROOT/TRIAL/epochs before it reports the epoch). A
+        trial on another machine than this driver writes them there: none are found, none listed."""
+        if not self.media_root or self.run.spec.media_every < 1 or self.run.spec.media_clips < 1:
+            return
+        from study.media.samples import epoch_files, register_media
+
+        files = epoch_files(Path(self.media_root) / trial_id / "epochs", epoch)
+        if files:
+            try:
+                register_media(self.store, self.study, trial_id, files)
+            except VidcolorError as exc:  # the study goes on without them
+                log.warning("sample frames of trial %s epoch %d not listed: %s", trial_id, epoch, exc)
 
     def _render(self, trial_id: str) -> None:
         if not self.media_root or self.run.spec.media_clips < 1:
@@ -279,9 +295,23 @@ class TrackerCallback(tune.Callback):
         self._close_ready()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        epoch = result.get("epoch") or result.get("training_iteration") or 0
-        self._run(trial).log(_metrics(result), int(epoch))
+        epoch = int(result.get("epoch") or result.get("training_iteration") or 0)
+        run = self._run(trial)
+        run.log(_metrics(result), epoch)
+        self._epoch_images(run, trial.trial_id, epoch)
         self._close_ready()
+
+    def _epoch_images(self, run, trial_id: str, epoch: int) -> None:
+        """The sample frames the trial rendered at this epoch (a spec's media_every), which the
+        `StoreCallback` before this one has just listed, at the epoch's step: a tracker's image
+        slider then shows how the colours changed over training."""
+        try:
+            rendered = self.store.media(self.study, trial_id, epochs=True)
+            images = sample_images(rendered[rendered["epoch"] == epoch].to_dict("records"))
+            if images:
+                run.log_images(images, epoch)
+        except Exception as exc:  # the frames are a bonus: the run goes on all the same
+            log.warning("--log: sample frames of trial %s epoch %d not sent (%s)", trial_id, epoch, exc)
 
     def on_step_end(self, iteration, trials, **info):
         self._close_ready()

@@ -114,13 +114,14 @@ def run_study(
             log.info(
                 "running %d trial(s) at a time (spec asks %d; that is what fits)", concurrency, spec.max_concurrent
             )
+        media_root = str(Path(store_media_root(store, paths.storage), spec.name)) if media else None
         run = StudyRun(
             spec=spec,
             shards=paths.shards,
             train_storage=f"{paths.storage.rstrip('/')}/{spec.name}-train",
             store_url=store.url,
+            media_root=media_root,
         )
-        media_root = str(Path(store_media_root(store, paths.storage), spec.name)) if media else None
         store_cb, callbacks = _callbacks(spec, run, store, media_root, progress_every_s, stall_after_s, trackers)
         tuner = _tuner(spec, run, store, paths, concurrency, resume, callbacks, plan)
         try:

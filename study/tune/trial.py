@@ -40,6 +40,7 @@ class StudyRun:
     shards: str
     train_storage: str  # where the Train runs of the trials live (shared storage on a cluster)
     store_url: str | None = None  # the results database, password masked (study.tune.secrets)
+    media_root: str | None = None  # the study's sample media folder (None: no media)
 
     def __post_init__(self):
         # Tune pickles the run (in its callbacks) into its storage: never with a password in it.
@@ -54,6 +55,14 @@ class StudyRun:
         """Whether a trial trains in its own process (`study.train.session.TrialSession`): one CPU
         worker. More workers (DDP) or a GPU go through a TorchTrainer."""
         return self.spec.resources.workers == 1 and not self.use_gpu
+
+    def epoch_media(self, trial_id: str) -> dict[str, Any] | None:
+        """The loop config's ``media`` for a trial (`study.media.samples.EpochMedia`): its sample
+        frames every ``media_every`` epochs under MEDIA_ROOT/TRIAL/epochs, or None."""
+        spec = self.spec
+        if not self.media_root or spec.media_every < 1 or spec.media_clips < 1:
+            return None
+        return {"dir": f"{self.media_root}/{trial_id}/epochs", "every": spec.media_every, "clips": spec.media_clips}
 
 
 def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = None) -> None:
@@ -82,7 +91,7 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
     experiment, train = run.spec.trial_configs(params)
     experiment.check_ready()
     if run.in_trial:
-        _train_here(run, session, experiment, train)
+        _train_here(run, session, experiment, train, run.epoch_media(trial_id))
         return
     res = run.spec.resources
     placement = Placement(workers=res.workers, cpus_per_worker=res.cpus_per_worker, use_gpu=run.use_gpu)
@@ -95,6 +104,7 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
         name=f"train-{trial_id}",
         max_failures=run.spec.max_failures,
         callbacks=[TuneReportCallback()],
+        media=run.epoch_media(trial_id),
     )
     result = trainer.fit()
     try:
@@ -104,7 +114,7 @@ def trial_driver(params: dict[str, Any], run: StudyRun, store_url: str | None = 
         raise
 
 
-def _train_here(run: StudyRun, session, experiment, train) -> None:
+def _train_here(run: StudyRun, session, experiment, train, media: dict[str, Any] | None = None) -> None:
     """Train in this process (no TorchTrainer): each epoch one Tune result, checkpoints under the
     trial's Train folder (`study.train.session.TrialSession`)."""
     import torch
@@ -113,7 +123,13 @@ def _train_here(run: StudyRun, session, experiment, train) -> None:
 
     # Ray sets one thread for an actor of 1.x CPUs; use what the trial reserved for its worker
     torch.set_num_threads(max(1, round(run.spec.resources.cpus_per_worker)))
-    config = {"experiment": experiment.to_dict(), "train": train.to_dict(), "shards": run.shards, "local_mode": False}
+    config = {
+        "experiment": experiment.to_dict(),
+        "train": train.to_dict(),
+        "shards": run.shards,
+        "local_mode": False,
+        "media": media,
+    }
     result = train_loop(config, session=session)
     if isinstance(result, dict) and result.get(ERROR_KEY):
         session.mark_failed(result[ERROR_KEY])

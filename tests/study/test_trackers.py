@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import json
+import shutil
 import struct
 import types
 from pathlib import Path
@@ -178,7 +179,22 @@ def test_tune_callback_sends_each_trial_its_config_epochs_and_frames(tmp_path, f
     trials = {tid: types.SimpleNamespace(trial_id=tid, config={"lam": 0.3}) for tid in ("t_001", "t_006")}
     for trial in trials.values():
         callback.on_trial_start(0, [], trial)
+    store, final = info["store"], info["store"].media(info["study"], "t_001")
     for epoch in (1, 2):
+        # the frames the trial rendered at this epoch (media_every), listed by the StoreCallback first
+        for row in final[final.media_type == "pred_png"].itertuples():
+            copy = tmp_path / f"e{epoch}_{Path(row.path).name}"
+            shutil.copyfile(row.path, copy)
+            store.add_media(
+                info["study"],
+                "t_001",
+                "pred_png",
+                copy,
+                video_id=row.video_id,
+                clip=row.clip,
+                frame=row.frame,
+                epoch=epoch,
+            )
         callback.on_trial_result(0, [], trials["t_001"], {"epoch": epoch, "val_rmse_rgb": 10.0 / epoch, "pid": 7})
     callback.on_trial_error(0, [], trials["t_006"])
     callback.on_experiment_end(list(trials.values()))
@@ -189,6 +205,8 @@ def test_tune_callback_sends_each_trial_its_config_epochs_and_frames(tmp_path, f
     assert "pid" not in acc.Tags()["scalars"]  # Ray's own keys are not metrics
     assert any(tag.startswith("colorized/") for tag in acc.Tags()["images"])
     assert any(tag.startswith("ground_truth/") for tag in acc.Tags()["images"])
+    tag = next(t for t in acc.Tags()["images"] if t.startswith("colorized/"))
+    assert sorted({e.step for e in acc.Images(tag)}) == [1, 2]  # each epoch's frames at its step
     client, run = mlflow_run(logs, info["study"], f"{info['study']}-t_001")
     assert run.data.params["params.lam"] == "0.3" and run.data.params["preset"] == "exp1"
     _, failed = mlflow_run(logs, info["study"], f"{info['study']}-t_006")
@@ -202,13 +220,17 @@ def test_vidcolor_train_log_sends_the_run_to_all_three(demo_shards, tmp_path, ca
     out = tmp_path / "run"
     sets = ["size=tiny", "epochs=2", "steps_per_epoch=2", "batch_size=2", "val_batches=1", "val_batch_size=2"]
     argv = ["train", "--shards", str(demo_shards), "--preset", "exp1", "--workers", "0", "--out", str(out)]
-    argv += [a for s in sets for a in ("--set", s)] + ["--log", "tensorboard,mlflow,wandb"]
+    argv += [a for s in sets for a in ("--set", s)] + ["--log", "tensorboard,mlflow,wandb", "--media-every", "1"]
     assert cli(argv) == 0
     assert f"logged to tensorboard, mlflow, wandb under {out / 'logs'}" in capsys.readouterr().out
     logs = out / "logs"
     acc = tensorboard_run(logs, "run")
     assert [e.step for e in acc.Scalars("val_rmse_rgb")] == [1, 2]
-    assert any(tag.startswith("colorized/") for tag in acc.Tags()["images"])
+    tag = next(t for t in acc.Tags()["images"] if t.startswith("colorized/"))
+    assert sorted({e.step for e in acc.Images(tag)}) == [1, 2]  # --media-every 1: the frames of each epoch
+    for epoch in (1, 2):  # rendered into the run folder, with their index
+        index = json.loads((out / "samples" / "epochs" / f"e{epoch:04d}" / "media.json").read_text())
+        assert {i["epoch"] for i in index} == {epoch} and all(Path(i["path"]).is_file() for i in index)
     client, run = mlflow_run(logs, "run", "run")
     assert len(client.get_metric_history(run.info.run_id, "val_rmse_rgb")) == 2
     assert run.data.params["experiment.name"] == "exp1" and run.data.params["train.epochs"] == "2"

@@ -392,6 +392,7 @@ STORED_TRIAL = {
 # what demo.toml changed since STORED_DEMO was recorded (exp5's batch counts whole clips; a trial
 # that trains in its own process takes both cores; a demo of about a minute)
 DEMO_CHANGED_SINCE = {"fixed": {"steps_per_epoch": 16, "batch_size": 2}, "resources": {"cpus_per_worker": 1.9}}
+DEMO_ADDED_SINCE = {"media_every": 1}  # sample frames at every epoch (the dashboard's epoch slider)
 
 
 def test_stored_specs_and_trial_configs_still_load():
@@ -400,6 +401,8 @@ def test_stored_specs_and_trial_configs_still_load():
     now = json.loads(json.dumps(STORED_DEMO))
     for table, values in DEMO_CHANGED_SINCE.items():
         now[table].update(values)
+    now.update(DEMO_ADDED_SINCE)
+    assert stored.media_every == 0  # a spec recorded before media_every renders at the end only, as it did
     assert StudySpec.model_validate(now) == spec.replace(source=STORED_DEMO["source"])
     # recorded alike but for the fields added since: objectives (the list [objective] is one entry of), asha.metric
     recorded = {**spec.to_record(), "source": STORED_DEMO["source"]}

@@ -43,7 +43,8 @@ T1 = dt.datetime(2024, 5, 2, 8, 30, 0)
 # release, CTT item columns, the renamed `kind` columns, campaigns, pair votes, and shown_at, the
 # last schema before revisions were recorded (its databases have no vc_alembic_version)
 EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006")
-HEAD = "0006"
+HEAD = "0007"
+REVISIONS = (*EARLIER, HEAD)  # every revision, oldest first (0007 on are always recorded)
 # what the log says each revision did, by hand
 MESSAGES = {
     "0002": "added vc_ctt_items.frame, split, source and real_is_color (still frames, legacy footage)",
@@ -51,6 +52,7 @@ MESSAGES = {
     "0004": "added vc_ctt_campaigns, vc_ctt_invites and vc_ctt_sessions (campaigns with invite links)",
     "0005": "added vc_ctt_pair_votes (pairwise campaigns between trials)",
     "0006": "added vc_ctt_sessions.shown_at (the display clock is the server's)",
+    "0007": "added vc_media.epoch (sample frames rendered during training, by epoch)",
 }
 
 
@@ -90,19 +92,21 @@ def schema_of(revision: str) -> MetaData:
     changed since, and the older form of those that have (copied from that version's schema)."""
     md = MetaData()
     same = ["vc_studies", "vc_trials", "vc_epochs", "vc_raters", "vc_ctt_votes"]
-    same += ["vc_media", "vc_ctt_items"] if revision >= "0003" else []
+    same += ["vc_ctt_items"] if revision >= "0003" else []
     same += ["vc_ctt_campaigns", "vc_ctt_invites"] if revision >= "0004" else []
     same += ["vc_ctt_pair_votes"] if revision >= "0005" else []
     same += ["vc_ctt_sessions"] if revision >= "0006" else []
     for name in same:
         Base.metadata.tables[name].to_metadata(md)
-    if revision < "0003":
+    if revision >= "0007":
+        Base.metadata.tables["vc_media"].to_metadata(md)
+    else:  # `kind` for `media_type` before 0003; no `epoch` before 0007
         Table(
             "vc_media",
             md,
             Column("id", Integer, primary_key=True),
             Column("trial_pk", ForeignKey("vc_trials.id", ondelete="CASCADE"), nullable=False, index=True),
-            Column("kind", String(40), nullable=False),
+            Column("kind" if revision < "0003" else "media_type", String(40), nullable=False),
             Column("path", Text, nullable=False),
             Column("video_id", String(200)),
             Column("clip", Integer),
@@ -110,6 +114,7 @@ def schema_of(revision: str) -> MetaData:
             Column("created", DateTime, nullable=False),
             UniqueConstraint("trial_pk", "path", name="uq_vc_media_trial_path"),
         )
+    if revision < "0003":
         _items_table(md, revision)
     if "0004" <= revision < "0006":
         Table(
@@ -311,6 +316,7 @@ def as_upgraded(written: dict[str, list[dict]]) -> dict[str, list[dict]]:
     added = {
         "vc_ctt_items": {"frame": None, "split": None, "source": None, "real_is_color": True},
         "vc_ctt_sessions": {"shown_at": None},
+        "vc_media": {"epoch": None},
     }
     out = {}
     for table, rows in written.items():
@@ -400,7 +406,7 @@ def test_each_earlier_schema_is_upgraded_and_every_row_reads_back(empty_db_url, 
         if revision == HEAD:
             assert f"schema revision {HEAD} {found}, now recorded" in caplog.text
         else:
-            steps = "; ".join(f"{rev} {MESSAGES[rev]}" for rev in EARLIER if rev > revision)  # each one run
+            steps = "; ".join(f"{rev} {MESSAGES[rev]}" for rev in sorted(MESSAGES) if rev > revision)  # each one run
             assert f"upgraded from schema revision {revision} {found} to {HEAD}; {steps}" in caplog.text
         assert recorded(store) == HEAD
         assert schema_signature(store.engine) == fresh_signature(second_db_url)
@@ -439,6 +445,28 @@ def test_each_earlier_schema_is_upgraded_and_every_row_reads_back(empty_db_url, 
     assert "schema revision" not in caplog.text
 
 
+def test_a_database_that_records_revision_0006_gets_media_epochs_and_keeps_its_media(empty_db_url, caplog):
+    written = write_database(empty_db_url, "0006")
+    engine = create_engine(store_engine._normalize_url(empty_db_url))
+    with engine.begin() as c:  # as a store of the version before 0007 left it: its revision recorded
+        c.execute(text(f"CREATE TABLE {migrations.VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        c.execute(text(f"INSERT INTO {migrations.VERSION_TABLE} VALUES ('0006')"))
+    engine.dispose()
+    with caplog.at_level(logging.INFO, logger="study.store.engine"):
+        store = Store(empty_db_url)
+    try:
+        assert f"upgraded from schema revision 0006 to {HEAD}; 0007 {MESSAGES['0007']}" in caplog.text
+        assert read_all(store.engine)["vc_media"] == as_upgraded(written)["vc_media"]  # every row, epoch None
+        assert len(store.media("old")) == len(OLD_MEDIA) and store.media("old", epochs=True).empty
+        path = "/m/t1/epochs/e0002/000_pred.png"
+        store.add_media("old", "t1", "pred_png", path, video_id="v0", clip=0, frame=0, epoch=2)
+        during = store.media("old", "t1", epochs=True)
+        assert during[["path", "epoch"]].values.tolist() == [[path, 2]]
+        assert len(store.media("old", "t1")) == 6  # the final media, as before
+    finally:
+        store.close()
+
+
 def test_a_failed_upgrade_leaves_the_database_as_it_was(empty_db_url):
     written = write_database(empty_db_url, "0002")
     engine = create_engine(store_engine._normalize_url(empty_db_url))
@@ -451,7 +479,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(empty_db_url):
         Store(empty_db_url)
     message = str(err.value)
     assert message.startswith("cannot upgrade the results database ")
-    assert "from schema revision 0002 to 0006 (" in message and message.endswith("; it is left as it was")
+    assert f"from schema revision 0002 to {HEAD} (" in message and message.endswith("; it is left as it was")
     assert "ix_vc_ctt_pair_votes_rater_id" in message  # the database's own reason
     try:
         assert schema_signature(engine) == before and not inspect(engine).has_table(migrations.VERSION_TABLE)
@@ -595,9 +623,9 @@ def test_the_revisions_are_one_line_of_history_shipped_in_the_package():
     scripts = migrations.scripts()
     assert scripts.get_heads() == [HEAD] and scripts.get_bases() == ["0001"]
     line = list(scripts.walk_revisions())[::-1]  # oldest first
-    assert [r.revision for r in line] == list(EARLIER)  # one revision per schema version
-    assert [r.down_revision for r in line] == [None, *EARLIER[:-1]]  # each revising the one before
+    assert [r.revision for r in line] == list(REVISIONS)  # one revision per schema version
+    assert [r.down_revision for r in line] == [None, *REVISIONS[:-1]]  # each revising the one before
     files = sorted(p.name for p in (migrations.SCRIPTS / "versions").glob("*.py"))
-    assert [f[:4] for f in files] == list(EARLIER)
+    assert [f[:4] for f in files] == list(REVISIONS)
     assert migrations.SCRIPTS.parent.name == "store" and (migrations.SCRIPTS / "env.py").is_file()
     assert migrations.VERSION_TABLE != "alembic_version"  # Optuna's version table

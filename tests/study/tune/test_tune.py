@@ -174,7 +174,8 @@ def test_optuna_storage_pickles_without_the_password(tmp_path, monkeypatch):
 def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards, tmp_path):
     """5 trials one at a time: a good one; a worse one (more bins, higher loss) that ASHA stops after
     epoch 1; one that raises (window longer than the clips); one whose loss is NaN; and one after
-    them all that still runs. The store has every trial, per-epoch metrics, media, errors."""
+    them all that still runs. The store has every trial, per-epoch metrics, media (the final ones
+    and those of every epoch), errors."""
     path = write_spec(
         tmp_path,
         """
@@ -184,6 +185,7 @@ def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards,
         max_concurrent = 1
         max_failures = 1
         media_clips = 1
+        media_every = 1
         points_to_evaluate = [
             {grid = 40, seq_len = 1, lr = 3e-3},
             {grid = 10, seq_len = 1, lr = 3e-3},
@@ -246,6 +248,20 @@ def test_study_end_to_end_with_asha_and_failing_trials(ray_cluster, demo_shards,
         assert {"gray_mp4", "pred_mp4", "gt_mp4", "pred_png"} <= set(mine.media_type), trial.trial_id
         assert all(Path(p).is_file() for p in mine.path)
         assert Path(trial.checkpoint, "model.safetensors").is_file()
+        assert mine.epoch.isna().all()  # the final media: none of the epochs' frames
+    during = store.media("e2e", epochs=True)
+    for trial in (good, worse, last):  # the frames of every epoch it trained, at that epoch's weights
+        mine = during[during.trial_id == trial.trial_id]
+        pred = mine[mine.media_type == "pred_png"]
+        assert sorted(set(pred.epoch)) == list(range(1, int(trial.epochs) + 1)), trial.trial_id
+        assert pred.groupby("epoch").size().nunique() == 1  # the same clip's frames each epoch
+        assert set(mine[mine.media_type != "pred_png"].media_type) == {"gray_png", "gt_png"}
+        assert set(mine[mine.media_type != "pred_png"].epoch) == {1}  # gray and truth once
+        assert all(Path(p).is_file() for p in mine.path)
+        assert set(pred[["video_id", "clip"]].itertuples(index=False)) <= set(
+            media[media.trial_id == trial.trial_id][["video_id", "clip"]].itertuples(index=False)
+        )  # the clips of the final media
+    assert set(during.trial_id) == {good.trial_id, worse.trial_id, last.trial_id}  # none for the failed
     assert result.best["trial_id"] == good.trial_id or result.best["objective"] <= good.objective
 
     import optuna  # the Optuna study lives in the same database under the spec's name
