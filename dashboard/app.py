@@ -39,7 +39,8 @@ PAGES = {
     ],
 }
 
-# Raters get a link with ?mode=rater: only the rating page, no way to the trials' media.
+# Raters get a link with ?mode=rater: only the rating page, no sidebar or study picker, no way to
+# the trials' media; the link fixes the study (study=NAME), the task and the display time (ctt_rate).
 RATER_MODE = st.query_params.get("mode") == "rater"
 if RATER_MODE:
     # the rating page as the default ("/?mode=rater") and under its own path ("/ctt?mode=rater")
@@ -61,18 +62,21 @@ try:
 except VidcolorError as exc:  # no database there, or a damaged one: say which, no traceback
     st.error(str(exc))
     st.stop()
-with st.sidebar:
-    if studies.empty:
-        st.session_state["study"] = None
-        st.caption(f"No study in {data.store().display_url}")
-    else:
-        names = list(studies["name"])[::-1]  # newest first
-        wanted = st.query_params.get("study")
-        if wanted in names and "study_select" not in st.session_state:
-            st.session_state["study_select"] = wanted
-        st.selectbox("Study", names, key="study_select")
-        st.session_state["study"] = st.session_state["study_select"]
-        if not RATER_MODE:
+names = list(studies["name"])[::-1]  # newest first
+wanted = st.query_params.get("study")
+if RATER_MODE:
+    # a rating link: no sidebar, no study picker; the study is the link's (study=NAME) or the newest
+    st.session_state["study"] = wanted if wanted in names else (names[0] if names else None)
+else:
+    with st.sidebar:
+        if not names:
+            st.session_state["study"] = None
+            st.caption(f"No study in {data.store().display_url}")
+        else:
+            if wanted in names and "study_select" not in st.session_state:
+                st.session_state["study_select"] = wanted
+            st.selectbox("Study", names, key="study_select")
+            st.session_state["study"] = st.session_state["study_select"]
             # one filter for every study page (data.page_trials applies it), kept across pages
             st.toggle(
                 "Hide pruned / failed trials",

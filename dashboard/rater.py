@@ -2,13 +2,15 @@
 
 No study picker, no researcher page, no trial id, no study name: a rater arrives through an
 invite link (``?invite=TOKEN``), gets a session of the campaign's protocol (study.store.campaigns),
-does the practice items with feedback, then the counted ones, each shown for the campaign's
-display time, and sees the end. Any other path of this server shows the same page. The session id
+does the practice items with feedback (each answer's on a screen of its own, gone when the next
+item shows), then the counted ones, each shown for the campaign's display time, and sees the end.
+Clips play muted and looped with no controls (dashboard.rater_ui), and the pair and the answer
+buttons fit a 1366x768 screen. Any other path of this server shows the same page. The session id
 rides in the URL (``?session=...``), so a reload continues where it was. Sides are shown as "A"
 and "B" in an order drawn per item; the files are the campaign's items, written alike
-(study.ctt.clips), and served by Streamlit under content hashes. A rater never sees a traceback:
-messages written for raters (`RaterFacingError`) are shown as they are, anything else as one plain
-notice, logged with its traceback for the researcher.
+(study.ctt.clips), and sent in the page as data: URIs (no file name or URL). A rater never sees a
+traceback: messages written for raters (`RaterFacingError`) are shown as they are, anything else as
+one plain notice, logged with its traceback for the researcher.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from dashboard import data  # noqa: E402
+from dashboard import data, rater_ui  # noqa: E402
 from study.store.rater_sessions import RaterFacingError  # noqa: E402
 
 st.set_page_config(
     page_title="Color Turing Test", page_icon=":material/visibility:", layout="wide", initial_sidebar_state="collapsed"
 )
+rater_ui.compact_layout()
 ss = st.session_state
 log = logging.getLogger("vidcolor.rater")
 LABELS = {1: "1 · clearly artificial", 2: "2", 3: "3", 4: "4", 5: "5 · fully natural"}
@@ -103,6 +106,10 @@ def _record(uid: str, side: str | None, rating: int | None) -> None:
         )
 
 
+def _next() -> None:
+    ss.pop("feedback", None)
+
+
 def _page() -> None:
     """The page for the session in this browser (or the invite's start form)."""
     store = data.store()
@@ -131,6 +138,12 @@ def _page() -> None:
             st.error(ss.pop("start_error"))
         st.stop()
 
+    if ss.get("feedback"):
+        # a practice answer's feedback on a screen of its own: the next item (and its display clock,
+        # which session_state starts) waits for "Next", and shows without the feedback above it
+        st.info(ss["feedback"])
+        st.button("Next", type="primary", on_click=_next)
+        st.stop()
     try:
         state = store.session_state(ss["sid"])
     except RaterFacingError as exc:
@@ -148,8 +161,6 @@ def _page() -> None:
         else f"{'Clip' if task == 'rating' else 'Pair'} {pos - practice + 1} of {state['counted']}"
     )
     st.caption(where)
-    if ss.get("feedback"):
-        st.info(ss.pop("feedback"))
     if ss.get("shown", {}).get("uid") != item["uid"]:  # a new item: draw its sides' order, start its clock
         flip = secrets.randbelow(2) == 1
         # the clock of the server's session: a reload does not give an item a second display time
@@ -175,15 +186,14 @@ def _page() -> None:
         st.stop()
 
     def _show(container, blob: bytes) -> None:
-        if item["medium"] == "frame":
-            container.image(blob, width="stretch")
-        else:
-            container.video(blob, format="video/mp4", autoplay=True, loop=True, muted=True)
+        rater_ui.show(container, blob, item["medium"])
 
-    @st.fragment(run_every=0.25 if limit > 0 else None)
+    left = limit - (time.monotonic() - shown["at"])
+
+    # with a display limit the media rerun once it is up (not every moment: a rerun sends them again)
+    @st.fragment(run_every=max(0.1, left + 0.05) if limit > 0 and left > 0 else None)
     def media() -> None:
-        left = limit - (time.monotonic() - shown["at"])
-        if limit > 0 and left <= 0:
+        if limit > 0 and limit - (time.monotonic() - shown["at"]) <= 0:
             st.markdown("##### Time is up: answer from memory.")
             return
         if task == "rating":

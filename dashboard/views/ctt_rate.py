@@ -7,9 +7,13 @@ colorized side alone and draws every item (legacy black-and-white footage is rat
 The displayed order is drawn per view on the server. The session keeps only the item's random uid
 and the two shown files as "left"/"right" (randomly named copies, study/ctt/clips.py): no key or value
 says which side is real or which trial made it; that is looked up in the store when the vote is
-recorded. The page shows the sides as "A" and "B" and serves their bytes under content hashes of
-individually remuxed copies. Operators preset the task with query parameters: ?mode=rater (hides
-the researcher pages), task=rating, limit=SECONDS (display time limit).
+recorded. The page shows the sides as "A" and "B"; clips play muted and looped with no controls
+(dashboard.rater_ui), and the pair and the answer buttons fit a 1366x768 screen.
+
+The link fixes the task and the display time: ``task=rating`` (default 2afc) and ``limit=SECONDS``
+(default the campaigns' `DEFAULT_DISPLAY_S`, 1 s as in Zhang et al. 2016; 0 = until answered).
+With ``?mode=rater`` (a colleague's link: no researcher pages, no study picker; ``study=NAME``,
+default the newest) the rater chooses neither; a researcher on /ctt without it can.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ import time
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, rater_ui
+from study.store.campaigns import DEFAULT_DISPLAY_S
 
 ss = st.session_state
 _rng = random.SystemRandom()
 LABELS = {1: "1 · clearly artificial", 2: "2", 3: "3", 4: "4", 5: "5 · fully natural"}
 
+RATER_MODE = st.query_params.get("mode") == "rater"
+rater_ui.compact_layout()
 name = data.page_study("Color Turing Test")
 store = data.store()
 
@@ -81,12 +88,22 @@ if "ctt_rater" not in ss:
         preset_limit = float(qp.get("limit")) if qp.get("limit") else None
     except ValueError:
         preset_limit = None
-    st.markdown(
-        "**Which is real?** You see two short clips (or pictures) side by side: one is the real footage, "
-        "the other was colorized by a computer. Pick the one you think is real.  \n"
-        "**Rate naturalness:** you see one colorized clip and rate how natural its colors look, "
-        "from 1 (clearly artificial) to 5 (fully natural).  \nSome items are easy checks."
+    if RATER_MODE:  # the link fixes the protocol: a rater chooses neither the task nor the time
+        preset_task = preset_task or "2afc"
+        preset_limit = DEFAULT_DISPLAY_S if preset_limit is None else preset_limit
+    about = {
+        "2afc": "**Which is real?** You see two short clips (or pictures) side by side: one is the real footage, "
+        "the other was colorized by a computer. Pick the one you think is real.",
+        "rating": "**Rate naturalness:** you see one colorized clip (or picture) and rate how natural its colors "
+        "look, from 1 (clearly artificial) to 5 (fully natural).",
+    }
+    shown_for = (
+        ""
+        if not preset_limit
+        else f"  \nEach one is shown for {preset_limit:g} second{'s' if preset_limit != 1 else ''}; "
+        "answer from memory after that."
     )
+    st.markdown(("  \n".join(about.values()) if preset_task is None else about[preset_task]) + shown_for)
     with st.form("ctt_start"):
         rater_name = st.text_input("Your name (optional; leave empty to stay anonymous)", key="ctt_name")
         task = preset_task or st.radio(
@@ -99,7 +116,13 @@ if "ctt_rater" not in ss:
             preset_limit
             if preset_limit is not None
             else st.number_input(
-                "Display time limit in seconds (0 = none)", min_value=0.0, max_value=60.0, value=0.0, step=0.5
+                "Display time limit in seconds (0 = none)",
+                min_value=0.0,
+                max_value=60.0,
+                value=DEFAULT_DISPLAY_S,
+                step=0.5,
+                help="how long each item is shown; the default is the campaigns' (Zhang et al. 2016 showed "
+                "pairs for 1 s)",
             )
         )
         if st.form_submit_button("Start", type="primary"):
@@ -123,13 +146,14 @@ if any(b is None for b in blobs.values()):
 
 
 def _show(container, blob: bytes) -> None:
-    if medium == "frame":
-        container.image(blob, width="stretch")
-    else:
-        container.video(blob, format="video/mp4", autoplay=True, loop=True, muted=True)
+    rater_ui.show(container, blob, medium)
 
 
-@st.fragment(run_every=0.5 if limit > 0 else None)
+_left = limit - (time.monotonic() - ss["ctt_shown_at"])
+
+
+# with a display limit the clips rerun once it is up (not every moment: a rerun sends them again)
+@st.fragment(run_every=max(0.1, _left + 0.05) if limit > 0 and _left > 0 else None)
 def clips() -> None:
     left = limit - (time.monotonic() - ss["ctt_shown_at"])
     if limit > 0 and left <= 0:
@@ -143,8 +167,6 @@ def clips() -> None:
         for col, (side, label) in zip(cols, (("left", "A"), ("right", "B"))):
             col.markdown(f"#### {label}")
             _show(col, blobs[side])
-    if limit > 0:
-        st.caption(f"{max(0.0, left):.0f} s left")
 
 
 clips()

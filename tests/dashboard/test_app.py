@@ -338,6 +338,11 @@ def test_ctt_rating_flow(tmp_path, monkeypatch, fx):
     assert metrics["Votes"] == "5" and metrics["Raters"] == "1" and metrics["Items"] == "8"
 
 
+def clips(at: AppTest) -> list[str]:
+    """The rating page's clips: ``<video>`` elements of st.html (dashboard.rater_ui), no st.video."""
+    return [h.value for h in at.get("html") if "<video" in h.value]
+
+
 def test_ctt_rating_mode_and_rater_mode(tmp_path, monkeypatch, fx):
     info = fx.build(tmp_path)
     monkeypatch.setenv("VIDCOLOR_DB", info["url"])
@@ -350,11 +355,47 @@ def test_ctt_rating_mode_and_rater_mode(tmp_path, monkeypatch, fx):
         at.switch_page("views/trials.py")  # raters cannot reach the researcher pages
     assert not at.radio  # task preset by the link
     at.button[0].click().run()
-    assert len(at.get("video")) == 1
+    assert len(clips(at)) == 1 and not at.get("video")
     at.button(key="rate_4").click().run()
     votes = info["store"].votes("fixture")
     assert list(votes["mode"]) == ["rating"] and list(votes["rating"]) == [4]
     assert votes["rater"].iloc[0] is None  # anonymous
+
+
+def test_rater_link_fixes_study_task_and_display_time(tmp_path, monkeypatch, fx):
+    """`?mode=rater` showed the sidebar's study picker and let the rater choose the task and the
+    display time (default: unlimited), and told raters that "some items are easy checks". The link
+    fixes all three (study=, task=, limit=; default 2afc shown for the campaigns' 1 s), the rater
+    picks none, and nothing on the page speaks of checks."""
+    import re
+
+    from study.store.campaigns import DEFAULT_DISPLAY_S
+
+    info = fx.build(tmp_path)
+    info["store"].create_study("newer", objective="val_rmse_rgb", mode="min")  # the newest: no items
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["mode"] = "rater"
+    at.query_params["study"] = "fixture"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.selectbox and not at.sidebar.selectbox and not at.toggle  # no study picker, no sidebar
+    assert not at.radio and not at.number_input and not at.slider  # no task, no display time to choose
+    intro = texts(at)
+    assert "Which is real?" in intro and "Rate naturalness" not in intro
+    assert "Each one is shown for 1 second; answer from memory after that." in intro
+    assert not re.search(r"check|attention|easy|trap", intro, re.I), intro
+    at.button[0].click().run()
+    assert (at.session_state["ctt_task"], at.session_state["ctt_limit"]) == ("2afc", DEFAULT_DISPLAY_S)
+    assert DEFAULT_DISPLAY_S == 1.0 and len(clips(at)) == 2  # the link's study, shown 1 s
+    assert not re.search(r"check|attention", texts(at), re.I)
+    # no study= in the link: the newest study, still nothing to choose
+    plain = AppTest.from_file(APP, default_timeout=60)
+    plain.query_params["mode"] = "rater"
+    plain.run()
+    assert not plain.selectbox and not plain.sidebar.selectbox and not plain.radio and not plain.number_input
+    plain.button[0].click().run()
+    assert any("judged every item" in s.value for s in plain.success)  # "newer" has no items
 
 
 def test_ctt_results_page_with_exclusion(tmp_path, monkeypatch, fx):
@@ -423,10 +464,10 @@ def test_ctt_display_time_limit_hides_the_clips(tmp_path, monkeypatch, fx):
     at.switch_page("views/ctt_rate.py").run()
     assert not at.number_input  # limit preset by the link
     at.button[0].click().run()
-    assert len(at.get("video")) == 2 and not any("Time is up" in i.value for i in at.info)
+    assert len(clips(at)) == 2 and not any("Time is up" in i.value for i in at.info)
     time.sleep(1.6)
     at.run()
-    assert len(at.get("video")) == 0 and any("Time is up" in i.value for i in at.info)
+    assert len(clips(at)) == 0 and any("Time is up" in i.value for i in at.info)
     at.button(key="pick_b").click().run()  # answering after the limit still counts
     votes = info["store"].votes("fixture")
     assert len(votes) == 1 and votes["response_ms"].iloc[0] >= 1600
@@ -459,7 +500,7 @@ def test_ctt_still_frames_and_rating_only_legacy_items(tmp_path, monkeypatch, fx
     at.switch_page("views/ctt_rate.py").run()
     at.button[0].click().run()
     assert at.session_state["ctt_uid"] == still.uid and at.session_state["ctt_medium"] == "frame"
-    assert len(at.get("image")) == 2 and len(at.get("video")) == 0  # two stills side by side
+    assert len(at.get("image")) == 2 and not clips(at) and not at.get("video")  # two stills side by side
     assert "Which picture is the real one?" in texts(at)
     assert_session_reveals_nothing(at, fx)
     real_left = at.session_state["ctt_shown"]["left"] == still.real_path
@@ -531,8 +572,10 @@ def test_rater_page_runs_a_session_of_each_task(tmp_path, monkeypatch, fx, task)
         )
         assert "fixture" not in texts(at) and "t_00" not in texts(at)
         next(b for b in at.button if b.label == labels[task]).click().run()
-        if step == 0:
-            assert "practice answers are not counted" in texts(at)
+        if step == 0:  # the feedback on its own, then gone when the next item shows
+            assert "practice answers are not counted" in texts(at) and not clips(at)
+            next(b for b in at.button if b.label == "Next").click().run()
+            assert "practice answers are not counted" not in texts(at)
     assert "That was the last one" in texts(at)
     if task == "pairwise":
         assert len(store.pair_votes("fixture", "c")) == 2

@@ -7,6 +7,7 @@ researcher pages are not there; the campaign counts the votes; and bench/rater_l
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import os
@@ -16,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -127,20 +127,22 @@ def _assert_page_hides_the_answer(page, base: str, info: dict) -> None:
         | {Path(p).stem for p in list(items["real_path"]) + list(items["fake_path"])}
     )
     served = urllib.request.urlopen(f"{base}/ctt", timeout=10).read().decode()
-    html = page.content()
+    # the clips' bytes ride in data: URIs (dashboard.rater_ui): random base64 may spell anything
+    html = re.sub(r"data:video/mp4;base64,[A-Za-z0-9+/=]+", "data:", page.content())
     for text in (served, html, page.url):
         leaked = sorted(s for s in secrets_ if s in text)
         assert not leaked, leaked
     assert not re.search(r"real|fake|trial|exp\d", page.url, re.I), page.url
     # no attribute of any element (ids, classes, data-*, src, alt, title) says real or fake
     attrs = page.evaluate(
-        "() => [...document.querySelectorAll('*')].flatMap(e => [...e.attributes].map(a => a.name + '=' + a.value))"
+        "() => [...document.querySelectorAll('*')].flatMap(e => [...e.attributes]"
+        ".filter(a => !a.value.startsWith('data:')).map(a => a.name + '=' + a.value))"
     )
     bad = [a for a in attrs if re.search(r"real|fake|colori[sz]ed|gt_|pred_|t_00\d", a, re.I)]
     assert not bad, bad
     srcs = page.locator("video").evaluate_all("vs => vs.map(v => v.currentSrc || v.src)")
-    assert len(srcs) == 2 and len(set(srcs)) == 2, srcs
-    assert all(re.search(r"/media/[0-9a-f]+\.mp4$", s) for s in srcs), srcs
+    assert len(srcs) == 2 and len(set(srcs)) == 2, [s[:60] for s in srcs]
+    assert all(s.startswith("data:video/mp4;base64,") for s in srcs), [s[:60] for s in srcs]  # no file name
     # the two shown labels are neutral
     assert page.get_by_role("heading", name="A", exact=True).count() == 1
     assert page.get_by_role("heading", name="B", exact=True).count() == 1
@@ -190,7 +192,7 @@ def test_dashboard_in_chromium(server):
             ).to_be_visible()
 
             # -- five CTT votes ---------------------------------------------------------------------
-            page.goto(f"{base}/ctt")
+            page.goto(f"{base}/ctt?limit=0")  # until answered: the pair stays for the checks below
             page.get_by_label("Your name").fill("e2e rater")
             page.get_by_role("button", name="Start").click()
             expect(page.get_by_text("votes this session: 0")).to_be_visible()
@@ -354,22 +356,12 @@ def rater_server(fx, tmp_path):
         yield base, info, token
 
 
-def _media_sizes(videos, tries: int = 3) -> list[int]:
-    """Byte sizes of the files the page's videos play. A Streamlit rerun (a busy machine can delay
-    the fetch past one) replaces the media URLs and the old ones answer 404: read them again."""
-
-    def fetch() -> list[int]:
-        srcs = videos.evaluate_all("vs => vs.map(v => v.currentSrc || v.src)")
-        assert len(srcs) == 2, f"expected the pair's two videos, found {len(srcs)}"
-        return [len(urllib.request.urlopen(s, timeout=10).read()) for s in srcs]
-
-    for _ in range(tries - 1):
-        try:
-            return fetch()
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:
-                raise
-    return fetch()  # the last try's error is the test's
+def _media_sizes(videos) -> list[int]:
+    """Byte sizes of the files the page's videos play (in data: URIs, dashboard.rater_ui)."""
+    srcs = videos.evaluate_all("vs => vs.map(v => v.currentSrc || v.src)")
+    assert len(srcs) == 2, f"expected the pair's two videos, found {len(srcs)}"
+    assert all(s.startswith("data:video/mp4;base64,") for s in srcs), [s[:60] for s in srcs]
+    return [len(base64.b64decode(s.split(",", 1)[1])) for s in srcs]
 
 
 def _body(page) -> str:
@@ -420,9 +412,12 @@ def test_invite_practice_votes_display_limit_and_end(rater_server):
                 assert page.locator("video").count() == 0
             page.get_by_role("button", name="A is real").click()
             _settle(page)
-            if step < 2:
-                page.wait_for_selector(f"text={'Practice 2 of 2' if step == 0 else 'Pair 1 of 3'}", timeout=30_000)
+            if step < 2:  # the practice answer's feedback, then the next item without it
+                page.wait_for_selector("text=was the real one", timeout=30_000)
                 feedback.append("was the real one" in _body(page))
+                page.get_by_role("button", name="Next").click()
+                page.wait_for_selector(f"text={'Practice 2 of 2' if step == 0 else 'Pair 1 of 3'}", timeout=30_000)
+                assert "was the real one" not in _body(page)
             elif step < 4:
                 page.wait_for_selector(f"text=Pair {step} of 3", timeout=30_000)
         assert feedback == [True, True]  # practice answers come with the answer
@@ -441,6 +436,111 @@ def test_invite_practice_votes_display_limit_and_end(rater_server):
     assert int(votes["is_attention"].sum()) == 1
     assert store.campaigns("fixture").iloc[0]["finished_sessions"] == 1
     assert Path(SCREENS / "rater_end.png").exists()
+
+
+# ---- what a user found after `make demo`: the rating pages at 1366x768, bare clips, feedback, the link
+
+LAPTOP = (1366, 768)
+
+
+def _fits(page, buttons: list[str]) -> None:
+    """Nothing on the page scrolls and each named button lies wholly inside the viewport."""
+    width, height = LAPTOP
+    scrolls = page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]'),"
+        " document.scrollingElement].map(e => [e.getAttribute('data-testid') || e.tagName,"
+        " e.scrollHeight, e.clientHeight, e.scrollTop])"
+    )
+    assert all(full <= shown + 1 and top == 0 for _, full, shown, top in scrolls), scrolls
+    for name in buttons:
+        box = page.get_by_role("button", name=name).bounding_box()
+        assert box is not None, name
+        inside = box["x"] >= 0 and box["y"] >= 0
+        assert inside and box["x"] + box["width"] <= width and box["y"] + box["height"] <= height, (name, box)
+
+
+def _bare_clips(page, count: int = 2) -> None:
+    """The item's clips play by themselves, muted and looped, with no controls attribute (no seek
+    bar, no menu with Download), no download or picture in picture, and take no pointer events
+    (no context menu with "Save video as")."""
+    page.wait_for_function(
+        f"() => document.querySelectorAll('video').length == {count} && "
+        "[...document.querySelectorAll('video')].every(v => v.readyState >= 2 && !v.paused)",
+        timeout=30_000,
+    )
+    clips = page.locator("video").evaluate_all(
+        "vs => vs.map(v => ({attrs: v.getAttributeNames(), controls: v.controls, autoplay: v.autoplay,"
+        " muted: v.muted, loop: v.loop, paused: v.paused, list: [...v.controlsList],"
+        " pip: v.disablePictureInPicture, pointer: getComputedStyle(v).pointerEvents}))"
+    )
+    for clip in clips:
+        assert "controls" not in clip["attrs"] and not clip["controls"], clip
+        assert clip["autoplay"] and clip["muted"] and clip["loop"] and not clip["paused"], clip
+        assert "nodownload" in clip["list"] and clip["pip"] and clip["pointer"] == "none", clip
+
+
+def test_rater_page_fits_a_laptop_plays_bare_clips_and_clears_practice_feedback(rater_server):
+    """The invite page at 1366x768: the pair and the answer buttons were below the fold, the clips
+    had native controls (a Download menu), and a practice item's feedback stayed above the next
+    pair. Now the whole item fits without scrolling, the clips play bare, and the feedback shows on
+    its own and is gone when the next item shows."""
+    base, info, _ = rater_server
+    store = info["store"]
+    store.create_campaign(
+        "fixture", "laptop", session_items=2, practice_items=1, attention_share=0.0, display_s=0
+    )  # shown until answered: the checks below take their time
+    (token,) = store.add_invites("fixture", "laptop", 1)
+    with _page(*LAPTOP) as page:
+        page.goto(f"{base}/?invite={token}")
+        _settle(page)
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_selector("text=Practice 1 of 1", timeout=30_000)
+        _settle(page)
+        _bare_clips(page)
+        _fits(page, ["A is real", "B is real"])
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / "rater_1366x768.png"))
+        page.get_by_role("button", name="B is real").click()
+        page.wait_for_selector("text=was the real one", timeout=30_000)
+        assert page.locator("video").count() == 0  # the feedback on its own
+        page.get_by_role("button", name="Next").click()
+        page.wait_for_selector("text=Pair 1 of 2", timeout=30_000)
+        _settle(page)
+        assert "was the real one" not in _body(page), _body(page)[:500]
+        _bare_clips(page)
+        _fits(page, ["A is real", "B is real"])
+
+
+def test_rater_link_on_the_dashboard_fixes_study_task_time_and_fits_a_laptop(server):
+    """`/?mode=rater` on the dashboard: no sidebar with its study picker, no task or display time
+    to choose (the link fixes them; the default display time is the campaigns' 1 s), no word of
+    attention checks; the pair and the answer buttons fit 1366x768, the clips play bare."""
+    from playwright.sync_api import expect
+
+    base, _ = server
+    with _page(*LAPTOP) as page:
+        page.goto(f"{base}/?mode=rater")
+        expect(page.get_by_role("button", name="Start")).to_be_visible()
+        _settle(page)
+        assert page.locator("[data-testid='stSidebar']").count() == 0
+        for widget in ("stSelectbox", "stRadio", "stNumberInput", "stSlider", "stCheckbox"):
+            assert page.locator(f"[data-testid='{widget}']").count() == 0, widget
+        text = _body(page)
+        assert "Each one is shown for 1 second" in text and not re.search(r"check|attention|easy", text, re.I), text
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_selector("text=Time is up", timeout=30_000)  # the default display time ran out
+        # the link may keep the pair until answered: then it and the buttons fit the screen
+        page.goto(f"{base}/?mode=rater&limit=0")
+        expect(page.get_by_role("button", name="Start")).to_be_visible()
+        _settle(page)
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_selector("text=votes this session: 0", timeout=30_000)
+        _settle(page)
+        _bare_clips(page)
+        _fits(page, ["A is real", "B is real"])
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / "dashboard_rater_1366x768.png"))
+        assert page.locator("[data-testid='stSidebar']").count() == 0
 
 
 RATER_LOAD = ROOT / "bench" / "rater_load.py"
