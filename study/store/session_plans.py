@@ -3,8 +3,10 @@
 A 2afc or rating session (`draw_plan`) draws its practice items first (answered with feedback,
 never stored as votes), then the counted ones, none of them among the practice ones, with the
 campaign's share of attention checks among the counted. A pairwise session (`pairwise_plan`)
-shows two trials' colorizations of the same source (`source_pairs`), the trial pairs the
-campaign's Bradley-Terry ranking so far is least certain about first. `eligible_items` and
+shows two trials' colorizations of the same source (`source_pairs`), first the trial pairs whose
+votes are expected to settle the most of the campaign's ranking so far
+(`study.ranking.informative_pairs`: a simulation, bench/pair_selection.py, has it reach the right
+order in fewer votes than random pairs). `eligible_items` and
 `attention_count` are also what `create_campaign` checks a session can be filled from.
 """
 
@@ -101,10 +103,11 @@ def _campaign_pair_votes(s, row: CampaignRow) -> list[tuple[str, str]]:
 
 def pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[str]]:
     """(practice, counted) pairs of a pairwise session. Counted pairs go first to the trial pairs
-    where the campaign's ranking so far is least certain (study.ranking.next_pairs), each on a
-    source both trials colorized; attention pairs set an attention item's wrong recoloring against
-    a regular colorization. Practice pairs are drawn from the rest."""
-    from study.ranking import fit_bradley_terry, next_pairs  # choix and scipy: ~1.5 s to import, only here
+    whose votes are expected to settle the most of the campaign's ranking so far
+    (study.ranking.informative_pairs), each on a source both trials colorized; attention pairs set
+    an attention item's wrong recoloring against a regular colorization. Practice pairs are drawn
+    from the rest."""
+    from study.ranking import informative_pairs  # scipy: ~1 s to import, only here
 
     pairs = source_pairs(s, row)
     trial_of = dict(
@@ -120,14 +123,12 @@ def pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], l
     for options in by_trials.values():
         rng.shuffle(options)
     votes = _campaign_pair_votes(s, row)
-    ranking = fit_bradley_terry(
-        votes, items=sorted({t for k in by_trials for t in k}), n_boot=100, rng=rng.randrange(2**31)
-    )
+    items = sorted({t for k in by_trials for t in k})
     n_regular = row.session_items - attention_count(row)
-    n_trials = len(ranking)
-    order = [
-        frozenset(p) for p in next_pairs(ranking, k=max(1, n_trials * (n_trials - 1) // 2), rng=rng.randrange(2**31))
-    ]
+    n_trials = len(items)
+    every = max(1, n_trials * (n_trials - 1) // 2)
+    wanted = min(every, max(1, n_regular))  # the session takes the first ones; the rest follow in any order
+    order = [frozenset(p) for p in informative_pairs(votes, items, k=wanted, rng=rng.randrange(2**31))]
     order = [k for k in order if k in by_trials] + [k for k in by_trials if k not in order]
     counted: list[str] = []
     while len(counted) < n_regular:

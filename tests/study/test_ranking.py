@@ -216,3 +216,95 @@ def test_next_pairs_without_votes_go_round_robin():
     assert every[:3] == first
     assert rk.next_pairs([], k=15, items=items, rng=1) == every
     assert rk.next_pairs([], k=15, items=items, rng=2) != every  # the rng breaks the ties
+
+
+# -- expected information gain and Crowd-BT -----------------------------------------------------------
+
+
+def test_bt_posterior_mean_is_the_bradley_terry_fit_and_more_votes_shrink_it():
+    from study.ranking import bt_posterior
+
+    counts = np.array([[0, 7, 9], [3, 0, 6], [1, 4, 0]], float)
+    mean, cov = bt_posterior(counts, prior_var=1e8)  # a flat prior: the maximum likelihood
+    ml = rk.fit_bradley_terry(
+        [(a, b) for i, a in enumerate("abc") for j, b in enumerate("abc") for _ in range(int(counts[i, j]))],
+        alpha=1e-9,
+        n_boot=1,
+    ).set_index("trial")
+    assert mean - mean.mean() == pytest.approx(ml.loc[list("abc"), "score"].to_numpy(), abs=1e-4)
+    _, cov10 = bt_posterior(counts * 10, prior_var=1e8)
+
+    def diff_var(c):  # of s_a - s_b: the shift of all scores is the prior's alone
+        return c[0, 0] + c[1, 1] - 2 * c[0, 1]
+
+    assert diff_var(cov10) == pytest.approx(diff_var(cov) / 10, rel=0.2)  # ten times the votes
+    assert np.allclose(cov, cov.T)
+
+
+def test_order_uncertainty_falls_as_votes_settle_the_order():
+    from study.ranking import _after_vote, bt_posterior, order_uncertainty
+
+    # a and b: 50 votes, even; b and c: none; a far above d: 40 to 0
+    counts = np.zeros((4, 4))
+    counts[0, 1] = counts[1, 0] = 25
+    counts[0, 3] = 40
+    mean, cov = bt_posterior(counts)
+    before = order_uncertainty(mean, cov)
+    assert 0 < before < 6 * math.log(2)  # 6 pairs, none certain, some nearly
+    assert order_uncertainty(np.array([5.0, 0.0, -5.0]), np.eye(3) * 1e-4) == pytest.approx(0, abs=1e-9)
+
+    def expected_after(i, j):
+        return sum(p * order_uncertainty(m, v) for p, m, v in _after_vote(mean, cov, i, j))
+
+    assert all(expected_after(i, j) < before for i in range(4) for j in range(i + 1, 4))  # a vote never hurts
+    assert expected_after(1, 2) < expected_after(0, 3)  # b vs c (never compared) settles more than a vs d
+    outcomes = _after_vote(mean, cov, 1, 2)
+    assert sum(p for p, _, _ in outcomes) == pytest.approx(1.0)
+    assert outcomes[0][1][1] > mean[1] and outcomes[1][1][1] < mean[1]  # b's score follows the outcome
+
+
+def test_informative_pairs_spread_a_batch_and_name_the_better_first():
+    from study.ranking import informative_pairs
+
+    votes = [("a", "b")] * 12 + [("b", "c")] * 12
+    pairs = informative_pairs(votes, ["a", "b", "c", "d"], k=3)
+    assert len(pairs) == len(set(map(frozenset, pairs))) == 3
+    assert all("d" in p for p in pairs[:2]) or sum("d" in p for p in pairs) >= 2  # the unseen trial first
+    assert ("a", "b") not in pairs  # settled
+    assert informative_pairs(votes, ["a", "b", "c"], k=10) and len(informative_pairs(votes, list("abc"), k=10)) == 3
+    with pytest.raises(VidcolorError, match="k >= 1"):
+        informative_pairs(votes, list("abc"), k=0)
+
+
+def _crowd(seed: int, spammers: int):
+    """Votes on 5 trials (true scores 1.5 ... -1.6) from 7 careful raters and `spammers` who
+    answer the reverse 90% of the time, 40 votes each."""
+    rng = np.random.default_rng(seed)
+    true = np.array([1.5, 0.8, 0.0, -0.7, -1.6])
+    rows = []
+    for r in range(7 + spammers):
+        honest = 0.95 if r < 7 else 0.1
+        for _ in range(40):
+            i, j = rng.choice(5, 2, replace=False)
+            better = rng.random() < 1 / (1 + np.exp(-(true[i] - true[j])))
+            told = better if rng.random() < honest else not better
+            win, lose = (i, j) if told else (j, i)
+            rows.append((f"t{win}", f"t{lose}", f"r{r}"))
+    return pd.DataFrame(rows, columns=["winner", "loser", "rater"])
+
+
+def test_crowd_bt_discounts_reversed_raters_that_fool_plain_bradley_terry():
+    from study.ranking import fit_crowd_bt
+
+    votes = _crowd(0, spammers=3)
+    ranking, raters = fit_crowd_bt(votes)
+    assert ranking["trial"].tolist() == ["t0", "t1", "t2", "t3", "t4"]  # the true order
+    plain = rk.fit_bradley_terry(votes, n_boot=10)["trial"].tolist()
+    assert plain != ["t0", "t1", "t2", "t3", "t4"]  # the spammers flip the top two
+    rel = raters.set_index("rater")["reliability"]
+    assert rel[[f"r{i}" for i in range(7)]].min() > 0.7 > 0.5 > rel[["r7", "r8", "r9"]].max()
+    assert raters["votes"].sum() == len(votes)
+    honest_only, _ = fit_crowd_bt(_crowd(1, spammers=0))
+    assert honest_only["trial"].tolist()[:2] == ["t0", "t1"]
+    with pytest.raises(VidcolorError, match="rater column"):
+        fit_crowd_bt(votes.drop(columns="rater"))
