@@ -1,7 +1,7 @@
 """Pair selection for pairwise CTT campaigns, by simulation: how many votes until the ranking of
 the trials is right, when the next pairs are chosen at random, by the existing bootstrap rule
 (`study.ranking.next_pairs`: the pairs whose scores the bootstrap cannot tell apart) and by expected
-information gain (`study.ranking.informative_pairs`: BALD / ASAP under the Laplace posterior).
+information gain (`study.ranking.informative_pairs`: the expected fall of the ranking's uncertainty).
 
 A study of ``--trials`` trials with true Bradley-Terry log-strengths evenly spread over
 ``--spread`` (jittered per run); simulated raters answer each pair by the model
