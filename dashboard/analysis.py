@@ -196,3 +196,96 @@ def stored_optuna_importance(store, study_name: str) -> pd.Series | None:
         log.info("optuna importance of %s failed: %s", study_name, exc)
         return None
     return pd.Series({f"param_{k.split('/')[-1]}": v for k, v in imp.items()}, dtype=float)
+
+
+# -- trials that differ only by the seed ------------------------------------------------------------
+
+#: the searched seed's column (`[search.seed]` in a spec); a fixed seed sits in the trial's config
+SEED_PARAM = "param_seed"
+
+
+def trial_seed(row: pd.Series):
+    """A trial's seed: its searched `param_seed`, else its config's (``train.seed`` as the tune driver
+    records it, or a top-level ``seed``), else None."""
+    if SEED_PARAM in row and not _missing(row[SEED_PARAM]):
+        return row[SEED_PARAM]
+    config = row.get("config")
+    if isinstance(config, dict):
+        train = config.get("train")
+        if isinstance(train, dict) and train.get("seed") is not None:
+            return train["seed"]
+        return config.get("seed")
+    return None
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _key(value):
+    """A hashable, NaN-safe stand-in for one hyperparameter value (lists and dicts by their repr)."""
+    if _missing(value):
+        return None
+    return value if isinstance(value, (str, int, float, bool, np.number)) else repr(value)
+
+
+def seed_groups(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """One row per configuration: the trials whose experiment and hyperparameters (`param_*` columns)
+    are equal but for the seed (`param_seed`), in the order of each configuration's first trial.
+
+    Columns: experiment, the hyperparameters but the seed, ``n`` (its trials), for each of `metrics`
+    its mean over the trials that report it and ``<metric>_sd``, their sample standard deviation
+    (n - 1; NaN under two values), then ``seeds`` (the trials' seeds, `trial_seed`, in trial order),
+    ``trials`` (their ids) and ``status`` (how many ended how, e.g. "TERMINATED×2, ERROR×1")."""
+    params = [c for c in trials.columns if c.startswith("param_") and c != SEED_PARAM]
+    by = [c for c in ("experiment", *params) if c in trials.columns]
+    rows: dict[tuple, list] = {}
+    for idx, row in trials.iterrows():
+        rows.setdefault(tuple(_key(row[c]) for c in by), []).append(idx)
+    out = []
+    for members in rows.values():
+        group = trials.loc[members]
+        first = group.iloc[0]
+        rec = {c: first[c] for c in by}
+        statuses = group["status"].value_counts(sort=False) if "status" in group else pd.Series(dtype=int)
+        rec.update(
+            n=len(group),
+            seeds=", ".join("?" if _missing(s) else f"{s}" for s in (trial_seed(r) for _, r in group.iterrows())),
+            trials=", ".join(str(t) for t in group["trial_id"]),
+            status=", ".join(f"{s}×{k}" for s, k in statuses.items()),
+        )
+        for m in metrics:
+            values = pd.to_numeric(group[m], errors="coerce").dropna() if m in group else pd.Series(dtype=float)
+            rec[m] = float(values.mean()) if len(values) else math.nan
+            rec[f"{m}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        out.append(rec)
+    columns = [*by, "n", *(c for m in metrics for c in (m, f"{m}_sd")), "seeds", "trials", "status"]
+    return pd.DataFrame(out, columns=columns)
+
+
+# -- the human verdict ----------------------------------------------------------------------------------
+
+#: a verdict score -> its columns in `study.ctt.stats.aggregate`: (score, 95% low, 95% high, votes)
+VERDICT_COLUMNS = {
+    "fool_rate": ("fooling_rate", "fool_lo", "fool_hi", "votes"),
+    "mean_rating": ("mean_rating", "rating_lo", "rating_hi", "ratings"),
+}
+
+
+def verdict_scores(agg: pd.DataFrame, score: str, min_votes: int = 1) -> pd.DataFrame:
+    """Per trial, from `study.ctt.stats.aggregate(votes, by="trial", ...)` (the table the CTT results
+    page draws): trial_id, score, low, high (its 95% interval: Wilson for the fooling rate, t for the
+    mean rating), votes (2AFC votes or ratings) and counted (votes >= `min_votes`); trials without
+    such votes left out. The columns of `study.ctt.verdict.trial_scores`."""
+    value, low, high, votes = VERDICT_COLUMNS[score]
+    out = pd.DataFrame(
+        {
+            "trial_id": agg["trial"],
+            "score": agg[value],
+            "low": agg[low],
+            "high": agg[high],
+            "votes": agg[votes].astype(int),
+        }
+    )
+    out = out[out["votes"] > 0]
+    return out.assign(counted=out["votes"] >= min_votes).reset_index(drop=True)

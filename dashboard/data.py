@@ -145,6 +145,50 @@ def page_trials(title: str) -> StudyPage:
     return StudyPage(url, name, study_info(url, name) or {}, df)
 
 
+#: session-state key of the trials chosen on one page (the trials table's rows, points selected in a
+#: chart) for the others: the Trial, Learning curves and Compare pages start from them
+CHOSEN_KEY = "chosen_trials"
+#: the compare page's widget of its own choice, and how many trials it shows at most
+COMPARE_KEY, COMPARE_MAX = "compare_trials", 4
+
+
+def choose_trials(ids: list[str]) -> None:
+    """Make `ids` the chosen trials (and the first of them the Trial page's)."""
+    if ids:
+        st.session_state[CHOSEN_KEY] = list(ids)
+        st.session_state["trial"] = ids[0]
+
+
+def compare_selected(url: str | None, name: str, ids: list[str]) -> None:
+    """Under a table or chart where trials `ids` were selected: make them the chosen trials, say which
+    of them the compare page can show (those with rendered sample media, the first COMPARE_MAX) and
+    link to it ("Compare selected"), where they are the trials compared."""
+    choose_trials(ids)
+    with_media = set(media(url, name)["trial_id"])
+    usable = [t for t in ids if t in with_media]
+    to_compare = usable[:COMPARE_MAX]
+    notes = []
+    if len(usable) < len(ids):
+        notes.append(f"no rendered media: {', '.join(t for t in ids if t not in with_media)}")
+    if len(usable) > COMPARE_MAX:
+        notes.append(f"the compare page shows {COMPARE_MAX} at a time: {', '.join(to_compare)}")
+    if len(to_compare) < 2:
+        notes.append("comparing needs at least two trials with rendered media")
+    st.caption(
+        f"Selected ({len(ids)}): {', '.join(ids)}, chosen for the Trial, Learning curves and Compare pages"
+        + (f" ({'; '.join(notes)})" if notes else "")
+    )
+    st.session_state.pop(COMPARE_KEY, None)  # the compare page starts from the new choice
+    # a link, not a button with st.switch_page: a switch from the script reruns without the browser's
+    # widget values, and the compare page opened on the sidebar's default study, not the chosen one
+    st.page_link(
+        "views/compare.py",
+        label=f"Compare selected ({len(to_compare)})",
+        icon=":material/compare:",
+        disabled=len(to_compare) < 2,
+    )
+
+
 def objective_column(df: pd.DataFrame, info: dict | None) -> str:
     """The column that holds a trial's objective: `best_<objective metric>` when the table has it
     (the `objective` column is a copy of it), else `objective`."""

@@ -2,6 +2,11 @@
 objectives (a multi-objective spec) or else the RMSE / colorfulness / temporal stability
 trade-off, the human verdict, and warnings for best values on the edge of the range.
 
+Trials selected on a chart of trials (click, box or lasso) become the chosen trials and can be
+compared on the compare page; the parallel coordinates cannot select (Streamlit reports selections
+of points only). The human verdict counts the votes the CTT results page counts, by the same
+function, with their 95% intervals.
+
 Only trials that ran every epoch (TERMINATED) can be on a front: a trial ASHA stopped, one that
 failed and one still running are drawn with a marker and legend entry of their own on every chart
 of trials, never as a front's star (a sepia stopped after one epoch does not flicker either).
@@ -47,9 +52,12 @@ def marked(df: pd.DataFrame, front: pd.Series) -> pd.Series:
 
 
 def scatter(df: pd.DataFrame, x: str, y: str, labels: dict, key: str, height: int = 460, **kw) -> None:
-    """A chart of trials: the front's stars, dominated circles and the unfinished trials' own markers."""
+    """A chart of trials: the front's stars, dominated circles and the unfinished trials' own markers.
+    Trials selected on it (a click, shift-click for more, a box or a lasso) become the chosen trials,
+    with a "Compare selected" link to the compare page under the chart (`data.compare_selected`)."""
     if "color" not in kw:  # the marker's colour says it too, in the same legend entry
         kw.update(color="trial", color_discrete_map=COLOURS)
+    hover = ["trial_id", *(h for h in kw.pop("hover_data", []) if h != "trial_id")]  # customdata[0]: the trial
     fig = px.scatter(
         df,
         x=x,
@@ -58,11 +66,20 @@ def scatter(df: pd.DataFrame, x: str, y: str, labels: dict, key: str, height: in
         symbol_map=MARKERS,
         category_orders={"trial": list(MARKERS)},
         labels=labels,
+        hover_data=hover,
         **kw,
     )
     fig.update_traces(marker=dict(size=13, line=dict(width=1, color="black")))
-    fig.update_layout(height=height, legend=dict(orientation="h", y=-0.2, title=""))
-    st.plotly_chart(fig, width="stretch", key=key)
+    fig.update_layout(height=height, legend=dict(orientation="h", y=-0.2, title=""), dragmode="select")
+    event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    points = event.selection.points if event and event.selection else []
+    picked = list(dict.fromkeys(str(p["customdata"][0]) for p in points if p.get("customdata")))
+    if picked:  # best objective first: the compare page shows the first four
+        order = df.set_index("trial_id")["objective"].reindex(picked)
+        picked = list(order.sort_values(ascending=mode == "min", na_position="last").index)
+        data.compare_selected(url, name, picked)
+    else:
+        st.caption("Select trials on the chart (click, shift-click, box or lasso) to compare them.")
 
 
 def direction_words(mode: str) -> str:
@@ -118,6 +135,12 @@ fig = go.Figure(
 )
 fig.update_layout(height=380, margin=dict(l=60, r=60, t=40, b=20))
 st.plotly_chart(fig, width="stretch")
+st.caption(
+    "Drag along an axis to highlight the trials in a range. Trials cannot be selected here (Streamlit "
+    "passes on selections of points, and parallel coordinates draw lines): select them on the "
+    + ("Pareto front" if len(objectives) > 1 else "trade-off")
+    + " chart below to compare them."
+)
 
 # -- importance -----------------------------------------------------------------------------------
 st.subheader("Parameter importance")
@@ -209,34 +232,61 @@ else:
 human = (info.get("spec") or {}).get("human") or {}
 score_name = human.get("score", "fool_rate")
 min_votes = int(human.get("min_votes", 1))
+campaign = human.get("campaign")
 
 
 @st.cache_data(ttl=data.REFRESH_S, show_spinner=False)
-def human_scores(url: str | None, name: str, score: str, campaign: str | None, min_votes: int) -> pd.DataFrame:
+def human_scores(
+    url: str | None, name: str, score: str, campaign: str | None, min_votes: int, exclude: bool
+) -> pd.DataFrame:
+    """Per trial (study.ctt.verdict.COLUMNS). The fooling rate and the mean rating count the votes
+    the CTT results page counts, by the same function (study.ctt.stats.aggregate, raters who failed an
+    attention check left out only when `exclude`); the Bradley-Terry score is study.ctt.verdict's."""
+    from study.ctt import stats as ctt_stats
     from study.ctt.verdict import trial_scores
 
-    return trial_scores(data.store(), name, score, campaign, min_votes)
+    if score == "bt_score":
+        return trial_scores(data.store(), name, score, campaign, min_votes)
+    raw = data.store().campaign_votes(name, campaign) if campaign else data.votes(name)
+    agg = ctt_stats.aggregate(ctt_stats.votes_from_store(raw), by="trial", exclude_failed=exclude)
+    return analysis.verdict_scores(agg, score, min_votes)
 
 
-scores = human_scores(url, name, score_name, human.get("campaign"), min_votes)
-if human or not scores.empty:
+if human or not human_scores(url, name, score_name, campaign, min_votes, False).empty:
     from study.ctt.verdict import SCORES
 
     label = SCORES[score_name]
     st.subheader(f"Human verdict: {objective} vs {label}")
+    # the CTT results page's toggle, off by default there too: both pages count the same raters
+    exclude = score_name != "bt_score" and st.toggle(
+        "Exclude raters who failed an attention check",
+        key="verdict_exclude",
+        help="as on the CTT results page; `vidcolor tune` (the [human] table) counts only raters who "
+        "passed every attention check",
+    )
+    scores = human_scores(url, name, score_name, campaign, min_votes, exclude)
     counted = scores[scores["counted"]].set_index("trial_id")
     verdict = scored.assign(
         human_score=scored["trial_id"].map(counted["score"]),
+        human_low=scored["trial_id"].map(counted["low"]),
+        human_high=scored["trial_id"].map(counted["high"]),
         human_votes=scored["trial_id"].map(scores.set_index("trial_id")["votes"]).fillna(0).astype(int),
     )
     front = trials_front(verdict, {"objective": mode, "human_score": "max"})
     has = verdict["human_score"].notna()
-    where = f", campaign {human['campaign']}" if human.get("campaign") else ""
+    interval = {"fool_rate": "Wilson", "mean_rating": "t", "bt_score": "bootstrap"}[score_name]
+    raters = (
+        "pairwise votes, attention pairs left out"
+        if score_name == "bt_score"
+        else ("raters who failed an attention check left out" if exclude else "every rater's votes")
+    )
+    where = f"campaign {campaign}'s votes only" if campaign else "every vote of the study"
     st.caption(
-        f"{int(has.sum())} of {len(verdict)} trials have {min_votes}+ votes{where}. "
+        f"{int(has.sum())} of {len(verdict)} trials have {min_votes}+ votes ({where}; {raters}; "
+        f"bars: {interval} 95% intervals). "
         + (
             "The study searches both: `vidcolor tune` with its [human] table samples the next trials "
-            "from this front (multi-objective TPE)."
+            "from this front (multi-objective TPE), counting only raters who passed every attention check."
             if human
             else "Add a [human] table to the study's spec to search both objectives."
         )
@@ -244,7 +294,11 @@ if human or not scores.empty:
     if not has.any():
         st.info(f"No trial has {min_votes} votes yet: build its CTT items and collect votes.")
     else:
-        shown = verdict[has].assign(trial=marked(verdict[has], front[has]))
+        shown = verdict[has].assign(
+            trial=marked(verdict[has], front[has]),
+            above=verdict["human_high"] - verdict["human_score"],
+            below=verdict["human_score"] - verdict["human_low"],
+        )
         scatter(
             shown,
             "objective",
@@ -252,14 +306,25 @@ if human or not scores.empty:
             {"objective": f"{objective} ({direction_words(mode)})", "human_score": f"{label} (higher is better)"},
             "human_front",
             height=420,
-            hover_data=["trial_id", "status", "human_votes"],
+            hover_data=["trial_id", "status", "human_votes", "human_low", "human_high"],
+            error_y="above",
+            error_y_minus="below",
         )
+        percent = score_name == "fool_rate"
+        number = dict(format="percent") if percent else dict(format="%.2f")
+        columns = ["trial_id", "experiment", "objective", "human_score", "human_low", "human_high", "human_votes"]
         st.dataframe(
-            shown[front[has]][["trial_id", "experiment", "objective", "human_score", "human_votes", *params]].rename(
-                columns={"human_score": score_name, "human_votes": "votes"}
+            shown[front[has]][[*columns, *params]].rename(
+                columns={"human_score": score_name, "human_low": "low", "human_high": "high", "human_votes": "votes"}
             ),
             hide_index=True,
             key="human_front_table",
+            column_config={
+                score_name: st.column_config.NumberColumn(label, **number),
+                "low": st.column_config.NumberColumn("95% low", help=f"{interval} 95% interval", **number),
+                "high": st.column_config.NumberColumn("95% high", help=f"{interval} 95% interval", **number),
+                "votes": st.column_config.NumberColumn("n", help="the votes the score rests on"),
+            },
         )
     waiting = verdict.loc[~has, "trial_id"].tolist()
     if waiting:

@@ -42,7 +42,9 @@ def live() -> None:
     best = (scored["objective"].min() if mode == "min" else scored["objective"].max()) if len(scored) else None
     c[4].metric(f"Best {objective} ({mode})", "–" if best is None else f"{best:.4g}")
     st.progress(min(1.0, done / planned), text=f"{done} of {planned} trials finished")
-    scored = data.shown(scored)  # the sidebar's filter: the plot leaves out pruned / failed trials
+    # the sidebar's filter: the plot and the table below leave out pruned / failed trials (the figures
+    # above count the whole study's progress)
+    scored = data.shown(scored)
     if len(scored):
         scored = scored.sort_values("started")
         running_best = scored["objective"].cummin() if mode == "min" else scored["objective"].cummax()
@@ -67,8 +69,10 @@ def live() -> None:
         fig.data = (fig.data[-1],) + tuple(fig.data[:-1])  # the line under the markers
         fig.update_layout(height=360, yaxis_title=objective)
         st.plotly_chart(fig, width="stretch")
-    counts = trials.groupby(["experiment", "status"], dropna=False).size().rename("trials").reset_index()
-    st.caption("Trials per experiment and status")
+    # the sidebar's filter here too: no STOPPED / ERROR columns while it hides them
+    counts = data.shown(trials).groupby(["experiment", "status"], dropna=False).size().rename("trials").reset_index()
+    hidden = " (pruned / failed hidden by the sidebar's filter)" if data.hiding() else ""
+    st.caption(f"Trials per experiment and status{hidden}")
     st.dataframe(
         counts.pivot_table(index="experiment", columns="status", values="trials", fill_value=0), width="content"
     )

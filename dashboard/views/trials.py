@@ -1,4 +1,6 @@
-"""Trials: the study's trials as a sortable, filterable table with CSV export."""
+"""Trials: the study's trials as a sortable, filterable table with CSV export; trials that differ
+only by the seed grouped into one row per configuration (mean ± sd over the seeds) on request; the
+selected rows become the chosen trials of the other pages ("Compare selected" opens the compare page)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import analysis, data
 from study.report import spec_objectives, trials_front
 
 #: positions of a log-scaled parameter's slider (its range split evenly in log space)
@@ -144,18 +146,68 @@ if obj_col != "objective":  # the objective's column says so
         format=((usual or {}).get("type_config") or {}).get("format") or "%.4f",
         help=f"the study's objective: the trial's best {info.get('objective')} ({info.get('mode', 'min')})",
     )
-event = st.dataframe(
-    shown,
-    hide_index=True,
-    width="stretch",
-    on_select="rerun",
-    selection_mode="multi-row",
-    key="trials_table",
-    column_config=column_config,
-)
-picked = list(shown.iloc[event.selection.rows]["trial_id"]) if event and event.selection.rows else []
-if picked:
-    st.session_state["chosen_trials"] = picked
-    st.session_state["trial"] = picked[0]
-    st.success(f"Selected: {', '.join(picked)} (open Trial, Learning curves or Compare)")
-st.download_button("Download CSV", shown.to_csv(index=False).encode(), file_name=f"{name}_trials.csv", mime="text/csv")
+
+# -- one row per configuration: the trials that differ only by the seed --------------------------------
+metrics = [c for c in first if c not in ("trial_id", "experiment", "status", "pareto", "epochs", "duration_s")]
+repeated = analysis.seed_groups(trials, metrics)
+repeated = repeated[repeated["n"] > 1]
+if len(repeated):
+    grouped = st.toggle(
+        f"Group by seed ({len(repeated)} configuration(s) run with several seeds)",
+        key="group_seeds",
+        help="one row per configuration (experiment and hyperparameters equal but for the seed): "
+        "the mean ± sd of each metric over its trials and their number, n",
+    )
+else:
+    grouped = False
+    st.caption("Every configuration ran once (no trials differ only by the seed): nothing to group by seed.")
+
+if grouped:
+    groups = analysis.seed_groups(view, metrics)
+    table = groups.rename(columns=lambda c: c.removeprefix("param_"))
+    group_config = {
+        "n": st.column_config.NumberColumn("n", help="trials of this configuration (seeds)"),
+        "seeds": st.column_config.TextColumn("seeds"),
+        "status": st.column_config.TextColumn("status", help="how its trials ended"),
+    }
+    for m in metrics:
+        usual = column_config.get(m) or {}
+        label = usual.get("label") or m
+        fmt = (usual.get("type_config") or {}).get("format") or "%.4f"
+        group_config[m] = st.column_config.NumberColumn(
+            f"{label} mean", format=fmt, help=f"mean of {m} over the configuration's trials that report it"
+        )
+        group_config[f"{m}_sd"] = st.column_config.NumberColumn(
+            "± sd", format=fmt, help=f"sample standard deviation (n - 1) of {m}; none under two values"
+        )
+    st.caption(
+        f"{len(groups)} configuration(s) of {len(view)} trials: mean ± sd over each one's seeds "
+        "· select rows to use all their trials on the other pages"
+    )
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="trials_groups",
+        column_config=group_config,
+    )
+    rows = event.selection.rows if event else []
+    picked = [t for r in rows for t in str(groups.iloc[r]["trials"]).split(", ")]
+    csv, csv_name = table, f"{name}_configurations.csv"
+else:
+    event = st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="trials_table",
+        column_config=column_config,
+    )
+    picked = list(shown.iloc[event.selection.rows]["trial_id"]) if event and event.selection.rows else []
+    csv, csv_name = shown, f"{name}_trials.csv"
+if picked:  # the chosen trials of the other pages, and a button to compare them
+    data.compare_selected(url, name, picked)
+st.download_button("Download CSV", csv.to_csv(index=False).encode(), file_name=csv_name, mime="text/csv")

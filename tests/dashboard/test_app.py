@@ -43,6 +43,15 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def floats(values) -> list[float]:
+    """A plotly JSON array: a list, or plotly's typed array ({"dtype": "f8", "bdata": base64})."""
+    if isinstance(values, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
 def test_overview_shows_progress(app):
     at = app()
     assert at.title[0].value == "Studies"
@@ -174,6 +183,127 @@ def test_hyperparameter_page_shows_the_human_verdict_front(tmp_path, monkeypatch
     assert "3 of 5 trials have 4+ votes" in captions and "Waiting for votes (2): t_003, t_005" in captions
 
 
+#: the trials of a study that searches the seed: trial id -> (lam, seed, best val_rmse_rgb, status)
+SEED_TRIALS = {
+    "s_a": (0.5, 0, 10.0, "TERMINATED"),
+    "s_b": (0.5, 1, 12.0, "TERMINATED"),
+    "s_c": (0.5, 2, 11.0, "STOPPED"),
+    "s_d": (0.8, 0, 9.0, "TERMINATED"),
+    "s_e": (0.8, 1, 9.5, "TERMINATED"),
+    "s_f": (0.3, 0, 15.0, "TERMINATED"),
+}
+
+
+def build_seed_study(root: Path) -> str:
+    """A study that searches `seed` beside lam (SEED_TRIALS): two configurations run with several seeds."""
+    from study.store import Store
+
+    url = f"sqlite:///{root / 'seeds.db'}"
+    store = Store(url)
+    search = [
+        {"name": "lam", "type": "float", "low": 0.2, "high": 1.0, "log": False, "choices": []},
+        {"name": "seed", "type": "choice", "low": None, "high": None, "log": False, "choices": [0, 1, 2]},
+    ]
+    store.create_study("seeds", objective="val_rmse_rgb", mode="min", spec={"name": "seeds", "search": search})
+    for tid, (lam, seed, rmse, status) in SEED_TRIALS.items():
+        store.upsert_trial("seeds", tid, experiment="exp5", params={"lam": lam, "seed": seed}, config={})
+        store.log_epoch("seeds", tid, 0, {"val_rmse_rgb": rmse, "val_added_warp": rmse / 100})
+        store.finish_trial("seeds", tid, status)
+    return url
+
+
+def test_trials_grouped_by_seed(tmp_path, monkeypatch):
+    """By hand (SEED_TRIALS): lam 0.5 ran with seeds 0, 1, 2: RMSE mean (10 + 12 + 11) / 3 = 11, sd 1;
+    lam 0.8 with seeds 0, 1: mean 9.25, sd sqrt(2 · 0.25²) = 0.35355; lam 0.3 once. Hiding the
+    pruned trials takes s_c (STOPPED) out of its group: mean 11, sd sqrt(2)."""
+    monkeypatch.setenv("VIDCOLOR_DB", build_seed_study(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/trials.py").run()
+    grouping = at.toggle(key="group_seeds")
+    assert grouping.label == "Group by seed (2 configuration(s) run with several seeds)" and not grouping.value
+    assert len(at.dataframe[0].value) == 6  # one row per trial until asked
+    grouping.set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value.set_index("lam")
+    assert list(table.index) == [0.5, 0.8, 0.3]  # in the order of each one's first trial
+    assert table["n"].to_dict() == {0.5: 3, 0.8: 2, 0.3: 1}
+    assert table["seeds"].to_dict() == {0.5: "0, 1, 2", 0.8: "0, 1", 0.3: "0"}
+    assert table.loc[0.5, "trials"] == "s_a, s_b, s_c" and table.loc[0.5, "status"] == "TERMINATED×2, STOPPED×1"
+    rmse, sd = table["best_val_rmse_rgb"], table["best_val_rmse_rgb_sd"]
+    assert rmse.tolist() == pytest.approx([11.0, 9.25, 15.0])
+    assert sd.iloc[:2].tolist() == pytest.approx([1.0, 0.3535534]) and np.isnan(sd.iloc[2])
+    assert table["best_val_added_warp"].tolist() == pytest.approx([0.11, 0.0925, 0.15])
+    assert "seed" not in table.columns  # the seed is what the rows are grouped over
+    assert "2 configuration" in grouping.label and "3 configuration(s) of 6 trials" in texts(at)
+    assert at.get("download_button")[0].proto.label == "Download CSV"
+    at.toggle(key="hide_pruned").set_value(True).run()
+    table = at.dataframe[0].value.set_index("lam")
+    assert table.loc[0.5, "n"] == 2 and table.loc[0.5, "trials"] == "s_a, s_b"
+    assert table.loc[0.5, "best_val_rmse_rgb"] == pytest.approx(11.0)
+    assert table.loc[0.5, "best_val_rmse_rgb_sd"] == pytest.approx(2**0.5)
+
+
+def test_trials_without_repeated_configurations_offer_no_grouping(app):
+    at = app("trials")
+    assert not [t for t in at.toggle if t.key == "group_seeds"]
+    assert "Every configuration ran once (no trials differ only by the seed): nothing to group by seed." in texts(at)
+
+
+def test_human_verdict_counts_the_votes_of_the_ctt_results_page(tmp_path, monkeypatch, fx):
+    """The defect: the hyperparameters page counted only raters who passed the attention check (1.0,
+    n = 5, no interval) where the CTT results page counted every rater (80%, n = 10). Hand-made votes
+    on t_002: r0-r4 pass the check and are fooled; r5-r9 fail it, r5-r7 are fooled. Both pages:
+    8 / 10 = 0.8, Wilson 95% [0.4902, 0.9433]; with the failing raters excluded on both: 5 / 5,
+    [0.5655, 1]."""
+    info = fx.build(tmp_path)
+    monkeypatch.setenv("VIDCOLOR_DB", info["url"])
+    store = info["store"]
+    spec = {**store.get_study("fixture")["spec"], "human": {"score": "fool_rate", "campaign": None, "min_votes": 5}}
+    store.create_study("fixture", objective="val_rmse_rgb", mode="min", spec=spec, exist_ok=True)
+    items = store.ctt_items("fixture")
+    check = items[items["is_attention"]]["uid"].iloc[0]
+    item = items[items["trial_id"] == "t_002"]["uid"].iloc[0]
+    for k in range(10):
+        rater = store.add_rater(f"r{k}")
+        store.record_vote(rater, check, choice="left", picked_real=k < 5)
+        store.record_vote(rater, item, choice="left", picked_real=k >= 8)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+
+    def ctt_results() -> list:
+        at.switch_page("views/ctt_results.py").run()
+        return at.dataframe[0].value.set_index("trial").loc["t_002", ["fooling_rate", "fool_lo", "fool_hi", "votes"]]
+
+    def explore() -> list:
+        at.switch_page("views/explore.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        return verdict_row()
+
+    def verdict_row() -> list:
+        [table] = [d.value for d in at.dataframe if "fool_rate" in d.value.columns]
+        return table.set_index("trial_id").loc["t_002", ["fool_rate", "low", "high", "votes"]]
+
+    every = [0.8, 0.4902, 0.9433, 10]
+    assert ctt_results().tolist() == pytest.approx(every, abs=1e-4)
+    assert explore().tolist() == pytest.approx(every, abs=1e-4)
+    # the interval beside the rate: error bars on the chart too
+    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "human_front" in c.proto.id]
+    [point] = [t for t in chart["data"] if t["customdata"]]
+    assert point["customdata"][0][0] == "t_002"
+    assert floats(point["error_y"]["array"]) == pytest.approx([0.9433 - 0.8], abs=1e-4)
+    assert floats(point["error_y"]["arrayminus"]) == pytest.approx([0.8 - 0.4902], abs=1e-4)
+    assert "every rater's votes" in texts(at) and "bars: Wilson 95% intervals" in texts(at)
+    at.toggle(key="verdict_exclude").set_value(True).run()
+    passed = [1.0, 0.5655, 1.0, 5]
+    assert verdict_row().tolist() == pytest.approx(passed, abs=1e-4)
+    assert "raters who failed an attention check left out" in texts(at)
+    at.switch_page("views/ctt_results.py").run()
+    at.toggle(key="ctt_exclude").set_value(True).run()
+    assert at.dataframe[0].value.set_index("trial").loc["t_002", "votes"] == 5
+    assert at.dataframe[0].value.set_index("trial").loc["t_002", "fooling_rate"] == 1.0
+
+
 def test_learning_curves(app):
     at = app("curves")
     # default: the five best trials with epochs, objective and train loss
@@ -228,6 +358,28 @@ def test_hide_pruned_and_failed_trials_on_every_page(app):
     assert "t_003" not in at.multiselect[0].options
     at.toggle(key="hide_pruned").set_value(False).run()
     assert "t_003" in at.multiselect[0].options
+
+
+def test_hide_pruned_and_failed_trials_reaches_every_table_and_chart(app):
+    """The overview's table of trials per experiment and status ignored the toggle (its plot did
+    not): now neither shows the STOPPED t_003 nor the failed t_006; nor do the hyperparameters
+    page's charts."""
+    at = app()
+    counts = at.dataframe[1].value
+    assert {"STOPPED", "ERROR"} <= set(counts.columns)
+    at.toggle(key="hide_pruned").set_value(True).run()
+    counts = at.dataframe[1].value
+    assert set(counts.columns) == {"RUNNING", "TERMINATED"} and int(counts.to_numpy().sum()) == 4
+    assert "(pruned / failed hidden by the sidebar's filter)" in texts(at)
+    [plot] = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    plotted = {row[0] for trace in plot["data"] for row in trace.get("customdata") or []}
+    assert plotted == {"t_001", "t_002", "t_004", "t_005"}
+    at.switch_page("views/explore.py").run()
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    [tradeoff] = [c for c in charts if c["data"][0]["type"] == "scatter"]
+    assert {row[0] for trace in tradeoff["data"] for row in trace["customdata"]} == {"t_001", "t_002", "t_004", "t_005"}
+    [parcoords] = [c for c in charts if c["data"][0]["type"] == "parcoords"]
+    assert all(len(floats(d["values"])) == 4 for d in parcoords["data"][0]["dimensions"])
 
 
 def test_trial_page_frame_viewer(app, fx):

@@ -338,6 +338,110 @@ def test_hide_pruned_and_failed_trials_toggle(study_server):
         expect(grid.get_by_text("t_003")).to_have_count(0)
 
 
+#: (trial id, x, y) of each point of a plotly scatter chart, in pixels from the chart's top left corner
+_POINTS = """gd => (gd.calcdata || []).flatMap((cd, k) => gd._fullData[k].type !== 'scatter' ? [] : cd.map(pt => [
+    gd._fullData[k].customdata[pt.i][0],
+    gd._fullLayout.xaxis.c2p(pt.x) + gd._fullLayout._size.l,
+    gd._fullLayout.yaxis.c2p(pt.y) + gd._fullLayout._size.t,
+]))"""
+#: the trial ids a plotly chart draws (its traces' first customdata column)
+_PLOTTED = "gd => gd._fullData.flatMap(t => [...(t.customdata || [])].map(c => c[0]))"
+
+
+@pytest.fixture()
+def two_studies_server(fx, tmp_path):
+    """`vidcolor dashboard` on the fixture study and a newer one (the sidebar's default), "other"."""
+    _need_chromium()
+    info = fx.build(tmp_path)
+    info["store"].create_study("other", objective="val_rmse_rgb", mode="min", spec={"name": "other"})
+    info["store"].upsert_trial("other", "o_1", params={"lam": 0.5})
+    with _serving(["dashboard", "--db", info["url"]], tmp_path, "dashboard") as (base, _):
+        yield base, info
+
+
+def test_box_selected_trials_open_the_compare_page(two_studies_server):
+    """Dragging a box around two points of the hyperparameters page's trade-off chart selects them
+    (t_002 and t_004: no other point inside); "Compare selected" opens the compare page on them, in
+    the study chosen in the sidebar (a button with st.switch_page opened the newest study's instead)."""
+    from playwright.sync_api import expect
+
+    base, _ = two_studies_server
+    with _page() as page:
+        page.goto(f"{base}/hyperparameters?study=fixture")
+        expect(page.get_by_role("heading", name="Hyperparameters", exact=True)).to_be_visible()
+        chart = page.locator(".st-key-tradeoff .js-plotly-plot")
+        expect(chart).to_be_visible(timeout=60_000)
+        _settle(page)
+        chart.scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelector('.st-key-tradeoff .js-plotly-plot')?.calcdata")
+        points = {t: (x, y) for t, x, y in chart.evaluate(_POINTS)}
+        assert set(points) == {"t_001", "t_002", "t_003", "t_004", "t_005"}
+        (x1, y1), (x2, y2) = points["t_002"], points["t_004"]
+        lo, hi = (min(x1, x2) - 10, min(y1, y2) - 10), (max(x1, x2) + 10, max(y1, y2) + 10)
+        inside = [t for t, (x, y) in points.items() if lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1]]
+        assert sorted(inside) == ["t_002", "t_004"], points
+        box = chart.bounding_box()
+        page.mouse.move(box["x"] + lo[0], box["y"] + lo[1])
+        page.mouse.down()
+        page.mouse.move(box["x"] + (lo[0] + hi[0]) / 2, box["y"] + (lo[1] + hi[1]) / 2, steps=5)
+        page.mouse.move(box["x"] + hi[0], box["y"] + hi[1], steps=5)
+        page.mouse.up()
+        link = page.get_by_role("link", name="Compare selected (2)")
+        expect(link).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Selected (2): t_002, t_004,")).to_be_visible()  # best objective first
+        _settle(page)
+        _shot(page, "hyperparameters_selected")
+        link.click()
+        expect(page.get_by_role("heading", name="Compare trials", exact=True)).to_be_visible(timeout=60_000)
+        page.wait_for_url(re.compile(r"/compare$"))
+        _settle(page)
+        chosen = page.locator("[data-testid='stMultiSelect']").first
+        expect(chosen).to_contain_text("t_002", timeout=60_000)
+        expect(chosen).to_contain_text("t_004")
+        assert "t_001" not in chosen.inner_text() and "t_003" not in chosen.inner_text()
+        # the frame view draws the two of them beside the gray input and the truth
+        frames = page.frame_locator("iframe").first
+        expect(frames.locator("body[data-ready='1'] canvas.panel").first).to_be_visible(timeout=60_000)
+        assert "t_002 (" in frames.locator("body").inner_text() and "t_001" not in frames.locator("body").inner_text()
+
+
+def test_hide_pruned_trials_leaves_them_out_of_the_overview_table_and_plots(study_server):
+    """The overview's table of trials per experiment and status ignored the sidebar's filter: the
+    STOPPED t_003 and failed t_006 stayed in it. Now the toggle takes them out of that table, the
+    overview's plot and the hyperparameters page's trade-off chart."""
+    from playwright.sync_api import expect
+
+    base, _ = study_server
+    with _page(1400, 900) as page:
+        page.goto(f"{base}/overview")
+        expect(page.get_by_role("heading", name="Studies", exact=True)).to_be_visible()
+        counts = page.locator("[data-testid='stDataFrame']").nth(1)
+        expect(counts.get_by_text("STOPPED").first).to_be_attached(timeout=60_000)
+        expect(counts.get_by_text("ERROR").first).to_be_attached()
+        plot = page.locator(".js-plotly-plot").first
+        expect(plot).to_be_visible(timeout=60_000)
+        _settle(page)
+        assert "t_003" in plot.evaluate(_PLOTTED)
+        page.get_by_text("Hide pruned / failed trials").click()
+        expect(counts.get_by_text("STOPPED")).to_have_count(0, timeout=20_000)
+        expect(counts.get_by_text("ERROR")).to_have_count(0)
+        expect(counts.get_by_text("TERMINATED").first).to_be_attached()
+        expect(page.get_by_text("(pruned / failed hidden by the sidebar's filter)")).to_be_visible()
+        _settle(page)
+        page.wait_for_function(
+            "() => { const gd = document.querySelector('.js-plotly-plot');"
+            " return gd && !gd._fullData.some(t => [...(t.customdata || [])].some(c => c[0] === 't_003')); }"
+        )
+        assert sorted(set(plot.evaluate(_PLOTTED))) == ["t_001", "t_002", "t_004", "t_005"]
+        _shot(page, "overview_hide_pruned")
+        page.get_by_role("link", name="Hyperparameters").click()
+        chart = page.locator(".st-key-tradeoff .js-plotly-plot")
+        expect(chart).to_be_visible(timeout=60_000)
+        _settle(page)
+        page.wait_for_function("() => document.querySelector('.st-key-tradeoff .js-plotly-plot')?._fullData")
+        assert sorted(set(chart.evaluate(_PLOTTED))) == ["t_001", "t_002", "t_004", "t_005"]
+
+
 # ---- the rater server -------------------------------------------------------------------------
 
 DISPLAY_S = 2.0
