@@ -92,8 +92,12 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "medium",
         overwrite: bool = True,
+        cbr_bits_per_pixel: float | None = None,
     ):
         self.path = Path(path)
+        # constant bitrate with filler and a one-frame buffer: every frame of the stream is the
+        # same number of bytes whatever it shows (the CTT's composites: study.ctt.composite)
+        self.cbr_bits_per_pixel = cbr_bits_per_pixel
         self.overwrite = overwrite
         self.fps = as_fraction(fps)
         if not (
@@ -157,7 +161,22 @@ class VideoWriter:
         cc = stream.codec_context
         cc.colorspace = cc.color_primaries = cc.color_trc = _AVCOL_BT709
         cc.color_range = _AVCOL_RANGE_MPEG
-        if encoder == "libx264":
+        if self.cbr_bits_per_pixel is not None:
+            if encoder != "libx264":
+                raise VidcolorError(f"{self.path}: constant-size frames need libx264, which this FFmpeg lacks")
+            per_frame = max(8000, int(self.cbr_bits_per_pixel * self.out_width * self.out_height))
+            rate = int(per_frame * self.fps)
+            kbps, frame_kbit = max(1, rate // 1000), max(1, per_frame // 1000)
+            stream.bit_rate = rate
+            stream.options = {
+                "preset": self.preset,
+                "minrate": str(rate),
+                "maxrate": str(rate),
+                "bufsize": str(per_frame),
+                "x264-params": f"nal-hrd=cbr:vbv-maxrate={kbps}:vbv-bufsize={frame_kbit}:keyint=100000:"
+                "min-keyint=100000:scenecut=0:bframes=0:rc-lookahead=0:sync-lookahead=0",
+            }
+        elif encoder == "libx264":
             stream.options = {"crf": str(self.crf), "preset": self.preset}
         else:
             log.warning("libx264 missing; encoding with %s (crf ignored)", encoder)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from models.errors import VidcolorError
 from study.store.engine import StoreEngine
-from study.store.schema import VOTE_MODES, CampaignRow, InviteRow, RaterSessionRow, StudyRow, TrialRow
+from study.store.schema import VOTE_MODES, CampaignRow, InviteRow, RaterSessionRow, StudyRow, TrialRow, utcnow
 from study.store.session_plans import attention_count, eligible_items, source_pairs
 
 CAMPAIGN_COLUMNS = [
@@ -64,9 +65,20 @@ class CampaignsMixin(StoreEngine):
         practice_items: int = DEFAULT_PRACTICE_ITEMS,
         attention_share: float = DEFAULT_ATTENTION_SHARE,
         trial_ids: list[str] | None = None,
+        consent_text: str | None = None,
+        completion_code: str | None = None,
+        screened_code: str | None = None,
+        completion_url: str | None = None,
+        id_params: Mapping[str, str] | None = None,
+        screen: bool = False,
     ) -> dict[str, Any]:
-        """Record a campaign; refused when the study has too few items for one session."""
+        """Record a campaign; refused when the study has too few items for one session. The rest
+        is for recruiting platforms (study.ctt.rater_app): the consent page's text, the codes a
+        rater who finished / was screened out ends with, the URL they are sent to (``{code}`` in
+        it becomes the code), the URL parameters carrying their ids (keys participant, study,
+        session), and whether raters take the colour-vision screen first."""
         _check_protocol(name, task, display_s, session_items, practice_items, attention_share)
+        id_params = _check_recruiting(completion_code, screened_code, completion_url, id_params)
         with self._write() as s:
             st = self._study(s, study)
             if s.scalar(select(CampaignRow.id).where(CampaignRow.study_id == st.id, CampaignRow.name == name)):
@@ -84,6 +96,12 @@ class CampaignsMixin(StoreEngine):
                 practice_items=int(practice_items),
                 attention_share=float(attention_share),
                 trial_ids=list(trial_ids) if trial_ids else None,
+                consent_text=(consent_text or "").strip() or None,
+                completion_code=completion_code or None,
+                screened_code=screened_code or None,
+                completion_url=completion_url or None,
+                id_params=id_params,
+                screen=bool(screen),
             )
             s.add(row)
             s.flush()
@@ -112,14 +130,40 @@ class CampaignsMixin(StoreEngine):
             row = CampaignRow(study_id=st.id, task=task, trial_ids=list(trial_ids) if trial_ids else None)
             return _supply(s, row)
 
-    def add_invites(self, study: str, campaign: str, count: int = 1, max_uses: int | None = 1) -> list[str]:
-        """`count` new invite tokens of a campaign, each good for `max_uses` sessions (None: any number)."""
+    def add_invites(
+        self,
+        study: str,
+        campaign: str,
+        count: int = 1,
+        max_uses: int | None = 1,
+        expires: dt.datetime | None = None,
+    ) -> list[str]:
+        """`count` new invite tokens of a campaign, each good for `max_uses` sessions (None: any
+        number) until `expires` (UTC; None: no end)."""
         check_invites(count, max_uses)
         tokens = [secrets.token_urlsafe(24) for _ in range(count)]
         with self._write() as s:
             row = self._campaign(s, study, campaign)
-            s.add_all(InviteRow(token=t, campaign_id=row.id, max_uses=max_uses) for t in tokens)
+            s.add_all(InviteRow(token=t, campaign_id=row.id, max_uses=max_uses, expires=expires) for t in tokens)
         return tokens
+
+    def campaign_settings(self, token: str) -> dict[str, Any] | None:
+        """What the rater server's first page needs of the campaign behind an invite token: its
+        consent text, the URL parameters carrying the participant's ids, whether it screens, and
+        the problem with the invite (`rater_sessions.invite_problem`, None when it can open a
+        session). None for an unknown token."""
+        with self._read() as s:
+            invite = s.get(InviteRow, str(token)) if token else None
+            row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
+            if row is None:
+                return None
+            return {
+                "problem": invite_problem(invite, row),
+                "consent_text": row.consent_text,
+                "id_params": dict(row.id_params or {}),
+                "screen": bool(row.screen),
+                "task": row.task,
+            }
 
     def campaigns(self, study: str) -> pd.DataFrame:
         """One row per campaign of the study (CAMPAIGN_COLUMNS), oldest first."""
@@ -163,6 +207,59 @@ def campaign_row(s: Session, study: StudyRow, name: str) -> CampaignRow:
     if row is None:
         raise VidcolorError(f"study {study.name!r} has no campaign named {name!r}")
     return row
+
+
+INVALID_INVITE = "this invite link is not valid (unknown, used up, or its campaign is closed)"
+EXPIRED_INVITE = "this invite link has expired"
+REVOKED_INVITE = "this invite link has been withdrawn by the person running the test"
+TAKEN_PART = "you have already taken part in this test (one session per participant)"
+
+
+def invite_problem(invite: InviteRow | None, row: CampaignRow | None) -> str | None:
+    """Why an invite cannot open a session (a message for the rater), or None. Expired and revoked
+    links say so; unknown ones, used-up ones and closed campaigns share one message."""
+    if invite is None or row is None:
+        return INVALID_INVITE
+    if invite.revoked:
+        return REVOKED_INVITE
+    if invite.expires is not None and utcnow() >= invite.expires:
+        return EXPIRED_INVITE
+    if not row.is_open or (invite.max_uses is not None and invite.uses >= invite.max_uses):
+        return INVALID_INVITE
+    return None
+
+
+#: the URL parameters recruiting platforms add to a study link, by platform (Prolific's
+#: PROLIFIC_PID / STUDY_ID / SESSION_ID; Amazon MTurk's workerId / hitId / assignmentId)
+PLATFORM_PARAMS = {
+    "prolific": {"participant": "PROLIFIC_PID", "study": "STUDY_ID", "session": "SESSION_ID"},
+    "mturk": {"participant": "workerId", "study": "hitId", "session": "assignmentId"},
+}
+ID_KEYS = ("participant", "study", "session")
+
+
+def _check_recruiting(
+    completion_code: str | None,
+    screened_code: str | None,
+    completion_url: str | None,
+    id_params: Mapping[str, str] | None,
+) -> dict[str, str] | None:
+    for label, code in (("--completion-code", completion_code), ("--screened-code", screened_code)):
+        if code is not None and not (0 < len(code) <= 100 and code.isprintable() and code.strip() == code):
+            raise VidcolorError(f"{label} must be 1 to 100 printable characters without spaces around, got {code!r}")
+    if completion_url is not None and not completion_url.startswith(("https://", "http://")):
+        raise VidcolorError(f"--completion-url must be an http(s) URL, got {completion_url!r}")
+    if not id_params:
+        return None
+    unknown = sorted(set(id_params) - set(ID_KEYS))
+    if unknown:
+        raise VidcolorError(f"--id-param: unknown id {', '.join(unknown)}; one of {', '.join(ID_KEYS)}")
+    for key, name in id_params.items():
+        if not name or not all(c.isalnum() or c in "_-." for c in name):
+            raise VidcolorError(f"--id-param {key}: a URL parameter name (letters, digits, _ - .), got {name!r}")
+    if "participant" not in id_params:
+        raise VidcolorError("--id-param: the participant's id parameter is needed (participant=NAME)")
+    return dict(id_params)
 
 
 def check_invites(count: int, max_uses: int | None) -> None:

@@ -17,10 +17,16 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.errors import VidcolorError
-from study.store.campaigns import campaign_row
+from study.store.campaigns import (
+    INVALID_INVITE,
+    TAKEN_PART,
+    campaign_row,
+    invite_problem,
+)
 from study.store.engine import StoreEngine
 from study.store.schema import (
     CampaignRow,
@@ -40,17 +46,67 @@ class RaterFacingError(VidcolorError):
     item gone from the server): the rater page shows it. Anything else it shows as a plain notice."""
 
 
-SESSION_COLUMNS = ["session_id", "rater_id", "display_name", "position", "items", "practice", "started", "finished"]
-INVALID_INVITE = "this invite link is not valid (unknown, used up, or its campaign is closed)"
+SESSION_COLUMNS = [
+    "session_id",
+    "rater_id",
+    "display_name",
+    "participant_id",
+    "external_study",
+    "external_session",
+    "position",
+    "items",
+    "practice",
+    "screened_out",
+    "started",
+    "finished",
+]
+
+
+def secret_hash(secret: str) -> str:
+    """What the store keeps of a browser's session secret: its SHA-256, hex."""
+    import hashlib
+
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 class RaterSessionsMixin(StoreEngine):
     """`open_session`, `session_state`, `answer`, `campaign_sessions`."""
 
-    def open_session(self, token: str, display_name: str | None = None, rng: random.Random | None = None) -> str:
+    def open_session(
+        self,
+        token: str,
+        display_name: str | None = None,
+        rng: random.Random | None = None,
+        *,
+        secret: str | None = None,
+        participant: str | None = None,
+        external_study: str | None = None,
+        external_session: str | None = None,
+        consented: bool = False,
+    ) -> str:
         """A new rater session through an invite token; returns the session id. An unknown or used-up
-        token, or a closed campaign, is refused with one message that tells nothing more."""
+        token, or a closed campaign, is refused with one message that tells nothing more; an expired
+        or revoked one with its own (`invite_problem`). `secret`: the browser's session secret (its
+        hash is kept: `session_for_secret` finds the session again). `participant` (a recruiting
+        platform's id, with its study and session ids): one session per participant and campaign;
+        the same participant again gets their session back when `secret` is that session's, and is
+        refused otherwise."""
         rng = rng or random.SystemRandom()
+        participant = (participant or "").strip()[:200] or None
+        if participant is not None:
+            with self._read() as s:
+                invite = s.get(InviteRow, str(token)) if token else None
+                if invite is not None:
+                    mine = s.scalar(
+                        select(RaterSessionRow).where(
+                            RaterSessionRow.campaign_id == invite.campaign_id,
+                            RaterSessionRow.participant_id == participant,
+                        )
+                    )
+                    if mine is not None:
+                        if secret is not None and mine.secret_hash == secret_hash(secret):
+                            return mine.id
+                        raise RaterFacingError(TAKEN_PART)
         planned = None
         if token:  # a pairwise plan fits the ranking so far (a bootstrap): done before the write
             # transaction, which would hold every other rater's vote behind it; votes that land in
@@ -63,8 +119,9 @@ class RaterSessionsMixin(StoreEngine):
         with self._write() as s:
             invite = s.get(InviteRow, str(token)) if token else None
             row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
-            if row is None or not row.is_open:
-                raise RaterFacingError(INVALID_INVITE)
+            problem = invite_problem(invite, row)
+            if problem is not None:
+                raise RaterFacingError(problem)
             # one UPDATE that only succeeds while uses are left: two raters racing for a one-use link
             # cannot both get in
             taken = s.execute(
@@ -91,45 +148,62 @@ class RaterSessionsMixin(StoreEngine):
                 display_name=(display_name or "").strip()[:200] or None,
                 plan=practice + counted,
                 practice=len(practice),
+                secret_hash=None if secret is None else secret_hash(secret),
+                participant_id=participant,
+                external_study=(external_study or "").strip()[:200] or None,
+                external_session=(external_session or "").strip()[:200] or None,
+                seed=secrets.token_hex(8),
+                consented=utcnow() if consented else None,
             )
             s.add(session)
+            try:
+                s.flush()  # a second session of the same participant racing this one fails here
+            except IntegrityError:
+                raise RaterFacingError(TAKEN_PART) from None
             return session.id
 
-    def session_state(self, session_id: str) -> dict[str, Any]:
+    def session_for_secret(self, secret: str | None) -> str | None:
+        """The session whose browser holds `secret` (None: none)."""
+        if not secret:
+            return None
+        with self._read() as s:
+            return s.scalar(select(RaterSessionRow.id).where(RaterSessionRow.secret_hash == secret_hash(secret)))
+
+    def revoke_invite(self, token: str) -> str:
+        """Withdraw an invite link: it opens no new session (sessions it opened go on). Returns the
+        campaign's name; an unknown token is an error naming it (shortened)."""
+        with self._write() as s:
+            invite = s.get(InviteRow, str(token))
+            if invite is None:
+                raise VidcolorError(f"no invite link with token {str(token)[:8]}...")
+            invite.revoked = True
+            return s.get(CampaignRow, invite.campaign_id).name
+
+    def screen_result(self, session_id: str, passed: bool) -> None:
+        """The colour-vision screen's outcome: passed, the session goes on to its items; failed, it
+        ends with no items (the campaign's screened-out code)."""
+        with self._write() as s:
+            sess, _ = self._session(s, session_id)
+            if sess.screen_passed is not None or sess.screened_out:
+                return  # decided once
+            if passed:
+                sess.screen_passed = utcnow()
+            else:
+                sess.screened_out, sess.finished = True, sess.finished or utcnow()
+
+    def session_state(self, session_id: str, start_clock: bool = True) -> dict[str, Any]:
         """What a rater page needs: task, display_s, position, practice and counted totals, done,
         the current item (uid, medium, real_path, fake_path, practice) or None when done, and
-        `shown_s`: seconds since the current item was first shown (its clock starts on the first
-        call, and a reload does not restart it). No trial, no side: the page must not know them."""
+        `shown_s`: seconds since the current item was first shown (with `start_clock` its clock
+        starts on the first call, else on `mark_shown`; a reload does not restart it). No trial, no
+        side: the page must not know them."""
         with self._write() as s:
             sess, row = self._session(s, session_id)
-            if sess.shown_at is None:
+            if sess.shown_at is None and start_clock:
                 sess.shown_at = utcnow()
-            shown_s = max(0.0, (utcnow() - sess.shown_at).total_seconds())
+            shown_s = 0.0 if sess.shown_at is None else max(0.0, (utcnow() - sess.shown_at).total_seconds())
             plan, pos = list(sess.plan), sess.position
-            item = None
-            uids = plan[pos].split(PAIR_SEP) if pos < len(plan) else []
-            found = {r.uid: r for r in s.scalars(select(CttItemRow).where(CttItemRow.uid.in_(uids)))}
-            if len(found) < len(uids):
-                raise RaterFacingError(
-                    "an item of this session is no longer on the server; please tell the person running the test"
-                )
-            if pos < len(plan) and PAIR_SEP in plan[pos]:
-                a, b = (found[u] for u in uids)
-                item = {
-                    "uid": plan[pos],
-                    "medium": a.medium,
-                    "paths": (a.fake_path, b.fake_path),
-                    "practice": pos < sess.practice,
-                }
-            elif pos < len(plan):
-                it = found[plan[pos]]
-                item = {
-                    "uid": it.uid,
-                    "medium": it.medium,
-                    "real_path": it.real_path,
-                    "fake_path": it.fake_path,
-                    "practice": pos < sess.practice,
-                }
+            item = _plan_item(s, sess, pos)
             return {
                 "task": row.task,
                 "display_s": row.display_s,
@@ -140,7 +214,30 @@ class RaterSessionsMixin(StoreEngine):
                 "done": pos >= len(plan),
                 "item": item,
                 "display_name": sess.display_name,
+                "screened_out": bool(sess.screened_out),
+                "screen_passed": sess.screen_passed is not None,
+                "seed": sess.seed,  # draws each item's sides (study.ctt.composite.real_on_left)
+                "campaign": {
+                    "screen": bool(row.screen),
+                    "completion_code": row.completion_code,
+                    "screened_code": row.screened_code,
+                    "completion_url": row.completion_url,
+                },
             }
+
+    def peek_item(self, session_id: str, position: int) -> dict[str, Any] | None:
+        """The item at `position` of a session's plan, as `session_state` gives the current one (so a
+        page can load it ahead), or None past the end. Starts no clock."""
+        with self._read() as s:
+            sess, _ = self._session(s, session_id)
+            return _plan_item(s, sess, int(position))
+
+    def mark_shown(self, session_id: str, position: int) -> None:
+        """The current item is on the rater's screen: its display clock starts (once)."""
+        with self._write() as s:
+            sess, _ = self._session(s, session_id)
+            if sess.position == int(position) and sess.shown_at is None:
+                sess.shown_at = utcnow()
 
     def answer(
         self,
@@ -157,8 +254,6 @@ class RaterSessionsMixin(StoreEngine):
         (``{"practice": True, "correct": ...}``), a counted one is stored as a vote (pairwise: `winner`
         is "a" or "b", the first or the second of the pair's uids). An answer to
         any other item (a resubmitted form, a stale page) changes nothing: ``{"stale": True}``."""
-        from sqlalchemy.exc import IntegrityError
-
         from study.store.ctt import _check_vote
 
         try:
@@ -167,7 +262,8 @@ class RaterSessionsMixin(StoreEngine):
             with self._write() as s:
                 sess, row = self._session(s, session_id)
                 plan, pos, task = list(sess.plan), sess.position, row.task
-                if pos >= len(plan) or plan[pos] != item_uid:
+                unscreened = row.screen and sess.screen_passed is None
+                if sess.screened_out or unscreened or pos >= len(plan) or plan[pos] != item_uid:
                     return {"stale": True}
                 if task == "pairwise" and winner not in ("a", "b"):
                     raise VidcolorError(f"a pairwise answer names the winner 'a' or 'b', got {winner!r}")
@@ -220,7 +316,20 @@ class RaterSessionsMixin(StoreEngine):
                 select(RaterSessionRow).where(RaterSessionRow.campaign_id == row.id).order_by(RaterSessionRow.started)
             ).all()
             out = [
-                (r.id, r.rater_id, r.display_name, r.position, len(r.plan), r.practice, r.started, r.finished)
+                (
+                    r.id,
+                    r.rater_id,
+                    r.display_name,
+                    r.participant_id,
+                    r.external_study,
+                    r.external_session,
+                    r.position,
+                    len(r.plan),
+                    r.practice,
+                    bool(r.screened_out),
+                    r.started,
+                    r.finished,
+                )
                 for r in rows
             ]
         return pd.DataFrame(out, columns=SESSION_COLUMNS)
@@ -230,3 +339,32 @@ class RaterSessionsMixin(StoreEngine):
         if sess is None:
             raise RaterFacingError("unknown rater session (open the invite link again)")
         return sess, s.get(CampaignRow, sess.campaign_id)
+
+
+def _plan_item(s: Session, sess: RaterSessionRow, pos: int) -> dict[str, Any] | None:
+    """Item `pos` of a session's plan: uid, medium, the paths of its sides, practice; None past the end."""
+    plan = list(sess.plan)
+    if not 0 <= pos < len(plan):
+        return None
+    uids = plan[pos].split(PAIR_SEP)
+    found = {r.uid: r for r in s.scalars(select(CttItemRow).where(CttItemRow.uid.in_(uids)))}
+    if len(found) < len(uids):
+        raise RaterFacingError(
+            "an item of this session is no longer on the server; please tell the person running the test"
+        )
+    if PAIR_SEP in plan[pos]:
+        a, b = (found[u] for u in uids)
+        return {
+            "uid": plan[pos],
+            "medium": a.medium,
+            "paths": (a.fake_path, b.fake_path),
+            "practice": pos < sess.practice,
+        }
+    it = found[plan[pos]]
+    return {
+        "uid": it.uid,
+        "medium": it.medium,
+        "real_path": it.real_path,
+        "fake_path": it.fake_path,
+        "practice": pos < sess.practice,
+    }

@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -179,6 +180,14 @@ class CampaignRow(Base):
     trial_ids: Mapped[Any | None] = mapped_column(JSON, nullable=True)  # None: every trial with items
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # recruiting (study.ctt.rater_app): the consent page's text, the codes a rater ends with, where
+    # to send them, the URL parameters carrying their ids ({"participant": "PROLIFIC_PID", ...})
+    consent_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    completion_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    screened_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    completion_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    id_params: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    screen: Mapped[bool] = mapped_column(Boolean, default=False)  # the colour-vision screen first
 
 
 class InviteRow(Base):
@@ -190,6 +199,8 @@ class InviteRow(Base):
     max_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
     uses: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # None: never
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class RaterSessionRow(Base):
@@ -197,6 +208,7 @@ class RaterSessionRow(Base):
     display only), the items it shows in order (practice first) and how far it got."""
 
     __tablename__ = "vc_ctt_sessions"
+    __table_args__ = (Index("uq_vc_ctt_sessions_participant", "campaign_id", "participant_id", unique=True),)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # random, the rater's handle
     campaign_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_campaigns.id", ondelete="CASCADE"), index=True)
     token: Mapped[str] = mapped_column(ForeignKey("vc_ctt_invites.token", ondelete="CASCADE"), index=True)
@@ -210,6 +222,15 @@ class RaterSessionRow(Base):
     shown_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     started: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # the browser's: sha256 of the secret in its HTTP-only cookie (the secret itself is never stored)
+    secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True, index=True)
+    participant_id: Mapped[str | None] = mapped_column(String(200), nullable=True)  # a platform's ids
+    external_study: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    external_session: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    seed: Mapped[str | None] = mapped_column(String(32), nullable=True)  # draws each item's sides
+    consented: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    screen_passed: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # the colour screen
+    screened_out: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class CttPairVoteRow(Base):

@@ -1,13 +1,14 @@
 """What a rater session of a campaign shows: its items, drawn once when the session opens.
 
-A 2afc or rating session (`draw_plan`) draws its practice items first (answered with feedback,
-never stored as votes), then the counted ones, none of them among the practice ones, with the
-campaign's share of attention checks among the counted. A pairwise session (`pairwise_plan`)
-shows two trials' colorizations of the same source (`source_pairs`), first the trial pairs whose
-votes are expected to settle the most of the campaign's ranking so far
-(`study.ranking.informative_pairs`: a simulation, bench/pair_selection.py, has it reach the right
-order in fewer votes than random pairs). `eligible_items` and
-`attention_count` are also what `create_campaign` checks a session can be filled from.
+A 2afc or rating session (`draw_plan`) shows the campaign's practice items first (answered with
+feedback, never stored as votes; the same for every session, so never counted in any), then
+counted ones drawn from the rest, with the campaign's share of attention checks among the counted.
+A pairwise session (`pairwise_plan`) shows two trials' colorizations of the same source
+(`source_pairs`), first the trial pairs whose votes are expected to settle the most of the
+campaign's ranking so far (`study.ranking.informative_pairs`: a simulation,
+bench/pair_selection.py, has it reach the right order in fewer votes than random pairs).
+`eligible_items` and `attention_count` are also what `create_campaign` checks a session can be
+filled from.
 """
 
 from __future__ import annotations
@@ -46,12 +47,25 @@ def eligible_items(s, row: CampaignRow) -> tuple[list[str], list[str]]:
     return regular, attention
 
 
+def practice_pool(row: CampaignRow, candidates: list[str]) -> list[str]:
+    """The campaign's practice items (or pairs): the same `practice_items` of `candidates` for every
+    session, drawn by the campaign's own seed, so an item whose answer a practice round reveals is
+    never a counted item in any session of the campaign."""
+    pool = sorted(candidates)
+    random.Random(f"practice:{row.id}:{row.name}").shuffle(pool)
+    return pool[: row.practice_items]
+
+
 def draw_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[str]]:
-    """(practice uids, counted uids) of a 2afc or rating session: disjoint, attention checks counted only."""
+    """(practice uids, counted uids) of a 2afc or rating session: the campaign's practice items (in an
+    order of the session's), and counted items drawn from the rest, attention checks counted only."""
     regular, attention = eligible_items(s, row)
-    rng.shuffle(regular)
-    practice = regular[: row.practice_items]
-    counted = regular[row.practice_items : row.practice_items + row.session_items - attention_count(row)]
+    practice = practice_pool(row, regular)
+    rng.shuffle(practice)
+    taken = set(practice)
+    rest = [u for u in regular if u not in taken]
+    rng.shuffle(rest)
+    counted = rest[: row.session_items - attention_count(row)]
     counted += rng.sample(attention, k=attention_count(row))
     rng.shuffle(counted)
     return practice, counted
@@ -105,11 +119,15 @@ def pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], l
     """(practice, counted) pairs of a pairwise session. Counted pairs go first to the trial pairs
     whose votes are expected to settle the most of the campaign's ranking so far
     (study.ranking.informative_pairs), each on a source both trials colorized; attention pairs set
-    an attention item's wrong recoloring against a regular colorization. Practice pairs are drawn
-    from the rest."""
+    an attention item's wrong recoloring against a regular colorization. Practice pairs are the
+    campaign's (`practice_pool`)."""
     from study.ranking import informative_pairs  # scipy: ~1 s to import, only here
 
     pairs = source_pairs(s, row)
+    practice = practice_pool(row, pairs)  # the campaign's, never counted in any of its sessions
+    rng.shuffle(practice)
+    taken = set(practice)
+    pairs = [p for p in pairs if p not in taken]
     trial_of = dict(
         s.execute(
             select(CttItemRow.uid, TrialRow.trial_id)
@@ -140,8 +158,6 @@ def pairwise_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], l
         if not taken:  # every pair used (create_campaign checked there are enough)
             break
     rest = [p for options in by_trials.values() for p in options]
-    rng.shuffle(rest)
-    practice = rest[: row.practice_items]
     _, attention = eligible_items(s, row)
     medium = dict(s.execute(select(CttItemRow.uid, CttItemRow.medium).where(CttItemRow.study_id == row.study_id)).all())
     regular_uids = [u for p in counted + rest for u in p.split(PAIR_SEP)]

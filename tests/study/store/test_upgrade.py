@@ -43,8 +43,8 @@ T1 = dt.datetime(2024, 5, 2, 8, 30, 0)
 # release, CTT item columns, the renamed `kind` columns, campaigns, pair votes, and shown_at, the
 # last schema before revisions were recorded (its databases have no vc_alembic_version)
 EARLIER = ("0001", "0002", "0003", "0004", "0005", "0006")
-HEAD = "0007"
-REVISIONS = (*EARLIER, HEAD)  # every revision, oldest first (0007 on are always recorded)
+HEAD = "0008"
+REVISIONS = (*EARLIER, "0007", HEAD)  # every revision, oldest first (0007 on are always recorded)
 # what the log says each revision did, by hand
 MESSAGES = {
     "0002": "added vc_ctt_items.frame, split, source and real_is_color (still frames, legacy footage)",
@@ -53,6 +53,7 @@ MESSAGES = {
     "0005": "added vc_ctt_pair_votes (pairwise campaigns between trials)",
     "0006": "added vc_ctt_sessions.shown_at (the display clock is the server's)",
     "0007": "added vc_media.epoch (sample frames rendered during training, by epoch)",
+    "0008": "added campaign recruiting settings, invite expiry and revocation, browser-bound sessions",
 }
 
 
@@ -87,17 +88,67 @@ def _items_table(md: MetaData, revision: str) -> None:
     )
 
 
+ADDED_0008 = {  # the columns revision 0008 added, with the value old rows get
+    "vc_ctt_campaigns": {
+        "consent_text": None,
+        "completion_code": None,
+        "screened_code": None,
+        "completion_url": None,
+        "id_params": None,
+        "screen": False,
+    },
+    "vc_ctt_invites": {"expires": None, "revoked": False},
+    "vc_ctt_sessions": {
+        "secret_hash": None,
+        "participant_id": None,
+        "external_study": None,
+        "external_session": None,
+        "seed": None,
+        "consented": None,
+        "screen_passed": None,
+        "screened_out": False,
+    },
+}
+
+
+def _without_0008(md: MetaData, name: str) -> None:
+    """Today's table `name` without the columns (and their indexes) revision 0008 added."""
+    today = Base.metadata.tables[name]
+    columns = [
+        Column(
+            c.name,
+            c.type,
+            *(ForeignKey(fk.target_fullname, ondelete=fk.ondelete) for fk in c.foreign_keys),
+            primary_key=c.primary_key,
+            nullable=c.nullable,
+            index=c.index,
+            unique=c.unique,
+        )
+        for c in today.columns
+        if c.name not in ADDED_0008[name]
+    ]
+    unique = [
+        UniqueConstraint(*con.columns.keys(), name=con.name)
+        for con in today.constraints
+        if isinstance(con, UniqueConstraint)
+    ]
+    Table(name, md, *columns, *unique)
+
+
 def schema_of(revision: str) -> MetaData:
     """The `vc_` tables as the version of `revision` created them: today's tables where they have not
     changed since, and the older form of those that have (copied from that version's schema)."""
     md = MetaData()
     same = ["vc_studies", "vc_trials", "vc_epochs", "vc_raters", "vc_ctt_votes"]
     same += ["vc_ctt_items"] if revision >= "0003" else []
-    same += ["vc_ctt_campaigns", "vc_ctt_invites"] if revision >= "0004" else []
+    same += ["vc_ctt_campaigns", "vc_ctt_invites"] if revision >= "0008" else []
     same += ["vc_ctt_pair_votes"] if revision >= "0005" else []
-    same += ["vc_ctt_sessions"] if revision >= "0006" else []
+    same += ["vc_ctt_sessions"] if revision >= "0008" else []
     for name in same:
         Base.metadata.tables[name].to_metadata(md)
+    if "0004" <= revision < "0008":  # today's campaign tables without what 0008 added
+        for name in ("vc_ctt_campaigns", "vc_ctt_invites") + (("vc_ctt_sessions",) if revision >= "0006" else ()):
+            _without_0008(md, name)
     if revision >= "0007":
         Base.metadata.tables["vc_media"].to_metadata(md)
     else:  # `kind` for `media_type` before 0003; no `epoch` before 0007
@@ -315,7 +366,9 @@ def as_upgraded(written: dict[str, list[dict]]) -> dict[str, list[dict]]:
     renamed = {"vc_media": {"kind": "media_type"}, "vc_ctt_items": {"kind": "medium"}}
     added = {
         "vc_ctt_items": {"frame": None, "split": None, "source": None, "real_is_color": True},
-        "vc_ctt_sessions": {"shown_at": None},
+        "vc_ctt_sessions": {"shown_at": None, **ADDED_0008["vc_ctt_sessions"]},
+        "vc_ctt_campaigns": ADDED_0008["vc_ctt_campaigns"],
+        "vc_ctt_invites": ADDED_0008["vc_ctt_invites"],
         "vc_media": {"epoch": None},
     }
     out = {}
@@ -455,7 +508,7 @@ def test_a_database_that_records_revision_0006_gets_media_epochs_and_keeps_its_m
     with caplog.at_level(logging.INFO, logger="study.store.engine"):
         store = Store(empty_db_url)
     try:
-        assert f"upgraded from schema revision 0006 to {HEAD}; 0007 {MESSAGES['0007']}" in caplog.text
+        assert f"upgraded from schema revision 0006 to {HEAD}; 0007 {MESSAGES['0007']}; 0008" in caplog.text
         assert read_all(store.engine)["vc_media"] == as_upgraded(written)["vc_media"]  # every row, epoch None
         assert len(store.media("old")) == len(OLD_MEDIA) and store.media("old", epochs=True).empty
         path = "/m/t1/epochs/e0002/000_pred.png"
