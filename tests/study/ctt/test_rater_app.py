@@ -20,7 +20,7 @@ from study.ctt import plates
 from study.ctt.composite import real_on_left
 from study.ctt.rater_app import COOKIE, create_app
 from study.store import Store
-from study.store.rater_sessions import EXPIRED_INVITE, REVOKED_INVITE, TAKEN_PART
+from study.store.campaigns import EXPIRED_INVITE, REVOKED_INVITE, TAKEN_PART
 from study.store.schema import RaterSessionRow
 
 PROLIFIC = {"participant": "PROLIFIC_PID", "study": "STUDY_ID", "session": "SESSION_ID"}
