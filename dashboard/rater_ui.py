@@ -1,5 +1,5 @@
-"""What the two rating pages share: the rater server's (dashboard/rater.py) and the dashboard's
-(dashboard/views/ctt_rate.py, also its ``?mode=rater`` link).
+"""How the dashboard's rating page (dashboard/views/ctt_rate.py, also its ``?mode=rater`` link)
+shows media. (Strangers rate on the rater server, study.ctt.rater_app, which has its own page.)
 
 A clip plays as a plain video: autoplay, muted, looped, with no ``controls`` attribute (no seek
 bar, no menu with Download or picture in picture) and no pointer events (no context menu with

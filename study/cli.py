@@ -38,6 +38,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _add_expires(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--expires",
+        default=None,
+        metavar="WHEN",
+        help="the links stop opening sessions after a duration (7d, 36h, 90m) or at a UTC date / time "
+        "(2027-01-31T18:00); default never",
+    )
+
+
 def _add_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
@@ -388,6 +398,35 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
         default="http://127.0.0.1:8502",
         help="where `vidcolor ctt serve` is reached, for the printed links (an http or https URL)",
     )
+    _add_expires(cc)
+    rec = cc.add_argument_group("recruiting platforms (Prolific, MTurk, your own)")
+    rec.add_argument(
+        "--consent", default=None, metavar="FILE", help="text of the consent page (UTF-8; blank lines part paragraphs)"
+    )
+    rec.add_argument(
+        "--platform",
+        choices=("prolific", "mturk"),
+        default=None,
+        help="take the participant's ids from the platform's URL parameters (prolific: PROLIFIC_PID, "
+        "STUDY_ID, SESSION_ID; mturk: workerId, hitId, assignmentId); one session per participant",
+    )
+    rec.add_argument(
+        "--id-param",
+        action="append",
+        default=[],
+        metavar="KEY=NAME",
+        help="a URL parameter carrying an id (KEY participant, study or session), for another platform "
+        "or to rename one (repeatable)",
+    )
+    rec.add_argument("--completion-code", default=None, help="the code a rater who finished is shown (and sent)")
+    rec.add_argument("--screened-code", default=None, help="the code a rater screened out is shown (and sent)")
+    rec.add_argument(
+        "--completion-url",
+        default=None,
+        help="where a rater goes at the end, {code} replaced by their code (Prolific: "
+        "https://app.prolific.com/submissions/complete?cc={code})",
+    )
+    rec.add_argument("--screen", action="store_true", help="a short colour-vision screen (4 plates) before the items")
     cc.set_defaults(handler="study.ctt.campaign:main_create")
     ci = cs.add_parser("invite", help="more invite links for a campaign")
     for a in (("--db",), ("--study",)):
@@ -396,7 +435,19 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     ci.add_argument("--links", type=int, default=1)
     ci.add_argument("--uses", type=int, default=1, help="sessions per link (0 = any number)")
     ci.add_argument("--base-url", default="http://127.0.0.1:8502", help="as for create (an http or https URL)")
+    _add_expires(ci)
     ci.set_defaults(handler="study.ctt.campaign:main_invite")
+    cx = cs.add_parser("close", help="close a campaign: its links open no new session (open ones can finish)")
+    for a in (("--db",), ("--study",)):
+        cx.add_argument(*a, default=None)
+    cx.add_argument("--name", required=True)
+    cx.set_defaults(handler="study.ctt.campaign:main_close")
+    iv = ctt.add_parser("invite", help="invite links")
+    ivs = iv.add_subparsers(dest="invite_command", required=True)
+    rv = ivs.add_parser("revoke", help="withdraw an invite link: it opens no new session")
+    rv.add_argument("--db", default=None)
+    rv.add_argument("token", help="the link's token, or the whole link")
+    rv.set_defaults(handler="study.ctt.campaign:main_revoke")
     cl = cs.add_parser("list", help="the study's campaigns, their sessions and votes")
     cl.add_argument("--db", default=None)
     cl.add_argument("--study", default=None)
@@ -408,6 +459,12 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
         "--host",
         default="127.0.0.1",
         help="address to listen on (default localhost only; 0.0.0.0 to let raters on other machines in)",
+    )
+    sv.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="where the items' composite files are made (default: a temporary folder, removed at the end)",
     )
     sv.set_defaults(handler="study.serve:main_raters")
 

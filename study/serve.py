@@ -1,4 +1,5 @@
-"""`vidcolor dashboard`: start the Streamlit dashboard (dashboard/app.py) as a subprocess.
+"""`vidcolor dashboard`: start the Streamlit dashboard (dashboard/app.py) as a subprocess; and
+`vidcolor ctt serve`: the rater server (study.ctt.rater_app) in this process.
 
 The database URL reaches the app through the environment variable VIDCOLOR_DB. The server listens
 on localhost unless --host says otherwise. The database is opened once before the server starts
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def app_path(script: str = "app.py") -> Path:
-    """The dashboard's entry script (or the rater server's, ``rater.py``), located without
+    """The dashboard's entry script, located without
     importing the `dashboard` package."""
     spec = importlib.util.find_spec("dashboard")
     if spec is None or not spec.submodule_search_locations:
@@ -44,10 +45,9 @@ def check_host(host: str, port: int) -> None:
         raise VidcolorError(f"--host {host!r} is not an address to listen on ({reason})") from None
 
 
-def streamlit_command(port: int, host: str = "127.0.0.1", raters: bool = False) -> list[str]:
-    """The command line that serves the dashboard, or with ``raters`` the rater server (its one
-    page, no error details, no toolbar): headless, no usage statistics. A --port outside 1..65535
-    or a --host that does not resolve is an error naming it."""
+def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The command line that serves the dashboard: headless, no usage statistics. A --port outside
+    1..65535 or a --host that does not resolve is an error naming it."""
     if not 0 < port < 65536:
         raise VidcolorError(f"--port must be in 1..65535, got {port}")
     check_host(host, port)
@@ -56,7 +56,7 @@ def streamlit_command(port: int, host: str = "127.0.0.1", raters: bool = False) 
         "-m",
         "streamlit",
         "run",
-        str(app_path("rater.py" if raters else "app.py")),
+        str(app_path("app.py")),
         "--server.address",
         host,
         "--server.port",
@@ -68,17 +68,6 @@ def streamlit_command(port: int, host: str = "127.0.0.1", raters: bool = False) 
         "--theme.base",
         "light",
     ]
-    if raters:  # strangers: no tracebacks, no developer menu, no file watcher
-        return cmd + [
-            "--client.showErrorDetails",
-            "false",
-            "--client.toolbarMode",
-            "minimal",
-            "--server.fileWatcherType",
-            "none",
-            "--server.runOnSave",
-            "false",
-        ]
     return cmd + ["--client.toolbarMode", "viewer"]
 
 
@@ -91,12 +80,34 @@ def dashboard_env(db: str | None) -> dict[str, str]:
 
 
 def main_raters(args) -> int:
-    """`vidcolor ctt serve`: the rater server, until stopped (as `main`)."""
-    return main(args, raters=True)
+    """`vidcolor ctt serve`: the rater server (study.ctt.rater_app, uvicorn in this process) until
+    stopped. The database is opened first (a missing or damaged one is an error naming it)."""
+    import shutil
+    import tempfile
+
+    from study.ctt.rater_app import serve
+    from study.store import Store
+
+    if not 0 < args.port < 65536:
+        raise VidcolorError(f"--port must be in 1..65535, got {args.port}")
+    check_host(args.host, args.port)
+    store = Store(args.db or os.environ.get("VIDCOLOR_DB"), create=False)
+    cache = args.cache or tempfile.mkdtemp(prefix="vidcolor-rater-")
+    print(
+        f"rater server (invite links only): http://{args.host}:{args.port}  (database: {store.display_url})",
+        flush=True,
+    )
+    try:
+        serve(store, args.host, args.port, cache)
+    finally:
+        store.close()
+        if not args.cache:
+            shutil.rmtree(cache, ignore_errors=True)
+    return 0
 
 
-def main(args, raters: bool = False) -> int:
-    """Serve the dashboard (or with ``raters`` the rater server) until stopped.
+def main(args) -> int:
+    """Serve the dashboard until stopped.
 
     On POSIX the process *becomes* the Streamlit server (exec), so a SIGTERM or Ctrl-C sent to
     `vidcolor dashboard` reaches the server itself and no orphaned server is left behind. Elsewhere
@@ -104,13 +115,12 @@ def main(args, raters: bool = False) -> int:
     """
     from study.store import Store
 
-    cmd = streamlit_command(args.port, args.host, raters=raters)
+    cmd = streamlit_command(args.port, args.host)
     env = dashboard_env(args.db)
     store = Store(env.get("VIDCOLOR_DB"), create=False)  # the app opens the same one
     shown = store.display_url
     store.close()
-    what = "rater server (invite links only)" if raters else "dashboard"
-    print(f"{what}: http://{args.host}:{args.port}  (database: {shown})", flush=True)
+    print(f"dashboard: http://{args.host}:{args.port}  (database: {shown})", flush=True)
     log.debug("running %s", " ".join(cmd))
     if os.name == "posix":
         sys.stderr.flush()

@@ -184,6 +184,12 @@ class CampaignsMixin(StoreEngine):
                 )
         return pd.DataFrame(out, columns=CAMPAIGN_COLUMNS)
 
+    def campaign_id_params(self, study: str, campaign: str) -> dict[str, str] | None:
+        """The URL parameters carrying a campaign's participant ids (None: none)."""
+        with self._read() as s:
+            row = self._campaign(s, study, campaign)
+            return dict(row.id_params) if row.id_params else None
+
     def close_campaign(self, study: str, campaign: str) -> None:
         """No new sessions (open ones can finish)."""
         with self._write() as s:

@@ -44,9 +44,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(args: list[str], tmp_path: Path, what: str):
+def serving(args: list[str], tmp_path: Path, what: str, health: str | None = None):
     """`python -m study ARGS --port P` on a free port until the block ends; yields (base URL, port).
-    The server is stopped at the end, and its log is in the failure message if it does not start."""
+    The server is stopped at the end, and its log is in the failure message if it does not start.
+    `health`: the path that answers "ok" once it is up (Streamlit's, or the rater server's)."""
+    health = health or ("/health" if args[:2] == ["ctt", "serve"] else "/_stcore/health")
     port = free_port()
     log_path = Path(tmp_path) / f"server-{port}.log"
     log = open(log_path, "w")
@@ -58,7 +60,7 @@ def serving(args: list[str], tmp_path: Path, what: str):
         deadline = time.monotonic() + 90
         while True:
             try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                if urllib.request.urlopen(f"{base}{health}", timeout=2).read() == b"ok":
                     break
             except OSError:
                 pass

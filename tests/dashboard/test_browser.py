@@ -1,13 +1,11 @@
 """End to end in a real browser: `vidcolor dashboard` on the fixture study, driven by Playwright in
 Debian's headless Chromium. Opens the trials table, casts 5 CTT votes, sees the results update,
-and saves screenshots of the main pages to $VIDCOLOR_SCREENS (default /tmp/screens). Then the
-rater server (`vidcolor ctt serve`): a rater opens an invite link, does the practice pairs with
-feedback, casts the session's votes with the display limit enforced and sees the end; the
-researcher pages are not there; the campaign counts the votes; and bench/rater_load.py, small."""
+and saves screenshots of the main pages to $VIDCOLOR_SCREENS (default /tmp/screens); the
+dashboard's own rating page at 1366x768; and bench/rater_load.py (the rater server, `vidcolor ctt
+serve`), small. The rater server's flow in Chromium is tests/study/ctt/test_rater_chromium.py."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib.util
 import os
@@ -442,104 +440,8 @@ def test_hide_pruned_trials_leaves_them_out_of_the_overview_table_and_plots(stud
         assert sorted(set(chart.evaluate(_PLOTTED))) == ["t_001", "t_002", "t_004", "t_005"]
 
 
-# ---- the rater server -------------------------------------------------------------------------
-
-DISPLAY_S = 2.0
-
-
-@pytest.fixture()
-def rater_server(fx, tmp_path):
-    _need_chromium()
-    info = fx.build(tmp_path)
-    store = info["store"]
-    store.create_campaign(
-        "fixture", "pilot", session_items=3, practice_items=2, attention_share=0.34, display_s=DISPLAY_S
-    )
-    (token,) = store.add_invites("fixture", "pilot", 1, max_uses=1)
-    with _serving(["ctt", "serve", "--db", info["url"]], tmp_path, "rater server") as (base, _):
-        yield base, info, token
-
-
-def _media_sizes(videos) -> list[int]:
-    """Byte sizes of the files the page's videos play (in data: URIs, dashboard.rater_ui)."""
-    srcs = videos.evaluate_all("vs => vs.map(v => v.currentSrc || v.src)")
-    assert len(srcs) == 2, f"expected the pair's two videos, found {len(srcs)}"
-    assert all(s.startswith("data:video/mp4;base64,") for s in srcs), [s[:60] for s in srcs]
-    return [len(base64.b64decode(s.split(",", 1)[1])) for s in srcs]
-
-
 def _body(page) -> str:
     return page.locator("[data-testid='stApp']").inner_text()
-
-
-def _secrets(info) -> set[str]:
-    trials = info["store"].trials("fixture")
-    return {"fixture", *trials["trial_id"], *trials["experiment"].dropna()}
-
-
-def test_invite_practice_votes_display_limit_and_end(rater_server):
-    from playwright.sync_api import sync_playwright
-
-    base, info, token = rater_server
-    store = info["store"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        # researcher paths show nothing of the study: only the invite notice
-        for path in ("", "trials", "overview", "ctt-results", "hyperparameters", "?mode=researcher&study=fixture"):
-            page.goto(f"{base}/{path}")
-            _settle(page)
-            page.wait_for_selector("text=reached through an invite link", timeout=30_000)
-            text = _body(page)
-            assert "reached through an invite link" in text, (path, text[:500])
-            assert not [s for s in _secrets(info) if s in text], path
-            assert page.locator("[data-testid='stDataFrame']").count() == 0
-            assert page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").count() == 0
-        page.goto(f"{base}/?invite={token}")
-        _settle(page)
-        page.get_by_role("button", name="Start").click()
-        _settle(page)
-        page.wait_for_selector("text=Practice 1 of 2", timeout=30_000)
-        feedback = []
-        sizes = []
-        for step in range(5):
-            text = _body(page)
-            assert ("Practice" if step < 2 else "Pair") in text, text[:300]
-            assert not [s for s in _secrets(info) if s in text]
-            videos = page.locator("video")
-            page.wait_for_function("() => document.querySelectorAll('video').length == 2", timeout=20_000)
-            sizes.append(_media_sizes(videos))
-            if step == 2:  # the display limit: after DISPLAY_S the clips are gone from the page
-                SCREENS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(SCREENS / "rater_pair.png"))
-                page.wait_for_selector("text=Time is up", timeout=int(DISPLAY_S * 1000) + 10_000)
-                assert page.locator("video").count() == 0
-            page.get_by_role("button", name="A is real").click()
-            _settle(page)
-            if step < 2:  # the practice answer's feedback, then the next item without it
-                page.wait_for_selector("text=was the real one", timeout=30_000)
-                feedback.append("was the real one" in _body(page))
-                page.get_by_role("button", name="Next").click()
-                page.wait_for_selector(f"text={'Practice 2 of 2' if step == 0 else 'Pair 1 of 3'}", timeout=30_000)
-                assert "was the real one" not in _body(page)
-            elif step < 4:
-                page.wait_for_selector(f"text=Pair {step} of 3", timeout=30_000)
-        assert feedback == [True, True]  # practice answers come with the answer
-        assert all(a == b for a, b in sizes), sizes  # both sides of every pair: the same number of bytes
-        page.wait_for_selector("text=That was the last one", timeout=30_000)
-        page.screenshot(path=str(SCREENS / "rater_end.png"))
-        # the link was for one session: a second visit is refused
-        fresh = browser.new_page()
-        fresh.goto(f"{base}/?invite={token}")
-        _settle(fresh)
-        fresh.get_by_role("button", name="Start").click()
-        fresh.wait_for_selector("text=this invite link is not valid", timeout=30_000)
-        browser.close()
-    votes = store.campaign_votes("fixture", "pilot")
-    assert len(votes) == 3 and votes["response_ms"].gt(0).all()  # the 2 practice answers are not votes
-    assert int(votes["is_attention"].sum()) == 1
-    assert store.campaigns("fixture").iloc[0]["finished_sessions"] == 1
-    assert Path(SCREENS / "rater_end.png").exists()
 
 
 # ---- what a user found after `make demo`: the rating pages at 1366x768, bare clips, feedback, the link
@@ -581,38 +483,6 @@ def _bare_clips(page, count: int = 2) -> None:
         assert "controls" not in clip["attrs"] and not clip["controls"], clip
         assert clip["autoplay"] and clip["muted"] and clip["loop"] and not clip["paused"], clip
         assert "nodownload" in clip["list"] and clip["pip"] and clip["pointer"] == "none", clip
-
-
-def test_rater_page_fits_a_laptop_plays_bare_clips_and_clears_practice_feedback(rater_server):
-    """The invite page at 1366x768: the pair and the answer buttons were below the fold, the clips
-    had native controls (a Download menu), and a practice item's feedback stayed above the next
-    pair. Now the whole item fits without scrolling, the clips play bare, and the feedback shows on
-    its own and is gone when the next item shows."""
-    base, info, _ = rater_server
-    store = info["store"]
-    store.create_campaign(
-        "fixture", "laptop", session_items=2, practice_items=1, attention_share=0.0, display_s=0
-    )  # shown until answered: the checks below take their time
-    (token,) = store.add_invites("fixture", "laptop", 1)
-    with _page(*LAPTOP) as page:
-        page.goto(f"{base}/?invite={token}")
-        _settle(page)
-        page.get_by_role("button", name="Start").click()
-        page.wait_for_selector("text=Practice 1 of 1", timeout=30_000)
-        _settle(page)
-        _bare_clips(page)
-        _fits(page, ["A is real", "B is real"])
-        SCREENS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENS / "rater_1366x768.png"))
-        page.get_by_role("button", name="B is real").click()
-        page.wait_for_selector("text=was the real one", timeout=30_000)
-        assert page.locator("video").count() == 0  # the feedback on its own
-        page.get_by_role("button", name="Next").click()
-        page.wait_for_selector("text=Pair 1 of 2", timeout=30_000)
-        _settle(page)
-        assert "was the real one" not in _body(page), _body(page)[:500]
-        _bare_clips(page)
-        _fits(page, ["A is real", "B is real"])
 
 
 def test_rater_link_on_the_dashboard_fixes_study_task_time_and_fits_a_laptop(server):

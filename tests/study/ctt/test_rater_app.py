@@ -379,3 +379,83 @@ def test_an_attacker_who_records_everything_cannot_tell_the_sides_or_the_checks(
     # every response looks alike: the same headers but the length
     shapes = {tuple(sorted((k, v) for k, v in x["headers"].items() if k != "content-length")) for x in seen}
     assert len(shapes) == 1, shapes
+
+
+@pytest.mark.parametrize("task", ["pairwise", "rating"])
+def test_a_session_of_each_task(fx, tmp_path, task):
+    info = fx.build(tmp_path)
+    store = info["store"]
+    store.create_campaign(
+        "fixture", "c", task=task, session_items=2, practice_items=1, attention_share=0.0, display_s=0
+    )
+    (token,) = store.add_invites("fixture", "c")
+    client = _client(create_app(store, tmp_path / "cache"))
+    _join_plain(client, token)
+    sid = _session_of(store, client)
+    seed = _seed(store, sid)
+    answered = []
+    while (state := client.get("/api/state").json())["phase"] == "item":
+        item = state["item"]
+        body = {"rating": 4} if task == "rating" else {"side": "right"}
+        out = client.post("/api/answer", json={"position": item["position"], **body}).json()
+        if item["practice"]:
+            assert out["feedback"] == "Thanks: practice answers are not counted."
+        answered.append(item["position"])
+    assert state["phase"] == "done" and answered == [0, 1, 2]
+    if task == "rating":
+        assert store.campaign_votes("fixture", "c")["rating"].tolist() == [4, 4]
+    else:
+        votes = store.pair_votes("fixture", "c")
+        with store._read() as s:
+            plan = list(s.get(RaterSessionRow, sid).plan)
+        assert len(votes) == 2
+        trial_of = store.ctt_items("fixture").set_index("uid")["trial_id"]
+        for entry in plan[1:]:  # "right" won: the second file on screen, a or b by the session's draw
+            a, b = entry.split("|")
+            row = votes[(votes["uid_a"] == a) & (votes["uid_b"] == b)]
+            on_right = b if real_on_left(seed, entry) else a
+            assert len(row) == 1 and row["winner"].iloc[0] == trial_of[on_right]
+
+
+def _fresh_session(fx, tmp_path) -> tuple[dict, Store, TestClient]:
+    info = fx.build(tmp_path)
+    store = info["store"]
+    store.create_campaign("fixture", "c", task="2afc", session_items=2, practice_items=1, attention_share=0.0)
+    (token,) = store.add_invites("fixture", "c")
+    client = _client(create_app(store, tmp_path / "cache"))
+    _join_plain(client, token)
+    assert client.get("/api/state").json()["phase"] == "item"
+    return info, store, client
+
+
+def _assert_plain(response, tmp_path) -> None:
+    text = response.text
+    assert response.status_code == 500 and "Something went wrong on our side" in text
+    assert "Your answers so far are saved" in text
+    for leak in ("Traceback", str(tmp_path), "vc_", "sqlite", "JSON", "Error"):
+        assert leak not in text, leak
+
+
+def test_a_damaged_session_row_shows_the_plain_notice_and_logs_it(fx, tmp_path, caplog):
+    import sqlite3
+
+    _, _, client = _fresh_session(fx, tmp_path)
+    with sqlite3.connect(tmp_path / "results.db") as con:
+        con.execute("UPDATE vc_ctt_sessions SET plan = '[\"x\",'")
+    _assert_plain(client.get("/api/state"), tmp_path)
+    assert "vc_ctt_sessions" in caplog.text  # the researcher finds it in the server's log
+
+
+@pytest.mark.parametrize("when", ["reload", "answer"])
+def test_the_database_gone_mid_session_shows_the_plain_notice(fx, tmp_path, when):
+    """The SQLite file overwritten mid-session (a disk or a server gone)."""
+    _, store, client = _fresh_session(fx, tmp_path)
+    store.engine.dispose()
+    for path in tmp_path.glob("results.db*"):  # the database and its write-ahead log
+        path.unlink()
+    (tmp_path / "results.db").write_bytes(b"not a database " * 4096)
+    if when == "reload":
+        _assert_plain(client.get("/rate"), tmp_path)
+        _assert_plain(client.get("/api/state"), tmp_path)
+    else:
+        _assert_plain(client.post("/api/answer", json={"position": 0, "side": "left"}), tmp_path)
