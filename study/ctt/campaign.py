@@ -48,7 +48,7 @@ def invite_url(base_url: str, token: str) -> str:
 
 #: how each platform fills its ids into a study URL (Prolific's placeholders; MTurk's external
 #: questions add workerId, assignmentId and hitId themselves)
-PLACEHOLDERS = {"prolific": "{{%{name}%}}"}
+PLACEHOLDERS = {"prolific": "{{{{%{name}%}}}}"}  # str.format: {{%PROLIFIC_PID%}}
 
 
 def platform_url(link: str, id_params: dict[str, str] | None, platform: str | None) -> str | None:
