@@ -196,32 +196,12 @@ class CttMixin(StoreEngine):
         ('left'|'right'), `picked_real` whether that side showed the real clip; in 'rating' mode
         `rating` (1-5) is required and the choice optional. Returns False (and stores nothing) when
         this rater already voted on this item; never raises for that."""
-        _check_vote(choice, picked_real, rating, mode)
         try:
             with self._write() as s:
-                row = s.execute(
-                    select(CttItemRow.id, CttItemRow.real_is_color).where(CttItemRow.uid == item_uid)
-                ).first()
-                if row is None:
-                    raise VidcolorError(f"unknown CTT item {item_uid!r}")
-                item_id, real_is_color = row
-                if mode == "2afc" and not real_is_color:
-                    raise VidcolorError(
-                        f"CTT item {item_uid!r} has a black-and-white original: it takes rating votes only, not 2afc"
-                    )
                 if s.get(RaterRow, rater_id) is None:
+                    _check_vote(choice, picked_real, rating, mode)
                     raise VidcolorError(f"unknown rater {rater_id!r}")
-                s.add(
-                    CttVoteRow(
-                        rater_id=rater_id,
-                        item_id=item_id,
-                        choice=choice,
-                        picked_real=None if picked_real is None else bool(picked_real),
-                        response_ms=None if response_ms is None else float(response_ms),
-                        rating=None if rating is None else int(rating),
-                        mode=mode,
-                    )
-                )
+                add_vote(s, rater_id, item_uid, choice, picked_real, rating, mode, response_ms)
             return True
         except IntegrityError:
             log.info("duplicate vote of rater %s on item %s refused", rater_id, item_uid)
@@ -299,6 +279,42 @@ def _item_row(item: Mapping[str, Any], *, study_id: int, trial_pk: int | None) -
         source=None if item.get("source") is None else os.fspath(item["source"]),
         real_is_color=bool(item.get("real_is_color", True)),
     )
+
+
+def add_vote(
+    s,
+    rater_id: str,
+    item_uid: str,
+    choice: str | None,
+    picked_real: bool | None,
+    rating: int | None,
+    mode: str,
+    response_ms: float | None,
+) -> None:
+    """The one place a CTT vote is written, inside the caller's transaction: checked (`_check_vote`,
+    the item known, a 2afc vote only on a colour original) and added. `Store.record_vote` (the
+    dashboard's rating page) and `Store.answer` (a campaign session's counted item) both call it."""
+    _check_vote(choice, picked_real, rating, mode)
+    row = s.execute(select(CttItemRow.id, CttItemRow.real_is_color).where(CttItemRow.uid == item_uid)).first()
+    if row is None:
+        raise VidcolorError(f"unknown CTT item {item_uid!r}")
+    item_id, real_is_color = row
+    if mode == "2afc" and not real_is_color:
+        raise VidcolorError(
+            f"CTT item {item_uid!r} has a black-and-white original: it takes rating votes only, not 2afc"
+        )
+    s.add(
+        CttVoteRow(
+            rater_id=rater_id,
+            item_id=item_id,
+            choice=choice,
+            picked_real=None if picked_real is None else bool(picked_real),
+            response_ms=None if response_ms is None else float(response_ms),
+            rating=None if rating is None else int(rating),
+            mode=mode,
+        )
+    )
+    s.flush()  # a duplicate (rater, item) fails here, as IntegrityError
 
 
 def _check_vote(choice: str | None, picked_real: bool | None, rating: int | None, mode: str) -> None:

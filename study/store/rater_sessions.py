@@ -32,7 +32,6 @@ from study.store.schema import (
     CampaignRow,
     CttItemRow,
     CttPairVoteRow,
-    CttVoteRow,
     InviteRow,
     RaterRow,
     RaterSessionRow,
@@ -254,7 +253,7 @@ class RaterSessionsMixin(StoreEngine):
         (``{"practice": True, "correct": ...}``), a counted one is stored as a vote (pairwise: `winner`
         is "a" or "b", the first or the second of the pair's uids). An answer to
         any other item (a resubmitted form, a stale page) changes nothing: ``{"stale": True}``."""
-        from study.store.ctt import _check_vote
+        from study.store.ctt import add_vote
 
         try:
             # one write transaction: the position read, the vote and the step forward commit together,
@@ -286,19 +285,7 @@ class RaterSessionsMixin(StoreEngine):
                     )
                     out["recorded"] = True
                 else:
-                    _check_vote(choice, picked_real, rating, task)
-                    item_id = s.scalar(select(CttItemRow.id).where(CttItemRow.uid == item_uid))
-                    s.add(
-                        CttVoteRow(
-                            rater_id=sess.rater_id,
-                            item_id=item_id,
-                            choice=choice,
-                            picked_real=None if picked_real is None else bool(picked_real),
-                            response_ms=None if response_ms is None else float(response_ms),
-                            rating=None if rating is None else int(rating),
-                            mode=task,
-                        )
-                    )
+                    add_vote(s, sess.rater_id, item_uid, choice, picked_real, rating, task, response_ms)
                     out["recorded"] = True
                 sess.position, sess.shown_at = pos + 1, None
                 if pos + 1 >= len(plan):
