@@ -119,6 +119,10 @@ def test_prolific_rater_from_link_to_completion_code(campaign, web, tmp_path):
                     expect(page.locator("#feedback")).to_have_count(0)
             expect(page.locator("#code")).to_have_text("C0DE42")
             page.screenshot(path=str(tmp_path / "rater_done.png"))
+            sessions = store.campaign_sessions("fixture", "prolific")
+            mine = sessions[sessions["participant_id"] == "pp-1"]
+            assert mine[["external_study", "external_session"]].values.tolist() == [["st-9", "se-pp-1"]]
+            assert mine["finished"].notna().all() and len(store.campaign_votes("fixture", "prolific")) == 3
 
             # the same link in a second browser: with the same participant id turned away, with
             # another its own session, never the first rater's
