@@ -139,6 +139,27 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
 
         return run
 
+    def api(handler):
+        """An API call of a session's page: the cookie's session (403 without one) and, for a POST,
+        its JSON body (400 when it is not a JSON object) are passed on."""
+
+        @guarded
+        async def run(request: Request):
+            sid = session_of(request)
+            if not sid:
+                return JSONResponse({"phase": "nosession", "error": "no session"}, status_code=403, headers=NO_STORE)
+            body = {}
+            if request.method == "POST":
+                try:
+                    body = await request.json()
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):
+                    return JSONResponse({"error": "the body must be a JSON object"}, status_code=400, headers=NO_STORE)
+            return await handler(request, sid, body)
+
+        return run
+
     @guarded
     async def health(request: Request):
         return PlainTextResponse("ok", headers=NO_STORE)
@@ -230,11 +251,8 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
             "practice": bool(item["practice"]),
         }
 
-    @guarded
-    async def state(request: Request):
-        sid = session_of(request)
-        if not sid:
-            return JSONResponse({"phase": "nosession"}, status_code=403, headers=NO_STORE)
+    @api
+    async def state(request: Request, sid: str, body: dict):
         st = store.session_state(sid, start_clock=False)
         camp = st["campaign"]
         out: dict[str, Any] = {
@@ -266,24 +284,18 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
             out["next"] = _item_media(sid, st, nxt, st["position"] + 1)
         return JSONResponse(out, headers=NO_STORE)
 
-    @guarded
-    async def shown(request: Request):
-        sid = session_of(request)
-        if not sid:
-            return JSONResponse({"error": "no session"}, status_code=403, headers=NO_STORE)
-        body = await request.json()
-        store.mark_shown(sid, int(body.get("position", -1)))
+    @api
+    async def shown(request: Request, sid: str, body: dict):
+        position = body.get("position")
+        if isinstance(position, int):
+            store.mark_shown(sid, position)
         return JSONResponse({"ok": True}, headers=NO_STORE)
 
-    @guarded
-    async def answer(request: Request):
-        sid = session_of(request)
-        if not sid:
-            return JSONResponse({"error": "no session"}, status_code=403, headers=NO_STORE)
-        body = await request.json()
+    @api
+    async def answer(request: Request, sid: str, body: dict):
         st = store.session_state(sid, start_clock=False)
-        position, item = int(body.get("position", -1)), st["item"]
-        if item is None or position != st["position"]:
+        position, item = body.get("position"), st["item"]
+        if item is None or not isinstance(position, int) or position != st["position"]:
             return JSONResponse({"stale": True}, headers=NO_STORE)
         seed, task = st["seed"] or sid, st["task"]
         ms = body.get("ms")
@@ -315,12 +327,8 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
             out["feedback"] = "Thanks: practice answers are not counted."
         return JSONResponse(out, headers=NO_STORE)
 
-    @guarded
-    async def screen(request: Request):
-        sid = session_of(request)
-        if not sid:
-            return JSONResponse({"error": "no session"}, status_code=403, headers=NO_STORE)
-        body = await request.json()
+    @api
+    async def screen(request: Request, sid: str, body: dict):
         st = store.session_state(sid, start_clock=False)
         answers = body.get("answers")
         if not isinstance(answers, list):

@@ -461,3 +461,15 @@ def test_the_database_gone_mid_session_shows_the_plain_notice(fx, tmp_path, when
         _assert_plain(client.get("/api/state"), tmp_path)
     else:
         _assert_plain(client.post("/api/answer", json={"position": 0, "side": "left"}), tmp_path)
+
+
+def test_malformed_api_calls_are_refused_plainly(served):
+    _, _, app, token = served
+    client = _client(app)
+    assert client.post("/api/answer", json={"position": 0, "side": "left"}).status_code == 403  # no session
+    _join(client, token, "pid-m")
+    for body in ("not json", "[1, 2]", '"x"'):
+        r = client.post("/api/answer", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and "JSON object" in r.json()["error"]
+    assert client.post("/api/answer", json={"position": "0", "side": "left"}).json() == {"stale": True}
+    assert client.post("/api/shown", json={"position": None}).json() == {"ok": True}
