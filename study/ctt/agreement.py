@@ -29,35 +29,39 @@ from study.ctt.stats import wilson_interval
 METRICS = ("nominal", "interval")
 
 
-def _coincidences(units: list[list], values: list) -> np.ndarray:
-    """Krippendorff's coincidence matrix o[c, k] over the pairable units (2+ values)."""
+def _delta(values: list, metric: str) -> np.ndarray:
+    """The squared distance between values: 0/1 nominal, (c - k)^2 interval. Zero on the diagonal."""
+    if metric == "nominal":
+        return 1.0 - np.eye(len(values))
+    v = np.asarray(values, dtype=float)
+    return (v[:, None] - v[None, :]) ** 2
+
+
+def _unit_parts(units: list[list], values: list, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pairable unit (2+ values): its value counts c (units, V) and its observed disagreement,
+    the sum of its part of Krippendorff's coincidence matrix, (c c' - diag c) / (m - 1), weighted by
+    `delta`: c' delta c / (m - 1) as delta's diagonal is 0. The coincidence matrix's row sums are the
+    counts, so alpha needs only these two sums over units (and a bootstrap their weighted sums)."""
     index = {v: i for i, v in enumerate(values)}
-    o = np.zeros((len(values), len(values)))
-    for unit in units:
+    counts = np.zeros((len(units), len(values)))
+    observed = np.zeros(len(units))
+    for u, unit in enumerate(units):
         m = len(unit)
         if m < 2:
             continue
-        counts = np.zeros(len(values))
         for v in unit:
-            counts[index[v]] += 1
+            counts[u, index[v]] += 1
         # every ordered pair of distinct coders in the unit, each unit weighing its m values
-        o += (np.outer(counts, counts) - np.diag(counts)) / (m - 1)
-    return o
+        observed[u] = counts[u] @ delta @ counts[u] / (m - 1)
+    return counts, observed
 
 
-def _alpha(units: list[list], values: list, metric: str) -> float:
-    o = _coincidences(units, values)
-    n_c = o.sum(axis=1)
+def _alpha_of(n_c: np.ndarray, observed: float, delta: np.ndarray) -> float:
+    """Alpha from the values' totals n_c and the observed disagreement."""
     n = n_c.sum()
     if n < 2:
         return math.nan
-    if metric == "nominal":
-        delta = 1.0 - np.eye(len(values))
-    else:
-        v = np.asarray(values, dtype=float)
-        delta = (v[:, None] - v[None, :]) ** 2
-    observed = (o * delta).sum()
-    expected = (np.outer(n_c, n_c) * delta).sum() / (n - 1)
+    expected = n_c @ delta @ n_c / (n - 1)
     if expected == 0:  # one value only: no variation to agree on
         return math.nan
     return 1.0 - observed / expected
@@ -82,14 +86,16 @@ def krippendorff_alpha(
         if len(kept) >= 2:
             cleaned.append(kept)
     values = sorted({v for unit in cleaned for v in unit}, key=lambda v: (str(type(v)), v))
-    alpha = _alpha(cleaned, values, metric) if cleaned else math.nan
+    delta = _delta(values, metric)
+    counts, observed = _unit_parts(cleaned, values, delta)
+    alpha = _alpha_of(counts.sum(axis=0), observed.sum(), delta) if cleaned else math.nan
     low = high = math.nan
     if n_boot > 0 and len(cleaned) >= 2:
         gen = np.random.default_rng(rng)
-        boots = [
-            _alpha([cleaned[i] for i in gen.integers(0, len(cleaned), len(cleaned))], values, metric)
-            for _ in range(n_boot)
-        ]
+        boots = []
+        for _ in range(n_boot):  # a resample of the units: how often each is drawn weighs its sums
+            weights = np.bincount(gen.integers(0, len(cleaned), len(cleaned)), minlength=len(cleaned))
+            boots.append(_alpha_of(weights @ counts, weights @ observed, delta))
         boots = [b for b in boots if not math.isnan(b)]
         if boots:
             low, high = (float(x) for x in np.percentile(boots, [2.5, 97.5]))
