@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from study import report
+from study.ctt import verdict
 
 log = logging.getLogger(__name__)
 
@@ -266,26 +267,13 @@ def seed_groups(trials: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 # -- the human verdict ----------------------------------------------------------------------------------
 
 #: a verdict score -> its columns in `study.ctt.stats.aggregate`: (score, 95% low, 95% high, votes)
-VERDICT_COLUMNS = {
-    "fool_rate": ("fooling_rate", "fool_lo", "fool_hi", "votes"),
-    "mean_rating": ("mean_rating", "rating_lo", "rating_hi", "ratings"),
-}
+VERDICT_COLUMNS = verdict.AGGREGATE_COLUMNS
 
 
 def verdict_scores(agg: pd.DataFrame, score: str, min_votes: int = 1) -> pd.DataFrame:
     """Per trial, from `study.ctt.stats.aggregate(votes, by="trial", ...)` (the table the CTT results
     page draws): trial_id, score, low, high (its 95% interval: Wilson for the fooling rate, t for the
     mean rating), votes (2AFC votes or ratings) and counted (votes >= `min_votes`); trials without
-    such votes left out. The columns of `study.ctt.verdict.trial_scores`."""
-    value, low, high, votes = VERDICT_COLUMNS[score]
-    out = pd.DataFrame(
-        {
-            "trial_id": agg["trial"],
-            "score": agg[value],
-            "low": agg[low],
-            "high": agg[high],
-            "votes": agg[votes].astype(int),
-        }
-    )
-    out = out[out["votes"] > 0]
-    return out.assign(counted=out["votes"] >= min_votes).reset_index(drop=True)
+    such votes left out. `study.ctt.verdict.trial_scores`' own function, so the page and `vidcolor
+    tune` cannot drift apart (the hyperparameters page calls `trial_scores` itself)."""
+    return verdict.from_aggregate(agg, score, min_votes)

@@ -239,17 +239,12 @@ campaign = human.get("campaign")
 def human_scores(
     url: str | None, name: str, score: str, campaign: str | None, min_votes: int, exclude: bool
 ) -> pd.DataFrame:
-    """Per trial (study.ctt.verdict.COLUMNS). The fooling rate and the mean rating count the votes
-    the CTT results page counts, by the same function (study.ctt.stats.aggregate, raters who failed an
-    attention check left out only when `exclude`); the Bradley-Terry score is study.ctt.verdict's."""
-    from study.ctt import stats as ctt_stats
+    """Per trial (study.ctt.verdict.COLUMNS), by study.ctt.verdict.trial_scores: the fooling rate and
+    the mean rating count the votes the CTT results page counts (study.ctt.stats.aggregate, raters who
+    failed an attention check left out only when `exclude`); the Bradley-Terry score ignores `exclude`."""
     from study.ctt.verdict import trial_scores
 
-    if score == "bt_score":
-        return trial_scores(data.store(), name, score, campaign, min_votes)
-    raw = data.store().campaign_votes(name, campaign) if campaign else data.votes(name)
-    agg = ctt_stats.aggregate(ctt_stats.votes_from_store(raw), by="trial", exclude_failed=exclude)
-    return analysis.verdict_scores(agg, score, min_votes)
+    return trial_scores(data.store(), name, score, campaign, min_votes, exclude_failed=exclude)
 
 
 if human or not human_scores(url, name, score_name, campaign, min_votes, False).empty:
