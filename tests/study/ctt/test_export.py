@@ -91,13 +91,62 @@ def test_cli_build_and_export(fixture_study, fx, tmp_path, capsys):
     # 2 of 3 fooled: Wilson 95% [0.208, 0.939]; one attention check failed by the three raters
     assert out[3].split() == ["trial", "t_002", "3", "0.667", "0.208", "0.939", "0", "-", "3", "1"]
     assert out[4].split() == ["experiment", "exp2", "3", "0.667", "0.208", "0.939", "0", "-", "3", "1"]
+    # one item, three values (F, T, F): o_FF = 1, o_FT = o_TF = 1, n = 3: alpha = 1 - 2 * 2 / (2 * 2) = 0;
+    # (one item: no bootstrap interval); left 2 of 3 on the item (the check's 'right' not counted):
+    # two-sided exact p = 1; only r2 has two others with a majority (F, F), and disagrees with it
+    assert out[5:] == [
+        "",
+        "agreement, 2afc: Krippendorff's alpha (nominal) 0.000 over 1 items with 2+ votes (3 votes)",
+        "position bias, 2afc: 67% of 3 answers on the left (95% 21% to 94%), exact binomial p = 1 against 50%",
+        "raters, 2afc: 3; attention checks passed 0 of 1; consensus agreement mean 0%, lowest 0%",
+    ]
     assert cli(["ctt", "export", "--db", url, "--exclude-failed"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "study fixture: Color Turing Test (raters who failed attention checks excluded)"
     assert out[3].split()[:4] == ["trial", "t_002", "2", "0.500"]
+    # without r3: (F, T): o_FT = o_TF = 1, n = 2: alpha = 1 - (n - 1) * 2 / (2 * 1 * 1) = 0; both on the left
+    assert out[6] == "agreement, 2afc: Krippendorff's alpha (nominal) 0.000 over 1 items with 2+ votes (2 votes)"
+    assert out[7].startswith("position bias, 2afc: 100% of 2 answers on the left") and out[8] == "raters, 2afc: 2"
     csv = tmp_path / "res.csv"
     assert cli(["ctt", "export", "--db", url, "--exclude-failed", "--out", str(csv)]) == 0
-    assert capsys.readouterr().out == f"wrote 2 rows to {csv}\n"
+    side = {k: tmp_path / f"res-{k}.csv" for k in ("agreement", "raters", "ranking")}
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote 2 rows to {csv}",
+        f"wrote agreement and position bias (tasks: 1) to {side['agreement']}, raters (rows: 2) to {side['raters']}, "
+        f"the pairwise ranking (trials: 0) to {side['ranking']}",
+    ]
+    agreement = pd.read_csv(side["agreement"])
+    assert agreement[["alpha_low", "alpha_high"]].isna().all(axis=None)  # one item: no bootstrap interval
+    assert agreement.drop(columns=["alpha_low", "alpha_high"]).to_dict("records") == [
+        {
+            "task": "2afc",
+            "votes": 2,
+            "metric": "nominal",
+            "alpha": 0.0,
+            "items": 1,
+            "values": 2,
+            "answers": 2,
+            "left": 2,
+            "left_share": 1.0,
+            "left_low": pytest.approx(0.3424, abs=1e-4),  # Wilson 2 of 2
+            "left_high": 1.0,
+            "left_p": 0.5,
+        }
+    ]
+    raters = pd.read_csv(side["raters"]).set_index("rater")
+    assert list(raters.columns) == [
+        "rater_id",
+        "task",
+        "votes",
+        "attention_checks",
+        "attention_passed",
+        "attention_pass_rate",
+        "consensus_items",
+        "consensus_agreement",
+        "reliability",
+    ]
+    assert sorted(raters.index) == ["r1", "r2"] and raters["votes"].tolist() == [1, 1]
+    assert pd.read_csv(side["ranking"]).empty
     res = pd.read_csv(csv).set_index(["level", "name"])
     assert list(res.columns) == [
         "votes",
@@ -174,16 +223,25 @@ def test_export_out_on_a_bad_path_fails_before_the_store_is_opened(tmp_path, cap
     Store(url).create_study("s", objective="val_rmse_rgb")
     csv = tmp_path / "out" / "res.csv"
     assert cli(["ctt", "export", "--db", url, "--out", str(csv)]) == 0
-    assert capsys.readouterr().out == f"wrote 0 rows to {csv}\n"
-    assert pd.read_csv(csv).empty and sorted(p.name for p in csv.parent.iterdir()) == ["res.csv"]
+    assert capsys.readouterr().out.splitlines()[0] == f"wrote 0 rows to {csv}"
+    written = ["res-agreement.csv", "res-ranking.csv", "res-raters.csv", "res.csv"]
+    assert pd.read_csv(csv).empty and sorted(p.name for p in csv.parent.iterdir()) == written
     # an existing file is refused by flag and path, untouched; --overwrite replaces it whole
     csv.write_bytes(b"level,name\nmy,edits\n")
     before = (csv.read_bytes(), csv.stat().st_mtime_ns)
     assert cli(["ctt", "export", "--db", url, "--out", str(csv)]) == 2
     assert f"error: --out {csv}: exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert (csv.read_bytes(), csv.stat().st_mtime_ns) == before
+    # so is a side file alone, before anything is written
+    for name in ("res.csv", "res-agreement.csv", "res-ranking.csv"):
+        (csv.parent / name).unlink()
+    side = csv.parent / "res-raters.csv"
+    before = (side.read_bytes(), side.stat().st_mtime_ns)
+    assert cli(["ctt", "export", "--db", url, "--out", str(csv)]) == 2
+    assert f"error: --out {side}: exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert (side.read_bytes(), side.stat().st_mtime_ns) == before and not csv.exists()
     assert cli(["ctt", "export", "--db", url, "--out", str(csv), "--overwrite"]) == 0
-    assert pd.read_csv(csv).empty and sorted(p.name for p in csv.parent.iterdir()) == ["res.csv"]
+    assert pd.read_csv(csv).empty and sorted(p.name for p in csv.parent.iterdir()) == written
 
 
 def test_campaign_cli_create_invite_list(fx, tmp_path, capsys):
