@@ -1,13 +1,26 @@
 """Load test of the rater server over HTTP: R raters in headless Chromium, V votes each.
 
-`vidcolor ctt serve` runs on localhost on a study of V + 10 items (two small mp4s) with one
-campaign (2afc, V counted pairs per session, no practice, no display limit) and one invite link
-good for any number of sessions. R raters, at most ``--concurrency`` at a time (each a browser
-context of one headless Chromium), open the link, start, and click "A is real" V times (once the page has
-settled; again when nothing happened in 10 s, counted as a retry). Measured:
-the click-to-next-pair time in the browser (a Streamlit rerun: websocket, the store, the media),
-and the store's own time per answer as the server saw it (``VIDCOLOR_RATER_TIMINGS``). Checked
-afterwards: every session finished, R x V votes stored, each (rater, item) once.
+`vidcolor ctt serve` (study.ctt.rater_app under uvicorn) runs on localhost on a study of V + 10
+items (two small mp4s, so each item is a composite clip) with one campaign (2afc, V counted items
+per session, no practice, no attention checks, no display limit) and one invite link good for any
+number of sessions. R raters, at most ``--concurrency`` at a time (each a browser context of one
+headless Chromium), open the link (``/i/TOKEN``), tick the consent box, press Start, and answer V
+items by clicking "← Left" or "Right →" (alternately) as soon as each item is on screen: no time
+spent looking, so the machine is saturated and the figures are upper bounds.
+
+Measured, all in the browser (the server has no timing hook):
+
+- a vote: from the click (a capturing listener on the page) until the next item is on screen
+  (``#progress`` reads "Item k+1 of V" and the ``#stage`` holds its decoded ``img``/``video``; after
+  the last item, the end panel): ``/api/answer``, ``/api/state``, the rest of the next item's
+  file (the page fetches it while the item before is up) and its decoding;
+- the ``/api/answer`` and ``/api/state`` requests from sent to first byte of the answer
+  (Chromium's resource timing): the server's part of a vote as the browser sees it, with any
+  wait for a core or for the server's one event loop (uvicorn, one process) in either process;
+- a start: from the click on Start until the first item is on screen.
+
+Checked afterwards in the store: every session finished, R x V votes stored, each (rater, item)
+once. The exit status is 0 when all of that holds and no rater gave up.
 
     python bench/rater_load.py [--raters 50] [--votes 40] [--concurrency 10] [--db URL] [--json FILE]
 
@@ -18,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -36,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from study.report import format_table, write_json  # noqa: E402
 
 STUDY = "rater-load"
+CAMPAIGN = "load"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--headless",
@@ -46,6 +59,27 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+WAIT_MS = 120_000  # the longest any one step may take before the rater gives up
+
+# the page's script: `window.__t0` set by the click (capturing, before the page's own handler);
+# `window.__until(want)` resolves with the ms from that click until the next item is on screen
+# (want: its "Item k of V" text) or, with want null, the end panel
+WATCH = """() => {
+  document.addEventListener('click', () => { window.__t0 = performance.now(); }, {capture: true});
+  window.__until = (want, limit) => new Promise((ok, fail) => {
+    const there = () => want === null ? document.getElementById('end') :
+      document.getElementById('progress').textContent === want &&
+      document.querySelector('#stage img, #stage video');
+    const check = () => {
+      if (!there()) return;
+      obs.disconnect(); clearTimeout(timer); ok(performance.now() - window.__t0);
+    };
+    const obs = new MutationObserver(check);
+    obs.observe(document.body, {subtree: true, childList: true, characterData: true});
+    const timer = setTimeout(() => { obs.disconnect(); fail(new Error('not on screen: ' + want)); }, limit);
+    check();
+  });
+}"""
 
 
 def setup(url: str, work: Path, votes: int) -> str:
@@ -68,117 +102,154 @@ def setup(url: str, work: Path, votes: int) -> str:
             for i in range(votes + 10)
         ],
     )
-    store.create_campaign(STUDY, "load", session_items=votes, practice_items=0, attention_share=0.0, display_s=0)
-    return store.add_invites(STUDY, "load", 1, max_uses=None)[0]
+    store.create_campaign(
+        STUDY, CAMPAIGN, task="2afc", session_items=votes, practice_items=0, attention_share=0.0, display_s=0
+    )
+    token = store.add_invites(STUDY, CAMPAIGN, 1, max_uses=None)[0]
+    store.close()
+    return token
 
 
-def serve(url: str, port: int, timings: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "VIDCOLOR_RATER_TIMINGS": str(timings)}
+def serve(url: str, port: int, cache: Path, log: Path) -> subprocess.Popen:
+    """`vidcolor ctt serve` on `port` once its /health answers."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "study", "ctt", "serve", "--db", url, "--port", str(port)],
+        [sys.executable, "-m", "study", "ctt", "serve", "--db", url, "--port", str(port), "--cache", str(cache)],
         cwd=ROOT,
-        env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 90
     while True:
         try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read() == b"ok":
                 return proc
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise SystemExit(f"rater server did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.5)
+        time.sleep(0.3)
 
 
-IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+class Figures:
+    """What the raters measured: ms per vote, per start, per request (by path), and errors."""
+
+    def __init__(self):
+        self.votes: list[float] = []
+        self.starts: list[float] = []
+        self.requests: dict[str, list[float]] = {"/api/answer": [], "/api/state": []}
+        self.errors: list[str] = []
+
+    def request_done(self, request) -> None:
+        path = "/" + request.url.split("/", 3)[-1].split("?")[0]
+        if path in self.requests:
+            t = request.timing
+            if t["requestStart"] >= 0 and t["responseStart"] >= t["requestStart"]:
+                self.requests[path].append(t["responseStart"] - t["requestStart"])
 
 
-async def one_rater(
-    browser, link: str, votes: int, sem: asyncio.Semaphore, latencies: list[float], retries: list[int]
-) -> None:
-    """One rater's session. Like a person, it answers once the page has settled, and clicks again
-    when nothing happened within 10 s (a click on a button of the page being replaced is a click on
-    the previous pair, which the server ignores): `retries` counts those."""
+async def one_rater(browser, link: str, votes: int, sem: asyncio.Semaphore, figs: Figures, n: int) -> None:
+    """One rater's session: consent, Start, V answers as soon as each item is on screen. A failure
+    ends this rater (recorded in `figs.errors`), not the run."""
     async with sem:
-        ctx = await browser.new_context()
-        page = await ctx.new_page()
-        await page.goto(link)
-        await page.get_by_role("button", name="Start").click()
-        for i in range(1, votes + 1):
-            await page.wait_for_selector(f"text=Pair {i} of {votes}", timeout=120_000)
-            await page.wait_for_function(IDLE, timeout=120_000)
-            nxt = f"text=Pair {i + 1} of {votes}" if i < votes else "text=That was the last one"
+        ctx = await browser.new_context(viewport={"width": 1366, "height": 768})
+        try:
+            page = await ctx.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.on("requestfinished", figs.request_done)
+            await page.goto(link)
+            await page.get_by_label("I have read the above and agree to take part.").check()
             t0 = time.perf_counter()
-            for _attempt in range(6):
-                await page.get_by_role("button", name="A is real").click()
-                try:
-                    await page.wait_for_selector(nxt, timeout=10_000)
-                    break
-                except Exception:
-                    retries.append(1)
-            else:
-                raise RuntimeError(f"pair {i}: no answer taken after 6 clicks")
-            latencies.append((time.perf_counter() - t0) * 1000)
-        await ctx.close()
+            await page.get_by_role("button", name="Start").click()
+            await page.wait_for_url("**/rate")
+            await page.evaluate(WATCH)
+            await page.evaluate("([w, l]) => window.__until(w, l)", [f"Item 1 of {votes}", WAIT_MS])
+            figs.starts.append((time.perf_counter() - t0) * 1000)
+            for i in range(1, votes + 1):
+                want = f"Item {i + 1} of {votes}" if i < votes else None
+                await page.locator("#left" if i % 2 else "#right").click()
+                figs.votes.append(await page.evaluate("([w, l]) => window.__until(w, l)", [want, WAIT_MS]))
+        except Exception as exc:  # reported with the figures; the run goes on
+            first = (str(exc).splitlines() or [""])[0][:200]
+            figs.errors.append(f"rater {n}: {type(exc).__name__}: {first}")
+        finally:
+            await ctx.close()
 
 
-async def drive(link: str, raters: int, votes: int, concurrency: int) -> list[float]:
+async def drive(link: str, raters: int, votes: int, concurrency: int) -> Figures:
     from playwright.async_api import async_playwright
 
-    latencies: list[float] = []
-    retries: list[int] = []
+    figs = Figures()
     sem = asyncio.Semaphore(concurrency)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        await asyncio.gather(*(one_rater(browser, link, votes, sem, latencies, retries) for _ in range(raters)))
-        await browser.close()
-    return latencies, len(retries)
+        try:
+            await asyncio.gather(*(one_rater(browser, link, votes, sem, figs, n) for n in range(raters)))
+        finally:
+            await browser.close()
+    return figs
 
 
-def run(url: str | None, raters: int, votes: int, concurrency: int) -> dict:
+def _pct(xs: list[float], q: float, digits: int = 1) -> float | None:
+    return round(float(np.percentile(xs, q)), digits) if xs else None
+
+
+def run(db: str | None, raters: int, votes: int, concurrency: int) -> dict:
+    """Set up, serve, drive R raters x V votes (at most `concurrency` at once), check the store;
+    returns the figures (see `main` for the table)."""
     from study.store import Store
 
     with tempfile.TemporaryDirectory(prefix="vc-rater-load-") as tmp:
         work = Path(tmp)
-        url = url or f"sqlite:///{work / 'load.db'}"
+        url = db or f"sqlite:///{work / 'load.db'}"
         token = setup(url, work, votes)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        timings = work / "timings.txt"
-        proc = serve(url, port, timings, work / "server.log")
+        proc = serve(url, port, work / "cache", work / "server.log")
         t0 = time.perf_counter()
         try:
-            clicks, retries = asyncio.run(drive(f"http://127.0.0.1:{port}/?invite={token}", raters, votes, concurrency))
+            figs = asyncio.run(drive(f"http://127.0.0.1:{port}/i/{token}", raters, votes, concurrency))
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         wall = time.perf_counter() - t0
-        server = [float(x) for x in timings.read_text().split()] if timings.exists() else []
+        server_log = (work / "server.log").read_text(errors="replace")
         store = Store(url)
-        stored = store.campaign_votes(STUDY, "load")
-        camp = store.campaigns(STUDY).iloc[0]
+        stored = store.campaign_votes(STUDY, CAMPAIGN)
+        sessions = store.campaign_sessions(STUDY, CAMPAIGN)
+        store.close()
     pairs = set(zip(stored["rater_id"], stored["uid"]))
+    answer, state = figs.requests["/api/answer"], figs.requests["/api/state"]
     return {
         "db": "postgresql" if url.startswith("postgres") else "sqlite",
         "raters": raters,
         "votes_each": votes,
         "concurrency": concurrency,
         "wall_s": round(wall, 1),
+        "votes_per_s": round(len(figs.votes) / wall, 1) if wall else None,
+        "sessions": len(sessions),
+        "sessions_finished": int(sessions["finished"].notna().sum()),
         "votes_stored": len(stored),
         "distinct_stored": len(pairs),
-        "sessions_finished": int(camp["finished_sessions"]),
         "all_stored_once": len(stored) == len(pairs) == raters * votes,
-        "click_retries": retries,
-        "click_p50_ms": round(float(np.percentile(clicks, 50)), 1),
-        "click_p99_ms": round(float(np.percentile(clicks, 99)), 1),
-        "store_p50_ms": round(float(np.percentile(server, 50)), 2) if server else None,
-        "store_p99_ms": round(float(np.percentile(server, 99)), 2) if server else None,
-        "answers_timed": len(server),
+        "votes_timed": len(figs.votes),
+        "vote_p50_ms": _pct(figs.votes, 50),
+        "vote_p99_ms": _pct(figs.votes, 99),
+        "vote_max_ms": _pct(figs.votes, 100),
+        "start_p50_ms": _pct(figs.starts, 50),
+        "start_p99_ms": _pct(figs.starts, 99),
+        "answer_req_p50_ms": _pct(answer, 50),
+        "answer_req_p99_ms": _pct(answer, 99),
+        "state_req_p50_ms": _pct(state, 50),
+        "state_req_p99_ms": _pct(state, 99),
+        "requests_timed": {"answer": len(answer), "state": len(state)},
+        "rater_errors": figs.errors,
+        "server_errors": server_log.count("Traceback"),
     }
 
 
@@ -191,43 +262,33 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, metavar="FILE")
     args = p.parse_args(argv)
     res = run(args.db, args.raters, args.votes, args.concurrency)
-    print(
-        format_table(
-            (
-                "db",
-                "raters",
-                "votes each",
-                "at once",
-                "wall s",
-                "stored",
-                "once each",
-                "finished",
-                "click p50 ms",
-                "click p99 ms",
-                "store p50 ms",
-                "store p99 ms",
-            ),
-            [
-                (
-                    res["db"],
-                    res["raters"],
-                    res["votes_each"],
-                    res["concurrency"],
-                    res["wall_s"],
-                    res["votes_stored"],
-                    res["all_stored_once"],
-                    res["sessions_finished"],
-                    res["click_p50_ms"],
-                    res["click_p99_ms"],
-                    res["store_p50_ms"],
-                    res["store_p99_ms"],
-                )
-            ],
-        )
-    )
+    columns = {
+        "db": "db",
+        "raters": "raters",
+        "votes_each": "votes each",
+        "concurrency": "at once",
+        "wall_s": "wall s",
+        "votes_per_s": "votes/s",
+        "votes_stored": "stored",
+        "all_stored_once": "once each",
+        "sessions_finished": "finished",
+        "vote_p50_ms": "vote p50 ms",
+        "vote_p99_ms": "vote p99 ms",
+        "answer_req_p50_ms": "answer req p50",
+        "answer_req_p99_ms": "answer req p99",
+        "state_req_p50_ms": "state req p50",
+        "state_req_p99_ms": "state req p99",
+        "start_p50_ms": "start p50 ms",
+    }
+    print(format_table(tuple(columns.values()), [tuple(res[k] for k in columns)], digits=1))
+    for err in res["rater_errors"]:
+        print(err, file=sys.stderr)
+    if res["server_errors"]:
+        print(f"the server logged {res['server_errors']} tracebacks", file=sys.stderr)
     if args.json:
         write_json(args.json, res)
-    return 0 if res["all_stored_once"] and res["sessions_finished"] == args.raters else 1
+    ok = res["all_stored_once"] and res["sessions_finished"] == res["sessions"] == args.raters
+    return 0 if ok and not res["rater_errors"] else 1
 
 
 if __name__ == "__main__":
