@@ -359,7 +359,12 @@ def _add_ctt(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--db", default=None)
     e.add_argument("--study", default=None)
     e.add_argument("--exclude-failed", action="store_true", help="drop raters who failed attention checks")
-    e.add_argument("--out", default=None, help="CSV file (default: print a table)")
+    e.add_argument(
+        "--out",
+        default=None,
+        help="CSV file of per-trial results; FILE-agreement.csv, FILE-raters.csv and FILE-ranking.csv are "
+        "written beside it (docs/ctt-analysis.md). Default: print a table and a summary",
+    )
     _add_overwrite(e)
     e.set_defaults(handler="study.ctt.export:main_export")
     c = ctt.add_parser("campaign", help="campaigns: a fixed protocol raters join through invite links")

@@ -277,8 +277,8 @@ def test_campaign_cli_create_invite_list(fx, tmp_path, capsys):
         "1 s, 25% attention checks" in out
     )
     links = [line.strip() for line in out.splitlines() if line.strip().startswith("https://")]
-    assert len(links) == 2 and all(link.startswith("https://ctt.example.org/?invite=") for link in links)
-    token = links[0].split("invite=", 1)[1]
+    assert len(links) == 2 and all(link.startswith("https://ctt.example.org/i/") for link in links)
+    token = links[0].split("/i/", 1)[1]
     info["store"].open_session(token)  # the printed link lets a rater in
     assert cli(["ctt", "campaign", "invite", "--db", url, "--name", "pilot", "--uses", "0"]) == 0
     assert "1 invite link(s), each good for any number of sessions" in capsys.readouterr().out
@@ -332,7 +332,7 @@ def test_readme_campaign_command_runs_on_a_study_with_few_items(fx, tmp_path, ca
         "`vidcolor ctt build`, or set --pairs / --practice)"
     ) in out
     assert "campaign 'pilot' of study fixture: task 2afc, 1 practice + 6 counted items per session" in out
-    assert out.count("http://HOST:8502/?invite=") == 20
+    assert out.count("http://HOST:8502/i/") == 20
     camp = store.campaigns("fixture").iloc[0]
     assert (camp["practice_items"], camp["session_items"], camp["display_s"]) == (1, 6, 1.0)
     (token,) = store.add_invites("fixture", "pilot", 1)
@@ -361,6 +361,6 @@ def test_campaign_base_url_must_be_http_with_a_host(fx, tmp_path, capsys, bad):
     assert "Traceback" not in err and info["store"].campaigns("fixture").empty
     good = "https://ctt.example.org/x"
     assert cli(["ctt", "campaign", "create", "--db", url, "--name", "c", *small, "--base-url", good]) == 0
-    assert "https://ctt.example.org/x/?invite=" in capsys.readouterr().out
+    assert "https://ctt.example.org/x/i/" in capsys.readouterr().out
     assert cli(["ctt", "campaign", "invite", "--db", url, "--name", "c", "--base-url", bad]) == 2
     assert f"got {bad!r}" in capsys.readouterr().err
