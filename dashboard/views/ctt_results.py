@@ -197,11 +197,11 @@ def _trust(n_votes: int, n_pairs: int, exclude: bool) -> None:
         "alpha near 0 says the clips look real, not that the raters are careless. For ratings and pairwise "
         "votes Krippendorff asks for alpha ≥ 0.8 (≥ 0.667 for tentative conclusions)."
     )
-    bias = figures.agreement[figures.agreement["task"] == "2afc"]
-    if len(bias) and bias["answers"].iloc[0]:
-        st.markdown("**Left/right position bias** (2AFC answers on regular items)")
+    bias = figures.agreement[figures.agreement["answers"].fillna(0) > 0]
+    if len(bias):
+        st.markdown("**Left/right position bias** (answers on regular items)")
         st.dataframe(
-            bias[["answers", "left", "left_share", "left_low", "left_high", "left_p"]],
+            bias[["task", "answers", "left", "left_share", "left_low", "left_high", "left_p"]],
             hide_index=True,
             key="trust_bias",
             column_config={

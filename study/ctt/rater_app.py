@@ -311,7 +311,7 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         elif task == "pairwise":
             first_left = real_on_left(seed, item["uid"])
             winner = "a" if (side == "left") == first_left else "b"
-            result = store.answer(sid, item["uid"], winner=winner, response_ms=ms)
+            result = store.answer(sid, item["uid"], winner=winner, choice=side, response_ms=ms)
         else:
             picked_real = (side == "left") == real_on_left(seed, item["uid"])
             result = store.answer(sid, item["uid"], picked_real=picked_real, choice=side, response_ms=ms)

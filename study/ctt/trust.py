@@ -8,8 +8,8 @@ Per task (2AFC "which is real", 1-5 ratings, pairwise "which looks more natural"
   (attention checks, whose answer the item forces, left out): nominal on picked_real per item for
   2AFC, interval on the rating per item for ratings, nominal on the winning trial per source pair
   (the two items, in either order) for pairwise votes; with a bootstrap 95% interval over items;
-- left/right position bias of the 2AFC answers on regular items (the `choice` column). Pairwise
-  votes store which trial won, not on which side it was shown, so they have no such figure;
+- left/right position bias of the 2AFC and pairwise answers on regular items (the `choice` column;
+  pairwise votes record it since schema revision 0008, older ones have none);
 - per rater: votes, attention checks passed and the leave-one-out consensus agreement
   (`rater_quality`: 2AFC on picked_real; pairwise on which trial of the pair won, an attention pair
   passed when the wrongly recolored side lost; ratings: a check passed when rated 1 or 2, as
@@ -184,6 +184,17 @@ def _pairwise_ranking(regular: pd.DataFrame, trials: list[str] | None) -> tuple[
     return out[RANKING_COLUMNS], reliability.rename(columns={"rater": "rater_id"})[["rater_id", "reliability"]]
 
 
+def _bias_columns(bias: dict) -> dict:
+    return {
+        "answers": bias["answers"],
+        "left": bias["left"],
+        "left_share": bias["left_share"],
+        "left_low": bias["low"],
+        "left_high": bias["high"],
+        "left_p": bias["p"],
+    }
+
+
 def summarize(
     votes: pd.DataFrame,
     pairs: pd.DataFrame,
@@ -212,7 +223,10 @@ def summarize(
             answers = pair_answers(pairs)
             regular = pairs[~pairs["is_attention"].map(_bool)]
             units = agr.vote_units(answers[~answers["is_attention"]], unit="uid", value="winner")
-            rows.append(_agreement_row(task, units, len(regular), n_boot, rng))
+            row = _agreement_row(task, units, len(regular), n_boot, rng)
+            if "choice" in regular and regular["choice"].notna().any():  # recorded since schema 0008
+                row.update(_bias_columns(agr.position_bias(regular["choice"])))
+            rows.append(row)
             quality = agr.rater_quality(answers)
             quality["reliability"] = math.nan
             if len(regular):
@@ -229,15 +243,7 @@ def summarize(
                 units = {k: [float(v) for v in vals] for k, vals in units.items()}
             row = _agreement_row(task, units, len(regular), n_boot, rng)
             if task == "2afc":
-                bias = agr.position_bias(regular["choice"])
-                row.update(
-                    answers=bias["answers"],
-                    left=bias["left"],
-                    left_share=bias["left_share"],
-                    left_low=bias["low"],
-                    left_high=bias["high"],
-                    left_p=bias["p"],
-                )
+                row.update(_bias_columns(agr.position_bias(regular["choice"])))
             rows.append(row)
             quality = agr.rater_quality(mine if task == "2afc" else _rating_answers(mine))
             quality["reliability"] = math.nan
@@ -276,9 +282,9 @@ def reading(trust: Trust) -> list[str]:
             f"with 2+ votes ({r.values} votes)"
         )
     for r in trust.agreement.itertuples(index=False):
-        if r.task == "2afc" and not pd.isna(r.answers) and r.answers:
+        if not pd.isna(r.answers) and r.answers:
             out.append(
-                f"position bias, 2afc: {r.left_share:.0%} of {r.answers} answers on the left "
+                f"position bias, {r.task}: {r.left_share:.0%} of {r.answers} answers on the left "
                 f"(95% {r.left_low:.0%} to {r.left_high:.0%}), exact binomial p = {r.left_p:.3g} against 50%"
             )
     return out

@@ -24,6 +24,7 @@ PAIR_VOTES_COLUMNS = [
     "video_id",
     "clip",
     "is_attention",
+    "choice",
     "response_ms",
     "created",
 ]
@@ -80,6 +81,7 @@ class PairVotesMixin(StoreEngine):
                         "video_id": vid_a if not att_a else vid_b,
                         "clip": clip_a if not att_a else clip_b,
                         "is_attention": bool(att_a or att_b),
+                        "choice": v.choice,
                         "response_ms": v.response_ms,
                         "created": v.created,
                     }

@@ -280,6 +280,7 @@ class RaterSessionsMixin(StoreEngine):
                             item_a_id=ids[uid_a],
                             item_b_id=ids[uid_b],
                             winner_id=ids[uid_a if winner == "a" else uid_b],
+                            choice=choice if choice in ("left", "right") else None,
                             response_ms=None if response_ms is None else float(response_ms),
                         )
                     )

@@ -244,5 +244,6 @@ class CttPairVoteRow(Base):
     item_a_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_items.id", ondelete="CASCADE"), index=True)
     item_b_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_items.id", ondelete="CASCADE"), index=True)
     winner_id: Mapped[int] = mapped_column(ForeignKey("vc_ctt_items.id", ondelete="CASCADE"))
+    choice: Mapped[str | None] = mapped_column(String(10), nullable=True)  # the side picked: left | right
     response_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     created: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

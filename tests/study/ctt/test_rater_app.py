@@ -410,7 +410,11 @@ def test_a_session_of_each_task(fx, tmp_path, task):
         votes = store.pair_votes("fixture", "c")
         with store._read() as s:
             plan = list(s.get(RaterSessionRow, sid).plan)
-        assert len(votes) == 2
+        assert len(votes) == 2 and set(votes["choice"]) == {"right"}  # the side, for the position bias
+        from study.ctt.trust import from_store
+
+        bias = from_store(store, "fixture").agreement.set_index("task").loc["pairwise"]
+        assert bias["answers"] == 2 and bias["left"] == 0
         trial_of = store.ctt_items("fixture").set_index("uid")["trial_id"]
         for entry in plan[1:]:  # "right" won: the second file on screen, a or b by the session's draw
             a, b = entry.split("|")

@@ -98,6 +98,7 @@ ADDED_0008 = {  # the columns revision 0008 added, with the value old rows get
         "screen": False,
     },
     "vc_ctt_invites": {"expires": None, "revoked": False},
+    "vc_ctt_pair_votes": {"choice": None},
     "vc_ctt_sessions": {
         "secret_hash": None,
         "participant_id": None,
@@ -142,12 +143,15 @@ def schema_of(revision: str) -> MetaData:
     same = ["vc_studies", "vc_trials", "vc_epochs", "vc_raters", "vc_ctt_votes"]
     same += ["vc_ctt_items"] if revision >= "0003" else []
     same += ["vc_ctt_campaigns", "vc_ctt_invites"] if revision >= "0008" else []
-    same += ["vc_ctt_pair_votes"] if revision >= "0005" else []
+    same += ["vc_ctt_pair_votes"] if revision >= "0008" else []
     same += ["vc_ctt_sessions"] if revision >= "0008" else []
     for name in same:
         Base.metadata.tables[name].to_metadata(md)
     if "0004" <= revision < "0008":  # today's campaign tables without what 0008 added
-        for name in ("vc_ctt_campaigns", "vc_ctt_invites") + (("vc_ctt_sessions",) if revision >= "0006" else ()):
+        later = (("vc_ctt_pair_votes",) if revision >= "0005" else ()) + (
+            ("vc_ctt_sessions",) if revision >= "0006" else ()
+        )
+        for name in ("vc_ctt_campaigns", "vc_ctt_invites", *later):
             _without_0008(md, name)
     if revision >= "0007":
         Base.metadata.tables["vc_media"].to_metadata(md)
@@ -369,6 +373,7 @@ def as_upgraded(written: dict[str, list[dict]]) -> dict[str, list[dict]]:
         "vc_ctt_sessions": {"shown_at": None, **ADDED_0008["vc_ctt_sessions"]},
         "vc_ctt_campaigns": ADDED_0008["vc_ctt_campaigns"],
         "vc_ctt_invites": ADDED_0008["vc_ctt_invites"],
+        "vc_ctt_pair_votes": ADDED_0008["vc_ctt_pair_votes"],
         "vc_media": {"epoch": None},
     }
     out = {}

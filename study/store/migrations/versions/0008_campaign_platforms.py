@@ -9,7 +9,8 @@ codes, a completion URL, the names of the URL parameters that carry a participan
 whether raters take the colour-vision screen. Invites gain an expiry and a revoked mark. Sessions
 gain the hash of the secret their browser holds (an HTTP-only cookie), the participant's ids (one
 session per participant and campaign), whether the rater was screened out, the seed that draws
-which side each item is shown on, and when consent was given and the screen passed. Older rows keep NULL / false.
+which side each item is shown on, and when consent was given and the screen passed. A pairwise vote
+records the side the rater picked (its position bias). Older rows keep NULL / false.
 """
 
 import sqlalchemy as sa
@@ -44,6 +45,7 @@ def upgrade() -> None:
     ):
         op.add_column("vc_ctt_sessions", sa.Column(name, kind, nullable=True))
     op.add_column("vc_ctt_sessions", sa.Column("screened_out", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("vc_ctt_pair_votes", sa.Column("choice", sa.String(10), nullable=True))
     op.create_index("ix_vc_ctt_sessions_secret_hash", "vc_ctt_sessions", ["secret_hash"], unique=True)
     op.create_index("uq_vc_ctt_sessions_participant", "vc_ctt_sessions", ["campaign_id", "participant_id"], unique=True)
 
