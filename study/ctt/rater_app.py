@@ -29,6 +29,7 @@ shows a plain page, and the event is logged with its traceback for the researche
 from __future__ import annotations
 
 import html
+import inspect
 import logging
 import secrets
 import threading
@@ -38,6 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -124,9 +126,16 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         return store.session_for_secret(request.cookies.get(COOKIE))
 
     def guarded(handler):
+        """Errors as plain pages (or JSON for the page's API calls); a plain `def` handler runs in
+        the thread pool, so the store and the composites' encoding never block the event loop (and
+        with it every other rater)."""
+        is_async = inspect.iscoroutinefunction(handler)
+
         async def run(request: Request):
             try:
-                return await handler(request)
+                if is_async:
+                    return await handler(request)
+                return await run_in_threadpool(handler, request)
             except RaterFacingError as exc:
                 if request.url.path.startswith("/api/"):
                     return JSONResponse({"error": str(exc)}, status_code=409, headers=NO_STORE)
@@ -145,7 +154,7 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
 
         @guarded
         async def run(request: Request):
-            sid = session_of(request)
+            sid = await run_in_threadpool(session_of, request)
             if not sid:
                 return JSONResponse({"phase": "nosession", "error": "no session"}, status_code=403, headers=NO_STORE)
             body = {}
@@ -156,16 +165,16 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
                     body = None
                 if not isinstance(body, dict):
                     return JSONResponse({"error": "the body must be a JSON object"}, status_code=400, headers=NO_STORE)
-            return await handler(request, sid, body)
+            return await run_in_threadpool(handler, request, sid, body)
 
         return run
 
     @guarded
-    async def health(request: Request):
+    def health(request: Request):
         return PlainTextResponse("ok", headers=NO_STORE)
 
     @guarded
-    async def legacy_link(request: Request):  # the links of earlier versions: /?invite=TOKEN
+    def legacy_link(request: Request):  # the links of earlier versions: /?invite=TOKEN
         token = request.query_params.get("invite")
         if token:
             return RedirectResponse(f"/i/{quote(token)}", status_code=303, headers=NO_STORE)
@@ -174,7 +183,7 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         return notice("Open the invite link you were given to take part.", 404)
 
     @guarded
-    async def invite(request: Request):
+    def invite(request: Request):
         token = request.path_params["token"]
         settings = store.campaign_settings(token)
         if settings is None:
@@ -206,8 +215,11 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
 
     @guarded
     async def start(request: Request):
-        token = request.path_params["token"]
         form = await request.form()
+        return await run_in_threadpool(_start, request, dict(form))
+
+    def _start(request: Request, form: dict):
+        token = request.path_params["token"]
         if form.get("agree") != "yes":
             return notice("Taking part needs your consent: go back and tick the box.", 400)
         secret = request.cookies.get(COOKIE)
@@ -227,7 +239,7 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         return response
 
     @guarded
-    async def rate(request: Request):
+    def rate(request: Request):
         if not session_of(request):
             return notice("Open the invite link you were given to take part (this browser has no session).", 403)
         return HTMLResponse(page_html, headers=NO_STORE)
@@ -252,7 +264,7 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         }
 
     @api
-    async def state(request: Request, sid: str, body: dict):
+    def state(request: Request, sid: str, body: dict):
         st = store.session_state(sid, start_clock=False)
         camp = st["campaign"]
         out: dict[str, Any] = {
@@ -285,14 +297,14 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         return JSONResponse(out, headers=NO_STORE)
 
     @api
-    async def shown(request: Request, sid: str, body: dict):
+    def shown(request: Request, sid: str, body: dict):
         position = body.get("position")
         if isinstance(position, int):
             store.mark_shown(sid, position)
         return JSONResponse({"ok": True}, headers=NO_STORE)
 
     @api
-    async def answer(request: Request, sid: str, body: dict):
+    def answer(request: Request, sid: str, body: dict):
         st = store.session_state(sid, start_clock=False)
         position, item = body.get("position"), st["item"]
         if item is None or not isinstance(position, int) or position != st["position"]:
@@ -328,7 +340,7 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         return JSONResponse(out, headers=NO_STORE)
 
     @api
-    async def screen(request: Request, sid: str, body: dict):
+    def screen(request: Request, sid: str, body: dict):
         st = store.session_state(sid, start_clock=False)
         answers = body.get("answers")
         if not isinstance(answers, list):
@@ -338,7 +350,7 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         return JSONResponse({"ok": True}, headers=NO_STORE)
 
     @guarded
-    async def media(request: Request):
+    def media(request: Request):
         found = tokens.take(request.path_params["token"], session_of(request))
         if found is None:
             return Response(b"", status_code=404, headers=NO_STORE)
