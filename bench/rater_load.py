@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -219,6 +220,10 @@ def run(db: str | None, raters: int, votes: int, concurrency: int) -> dict:
                 proc.wait()
         wall = time.perf_counter() - t0
         server_log = (work / "server.log").read_text(errors="replace")
+        if "Traceback" in server_log:  # kept for whoever reads the run
+            kept = Path(tempfile.gettempdir()) / f"rater_load-server-{os.getpid()}.log"
+            kept.write_text(server_log)
+            print(f"the server's log, with its tracebacks: {kept}", file=sys.stderr)
         store = Store(url)
         stored = store.campaign_votes(STUDY, CAMPAIGN)
         sessions = store.campaign_sessions(STUDY, CAMPAIGN)

@@ -20,6 +20,7 @@ import hmac
 import io
 import os
 import secrets
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -73,8 +74,9 @@ def mp4_file(frames: np.ndarray, fps: Fraction, path: Path) -> None:
 
 
 def render(paths: list[str], medium: str, out: Path) -> Path:
-    """The composite of `paths` (left to right; one path: the item alone) into `out` (.png or .mp4)."""
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}")
+    """The composite of `paths` (left to right; one path: the item alone) into `out` (.png or .mp4),
+    written under a name of its own and moved there whole."""
+    tmp = out.with_name(f".{out.stem}-{secrets.token_hex(6)}{out.suffix}")
     if medium == "frame":
         frames = [read_png(p) for p in paths]
         tmp.write_bytes(png_bytes(frames[0] if len(frames) == 1 else side_by_side(*frames)))
@@ -83,8 +85,7 @@ def render(paths: list[str], medium: str, out: Path) -> Path:
         fps = clips[0][1]
         n = min(len(c[0]) for c in clips)
         frames = clips[0][0][:n] if len(clips) == 1 else side_by_side(clips[0][0][:n], clips[1][0][:n])
-        mp4_file(frames, fps, tmp.with_suffix(".mp4"))
-        tmp = tmp.with_suffix(".mp4")
+        mp4_file(frames, fps, tmp)
     os.replace(tmp, out)
     return out
 
@@ -97,10 +98,19 @@ class CompositeCache:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._salt = secrets.token_hex(16)  # per server: names of one run say nothing about another
+        self._lock = threading.Lock()
+        self._making: dict[str, threading.Lock] = {}
 
     def get(self, key: str, paths: list[str], medium: str) -> Path:
+        """The composite's file, made on the first call; callers of one key at once (two raters on
+        the same item) wait for one encode instead of each making it."""
         name = hashlib.sha256(f"{self._salt}:{key}".encode()).hexdigest()[:32]
         out = self.root / f"{name}.{'png' if medium == 'frame' else 'mp4'}"
-        if not out.is_file():
-            render(paths, medium, out)
+        if out.is_file():
+            return out
+        with self._lock:
+            making = self._making.setdefault(name, threading.Lock())
+        with making:
+            if not out.is_file():
+                render(paths, medium, out)
         return out

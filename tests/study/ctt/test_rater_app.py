@@ -477,3 +477,19 @@ def test_malformed_api_calls_are_refused_plainly(served):
         assert r.status_code == 400 and "JSON object" in r.json()["error"]
     assert client.post("/api/answer", json={"position": "0", "side": "left"}).json() == {"stale": True}
     assert client.post("/api/shown", json={"position": None}).json() == {"ok": True}
+
+
+def test_composites_made_at_once_by_many_threads_are_made_once_and_whole(fx, tmp_path):
+    """Raters on the same item at the same moment: one encode, every caller gets the whole file."""
+    import concurrent.futures
+
+    from study.ctt.composite import CompositeCache
+
+    info = fx.build(tmp_path, with_items=True)
+    item = info["store"].ctt_items("fixture").query("medium == 'clip'").iloc[0]
+    cache = CompositeCache(tmp_path / "cache")
+    paths = [item["real_path"], item["fake_path"]]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda _: cache.get("k", paths, "clip"), range(16)))
+    assert len(set(outs)) == 1 and outs[0].stat().st_size > 0
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [outs[0].name]  # no leftovers
