@@ -10,75 +10,19 @@ import contextlib
 import importlib.util
 import os
 import re
-import shutil
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
+import browser_tools
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENS = Path(os.environ.get("VIDCOLOR_SCREENS", "/tmp/screens"))
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM, ARGS = browser_tools.CHROMIUM, browser_tools.CHROMIUM_ARGS
+_need_chromium, _serving, _settle = browser_tools.need_chromium, browser_tools.serving, browser_tools.settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def _need_chromium() -> None:
-    if Path(CHROMIUM).exists() or shutil.which("chromium"):
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but Chromium is missing at {CHROMIUM} (.ci/run installs it)")
-    pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium); CI runs this test")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serving(args: list[str], tmp_path: Path, what: str):
-    """`python -m study ARGS --port P` on a free port until the block ends; yields (base URL, port)."""
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "study", *args, "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{what} did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield base, port
-    finally:
-        proc.terminate()  # the command execs Streamlit: this pid is the server itself
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture()
@@ -90,13 +34,6 @@ def server(fx, tmp_path):
     with socket.socket() as s:  # nothing listens on the port any more: no server left behind
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT connections
         s.bind(("127.0.0.1", port))
-
-
-def _settle(page, timeout: float = 60_000) -> None:
-    """Wait until Streamlit has finished the current run (no running-status widget)."""
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
-    page.wait_for_timeout(300)
 
 
 def _shot(page, name: str) -> None:

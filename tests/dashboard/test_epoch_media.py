@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import browser_tools
 import numpy as np
 import pytest
 from PIL import Image
@@ -112,21 +113,21 @@ def test_trial_page_epoch_slider(epoch_study, monkeypatch):
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_compare_page_epoch_slider_changes_the_frames_in_chromium(epoch_study, web, tmp_path):
+def test_compare_page_epoch_slider_changes_the_frames_in_chromium(epoch_study, tmp_path):
     """The compare page opens on the best checkpoints' frames; the epoch slider's first step shows
     every trial's epoch-1 frames (a third of the colour) in the frame panels, and t_005, which
     stopped at epoch 2, keeps its last when the slider goes past it."""
     from playwright.sync_api import sync_playwright
 
-    web.need_chromium()
-    with web.serving(["dashboard", "--db", epoch_study["url"]], tmp_path, "dashboard") as (base, _):
+    browser_tools.need_chromium()
+    with browser_tools.serving(["dashboard", "--db", epoch_study["url"]], tmp_path, "dashboard") as (base, _):
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=web.CHROMIUM, args=web.CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=browser_tools.CHROMIUM, args=browser_tools.CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1366, "height": 768})
                 page.set_default_timeout(60_000)
                 page.goto(f"{base}/compare")
-                web.settle(page)
+                browser_tools.settle(page)
 
                 def panels() -> dict[str, float]:
                     """label -> mean chroma (max - min of RGB) of each frame panel's canvas"""
@@ -151,7 +152,7 @@ def test_compare_page_epoch_slider_changes_the_frames_in_chromium(epoch_study, w
                     """the panels once the page has redrawn them after `key` on the epoch slider"""
                     before = panels()
                     slider.press(key)
-                    web.settle(page)
+                    browser_tools.settle(page)
                     for _ in range(40):
                         with contextlib.suppress(Exception):  # the frame may be replaced meanwhile
                             now = panels()
@@ -167,7 +168,7 @@ def test_compare_page_epoch_slider_changes_the_frames_in_chromium(epoch_study, w
                 page.screenshot(path=str(tmp_path / "compare_epoch1.png"))
                 past = after("End")  # the end of training
                 slider.press("ArrowLeft")  # epoch 3: t_005 stopped at 2
-                web.settle(page)
+                browser_tools.settle(page)
                 page.wait_for_timeout(1000)
                 third = panels()
             finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import browser_tools
 import pytest
 
 from study.ctt import plates
@@ -21,8 +22,8 @@ CONSENT = "This study is run by the colour lab.\n\nYou may stop at any time."
 
 
 @pytest.fixture()
-def campaign(fx, tmp_path, web):
-    web.need_chromium()
+def campaign(fx, tmp_path):
+    browser_tools.need_chromium()
     info = fx.build(tmp_path)
     store = info["store"]
     store.create_campaign(
@@ -43,7 +44,7 @@ def campaign(fx, tmp_path, web):
     (expired,) = store.add_invites("fixture", "prolific", expires=dt.datetime(2021, 1, 1))
     (revoked,) = store.add_invites("fixture", "prolific")
     store.revoke_invite(revoked)
-    with web.serving(["ctt", "serve", "--db", info["url"]], tmp_path, "rater server") as (base, _):
+    with browser_tools.serving(["ctt", "serve", "--db", info["url"]], tmp_path, "rater server") as (base, _):
         yield info, base, {"token": token, "expired": expired, "revoked": revoked}
 
 
@@ -71,14 +72,14 @@ def _inside(page, selector: str) -> None:
     assert box["y"] + box["height"] <= 768, (selector, box)
 
 
-def test_prolific_rater_from_link_to_completion_code(campaign, web, tmp_path):
+def test_prolific_rater_from_link_to_completion_code(campaign, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     info, base, links = campaign
     store = info["store"]
     requests: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=web.CHROMIUM, args=web.CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=browser_tools.CHROMIUM, args=browser_tools.CHROMIUM_ARGS)
         try:
             first = browser.new_context(viewport={"width": 1366, "height": 768})
             page = first.new_page()

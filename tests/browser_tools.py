@@ -1,5 +1,6 @@
-"""Shared by the dashboard's browser tests: `vidcolor dashboard` (or another serving command) on a
-free local port for the length of a block, and waiting for Streamlit to finish a run."""
+"""Shared by the browser tests (tests/ is on pytest's pythonpath: ``import browser_tools``):
+`vidcolor dashboard` or `vidcolor ctt serve` on a free local port for the length of a block,
+Chromium's path and flags, and waiting for Streamlit to finish a run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -83,14 +84,3 @@ def settle(page, timeout: float = 60_000) -> None:
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
     page.wait_for_timeout(300)
-
-
-@pytest.fixture(scope="session")
-def web():
-    """These helpers for a test module (test modules cannot import a conftest under
-    --import-mode=importlib): need_chromium, serving, settle, CHROMIUM, CHROMIUM_ARGS."""
-    import types
-
-    return types.SimpleNamespace(
-        need_chromium=need_chromium, serving=serving, settle=settle, CHROMIUM=CHROMIUM, CHROMIUM_ARGS=CHROMIUM_ARGS
-    )
