@@ -140,20 +140,24 @@ def position_bias(sides: Iterable[str | None]) -> dict:
     }
 
 
+#: `rater_quality`'s table
+QUALITY_COLUMNS = [
+    "rater_id",
+    "votes",
+    "attention_checks",
+    "attention_passed",
+    "attention_pass_rate",
+    "consensus_items",
+    "consensus_agreement",
+]
+
+
 def rater_quality(votes: pd.DataFrame) -> pd.DataFrame:
     """Per rater: votes, attention checks seen and passed, pass rate, and agreement with the
     consensus: over the rater's counted 2AFC votes on items that at least two *other* raters
     answered with a strict majority, the share that picked what that majority picked (NaN with
     no such item). `votes`: Store.votes() rows (rater_id, uid, is_attention, picked_real)."""
-    cols = [
-        "rater_id",
-        "votes",
-        "attention_checks",
-        "attention_passed",
-        "attention_pass_rate",
-        "consensus_items",
-        "consensus_agreement",
-    ]
+    cols = QUALITY_COLUMNS
     if votes.empty:
         return pd.DataFrame(columns=cols)
     answered = votes[votes["picked_real"].notna()].copy()

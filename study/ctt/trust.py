@@ -52,18 +52,7 @@ AGREEMENT_COLUMNS = [
     "left_p",
 ]
 #: the raters table: one row per rater and task
-RATER_COLUMNS = [
-    "rater_id",
-    "rater",
-    "task",
-    "votes",
-    "attention_checks",
-    "attention_passed",
-    "attention_pass_rate",
-    "consensus_items",
-    "consensus_agreement",
-    "reliability",
-]
+RATER_COLUMNS = ["rater_id", "rater", "task", *agr.QUALITY_COLUMNS[1:], "reliability"]
 #: the pairwise ranking: plain Bradley-Terry beside Crowd-BT
 RANKING_COLUMNS = [
     "trial",
