@@ -6,8 +6,8 @@ docs/ctt-analysis.md).
 
 - FILE.csv: per trial and per experiment (`results`: fooling rate, Wilson interval, ratings, ...);
 - FILE-agreement.csv: one row per task with votes (2afc, rating, pairwise): Krippendorff's alpha
-  with its bootstrap 95% interval, the items and votes behind it, and for 2afc the left/right
-  position bias (`study.ctt.trust.AGREEMENT_COLUMNS`);
+  with its bootstrap 95% interval, the items and votes behind it, and for 2afc and pairwise votes
+  the left/right position bias (`study.ctt.trust.AGREEMENT_COLUMNS`);
 - FILE-raters.csv: one row per rater and task: votes, attention checks passed, consensus agreement,
   Crowd-BT reliability for pairwise raters (`RATER_COLUMNS`);
 - FILE-ranking.csv: the pairwise ranking, plain Bradley-Terry beside Crowd-BT (`RANKING_COLUMNS`;

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import unicodedata
 
 import cv2
 import numpy as np
@@ -77,6 +78,6 @@ def check(seed: str, answers: list) -> bool:
     """Whether the answers (one per plate, in order; anything) name at least `PASS` digits right."""
     right = 0
     for digit, answer in zip(digits(seed), answers):
-        text = str(answer).strip() if answer is not None else ""
+        text = unicodedata.normalize("NFKC", str(answer)).strip() if answer is not None else ""  # "８" is 8
         right += text == str(digit)
     return right >= PASS

@@ -36,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -46,6 +46,7 @@ from starlette.routing import Route
 
 from study.ctt import plates
 from study.ctt.composite import CompositeCache, png_bytes, real_on_left
+from study.store.campaigns import INVALID_INVITE
 from study.store.rater_sessions import RaterFacingError
 
 log = logging.getLogger("vidcolor.rater")
@@ -66,6 +67,7 @@ NO_STORE = {
 }
 MEDIA_TYPES = {"frame": "image/png", "clip": "video/mp4"}
 TOKEN_TTL_S = 3600.0
+MAX_FORM_BYTES = 16 * 1024  # the consent form: a tick and the platform's ids
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -92,9 +94,16 @@ class MediaTokens:
         self._lock = threading.Lock()
         self._by_token: dict[str, tuple[str, str, Any, str, float]] = {}
         self._by_key: dict[tuple[str, str], str] = {}
+        self._next_purge = 0.0
 
     def mint(self, session: str, what: str, source: Any, media_type: str) -> str:
         with self._lock:
+            now = time.monotonic()
+            if len(self._by_token) > 1000 and now >= self._next_purge:  # abandoned sessions' URLs
+                self._next_purge = now + 60.0
+                for token in [t for t, e in self._by_token.items() if e[4] < now]:
+                    entry = self._by_token.pop(token)
+                    self._by_key.pop((entry[0], entry[1]), None)
             token = self._by_key.get((session, what))
             if token is None or token not in self._by_token:
                 token = secrets.token_urlsafe(24)
@@ -187,9 +196,9 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
         token = request.path_params["token"]
         settings = store.campaign_settings(token)
         if settings is None:
-            return notice("This invite link is not valid (unknown, used up, or its test is closed).", 404)
-        if session_of(request):
-            return RedirectResponse("/rate", status_code=303, headers=NO_STORE)
+            return notice(INVALID_INVITE.capitalize() + ".", 410)
+        if store.session_campaign(request.cookies.get(COOKIE)) == settings["campaign_id"]:
+            return RedirectResponse("/rate", status_code=303, headers=NO_STORE)  # this browser's session of it
         if settings["problem"]:
             return notice(settings["problem"].capitalize() + ".", 410)
         ids = {key: request.query_params.get(name, "") for key, name in settings["id_params"].items()}
@@ -215,17 +224,35 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
 
     @guarded
     async def start(request: Request):
-        form = await request.form()
-        return await run_in_threadpool(_start, request, dict(form))
+        # a form of this page only: from this origin, urlencoded and small (no uploads to spool)
+        site = request.headers.get("sec-fetch-site")
+        origin = request.headers.get("origin")
+        # (under Referrer-Policy no-referrer a browser sends "Origin: null" with its Sec-Fetch-Site)
+        foreign = origin not in (None, "null") and urlsplit(origin).netloc != request.url.netloc
+        if foreign or (site and site not in ("same-origin", "none")) or (origin == "null" and site != "same-origin"):
+            return notice("Open the invite link you were given and start from its page.", 403)
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return notice("Open the invite link you were given and start from its page.", 415)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return notice("Open the invite link you were given and start from its page.", 413)
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        return await run_in_threadpool(_start, request, form)
 
     def _start(request: Request, form: dict):
         token = request.path_params["token"]
         if form.get("agree") != "yes":
             return notice("Taking part needs your consent: go back and tick the box.", 400)
-        secret = request.cookies.get(COOKIE)
-        if store.session_for_secret(secret):
+        settings = store.campaign_settings(token)
+        if settings is None:
+            return notice(INVALID_INVITE.capitalize() + ".", 410)
+        if store.session_campaign(request.cookies.get(COOKIE)) == settings["campaign_id"]:
             return RedirectResponse("/rate", status_code=303, headers=NO_STORE)
-        secret = secrets.token_urlsafe(32)
+        if settings["id_params"] and not form.get("participant"):
+            return notice("This link is missing your participant id: open it from the recruiting platform.", 400)
+        secret = secrets.token_urlsafe(32)  # a session of another campaign in this browser is left as it is
         store.open_session(
             token,
             secret=secret,
@@ -235,7 +262,10 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
             consented=True,
         )
         response = RedirectResponse("/rate", status_code=303, headers=NO_STORE)
-        response.set_cookie(COOKIE, secret, httponly=True, samesite="strict", path="/", max_age=7 * 24 * 3600)
+        https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        response.set_cookie(
+            COOKIE, secret, httponly=True, samesite="strict", secure=https, path="/", max_age=7 * 24 * 3600
+        )
         return response
 
     @guarded
@@ -279,7 +309,9 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
             code = camp["screened_code"] if st["screened_out"] else camp["completion_code"]
             url = camp["completion_url"]
             out.update(phase="screened" if st["screened_out"] else "done", code=code)
-            if url and not (st["screened_out"] and not camp["screened_code"]):
+            # a screened-out rater goes there only with their own code in the URL: never with the
+            # completion code a URL without {code} would carry
+            if url and (not st["screened_out"] or ("{code}" in url and camp["screened_code"])):
                 out["redirect"] = url.replace("{code}", quote(code or ""))
             return JSONResponse(out, headers=NO_STORE)
         if camp["screen"] and not st["screen_passed"]:
@@ -342,6 +374,10 @@ def create_app(store, cache_dir: str | Path) -> Starlette:
     @api
     def screen(request: Request, sid: str, body: dict):
         st = store.session_state(sid, start_clock=False)
+        if not st["campaign"]["screen"] or st["screen_passed"] or st["screened_out"]:
+            return JSONResponse(
+                {"error": "there is no colour-vision check to answer now"}, status_code=409, headers=NO_STORE
+            )
         answers = body.get("answers")
         if not isinstance(answers, list):
             return JSONResponse({"error": "answers is a list"}, status_code=400, headers=NO_STORE)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from models.errors import VidcolorError
 from study.store.engine import StoreEngine
 from study.store.schema import VOTE_MODES, CampaignRow, InviteRow, RaterSessionRow, StudyRow, TrialRow, utcnow
-from study.store.session_plans import attention_count, eligible_items, source_pairs
+from study.store.session_plans import attention_count, eligible_items, fix_practice, source_pairs
 
 CAMPAIGN_COLUMNS = [
     "name",
@@ -105,6 +105,7 @@ class CampaignsMixin(StoreEngine):
             )
             s.add(row)
             s.flush()
+            fix_practice(s, row)
             regular, attention = _supply(s, row)
             need_att = attention_count(row)
             need_reg = row.session_items - need_att + row.practice_items
@@ -158,6 +159,7 @@ class CampaignsMixin(StoreEngine):
             if row is None:
                 return None
             return {
+                "campaign_id": row.id,
                 "problem": invite_problem(invite, row),
                 "consent_text": row.consent_text,
                 "id_params": dict(row.id_params or {}),

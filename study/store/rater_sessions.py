@@ -113,7 +113,10 @@ class RaterSessionsMixin(StoreEngine):
             with self._read() as s:
                 invite = s.get(InviteRow, str(token))
                 row = None if invite is None else s.get(CampaignRow, invite.campaign_id)
-                if row is not None and row.is_open and row.task == "pairwise":
+                problem = invite_problem(invite, row)
+                if problem is not None:  # before any planning: a dead link costs nothing
+                    raise RaterFacingError(problem)
+                if row.task == "pairwise":
                     planned = pairwise_plan(s, row, rng)
         with self._write() as s:
             invite = s.get(InviteRow, str(token)) if token else None
@@ -167,6 +170,15 @@ class RaterSessionsMixin(StoreEngine):
             return None
         with self._read() as s:
             return s.scalar(select(RaterSessionRow.id).where(RaterSessionRow.secret_hash == secret_hash(secret)))
+
+    def session_campaign(self, secret: str | None) -> int | None:
+        """The campaign (its row id) of the session whose browser holds `secret` (None: none)."""
+        if not secret:
+            return None
+        with self._read() as s:
+            return s.scalar(
+                select(RaterSessionRow.campaign_id).where(RaterSessionRow.secret_hash == secret_hash(secret))
+            )
 
     def revoke_invite(self, token: str) -> str:
         """Withdraw an invite link: it opens no new session (sessions it opened go on). Returns the

@@ -188,6 +188,8 @@ class CampaignRow(Base):
     completion_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     id_params: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     screen: Mapped[bool] = mapped_column(Boolean, default=False)  # the colour-vision screen first
+    # the practice items (or "a|b" pairs), drawn once when the campaign is made: never counted in it
+    practice_uids: Mapped[Any | None] = mapped_column(JSON, nullable=True)
 
 
 class InviteRow(Base):

@@ -48,12 +48,22 @@ def eligible_items(s, row: CampaignRow) -> tuple[list[str], list[str]]:
 
 
 def practice_pool(row: CampaignRow, candidates: list[str]) -> list[str]:
-    """The campaign's practice items (or pairs): the same `practice_items` of `candidates` for every
-    session, drawn by the campaign's own seed, so an item whose answer a practice round reveals is
-    never a counted item in any session of the campaign."""
+    """The campaign's practice items (or pairs), the same for every session, so an item whose answer
+    a practice round reveals is never a counted item in any session of the campaign: those fixed
+    when the campaign was made (`practice_uids`) that are still among `candidates`; for a campaign
+    made before they were recorded, `practice_items` of `candidates` drawn by the campaign's seed."""
+    if row.practice_uids is not None:
+        have = set(candidates)
+        return [u for u in row.practice_uids if u in have]
     pool = sorted(candidates)
     random.Random(f"practice:{row.id}:{row.name}").shuffle(pool)
     return pool[: row.practice_items]
+
+
+def fix_practice(s, row: CampaignRow) -> None:
+    """Record a new campaign's practice items (its `practice_pool` of today's items or pairs)."""
+    candidates = source_pairs(s, row) if row.task == "pairwise" else eligible_items(s, row)[0]
+    row.practice_uids = practice_pool(row, candidates)
 
 
 def draw_plan(s, row: CampaignRow, rng: random.Random) -> tuple[list[str], list[str]]:

@@ -169,7 +169,7 @@ def test_expired_revoked_and_closed_invites_show_a_clear_notice(served):
         assert page.status_code == 410 and text.capitalize() in page.text and "<form" not in page.text
         r = client.post(f"/i/{t}", data={"agree": "yes", "participant": "x"})  # nor by posting the form
         assert r.status_code == 409 and text in r.text and COOKIE not in r.headers.get("set-cookie", "")
-    assert client.get("/i/not-a-token").status_code == 404
+    assert client.get("/i/not-a-token").status_code == 410  # as a used-up one: nothing more said
     assert client.get(f"/i/{token}").status_code == 400  # no participant id: opened outside Prolific
     store.close_campaign(info["study"], "prolific")
     assert "not valid" in client.get(f"/i/{token}", params={"PROLIFIC_PID": "y"}).text
@@ -493,3 +493,77 @@ def test_composites_made_at_once_by_many_threads_are_made_once_and_whole(fx, tmp
         outs = list(pool.map(lambda _: cache.get("k", paths, "clip"), range(16)))
     assert len(set(outs)) == 1 and outs[0].stat().st_size > 0
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [outs[0].name]  # no leftovers
+
+
+def test_a_browser_done_with_one_campaign_can_join_another(served):
+    info, store, app, token = served
+    rater = _client(app)
+    _join(rater, token, "pid-x")
+    first = _session_of(store, rater)
+    store.create_campaign(info["study"], "second", session_items=2, practice_items=0, attention_share=0.0)
+    (other,) = store.add_invites(info["study"], "second")
+    page = rater.get(f"/i/{other}")
+    assert page.status_code == 200 and "<form" in page.text  # its consent page, not the first one's session
+    assert rater.post(f"/i/{other}", data={"agree": "yes"}).status_code == 303
+    second = _session_of(store, rater)
+    assert second and second != first and rater.get("/api/state").json()["phase"] == "item"
+    assert rater.get(f"/i/{other}").headers["location"] == "/rate"  # and back to it on a reload
+
+
+def test_the_consent_form_only_from_its_own_page(served):
+    info, store, app, token = served
+    client = _client(app)
+    form = {"agree": "yes", "participant": "pid-c"}
+    r = client.post(f"/i/{token}", data=form, headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403 and COOKIE not in r.headers.get("set-cookie", "")
+    r = client.post(f"/i/{token}", data=form, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    r = client.post(f"/i/{token}", data=form, headers={"Origin": "null"})  # a sandboxed or file: page
+    assert r.status_code == 403
+    r = client.post(f"/i/{token}", files={"participant": ("p.txt", b"x" * 100)}, data={"agree": "yes"})
+    assert r.status_code == 415  # no multipart uploads spooled to disk
+    r = client.post(
+        f"/i/{token}",
+        content=b"agree=yes&participant=" + b"x" * 20000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 413
+    r = client.post(f"/i/{token}", data={"agree": "yes"})  # a platform's campaign needs the participant's id
+    assert r.status_code == 400 and "participant id" in r.text
+    assert store.campaign_sessions(info["study"], "prolific").empty
+    ok = client.post(f"/i/{token}", data=form, headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1"})
+    assert ok.status_code == 303
+
+
+def test_the_screen_is_answered_once_and_only_in_its_phase(served):
+    info, store, app, token = served
+    rater = _client(app)
+    _join(rater, token, "pid-q")
+    seed = _seed(store, _session_of(store, rater))
+    right = [chr(0xFF10 + d) for d in plates.digits(seed)]  # full-width digits, as an IME types them
+    assert rater.post("/api/screen", json={"answers": right}).json() == {"ok": True}
+    assert rater.get("/api/state").json()["phase"] == "item"
+    r = rater.post("/api/screen", json={"answers": ["", "", "", ""]})  # no second go, no self-screening
+    assert r.status_code == 409 and rater.get("/api/state").json()["phase"] == "item"
+
+
+def test_a_screened_out_rater_is_never_sent_on_with_the_completion_code(fx, tmp_path):
+    info = fx.build(tmp_path)
+    store = info["store"]
+    store.create_campaign(
+        "fixture",
+        "c",
+        session_items=2,
+        practice_items=0,
+        attention_share=0.0,
+        screen=True,
+        completion_code="DONE1",
+        screened_code="OUT1",
+        completion_url="https://p.example/complete?cc=DONE1",
+    )
+    (token,) = store.add_invites("fixture", "c")
+    client = _client(create_app(store, tmp_path / "cache"))
+    _join_plain(client, token)
+    client.post("/api/screen", json={"answers": []})
+    state = client.get("/api/state").json()
+    assert state["phase"] == "screened" and state["code"] == "OUT1" and "redirect" not in state

@@ -263,3 +263,43 @@ def test_display_clock_survives_a_reload_and_restarts_with_the_next_item(study):
     assert again["item"]["uid"] == first["item"]["uid"] and again["shown_s"] >= first["shown_s"] + 0.25
     study.answer(sid, first["item"]["uid"], picked_real=True, choice="left")
     assert study.session_state(sid)["shown_s"] < 0.25  # the next item's clock starts when it is first shown
+
+
+def test_practice_items_stay_the_campaigns_when_items_are_added(fx, tmp_path):
+    """Practice answers are revealed: the practice items are fixed when the campaign is made, so items
+    built later never reshuffle them into counted items of later sessions."""
+    import random
+
+    from study.store.schema import RaterSessionRow
+
+    info = fx.build(tmp_path)
+    store = info["store"]
+    store.create_campaign("fixture", "c", session_items=3, practice_items=2, attention_share=0.0)
+    (token,) = store.add_invites("fixture", "c", max_uses=None)
+
+    def plan() -> tuple[list, list]:
+        sid = store.open_session(token, rng=random.Random(len(store.campaign_sessions("fixture", "c"))))
+        with store._read() as s:
+            row = s.get(RaterSessionRow, sid)
+            return list(row.plan[: row.practice]), list(row.plan[row.practice :])
+
+    before, _ = plan()
+    items = store.ctt_items("fixture")
+    extra = items[~items["is_attention"]].iloc[0]
+    store.add_ctt_items(  # another item, as a later `ctt build` would add
+        "fixture",
+        [
+            {
+                "real_path": extra["real_path"],
+                "fake_path": extra["fake_path"],
+                "medium": "clip",
+                "trial_id": "t_001",
+                "video_id": "vid_z",
+                "clip": 9,
+                "split": "test",
+            }
+        ],
+    )
+    for _ in range(5):
+        practice, counted = plan()
+        assert sorted(practice) == sorted(before) and not set(practice) & set(counted)

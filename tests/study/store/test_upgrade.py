@@ -95,6 +95,7 @@ ADDED_0008 = {  # the columns revision 0008 added, with the value old rows get
         "screened_code": None,
         "completion_url": None,
         "id_params": None,
+        "practice_uids": None,
         "screen": False,
     },
     "vc_ctt_invites": {"expires": None, "revoked": False},

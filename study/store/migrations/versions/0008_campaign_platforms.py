@@ -6,11 +6,12 @@ Create Date: 2026-12-08
 
 Campaigns gain what a recruiting platform needs: the consent text, the completion and screened-out
 codes, a completion URL, the names of the URL parameters that carry a participant's ids, and
-whether raters take the colour-vision screen. Invites gain an expiry and a revoked mark. Sessions
-gain the hash of the secret their browser holds (an HTTP-only cookie), the participant's ids (one
-session per participant and campaign), whether the rater was screened out, the seed that draws
-which side each item is shown on, and when consent was given and the screen passed. A pairwise vote
-records the side the rater picked (its position bias). Older rows keep NULL / false.
+whether raters take the colour-vision screen; and its practice items, fixed when it is made.
+Invites gain an expiry and a revoked mark. Sessions gain the hash of the secret their browser holds
+(an HTTP-only cookie), the participant's ids (one session per participant and campaign), whether
+the rater was screened out, the seed that draws which side each item is shown on, and when consent
+was given and the screen passed. A pairwise vote records the side the rater picked (its position
+bias). Older rows keep NULL / false.
 """
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ def upgrade() -> None:
         ("screened_code", sa.String(100)),
         ("completion_url", sa.Text()),
         ("id_params", sa.JSON()),
+        ("practice_uids", sa.JSON()),
     ):
         op.add_column("vc_ctt_campaigns", sa.Column(name, kind, nullable=True))
     op.add_column("vc_ctt_campaigns", sa.Column("screen", sa.Boolean(), nullable=False, server_default=sa.false()))
