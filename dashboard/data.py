@@ -63,6 +63,12 @@ def media(url: str | None, study: str, trial_id: str | None = None) -> pd.DataFr
     return _store(url).media(study, trial_id)
 
 
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def ctt_item_count(url: str | None, study: str) -> int:
+    """How many CTT items the study has (0: nothing to rate)."""
+    return len(_store(url).ctt_items(study))
+
+
 def record_vote(rater_id: str, item_uid: str, **kwargs) -> bool:
     """Store a vote (Store.record_vote; on SQLite the server's writers queue on the store's own lock)."""
     return store().record_vote(rater_id, item_uid, **kwargs)

@@ -44,7 +44,11 @@ metric_cols = data.headline_first(data.metrics_of(rows))
 obj_col = data.objective_column(rows, info)  # `objective` is a copy of best_<objective metric>
 table = rows[["experiment", *data.params_of(rows), *dict.fromkeys([obj_col, *metric_cols])]].T
 table.index = [c.removeprefix("param_") for c in table.index]  # hyperparameters first, then metrics
-st.dataframe(table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)), width="stretch", height=250)
+st.dataframe(  # tall enough for the hyperparameters and the objective and headline metrics after them
+    table.map(lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)),
+    width="stretch",
+    height=min(36 * (len(table) + 1) + 4, 36 * 13 + 4),
+)
 
 
 # one epoch for every panel: the frames the trials rendered while training (a spec's

@@ -82,6 +82,12 @@ def _start(rater_name: str, task: str, limit: float) -> None:
 
 
 if "ctt_rater" not in ss:
+    if data.ctt_item_count(data.db_url(), name) == 0:  # nothing to rate: no rater is made
+        st.info(
+            f"Study {name} has no Color Turing Test items yet, so there is nothing to rate here. "
+            "Its researcher makes them with `vidcolor ctt build`."
+        )
+        st.stop()
     qp = st.query_params
     preset_task = qp.get("task") if qp.get("task") in ("2afc", "rating") else None
     try:
@@ -134,7 +140,12 @@ st.caption(f"Rater: {ss['ctt_rater_name']} · votes this session: {ss.get('ctt_c
 if ss.pop("ctt_flash", None) == "Vote recorded.":
     st.toast("Vote recorded.")
 if not ss.get("ctt_uid"):
-    st.success("Thank you! You have judged every item of this study.")
+    cast = ss.get("ctt_cast", 0)
+    st.success(
+        "Thank you! You have judged every item of this study."
+        if cast
+        else "There is nothing left for you to judge in this study (you have rated its items before)."
+    )
     st.stop()
 
 task, limit, medium = ss["ctt_task"], ss["ctt_limit"], ss["ctt_medium"]

@@ -108,7 +108,8 @@ first = [
 ]
 first = list(dict.fromkeys(first))  # an objective may be one of the usual first columns
 last = [c for c in ("best_epoch", "started", "ended", "checkpoint", "error") if c in shown]
-shown = shown[first + [c for c in shown.columns if c not in first and c not in last] + last]
+params = [c for c in shown.columns if c.startswith("param_") and c not in first]  # right after the metrics
+shown = shown[first + params + [c for c in shown.columns if c not in first + params and c not in last] + last]
 column_config = {
     "objective": st.column_config.NumberColumn(format="%.4f"),
     "best_val_rmse_ratio": st.column_config.NumberColumn(
@@ -139,6 +140,11 @@ column_config = {
         "pareto", help="on the Pareto front of the study's objectives (trials that ran every epoch only)"
     ),
 }
+for c in params:  # the searched settings by their names, small values (lr 3e-4) in full
+    if shown[c].dtype.kind in "fi":
+        column_config[c] = st.column_config.NumberColumn(c.removeprefix("param_"), format="%.3g")
+    else:
+        column_config[c] = st.column_config.Column(c.removeprefix("param_"))
 if obj_col != "objective":  # the objective's column says so
     usual = column_config.get(obj_col)
     column_config[obj_col] = st.column_config.NumberColumn(

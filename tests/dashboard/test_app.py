@@ -546,8 +546,11 @@ def test_rater_link_fixes_study_task_and_display_time(tmp_path, monkeypatch, fx)
     plain.query_params["mode"] = "rater"
     plain.run()
     assert not plain.selectbox and not plain.sidebar.selectbox and not plain.radio and not plain.number_input
-    plain.button[0].click().run()
-    assert any("judged every item" in s.value for s in plain.success)  # "newer" has no items
+    # "newer" has no items: the page says so, offers no Start, and makes no rater (it thanked a
+    # rater for judging every item after no vote)
+    assert not plain.button and any("has no Color Turing Test items yet" in i.value for i in plain.info)
+    assert "judged every item" not in texts(plain)
+    assert len(info["store"].raters()) == 1  # the one Start above
 
 
 def test_ctt_results_page_with_exclusion(tmp_path, monkeypatch, fx):
