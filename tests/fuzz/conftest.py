@@ -223,10 +223,12 @@ def check(
     out: Path | None = None,
     allowed: tuple[int, ...] = (0, 2),
     again: bool = True,
+    beside: tuple = (),
 ) -> tuple[int, str]:
-    """Run ``argv`` once (and again when it wrote ``out``) and assert the suite's invariants."""
+    """Run ``argv`` once (and again when it wrote ``out``) and assert the suite's invariants.
+    ``beside``: files the command writes next to ``out`` (``ctt export``'s FILE-agreement.csv ...)."""
     watch = [Path(w) for w in watch]
-    exclude = (Path(out),) if out is not None else ()
+    exclude = ((Path(out),) if out is not None else ()) + tuple(Path(b) for b in beside)
     before = snapshot(*watch, exclude=exclude)
     rc, text = run_cli(argv)
     if rc == KNOWN:

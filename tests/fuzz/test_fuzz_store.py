@@ -62,6 +62,13 @@ def _argv(fz, command, url, case):
     return argv, None
 
 
+def _beside(command, out) -> tuple:
+    """What `ctt export --out FILE.csv` writes next to FILE.csv (FILE-agreement.csv ...)."""
+    from study.ctt.export import side_paths
+
+    return tuple(side_paths(out).values()) if command == "export" and out is not None else ()
+
+
 @given(data=st.data(), command=COMMANDS)
 def test_damaged_database_file(fz, data, command):
     with fz.case() as case:
@@ -69,7 +76,7 @@ def test_damaged_database_file(fz, data, command):
         db.write_bytes(fz.damage(data, fz.base.db.read_bytes()))
         argv, out = _argv(fz, command, f"sqlite:///{db}", case)
         watch = [fz.base.root] if command == "build" else [case, fz.base.root]
-        fz.check(argv, watch=watch, out=out)
+        fz.check(argv, watch=watch, out=out, beside=_beside(command, out))
 
 
 @given(data=st.data(), command=COMMANDS)
@@ -89,7 +96,7 @@ def test_damaged_database_values(fz, data, command):
         con.close()
         argv, out = _argv(fz, command, f"sqlite:///{db}", case)
         watch = [fz.base.root] if command == "build" else [case, fz.base.root]
-        fz.check(argv, watch=watch, out=out)
+        fz.check(argv, watch=watch, out=out, beside=_beside(command, out))
 
 
 @given(data=st.data())
