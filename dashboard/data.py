@@ -59,8 +59,9 @@ def epochs(url: str | None, study: str, trial_ids: tuple[str, ...] | None = None
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
-def media(url: str | None, study: str, trial_id: str | None = None) -> pd.DataFrame:
-    return _store(url).media(study, trial_id)
+def media(url: str | None, study: str, trial_id: str | None = None, epochs: bool = False) -> pd.DataFrame:
+    """A trial's (or the study's) final media, or with `epochs` the frames rendered while it trained."""
+    return _store(url).media(study, trial_id, epochs=epochs)
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)

@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import streamlit as st
 from PIL import Image
 
 from dashboard import data
 
 ROLES = ("gray", "pred", "gt")  # the views of a clip; a media type is {role}_mp4 or {role}_png
 LABELS = {"gray": "Gray input", "pred": "Prediction", "gt": "Ground truth"}
-
-
-@st.cache_data(ttl=data.REFRESH_S, show_spinner=False)
-def epoch_media(url: str | None, study: str, trial_id: str | None = None) -> pd.DataFrame:
-    """The frames rendered while trials trained, with their epoch (`Store.media(epochs=True)`)."""
-    return data._store(url).media(study, trial_id, epochs=True)
 
 
 def epochs_of(media: pd.DataFrame, key=None) -> list[int]:

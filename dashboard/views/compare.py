@@ -12,7 +12,7 @@ from dashboard import compare_widgets, data, viewer
 
 url, name, info, trials = data.page_trials("Compare trials")
 media = data.media(url, name)
-during_all = viewer.epoch_media(url, name)
+during_all = data.media(url, name, epochs=True)
 with_media = [t for t in trials["trial_id"] if t in set(media["trial_id"]) | set(during_all["trial_id"])]
 if len(with_media) < 2:
     st.info("Comparing needs at least two trials with rendered sample media.")

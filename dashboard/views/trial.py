@@ -32,7 +32,7 @@ if row["status"] == "ERROR" and isinstance(row["error"], str):
 
 st.subheader("Frame viewer")
 media = data.media(url, name, tid)
-during = viewer.epoch_media(url, name, tid)
+during = data.media(url, name, tid, epochs=True)
 clips = sorted(set(viewer.clips_of(media)) | set(viewer.clips_of(during)), key=lambda k: (k[0], k[1] or -1))
 key = st.selectbox("Clip", clips, format_func=viewer.clip_label, key="trial_clip") if clips else None
 if key is None:

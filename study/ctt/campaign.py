@@ -203,10 +203,7 @@ def main_invite(args) -> int:
     uses = None if args.uses == 0 else args.uses
     check_base_url(args.base_url)
     expires = parse_expires(args.expires)
-    row = store.campaigns(study).set_index("name")
-    if args.name not in row.index:
-        raise VidcolorError(f"study {study!r} has no campaign named {args.name!r} (ctt campaign list shows them)")
-    id_params = store.campaign_id_params(study, args.name)
+    id_params = store.campaign_id_params(study, args.name)  # an unknown campaign: an error naming it
     tokens = store.add_invites(study, args.name, args.links, uses, expires=expires)
     _print_links(args.base_url, tokens, uses, expires, id_params, _platform_of(id_params))
     return 0

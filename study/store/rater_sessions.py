@@ -166,19 +166,17 @@ class RaterSessionsMixin(StoreEngine):
 
     def session_for_secret(self, secret: str | None) -> str | None:
         """The session whose browser holds `secret` (None: none)."""
-        if not secret:
-            return None
-        with self._read() as s:
-            return s.scalar(select(RaterSessionRow.id).where(RaterSessionRow.secret_hash == secret_hash(secret)))
+        return self._by_secret(secret, RaterSessionRow.id)
 
     def session_campaign(self, secret: str | None) -> int | None:
         """The campaign (its row id) of the session whose browser holds `secret` (None: none)."""
+        return self._by_secret(secret, RaterSessionRow.campaign_id)
+
+    def _by_secret(self, secret: str | None, column) -> Any:
         if not secret:
             return None
         with self._read() as s:
-            return s.scalar(
-                select(RaterSessionRow.campaign_id).where(RaterSessionRow.secret_hash == secret_hash(secret))
-            )
+            return s.scalar(select(column).where(RaterSessionRow.secret_hash == secret_hash(secret)))
 
     def revoke_invite(self, token: str) -> str:
         """Withdraw an invite link: it opens no new session (sessions it opened go on). Returns the
