@@ -39,6 +39,25 @@ DEMO_CLIP_LEN = 8
 REPO = Path(__file__).resolve().parents[1]
 
 
+# A fresh-clone CI run once ended in a segmentation fault after every test had passed and the
+# summary was printed: in the interpreter's own teardown, where threads of C extensions (FFmpeg's,
+# Ray's, gRPC's) can still be running. The run then ends with the session's exit status as soon as
+# every plugin has finished (trylast), without that teardown.
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if _EXIT_STATUS and not hasattr(config, "workerinput"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The real footage beside the checkout (``../shared/data``: cockatoo.mp4, realshort.mp4,
